@@ -1,0 +1,278 @@
+"""`Graph`: tasks, their values and their cache, in one session.
+
+This is the Python API the magics are glue over: ``graph.task`` defines,
+``graph.run`` brings targets up to date, ``graph.plan`` and ``graph.why``
+explain. Values live in ``graph.results`` and, when a namespace is given
+(the notebook's), are bound there under each task's name.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import warnings
+from collections.abc import Callable, Iterable, MutableMapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+
+from .capture import OutputLog, capture_streams, replay_streams
+from .errors import (
+    DagnbCacheWarning,
+    TaskFailed,
+    Unfingerprintable,
+    UnfingerprintableWarning,
+    UnpicklableOutputWarning,
+)
+from .events import EventBus
+from .executor import Backend, Outcome, RunReport, execute, make_backend
+from .graph import TaskGraph, TaskSpec, spec_from_function
+from .hashing import fingerprint
+from .plan import Decision, Plan, Result, decide, plan_run
+from .store import CacheEntry, CacheMiss, Store, open_store
+
+__all__ = ["Graph", "Why"]
+
+
+@dataclass(frozen=True)
+class Why:
+    """The answer to ``%dag why TASK``."""
+
+    task: str
+    stale: bool
+    reasons: tuple[str, ...]
+
+    def render_text(self) -> str:
+        if not self.stale:
+            return f"{self.task} is up to date: its key is unchanged."
+        return f"{self.task} is stale: " + "; ".join(self.reasons) + "."
+
+    __str__ = render_text
+
+    def __repr__(self) -> str:
+        return self.render_text()
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return {"text/plain": self.render_text(), "text/html": f"<code>{escape(self.render_text())}</code>"}
+
+
+class Graph:
+    """A DAG of tasks with an incremental, cached ``run``.
+
+    Args:
+        cache_dir: where the disk cache lives; ``None`` keeps the cache in memory.
+        namespace: a mapping to bind task values into (a notebook's ``user_ns``).
+        store: a ready-made :class:`~dagnb.store.Store` (overrides ``cache_dir``).
+    """
+
+    def __init__(
+        self,
+        cache_dir: str | None = None,
+        namespace: MutableMapping[str, Any] | None = None,
+        store: Store | None = None,
+    ) -> None:
+        self.tasks = TaskGraph()
+        self.namespace: MutableMapping[str, Any] = namespace if namespace is not None else {}
+        self.store = store if store is not None else open_store(cache_dir)
+        self.results: dict[str, Result] = {}
+        self.bus = EventBus()
+        self.last_run: RunReport | None = None
+        self.mode = "lazy"
+        self.capture: Callable[[], AbstractContextManager[OutputLog]] = capture_streams
+        self.replay: Callable[[list[dict[str, Any]]], None] = replay_streams
+        self._run_ids = itertools.count(1)
+        self._unhashable_warned: set[str] = set()
+
+    # ------------------------------------------------------------ definition
+
+    def task(self, func: Callable[..., Any] | None = None, *, volatile: bool = False) -> Any:
+        """Decorator: ``@graph.task`` or ``@graph.task(volatile=True)``; returns the function."""
+
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            self.add(spec_from_function(fn, volatile=volatile))
+            return fn
+
+        return register(func) if func is not None else register
+
+    def add(self, spec: TaskSpec) -> TaskSpec | None:
+        """Add or replace a task; a replaced task's in-memory value is kept until it reruns."""
+        return self.tasks.add(spec)
+
+    def check(self, name: str) -> None:
+        """Raise now if any parameter of ``name`` (or of a task upstream) cannot resolve."""
+        for task in self.tasks.order([name]):
+            self.tasks.resolve(task, self.namespace)
+
+    def drop(self, name: str) -> TaskSpec:
+        """Remove a task, its value and its binding (its cache entries stay)."""
+        spec = self.tasks.drop(name)
+        if self.results.pop(name, None) is not None:
+            self.namespace.pop(name, None)
+        return spec
+
+    def __getitem__(self, name: str) -> Any:
+        """The current value of task ``name`` (run it first)."""
+        self.tasks.get(name)
+        return self.results[name].value
+
+    # -------------------------------------------------------------- planning
+
+    def upstream(self, task: str) -> list[str]:
+        return self.tasks.upstream(task)
+
+    def plan(self, targets: Iterable[str] | None = None, force: Iterable[str] = ()) -> Plan:
+        """What ``run`` would do, without running or loading anything."""
+        targets = self._validate(targets)
+        return plan_run(self, targets, force)
+
+    def why(self, name: str) -> Why:
+        """Which part of ``name``'s key changed since it last ran."""
+        self.tasks.get(name)
+        plan = self.plan([name])
+        decision = plan[name]
+        if decision.action in ("fresh", "load"):
+            return Why(name, False, ())
+        if decision.action == "pending":
+            return Why(name, True, decision.reasons)
+        return Why(name, True, decision.reasons)
+
+    def stale(self, names: Iterable[str]) -> list[str]:
+        """Those of ``names`` that the next run would (or might) execute."""
+        names = list(names)
+        if not names:
+            return []
+        plan = plan_run(self, names)
+        wanted = set(names)
+        return [t for t in plan.to_run if t in wanted]
+
+    def _validate(self, targets: Iterable[str] | None) -> list[str] | None:
+        names = None if targets is None else [self.tasks.get(t).name for t in targets]
+        for task in self.tasks.order(names):
+            self.tasks.resolve(task, self.namespace)
+        return names
+
+    # --------------------------------------------------------------- running
+
+    def run(
+        self,
+        targets: Iterable[str] | None = None,
+        *,
+        force: Iterable[str] = (),
+        keep_going: bool = False,
+        backend: str | Backend | None = None,
+        jobs: int = 1,
+        raise_errors: bool = True,
+    ) -> RunReport:
+        """Bring ``targets`` (default: every task) up to date, running only stale tasks.
+
+        Raises:
+            TaskFailed: a task raised (after every other result is committed),
+                unless ``raise_errors`` is false; the report is ``error.report``.
+        """
+        names = self._validate(targets)
+        forced = frozenset(self.tasks.get(f).name for f in force)
+        order = self.tasks.order(names)
+        chosen = backend if backend is not None and not isinstance(backend, str) else make_backend(backend, jobs)
+        try:
+            report = execute(self, order, backend=chosen, bus=self.bus, force=forced,
+                             keep_going=keep_going, run_id=next(self._run_ids))
+        finally:
+            if chosen is not backend:
+                chosen.shutdown()
+        self.last_run = report
+        if raise_errors and report.errors:
+            task, error = next(iter(report.errors.items()))
+            failure = TaskFailed(task, error)
+            failure.report = report  # type: ignore[attr-defined]
+            raise failure from error
+        return report
+
+    # RunContext: what the executor calls back.
+
+    def decide(self, task: str, force: frozenset[str]) -> Decision:
+        ups = {u: self.results[u].output for u in self.tasks.upstream(task)}
+        return decide(self, task, ups, force)
+
+    def load(self, decision: Decision) -> bool:
+        if decision.action == "fresh":
+            return True
+        assert decision.entry is not None and decision.key is not None
+        try:
+            value = self.store.load(decision.entry)
+        except CacheMiss as miss:
+            warnings.warn(
+                f"The cached value of task `{decision.task}` cannot be used: {miss.reason}. "
+                f"dagnb recomputes it.",
+                DagnbCacheWarning,
+                stacklevel=2,
+            )
+            return False
+        self.store.touch([decision.key.key])
+        self._bind(decision.task, Result(decision.key.key, decision.entry.output, value, decision.entry.outputs))
+        return True
+
+    def prepare(self, decision: Decision) -> Callable[[], Outcome]:
+        spec = self.tasks.specs[decision.task]
+        assert decision.key is not None
+        kwargs = {p: self.results[p].value for p in self.tasks.upstream(decision.task)}
+        kwargs.update(decision.key.values)
+        return lambda: self._work(spec, kwargs)
+
+    def _work(self, spec: TaskSpec, kwargs: dict[str, Any]) -> Outcome:
+        started = time.perf_counter()
+        try:
+            with self.capture() as log:
+                value = spec.func(**kwargs)
+        except Exception as exc:
+            return Outcome(error=exc, duration=time.perf_counter() - started)
+        duration = time.perf_counter() - started
+        try:
+            output = fingerprint(value)
+        except Unfingerprintable:
+            output = None
+        return Outcome(value, output, list(log), duration)
+
+    def commit(self, decision: Decision, outcome: Outcome) -> int:
+        task, key = decision.task, decision.key
+        assert key is not None
+        output = outcome.output or self._stand_in(task, key.key)
+        entry = CacheEntry(key.key, task, output, key.parts, key.inputs, outcome.outputs, outcome.duration)
+        entry.stored = outcome.output is not None and self._store(entry, outcome.value)
+        if not entry.stored:
+            self.store.put(entry, None)
+        self.store.set_head(task, key.key)
+        self._bind(task, Result(key.key, output, outcome.value, outcome.outputs))
+        return entry.nbytes
+
+    def _store(self, entry: CacheEntry, value: Any) -> bool:
+        try:
+            self.store.put(entry, value)
+            return True
+        except OSError as exc:
+            message = f"The value of task `{entry.task}` could not be written to the cache ({exc.strerror or exc})"
+            category: type[Warning] = DagnbCacheWarning
+        except Exception as exc:  # pickling failures come in many types
+            message = f"The value of task `{entry.task}` cannot be pickled ({type(exc).__name__}: {exc})"
+            category = UnpicklableOutputWarning
+        entry.stored = False
+        warnings.warn(f"{message}; it is kept in memory only and recomputed after a restart.", category, stacklevel=2)
+        return False
+
+    def _stand_in(self, task: str, key: str) -> str:
+        if task not in self._unhashable_warned:
+            self._unhashable_warned.add(task)
+            warnings.warn(
+                f"The output of task `{task}` cannot be fingerprinted; its key stands in for it, so "
+                f"its dependents rerun whenever it does (no early cutoff). Register a fingerprint "
+                f"with `dagnb.register_fingerprint` to enable it.",
+                UnfingerprintableWarning,
+                stacklevel=2,
+            )
+        return f"key {key}"
+
+    def _bind(self, task: str, result: Result) -> None:
+        self.results[task] = result
+        self.namespace[task] = result.value
+
+

@@ -1,0 +1,140 @@
+"""Errors and warnings a dagnb user can meet.
+
+Every error carries the fields a view needs (``task``, ``param``,
+``candidates``, ``cycle``) and builds its one-paragraph message from them:
+what is wrong, what was found, how to fix it. Nothing here imports IPython.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+
+__all__ = [
+    "CycleError",
+    "DagnbCacheWarning",
+    "DagnbError",
+    "DuplicateTask",
+    "TaskDefinitionError",
+    "TaskFailed",
+    "UnfingerprintableWarning",
+    "Unfingerprintable",
+    "UnknownTask",
+    "UnpicklableOutputWarning",
+    "UnresolvedParameter",
+    "close_matches",
+]
+
+
+def close_matches(word: str, names: Iterable[str], n: int = 3) -> list[str]:
+    """Return up to ``n`` names close to ``word``, best first."""
+    return difflib.get_close_matches(word, sorted(set(names)), n=n, cutoff=0.6)
+
+
+def _suggest(candidates: Sequence[str]) -> str:
+    if not candidates:
+        return ""
+    quoted = ", ".join(f"`{c}`" for c in candidates)
+    return f" Did you mean {quoted}?"
+
+
+class DagnbError(Exception):
+    """Base class of every error dagnb raises on purpose."""
+
+
+class TaskDefinitionError(DagnbError):
+    """A task cell or function that cannot define a task."""
+
+    def __init__(self, problem: str, fix: str, task: str | None = None) -> None:
+        self.task, self.problem, self.fix = task, problem, fix
+        where = f"Task `{task}`: " if task else ""
+        super().__init__(f"{where}{problem} {fix}")
+
+
+class UnresolvedParameter(DagnbError):
+    """A parameter that is neither a task, a default, nor a notebook variable."""
+
+    def __init__(self, task: str, param: str, candidates: Sequence[str] = ()) -> None:
+        self.task, self.param, self.candidates = task, param, list(candidates)
+        super().__init__(
+            f"Task `{task}` has a parameter `{param}` that is neither a task, a default, "
+            f"nor a notebook variable.{_suggest(self.candidates)} Define it in a cell above, "
+            f"give it a default, or add a `%%task def {param}(...)`."
+        )
+
+
+class CycleError(DagnbError):
+    """Tasks that depend on each other in a loop."""
+
+    def __init__(self, cycle: Sequence[str]) -> None:
+        self.cycle = list(cycle)
+        self.task = self.cycle[0]
+        loop = " -> ".join([*self.cycle, self.cycle[0]])
+        if len(self.cycle) == 1:
+            msg = (
+                f"Task `{self.task}` depends on itself: its parameter `{self.task}` names "
+                f"the task. Rename the parameter, or rename the function."
+            )
+        else:
+            msg = (
+                f"Tasks form a cycle: {loop}. A task cannot depend on its own output; "
+                f"rename a parameter to break the loop."
+            )
+        super().__init__(msg)
+
+
+class DuplicateTask(DagnbError):
+    """Two cells that define a task of the same name."""
+
+    def __init__(self, task: str) -> None:
+        self.task = task
+        super().__init__(
+            f"Task `{task}` is already defined in another cell. Rename one of the two "
+            f"functions, or run `%dag drop {task}` to remove the other definition first."
+        )
+
+
+class UnknownTask(DagnbError):
+    """A command named a task that does not exist."""
+
+    def __init__(self, task: str, candidates: Sequence[str] = ()) -> None:
+        self.task, self.candidates = task, list(candidates)
+        super().__init__(
+            f"There is no task `{task}`.{_suggest(self.candidates)} "
+            f"`%dag plan` lists the tasks defined so far."
+        )
+
+
+class TaskFailed(DagnbError):
+    """A task raised; ``__cause__`` is the user's exception."""
+
+    def __init__(self, task: str, error: BaseException) -> None:
+        self.task, self.error = task, error
+        kind = type(error).__name__
+        super().__init__(
+            f"Task `{task}` raised {kind}: {error}. Fix the task (or its inputs) and "
+            f"run it again; the values of other tasks are kept."
+        )
+
+
+class Unfingerprintable(DagnbError):
+    """A value dagnb cannot turn into a stable fingerprint."""
+
+    def __init__(self, type_name: str, reason: str) -> None:
+        self.type_name, self.reason = type_name, reason
+        super().__init__(
+            f"A value of type `{type_name}` cannot be fingerprinted ({reason}). Register a "
+            f"fingerprint with `dagnb.register_fingerprint({type_name.rsplit('.', 1)[-1]}, fn)`."
+        )
+
+
+class DagnbCacheWarning(UserWarning):
+    """A cache entry was unreadable or could not be written; dagnb recomputes."""
+
+
+class UnfingerprintableWarning(UserWarning):
+    """A value could not be fingerprinted; its producer's key stands in for it."""
+
+
+class UnpicklableOutputWarning(UserWarning):
+    """A task output could not be written to disk; it stays in memory only."""

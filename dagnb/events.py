@@ -1,0 +1,84 @@
+"""Typed events the executor emits, and the bus that delivers them.
+
+The executor knows nothing of who listens: views, the trace recorder and
+run history subscribe here. Events are frozen dataclasses named in the past
+tense; a subscriber that raises is reported and unsubscribed, never allowed
+to break a run.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Event", "EventBus", "RunFinished", "RunStarted", "TaskFinished", "TaskStarted"]
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of every event; ``time`` is ``time.perf_counter()`` at emission."""
+
+    run_id: int
+    time: float
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    tasks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TaskStarted(Event):
+    task: str = ""
+    reason: str = ""
+    worker: str = "main"
+
+
+@dataclass(frozen=True)
+class TaskFinished(Event):
+    """``status`` is one of ``done``, ``cached``, ``failed``, ``skipped``, ``cancelled``."""
+
+    task: str = ""
+    status: str = ""
+    duration: float = 0.0
+    reason: str = ""
+    worker: str = "main"
+    nbytes: int = 0
+    error: BaseException | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class RunFinished(Event):
+    duration: float = 0.0
+
+
+Subscriber = Callable[[Event], Any]
+
+
+class EventBus:
+    """Delivers each event to every subscriber, in subscription order."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+        self._lock = threading.Lock()
+
+    def subscribe(self, fn: Subscriber) -> Subscriber:
+        with self._lock:
+            self._subscribers.append(fn)
+        return fn
+
+    def unsubscribe(self, fn: Subscriber) -> None:
+        with self._lock:
+            if fn in self._subscribers:
+                self._subscribers.remove(fn)
+
+    def emit(self, event: Event) -> None:
+        for fn in list(self._subscribers):
+            try:
+                fn(event)
+            except Exception as exc:  # a broken view must not break the run
+                self.unsubscribe(fn)
+                warnings.warn(f"An event subscriber raised {exc!r} and was removed.", RuntimeWarning, stacklevel=2)

@@ -1,0 +1,224 @@
+"""Tasks and the dependency graph between them.
+
+A task is a function; its name is the task's name and the name of the value
+it produces, its parameters name its inputs. A parameter resolves, in order,
+to another task (an upstream edge), to its default (a constant input), to a
+variable of the namespace (an external input), or fails with a message that
+names the task, the parameter and the closest existing names.
+
+Responsibilities:
+    * build :class:`TaskSpec` from a function or a cell's source;
+    * resolve parameters against the tasks and a namespace;
+    * keep the graph acyclic and names unique, raising at once otherwise.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import networkx as nx
+
+from .errors import (
+    CycleError,
+    TaskDefinitionError,
+    UnknownTask,
+    UnresolvedParameter,
+    close_matches,
+)
+from .hashing import function_digest, source_digest
+
+__all__ = ["Input", "TaskGraph", "TaskSpec", "parse_task_cell", "spec_from_function"]
+
+InputKind = Literal["upstream", "constant", "external"]
+_NO_DEFAULT = inspect.Parameter.empty
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task: a function, its parameters and where it was defined.
+
+    ``code_digest`` is the AST-normalized fingerprint of the function's own
+    source, computed once at definition.
+    """
+
+    name: str
+    func: Callable[..., Any] = field(repr=False, compare=False)
+    params: tuple[str, ...]
+    defaults: Mapping[str, Any] = field(repr=False, compare=False)
+    code_digest: str
+    cell_id: str | None = None
+    volatile: bool = False
+
+
+@dataclass(frozen=True)
+class Input:
+    """How one parameter of a task is fed."""
+
+    param: str
+    kind: InputKind
+    value: Any = field(default=None, repr=False, compare=False)
+
+
+def spec_from_function(
+    func: Callable[..., Any],
+    *,
+    source: str | None = None,
+    cell_id: str | None = None,
+    volatile: bool = False,
+) -> TaskSpec:
+    """Build a :class:`TaskSpec` from a plain function."""
+    name = func.__name__
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError) as exc:
+        raise TaskDefinitionError(f"its signature cannot be read ({exc}).", "Define it with `def`.", name) from None
+    params, defaults = [], {}
+    for param in signature.parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise TaskDefinitionError(
+                f"it takes `{'*' if param.kind is param.VAR_POSITIONAL else '**'}{param.name}`, "
+                "and a task's inputs must be named.",
+                "List each input as its own parameter.",
+                name,
+            )
+        params.append(param.name)
+        if param.default is not _NO_DEFAULT:
+            defaults[param.name] = param.default
+    digest = source_digest(source) if source is not None else function_digest(func)
+    return TaskSpec(name, func, tuple(params), defaults, digest, cell_id, volatile)
+
+
+def parse_task_cell(source: str) -> ast.FunctionDef | ast.AsyncFunctionDef:
+    """Check that a ``%%task`` cell holds exactly one function definition."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        where = f"line {exc.lineno}" if exc.lineno else "the cell"
+        raise TaskDefinitionError(
+            f"The `%%task` cell has a syntax error at {where}: {exc.msg}.",
+            "Fix the code; the previous definition of the task is kept until then.",
+        ) from None
+    body = [node for node in tree.body if not isinstance(node, (ast.Import, ast.ImportFrom))]
+    funcs = [node for node in body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    if len(funcs) != 1 or len(body) != 1:
+        found = ", ".join(type(node).__name__ for node in body) or "nothing"
+        raise TaskDefinitionError(
+            f"A `%%task` cell holds exactly one function definition (imports may precede it); found: {found}.",
+            "Put other code in an ordinary cell, and one `def` per `%%task` cell.",
+        )
+    return funcs[0]
+
+
+class TaskGraph:
+    """The tasks of a session and the edges their parameters imply.
+
+    Responsibilities:
+        * hold the :class:`TaskSpec` of each task by name;
+        * resolve each parameter to an :class:`Input`;
+        * refuse a definition that would make a cycle.
+    """
+
+    def __init__(self) -> None:
+        self.specs: dict[str, TaskSpec] = {}
+        self._dag: nx.DiGraph | None = None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.specs
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def add(self, spec: TaskSpec) -> TaskSpec | None:
+        """Add or replace a task; return the definition it replaced."""
+        old = self.specs.get(spec.name)
+        trial = dict(self.specs)
+        trial[spec.name] = spec
+        _check_cycles(trial)
+        self.specs = trial
+        self._dag = None
+        return old
+
+    def drop(self, name: str) -> TaskSpec:
+        """Remove a task; its dependents will fail to resolve until redefined."""
+        spec = self.get(name)
+        del self.specs[name]
+        self._dag = None
+        return spec
+
+    def get(self, name: str) -> TaskSpec:
+        """The spec of ``name``, or :class:`UnknownTask` with close matches."""
+        try:
+            return self.specs[name]
+        except KeyError:
+            raise UnknownTask(name, close_matches(name, self.specs)) from None
+
+    def upstream(self, name: str) -> list[str]:
+        """Tasks that ``name`` reads directly, in parameter order."""
+        return [p for p in self.specs[name].params if p in self.specs and p != name]
+
+    @property
+    def dag(self) -> nx.DiGraph:
+        """The dependency graph: an edge ``a -> b`` means ``b`` reads ``a``."""
+        if self._dag is None:
+            self._dag = _build_dag(self.specs)
+        return self._dag
+
+    def order(self, targets: Iterable[str] | None = None) -> list[str]:
+        """Targets and everything upstream of them, upstream first.
+
+        Ties break by definition order, so output is deterministic.
+        """
+        names = list(self.specs) if targets is None else [self.get(t).name for t in targets]
+        wanted = set(names)
+        for name in names:
+            wanted |= nx.ancestors(self.dag, name)
+        rank = {name: i for i, name in enumerate(self.specs)}
+        sub = self.dag.subgraph(wanted)
+        return list(nx.lexicographical_topological_sort(sub, key=rank.__getitem__))
+
+    def downstream(self, name: str) -> list[str]:
+        """Every task that depends on ``name``, directly or not, upstream first."""
+        below = nx.descendants(self.dag, name)
+        return [n for n in self.order() if n in below]
+
+    def resolve(self, name: str, namespace: Mapping[str, Any]) -> list[Input]:
+        """How each parameter of ``name`` is fed, or :class:`UnresolvedParameter`."""
+        spec = self.specs[name]
+        return [_resolve_param(spec, p, self.specs, namespace) for p in spec.params]
+
+
+def _resolve_param(spec: TaskSpec, param: str, specs: Mapping[str, TaskSpec], namespace: Mapping[str, Any]) -> Input:
+    if param in specs and param != spec.name:
+        return Input(param, "upstream")
+    if param in spec.defaults:
+        return Input(param, "constant", spec.defaults[param])
+    if param in namespace and param != spec.name:
+        return Input(param, "external", namespace[param])
+    names = [n for n in (*specs, *namespace) if not n.startswith("_") and n != spec.name]
+    raise UnresolvedParameter(spec.name, param, close_matches(param, names))
+
+
+def _build_dag(specs: Mapping[str, TaskSpec]) -> nx.DiGraph:
+    dag = nx.DiGraph()
+    dag.add_nodes_from(specs)
+    for name, spec in specs.items():
+        dag.add_edges_from((p, name) for p in spec.params if p in specs and p != name)
+    return dag
+
+
+def _check_cycles(specs: Mapping[str, TaskSpec]) -> None:
+    for name, spec in specs.items():
+        if name in spec.params and name not in spec.defaults:
+            raise CycleError([name])
+    dag = _build_dag(specs)
+    try:
+        edges = nx.find_cycle(dag)
+    except nx.NetworkXNoCycle:
+        return
+    cycle = [u for u, _ in edges]
+    start = cycle.index(min(cycle))  # print it from a stable place
+    raise CycleError(cycle[start:] + cycle[:start])

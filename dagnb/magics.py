@@ -1,0 +1,372 @@
+"""IPython glue: ``%%task`` and ``%dag``. No logic lives here.
+
+Each handler parses its arguments, calls the core, binds values into the
+user namespace and displays the result. A :class:`DagnbError` becomes a
+one-paragraph ``UsageError``; a task that raises becomes ``TaskFailed``,
+shown as the user's own traceback with dagnb's frames removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import linecache
+import os
+import shlex
+import sys
+from collections.abc import Iterator
+from html import escape
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.display import publish_display_data
+
+from . import session
+from .api import Graph
+from .capture import OutputLog, _Tee
+from .errors import DagnbError, TaskFailed
+from .executor import RunReport
+from .graph import parse_task_cell, spec_from_function
+from .store import open_store
+
+__all__ = ["DagMagics", "load", "unload"]
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError instead of exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}. `{self.prog} --help` lists the options.")
+
+    def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
+        raise UsageError(message or f"{self.prog}: invalid arguments")
+
+
+def _task_parser() -> _Parser:
+    parser = _Parser(prog="%%task", add_help=False, description="Define a task from the function in this cell.")
+    parser.add_argument("-h", "--help", action="store_true", help="show this help")
+    parser.add_argument("--no-run", action="store_true", help="define (or redefine) the task without running it")
+    parser.add_argument("--volatile", action="store_true", help="always rerun the task, never use its cache")
+    return parser
+
+
+def _dag_parser() -> _Parser:
+    parser = _Parser(prog="%dag", add_help=False, description="Inspect and run the task graph.")
+    parser.add_argument("-h", "--help", action="store_true", help="show this help")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    commands = {
+        "show": "the tasks and what the next run would do (default)",
+        "run": "bring targets (default: all) up to date, running only stale tasks",
+        "plan": "dry run: what would run, what is cached, and why",
+        "why": "which part of a task's key changed",
+        "drop": "remove a task and its value",
+        "cache": "inspect or clear the disk cache, or move it",
+        "mode": "lazy (list stale downstream tasks) or auto (rerun them at once)",
+    }
+    subs = {name: sub.add_parser(name, help=text, description=text, add_help=False) for name, text in commands.items()}
+    for p in subs.values():
+        p.add_argument("-h", "--help", action="store_true", help="show this help")
+    for name in ("run", "plan"):
+        subs[name].add_argument("targets", nargs="*", metavar="TASK")
+        subs[name].add_argument("--force", action="append", default=[], metavar="TASK", help="rerun TASK even if cached")
+    subs["run"].add_argument("--keep-going", action="store_true", help="run every branch that does not depend on a failure")
+    subs["run"].add_argument("--jobs", type=int, default=1, metavar="N", help="tasks to run at once")
+    subs["run"].add_argument("--backend", default=None, choices=["inline", "threads"], help="where tasks run")
+    subs["why"].add_argument("task", metavar="TASK")
+    subs["drop"].add_argument("task", metavar="TASK")
+    subs["cache"].add_argument("action", nargs="?", default="info", choices=["info", "clear"])
+    subs["cache"].add_argument("task", nargs="?", metavar="TASK", help="with clear: only this task's entries")
+    subs["cache"].add_argument("--dir", metavar="PATH", help="use the cache at PATH from now on")
+    subs["mode"].add_argument("mode", nargs="?", choices=["lazy", "auto"])
+    parser.subcommands = subs  # type: ignore[attr-defined]
+    return parser
+
+
+@contextlib.contextmanager
+def _usage_errors() -> Iterator[None]:
+    try:
+        yield
+    except DagnbError as exc:
+        if isinstance(exc, TaskFailed):
+            raise
+        raise UsageError(str(exc)) from None
+
+
+@magics_class
+class DagMagics(Magics):
+    """``%%task`` and ``%dag``: parse, call the core, bind, display."""
+
+    def __init__(self, shell: Any) -> None:
+        super().__init__(shell)
+        self.graph = session.current(namespace=shell.user_ns)
+        self.graph.namespace = shell.user_ns
+        self.graph.capture = self._capture
+        self.graph.replay = _replay
+        self.cell_id: str | None = None
+        self.cell_tasks: dict[str, str] = {}
+        self._task_parser, self._dag_parser = _task_parser(), _dag_parser()
+
+    def pre_run_cell(self, info: Any) -> None:
+        self.cell_id = getattr(info, "cell_id", None)
+
+    # ------------------------------------------------------------- %%task
+
+    @cell_magic
+    def task(self, line: str, cell: str) -> None:
+        """Define a task from the one function in this cell and bring it up to date."""
+        args = self._task_parser.parse_args(shlex.split(line))
+        if args.help:
+            print(self._task_parser.format_help())
+            return
+        with _usage_errors(), _task_failures(self.shell):
+            name, notes = self._define(cell, args.volatile)
+            if args.no_run:
+                stale = ", ".join(self.graph.stale([name])) or "none"
+                _show_line(f"{name}: defined (not run){notes} · stale: {stale}", {"task": name})
+                return
+            report = self.graph.run([name])
+            self._after_run(name, report, notes)
+
+    def _define(self, cell: str, volatile: bool) -> tuple[str, str]:
+        node = parse_task_cell(cell)
+        name, cell_id = node.name, self.cell_id
+        func = self._compile(cell, node)
+        old = self.graph.tasks.specs.get(name)
+        if old is not None and old.cell_id and cell_id and old.cell_id != cell_id:
+            from .errors import DuplicateTask
+
+            raise DuplicateTask(name)
+        replaced = self.graph.add(spec_from_function(func, source=cell, cell_id=cell_id, volatile=volatile))
+        try:
+            self.graph.check(name)
+        except DagnbError:  # keep the last good definition
+            self.graph.tasks.drop(name)
+            if replaced is not None:
+                self.graph.add(replaced)
+            raise
+        return name, self._forget_renamed(name, cell_id)
+
+    def _compile(self, cell: str, node: ast.FunctionDef | ast.AsyncFunctionDef) -> Any:
+        filename = f"<task {node.name}>"
+        linecache.cache[filename] = (len(cell), None, cell.splitlines(True), filename)
+        code = compile(cell, filename, "exec")
+        scratch: dict[str, Any] = {}
+        exec(code, self.shell.user_ns, scratch)
+        for key, value in scratch.items():  # imports in the cell become notebook globals
+            if key != node.name:
+                self.shell.user_ns[key] = value
+        return scratch[node.name]
+
+    def _forget_renamed(self, name: str, cell_id: str | None) -> str:
+        if cell_id is None:
+            return ""
+        old = self.cell_tasks.get(cell_id)
+        self.cell_tasks[cell_id] = name
+        if old is None or old == name or old not in self.graph.tasks:
+            return ""
+        self.graph.drop(old)
+        return f" · replaces `{old}`"
+
+    def _after_run(self, name: str, report: RunReport, notes: str) -> None:
+        downstream = self.graph.tasks.downstream(name)
+        if self.graph.mode == "auto" and downstream:
+            report = self._merge(report, self.graph.run(downstream))
+        stale = self.graph.stale(downstream)
+        report.stale = stale
+        result = self.graph.results[name]
+        if report.statuses[name] == "cached":
+            _replay(result.outputs)
+        text = report.line(name) + notes
+        ran_up = [t for t in report.executed if t != name and t not in downstream]
+        if ran_up:
+            text += f" · upstream ran: {', '.join(ran_up)}"
+        ran_down = [t for t in report.executed if t in downstream]
+        if ran_down:
+            text += f" · downstream ran: {', '.join(ran_down)}"
+        if stale:
+            text += f" · {len(stale)} downstream now stale: {', '.join(stale)}"
+        _show_line(text, _metadata(report, name))
+
+    @staticmethod
+    def _merge(first: RunReport, second: RunReport) -> RunReport:
+        for field in ("statuses", "reasons", "durations", "errors"):
+            getattr(first, field).update(getattr(second, field))
+        return first
+
+    @contextlib.contextmanager
+    def _capture(self) -> Iterator[OutputLog]:
+        """Tee streams and displays into a log; turn new matplotlib figures into displays."""
+        log = OutputLog()
+        pub = self.shell.display_pub
+        original = pub.publish
+        figures = _figure_numbers()
+
+        def publish(data: dict[str, Any], metadata: dict[str, Any] | None = None, *args: Any, **kwargs: Any) -> Any:
+            if not kwargs.get("update"):
+                log.display(data, metadata)
+            return original(data, metadata, *args, **kwargs)
+
+        pub.publish = publish
+        try:
+            with contextlib.redirect_stdout(_Tee(sys.stdout, log, "stdout")):  # type: ignore[type-var]
+                with contextlib.redirect_stderr(_Tee(sys.stderr, log, "stderr")):  # type: ignore[type-var]
+                    yield log
+                    _show_new_figures(figures)
+        finally:
+            del pub.publish
+
+    # --------------------------------------------------------------- %dag
+
+    @line_magic
+    def dag(self, line: str) -> Any:
+        """Run, plan and explain the task graph; ``%dag --help`` lists the commands."""
+        args = self._dag_parser.parse_args(shlex.split(line))
+        command = args.command or "show"
+        if args.help:
+            parser = self._dag_parser.subcommands[command] if args.command else self._dag_parser  # type: ignore[attr-defined]
+            print(parser.format_help())
+            return None
+        with _usage_errors(), _task_failures(self.shell):
+            return getattr(self, f"_cmd_{command}")(args)
+
+    def _cmd_show(self, args: argparse.Namespace) -> Any:
+        return self.graph.plan()
+
+    def _cmd_run(self, args: argparse.Namespace) -> RunReport:
+        targets = args.targets or None
+        report = self.graph.run(targets, force=args.force, keep_going=args.keep_going, backend=args.backend, jobs=args.jobs)
+        return _WithMetadata(report, _metadata(report, None))  # type: ignore[return-value]
+
+    def _cmd_plan(self, args: argparse.Namespace) -> Any:
+        return self.graph.plan(args.targets or None, force=args.force)
+
+    def _cmd_why(self, args: argparse.Namespace) -> Any:
+        return self.graph.why(args.task)
+
+    def _cmd_drop(self, args: argparse.Namespace) -> None:
+        self.graph.drop(args.task)
+        self.cell_tasks = {c: t for c, t in self.cell_tasks.items() if t != args.task}
+        print(f"dropped task `{args.task}`; its cache entries are kept (`%dag cache clear {args.task}` removes them)")
+
+    def _cmd_cache(self, args: argparse.Namespace) -> None:
+        if args.dir:
+            self.graph.store.close()
+            self.graph.store = open_store(args.dir)
+            print(f"cache directory: {self.graph.store.location}")
+        if args.action == "clear":
+            if args.task:
+                self.graph.tasks.get(args.task)
+            gone = self.graph.store.clear(args.task)
+            print(f"removed {gone} cache entries" + (f" of `{args.task}`" if args.task else ""))
+        elif not args.dir:
+            print(self.graph.store.info())
+
+    def _cmd_mode(self, args: argparse.Namespace) -> None:
+        if args.mode:
+            self.graph.mode = args.mode
+        print(f"mode: {self.graph.mode}")
+
+
+class _WithMetadata:
+    """Displays a report and carries per-task timings in output metadata (never compared)."""
+
+    def __init__(self, report: RunReport, metadata: dict[str, Any]) -> None:
+        self.report, self.metadata = report, metadata
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self.report, attr)
+
+    def __repr__(self) -> str:
+        return repr(self.report)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, str], dict[str, Any]]:
+        return self.report._repr_mimebundle_(), self.metadata
+
+
+def _metadata(report: RunReport, task: str | None) -> dict[str, Any]:
+    return {
+        "dagnb": {
+            "task": task,
+            "statuses": report.statuses,
+            "reasons": report.reasons,
+            "durations": {t: round(d, 6) for t, d in report.durations.items()},
+            "stale": report.stale,
+        }
+    }
+
+
+def _show_line(text: str, metadata: dict[str, Any]) -> None:
+    data = {"text/plain": text, "text/html": f"<code class='dagnb-status'>{escape(text)}</code>"}
+    publish_display_data(data, metadata={"dagnb": metadata.get("dagnb", metadata)})
+
+
+def _replay(outputs: list[dict[str, Any]]) -> None:
+    for out in outputs:
+        if out["output_type"] == "stream":
+            (sys.stderr if out["name"] == "stderr" else sys.stdout).write(out["text"])
+        else:
+            publish_display_data(out["data"], metadata=out.get("metadata") or {})
+
+
+def _figure_numbers() -> set[int]:
+    plt = sys.modules.get("matplotlib.pyplot")
+    return set(plt.get_fignums()) if plt is not None else set()
+
+
+def _show_new_figures(before: set[int]) -> None:
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is None:
+        return
+    from IPython.display import display
+
+    for number in sorted(set(plt.get_fignums()) - before):
+        figure = plt.figure(number)
+        display(figure)
+        plt.close(figure)
+
+
+@contextlib.contextmanager
+def _task_failures(shell: Any) -> Iterator[None]:
+    """Show a failing task as its own traceback, dagnb's frames removed, then ``TaskFailed``."""
+    try:
+        yield
+    except TaskFailed as failure:
+        error = failure.error
+        tb = _user_frames(error.__traceback__)
+        lines = [*shell.InteractiveTB.structured_traceback(type(error), error, tb), f"TaskFailed: {failure}"]
+        failure._render_traceback_ = lambda: lines  # type: ignore[attr-defined]
+        raise failure.with_traceback(None) from None
+
+
+def _user_frames(tb: Any) -> Any:
+    while tb is not None and os.path.dirname(os.path.abspath(tb.tb_frame.f_code.co_filename)) == _PACKAGE_DIR:
+        tb = tb.tb_next
+    return tb
+
+
+_magics: DagMagics | None = None
+
+
+def load(ipython: Any) -> None:
+    """Register the magics on ``ipython`` (idempotent)."""
+    global _magics
+    if _magics is not None and _magics.shell is ipython:
+        return
+    _magics = DagMagics(ipython)
+    ipython.register_magics(_magics)
+    ipython.events.register("pre_run_cell", _magics.pre_run_cell)
+
+
+def unload(ipython: Any) -> None:
+    """Unregister the magics; the session's graph and values stay."""
+    global _magics
+    if _magics is None:
+        return
+    ipython.events.unregister("pre_run_cell", _magics.pre_run_cell)
+    ipython.magics_manager.magics["cell"].pop("task", None)
+    ipython.magics_manager.magics["line"].pop("dag", None)
+    _magics = None

@@ -1,0 +1,215 @@
+"""Keys, staleness and its reasons, and the plan of a run.
+
+A task's *key* hashes its code fingerprint (own code, helpers, globals,
+modules, Python version) with the fingerprint of each input: a constant or
+external input by value, an upstream input by the upstream's *output*
+fingerprint. So a rerun that yields an identical output leaves every
+downstream key unchanged: early cutoff.
+
+Planning is a pure function of the graph, the namespace, the in-memory
+results and the store's metadata; it never loads a value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from html import escape
+from typing import Any, Literal, Protocol
+
+import xxhash
+
+from .graph import Input, TaskGraph, TaskSpec
+from .hashing import code_fingerprint, value_digest
+from .store import CacheEntry, Store
+
+__all__ = ["Decision", "KeyInfo", "Plan", "Result", "compute_key", "decide", "plan_run"]
+
+Action = Literal["fresh", "load", "run", "pending"]
+
+
+@dataclass
+class Result:
+    """A task's value in this session, with the key it was made under."""
+
+    key: str
+    output: str
+    value: Any = field(repr=False)
+    outputs: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """A key and what it was made of (for ``why``)."""
+
+    key: str
+    parts: dict[str, str]
+    inputs: dict[str, str]
+    values: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+
+class PlanState(Protocol):
+    """What planning reads: a read-only view of a session."""
+
+    tasks: TaskGraph
+    namespace: Mapping[str, Any]
+    results: Mapping[str, Result]
+    store: Store
+
+
+def compute_key(spec: TaskSpec, inputs: Iterable[Input], upstream: Mapping[str, str]) -> KeyInfo:
+    """The key of ``spec`` given how its inputs resolve and upstream output fingerprints."""
+    code = code_fingerprint(spec.func, spec.code_digest, skip=frozenset(spec.params))
+    fed: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for item in inputs:
+        if item.kind == "upstream":
+            fed[item.param] = f"upstream {upstream[item.param]}"
+        else:
+            fed[item.param] = f"{item.kind} {value_digest(item.param, item.value)}"
+            values[item.param] = item.value
+    h = xxhash.xxh3_128(b"key")
+    h.update(code.digest.encode())
+    for param in sorted(fed):
+        h.update(f"\0{param}\0{fed[param]}".encode())
+    return KeyInfo(h.hexdigest(), code.parts, fed, values)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a run does with one task, and why."""
+
+    task: str
+    action: Action
+    reasons: tuple[str, ...] = ()
+    key: KeyInfo | None = None
+    entry: CacheEntry | None = field(default=None, repr=False)
+
+    @property
+    def output(self) -> str | None:
+        """The output fingerprint when known before running (fresh or cached)."""
+        return self.entry.output if self.entry is not None else None
+
+    @property
+    def reason(self) -> str:
+        return ", ".join(self.reasons)
+
+
+def _prior(state: PlanState, name: str) -> CacheEntry | None:
+    result = state.results.get(name)
+    if result is not None:
+        return state.store.entry(result.key) or CacheEntry(result.key, name, result.output)
+    return state.store.head(name)
+
+
+def explain(info: KeyInfo, prior: CacheEntry | None, inputs: Iterable[Input]) -> tuple[str, ...]:
+    """Name what differs between the current key and the one the task last had."""
+    if prior is None:
+        return ("new",)
+    if prior.key == info.key:
+        return ("not in cache",)
+    reasons = ["code changed"] if info.parts.get("code") != prior.parts.get("code") else []
+    for label in sorted(set(info.parts) | set(prior.parts)):
+        if label != "code" and info.parts.get(label) != prior.parts.get(label):
+            reasons.append(f"{label} changed")
+    for item in inputs:
+        if info.inputs.get(item.param) != prior.inputs.get(item.param):
+            what = "upstream" if item.kind == "upstream" else "input"
+            reasons.append(f"{what} {item.param} changed")
+    return tuple(reasons) or ("key changed",)
+
+
+def decide(
+    state: PlanState, name: str, upstream: Mapping[str, str], force: frozenset[str] = frozenset()
+) -> Decision:
+    """Decide one task whose upstream output fingerprints are all known."""
+    spec = state.tasks.specs[name]
+    inputs = state.tasks.resolve(name, state.namespace)
+    info = compute_key(spec, inputs, upstream)
+    if name in force:
+        return Decision(name, "run", ("forced",), info)
+    if spec.volatile:
+        return Decision(name, "run", ("volatile",), info)
+    result = state.results.get(name)
+    if result is not None and result.key == info.key:
+        return Decision(name, "fresh", ("cached",), info, CacheEntry(info.key, name, result.output))
+    entry = state.store.entry(info.key)
+    if entry is not None and entry.stored:
+        return Decision(name, "load", ("cached",), info, entry)
+    return Decision(name, "run", explain(info, _prior(state, name), inputs), info)
+
+
+@dataclass
+class Plan:
+    """What a run would do, task by task, upstream first."""
+
+    decisions: list[Decision]
+
+    def __getitem__(self, name: str) -> Decision:
+        for decision in self.decisions:
+            if decision.task == name:
+                return decision
+        raise KeyError(name)
+
+    @property
+    def to_run(self) -> list[str]:
+        """Tasks that will run (their key is new) or may run (an upstream reruns first)."""
+        return [d.task for d in self.decisions if d.action in ("run", "pending")]
+
+    @property
+    def cached(self) -> list[str]:
+        return [d.task for d in self.decisions if d.action in ("fresh", "load")]
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        """``(task, what happens, why)`` for display."""
+        words = {"fresh": "up to date", "load": "load from cache", "run": "run", "pending": "run if needed"}
+        return [(d.task, words[d.action], d.reason) for d in self.decisions]
+
+    def summary(self) -> str:
+        run, cached = len(self.to_run), len(self.cached)
+        return f"plan: {run} to run, {cached} cached" if self.decisions else "plan: no tasks"
+
+    def __repr__(self) -> str:
+        return self.render_text()
+
+    def render_text(self) -> str:
+        width = max((len(d.task) for d in self.decisions), default=0)
+        lines = [self.summary()]
+        for task, what, why in self.rows():
+            suffix = f"  ({why})" if why and what not in ("up to date", "load from cache") else ""
+            lines.append(f"  {task.ljust(width)}  {what}{suffix}")
+        return "\n".join(lines)
+
+    def render_html(self) -> str:
+        rows = "".join(
+            f"<tr><td><code>{escape(t)}</code></td><td>{escape(w)}</td><td>{escape(r)}</td></tr>"
+            for t, w, r in self.rows()
+        )
+        return (
+            f"<div class='dagnb-plan'><b>{escape(self.summary())}</b>"
+            f"<table><tr><th>task</th><th>next run</th><th>why</th></tr>{rows}</table></div>"
+        )
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return {"text/plain": self.render_text(), "text/html": self.render_html()}
+
+
+def plan_run(
+    state: PlanState, targets: Iterable[str] | None = None, force: Iterable[str] = ()
+) -> Plan:
+    """Dry run: decide every task needed for ``targets`` without running or loading any."""
+    forced = frozenset(state.tasks.get(f).name for f in force)
+    known: dict[str, str] = {}
+    decisions: list[Decision] = []
+    for name in state.tasks.order(targets):
+        ups = state.tasks.upstream(name)
+        waiting = [u for u in ups if u not in known]
+        if waiting:
+            why = tuple(f"upstream {u} reruns first" for u in waiting)
+            decisions.append(Decision(name, "pending", why))
+            continue
+        decision = decide(state, name, {u: known[u] for u in ups}, forced)
+        decisions.append(decision)
+        if decision.output is not None:
+            known[name] = decision.output
+    return Plan(decisions)

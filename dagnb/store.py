@@ -1,0 +1,388 @@
+"""The cache: metadata by key, values by fingerprint.
+
+Two stores in one (Hamilton's split): *metadata* maps a task's key to its
+output fingerprint, costs, captured outputs and the parts its key was made
+of; *blobs* map an output fingerprint to the value, so identical outputs are
+stored once. Every key a task ever had is kept, so undoing an edit is a hit.
+
+Invariants:
+
+* Planning reads metadata only; a value is read when a task is loaded.
+* A blob is written to a temporary name and renamed into place, with an
+  xxh3 checksum of its bytes kept in metadata; a blob that is missing,
+  truncated or altered is reported (:class:`DagnbCacheWarning`) and treated
+  as a miss, never returned.
+* Metadata lives in SQLite in WAL mode: each write is one transaction, so a
+  killed kernel leaves the last committed state.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sqlite3
+import tempfile
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+__all__ = ["CacheEntry", "CacheInfo", "CacheMiss", "DiskStore", "MemoryStore", "Store", "open_store"]
+
+FORMAT_VERSION = 1
+_MMAP_FROM = 64 * 2**20  # blobs this large load memory-mapped (copy-on-write)
+
+
+@dataclass
+class CacheEntry:
+    """What the cache knows of one key of one task."""
+
+    key: str
+    task: str
+    output: str
+    parts: dict[str, str] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=dict)
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    duration: float = 0.0
+    nbytes: int = 0
+    stored: bool = True
+    created: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> CacheEntry:
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """Totals for ``%dag cache info``."""
+
+    location: str
+    entries: int
+    blobs: int
+    nbytes: int
+    tasks: dict[str, int]
+
+    def __str__(self) -> str:
+        size = _human(self.nbytes)
+        per_task = ", ".join(f"{t} ({n})" for t, n in sorted(self.tasks.items())) or "none"
+        return (
+            f"cache at {self.location}: {self.entries} keys, {self.blobs} values, {size}\n"
+            f"keys per task: {per_task}"
+        )
+
+
+def _human(nbytes: int) -> str:
+    size = float(nbytes)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"  # pragma: no cover - the loop always returns
+
+
+class CacheMiss(Exception):
+    """A value the metadata promised could not be read back; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Store(ABC):
+    """What the planner and executor need from a cache."""
+
+    location = "memory"
+
+    @abstractmethod
+    def entry(self, key: str) -> CacheEntry | None:
+        """The metadata of ``key``, if any."""
+
+    @abstractmethod
+    def has_value(self, fingerprint: str) -> bool:
+        """Whether a value with this fingerprint is stored."""
+
+    @abstractmethod
+    def put(self, entry: CacheEntry, value: Any) -> None:
+        """Record ``entry`` and, when ``entry.stored``, its value (once per fingerprint).
+
+        Raises whatever pickling raises; the entry is then recorded unstored.
+        """
+
+    @abstractmethod
+    def load(self, entry: CacheEntry) -> Any:
+        """The value of ``entry``, or :class:`CacheMiss`."""
+
+    @abstractmethod
+    def head(self, task: str) -> CacheEntry | None:
+        """The entry of the key ``task`` last had."""
+
+    @abstractmethod
+    def set_head(self, task: str, key: str) -> None:
+        """Remember ``key`` as the key ``task`` last had."""
+
+    @abstractmethod
+    def info(self) -> CacheInfo:
+        """Counts and sizes."""
+
+    @abstractmethod
+    def clear(self, task: str | None = None) -> int:
+        """Forget one task's keys (or everything); return how many keys went."""
+
+    def touch(self, keys: Iterable[str]) -> None:
+        """Mark keys as used now (for eviction); a no-op where unused."""
+
+    def close(self) -> None:
+        """Release files and connections."""
+
+
+class MemoryStore(Store):
+    """The cache of a :class:`dagnb.Graph` built without a cache directory."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, CacheEntry] = {}
+        self._values: dict[str, Any] = {}
+        self._heads: dict[str, str] = {}
+
+    def entry(self, key: str) -> CacheEntry | None:
+        return self._entries.get(key)
+
+    def has_value(self, fingerprint: str) -> bool:
+        return fingerprint in self._values
+
+    def put(self, entry: CacheEntry, value: Any) -> None:
+        self._entries[entry.key] = entry
+        if entry.stored:
+            self._values.setdefault(entry.output, value)
+
+    def load(self, entry: CacheEntry) -> Any:
+        try:
+            return self._values[entry.output]
+        except KeyError:
+            raise CacheMiss("the value is not in memory") from None
+
+    def head(self, task: str) -> CacheEntry | None:
+        key = self._heads.get(task)
+        return self._entries.get(key) if key else None
+
+    def set_head(self, task: str, key: str) -> None:
+        self._heads[task] = key
+
+    def info(self) -> CacheInfo:
+        tasks: dict[str, int] = {}
+        for e in self._entries.values():
+            tasks[e.task] = tasks.get(e.task, 0) + 1
+        return CacheInfo("memory", len(self._entries), len(self._values), 0, tasks)
+
+    def clear(self, task: str | None = None) -> int:
+        gone = [k for k, e in self._entries.items() if task is None or e.task == task]
+        for key in gone:
+            del self._entries[key]
+        live = {e.output for e in self._entries.values()}
+        self._values = {fp: v for fp, v in self._values.items() if fp in live}
+        self._heads = {t: k for t, k in self._heads.items() if k in self._entries}
+        return len(gone)
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (
+    key TEXT PRIMARY KEY, task TEXT NOT NULL, output TEXT NOT NULL,
+    record TEXT NOT NULL, created REAL NOT NULL, last_used REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS entries_task ON entries (task);
+CREATE TABLE IF NOT EXISTS blobs (
+    fingerprint TEXT PRIMARY KEY, checksum TEXT NOT NULL, nbytes INTEGER NOT NULL,
+    created REAL NOT NULL, last_used REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS heads (task TEXT PRIMARY KEY, key TEXT NOT NULL);
+"""
+
+
+class _HashingFile:
+    """A file handle that hashes what is written through it."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+        self.hash = xxhash.xxh3_128()
+        self.nbytes = 0
+
+    def write(self, data: Any) -> int:
+        self.hash.update(data)
+        written = self._handle.write(data)
+        self.nbytes += written
+        return written
+
+    def tell(self) -> int:
+        return self._handle.tell()
+
+    def flush(self) -> None:
+        self._handle.flush()
+
+
+class DiskStore(Store):
+    """Metadata in ``DIR/meta.sqlite``, values in ``DIR/blobs/ab/abcdef….pkl`` (joblib)."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.root = Path(directory).expanduser().resolve()
+        self.location = str(self.root)
+        (self.root / "blobs").mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.root / "meta.sqlite", check_same_thread=False, timeout=30)
+        with self._lock, self._db:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('format', ?)", (str(FORMAT_VERSION),)
+            )
+
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def _blob_path(self, fingerprint: str) -> Path:
+        return self.root / "blobs" / fingerprint[:2] / f"{fingerprint}.pkl"
+
+    def entry(self, key: str) -> CacheEntry | None:
+        rows = self._query("SELECT record FROM entries WHERE key = ?", (key,))
+        return CacheEntry.from_json(rows[0][0]) if rows else None
+
+    def has_value(self, fingerprint: str) -> bool:
+        return bool(self._query("SELECT 1 FROM blobs WHERE fingerprint = ?", (fingerprint,)))
+
+    def put(self, entry: CacheEntry, value: Any) -> None:
+        now = time.time()
+        entry.created = entry.created or now
+        blob = None
+        if entry.stored and not self.has_value(entry.output):
+            blob = self._write_blob(entry.output, value)
+            entry.nbytes = blob[1]
+        with self._lock, self._db:
+            if blob is not None:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO blobs VALUES (?, ?, ?, ?, ?)",
+                    (entry.output, blob[0], blob[1], now, now),
+                )
+            self._db.execute(
+                "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?)",
+                (entry.key, entry.task, entry.output, entry.to_json(), entry.created, now),
+            )
+
+    def _write_blob(self, fingerprint: str, value: Any) -> tuple[str, int]:
+        import joblib
+
+        final = self._blob_path(fingerprint)
+        final.parent.mkdir(exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".tmp-", suffix=".pkl")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                writer = _HashingFile(handle)
+                joblib.dump(value, writer)  # type: ignore[arg-type]
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, final)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return writer.hash.hexdigest(), writer.nbytes
+
+    def load(self, entry: CacheEntry) -> Any:
+        import joblib
+
+        rows = self._query("SELECT checksum, nbytes FROM blobs WHERE fingerprint = ?", (entry.output,))
+        if not rows:
+            raise CacheMiss("its value is not in the cache")
+        checksum, nbytes = rows[0]
+        path = self._blob_path(entry.output)
+        try:
+            data = path.read_bytes() if nbytes < _MMAP_FROM else None
+            actual = xxhash.xxh3_128_hexdigest(data) if data is not None else _file_checksum(path)
+        except OSError as exc:
+            self._forget_blob(entry.output)
+            raise CacheMiss(f"its value file cannot be read ({exc.strerror})") from None
+        if actual != checksum:
+            self._forget_blob(entry.output)
+            raise CacheMiss("its value file is corrupt (checksum mismatch)")
+        try:
+            if data is not None:
+                value = joblib.load(io.BytesIO(data))
+            else:
+                value = joblib.load(path, mmap_mode="c")
+        except Exception as exc:  # a checksum match that still fails to unpickle
+            raise CacheMiss(f"its value cannot be unpickled ({type(exc).__name__}: {exc})") from None
+        return value
+
+    def _forget_blob(self, fingerprint: str) -> None:
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM blobs WHERE fingerprint = ?", (fingerprint,))
+        self._blob_path(fingerprint).unlink(missing_ok=True)
+
+    def head(self, task: str) -> CacheEntry | None:
+        rows = self._query(
+            "SELECT e.record FROM heads h JOIN entries e ON e.key = h.key WHERE h.task = ?", (task,)
+        )
+        return CacheEntry.from_json(rows[0][0]) if rows else None
+
+    def set_head(self, task: str, key: str) -> None:
+        with self._lock, self._db:
+            self._db.execute("INSERT OR REPLACE INTO heads VALUES (?, ?)", (task, key))
+
+    def touch(self, keys: Iterable[str]) -> None:
+        now = time.time()
+        rows = [(now, k) for k in keys]
+        if not rows:
+            return
+        with self._lock, self._db:
+            self._db.executemany("UPDATE entries SET last_used = ? WHERE key = ?", rows)
+            self._db.executemany(
+                "UPDATE blobs SET last_used = ? WHERE fingerprint = "
+                "(SELECT output FROM entries WHERE key = ?)",
+                rows,
+            )
+
+    def info(self) -> CacheInfo:
+        entries = self._query("SELECT task, COUNT(*) FROM entries GROUP BY task")
+        blobs = self._query("SELECT COUNT(*), COALESCE(SUM(nbytes), 0) FROM blobs")[0]
+        tasks = {task: count for task, count in entries}
+        return CacheInfo(self.location, sum(tasks.values()), blobs[0], blobs[1], tasks)
+
+    def clear(self, task: str | None = None) -> int:
+        with self._lock, self._db:
+            where, args = ("WHERE task = ?", (task,)) if task is not None else ("", ())
+            gone = self._db.execute(f"DELETE FROM entries {where}", args).rowcount
+            self._db.execute(f"DELETE FROM heads {where}", args)
+            orphans = [
+                fp
+                for (fp,) in self._db.execute(
+                    "SELECT fingerprint FROM blobs WHERE fingerprint NOT IN (SELECT output FROM entries)"
+                )
+            ]
+            self._db.executemany("DELETE FROM blobs WHERE fingerprint = ?", [(fp,) for fp in orphans])
+        for fp in orphans:
+            self._blob_path(fp).unlink(missing_ok=True)
+        return gone
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _file_checksum(path: Path) -> str:
+    h = xxhash.xxh3_128()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(2**22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def open_store(directory: str | os.PathLike[str] | None) -> Store:
+    """A :class:`DiskStore` at ``directory``, or a :class:`MemoryStore` for ``None``."""
+    return MemoryStore() if directory is None else DiskStore(directory)
