@@ -194,7 +194,8 @@ class DagMagics(Magics):
     @staticmethod
     def _merge(first: RunReport, second: RunReport) -> RunReport:
         for field in ("statuses", "reasons", "durations", "errors"):
-            getattr(first, field).update(getattr(second, field))
+            for task, value in getattr(second, field).items():
+                getattr(first, field).setdefault(task, value)  # the first run's word wins
         return first
 
     @contextlib.contextmanager

@@ -1,0 +1,343 @@
+"""``%%task`` and ``%dag`` in a real IPython shell.
+
+Executions are counted through a log file that each task body appends to;
+outputs are read with IPython's own ``capture_output``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.testing import globalipapp
+from IPython.utils.capture import capture_output
+
+import dagnb
+from dagnb import magics, session
+
+
+@pytest.fixture()
+def ip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A shell with dagnb freshly loaded, a cold cache and a log file at ``LOG``."""
+    globalipapp.start_ipython()  # once per process; later calls return None
+    shell = globalipapp.get_ipython()
+    monkeypatch.setenv("DAGNB_CACHE_DIR", str(tmp_path / "cache"))
+    magics.unload(shell)
+    shell.extension_manager.loaded.discard("dagnb")
+    session.set_current(None)
+    shell.reset(new_session=False)
+    shell.user_ns["LOG"] = str(tmp_path / "log.txt")
+    result = shell.run_cell("%load_ext dagnb")
+    assert result.success
+    yield shell
+    magics.unload(shell)
+    shell.extension_manager.loaded.discard("dagnb")
+    session.set_current(None)
+
+
+def run(ip: Any, source: str, cell_id: str | None = None) -> tuple[Any, Any]:
+    """Run a cell; return (ExecutionResult, captured outputs)."""
+    with capture_output() as out:
+        result = ip.run_cell(source, cell_id=cell_id)
+    return result, out
+
+
+def ok(ip: Any, source: str, cell_id: str | None = None) -> str:
+    """Run a cell that must succeed; return its displayed text and stdout."""
+    result, out = run(ip, source, cell_id)
+    assert result.error_in_exec is None and result.error_before_exec is None, result
+    if result.result is not None:  # a returned object: its text, not the Out[] echo
+        return result.result._repr_mimebundle_()["text/plain"]
+    shown = [o.data.get("text/plain", "") for o in out.outputs]
+    return "\n".join(part.strip() for part in [out.stdout, *shown] if part.strip())
+
+
+def fails(ip: Any, source: str, kind: type[BaseException] = UsageError) -> str:
+    """Run a cell that must fail with ``kind``; return the error message."""
+    result, _ = run(ip, source)
+    error = result.error_in_exec or result.error_before_exec
+    assert isinstance(error, kind), f"expected {kind.__name__}, got {error!r}"
+    return str(error)
+
+
+def executions(ip: Any) -> list[str]:
+    path = Path(ip.user_ns["LOG"])
+    return path.read_text().split() if path.exists() else []
+
+
+def task(name: str, params: str = "", body: str = "return 1") -> str:
+    """A ``%%task`` cell whose function logs its name, then runs ``body``."""
+    return (
+        f"%%task\ndef {name}({params}):\n"
+        f"    open(LOG, 'a').write('{name}\\n')\n"
+        f"    {body}\n"
+    )
+
+
+def chain(ip: Any) -> None:
+    """raw -> clean -> model"""
+    ok(ip, task("raw", body="return [1, 2, 3]"))
+    ok(ip, task("clean", "raw", body="return [x * 2 for x in raw]"))
+    ok(ip, task("model", "clean", body="return sum(clean)"))
+
+
+def test_load_ext_registers_magics_and_prints_nothing(ip: Any) -> None:
+    assert "task" in ip.magics_manager.magics["cell"]
+    assert "dag" in ip.magics_manager.magics["line"]
+    magics.unload(ip)
+    ip.extension_manager.loaded.discard("dagnb")
+    assert ok(ip, "%load_ext dagnb") == ""
+
+
+def test_task_cell_binds_value_and_says_it_ran(ip: Any) -> None:
+    assert ok(ip, task("raw", body="return [1, 2, 3]")) == "raw: ran (new)"
+    assert ip.user_ns["raw"] == [1, 2, 3]
+    assert executions(ip) == ["raw"]
+
+
+def test_rerunning_an_unchanged_cell_is_a_cache_hit(ip: Any) -> None:
+    ok(ip, task("raw", body="return [1, 2, 3]"))
+    assert ok(ip, task("raw", body="return [1, 2, 3]")) == "raw: cached"
+    assert executions(ip) == ["raw"]
+
+
+def test_formatting_and_comment_edits_do_not_rerun(ip: Any) -> None:
+    ok(ip, task("raw", body="return [1, 2, 3]"))
+    edited = task("raw", body="return [1,2,3]  # same list").replace("def raw", "\ndef raw")
+    assert ok(ip, edited) == "raw: cached"
+    assert executions(ip) == ["raw"]
+
+
+def test_code_edit_reruns_and_lists_downstream_as_stale(ip: Any) -> None:
+    chain(ip)
+    text = ok(ip, task("clean", "raw", body="return [x * 3 for x in raw]"))
+    assert text == "clean: ran (code changed) · 1 downstream now stale: model"
+    assert executions(ip) == ["raw", "clean", "model", "clean"]
+    assert ip.user_ns["model"] == 12  # lazy: still the old value
+
+
+def test_edit_with_identical_output_leaves_downstream_fresh(ip: Any) -> None:
+    chain(ip)
+    text = ok(ip, task("clean", "raw", body="return [x + x for x in raw]"))
+    assert text == "clean: ran (code changed)"
+    assert "stale" not in ok(ip, "%dag plan model")
+
+
+def test_auto_mode_reruns_downstream_at_once(ip: Any) -> None:
+    chain(ip)
+    assert ok(ip, "%dag mode auto") == "mode: auto"
+    text = ok(ip, task("clean", "raw", body="return [x * 3 for x in raw]"))
+    assert text == "clean: ran (code changed) · downstream ran: model"
+    assert ip.user_ns["model"] == 18
+
+
+def test_no_run_only_defines(ip: Any) -> None:
+    text = ok(ip, "%%task --no-run\ndef raw():\n    open(LOG, 'a').write('raw\\n')\n    return 1\n")
+    assert text == "raw: defined (not run) · stale: raw"
+    assert executions(ip) == []
+    assert "raw" not in ip.user_ns
+
+
+def test_upstream_runs_first_when_stale(ip: Any) -> None:
+    ok(ip, "%%task --no-run\n" + task("raw", body="return 5").split("\n", 1)[1])
+    assert ok(ip, task("double", "raw", body="return raw * 2")) == "double: ran (new) · upstream ran: raw"
+    assert ip.user_ns["double"] == 10
+
+
+def test_helper_and_global_edits_make_the_task_stale(ip: Any) -> None:
+    ok(ip, "K = 2\ndef scale(x):\n    return x * K")
+    ok(ip, task("scaled", body="return scale(10)"))
+    ok(ip, "K = 3")
+    assert ok(ip, "%dag why scaled") == "scaled is stale: helper scale changed."
+    ok(ip, "K = 2")
+    assert ok(ip, "%dag why scaled") == "scaled is up to date: its key is unchanged."
+    ok(ip, "def scale(x):\n    return x * K + 0")
+    assert ok(ip, "%dag why scaled") == "scaled is stale: helper scale changed."
+
+
+def test_external_input_changes_are_named(ip: Any) -> None:
+    ok(ip, "threshold = 1")
+    ok(ip, task("above", "threshold", body="return threshold + 1"))
+    ok(ip, "threshold = 2")
+    assert ok(ip, "%dag why above") == "above is stale: input threshold changed."
+
+
+def test_prints_are_replayed_on_a_cache_hit(ip: Any) -> None:
+    cell = "%%task\ndef noisy():\n    print('hello from noisy')\n    return 1\n"
+    assert ok(ip, cell) == "hello from noisy\nnoisy: ran (new)"
+    assert ok(ip, cell) == "hello from noisy\nnoisy: cached"
+
+
+def test_displays_are_replayed_on_a_cache_hit(ip: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ip.display_formatter, "active_types", ["text/plain", "text/html"])  # as in a kernel
+    cell = "%%task\ndef shown():\n    from IPython.display import display, HTML\n    display(HTML('<b>hi</b>'))\n    return 1\n"
+    _, first = run(ip, cell)
+    _, second = run(ip, cell)
+    for out in (first, second):
+        assert out.outputs[0].data["text/html"] == "<b>hi</b>"
+        assert out.outputs[-1].data["text/plain"].startswith("shown:")
+
+
+def test_restart_loads_from_disk_and_runs_nothing(ip: Any) -> None:
+    chain(ip)
+    magics.unload(ip)
+    ip.extension_manager.loaded.discard("dagnb")
+    session.set_current(None)
+    for name in ("raw", "clean", "model"):
+        del ip.user_ns[name]
+    ok(ip, "%load_ext dagnb")
+    chain(ip)
+    assert executions(ip) == ["raw", "clean", "model"]
+    assert ip.user_ns["model"] == 12
+
+
+def test_dag_run_returns_a_report_and_keeps_last_run(ip: Any) -> None:
+    chain(ip)
+    ok(ip, task("clean", "raw", body="return [x * 3 for x in raw]"))
+    result, _ = run(ip, "%dag run")
+    report = result.result
+    assert report.executed == ["model"] and report.cached == ["raw", "clean"]
+    assert dagnb.current().last_run.executed == ["model"]
+    assert ip.user_ns["model"] == 18
+
+
+def test_dag_run_force_and_targets(ip: Any) -> None:
+    chain(ip)
+    result, _ = run(ip, "%dag run clean --force raw")
+    assert result.result.executed == ["raw"] and result.result.cached == ["clean"]
+    assert executions(ip)[-1] == "raw"
+
+
+def test_dag_plan_lists_what_would_run(ip: Any) -> None:
+    chain(ip)
+    ok(ip, task("raw", body="return [1, 2, 4]").replace("%%task", "%%task --no-run"))
+    assert ok(ip, "%dag plan") == (
+        "plan: 3 to run, 0 cached\n"
+        "  raw    run  (code changed)\n"
+        "  clean  run if needed  (upstream raw reruns first)\n"
+        "  model  run if needed  (upstream clean reruns first)"
+    )
+
+
+def test_dag_drop_removes_task_and_variable(ip: Any) -> None:
+    chain(ip)
+    assert "dropped task `model`" in ok(ip, "%dag drop model")
+    assert "model" not in ip.user_ns
+    assert "no task `model`" in fails(ip, "%dag why model")
+
+
+def test_dag_cache_info_and_clear(ip: Any, tmp_path: Path) -> None:
+    chain(ip)
+    assert "3 keys, 3 values" in ok(ip, "%dag cache info")
+    assert ok(ip, "%dag cache clear raw") == "removed 1 cache entries of `raw`"
+    assert "2 keys" in ok(ip, "%dag cache")
+    assert "cache directory:" in ok(ip, f"%dag cache --dir {tmp_path / 'other'}")
+    assert "0 keys" in ok(ip, "%dag cache info")
+
+
+def test_renaming_a_function_in_its_cell_replaces_the_task(ip: Any) -> None:
+    ok(ip, task("first", body="return 1"), cell_id="cell-a")
+    text = ok(ip, task("second", body="return 1"), cell_id="cell-a")
+    assert text == "second: ran (new) · replaces `first`"
+    assert "first" not in ip.user_ns
+    assert "first" not in ok(ip, "%dag plan")
+
+
+def test_same_name_in_two_cells_is_an_error(ip: Any) -> None:
+    ok(ip, task("raw"), cell_id="cell-a")
+    _, _ = run(ip, task("raw"), cell_id="cell-b")
+    result, _ = run(ip, task("raw"), cell_id="cell-b")
+    assert str(result.error_in_exec) == (
+        "Task `raw` is already defined in another cell. Rename one of the two functions, "
+        "or run `%dag drop raw` to remove the other definition first."
+    )
+
+
+# ------------------------------------------------------------------ errors
+
+
+def test_unresolved_parameter_names_task_param_and_close_match(ip: Any) -> None:
+    ok(ip, "features = [1, 2]")
+    assert fails(ip, task("model", "featurs")) == (
+        "Task `model` has a parameter `featurs` that is neither a task, a default, nor a notebook "
+        "variable. Did you mean `features`? Define it in a cell above, give it a default, or add a "
+        "`%%task def featurs(...)`."
+    )
+
+
+def test_syntax_error_keeps_the_last_good_definition_and_value(ip: Any) -> None:
+    chain(ip)
+    assert fails(ip, "%%task\ndef clean(raw:\n    return 1\n") == (
+        "The `%%task` cell has a syntax error at line 1: '(' was never closed. "
+        "Fix the code; the previous definition of the task is kept until then."
+    )
+    assert ip.user_ns["clean"] == [2, 4, 6]
+    assert "0 to run" in ok(ip, "%dag plan")
+
+
+def test_bad_redefinition_keeps_the_last_good_definition(ip: Any) -> None:
+    chain(ip)
+    fails(ip, task("clean", "raww"))
+    assert ok(ip, "%dag why clean") == "clean is up to date: its key is unchanged."
+
+
+def test_cell_without_a_function_is_refused(ip: Any) -> None:
+    assert fails(ip, "%%task\nx = 1\n") == (
+        "A `%%task` cell holds exactly one function definition (imports may precede it); found: "
+        "Assign. Put other code in an ordinary cell, and one `def` per `%%task` cell."
+    )
+
+
+def test_cell_imports_become_notebook_globals(ip: Any) -> None:
+    ok(ip, "%%task\nimport math\ndef root():\n    return math.sqrt(16)\n")
+    assert ip.user_ns["root"] == 4.0 and ip.user_ns["math"].__name__ == "math"
+
+
+def test_self_dependency_and_cycles_are_refused(ip: Any) -> None:
+    assert "depends on itself" in fails(ip, task("loop", "loop"))
+    ok(ip, task("a", body="return 1"))
+    ok(ip, task("b", "a", body="return a"))
+    assert fails(ip, task("a", "b", body="return b")) == (
+        "Tasks form a cycle: a -> b -> a. A task cannot depend on its own output; "
+        "rename a parameter to break the loop."
+    )
+    assert ip.user_ns["b"] == 1
+
+
+def test_failing_task_shows_user_traceback_only(ip: Any) -> None:
+    ok(ip, task("raw", body="return [1, 2]"))
+    result, _ = run(ip, task("broken", "raw", body="return raw[5]"))
+    error = result.error_in_exec
+    assert isinstance(error, dagnb.TaskFailed)
+    assert str(error) == (
+        "Task `broken` raised IndexError: list index out of range. Fix the task (or its inputs) "
+        "and run it again; the values of other tasks are kept."
+    )
+    rendered = "\n".join(error._render_traceback_())
+    assert "raw[5]" in rendered and "IndexError" in rendered
+    assert "dagnb/" not in rendered and "api.py" not in rendered
+    assert ip.user_ns["raw"] == [1, 2]
+    assert dagnb.current().last_run.failed == ["broken"]
+
+
+def test_dag_errors_are_usage_errors(ip: Any) -> None:
+    chain(ip)
+    assert fails(ip, "%dag why modle") == (
+        "There is no task `modle`. Did you mean `model`? `%dag plan` lists the tasks defined so far."
+    )
+    assert fails(ip, "%dag frobnicate").startswith("%dag: argument COMMAND: invalid choice: 'frobnicate'")
+    assert fails(ip, "%dag run --bogus") == (
+        "%dag: unrecognized arguments: --bogus. `%dag --help` lists the options."
+    )
+    assert "no task `nope`" in fails(ip, "%dag run nope")
+    assert "no task `nope`" in fails(ip, "%dag cache clear nope")
+
+
+def test_help_prints_and_does_not_exit(ip: Any) -> None:
+    text = ok(ip, "%dag --help")
+    for command in ("run", "plan", "why", "drop", "cache", "mode"):
+        assert f"    {command}" in text
+    assert "--force TASK" in ok(ip, "%dag run --help")
+    assert "--no-run" in ok(ip, "%%task --help\ndef f():\n    pass\n")
