@@ -29,7 +29,7 @@ from .errors import (
     UnresolvedParameter,
     close_matches,
 )
-from .hashing import function_digest, source_digest
+from .codehash import function_digest, source_digest
 
 __all__ = ["Input", "TaskGraph", "TaskSpec", "parse_task_cell", "spec_from_function"]
 

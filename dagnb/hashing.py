@@ -1,4 +1,4 @@
-"""Fingerprints of values and code (xxh3_128, hex digests).
+"""Fingerprints of values (xxh3_128, hex digests); code is in :mod:`dagnb.codehash`.
 
 Invariants:
 
@@ -18,39 +18,24 @@ first value from a module that is already loaded.
 
 from __future__ import annotations
 
-import ast
-import dis
 import functools
-import inspect
 import os
 import pickle
 import struct
 import sys
-import textwrap
 import types
 import warnings
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import xxhash
 
 from .errors import Unfingerprintable, UnfingerprintableWarning
 
-__all__ = [
-    "CodeFingerprint",
-    "FileRef",
-    "code_fingerprint",
-    "file",
-    "fingerprint",
-    "function_digest",
-    "register_fingerprint",
-    "source_digest",
-]
+__all__ = ["FileRef", "file", "fingerprint", "register_fingerprint", "value_digest"]
 
 #: Bumped whenever the byte stream below changes; pinned-digest tests guard it.
 FORMAT = b"dagnb-fp-1"
-PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 Feeder = Callable[[Any, Any], None]
 
@@ -216,115 +201,15 @@ _LAZY_DONE: set[str] = set()
 
 
 def _register_lazy_handlers() -> None:
+    """Register numpy and pandas handlers once those modules are loaded (never import them)."""
     if len(_LAZY_DONE) == 2:
         return
-    if "numpy" not in _LAZY_DONE and "numpy" in sys.modules:
-        _LAZY_DONE.add("numpy")
-        _register_numpy(sys.modules["numpy"])
-    if "pandas" not in _LAZY_DONE and "pandas" in sys.modules:
-        _LAZY_DONE.add("pandas")
-        _register_pandas(sys.modules["pandas"])
+    for module in ("numpy", "pandas"):
+        if module not in _LAZY_DONE and module in sys.modules:
+            _LAZY_DONE.add(module)
+            from . import _arrays
 
-
-def _register_numpy(np: Any) -> None:
-    _registered.register(np.ndarray)(_feed_ndarray)
-    _registered.register(np.generic)(_feed_numpy_scalar)
-
-
-def _dtype_text(dtype: Any) -> str:
-    return str(dtype.descr) if dtype.names is not None else dtype.str
-
-
-def _feed_ndarray(value: Any, h: Any) -> None:
-    np = sys.modules["numpy"]
-    if type(value) not in (np.ndarray, np.memmap):  # masked arrays and co. carry more state
-        _feed_pickle(value, h)
-        return
-    h.update(b"n")
-    _text(h, _dtype_text(value.dtype))
-    _feed(tuple(value.shape), h)
-    if value.dtype.hasobject:
-        _feed_object_array(value.reshape(-1), h)
-        return
-    flat = np.ascontiguousarray(value).reshape(-1).view(np.uint8)
-    _blob(h, flat.data)
-
-
-def _feed_numpy_scalar(value: Any, h: Any) -> None:
-    np = sys.modules["numpy"]
-    h.update(b"g")
-    _feed_ndarray(np.asarray(value), h)
-
-
-def _feed_object_array(flat: Any, h: Any) -> None:
-    """Strings in bulk (lengths + one UTF-8 join), anything else one by one."""
-    np = sys.modules["numpy"]
-    is_str = np.fromiter((type(x) is str for x in flat), dtype=bool, count=len(flat))
-    h.update(b"o")
-    _blob(h, is_str.view(np.uint8).data)
-    strings = flat[is_str]
-    lengths = np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))
-    _blob(h, lengths.view(np.uint8).data)
-    _blob(h, "".join(strings.tolist()).encode("utf-8", "surrogatepass"))
-    for item in flat[~is_str]:
-        _feed(item, h)
-
-
-def _register_pandas(pd: Any) -> None:
-    _registered.register(pd.DataFrame)(_feed_frame)
-    _registered.register(pd.Series)(_feed_series)
-    _registered.register(pd.Index)(_feed_index)
-
-
-def _feed_array_like(values: Any, h: Any) -> None:
-    """A column's values: numpy buffers when the dtype has them."""
-    np = sys.modules["numpy"]
-    pd = sys.modules["pandas"]
-    dtype = values.dtype
-    _text(h, str(dtype))
-    if isinstance(dtype, pd.CategoricalDtype):
-        _feed((dtype.ordered,), h)
-        _feed_index(dtype.categories, h)
-        _feed_ndarray(np.asarray(values.codes), h)
-    elif isinstance(dtype, np.dtype):
-        _feed_ndarray(np.asarray(values), h)
-    else:  # extension arrays: their object form is exact, if slower
-        _feed_ndarray(np.asarray(values, dtype=object), h)
-
-
-def _feed_index(index: Any, h: Any) -> None:
-    pd = sys.modules["pandas"]
-    h.update(b"I")
-    _text(h, _qualname(type(index)))
-    _feed(list(index.names), h)
-    if isinstance(index, pd.RangeIndex):
-        _feed((index.start, index.stop, index.step), h)
-    elif isinstance(index, pd.MultiIndex):
-        _feed(list(index.levels), h)
-        _feed([_codes(c) for c in index.codes], h)
-    else:
-        _feed_array_like(index.array, h)
-
-
-def _codes(codes: Any) -> Any:
-    return sys.modules["numpy"].asarray(codes)
-
-
-def _feed_series(series: Any, h: Any) -> None:
-    h.update(b"S")
-    _text(h, _qualname(type(series)))
-    _feed(series.name, h)
-    _feed_index(series.index, h)
-    _feed_array_like(series.array, h)
-
-
-def _feed_frame(frame: Any, h: Any) -> None:
-    h.update(b"D")
-    _text(h, _qualname(type(frame)))
-    _feed_index(frame.columns, h)
-    _feed_index(frame.index, h)
-    for i in range(frame.shape[1]):
-        _feed_array_like(frame.iloc[:, i].array, h)
+            getattr(_arrays, f"register_{module}")(_registered)
 
 
 # ----------------------------------------------------------------------- files
@@ -389,190 +274,6 @@ def file(path: str | os.PathLike[str], content: bool | None = None) -> FileRef:
 
 
 register_fingerprint(FileRef, FileRef.state)
-
-
-# ------------------------------------------------------------------------ code
-
-
-@dataclass(frozen=True)
-class CodeFingerprint:
-    """The fingerprint of a task's code and of each thing it references.
-
-    ``parts`` maps a label (``code``, ``helper h``, ``global K``,
-    ``module numpy``, ``python``) to its digest or version, so that
-    ``%dag why`` can name exactly what changed.
-    """
-
-    digest: str
-    parts: dict[str, str] = field(default_factory=dict)
-
-
-def _strip_docstrings(tree: ast.AST) -> ast.AST:
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)):
-            body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-                if isinstance(body[0].value.value, str):
-                    node.body = body[1:] or [ast.Pass()]
-    return tree
-
-
-def normalize_source(source: str) -> str:
-    """Source with comments, blank lines, formatting and docstrings removed."""
-    tree = _strip_docstrings(ast.parse(textwrap.dedent(source)))
-    return ast.dump(tree, annotate_fields=False, include_attributes=False)
-
-
-def source_digest(source: str) -> str:
-    """Fingerprint of source code after AST normalization."""
-    return xxhash.xxh3_128_hexdigest(normalize_source(source).encode())
-
-
-@functools.lru_cache(maxsize=8192)
-def _code_digest(code: types.CodeType) -> str:
-    try:
-        return source_digest(inspect.getsource(code))
-    except (OSError, TypeError, SyntaxError, IndentationError):
-        return _bytecode_digest(code)
-
-
-def _bytecode_digest(code: types.CodeType) -> str:
-    """Fallback when no source is available (lambdas on one line, exec'd code)."""
-    h = xxhash.xxh3_128(b"code")
-    for part in (code.co_code, code.co_names, code.co_varnames, code.co_freevars):
-        _feed(part, h)
-    _feed((code.co_argcount, code.co_kwonlyargcount, code.co_flags), h)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            h.update(_bytecode_digest(const).encode())
-        else:
-            _feed(const, h)
-    return h.hexdigest()
-
-
-def function_digest(fn: Callable[..., Any]) -> str:
-    """Fingerprint of a function's own code (not of what it references)."""
-    return _code_digest(fn.__code__)
-
-
-_GLOBAL_OPS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "STORE_GLOBAL", "DELETE_GLOBAL"})
-
-
-@functools.lru_cache(maxsize=8192)
-def referenced_globals(code: types.CodeType) -> frozenset[str]:
-    """Global names a code object (and every code object nested in it) reads or writes."""
-    names = {ins.argval for ins in dis.get_instructions(code) if ins.opname in _GLOBAL_OPS}
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= referenced_globals(const)
-    return frozenset(str(n) for n in names)
-
-
-def code_fingerprint(
-    fn: Callable[..., Any], own_digest: str | None = None, skip: frozenset[str] = frozenset()
-) -> CodeFingerprint:
-    """Fingerprint ``fn``'s code plus every helper, global and module it references.
-
-    Names are looked up in ``fn.__globals__`` (the notebook namespace for a
-    ``%%task`` cell). ``skip`` names are left out (the task's own parameters
-    are inputs, hashed elsewhere).
-    """
-    parts = {"python": PYTHON, "code": own_digest or function_digest(fn)}
-    parts.update(_reference_parts(fn, skip, {id(fn)}))
-    h = xxhash.xxh3_128(b"code")
-    for label in sorted(parts):
-        _text(h, label)
-        _text(h, parts[label])
-    return CodeFingerprint(h.hexdigest(), parts)
-
-
-def _reference_parts(fn: Any, skip: frozenset[str], seen: set[int]) -> dict[str, str]:
-    namespace = getattr(fn, "__globals__", {})
-    parts: dict[str, str] = {}
-    for name in sorted(referenced_globals(fn.__code__) - skip):
-        if name in namespace:
-            label, digest = _describe(name, namespace[name], namespace, seen)
-            parts[label] = digest
-    for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
-        try:
-            label, digest = _describe(name, cell.cell_contents, namespace, seen)
-        except ValueError:  # empty cell: the closure variable is not bound yet
-            continue
-        parts["closure " + label.split(" ", 1)[1]] = digest
-    wrapped = getattr(fn, "__wrapped__", None)
-    if wrapped is not None and hasattr(wrapped, "__code__"):
-        parts["wrapped"] = _helper_digest(wrapped, seen)
-    return parts
-
-
-def _describe(name: str, obj: Any, namespace: Mapping[str, Any], seen: set[int]) -> tuple[str, str]:
-    if isinstance(obj, types.ModuleType):
-        return f"module {name}", _module_version(obj.__name__)
-    if _is_local(obj, namespace):
-        if isinstance(obj, type):
-            return f"helper {name}", _class_digest(obj, seen)
-        return f"helper {name}", _helper_digest(obj, seen)
-    if isinstance(obj, (type, types.FunctionType, types.BuiltinFunctionType)):
-        module = getattr(obj, "__module__", None) or "builtins"
-        return f"module {name}", f"{module} {_module_version(module)}"
-    return f"global {name}", value_digest(name, obj)
-
-
-def _is_local(obj: Any, namespace: Mapping[str, Any]) -> bool:
-    """Defined in the notebook (or the module) the task lives in."""
-    if isinstance(obj, types.FunctionType):
-        return obj.__globals__ is namespace
-    if isinstance(obj, type):
-        return obj.__module__ == namespace.get("__name__", "__main__")
-    return False
-
-
-def _helper_digest(fn: Any, seen: set[int]) -> str:
-    if id(fn) in seen:
-        return "recursive"
-    seen = seen | {id(fn)}
-    h = xxhash.xxh3_128(function_digest(fn).encode())
-    for label, digest in sorted(_reference_parts(fn, frozenset(), seen).items()):
-        _text(h, label)
-        _text(h, digest)
-    _feed(_safe_value(fn.__defaults__), h)
-    return h.hexdigest()
-
-
-def _class_digest(cls: type, seen: set[int]) -> str:
-    if id(cls) in seen:
-        return "recursive"
-    seen = seen | {id(cls)}
-    h = xxhash.xxh3_128(b"class")
-    _text(h, cls.__qualname__)
-    _feed([_qualname(base) for base in cls.__bases__], h)
-    for attr, value in sorted(vars(cls).items()):
-        if attr.startswith("__") and attr not in ("__init__", "__call__", "__post_init__"):
-            continue
-        _text(h, attr)
-        func = getattr(value, "__func__", value)  # staticmethod, classmethod
-        if isinstance(func, types.FunctionType):
-            _text(h, _helper_digest(func, seen))
-        elif isinstance(value, property):
-            _feed([_helper_digest(f, seen) for f in (value.fget, value.fset) if f], h)
-        else:
-            _text(h, _safe_value(value))
-    return h.hexdigest()
-
-
-@functools.lru_cache(maxsize=1024)
-def _module_version(module_name: str) -> str:
-    root = module_name.split(".")[0]
-    module = sys.modules.get(root)
-    version = getattr(module, "__version__", None)
-    if version is None and root not in sys.stdlib_module_names:
-        try:
-            from importlib.metadata import PackageNotFoundError, version as dist_version
-
-            version = dist_version(root)
-        except (PackageNotFoundError, ValueError):
-            version = None
-    return f"{root} {version or PYTHON}"
 
 
 _WARNED: set[str] = set()

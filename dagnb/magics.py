@@ -24,7 +24,6 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import publish_display_data
 
 from . import session
-from .api import Graph
 from .capture import OutputLog, _Tee
 from .errors import DagnbError, TaskFailed
 from .executor import RunReport

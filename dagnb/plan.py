@@ -20,7 +20,8 @@ from typing import Any, Literal, Protocol
 import xxhash
 
 from .graph import Input, TaskGraph, TaskSpec
-from .hashing import code_fingerprint, value_digest
+from .codehash import code_fingerprint
+from .hashing import value_digest
 from .store import CacheEntry, Store
 
 __all__ = ["Decision", "KeyInfo", "Plan", "Result", "compute_key", "decide", "plan_run"]
