@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
-import linecache
 import os
 import shlex
 import sys
@@ -150,8 +149,8 @@ class DagMagics(Magics):
         return name, self._forget_renamed(name, cell_id)
 
     def _compile(self, cell: str, node: ast.FunctionDef | ast.AsyncFunctionDef) -> Any:
-        filename = f"<task {node.name}>"
-        linecache.cache[filename] = (len(cell), None, cell.splitlines(True), filename)
+        # IPython's compiler registers the source so tracebacks can show it.
+        filename = self.shell.compile.cache(cell, self.shell.execution_count)
         code = compile(cell, filename, "exec")
         scratch: dict[str, Any] = {}
         exec(code, self.shell.user_ns, scratch)
@@ -337,7 +336,7 @@ def _task_failures(shell: Any) -> Iterator[None]:
     except TaskFailed as failure:
         error = failure.error
         tb = _user_frames(error.__traceback__)
-        lines = [*shell.InteractiveTB.structured_traceback(type(error), error, tb), f"TaskFailed: {failure}"]
+        lines = [*shell.InteractiveTB.structured_traceback(type(error), error, tb, tb_offset=0), f"TaskFailed: {failure}"]
         failure._render_traceback_ = lambda: lines  # type: ignore[attr-defined]
         raise failure.with_traceback(None) from None
 
