@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 __all__ = ["OutputLog", "capture_streams", "replay_streams"]
@@ -50,10 +50,17 @@ def capture_streams() -> Iterator[OutputLog]:
             yield log
 
 
-def replay_streams(outputs: list[dict[str, Any]]) -> None:
-    """Show recorded outputs again: streams as text, displays by their text/plain."""
+def replay_streams(
+    outputs: list[dict[str, Any]], show: Callable[[dict[str, Any]], None] | None = None
+) -> None:
+    """Show recorded outputs again: streams as text, displays through ``show``.
+
+    Without ``show`` (no notebook frontend) a display prints its text/plain.
+    """
     for out in outputs:
         if out["output_type"] == "stream":
             (sys.stderr if out["name"] == "stderr" else sys.stdout).write(out["text"])
+        elif show is not None:
+            show(out)
         else:
             print(out["data"].get("text/plain", ""))

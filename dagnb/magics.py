@@ -23,7 +23,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import publish_display_data
 
 from . import session
-from .capture import OutputLog, _Tee
+from .capture import OutputLog, capture_streams, replay_streams
 from .errors import DagnbError, TaskFailed
 from .executor import RunReport
 from .graph import parse_task_cell, spec_from_function
@@ -199,24 +199,22 @@ class DagMagics(Magics):
     @contextlib.contextmanager
     def _capture(self) -> Iterator[OutputLog]:
         """Tee streams and displays into a log; turn new matplotlib figures into displays."""
-        log = OutputLog()
         pub = self.shell.display_pub
         original = pub.publish
         figures = _figure_numbers()
+        with capture_streams() as log:
 
-        def publish(data: dict[str, Any], metadata: dict[str, Any] | None = None, *args: Any, **kwargs: Any) -> Any:
-            if not kwargs.get("update"):
-                log.display(data, metadata)
-            return original(data, metadata, *args, **kwargs)
+            def publish(data: dict[str, Any], metadata: dict[str, Any] | None = None, *args: Any, **kwargs: Any) -> Any:
+                if not kwargs.get("update"):
+                    log.display(data, metadata)
+                return original(data, metadata, *args, **kwargs)
 
-        pub.publish = publish
-        try:
-            with contextlib.redirect_stdout(_Tee(sys.stdout, log, "stdout")):  # type: ignore[type-var]
-                with contextlib.redirect_stderr(_Tee(sys.stderr, log, "stderr")):  # type: ignore[type-var]
-                    yield log
-                    _show_new_figures(figures)
-        finally:
-            del pub.publish
+            pub.publish = publish
+            try:
+                yield log
+                _show_new_figures(figures)
+            finally:
+                del pub.publish
 
     # --------------------------------------------------------------- %dag
 
@@ -304,11 +302,7 @@ def _show_line(text: str, metadata: dict[str, Any]) -> None:
 
 
 def _replay(outputs: list[dict[str, Any]]) -> None:
-    for out in outputs:
-        if out["output_type"] == "stream":
-            (sys.stderr if out["name"] == "stderr" else sys.stdout).write(out["text"])
-        else:
-            publish_display_data(out["data"], metadata=out.get("metadata") or {})
+    replay_streams(outputs, lambda out: publish_display_data(out["data"], metadata=out.get("metadata") or {}))
 
 
 def _figure_numbers() -> set[int]:
