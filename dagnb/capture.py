@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
-__all__ = ["OutputLog", "capture_streams", "replay_streams"]
+__all__ = ["OutputLog", "capture_streams", "current_log", "replay_streams"]
 
 
 class OutputLog(list):  # type: ignore[type-arg]
@@ -29,12 +30,26 @@ class OutputLog(list):  # type: ignore[type-arg]
         self.append({"output_type": "display_data", "data": dict(data), "metadata": dict(metadata or {})})
 
 
+_local = threading.local()
+_lock = threading.Lock()
+_installed: list[Any] = []  # [depth, saved stdout, saved stderr] while any capture is active
+
+
+def current_log() -> OutputLog | None:
+    """The log of the task running in this thread, if any."""
+    return getattr(_local, "log", None)
+
+
 class _Tee:
-    def __init__(self, original: TextIO, log: OutputLog, name: str) -> None:
-        self._original, self._log, self._name = original, log, name
+    """Writes through to the real stream and into the current thread's log."""
+
+    def __init__(self, original: TextIO, name: str) -> None:
+        self._original, self._name = original, name
 
     def write(self, text: str) -> int:
-        self._log.stream(self._name, text)
+        log = current_log()
+        if log is not None:
+            log.stream(self._name, text)
         return self._original.write(text)
 
     def __getattr__(self, attr: str) -> Any:
@@ -43,11 +58,29 @@ class _Tee:
 
 @contextlib.contextmanager
 def capture_streams() -> Iterator[OutputLog]:
-    """Tee ``sys.stdout`` and ``sys.stderr`` into an :class:`OutputLog`."""
+    """Tee ``sys.stdout`` and ``sys.stderr`` into a fresh :class:`OutputLog`.
+
+    The streams are swapped once while any capture is active, and each
+    thread records into its own log, so tasks running at once on a thread
+    pool keep their outputs apart and the streams are restored exactly.
+    """
     log = OutputLog()
-    with contextlib.redirect_stdout(_Tee(sys.stdout, log, "stdout")):  # type: ignore[type-var]
-        with contextlib.redirect_stderr(_Tee(sys.stderr, log, "stderr")):  # type: ignore[type-var]
-            yield log
+    with _lock:
+        if not _installed:
+            _installed[:] = [0, sys.stdout, sys.stderr]
+            sys.stdout = _Tee(sys.stdout, "stdout")  # type: ignore[assignment]
+            sys.stderr = _Tee(sys.stderr, "stderr")  # type: ignore[assignment]
+        _installed[0] += 1
+    previous, _local.log = current_log(), log
+    try:
+        yield log
+    finally:
+        _local.log = previous
+        with _lock:
+            _installed[0] -= 1
+            if _installed[0] == 0:
+                sys.stdout, sys.stderr = _installed[1], _installed[2]
+                _installed.clear()
 
 
 def replay_streams(

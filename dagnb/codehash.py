@@ -160,7 +160,10 @@ def _is_local(obj: Any, namespace: Mapping[str, Any]) -> bool:
     if isinstance(obj, types.FunctionType):
         return obj.__globals__ is namespace
     if isinstance(obj, type):
-        return obj.__module__ == namespace.get("__name__", "__main__")
+        if obj.__module__ == namespace.get("__name__", "__main__"):
+            return True
+        # exec'd into a namespace without __name__: its methods still tell where it lives
+        return any(getattr(v, "__globals__", None) is namespace for v in vars(obj).values())
     return False
 
 

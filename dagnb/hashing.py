@@ -51,7 +51,10 @@ def fingerprint(value: Any) -> str:
             byte representation; register one with :func:`register_fingerprint`.
     """
     h = xxhash.xxh3_128(FORMAT)
-    _feed(value, h)
+    try:
+        _feed(value, h)
+    except RecursionError:  # a container that holds itself, or nesting deeper than the stack
+        raise Unfingerprintable(_qualname(type(value)), "it contains itself or is nested too deeply") from None
     return h.hexdigest()
 
 

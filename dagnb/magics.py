@@ -14,6 +14,7 @@ import contextlib
 import os
 import shlex
 import sys
+import threading
 from collections.abc import Iterator
 from html import escape
 from typing import Any
@@ -23,7 +24,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import publish_display_data
 
 from . import session
-from .capture import OutputLog, capture_streams, replay_streams
+from .capture import OutputLog, capture_streams, current_log, replay_streams
 from .errors import DagnbError, TaskFailed
 from .executor import RunReport
 from .graph import parse_task_cell, spec_from_function
@@ -199,22 +200,10 @@ class DagMagics(Magics):
     @contextlib.contextmanager
     def _capture(self) -> Iterator[OutputLog]:
         """Tee streams and displays into a log; turn new matplotlib figures into displays."""
-        pub = self.shell.display_pub
-        original = pub.publish
         figures = _figure_numbers()
-        with capture_streams() as log:
-
-            def publish(data: dict[str, Any], metadata: dict[str, Any] | None = None, *args: Any, **kwargs: Any) -> Any:
-                if not kwargs.get("update"):
-                    log.display(data, metadata)
-                return original(data, metadata, *args, **kwargs)
-
-            pub.publish = publish
-            try:
-                yield log
-                _show_new_figures(figures)
-            finally:
-                del pub.publish
+        with capture_streams() as log, _recording_displays(self.shell.display_pub):
+            yield log
+            _show_new_figures(figures)
 
     # --------------------------------------------------------------- %dag
 
@@ -303,6 +292,36 @@ def _show_line(text: str, metadata: dict[str, Any]) -> None:
 
 def _replay(outputs: list[dict[str, Any]]) -> None:
     replay_streams(outputs, lambda out: publish_display_data(out["data"], metadata=out.get("metadata") or {}))
+
+
+_recording: dict[int, list[Any]] = {}
+_recording_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _recording_displays(pub: Any) -> Iterator[None]:
+    """While any task runs, copy what ``pub`` publishes into the running task's log."""
+    with _recording_lock:
+        if id(pub) not in _recording:
+            original = pub.publish
+
+            def publish(data: dict[str, Any], metadata: dict[str, Any] | None = None, *args: Any, **kwargs: Any) -> Any:
+                log = current_log()
+                if log is not None and not kwargs.get("update"):
+                    log.display(data, metadata)
+                return original(data, metadata, *args, **kwargs)
+
+            pub.publish = publish
+            _recording[id(pub)] = [0]
+        _recording[id(pub)][0] += 1
+    try:
+        yield
+    finally:
+        with _recording_lock:
+            _recording[id(pub)][0] -= 1
+            if _recording[id(pub)][0] == 0:
+                del _recording[id(pub)]
+                del pub.publish
 
 
 def _figure_numbers() -> set[int]:

@@ -1,0 +1,405 @@
+"""Running a graph: values, run-once, failures, incremental runs, the cache.
+
+Executions are counted in a log file each task body appends to (see
+:class:`notebook_cells.Notebook`), never in the report alone.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import dagnb
+from dagnb.errors import DagnbCacheWarning, TaskFailed, UnfingerprintableWarning, UnpicklableOutputWarning
+from dagnb.events import Event, RunFinished, RunStarted, TaskFinished, TaskStarted
+from notebook_cells import Notebook
+
+DIAMOND = [
+    "def a():\n    note('a')\n    return 2\n",
+    "def b(a):\n    note('b')\n    return a * 10\n",
+    "def c(a):\n    note('c')\n    return a + 1\n",
+    "def d(b, c):\n    note('d')\n    return b + c\n",
+]
+
+
+def _diamond(tmp_path: Path, cache: bool = True) -> Notebook:
+    """::
+
+        a --> b --> d
+         \\         ^
+          `-> c ---'
+    """
+    nb = Notebook(tmp_path, cache=cache)
+    for source in DIAMOND:
+        nb.task(source)
+    return nb
+
+
+FAILING = [
+    "def fail():\n    note('fail')\n    raise ValueError('boom')\n",
+    "def child(fail):\n    note('child')\n    return fail\n",
+    "def z1():\n    note('z1')\n    time.sleep(SLOW)\n    return 1\n",
+    "def z2():\n    note('z2')\n    return 2\n",
+    "def z3():\n    note('z3')\n    return 3\n",
+]
+
+
+def _failing(tmp_path: Path) -> Notebook:
+    """``fail`` raises at once; ``z1`` is slow so it is still running then::
+
+        fail --> child        z1 (slow)   z2   z3
+    """
+    nb = Notebook(tmp_path)
+    nb.cell("import time\nSLOW = 0.3\n")
+    for source in FAILING:
+        nb.task(source)
+    return nb
+
+
+class BackendContract:
+    """What every backend must do; subclasses choose ``backend`` and ``jobs``."""
+
+    backend = "inline"
+    jobs = 1
+
+    def run(self, nb: Notebook, *targets: str, **options: Any) -> tuple[Any, list[str]]:
+        return nb.run(*targets, backend=self.backend, jobs=self.jobs, **options)
+
+    def test_values_are_correct(self, tmp_path: Path) -> None:
+        nb = _diamond(tmp_path)
+        report, _ = self.run(nb)
+        assert {t: nb.graph[t] for t in "abcd"} == {"a": 2, "b": 20, "c": 3, "d": 23}
+        assert nb.ns["d"] == 23, "values are bound in the namespace"
+        assert report.ok
+
+    def test_each_task_runs_exactly_once(self, tmp_path: Path) -> None:
+        nb = _diamond(tmp_path)
+        report, ran = self.run(nb)
+        assert sorted(ran) == ["a", "b", "c", "d"]
+        assert ran[0] == "a" and ran[-1] == "d"
+        assert sorted(report.executed) == ["a", "b", "c", "d"]
+
+    def test_only_the_targets_and_their_upstream_run(self, tmp_path: Path) -> None:
+        nb = _diamond(tmp_path)
+        _, ran = self.run(nb, "b")
+        assert ran == ["a", "b"]
+
+    def test_a_second_run_executes_nothing(self, tmp_path: Path) -> None:
+        nb = _diamond(tmp_path)
+        self.run(nb)
+        report, ran = self.run(nb)
+        assert ran == []
+        assert sorted(report.cached) == ["a", "b", "c", "d"]
+        assert report.executed == []
+
+    def test_a_failure_raises_task_failed_skips_dependents_and_cancels_the_rest(self, tmp_path: Path) -> None:
+        nb = _failing(tmp_path)
+        with pytest.raises(TaskFailed) as info:
+            self.run(nb)
+        failure = info.value
+        assert failure.task == "fail"
+        assert isinstance(failure.__cause__, ValueError) and str(failure.__cause__) == "boom"
+        report = failure.report  # type: ignore[attr-defined]
+        assert report.failed == ["fail"]
+        assert report.skipped == ["child"]
+        assert "z3" in report.cancelled
+        ran = set(_runs(nb))
+        assert "child" not in ran and "z3" not in ran
+        assert set(report.statuses) == {"fail", "child", "z1", "z2", "z3"}
+
+    def test_keep_going_runs_every_independent_branch(self, tmp_path: Path) -> None:
+        nb = _failing(tmp_path)
+        nb.ns["SLOW"] = 0.0
+        with pytest.raises(TaskFailed) as info:
+            self.run(nb, keep_going=True)
+        report = info.value.report  # type: ignore[attr-defined]
+        assert sorted(report.executed) == ["z1", "z2", "z3"]
+        assert report.skipped == ["child"]
+        assert sorted(_runs(nb)) == ["fail", "z1", "z2", "z3"]
+        assert (nb.graph["z1"], nb.graph["z2"], nb.graph["z3"]) == (1, 2, 3)
+
+    def test_raise_errors_false_returns_the_report(self, tmp_path: Path) -> None:
+        nb = _failing(tmp_path)
+        report, _ = self.run(nb, raise_errors=False, keep_going=True)
+        assert report.failed == ["fail"]
+        assert isinstance(report.errors["fail"], ValueError)
+        assert not report.ok
+        assert nb.graph.last_run is report
+
+    def test_a_failed_task_runs_again_next_time(self, tmp_path: Path) -> None:
+        nb = _failing(tmp_path)
+        nb.ns["SLOW"] = 0.0
+        self.run(nb, raise_errors=False, keep_going=True)
+        nb.task("def fail():\n    note('fail')\n    return 5\n")
+        report, ran = self.run(nb)
+        assert sorted(ran) == ["child", "fail"]
+        assert nb.graph["child"] == 5
+
+
+def _runs(nb: Notebook) -> list[str]:
+    return nb.log.read_text().split() if nb.log.exists() else []
+
+
+class TestInlineBackend(BackendContract):
+    backend = "inline"
+    jobs = 1
+
+
+class TestThreadBackend(BackendContract):
+    backend = "threads"
+    jobs = 2
+
+
+# ------------------------------------------------------------- incremental
+
+
+def test_editing_a_task_reruns_it_and_its_descendants_only(tmp_path: Path) -> None:
+    """Edit c::
+
+        a --> b --> d
+         \\         ^
+          `-> c* --'          runs: c, d
+    """
+    nb = _diamond(tmp_path)
+    nb.run()
+    nb.task("def c(a):\n    note('c')\n    return a + 2\n")
+    report, ran = nb.run()
+    assert ran == ["c", "d"]
+    assert nb.graph["d"] == 24
+    assert sorted(report.cached) == ["a", "b"]
+
+
+def test_an_edit_with_the_same_output_leaves_descendants_cached(tmp_path: Path) -> None:
+    """Early cutoff: c now computes 3 another way; d does not rerun."""
+    nb = _diamond(tmp_path)
+    nb.run()
+    nb.task("def c(a):\n    note('c')\n    return 1 + a\n")
+    _, ran = nb.run()
+    assert ran == ["c"]
+    assert nb.graph["d"] == 23
+
+
+def test_a_layout_only_edit_runs_nothing(tmp_path: Path) -> None:
+    nb = _diamond(tmp_path)
+    nb.run()
+    nb.task("# same task, new comment\ndef c(a):\n\n    note('c')  # log it\n    return a + 1\n")
+    _, ran = nb.run()
+    assert ran == []
+
+
+def test_reverting_an_edit_is_a_cache_hit(tmp_path: Path) -> None:
+    nb = _diamond(tmp_path)
+    nb.run()
+    nb.task("def c(a):\n    note('c')\n    return a + 2\n")
+    nb.run()
+    nb.task(DIAMOND[2])  # back to the original c
+    report, ran = nb.run()
+    assert ran == []
+    assert nb.graph["c"] == 3 and nb.graph["d"] == 23
+    assert sorted(report.cached) == ["a", "b", "c", "d"]
+
+
+def test_a_restart_over_the_same_cache_executes_nothing(tmp_path: Path) -> None:
+    first = _diamond(tmp_path)
+    first.run()
+    first.graph.store.close()
+
+    restarted = _diamond(tmp_path)  # fresh namespace and graph, same cells, same cache dir
+    report, ran = restarted.run()
+    assert ran == []
+    assert {t: restarted.graph[t] for t in "abcd"} == {"a": 2, "b": 20, "c": 3, "d": 23}
+    assert sorted(report.cached) == ["a", "b", "c", "d"]
+
+
+def test_force_reruns_the_task_and_early_cutoff_spares_its_dependents(tmp_path: Path) -> None:
+    nb = _diamond(tmp_path)
+    nb.run()
+    report, ran = nb.run(force=["b"])
+    assert ran == ["b"]
+    assert report.executed == ["b"]
+
+
+def test_a_volatile_task_always_runs(tmp_path: Path) -> None:
+    nb = _diamond(tmp_path)
+    nb.task("def v(a):\n    note('v')\n    return a\n", volatile=True)
+    nb.run()
+    _, ran = nb.run()
+    assert ran == ["v"]
+    _, ran = nb.run("v")
+    assert ran == ["v"]
+
+
+def test_changing_an_external_input_reruns_its_reader(tmp_path: Path) -> None:
+    nb = Notebook(tmp_path)
+    nb.cell("scale = 2\n")
+    nb.task("def raw():\n    note('raw')\n    return 5\n")
+    nb.task("def scaled(raw, scale):\n    note('scaled')\n    return raw * scale\n")
+    nb.run()
+    nb.cell("scale = 3\n")
+    _, ran = nb.run()
+    assert ran == ["scaled"]
+    assert nb.graph["scaled"] == 15
+
+
+def test_a_changed_file_input_reruns_its_reader(tmp_path: Path) -> None:
+    data = tmp_path / "data.txt"
+    data.write_text("1 2 3")
+    nb = Notebook(tmp_path)
+    nb.cell(f"import dagnb\nDATA = dagnb.file({str(data)!r})\n")
+    nb.task("def raw(path=DATA):\n    note('raw')\n    return open(path).read().split()\n")
+    nb.run()
+    data.write_text("1 2 3 4")
+    _, ran = nb.run()
+    assert ran == ["raw"]
+    assert nb.graph["raw"] == ["1", "2", "3", "4"]
+
+
+# ------------------------------------------------------- bad outputs, cache
+
+
+def test_an_unfingerprintable_output_warns_and_is_kept_in_memory(tmp_path: Path) -> None:
+    """A generator can be neither fingerprinted nor pickled."""
+    nb = Notebook(tmp_path)
+    nb.task("def numbers():\n    note('numbers')\n    return (i for i in range(3))\n")
+    nb.task("def total(numbers):\n    note('total')\n    return sum(numbers)\n")
+    with pytest.warns((UnfingerprintableWarning, UnpicklableOutputWarning)):
+        report, ran = nb.run()
+    assert ran == ["numbers", "total"]
+    assert nb.graph["total"] == 3
+    _, ran = nb.run()
+    assert ran == [], "in this session the value is in memory"
+
+
+class Handle:
+    """Fingerprintable once registered, but its pickle always fails."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __reduce__(self) -> Any:
+        raise TypeError("cannot pickle a Handle")
+
+
+dagnb.register_fingerprint(Handle, lambda h: h.name)
+
+
+def test_an_unpicklable_output_warns_and_is_kept_in_memory(tmp_path: Path) -> None:
+    nb = Notebook(tmp_path)
+    nb.ns["Handle"] = Handle
+    nb.task("def handle():\n    note('handle')\n    return Handle('db')\n")
+    with pytest.warns(UnpicklableOutputWarning, match="`handle`"):
+        _, ran = nb.run()
+    assert ran == ["handle"]
+    assert nb.graph["handle"].name == "db"
+    assert not [p for p in (tmp_path / "cache").rglob(".tmp-*")]
+
+
+def test_a_self_referencing_output_does_not_crash_the_run(tmp_path: Path) -> None:
+    """A cyclic list cannot be fingerprinted: dagnb must warn and keep it, not crash."""
+    nb = Notebook(tmp_path)
+    nb.task("def loop():\n    note('loop')\n    x = [1]\n    x.append(x)\n    return x\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report, ran = nb.run()
+    assert ran == ["loop"]
+    assert nb.graph["loop"][1] is nb.graph["loop"]
+
+
+def test_a_corrupt_blob_warns_and_the_task_recomputes_the_right_value(tmp_path: Path) -> None:
+    first = _diamond(tmp_path)
+    first.run()
+    first.graph.store.close()
+    blob = next(p for p in (tmp_path / "cache" / "blobs").rglob("*.pkl") if _is_blob_of(p, 23))
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    blob.write_bytes(bytes(data))
+
+    restarted = _diamond(tmp_path)
+    with pytest.warns(DagnbCacheWarning, match="`d`"):
+        _, ran = restarted.run()
+    assert ran == ["d"]
+    assert restarted.graph["d"] == 23
+    _, ran = _diamond(tmp_path).run()
+    assert ran == [], "the recomputed value was written back"
+
+
+def _is_blob_of(path: Path, value: Any) -> bool:
+    return path.name == f"{dagnb.fingerprint(value)}.pkl"
+
+
+# ------------------------------------------------------------------- events
+
+
+def test_events_tell_what_ran_and_what_came_from_the_cache(tmp_path: Path) -> None:
+    """a --> b."""
+    nb = Notebook(tmp_path)
+    nb.task("def a():\n    note('a')\n    return 1\n")
+    nb.task("def b(a):\n    note('b')\n    return a + 1\n")
+    seen: list[Event] = []
+    nb.graph.bus.subscribe(seen.append)
+
+    nb.run()
+    assert [_describe(e) for e in seen] == [
+        "RunStarted", "TaskStarted a", "TaskFinished a done", "TaskStarted b", "TaskFinished b done", "RunFinished",
+    ]
+    assert seen[0].tasks == ("a", "b")  # type: ignore[attr-defined]
+    assert len({e.run_id for e in seen}) == 1
+
+    seen.clear()
+    nb.run()
+    assert [_describe(e) for e in seen] == ["RunStarted", "TaskFinished a cached", "TaskFinished b cached", "RunFinished"]
+
+
+def _describe(event: Event) -> str:
+    if isinstance(event, TaskStarted):
+        return f"TaskStarted {event.task}"
+    if isinstance(event, TaskFinished):
+        return f"TaskFinished {event.task} {event.status}"
+    assert isinstance(event, (RunStarted, RunFinished))
+    return type(event).__name__
+
+
+def test_a_failing_subscriber_does_not_break_the_run(tmp_path: Path) -> None:
+    nb = _diamond(tmp_path)
+
+    def broken(event: Event) -> None:
+        raise RuntimeError("view crashed")
+
+    nb.graph.bus.subscribe(broken)
+    with pytest.warns(RuntimeWarning):
+        _, ran = nb.run()
+    assert sorted(ran) == ["a", "b", "c", "d"]
+
+
+# ------------------------------------------------------------ printed output
+
+
+def test_threads_keep_each_tasks_prints_apart_and_restore_stdout(tmp_path: Path) -> None:
+    """Two tasks print while running side by side on two threads.
+
+    Each task's recorded output must be its own (it is replayed on a cache
+    hit), and ``sys.stdout`` must be the original object after the run.
+    """
+    nb = Notebook(tmp_path)
+    nb.cell("import time\n")
+    nb.task("def p():\n    print('p1')\n    time.sleep(0.2)\n    print('p2')\n    return 1\n")
+    nb.task("def q():\n    time.sleep(0.05)\n    print('q1')\n    time.sleep(0.3)\n    return 2\n")
+    original = sys.stdout
+    try:
+        nb.run(backend="threads", jobs=2)
+        assert sys.stdout is original
+    finally:
+        sys.stdout = original
+    text = {t: "".join(o.get("text", "") for o in nb.graph.results[t].outputs) for t in ("p", "q")}
+    assert text == {"p": "p1\np2\n", "q": "q1\n"}
+
+
+def test_inline_prints_are_recorded_per_task(tmp_path: Path) -> None:
+    nb = Notebook(tmp_path)
+    nb.task("def p():\n    print('hello from p')\n    return 1\n")
+    nb.run()
+    assert nb.graph.results["p"].outputs == [{"output_type": "stream", "name": "stdout", "text": "hello from p\n"}]

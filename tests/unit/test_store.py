@@ -1,0 +1,227 @@
+"""One contract for every store, then what only the disk store promises."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pytest
+
+from dagnb.hashing import fingerprint
+from dagnb.store import CacheEntry, CacheMiss, DiskStore, MemoryStore, Store
+
+
+@pytest.fixture(params=["memory", "disk"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """Each contract test runs against a fresh store of each kind."""
+    made: Store = MemoryStore() if request.param == "memory" else DiskStore(tmp_path / "cache")
+    yield made
+    made.close()
+
+
+def _entry(key: str, task: str, value: Any, **extra: Any) -> CacheEntry:
+    return CacheEntry(key=key, task=task, output=fingerprint(value), **extra)
+
+
+def _blob_files(root: Path) -> list[Path]:
+    return sorted(p for p in (root / "blobs").rglob("*") if p.is_file())
+
+
+# ----------------------------------------------------------------- contract
+
+
+@pytest.mark.parametrize("store", ["memory", "disk"], indirect=True)
+class TestStoreContract:
+    def test_put_entry_load_round_trip(self, store: Store) -> None:
+        value = {"rows": [1, 2, 3], "arr": np.arange(5.0)}
+        entry = _entry("k1", "clean", value, parts={"code": "c1"}, inputs={"raw": "upstream x"}, duration=1.5)
+        store.put(entry, value)
+        back = store.entry("k1")
+        assert back is not None
+        assert (back.key, back.task, back.output) == ("k1", "clean", entry.output)
+        assert back.parts == {"code": "c1"} and back.inputs == {"raw": "upstream x"}
+        assert back.duration == 1.5
+        loaded = store.load(back)
+        assert loaded["rows"] == [1, 2, 3]
+        np.testing.assert_array_equal(loaded["arr"], np.arange(5.0))
+        assert store.has_value(entry.output)
+
+    def test_an_unknown_key_has_no_entry(self, store: Store) -> None:
+        assert store.entry("nope") is None
+        assert store.head("nope") is None
+
+    def test_loading_an_entry_without_a_value_is_a_miss(self, store: Store) -> None:
+        entry = _entry("k1", "t", "value")
+        with pytest.raises(CacheMiss):
+            store.load(entry)
+
+    def test_an_unstored_entry_keeps_its_metadata_but_no_value(self, store: Store) -> None:
+        entry = _entry("k1", "t", "value", stored=False)
+        store.put(entry, None)
+        back = store.entry("k1")
+        assert back is not None and back.stored is False
+        assert not store.has_value(entry.output)
+        assert store.info().blobs == 0
+
+    def test_identical_outputs_are_stored_once(self, store: Store) -> None:
+        value = list(range(100))
+        store.put(_entry("k1", "a", value), value)
+        store.put(_entry("k2", "b", list(range(100))), list(range(100)))
+        info = store.info()
+        assert (info.entries, info.blobs) == (2, 1)
+        assert store.load(store.entry("k2")) == value  # type: ignore[arg-type]
+
+    def test_every_key_a_task_had_is_kept(self, store: Store) -> None:
+        store.put(_entry("k1", "a", 1), 1)
+        store.put(_entry("k2", "a", 2), 2)
+        assert store.load(store.entry("k1")) == 1  # type: ignore[arg-type]
+        assert store.load(store.entry("k2")) == 2  # type: ignore[arg-type]
+
+    def test_head_follows_set_head(self, store: Store) -> None:
+        store.put(_entry("k1", "a", 1), 1)
+        store.put(_entry("k2", "a", 2), 2)
+        assert store.head("a") is None
+        store.set_head("a", "k1")
+        assert store.head("a").key == "k1"  # type: ignore[union-attr]
+        store.set_head("a", "k2")
+        assert store.head("a").key == "k2"  # type: ignore[union-attr]
+
+    def test_clear_one_task_removes_only_that_task(self, store: Store) -> None:
+        """a and b share one value; c has its own. Clearing a keeps b's (shared) value."""
+        store.put(_entry("ka", "a", "shared"), "shared")
+        store.put(_entry("kb", "b", "shared"), "shared")
+        store.put(_entry("kc", "c", "own"), "own")
+        for task, key in (("a", "ka"), ("b", "kb"), ("c", "kc")):
+            store.set_head(task, key)
+        assert store.clear("a") == 1
+        assert store.entry("ka") is None and store.head("a") is None
+        assert store.load(store.entry("kb")) == "shared"  # type: ignore[arg-type]
+        assert store.load(store.entry("kc")) == "own"  # type: ignore[arg-type]
+        assert store.head("b").key == "kb"  # type: ignore[union-attr]
+        assert store.info().tasks == {"b": 1, "c": 1}
+
+    def test_clear_a_task_drops_its_orphaned_values(self, store: Store) -> None:
+        store.put(_entry("kc", "c", "own"), "own")
+        store.clear("c")
+        assert not store.has_value(fingerprint("own"))
+        assert store.info().blobs == 0
+
+    def test_clear_everything(self, store: Store) -> None:
+        store.put(_entry("k1", "a", 1), 1)
+        store.put(_entry("k2", "b", 2), 2)
+        store.set_head("a", "k1")
+        assert store.clear() == 2
+        info = store.info()
+        assert (info.entries, info.blobs, info.tasks) == (0, 0, {})
+        assert store.head("a") is None
+
+    def test_info_counts_keys_per_task(self, store: Store) -> None:
+        store.put(_entry("k1", "a", 1), 1)
+        store.put(_entry("k2", "a", 2), 2)
+        store.put(_entry("k3", "b", 3), 3)
+        info = store.info()
+        assert (info.entries, info.blobs) == (3, 3)
+        assert info.tasks == {"a": 2, "b": 1}
+        assert "keys per task: a (2), b (1)" in str(info)
+
+
+# ------------------------------------------------------------- disk only
+
+
+@pytest.fixture()
+def disk(tmp_path: Path) -> Any:
+    made = DiskStore(tmp_path / "cache")
+    yield made
+    made.close()
+
+
+def test_disk_store_leaves_no_temporary_files(disk: DiskStore) -> None:
+    for i in range(5):
+        disk.put(_entry(f"k{i}", "t", i), i)
+    names = [p.name for p in _blob_files(disk.root)]
+    assert len(names) == 5
+    assert not [n for n in names if n.startswith(".tmp-")]
+
+
+def test_a_write_that_fails_midway_leaves_no_entry_no_blob_and_a_usable_store(
+    disk: DiskStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def dump_half_then_fail(value: Any, handle: Any, *args: Any, **kwargs: Any) -> None:
+        handle.write(b"half a pickle")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(joblib, "dump", dump_half_then_fail)
+    with pytest.raises(OSError):
+        disk.put(_entry("k1", "t", "value"), "value")
+    assert disk.entry("k1") is None
+    assert not disk.has_value(fingerprint("value"))
+    assert _blob_files(disk.root) == []
+
+    monkeypatch.undo()
+    disk.put(_entry("k1", "t", "value"), "value")
+    assert disk.load(disk.entry("k1")) == "value"  # type: ignore[arg-type]
+
+
+def _stored(disk: DiskStore, value: Any) -> tuple[CacheEntry, Path]:
+    entry = _entry("k1", "t", value)
+    disk.put(entry, value)
+    (path,) = _blob_files(disk.root)
+    return entry, path
+
+
+def test_a_truncated_blob_is_a_miss_and_is_forgotten(disk: DiskStore) -> None:
+    entry, path = _stored(disk, list(range(1000)))
+    path.write_bytes(path.read_bytes()[:-50])
+    with pytest.raises(CacheMiss):
+        disk.load(entry)
+    assert not disk.has_value(entry.output)
+    assert not path.exists()
+
+
+def test_a_bit_flipped_blob_is_a_miss_never_wrong_data(disk: DiskStore) -> None:
+    entry, path = _stored(disk, np.arange(1000, dtype=np.int64))
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0x01  # inside the array's raw bytes: still unpickles, to the wrong numbers
+    path.write_bytes(bytes(data))
+    with pytest.raises(CacheMiss) as info:
+        disk.load(entry)
+    assert "corrupt" in info.value.reason
+    assert not disk.has_value(entry.output)
+
+
+def test_a_deleted_blob_file_is_a_miss(disk: DiskStore) -> None:
+    entry, path = _stored(disk, "value")
+    path.unlink()
+    with pytest.raises(CacheMiss):
+        disk.load(entry)
+    assert not disk.has_value(entry.output)
+
+
+def test_a_forgotten_blob_is_written_again_on_the_next_put(disk: DiskStore) -> None:
+    entry, path = _stored(disk, "value")
+    path.unlink()
+    with pytest.raises(CacheMiss):
+        disk.load(entry)
+    disk.put(_entry("k2", "t", "value"), "value")
+    assert disk.load(entry) == "value"
+
+
+def test_reopening_the_directory_sees_everything(tmp_path: Path) -> None:
+    first = DiskStore(tmp_path / "cache")
+    first.put(_entry("k1", "a", [1, 2]), [1, 2])
+    first.put(_entry("k2", "b", "x", parts={"code": "c"}), "x")
+    first.set_head("a", "k1")
+    first.close()
+
+    again = DiskStore(tmp_path / "cache")
+    try:
+        assert again.load(again.entry("k1")) == [1, 2]  # type: ignore[arg-type]
+        assert again.entry("k2").parts == {"code": "c"}  # type: ignore[union-attr]
+        assert again.head("a").key == "k1"  # type: ignore[union-attr]
+        info = again.info()
+        assert (info.entries, info.blobs, info.tasks) == (2, 2, {"a": 1, "b": 1})
+        assert info.nbytes > 0
+    finally:
+        again.close()
