@@ -74,6 +74,8 @@ def _feed_array_like(values: Any, h: Any) -> None:
     pd = sys.modules["pandas"]
     dtype = values.dtype
     _text(h, str(dtype))
+    # pandas wraps plain numpy columns (NumpyExtensionArray): hash their buffer, not objects
+    dtype = getattr(dtype, "numpy_dtype", dtype) if not isinstance(dtype, np.dtype) else dtype
     if isinstance(dtype, pd.CategoricalDtype):
         _feed((dtype.ordered,), h)
         _feed_index(dtype.categories, h)

@@ -83,6 +83,7 @@ class Graph:
         self.replay: Callable[[list[dict[str, Any]]], None] = replay_streams
         self._run_ids = itertools.count(1)
         self._unhashable_warned: set[str] = set()
+        self._touched: list[str] = []  # cache hits of the current run, marked used at its end
 
     # ------------------------------------------------------------ definition
 
@@ -101,8 +102,7 @@ class Graph:
 
     def check(self, name: str) -> None:
         """Raise now if any parameter of ``name`` (or of a task upstream) cannot resolve."""
-        for task in self.tasks.order([name]):
-            self.tasks.resolve(task, self.namespace)
+        self._validate([name])
 
     def drop(self, name: str) -> TaskSpec:
         """Remove a task, its value and its binding (its cache entries stay)."""
@@ -123,7 +123,8 @@ class Graph:
 
     def plan(self, targets: Iterable[str] | None = None, force: Iterable[str] = ()) -> Plan:
         """What ``run`` would do, without running or loading anything."""
-        targets = self._validate(targets)
+        targets = None if targets is None else list(targets)
+        self._validate(targets)
         return plan_run(self, targets, force)
 
     def why(self, name: str) -> Why:
@@ -146,11 +147,12 @@ class Graph:
         wanted = set(names)
         return [t for t in plan.to_run if t in wanted]
 
-    def _validate(self, targets: Iterable[str] | None) -> list[str] | None:
-        names = None if targets is None else [self.tasks.get(t).name for t in targets]
-        for task in self.tasks.order(names):
+    def _validate(self, targets: Iterable[str] | None) -> list[str]:
+        """The run order for ``targets``, once every parameter in it resolves."""
+        order = self.tasks.order(None if targets is None else list(targets))
+        for task in order:
             self.tasks.resolve(task, self.namespace)
-        return names
+        return order
 
     # --------------------------------------------------------------- running
 
@@ -170,9 +172,8 @@ class Graph:
             TaskFailed: a task raised (after every other result is committed),
                 unless ``raise_errors`` is false; the report is ``error.report``.
         """
-        names = self._validate(targets)
+        order = self._validate(targets)
         forced = frozenset(self.tasks.get(f).name for f in force)
-        order = self.tasks.order(names)
         chosen = backend if backend is not None and not isinstance(backend, str) else make_backend(backend, jobs)
         try:
             report = execute(self, order, backend=chosen, bus=self.bus, force=forced,
@@ -180,6 +181,8 @@ class Graph:
         finally:
             if chosen is not backend:
                 chosen.shutdown()
+            self.store.touch(self._touched)
+            self._touched = []
         self.last_run = report
         if raise_errors and report.errors:
             task, error = next(iter(report.errors.items()))
@@ -195,7 +198,8 @@ class Graph:
         return decide(self, task, ups, force)
 
     def load(self, decision: Decision) -> bool:
-        if decision.action == "fresh":
+        if decision.action == "fresh":  # rebind: the user may have overwritten the variable
+            self._bind(decision.task, self.results[decision.task])
             return True
         assert decision.entry is not None and decision.key is not None
         try:
@@ -208,7 +212,7 @@ class Graph:
                 stacklevel=2,
             )
             return False
-        self.store.touch([decision.key.key])
+        self._touched.append(decision.key.key)
         self._bind(decision.task, Result(decision.key.key, decision.entry.output, value, decision.entry.outputs))
         return True
 

@@ -76,7 +76,7 @@ def _code_digest(code: types.CodeType) -> str:
 def _bytecode_digest(code: types.CodeType) -> str:
     """Fallback when no source is available (lambdas on one line, exec'd code)."""
     h = xxhash.xxh3_128(b"code")
-    for part in (code.co_code, code.co_names, code.co_varnames, code.co_freevars):
+    for part in (code.co_name, code.co_code, code.co_names, code.co_varnames, code.co_freevars):
         _feed(part, h)
     _feed((code.co_argcount, code.co_kwonlyargcount, code.co_flags), h)
     for const in code.co_consts:

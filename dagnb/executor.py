@@ -256,7 +256,7 @@ def _start_ready(run: _Run, backend: Backend, force: frozenset[str], keep_going:
             run.finish(task, "cancelled", reason="the run stopped at a failure")
             continue
         decision = run.ctx.decide(task, force)
-        if decision.action in ("fresh", "load") and (decision.action == "fresh" or run.ctx.load(decision)):
+        if decision.action in ("fresh", "load") and run.ctx.load(decision):
             run.finish(task, "cached", worker="cache")
             continue
         if decision.action == "load":  # the load failed: the value is recomputed

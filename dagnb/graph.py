@@ -15,6 +15,7 @@ Responsibilities:
 from __future__ import annotations
 
 import ast
+import heapq
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -125,6 +126,7 @@ class TaskGraph:
     def __init__(self) -> None:
         self.specs: dict[str, TaskSpec] = {}
         self._dag: nx.DiGraph | None = None
+        self._order: list[str] | None = None
 
     def __contains__(self, name: object) -> bool:
         return name in self.specs
@@ -133,20 +135,30 @@ class TaskGraph:
         return len(self.specs)
 
     def add(self, spec: TaskSpec) -> TaskSpec | None:
-        """Add or replace a task; return the definition it replaced."""
+        """Add or replace a task; return the definition it replaced.
+
+        Only the new task's own edges can close a cycle, so the check walks
+        upstream from its inputs looking for it: cheap, whatever the graph size.
+        """
+        _check_self_dependency(spec)
         old = self.specs.get(spec.name)
-        trial = dict(self.specs)
+        trial = dict(self.specs) if old is not None else self.specs
         trial[spec.name] = spec
-        _check_cycles(trial)
+        try:
+            _check_cycle_through(trial, spec.name)
+        except CycleError:
+            if old is None:
+                del trial[spec.name]
+            raise
         self.specs = trial
-        self._dag = None
+        self._dag = self._order = None
         return old
 
     def drop(self, name: str) -> TaskSpec:
         """Remove a task; its dependents will fail to resolve until redefined."""
         spec = self.get(name)
         del self.specs[name]
-        self._dag = None
+        self._dag = self._order = None
         return spec
 
     def get(self, name: str) -> TaskSpec:
@@ -172,17 +184,29 @@ class TaskGraph:
 
         Ties break by definition order, so output is deterministic.
         """
-        names = list(self.specs) if targets is None else [self.get(t).name for t in targets]
-        wanted = set(names)
-        for name in names:
-            wanted |= nx.ancestors(self.dag, name)
-        rank = {name: i for i, name in enumerate(self.specs)}
-        sub = self.dag.subgraph(wanted)
-        return list(nx.lexicographical_topological_sort(sub, key=rank.__getitem__))
+        if self._order is None:
+            self._order = _topological(self.specs, self.upstream)
+        if targets is None:
+            return list(self._order)
+        wanted = self._ancestors_and_self([self.get(t).name for t in targets])
+        return [name for name in self._order if name in wanted]
+
+    def _ancestors_and_self(self, names: list[str]) -> set[str]:
+        seen, stack = set(names), list(names)
+        while stack:
+            for up in self.upstream(stack.pop()):
+                if up not in seen:
+                    seen.add(up)
+                    stack.append(up)
+        return seen
 
     def downstream(self, name: str) -> list[str]:
         """Every task that depends on ``name``, directly or not, upstream first."""
-        below = nx.descendants(self.dag, name)
+        below: set[str] = {name}
+        for task in self.order():  # upstream first: one pass finds every descendant
+            if task != name and any(up in below for up in self.upstream(task)):
+                below.add(task)
+        below.discard(name)
         return [n for n in self.order() if n in below]
 
     def resolve(self, name: str, namespace: Mapping[str, Any]) -> list[Input]:
@@ -210,15 +234,49 @@ def _build_dag(specs: Mapping[str, TaskSpec]) -> nx.DiGraph:
     return dag
 
 
-def _check_cycles(specs: Mapping[str, TaskSpec]) -> None:
-    for name, spec in specs.items():
-        if name in spec.params and name not in spec.defaults:
-            raise CycleError([name])
-    dag = _build_dag(specs)
-    try:
-        edges = nx.find_cycle(dag)
-    except nx.NetworkXNoCycle:
-        return
-    cycle = [u for u, _ in edges]
-    start = cycle.index(min(cycle))  # print it from a stable place
-    raise CycleError(cycle[start:] + cycle[:start])
+def _topological(specs: Mapping[str, TaskSpec], upstream: Any) -> list[str]:
+    """Kahn's algorithm; among ready tasks the earliest defined comes first."""
+    rank = {name: i for i, name in enumerate(specs)}
+    waiting = {name: len(upstream(name)) for name in specs}
+    children: dict[str, list[str]] = {name: [] for name in specs}
+    for name in specs:
+        for up in upstream(name):
+            children[up].append(name)
+    ready = [(rank[n], n) for n, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        _, name = heapq.heappop(ready)
+        order.append(name)
+        for child in children[name]:
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                heapq.heappush(ready, (rank[child], child))
+    return order
+
+
+def _check_self_dependency(spec: TaskSpec) -> None:
+    if spec.name in spec.params and spec.name not in spec.defaults:
+        raise CycleError([spec.name])
+
+
+def _check_cycle_through(specs: Mapping[str, TaskSpec], name: str) -> None:
+    """Raise :class:`CycleError` if ``name`` is (transitively) upstream of its own inputs."""
+    parents: dict[str, str] = {}
+    stack = [p for p in specs[name].params if p in specs and p != name]
+    for p in stack:
+        parents.setdefault(p, name)
+    while stack:
+        task = stack.pop()
+        if task == name:
+            cycle = [name]
+            step = parents[name]
+            while step != name:
+                cycle.append(step)
+                step = parents[step]
+            start = cycle.index(min(cycle))  # print it from a stable place
+            raise CycleError(cycle[start:] + cycle[:start])
+        for up in specs[task].params:
+            if up in specs and up != task and up not in parents:
+                parents[up] = task
+                stack.append(up)

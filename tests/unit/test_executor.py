@@ -403,3 +403,28 @@ def test_inline_prints_are_recorded_per_task(tmp_path: Path) -> None:
     nb.task("def p():\n    print('hello from p')\n    return 1\n")
     nb.run()
     assert nb.graph.results["p"].outputs == [{"output_type": "stream", "name": "stdout", "text": "hello from p\n"}]
+
+
+def test_a_cache_hit_rebinds_a_variable_the_user_overwrote() -> None:
+    """A cached task puts its value back, so the namespace never shows a stale variable."""
+    namespace: dict[str, Any] = {}
+    graph = dagnb.Graph(namespace=namespace)
+
+    @graph.task
+    def answer() -> int:
+        return 42
+
+    graph.run()
+    namespace["answer"] = "clobbered"
+    assert graph.run().cached == ["answer"]
+    assert namespace["answer"] == 42
+
+
+def test_tasks_without_source_and_equal_bodies_keep_distinct_keys() -> None:
+    """Two exec'd functions with no source on record differ by name, so neither is a hit for the other."""
+    namespace: dict[str, Any] = {}
+    exec("def a():\n    return []\ndef b():\n    return []\n", namespace)
+    graph = dagnb.Graph()
+    graph.task(namespace["a"])
+    graph.task(namespace["b"])
+    assert graph.run().executed == ["a", "b"]

@@ -67,8 +67,8 @@ PINNED: list[tuple[str, Callable[[], Any], str]] = [
     ("int array 2x3", lambda: np.arange(6, dtype=np.int64).reshape(2, 3), "918f2cbcb0f065c6ddd800fe4adc3ff9"),
     ("float32 array", lambda: np.array([0.5, 1.5, -2.0], dtype=np.float32), "aca52fa894f479083f293e1bdae24ed7"),
     ("0-d array", lambda: np.array(7), "fb9bd3a3d918dc3f56c15b0f64332ad2"),
-    ("DataFrame", _frame, "bab2987af0f86083bb02824b5d7153c9"),
-    ("Series", lambda: pd.Series([1.0, 2.0], index=["p", "q"], name="s"), "c6fd133b171b64ed3d9df8f256a6b467"),
+    ("DataFrame", _frame, "3fe9ea24ddbc683fc81bd5e1728e2c74"),
+    ("Series", lambda: pd.Series([1.0, 2.0], index=["p", "q"], name="s"), "c37d844a4fa7e830e0abeb6bbbec54d1"),
     ("dagnb.file", _file_ref, "13d7ccd8bfd75f4f9489782ff8b87ffe"),
 ]
 
