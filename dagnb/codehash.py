@@ -98,7 +98,10 @@ _GLOBAL_OPS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "STORE_GLOBAL", "DELETE_GLO
 @functools.lru_cache(maxsize=8192)
 def referenced_globals(code: types.CodeType) -> frozenset[str]:
     """Global names a code object (and every code object nested in it) reads or writes."""
-    names = {ins.argval for ins in dis.get_instructions(code) if ins.opname in _GLOBAL_OPS}
+    if not code.co_names:  # nothing to load by name: skip disassembly (no-op and pure tasks)
+        names: set[str] = set()
+    else:
+        names = {ins.argval for ins in dis.get_instructions(code) if ins.opname in _GLOBAL_OPS}
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             names |= referenced_globals(const)
