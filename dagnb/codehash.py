@@ -17,6 +17,7 @@ import inspect
 import sys
 import textwrap
 import types
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,7 +66,12 @@ def source_digest(source: str) -> str:
     return xxhash.xxh3_128_hexdigest(normalize_source(source).encode())
 
 
-@functools.lru_cache(maxsize=8192)
+# Keyed by function object, not by code object: CPython finds `def f(c=1)` and
+# `def f(c=2)` equal as code, and a digest taken from one cell's source would
+# then be reused for the other, so a restarted kernel computed other keys.
+_DIGESTS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
 def _code_digest(code: types.CodeType) -> str:
     try:
         return source_digest(inspect.getsource(code))
@@ -89,7 +95,15 @@ def _bytecode_digest(code: types.CodeType) -> str:
 
 def function_digest(fn: Callable[..., Any]) -> str:
     """Fingerprint of a function's own code (not of what it references)."""
-    return _code_digest(fn.__code__)
+    try:
+        return _DIGESTS[fn]
+    except (KeyError, TypeError):
+        digest = _code_digest(fn.__code__)
+    try:
+        _DIGESTS[fn] = digest
+    except TypeError:  # not weak-referenceable: computed each time
+        pass
+    return digest
 
 
 _GLOBAL_OPS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "STORE_GLOBAL", "DELETE_GLOBAL"})
