@@ -16,6 +16,12 @@ from .hashing import _blob, _feed, _feed_pickle, _qualname, _text
 __all__ = ["register_numpy", "register_pandas"]
 
 
+def _pandas_name(obj: Any) -> str:
+    """``pandas.RangeIndex`` whatever module path the pandas version reports (3.x moved them)."""
+    cls = type(obj)
+    return f"pandas.{cls.__qualname__}" if cls.__module__.startswith("pandas") else _qualname(cls)
+
+
 def register_numpy(registry: Any) -> None:
     np = sys.modules["numpy"]
     registry.register(np.ndarray)(_feed_ndarray)
@@ -89,7 +95,7 @@ def _feed_array_like(values: Any, h: Any) -> None:
 def _feed_index(index: Any, h: Any) -> None:
     pd = sys.modules["pandas"]
     h.update(b"I")
-    _text(h, _qualname(type(index)))
+    _text(h, _pandas_name(index))
     _feed(list(index.names), h)
     if isinstance(index, pd.RangeIndex):
         _feed((index.start, index.stop, index.step), h)
@@ -106,7 +112,7 @@ def _codes(codes: Any) -> Any:
 
 def _feed_series(series: Any, h: Any) -> None:
     h.update(b"S")
-    _text(h, _qualname(type(series)))
+    _text(h, _pandas_name(series))
     _feed(series.name, h)
     _feed_index(series.index, h)
     _feed_array_like(series.array, h)
@@ -114,7 +120,7 @@ def _feed_series(series: Any, h: Any) -> None:
 
 def _feed_frame(frame: Any, h: Any) -> None:
     h.update(b"D")
-    _text(h, _qualname(type(frame)))
+    _text(h, _pandas_name(frame))
     _feed_index(frame.columns, h)
     _feed_index(frame.index, h)
     for i in range(frame.shape[1]):

@@ -25,6 +25,14 @@ from dagnb import hashing
 from dagnb.errors import Unfingerprintable
 
 
+# pandas 3 gives column labels its `str` dtype (pandas 2: `object`); dtype is
+# part of a fingerprint by design, so frame and series pins depend on the major.
+_BY_PANDAS = {
+    2: {"DataFrame": "4bb0317544e19143342c84760c80cc49", "Series": "afa4cdb7ddbcd20d4b271909c5431667"},
+    3: {"DataFrame": "3fe9ea24ddbc683fc81bd5e1728e2c74", "Series": "c37d844a4fa7e830e0abeb6bbbec54d1"},
+}[int(pd.__version__.split(".")[0])]
+
+
 def _frame() -> pd.DataFrame:
     """A small frame with one column of each common kind (dtypes spelled out so
     that a pandas upgrade changing its inference defaults does not move the pin)."""
@@ -67,8 +75,8 @@ PINNED: list[tuple[str, Callable[[], Any], str]] = [
     ("int array 2x3", lambda: np.arange(6, dtype=np.int64).reshape(2, 3), "918f2cbcb0f065c6ddd800fe4adc3ff9"),
     ("float32 array", lambda: np.array([0.5, 1.5, -2.0], dtype=np.float32), "aca52fa894f479083f293e1bdae24ed7"),
     ("0-d array", lambda: np.array(7), "fb9bd3a3d918dc3f56c15b0f64332ad2"),
-    ("DataFrame", _frame, "3fe9ea24ddbc683fc81bd5e1728e2c74"),
-    ("Series", lambda: pd.Series([1.0, 2.0], index=["p", "q"], name="s"), "c37d844a4fa7e830e0abeb6bbbec54d1"),
+    ("DataFrame", _frame, _BY_PANDAS["DataFrame"]),
+    ("Series", lambda: pd.Series([1.0, 2.0], index=["p", "q"], name="s"), _BY_PANDAS["Series"]),
     ("dagnb.file", _file_ref, "13d7ccd8bfd75f4f9489782ff8b87ffe"),
 ]
 
