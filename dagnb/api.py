@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable, MutableMapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .capture import OutputLog, capture_streams, replay_streams
+from .costs import measure, value_nbytes
 from .errors import (
     DagnbCacheWarning,
     TaskFailed,
@@ -25,12 +26,16 @@ from .errors import (
     UnfingerprintableWarning,
     UnpicklableOutputWarning,
 )
-from .events import EventBus
+from .events import Event, EventBus, GraphChanged, RunFinished, TaskFinished
 from .executor import Backend, Outcome, RunReport, execute, make_backend
 from .graph import TaskGraph, TaskSpec, spec_from_function
 from .hashing import fingerprint
 from .plan import Decision, Plan, Result, decide, plan_run
 from .store import CacheEntry, CacheMiss, Store, open_store
+from .trace import Trace, TraceRecorder
+
+if TYPE_CHECKING:
+    from .overview import Overview
 
 __all__ = ["Graph", "Why"]
 
@@ -83,7 +88,11 @@ class Graph:
         self.replay: Callable[[list[dict[str, Any]]], None] = replay_streams
         self._run_ids = itertools.count(1)
         self._unhashable_warned: set[str] = set()
-        self._touched: list[str] = []  # cache hits of the current run, marked used at its end
+        self._touched: list[tuple[str, float]] = []  # cache loads of the current run: (key, time saved)
+        self.statuses: dict[str, str] = {}  # each task's status at the end of its latest run
+        self._recorder = TraceRecorder(self._known_upstream)
+        self.bus.subscribe(self._on_event)  # first, so views see a settled session
+        self.bus.subscribe(self._recorder)
 
     # ------------------------------------------------------------ definition
 
@@ -98,7 +107,12 @@ class Graph:
 
     def add(self, spec: TaskSpec) -> TaskSpec | None:
         """Add or replace a task; a replaced task's in-memory value is kept until it reruns."""
-        return self.tasks.add(spec)
+        replaced = self.tasks.add(spec)
+        self._changed(spec.name)
+        return replaced
+
+    def _changed(self, *names: str) -> None:
+        self.bus.emit(GraphChanged(0, time.perf_counter(), tasks=names))
 
     def check(self, name: str) -> None:
         """Raise now if any parameter of ``name`` (or of a task upstream) cannot resolve."""
@@ -109,6 +123,8 @@ class Graph:
         spec = self.tasks.drop(name)
         if self.results.pop(name, None) is not None:
             self.namespace.pop(name, None)
+        self.statuses.pop(name, None)
+        self._changed(name)
         return spec
 
     def __getitem__(self, name: str) -> Any:
@@ -120,6 +136,27 @@ class Graph:
 
     def upstream(self, task: str) -> list[str]:
         return self.tasks.upstream(task)
+
+    def _known_upstream(self, task: str) -> list[str]:
+        return self.tasks.upstream(task) if task in self.tasks else []
+
+    @property
+    def trace(self) -> Trace | None:
+        """The trace (Gantt data and critical path) of the latest run."""
+        return self._recorder.last
+
+    def current_entry(self, task: str) -> CacheEntry | None:
+        """The cache entry of the value ``task`` has now, else of the key it last had."""
+        result = self.results.get(task)
+        if result is not None:
+            return self.store.entry(result.key)
+        return self.store.head(task)
+
+    def overview(self) -> Overview:
+        """A snapshot for display: statuses, plan, costs and the latest trace."""
+        from .overview import overview
+
+        return overview(self)
 
     def plan(self, targets: Iterable[str] | None = None, force: Iterable[str] = ()) -> Plan:
         """What ``run`` would do, without running or loading anything."""
@@ -181,8 +218,6 @@ class Graph:
         finally:
             if chosen is not backend:
                 chosen.shutdown()
-            self.store.touch(self._touched)
-            self._touched = []
         self.last_run = report
         if raise_errors and report.errors:
             task, error = next(iter(report.errors.items()))
@@ -190,6 +225,13 @@ class Graph:
             failure.report = report  # type: ignore[attr-defined]
             raise failure from error
         return report
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, TaskFinished):
+            self.statuses[event.task] = event.status
+        elif isinstance(event, RunFinished):
+            hits, self._touched = self._touched, []
+            self.store.touch(hits)  # one transaction per run
 
     # RunContext: what the executor calls back.
 
@@ -212,7 +254,7 @@ class Graph:
                 stacklevel=2,
             )
             return False
-        self._touched.append(decision.key.key)
+        self._touched.append((decision.key.key, decision.entry.duration))
         self._bind(decision.task, Result(decision.key.key, decision.entry.output, value, decision.entry.outputs))
         return True
 
@@ -224,24 +266,25 @@ class Graph:
         return lambda: self._work(spec, kwargs)
 
     def _work(self, spec: TaskSpec, kwargs: dict[str, Any]) -> Outcome:
-        started = time.perf_counter()
         try:
-            with self.capture() as log:
+            with self.capture() as log, measure() as cost:
                 value = spec.func(**kwargs)
         except Exception as exc:
-            return Outcome(error=exc, duration=time.perf_counter() - started)
-        duration = time.perf_counter() - started
+            return Outcome(error=exc, duration=cost.duration, started=cost.started, cpu_time=cost.cpu_time)
         try:
             output = fingerprint(value)
         except Unfingerprintable:
             output = None
-        return Outcome(value, output, list(log), duration)
+        return Outcome(value, output, list(log), cost.duration, None, cost.started, cost.cpu_time,
+                       cost.peak_memory, value_nbytes(value))
 
     def commit(self, decision: Decision, outcome: Outcome) -> int:
         task, key = decision.task, decision.key
         assert key is not None
         output = outcome.output or self._stand_in(task, key.key)
-        entry = CacheEntry(key.key, task, output, key.parts, key.inputs, outcome.outputs, outcome.duration)
+        entry = CacheEntry(key.key, task, output, key.parts, key.inputs, outcome.outputs, outcome.duration,
+                           cpu_time=outcome.cpu_time, peak_memory=outcome.peak_memory,
+                           value_bytes=outcome.output_bytes)
         entry.stored = outcome.output is not None and self._store(entry, outcome.value)
         if not entry.stored:
             self.store.put(entry, None)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Event", "EventBus", "RunFinished", "RunStarted", "TaskFinished", "TaskStarted"]
+__all__ = ["Event", "EventBus", "GraphChanged", "RunFinished", "RunStarted", "TaskFinished", "TaskStarted"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class RunStarted(Event):
 
 @dataclass(frozen=True)
 class TaskStarted(Event):
+    """A task was handed to a backend (``worker`` names the backend; the lane is known when it ends)."""
+
     task: str = ""
     reason: str = ""
     worker: str = "main"
@@ -39,7 +41,15 @@ class TaskStarted(Event):
 
 @dataclass(frozen=True)
 class TaskFinished(Event):
-    """``status`` is one of ``done``, ``cached``, ``failed``, ``skipped``, ``cancelled``."""
+    """A task reached its final status in this run.
+
+    ``status`` is one of ``done``, ``cached``, ``failed``, ``skipped``,
+    ``cancelled``. ``started`` (``perf_counter``) and ``duration`` span the
+    work done for it in this run: the task body for ``done`` and ``failed``,
+    the cache load for ``cached``. ``worker`` is the lane it ran on (a thread
+    name; ``main`` is the caller's thread). ``saved`` is the compute time a
+    cache load avoided; ``nbytes`` the bytes it took in the cache.
+    """
 
     task: str = ""
     status: str = ""
@@ -47,12 +57,24 @@ class TaskFinished(Event):
     reason: str = ""
     worker: str = "main"
     nbytes: int = 0
+    started: float = 0.0
+    cpu_time: float = 0.0
+    peak_memory: int = 0
+    output_bytes: int = 0
+    saved: float = 0.0
     error: BaseException | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
 class RunFinished(Event):
     duration: float = 0.0
+
+
+@dataclass(frozen=True)
+class GraphChanged(Event):
+    """Tasks were defined, redefined or dropped (``run_id`` is 0: no run)."""
+
+    tasks: tuple[str, ...] = ()
 
 
 Subscriber = Callable[[Event], Any]

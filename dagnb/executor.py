@@ -17,6 +17,7 @@ Invariants:
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -28,7 +29,7 @@ from typing import Any, Protocol
 from .events import EventBus, RunFinished, RunStarted, TaskFinished, TaskStarted
 from .plan import Decision
 
-__all__ = ["Backend", "InlineBackend", "Outcome", "RunReport", "ThreadBackend", "execute", "make_backend"]
+__all__ = ["Backend", "InlineBackend", "Outcome", "RunReport", "ThreadBackend", "current_lane", "execute", "make_backend"]
 
 
 @dataclass
@@ -40,6 +41,26 @@ class Outcome:
     outputs: list[dict[str, Any]] = field(default_factory=list)
     duration: float = 0.0
     error: BaseException | None = None
+    started: float = 0.0
+    cpu_time: float = 0.0
+    peak_memory: int = 0
+    output_bytes: int = 0
+    worker: str = "main"
+
+
+def current_lane() -> str:
+    """The trace lane of the calling thread: ``main`` for the caller's, else the thread's name."""
+    thread = threading.current_thread()
+    return "main" if thread is threading.main_thread() else thread.name
+
+
+def _in_lane(fn: Callable[[], Outcome]) -> Callable[[], Outcome]:
+    def call() -> Outcome:
+        outcome = fn()
+        outcome.worker = current_lane()
+        return outcome
+
+    return call
 
 
 class Backend(Protocol):
@@ -256,14 +277,25 @@ def _start_ready(run: _Run, backend: Backend, force: frozenset[str], keep_going:
             run.finish(task, "cancelled", reason="the run stopped at a failure")
             continue
         decision = run.ctx.decide(task, force)
-        if decision.action in ("fresh", "load") and run.ctx.load(decision):
-            run.finish(task, "cached", worker="cache")
+        if decision.action in ("fresh", "load") and _load(run, decision):
             continue
         if decision.action == "load":  # the load failed: the value is recomputed
             decision = type(decision)(task, "run", ("not in cache",), decision.key)
         run.bus.emit(TaskStarted(run.run_id, time.perf_counter(), task=task, reason=decision.reason, worker=backend.name))
-        future = backend.submit(run.ctx.prepare(decision))
+        future = backend.submit(_in_lane(run.ctx.prepare(decision)))
         run.running[future] = (decision, time.perf_counter())
+
+
+def _load(run: _Run, decision: Decision) -> bool:
+    """Load a cached value; a ``fresh`` one (already in memory) takes no time and saves none."""
+    started = time.perf_counter()
+    if not run.ctx.load(decision):
+        return False
+    loaded = decision.action == "load"
+    saved = decision.entry.duration if loaded and decision.entry is not None else 0.0
+    duration = time.perf_counter() - started if loaded else 0.0
+    run.finish(decision.task, "cached", duration, started=started, saved=saved, worker=current_lane())
+    return True
 
 
 def _complete(run: _Run, future: Future[Outcome], keep_going: bool) -> None:
@@ -272,10 +304,15 @@ def _complete(run: _Run, future: Future[Outcome], keep_going: bool) -> None:
     if outcome.error is not None:
         run.report.errors[decision.task] = outcome.error
         run.stopped = run.stopped or not keep_going
-        run.finish(decision.task, "failed", outcome.duration, decision.reason, error=outcome.error)
+        run.finish(decision.task, "failed", outcome.duration, decision.reason, error=outcome.error,
+                   started=outcome.started, worker=outcome.worker, cpu_time=outcome.cpu_time)
         return
     nbytes = run.ctx.commit(decision, outcome)
-    run.finish(decision.task, "done", outcome.duration, decision.reason, nbytes=nbytes)
+    run.finish(
+        decision.task, "done", outcome.duration, decision.reason, nbytes=nbytes, started=outcome.started,
+        worker=outcome.worker, cpu_time=outcome.cpu_time, peak_memory=outcome.peak_memory,
+        output_bytes=outcome.output_bytes,
+    )
 
 
 def _cancel_rest(run: _Run) -> None:

@@ -58,13 +58,15 @@ def _dag_parser() -> _Parser:
     parser.add_argument("-h", "--help", action="store_true", help="show this help")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
     commands = {
-        "show": "the tasks and what the next run would do (default)",
+        "show": "the live view: graph, plan, costs and trace (default)",
         "run": "bring targets (default: all) up to date, running only stale tasks",
         "plan": "dry run: what would run, what is cached, and why",
         "why": "which part of a task's key changed",
         "drop": "remove a task and its value",
         "cache": "inspect or clear the disk cache, or move it",
         "mode": "lazy (list stale downstream tasks) or auto (rerun them at once)",
+        "trace": "Gantt chart of the latest run, with its critical path",
+        "costs": "per-task time, CPU, memory, bytes, cache hits and time saved",
     }
     subs = {name: sub.add_parser(name, help=text, description=text, add_help=False) for name, text in commands.items()}
     for p in subs.values():
@@ -75,6 +77,7 @@ def _dag_parser() -> _Parser:
     subs["run"].add_argument("--keep-going", action="store_true", help="run every branch that does not depend on a failure")
     subs["run"].add_argument("--jobs", type=int, default=1, metavar="N", help="tasks to run at once")
     subs["run"].add_argument("--backend", default=None, choices=["inline", "threads"], help="where tasks run")
+    subs["show"].add_argument("--static", action="store_true", help="render HTML only, no widget")
     subs["why"].add_argument("task", metavar="TASK")
     subs["drop"].add_argument("task", metavar="TASK")
     subs["cache"].add_argument("action", nargs="?", default="info", choices=["info", "clear"])
@@ -127,8 +130,9 @@ class DagMagics(Magics):
                 stale = ", ".join(self.graph.stale([name])) or "none"
                 _show_line(f"{name}: defined (not run){notes} · stale: {stale}", {"task": name})
                 return
-            report = self.graph.run([name])
-            self._after_run(name, report, notes)
+            with self._progress(own=name):
+                report = self.graph.run([name])
+                self._after_run(name, report, notes)
 
     def _define(self, cell: str, volatile: bool) -> tuple[str, str]:
         node = parse_task_cell(cell)
@@ -220,11 +224,46 @@ class DagMagics(Magics):
             return getattr(self, f"_cmd_{command}")(args)
 
     def _cmd_show(self, args: argparse.Namespace) -> Any:
-        return self.graph.plan()
+        if getattr(args, "static", False):  # bare `%dag` has no subcommand options
+            from .widgets.static import StaticView
+
+            return StaticView(self.graph.overview())
+        from .widgets.views import DagView
+
+        return DagView(self.graph, live=self._live())
+
+    def _cmd_trace(self, args: argparse.Namespace) -> Any:
+        from .widgets.views import TraceView
+
+        return TraceView(self.graph, live=self._live())
+
+    def _cmd_costs(self, args: argparse.Namespace) -> Any:
+        from .widgets.views import CostsView
+
+        return CostsView(self.graph, live=self._live())
+
+    def _live(self) -> bool:
+        """Widgets need a kernel (a frontend at the other end of comms)."""
+        return getattr(self.shell, "kernel", None) is not None
+
+    @contextlib.contextmanager
+    def _progress(self, own: str | None = None) -> Iterator[None]:
+        if not self._live():
+            yield
+            return
+        from .widgets.views import RunProgress
+
+        progress = RunProgress(self.graph, own)
+        try:
+            yield
+        finally:
+            progress.close()
 
     def _cmd_run(self, args: argparse.Namespace) -> RunReport:
         targets = args.targets or None
-        report = self.graph.run(targets, force=args.force, keep_going=args.keep_going, backend=args.backend, jobs=args.jobs)
+        with self._progress():
+            report = self.graph.run(targets, force=args.force, keep_going=args.keep_going, backend=args.backend,
+                                    jobs=args.jobs)
         return _WithMetadata(report, _metadata(report, None))  # type: ignore[return-value]
 
     def _cmd_plan(self, args: argparse.Namespace) -> Any:

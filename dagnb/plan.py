@@ -12,7 +12,7 @@ results and the store's metadata; it never loads a value.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any, Literal, Protocol
@@ -165,6 +165,30 @@ class Plan:
         """``(task, what happens, why)`` for display."""
         words = {"fresh": "up to date", "load": "load from cache", "run": "run", "pending": "run if needed"}
         return [(d.task, words[d.action], d.reason) for d in self.decisions]
+
+    def statuses(self, last: Mapping[str, str], known: Callable[[str], bool]) -> dict[str, str]:
+        """The status each task shows until the next run starts.
+
+        A task whose key is current keeps the status it last ended with
+        (``done`` or ``cached``); one that failed, was skipped or cancelled
+        keeps that; a task that has run before under another key is
+        ``stale``; one that never has (``known`` says) is ``pending``, and
+        so is one whose value is in the cache but not loaded yet.
+        """
+        shown = {}
+        for d in self.decisions:
+            before = last.get(d.task)
+            if d.action == "fresh":
+                shown[d.task] = before if before in ("done", "cached") else "done"
+            elif d.action == "load":
+                shown[d.task] = "pending"
+            elif before in ("failed", "skipped", "cancelled", "timed-out"):
+                shown[d.task] = before
+            elif d.action == "run":
+                shown[d.task] = "pending" if d.reasons == ("new",) else "stale"
+            else:
+                shown[d.task] = "stale" if known(d.task) else "pending"
+        return shown
 
     def summary(self) -> str:
         run, cached = len(self.to_run), len(self.cached)

@@ -53,6 +53,9 @@ class CacheEntry:
     nbytes: int = 0
     stored: bool = True
     created: float = 0.0
+    cpu_time: float = 0.0
+    peak_memory: int = 0
+    value_bytes: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -138,8 +141,12 @@ class Store(ABC):
     def clear(self, task: str | None = None) -> int:
         """Forget one task's keys (or everything); return how many keys went."""
 
-    def touch(self, keys: Iterable[str]) -> None:
-        """Mark keys as used now (for eviction); a no-op where unused."""
+    def touch(self, hits: Iterable[tuple[str, float]]) -> None:
+        """Record cache hits ``(key, compute time it saved)``: counted, and marked used now."""
+
+    def hit_totals(self) -> dict[str, tuple[int, float]]:
+        """Per task: how many times any of its keys was a cache hit, and the time that saved."""
+        return {}
 
     def close(self) -> None:
         """Release files and connections."""
@@ -152,6 +159,7 @@ class MemoryStore(Store):
         self._entries: dict[str, CacheEntry] = {}
         self._values: dict[str, Any] = {}
         self._heads: dict[str, str] = {}
+        self._hits: dict[str, tuple[int, float]] = {}
 
     def entry(self, key: str) -> CacheEntry | None:
         return self._entries.get(key)
@@ -177,6 +185,20 @@ class MemoryStore(Store):
     def set_head(self, task: str, key: str) -> None:
         self._heads[task] = key
 
+    def touch(self, hits: Iterable[tuple[str, float]]) -> None:
+        for key, saved in hits:
+            count, total = self._hits.get(key, (0, 0.0))
+            self._hits[key] = (count + 1, total + saved)
+
+    def hit_totals(self) -> dict[str, tuple[int, float]]:
+        totals: dict[str, tuple[int, float]] = {}
+        for key, (count, saved) in self._hits.items():
+            entry = self._entries.get(key)
+            if entry is not None:
+                before = totals.get(entry.task, (0, 0.0))
+                totals[entry.task] = (before[0] + count, before[1] + saved)
+        return totals
+
     def info(self) -> CacheInfo:
         tasks: dict[str, int] = {}
         for e in self._entries.values():
@@ -190,6 +212,7 @@ class MemoryStore(Store):
         live = {e.output for e in self._entries.values()}
         self._values = {fp: v for fp, v in self._values.items() if fp in live}
         self._heads = {t: k for t, k in self._heads.items() if k in self._entries}
+        self._hits = {k: h for k, h in self._hits.items() if k in self._entries}
         return len(gone)
 
 
@@ -203,6 +226,7 @@ CREATE TABLE IF NOT EXISTS blobs (
     fingerprint TEXT PRIMARY KEY, checksum TEXT NOT NULL, nbytes INTEGER NOT NULL,
     created REAL NOT NULL, last_used REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS heads (task TEXT PRIMARY KEY, key TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS hits (key TEXT PRIMARY KEY, count INTEGER NOT NULL, saved REAL NOT NULL);
 """
 
 
@@ -335,11 +359,12 @@ class DiskStore(Store):
         with self._lock, self._db:
             self._db.execute("INSERT OR REPLACE INTO heads VALUES (?, ?)", (task, key))
 
-    def touch(self, keys: Iterable[str]) -> None:
+    def touch(self, hits: Iterable[tuple[str, float]]) -> None:
         now = time.time()
-        rows = [(now, k) for k in keys]
-        if not rows:
+        hits = list(hits)
+        if not hits:
             return
+        rows = [(now, key) for key, _ in hits]
         with self._lock, self._db:
             self._db.executemany("UPDATE entries SET last_used = ? WHERE key = ?", rows)
             self._db.executemany(
@@ -347,6 +372,17 @@ class DiskStore(Store):
                 "(SELECT output FROM entries WHERE key = ?)",
                 rows,
             )
+            self._db.executemany(
+                "INSERT INTO hits VALUES (?, 1, ?) "
+                "ON CONFLICT(key) DO UPDATE SET count = count + 1, saved = saved + excluded.saved",
+                hits,
+            )
+
+    def hit_totals(self) -> dict[str, tuple[int, float]]:
+        rows = self._query(
+            "SELECT e.task, SUM(h.count), SUM(h.saved) FROM hits h JOIN entries e ON e.key = h.key GROUP BY e.task"
+        )
+        return {task: (int(count), float(saved)) for task, count, saved in rows}
 
     def info(self) -> CacheInfo:
         entries = self._query("SELECT task, COUNT(*) FROM entries GROUP BY task")
@@ -359,6 +395,7 @@ class DiskStore(Store):
             where, args = ("WHERE task = ?", (task,)) if task is not None else ("", ())
             gone = self._db.execute(f"DELETE FROM entries {where}", args).rowcount
             self._db.execute(f"DELETE FROM heads {where}", args)
+            self._db.execute("DELETE FROM hits WHERE key NOT IN (SELECT key FROM entries)")
             orphans = [
                 fp
                 for (fp,) in self._db.execute(

@@ -1,0 +1,192 @@
+"""What a task costs: wall and CPU time, peak memory, output and cache bytes.
+
+:func:`measure` wraps one task body and records its costs in a
+:class:`Measure`; :func:`value_nbytes` estimates the in-memory size of a
+value without walking it deeply; :func:`task_costs` joins the last costs of
+each task with the cache's hit statistics into rows for ``%dag costs``.
+
+Peak memory is the rise of the process's resident set above its level when
+the task started. On Linux the kernel's high-water mark is reset before each
+task (``/proc/self/clear_refs``), so the peak is the task's own; elsewhere it
+is the rise of the process's lifetime peak, which stays 0 for a task that
+uses less memory than an earlier one. With the ``threads`` backend, tasks
+running at once share the process, so their CPU time and peaks overlap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .store import CacheEntry
+
+__all__ = ["COST_COLUMNS", "Measure", "TaskCosts", "measure", "task_costs", "value_nbytes"]
+
+
+@dataclass
+class Measure:
+    """Costs of one run of a task body, filled in when it ends."""
+
+    started: float = 0.0
+    duration: float = 0.0
+    cpu_time: float = 0.0
+    peak_memory: int = 0
+
+
+class _ProcMemory:
+    """Resident set size and a resettable peak from ``/proc`` (Linux)."""
+
+    def __init__(self) -> None:
+        self._statm = os.open("/proc/self/statm", os.O_RDONLY)
+        self._status = os.open("/proc/self/status", os.O_RDONLY)
+        self._clear = os.open("/proc/self/clear_refs", os.O_WRONLY)
+        self._page = os.sysconf("SC_PAGE_SIZE")
+
+    def start(self) -> int:
+        os.write(self._clear, b"5")  # 5 resets the peak RSS (VmHWM) to the current RSS
+        return int(os.pread(self._statm, 128, 0).split()[1]) * self._page
+
+    def peak(self) -> int:
+        text = os.pread(self._status, 4096, 0)
+        at = text.find(b"VmHWM:")
+        return int(text[at + 6 : text.index(b"kB", at)]) * 1024 if at >= 0 else 0
+
+
+class _RusageMemory:
+    """The process's lifetime peak (macOS and Linux without a writable ``/proc``)."""
+
+    def __init__(self) -> None:
+        import resource
+
+        self._getrusage, self._self = resource.getrusage, resource.RUSAGE_SELF
+        self._unit = 1 if sys.platform == "darwin" else 1024
+
+    def start(self) -> int:
+        return self.peak()
+
+    def peak(self) -> int:
+        return int(self._getrusage(self._self).ru_maxrss) * self._unit
+
+
+class _NoMemory:
+    def start(self) -> int:
+        return 0
+
+    def peak(self) -> int:
+        return 0
+
+
+def _memory_probe() -> _ProcMemory | _RusageMemory | _NoMemory:
+    for probe in (_ProcMemory, _RusageMemory):
+        try:
+            return probe()
+        except (OSError, ImportError, ValueError):
+            continue
+    return _NoMemory()
+
+
+_probe: _ProcMemory | _RusageMemory | _NoMemory | None = None
+
+
+@contextlib.contextmanager
+def measure() -> Iterator[Measure]:
+    """Measure the body of a ``with`` block: wall time, CPU time, peak memory rise."""
+    global _probe
+    if _probe is None:
+        _probe = _memory_probe()
+    m = Measure()
+    base = _probe.start()
+    cpu = time.process_time()
+    m.started = time.perf_counter()
+    try:
+        yield m
+    finally:
+        m.duration = time.perf_counter() - m.started
+        m.cpu_time = time.process_time() - cpu
+        m.peak_memory = max(0, _probe.peak() - base)
+
+
+def value_nbytes(value: Any, _depth: int = 0) -> int:
+    """The in-memory size of ``value``: array buffers exactly, containers shallowly.
+
+    numpy arrays count their buffer, pandas objects their columns and index
+    (not the Python objects an object column points to); lists, tuples,
+    sets and dicts add their first 1,000 items, three levels deep. It is an
+    estimate to compare tasks by, cheap on values of any size.
+    """
+    nbytes = getattr(value, "nbytes", None)
+    if isinstance(nbytes, int) and type(value).__module__.startswith("numpy"):
+        return nbytes
+    usage = getattr(value, "memory_usage", None)
+    if usage is not None and type(value).__module__.startswith("pandas"):
+        with contextlib.suppress(Exception):
+            total = usage(index=True, deep=False)
+            return int(getattr(total, "sum", lambda: total)())
+    size = sys.getsizeof(value, 0)
+    if _depth < 3 and isinstance(value, (list, tuple, set, frozenset, dict)):
+        items = value.items() if isinstance(value, dict) else ((None, v) for v in value)
+        for count, (key, item) in enumerate(items):
+            if count == 1000:
+                break
+            size += value_nbytes(item, _depth + 1) + (value_nbytes(key, _depth + 1) if key is not None else 0)
+    return size
+
+
+COST_COLUMNS = ("task", "status", "duration", "cpu_time", "peak_memory", "output_bytes", "cache_bytes", "hits", "saved")
+
+
+@dataclass(frozen=True)
+class TaskCosts:
+    """One row of ``%dag costs``: a task's costs under its current key.
+
+    ``duration``, ``cpu_time`` and ``peak_memory`` are those of the run that
+    computed the current value (also when this session loaded it from the
+    cache); ``hits`` and ``saved`` add up every cache load of any of the
+    task's keys, and the compute time each load avoided.
+    """
+
+    task: str
+    status: str
+    duration: float | None = None
+    cpu_time: float | None = None
+    peak_memory: int | None = None
+    output_bytes: int | None = None
+    cache_bytes: int | None = None
+    hits: int = 0
+    saved: float = 0.0
+
+
+def task_costs(
+    order: list[str],
+    statuses: Mapping[str, str],
+    entries: Mapping[str, CacheEntry | None],
+    hits: Mapping[str, tuple[int, float]],
+) -> list[TaskCosts]:
+    """Rows for ``order`` from each task's current cache entry and its hit totals."""
+    rows = []
+    for task in order:
+        entry = entries.get(task)
+        count, saved = hits.get(task, (0, 0.0))
+        if entry is None:
+            rows.append(TaskCosts(task, statuses.get(task, "pending"), hits=count, saved=saved))
+            continue
+        rows.append(
+            TaskCosts(
+                task,
+                statuses.get(task, "pending"),
+                entry.duration,
+                entry.cpu_time,
+                entry.peak_memory,
+                entry.value_bytes,
+                entry.nbytes if entry.stored else None,
+                count,
+                saved,
+            )
+        )
+    return rows

@@ -1,0 +1,18 @@
+"""Inline views of a session: graph, plan, costs and trace, live while runs go.
+
+Each module renders one view as deterministic text and HTML (pure functions
+of an :class:`~dagnb.overview.Overview`); :mod:`.views` wraps them in
+ipywidgets fed by run events. Only :mod:`.views` imports ipywidgets.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CostsView", "DagView", "RunProgress", "TraceView"]
+
+
+def __getattr__(name: str) -> object:
+    if name in __all__:
+        from . import views
+
+        return getattr(views, name)
+    raise AttributeError(name)

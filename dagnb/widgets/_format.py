@@ -1,0 +1,88 @@
+"""Shared pieces of the views: status colors, number formats, HTML helpers.
+
+Numbers (times, bytes) only appear inside ``<span class="dagnb-num">`` so a
+notebook validator can mask them (``extension/nbval/sanitize.cfg``); the
+deterministic fallbacks never contain any.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from ..overview import STATUSES
+
+__all__ = ["COLORS", "bytes_", "legend", "num", "seconds", "style"]
+
+COLORS = {
+    "pending": "#d0d7de",
+    "stale": "#f2c744",
+    "running": "#4c8df6",
+    "done": "#2da44e",
+    "cached": "#8cd9a6",
+    "failed": "#d1242f",
+    "skipped": "#b3a6d9",
+    "cancelled": "#8c959f",
+    "timed-out": "#e16f24",
+}
+
+
+def seconds(value: float | None) -> str:
+    """``1.52 s``, ``38 ms``, ``120 µs``, ``2 min 5 s``; ``–`` when unknown."""
+    if value is None:
+        return "–"
+    if value >= 120:
+        return f"{int(value // 60)} min {value % 60:.0f} s"
+    if value >= 1:
+        return f"{value:.2f} s"
+    if value >= 1e-3:
+        return f"{value * 1e3:.0f} ms"
+    return f"{value * 1e6:.0f} µs"
+
+
+def bytes_(value: int | None) -> str:
+    """``512 B``, ``3.4 KiB``, ``1.2 GiB``; ``–`` when unknown."""
+    if value is None:
+        return "–"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"  # pragma: no cover - the loop always returns
+
+
+def num(text: str) -> str:
+    """Wrap a measured number so validators can mask it."""
+    return f'<span class="dagnb-num">{escape(text)}</span>'
+
+
+def legend(statuses: tuple[str, ...] = STATUSES) -> str:
+    """A row of colored swatches, one per status."""
+    items = "".join(
+        f'<span class="dagnb-legend-item"><span class="dagnb-swatch" style="background:{COLORS[s]}"></span>{s}</span>'
+        for s in statuses
+    )
+    return f'<div class="dagnb-legend">{items}</div>'
+
+
+def style() -> str:
+    """The stylesheet every view carries (no ids, so repeated copies agree)."""
+    return (
+        "<style>"
+        ".dagnb-legend{display:flex;flex-wrap:wrap;gap:10px;font-size:12px;margin:4px 0}"
+        ".dagnb-legend-item{display:inline-flex;align-items:center;gap:4px}"
+        ".dagnb-swatch{display:inline-block;width:11px;height:11px;border-radius:2px;border:1px solid #0003}"
+        ".dagnb-scroll{overflow:auto;max-height:480px;border:1px solid #d0d7de;border-radius:4px}"
+        ".dagnb-table{border-collapse:collapse;font-size:12px}"
+        ".dagnb-table th,.dagnb-table td{padding:2px 8px;text-align:left;border-bottom:1px solid #eaeef2}"
+        ".dagnb-table td.r,.dagnb-table th.r{text-align:right}"
+        ".dagnb-graph text,.dagnb-gantt text{font:11px sans-serif}"
+        "@keyframes dagnb-pulse{50%{opacity:.55}}"
+        ".dagnb-graph .s-running rect{animation:dagnb-pulse 1s infinite}"
+        "</style>"
+    )
+
+
+def badge(status: str) -> str:
+    color = COLORS.get(status, "#ffffff")
+    return f'<span class="dagnb-swatch" style="background:{color}"></span> {escape(status)}'

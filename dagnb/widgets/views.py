@@ -1,0 +1,344 @@
+"""The widgets: thin ipywidgets shells over the pure renderers.
+
+Each view holds the :class:`~dagnb.overview.Overview` it last drew, renders
+it with the ``render_*`` functions of its module, and, when live, follows
+the session's events through a :class:`~dagnb.widgets.live.LiveFeed`.
+Displayed, a view is one output bundle: the widget for Jupyter frontends, a
+deterministic ``text/plain`` and ``text/html`` for everything else, and
+timings in the output metadata.
+
+Responsibilities:
+    * build the widget tree once, and set only trait values afterwards,
+      inside ``hold_sync`` so one redraw is one message per widget;
+    * never print and never use an ``Output`` widget: updates travel as
+      comm messages, which validators ignore.
+"""
+
+from __future__ import annotations
+
+import itertools
+from html import escape
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import ipywidgets as w
+
+from ..events import Event, RunFinished, RunStarted, TaskFinished, TaskStarted
+from . import costs as costs_view
+from . import graph as graph_view
+from . import trace as trace_view
+from ._format import style
+from .live import LiveFeed
+
+if TYPE_CHECKING:
+    from ..api import Graph
+    from ..overview import Overview
+
+__all__ = ["WIDGET_MIME", "CostsView", "DagView", "RunProgress", "TraceView"]
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+HIDDEN = {WIDGET_MIME: {"version_major": 2, "version_minor": 0, "model_id": ""}}
+MAX_LIVE = 6  # older views keep their last drawing and stop following events
+
+
+def _static(html: str) -> str:
+    return f'<div class="dagnb-static">{html}</div>'
+
+
+def _widget_ref(widget: w.Widget) -> dict[str, Any]:
+    return {"version_major": 2, "version_minor": 0, "model_id": widget.model_id}
+
+
+class _View:
+    """A snapshot, an optional live widget, and a bundle with fallbacks."""
+
+    kind = "view"
+    _live: ClassVar[list[_View]] = []
+
+    def __init__(self, graph: Graph, live: bool = True) -> None:
+        self.graph = graph
+        self.view: Overview = graph.overview()
+        self.widget: w.Widget | None = None
+        self.feed: LiveFeed | None = None
+        if live:
+            self.widget = self._build()
+            self.flush(full=False)
+            self.feed = LiveFeed(graph.bus, self)
+            self._retire_old()
+
+    def _retire_old(self) -> None:
+        _View._live.append(self)
+        while len(_View._live) > MAX_LIVE:
+            old = _View._live.pop(0)
+            if old.feed is not None:
+                old.feed.stop()
+
+    def _build(self) -> w.Widget:
+        raise NotImplementedError
+
+    def apply(self, event: Event) -> None:
+        """Record an event; drawing waits for :meth:`flush`."""
+
+    def flush(self, full: bool) -> None:
+        """Redraw; ``full`` takes a new snapshot first."""
+        if full:
+            self.view = self.graph.overview()
+        if self.widget is not None:
+            self._draw()
+
+    def _draw(self) -> None:
+        raise NotImplementedError
+
+    def render_text(self) -> str:
+        raise NotImplementedError
+
+    def render_html(self) -> str:
+        """The deterministic fallback."""
+        raise NotImplementedError
+
+    def metadata(self) -> dict[str, Any]:
+        view = self.view
+        timings = {r.task: r.duration for r in view.costs if r.duration is not None}
+        trace = view.trace
+        return {
+            "dagnb": {
+                "view": self.kind,
+                "statuses": dict(view.statuses),
+                "durations": {t: round(d, 6) for t, d in timings.items()},
+                "critical_path": list(trace.critical) if trace else [],
+                "wall_time": round(trace.wall_time, 6) if trace else None,
+            }
+        }
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        data: dict[str, Any] = {"text/plain": self.render_text(), "text/html": _static(self.render_html())}
+        if self.widget is not None:
+            data[WIDGET_MIME] = _widget_ref(self.widget)
+        return data, self.metadata()
+
+    def __repr__(self) -> str:
+        return self.render_text()
+
+    def close(self) -> None:
+        if self.feed is not None:
+            self.feed.stop()
+        if self.widget is not None:
+            _close_tree(self.widget)
+
+
+def _close_tree(widget: w.Widget) -> None:
+    for child in getattr(widget, "children", ()):
+        _close_tree(child)
+    widget.close()
+
+
+class DagView(_View):
+    """``%dag``: graph, plan, costs and trace in tabs, with a progress bar."""
+
+    kind = "dag"
+
+    def __init__(self, graph: Graph, live: bool = True) -> None:
+        self.live_statuses: dict[str, str] = {}
+        self.run_total = self.run_done = 0
+        self.run_id = 0
+        super().__init__(graph, live)
+
+    def _build(self) -> w.Widget:
+        self.header = w.HTML()
+        self.progress = w.IntProgress(value=0, min=0, max=1, description="", layout=w.Layout(width="240px"))
+        self.zoom = w.FloatSlider(value=1.0, min=0.25, max=2.0, step=0.25, description="zoom", readout_format=".2f",
+                                  continuous_update=False, layout=w.Layout(width="260px"))
+        self.graph_html, self.plan_html, self.trace_html = w.HTML(), w.HTML(), w.HTML()
+        self.costs = _CostsPanel()
+        self.zoom.observe(lambda _: self._draw_graph(), "value")
+        tabs = w.Tab(
+            children=[w.VBox([self.zoom, self.graph_html]), self.plan_html, self.costs.box, self.trace_html],
+            titles=("Graph", "Plan", "Costs", "Trace"),
+        )
+        root = w.VBox([w.HBox([self.header, self.progress]), tabs])
+        root.add_class("dagnb-view")
+        return root
+
+    def apply(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.run_total, self.run_done, self.run_id = len(event.tasks), 0, event.run_id
+            self.live_statuses = {}
+        elif isinstance(event, TaskStarted):
+            self.live_statuses[event.task] = "running"
+        elif isinstance(event, TaskFinished):
+            self.live_statuses[event.task] = event.status
+            self.run_done += 1
+
+    def flush(self, full: bool) -> None:
+        if full:
+            self.live_statuses = {}
+        super().flush(full)
+
+    def statuses(self) -> dict[str, str]:
+        return {**self.view.statuses, **self.live_statuses}
+
+    def _draw(self) -> None:
+        with self.header.hold_sync(), self.progress.hold_sync():
+            shown = self.statuses()
+            counts = _counts(shown)
+            self.header.value = f"{style()}<b>dag</b> · {escape(counts)}"
+            self.progress.max = max(self.run_total, 1)
+            self.progress.value = self.run_done
+            self.progress.description = f"run {self.run_id}" if self.run_id else ""
+            self.progress.bar_style = "success" if self.run_total and self.run_done == self.run_total else ""
+        self._draw_graph()
+        if not self.live_statuses:  # a snapshot: the slow parts change only between runs
+            self.plan_html.value = _plan_html(self.view)
+            self.costs.draw(self.view)
+            self.trace_html.value = trace_view.render_html(self.view.trace)
+
+    def _draw_graph(self) -> None:
+        view = self.view
+        svg = graph_view.render_svg(view.tasks, view.upstream, self.statuses(), graph_view._reasons(view), self.zoom.value)
+        with self.graph_html.hold_sync():
+            self.graph_html.value = (
+                f"{style()}{graph_view.legend()}<div class='dagnb-scroll'>{svg if view.tasks else ''}</div>"
+                + (f"<p class='dagnb-problem'>{escape(view.problem)}</p>" if view.problem else "")
+            )
+
+    def render_text(self) -> str:
+        return graph_view.render_text(self.view)
+
+    def render_html(self) -> str:
+        return graph_view.render_html(self.view) + _plan_html(self.view)
+
+
+def _counts(statuses: dict[str, str]) -> str:
+    from ..overview import STATUSES
+
+    found = [(s, sum(1 for v in statuses.values() if v == s)) for s in STATUSES]
+    return ", ".join(f"{n} {s}" for s, n in found if n) or "no tasks yet"
+
+
+def _plan_html(view: Overview) -> str:
+    if view.plan is None:
+        return f"<p class='dagnb-problem'>cannot plan: {escape(view.problem or '')}</p>"
+    return view.plan.render_html()
+
+
+class _CostsPanel:
+    """The sortable costs table (a dropdown and a direction toggle over an HTML table)."""
+
+    def __init__(self) -> None:
+        options = [(heading, column) for column, (heading, _) in costs_view.COLUMNS.items()]
+        self.by = w.Dropdown(options=options, value="duration", description="sort by", layout=w.Layout(width="240px"))
+        self.descending = w.ToggleButton(value=True, description="descending", layout=w.Layout(width="110px"))
+        self.table = w.HTML()
+        self.box = w.VBox([w.HBox([self.by, self.descending]), self.table])
+        self.view: Overview | None = None
+        self.by.observe(lambda _: self._redraw(), "value")
+        self.descending.observe(lambda _: self._redraw(), "value")
+
+    def draw(self, view: Overview) -> None:
+        self.view = view
+        self._redraw()
+
+    def _redraw(self) -> None:
+        if self.view is not None:
+            self.table.value = costs_view.render_html(self.view.costs, self.by.value, self.descending.value)
+
+
+class CostsView(_View):
+    """``%dag costs``: the sortable table of per-task costs."""
+
+    kind = "costs"
+
+    def _build(self) -> w.Widget:
+        self.panel = _CostsPanel()
+        self.panel.box.add_class("dagnb-costs-view")
+        return self.panel.box
+
+    def flush(self, full: bool) -> None:
+        if full or self.widget is None or self.panel.view is None:
+            super().flush(full)
+
+    def _draw(self) -> None:
+        self.panel.draw(self.view)
+
+    def render_text(self) -> str:
+        return costs_view.render_text(self.view.costs)
+
+    def render_html(self) -> str:
+        return costs_view.render_html(self.view.costs, numbers=False)
+
+
+class TraceView(_View):
+    """``%dag trace``: the Gantt chart of the latest run with its critical path."""
+
+    kind = "trace"
+
+    def _build(self) -> w.Widget:
+        self.html = w.HTML()
+        self.html.add_class("dagnb-trace-view")
+        return self.html
+
+    def flush(self, full: bool) -> None:
+        if full or self.widget is None or not self.html.value:
+            super().flush(full)
+
+    def _draw(self) -> None:
+        self.html.value = trace_view.render_html(self.view.trace)
+
+    def render_text(self) -> str:
+        return trace_view.render_text(self.view.trace)
+
+    def render_html(self) -> str:
+        return trace_view.render_html(self.view.trace, numbers=False)
+
+
+class RunProgress:
+    """A progress bar for one cell's runs, shown once a task starts and hidden when they end.
+
+    It is displayed as a widget-only output (validators never compare it) and
+    replaced by an empty view at the end, so a saved notebook keeps only the
+    cell's deterministic summary.
+    """
+
+    _ids = itertools.count(1)
+
+    def __init__(self, graph: Graph, own: str | None = None) -> None:
+        from IPython.display import display
+
+        self._display = display
+        self.own = own
+        self.bar = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="240px"))
+        self.label = w.HTML()
+        self.widget = w.HBox([self.bar, self.label])
+        self.widget.add_class("dagnb-progress")
+        self.display_id = f"dagnb-progress-{id(self)}-{next(self._ids)}"
+        self.shown = False
+        self.total = self.done = 0
+        self.running: list[str] = []
+        self.feed = LiveFeed(graph.bus, self)
+
+    def apply(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.total, self.done, self.running = self.total + len(event.tasks), self.done, []
+        elif isinstance(event, TaskStarted):
+            self.running.append(event.task)
+            if not self.shown and event.task != self.own:
+                self._display({WIDGET_MIME: _widget_ref(self.widget)}, raw=True, display_id=self.display_id)
+                self.shown = True
+        elif isinstance(event, TaskFinished):
+            self.done += 1
+            if event.task in self.running:
+                self.running.remove(event.task)
+        elif isinstance(event, RunFinished):
+            self.running = []
+
+    def flush(self, full: bool) -> None:
+        with self.bar.hold_sync(), self.label.hold_sync():
+            self.bar.max = max(self.total, 1)
+            self.bar.value = self.done
+            doing = ", ".join(self.running[:3]) + (" …" if len(self.running) > 3 else "")
+            self.label.value = f"{self.done}/{self.total} tasks" + (f" · running {escape(doing)}" if doing else "")
+
+    def close(self) -> None:
+        self.feed.stop()
+        if self.shown:
+            self._display(HIDDEN, raw=True, display_id=self.display_id, update=True)
+        _close_tree(self.widget)

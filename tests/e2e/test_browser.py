@@ -1,0 +1,112 @@
+"""End-to-end: the ``%dag`` view in JupyterLab, in a real (headless) Chromium.
+
+Runs a notebook cell by cell in the browser and checks that ``%dag`` is
+rendered by the ipywidgets widget manager (not the static HTML fallback)
+and that the view flips a task's status to ``done`` live, while ``%dag run``
+executes in another cell. Screenshots are saved as test artifacts.
+
+Run::
+
+    python -m pytest -p no:cacheprovider -o addopts="" tests/e2e -m e2e -v
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from .conftest import LabNotebook, artifacts_dir
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+DAG_NOTEBOOK = [
+    "%load_ext dagnb",
+    "%%task --no-run\ndef slow():\n    import time\n    time.sleep(4)\n    return 42",
+    "%dag",
+    "%dag run",
+]
+LOAD, DEFINE, VIEW, RUN = range(4)
+
+
+def _widget_output(nb: LabNotebook, index: int) -> Any:
+    """The cell's output that the widget manager rendered (exactly one)."""
+    from playwright.sync_api import expect
+
+    output = nb.outputs(index).filter(has=nb.page.locator(".jupyter-widgets"))
+    expect(output).to_have_count(1)
+    assert_not_fallback(output)
+    return output
+
+
+def assert_not_fallback(output: Any) -> None:
+    """A widget view, not one of the output's other MIME types rendered instead.
+
+    JupyterLab marks an output rendered from a MIME type by its own renderers
+    (text/html, text/plain, ...) with ``data-mime-type``; the widget
+    manager's view carries none (or the widget-view MIME type).
+    """
+    mime = output.get_attribute("data-mime-type")
+    assert mime in (None, WIDGET_MIME), f"output rendered as {mime}, not as a widget"
+    assert output.locator("[data-mime-type]").count() == 0
+
+
+def _visible_count(locator: Any) -> int:
+    return sum(1 for i in range(locator.count()) if locator.nth(i).is_visible())
+
+
+def test_widget_manager_renders_a_widget(open_notebook: Any) -> None:
+    """Smoke test of the browser stack: a plain ipywidgets slider renders as a widget."""
+    from playwright.sync_api import expect
+
+    nb = open_notebook(
+        "probe.ipynb",
+        ["import ipywidgets\nslider = ipywidgets.IntSlider(value=7)\nslider.add_class('probe')\nslider"],
+    )
+    nb.run_cell(0)
+    output = _widget_output(nb, 0)
+    probe = output.locator(".probe")
+    expect(probe).to_be_visible()
+    expect(probe).to_have_class(re.compile(r"\bwidget-slider\b"))
+    expect(output).not_to_contain_text("IntSlider(")  # the text/plain fallback is not shown
+
+
+def test_dag_view_renders_and_updates_live(open_notebook: Any) -> None:
+    """``%dag`` shows the widget; ``%dag run`` in another cell flips ``slow`` running -> done in it."""
+    from playwright.sync_api import expect
+
+    nb = open_notebook("test.ipynb", DAG_NOTEBOOK)
+    nb.run_cell(LOAD)
+    nb.run_cell(DEFINE)
+    nb.run_cell(VIEW)
+
+    # Rendered as a widget, not the fallback.
+    outputs = nb.outputs(VIEW)
+    expect(outputs.locator(".dagnb-view")).to_have_count(1)
+    output = outputs.filter(has=nb.page.locator(".dagnb-view"))
+    view = output.locator(".dagnb-view")
+    expect(view).to_be_visible()
+    graph = view.locator("svg.dagnb-graph")
+    expect(graph).to_have_count(1)
+    assert _visible_count(outputs.locator(".dagnb-static")) == 0, "the static HTML fallback is shown"
+    assert_not_fallback(output)
+
+    slow = graph.locator('g.dagnb-task[data-task="slow"]')
+    expect(slow).to_have_count(1)
+    expect(slow).to_have_attribute("data-status", "pending")
+
+    # Run in another cell; the view above must change while that cell runs.
+    nb.start_cell(RUN)
+    expect(slow).to_have_attribute("data-status", "running", timeout=30_000)
+    expect(nb.cell(RUN).locator(".jp-InputArea-prompt").first).to_have_text(re.compile(r"\[\*\]"))  # still running
+    expect(slow).to_have_attribute("data-status", "done", timeout=60_000)
+    nb.wait_cell_done(RUN)
+    expect(slow).to_have_attribute("data-status", "done")
+    assert _visible_count(outputs.locator(".dagnb-static")) == 0, "the static HTML fallback is shown"
+
+    out = artifacts_dir()
+    view.screenshot(path=str(out / "dag-view.png"))
+    nb.page.screenshot(path=str(out / "notebook.png"), full_page=True)
