@@ -228,7 +228,9 @@ class Graph:
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, TaskFinished):
-            self.statuses[event.task] = event.status
+            kept = event.in_memory and self.statuses.get(event.task) in ("done", "cached")
+            if not kept:  # a value already in memory keeps saying how it got there
+                self.statuses[event.task] = event.status
         elif isinstance(event, RunFinished):
             hits, self._touched = self._touched, []
             self.store.touch(hits)  # one transaction per run

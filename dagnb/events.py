@@ -49,6 +49,8 @@ class TaskFinished(Event):
     the cache load for ``cached``. ``worker`` is the lane it ran on (a thread
     name; ``main`` is the caller's thread). ``saved`` is the compute time a
     cache load avoided; ``nbytes`` the bytes it took in the cache.
+    ``in_memory`` marks a ``cached`` task whose value was already in memory
+    (nothing was loaded).
     """
 
     task: str = ""
@@ -62,6 +64,7 @@ class TaskFinished(Event):
     peak_memory: int = 0
     output_bytes: int = 0
     saved: float = 0.0
+    in_memory: bool = False
     error: BaseException | None = field(default=None, compare=False)
 
 

@@ -294,7 +294,8 @@ def _load(run: _Run, decision: Decision) -> bool:
     loaded = decision.action == "load"
     saved = decision.entry.duration if loaded and decision.entry is not None else 0.0
     duration = time.perf_counter() - started if loaded else 0.0
-    run.finish(decision.task, "cached", duration, started=started, saved=saved, worker=current_lane())
+    run.finish(decision.task, "cached", duration, started=started, saved=saved, worker=current_lane(),
+               in_memory=not loaded)
     return True
 
 

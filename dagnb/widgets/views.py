@@ -165,7 +165,9 @@ class DagView(_View):
         elif isinstance(event, TaskStarted):
             self.live_statuses[event.task] = "running"
         elif isinstance(event, TaskFinished):
-            self.live_statuses[event.task] = event.status
+            before = self.view.statuses.get(event.task)
+            kept = event.in_memory and before in ("done", "cached")
+            self.live_statuses[event.task] = before if kept else event.status  # type: ignore[assignment]
             self.run_done += 1
 
     def flush(self, full: bool) -> None:

@@ -6,7 +6,7 @@ workspace directories so that nothing of the user's setup is read or
 written. Debian's ``chromium`` is driven headless through Playwright for
 Python (never a downloaded browser build).
 
-Prerequisites (see the report in ``tests/e2e/README.md``)::
+Prerequisites (more in ``tests/e2e/README.md``)::
 
     apt-get install -y chromium
     pip install -e ".[test]" jupyterlab playwright
@@ -144,8 +144,13 @@ class LabServer:
             body = response.read()
         return json.loads(body) if body else None
 
-    def lab_url(self, notebook: str) -> str:
-        return f"{self.url}/lab/tree/{notebook}?token={self.token}"
+    def lab_url(self, notebook: str, workspace: str) -> str:
+        """The notebook alone in a fresh workspace (``reset``: no tabs restored from earlier tests)."""
+        return f"{self.url}/lab/workspaces/{workspace}/tree/{notebook}?reset&token={self.token}"
+
+    def shutdown_kernels(self) -> None:
+        for session in self.api("/api/sessions"):
+            self.api(f"/api/sessions/{session['id']}", method="DELETE", timeout=15)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -321,6 +326,8 @@ def page(browser: Any, lab_server: LabServer, server_log_on_failure: None, reque
             with contextlib.suppress(Exception):
                 (artifacts_dir() / f"failure-{name}-console.log").write_text("\n".join(console))
         context.close()
+        with contextlib.suppress(Exception):
+            lab_server.shutdown_kernels()  # keep the 2-core machine quiet for the next test
 
 
 # ---------------------------------------------------------------- notebook
@@ -344,21 +351,26 @@ class LabNotebook:
     PROMPT_DONE = re.compile(r"^\s*\[\d+\]:\s*$")
     KERNEL_IDLE = re.compile(r"^(?!No Kernel\b).+ \| Idle$")
 
-    def __init__(self, page: Any, server: LabServer, name: str) -> None:
-        self.page, self.server, self.name = page, server, name
+    def __init__(self, page: Any, server: LabServer, name: str, workspace: str) -> None:
+        self.page, self.server, self.name, self.workspace = page, server, name, workspace
 
     def open(self, timeout: float = 60_000) -> LabNotebook:
         from playwright.sync_api import expect
 
-        self.page.goto(self.server.lab_url(self.name), wait_until="domcontentloaded")
-        panel = self.page.locator(".jp-NotebookPanel", has=self.page.locator(".jp-Notebook"))
-        expect(panel.first).to_be_visible(timeout=timeout)
+        self.page.goto(self.server.lab_url(self.name, self.workspace), wait_until="domcontentloaded")
+        expect(self.panel).to_have_count(1, timeout=timeout)
+        expect(self.notebook).to_be_visible(timeout=timeout)
         self.wait_kernel_idle(timeout)
         return self
 
     @property
+    def panel(self) -> Any:
+        """The one notebook panel (each test opens its notebook alone in its own workspace)."""
+        return self.page.locator(".jp-NotebookPanel")
+
+    @property
     def notebook(self) -> Any:
-        return self.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook").first
+        return self.panel.locator(".jp-Notebook")
 
     def cell(self, index: int) -> Any:
         return self.notebook.locator(".jp-Cell").nth(index)
@@ -378,7 +390,7 @@ class LabNotebook:
 
         status = self.page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\| Idle$"))
         expect(status.first).to_have_text(self.KERNEL_IDLE, timeout=timeout)
-        indicator = self.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator").first
+        indicator = self.panel.locator(".jp-Notebook-ExecutionIndicator")
         expect(indicator).to_have_attribute("data-status", "idle", timeout=timeout)
 
     def start_cell(self, index: int) -> None:
@@ -408,11 +420,12 @@ class LabNotebook:
 
 
 @pytest.fixture()
-def open_notebook(page: Any, lab_server: LabServer) -> Any:
+def open_notebook(page: Any, lab_server: LabServer, request: pytest.FixtureRequest) -> Any:
     """``open_notebook(name, sources)``: write it into the server root and open it."""
 
     def _open(name: str, sources: list[str]) -> LabNotebook:
         write_notebook(lab_server.root_dir / name, sources)
-        return LabNotebook(page, lab_server, name).open()
+        workspace = f"e2e-{_safe_name(request.node.name)}-{secrets.token_hex(4)}"
+        return LabNotebook(page, lab_server, name, workspace).open()
 
     return _open

@@ -99,14 +99,56 @@ def test_dag_view_renders_and_updates_live(open_notebook: Any) -> None:
     expect(slow).to_have_attribute("data-status", "pending")
 
     # Run in another cell; the view above must change while that cell runs.
+    view_prompt = nb.cell(VIEW).locator(".jp-InputArea-prompt").first.inner_text()
+    _record_timeline(nb, VIEW, RUN)
     nb.start_cell(RUN)
     expect(slow).to_have_attribute("data-status", "running", timeout=30_000)
-    expect(nb.cell(RUN).locator(".jp-InputArea-prompt").first).to_have_text(re.compile(r"\[\*\]"))  # still running
     expect(slow).to_have_attribute("data-status", "done", timeout=60_000)
     nb.wait_cell_done(RUN)
     expect(slow).to_have_attribute("data-status", "done")
+    timeline = nb.page.evaluate("() => window.__dagnbTimeline")
+    _assert_live_transitions(timeline)
+    assert nb.cell(VIEW).locator(".jp-InputArea-prompt").first.inner_text() == view_prompt, "the %dag cell was rerun"
     assert _visible_count(outputs.locator(".dagnb-static")) == 0, "the static HTML fallback is shown"
 
     out = artifacts_dir()
     view.screenshot(path=str(out / "dag-view.png"))
     nb.page.screenshot(path=str(out / "notebook.png"), full_page=True)
+
+
+# Records every change of (``slow``'s status in the view, the run cell's
+# prompt) from DOM mutations, so that a short-lived state is not missed by
+# polling and the order of states can be checked afterwards.
+_TIMELINE_JS = """
+([viewCell, runCell]) => {
+  const log = (window.__dagnbTimeline = []);
+  const t0 = performance.now();
+  const sample = () => {
+    const task = viewCell.querySelector('.dagnb-view svg.dagnb-graph g.dagnb-task[data-task="slow"]');
+    const status = task ? task.getAttribute("data-status") : null;
+    const prompt = runCell.querySelector(".jp-InputArea-prompt").textContent.trim();
+    const last = log[log.length - 1];
+    if (!last || last.status !== status || last.prompt !== prompt) {
+      log.push({ status, prompt, ms: Math.round(performance.now() - t0) });
+    }
+  };
+  sample();
+  const observer = new MutationObserver(sample);
+  observer.observe(viewCell.parentElement, { subtree: true, childList: true, attributes: true, characterData: true });
+}
+"""
+
+
+def _record_timeline(nb: LabNotebook, view_cell: int, run_cell: int) -> None:
+    nb.page.evaluate(_TIMELINE_JS, [nb.cell(view_cell).element_handle(), nb.cell(run_cell).element_handle()])
+
+
+def _assert_live_transitions(timeline: list[dict[str, Any]]) -> None:
+    """pending, then running while the run cell is busy (``[*]``), then done; nothing else in between."""
+    statuses = [entry["status"] for entry in timeline]
+    collapsed = [status for i, status in enumerate(statuses) if i == 0 or status != statuses[i - 1]]
+    assert collapsed == ["pending", "running", "done"], f"status sequence {collapsed}; timeline {timeline}"
+    running = [entry for entry in timeline if entry["status"] == "running"]
+    assert any(entry["prompt"] == "[*]:" for entry in running), f"never `running` while the run cell ran: {timeline}"
+    first_done = next(entry for entry in timeline if entry["status"] == "done")
+    assert first_done["ms"] - running[0]["ms"] >= 3000, f"`slow` sleeps 4 s but ran for less than 3 s: {timeline}"

@@ -6,6 +6,7 @@ outputs are read with IPython's own ``capture_output``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,8 @@ def ok(ip: Any, source: str, cell_id: str | None = None) -> str:
     result, out = run(ip, source, cell_id)
     assert result.error_in_exec is None and result.error_before_exec is None, result
     if result.result is not None:  # a returned object: its text, not the Out[] echo
-        return result.result._repr_mimebundle_()["text/plain"]
+        bundle = result.result._repr_mimebundle_()
+        return (bundle[0] if isinstance(bundle, tuple) else bundle)["text/plain"]  # views add metadata
     shown = [o.data.get("text/plain", "") for o in out.outputs]
     return "\n".join(part.strip() for part in [out.stdout, *shown] if part.strip())
 
@@ -341,3 +343,79 @@ def test_help_prints_and_does_not_exit(ip: Any) -> None:
         assert f"    {command}" in text
     assert "--force TASK" in ok(ip, "%dag run --help")
     assert "--no-run" in ok(ip, "%%task --help\ndef f():\n    pass\n")
+
+
+
+# ------------------------------------------------------------------- views
+# A terminal shell has no kernel, so views are text (the widgets' fallbacks).
+
+
+def test_dag_shows_each_task_with_its_status_upstream_and_why(ip: Any) -> None:
+    chain(ip)
+    ok(ip, "%%task --no-run\ndef report(model, clean):\n    return model\n")
+    ok(ip, task("clean", "raw", body="return [x * 3 for x in raw]"))
+    assert ok(ip, "%dag") == (
+        "dag: 4 tasks: 1 pending, 1 stale, 2 done\n"
+        "  raw     done\n"
+        "  clean   done       <- raw\n"
+        "  model   stale      <- clean  (upstream clean changed)\n"
+        "  report  pending    <- model, clean  (upstream model reruns first)"
+    )
+    ok(ip, "%dag run")
+    assert ok(ip, "%dag show").splitlines()[0] == "dag: 4 tasks: 4 done"
+
+
+def test_dag_marks_an_edited_task_stale_and_a_failed_one_failed(ip: Any) -> None:
+    chain(ip)
+    ip.run_cell(task("model", "clean", body="raise ValueError('no')"))
+    ok(ip, task("raw", body="return [1, 2]"))
+    lines = ok(ip, "%dag").splitlines()
+    assert lines[1:] == [
+        "  raw    done",
+        "  clean  stale      <- raw  (upstream raw changed)",
+        "  model  failed     <- clean",
+    ]
+
+
+def test_trace_and_costs_before_and_after_a_run(ip: Any) -> None:
+    assert ok(ip, "%dag trace") == "trace: no run yet (%dag run records one)"
+    assert ok(ip, "%dag costs") == "costs: no tasks yet"
+    chain(ip)
+    ok(ip, "%dag run --force clean")
+    assert ok(ip, "%dag trace") == (
+        "trace of run 4: 1 ran, 2 cached (timings are in the live view)\n"
+        "  raw    cached\n"
+        "  clean  done\n"
+        "  model  cached"
+    )
+    assert ok(ip, "%dag costs").splitlines()[1:] == [
+        "  raw    done       cached value, 0 hits",
+        "  clean  done       cached value, 0 hits",
+        "  model  done       cached value, 0 hits",
+    ]
+
+
+def test_static_show_is_html_with_every_number_maskable(ip: Any) -> None:
+    chain(ip)
+    result, _ = run(ip, "%dag show --static")
+    bundle = result.result._repr_mimebundle_()
+    assert set(bundle) == {"text/plain", "text/html"}
+    html = bundle["text/html"]
+    for part in ('<svg class="dagnb-graph"', "dagnb-costs", 'class="dagnb-gantt"', "critical path"):
+        assert part in html
+    rules = dict(SANITIZE.findall((ROOT / "extension" / "nbval" / "sanitize.cfg").read_text()))
+    masked = re.sub(r"<style>.*?</style>", "", html)
+    for name in ("dagnb-numbers", "dagnb-gantt"):
+        masked = re.sub(rules[name], "", masked)
+    assert not re.search(r"\d+(\.\d+)? ?(s|ms|µs|B|KiB|MiB)\b", re.sub(r"<[^>]*>", " ", masked))
+
+
+SANITIZE = re.compile(r"^\[([\w-]+)\]\n(?:#.*\n)*regex: (.*)$", re.M)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_help_lists_the_view_commands(ip: Any) -> None:
+    text = ok(ip, "%dag --help")
+    for command in ("show", "trace", "costs"):
+        assert f"    {command}" in text
+    assert "--static" in ok(ip, "%dag show --help")

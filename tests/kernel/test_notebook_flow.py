@@ -381,3 +381,48 @@ def test_restart_after_editing_a_helpers_default_runs_nothing(env: Path) -> None
     assert statuses(restarted) == {"scaled": "cached"}, "the restarted kernel computed another key"
     assert stdout_of(restarted.cells[3]) == "6\n"
     assert log_lines(env) == ["scaled", "scaled"]
+
+
+# ------------------------------------------------------------------ widgets
+
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def _widget_state(nb: nbformat.NotebookNode, model_id: str) -> dict[str, Any]:
+    return nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"][model_id]["state"]
+
+
+def _descendant_html(nb: nbformat.NotebookNode, model_id: str) -> str:
+    """Every HTML value in the widget tree under ``model_id``, as saved by nbclient."""
+    state = _widget_state(nb, model_id)
+    found = [state.get("value", "")] if isinstance(state.get("value"), str) else []
+    for child in state.get("children", []):
+        found.append(_descendant_html(nb, child.removeprefix("IPY_MODEL_")))
+    return "".join(found)
+
+
+def test_the_dag_view_is_a_widget_with_fallbacks_and_follows_a_later_run(env: Path) -> None:
+    log = env / "log.txt"
+    nb = execute(make_notebook(
+        task_cell("a", "", "return 1", log),
+        task_cell("b", "a", "return a + 1", log).replace("%%task", "%%task --no-run"),
+        "%dag",
+        "%dag run",
+        task_cell("c", "b", "return b * 2", log),
+    ), env)
+    view = nb.cells[3].outputs[0]
+    assert view["output_type"] == "execute_result"
+    assert view["data"]["text/plain"].startswith("dag: 2 tasks: 1 pending, 1 done")
+    assert view["data"]["text/html"].startswith('<div class="dagnb-static">')
+    assert 'data-task="b" data-status="pending"' in view["data"]["text/html"]
+    assert view["metadata"]["dagnb"]["statuses"] == {"a": "done", "b": "pending"}
+    # The widget's saved state is its last state: the run in the next cell reached it live.
+    saved = _descendant_html(nb, view["data"][WIDGET]["model_id"])
+    assert 'data-task="b" data-status="done"' in saved
+
+    run_cell = nb.cells[4].outputs
+    assert run_cell[0]["data"] == {WIDGET: {"version_major": 2, "version_minor": 0, "model_id": ""}}
+    assert run_cell[1]["data"]["text/plain"].startswith("run: 1 ran, 1 cached")
+    # A task cell that runs only itself shows no progress bar.
+    assert [WIDGET in o.get("data", {}) for o in nb.cells[5].outputs] == [False]
+    assert log_lines(env) == ["a", "b", "c"]

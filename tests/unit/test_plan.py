@@ -154,3 +154,39 @@ def test_a_value_lost_from_the_cache_is_planned_as_load_then_recomputed(tmp_path
     with pytest.warns(Warning):
         _, ran = restarted.run()
     assert ran == ["a", "b"]
+
+
+# --------------------------------------------------- statuses shown by views
+
+
+def _shown(nb: Notebook) -> dict[str, str]:
+    graph = nb.graph
+    plan = graph.plan()
+    return plan.statuses(graph.statuses, lambda t: t in graph.results or graph.store.head(t) is not None)
+
+
+def test_statuses_before_any_run_are_pending(tmp_path: Path) -> None:
+    assert _shown(_chain(tmp_path)) == {"a": "pending", "b": "pending"}
+
+
+def test_statuses_after_a_run_are_done_and_an_edit_makes_its_cone_stale(tmp_path: Path) -> None:
+    nb = _chain(tmp_path)
+    nb.run()
+    assert _shown(nb) == {"a": "done", "b": "done"}
+    nb.task("def a():\n    note('a')\n    return 4\n")
+    assert _shown(nb) == {"a": "stale", "b": "stale"}
+
+
+def test_statuses_after_a_restart_are_pending_until_loaded_then_cached(tmp_path: Path) -> None:
+    _chain(tmp_path).run()
+    nb = _chain(tmp_path)  # a new session on the same cache directory
+    assert _shown(nb) == {"a": "pending", "b": "pending"}
+    nb.run()
+    assert _shown(nb) == {"a": "cached", "b": "cached"}
+
+
+def test_statuses_keep_a_failure_until_the_next_run(tmp_path: Path) -> None:
+    nb = _chain(tmp_path)
+    nb.task("def a():\n    note('a')\n    raise ValueError('no')\n")
+    nb.graph.run(raise_errors=False)
+    assert _shown(nb) == {"a": "failed", "b": "skipped"}

@@ -117,6 +117,28 @@ class TestStoreContract:
         assert (info.entries, info.blobs, info.tasks) == (0, 0, {})
         assert store.head("a") is None
 
+    def test_hits_add_up_per_task_over_all_its_keys(self, store: Store) -> None:
+        for key, task, value in (("k1", "a", 1), ("k2", "a", 2), ("k3", "b", 3)):
+            store.put(_entry(key, task, value), value)
+        assert store.hit_totals() == {}
+        store.touch([("k1", 1.5), ("k2", 0.25)])
+        store.touch([("k1", 1.5), ("k3", 2.0)])
+        assert store.hit_totals() == {"a": (3, 3.25), "b": (1, 2.0)}
+
+    def test_clearing_a_task_forgets_its_hits(self, store: Store) -> None:
+        store.put(_entry("k1", "a", 1), 1)
+        store.put(_entry("k2", "b", 2), 2)
+        store.touch([("k1", 1.0), ("k2", 1.0)])
+        store.clear("a")
+        assert store.hit_totals() == {"b": (1, 1.0)}
+
+    def test_costs_round_trip_with_the_entry(self, store: Store) -> None:
+        entry = _entry("k1", "a", 1, duration=2.0, cpu_time=1.5, peak_memory=2**20, value_bytes=28)
+        store.put(entry, 1)
+        back = store.entry("k1")
+        assert back is not None
+        assert (back.duration, back.cpu_time, back.peak_memory, back.value_bytes) == (2.0, 1.5, 2**20, 28)
+
     def test_info_counts_keys_per_task(self, store: Store) -> None:
         store.put(_entry("k1", "a", 1), 1)
         store.put(_entry("k2", "a", 2), 2)
