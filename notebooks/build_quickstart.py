@@ -6,15 +6,7 @@ Run after editing the cells: python notebooks/build_quickstart.py
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
-
-import nbformat
-from nbclient import NotebookClient
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-HERE = Path(__file__).parent
+from _build import build, execute_and_save
 
 CELLS = [
     ("md", """# dagnb quickstart
@@ -62,24 +54,8 @@ def report(summary):
 ]
 
 
-def build() -> nbformat.NotebookNode:
-    nb = new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    for kind, source in CELLS:
-        nb.cells.append(new_markdown_cell(source) if kind == "md" else new_code_cell(source))
-    for i, cell in enumerate(nb.cells):
-        cell.id = f"cell-{i:02d}"  # stable ids keep diffs of the saved notebook small
-    return nb
-
-
 def main() -> None:
-    nb = build()
-    with tempfile.TemporaryDirectory() as cache:
-        os.environ["DAGNB_CACHE_DIR"] = cache
-        NotebookClient(nb, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(HERE)}}).execute()
-    for cell in nb.cells:  # keep volatile timings out of the saved file
-        cell.metadata.pop("execution", None)
-    nbformat.write(nb, HERE / "quickstart.ipynb")
+    execute_and_save(build(CELLS), "quickstart.ipynb")
 
 
 if __name__ == "__main__":

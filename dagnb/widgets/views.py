@@ -307,24 +307,30 @@ class RunProgress:
 
         self._display = display
         self.own = own
-        self.bar = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="240px"))
-        self.label = w.HTML()
-        self.widget = w.HBox([self.bar, self.label])
-        self.widget.add_class("dagnb-progress")
+        self.widget: w.HBox | None = None  # made when first shown: most cells never show one
         self.display_id = f"dagnb-progress-{id(self)}-{next(self._ids)}"
-        self.shown = False
         self.total = self.done = 0
         self.running: list[str] = []
         self.feed = LiveFeed(graph.bus, self)
 
+    @property
+    def shown(self) -> bool:
+        return self.widget is not None
+
+    def _show(self) -> None:
+        self.bar = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="240px"))
+        self.label = w.HTML()
+        self.widget = w.HBox([self.bar, self.label])
+        self.widget.add_class("dagnb-progress")
+        self._display({WIDGET_MIME: _widget_ref(self.widget)}, raw=True, display_id=self.display_id)
+
     def apply(self, event: Event) -> None:
         if isinstance(event, RunStarted):
-            self.total, self.done, self.running = self.total + len(event.tasks), self.done, []
+            self.total, self.running = self.total + len(event.tasks), []
         elif isinstance(event, TaskStarted):
             self.running.append(event.task)
             if not self.shown and event.task != self.own:
-                self._display({WIDGET_MIME: _widget_ref(self.widget)}, raw=True, display_id=self.display_id)
-                self.shown = True
+                self._show()
         elif isinstance(event, TaskFinished):
             self.done += 1
             if event.task in self.running:
@@ -333,6 +339,8 @@ class RunProgress:
             self.running = []
 
     def flush(self, full: bool) -> None:
+        if self.widget is None:
+            return
         with self.bar.hold_sync(), self.label.hold_sync():
             self.bar.max = max(self.total, 1)
             self.bar.value = self.done
@@ -341,6 +349,6 @@ class RunProgress:
 
     def close(self) -> None:
         self.feed.stop()
-        if self.shown:
+        if self.widget is not None:
             self._display(HIDDEN, raw=True, display_id=self.display_id, update=True)
-        _close_tree(self.widget)
+            _close_tree(self.widget)
