@@ -30,6 +30,8 @@ def seconds(value: float | None) -> str:
     """``1.52 s``, ``38 ms``, ``120 µs``, ``2 min 5 s``; ``–`` when unknown."""
     if value is None:
         return "–"
+    if value == 0:
+        return "0 s"
     if value >= 120:
         return f"{int(value // 60)} min {value % 60:.0f} s"
     if value >= 1:

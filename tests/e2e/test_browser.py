@@ -25,11 +25,14 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 DAG_NOTEBOOK = [
     "%load_ext dagnb",
-    "%%task --no-run\ndef slow():\n    import time\n    time.sleep(4)\n    return 42",
+    "%%task --no-run\ndef numbers():\n    return list(range(10))",
+    "%%task --no-run\ndef quick(numbers):\n    return sum(numbers)",
+    "%%task --no-run\ndef slow(numbers):\n    import time\n    time.sleep(4)\n    return max(numbers)",
+    "%%task --no-run\ndef report(slow, quick):\n    return f'{slow} {quick}'",
     "%dag",
     "%dag run",
 ]
-LOAD, DEFINE, VIEW, RUN = range(4)
+LOAD, NUMBERS, QUICK, SLOW, REPORT, VIEW, RUN = range(7)
 
 
 def _widget_output(nb: LabNotebook, index: int) -> Any:
@@ -79,9 +82,8 @@ def test_dag_view_renders_and_updates_live(open_notebook: Any) -> None:
     from playwright.sync_api import expect
 
     nb = open_notebook("test.ipynb", DAG_NOTEBOOK)
-    nb.run_cell(LOAD)
-    nb.run_cell(DEFINE)
-    nb.run_cell(VIEW)
+    for cell in (LOAD, NUMBERS, QUICK, SLOW, REPORT, VIEW):
+        nb.run_cell(cell)
 
     # Rendered as a widget, not the fallback.
     outputs = nb.outputs(VIEW)
@@ -103,6 +105,8 @@ def test_dag_view_renders_and_updates_live(open_notebook: Any) -> None:
     _record_timeline(nb, VIEW, RUN)
     nb.start_cell(RUN)
     expect(slow).to_have_attribute("data-status", "running", timeout=30_000)
+    out = artifacts_dir()
+    view.screenshot(path=str(out / "dag-view-running.png"))
     expect(slow).to_have_attribute("data-status", "done", timeout=60_000)
     nb.wait_cell_done(RUN)
     expect(slow).to_have_attribute("data-status", "done")
@@ -111,8 +115,12 @@ def test_dag_view_renders_and_updates_live(open_notebook: Any) -> None:
     assert nb.cell(VIEW).locator(".jp-InputArea-prompt").first.inner_text() == view_prompt, "the %dag cell was rerun"
     assert _visible_count(outputs.locator(".dagnb-static")) == 0, "the static HTML fallback is shown"
 
-    out = artifacts_dir()
+    expect(graph.locator('g.dagnb-task[data-status="done"]')).to_have_count(4)
     view.screenshot(path=str(out / "dag-view.png"))
+    view.locator(".lm-TabBar-tab", has_text="Trace").click()
+    expect(view.locator("svg.dagnb-gantt")).to_be_visible()
+    expect(view.locator("g.dagnb-span.dagnb-critical")).to_have_count(3)  # numbers -> slow -> report
+    view.screenshot(path=str(out / "dag-trace.png"))
     nb.page.screenshot(path=str(out / "notebook.png"), full_page=True)
 
 

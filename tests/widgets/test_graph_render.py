@@ -1,0 +1,185 @@
+"""The graph view's pure renderers: layout, SVG and the text fallback."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from dagnb.overview import Overview, levels
+from dagnb.widgets import graph as graph_view
+from dagnb.widgets.graph import GAP_Y, MAX_ROWS, NODE_H, NODE_W, PAD, layout, render_svg
+
+from .support import graph_statuses
+
+# load --> clean --> fit --> report
+#            \________________^
+PIPELINE = ["load", "clean", "fit", "report"]
+PIPELINE_UP = {"load": [], "clean": ["load"], "fit": ["clean"], "report": ["clean", "fit"]}
+
+
+def _edges(upstream: dict[str, list[str]]) -> list[tuple[str, str]]:
+    return [(u, t) for t, ups in upstream.items() for u in ups]
+
+
+# -------------------------------------------------------------------- layout
+
+
+def test_every_task_sits_right_of_all_its_upstream_tasks() -> None:
+    place = layout(PIPELINE, PIPELINE_UP)
+    for u, t in _edges(PIPELINE_UP):
+        assert place.positions[u][0] < place.positions[t][0], f"{u} is not left of {t}"
+
+
+def test_tasks_of_one_level_share_a_column() -> None:
+    #  r1 --> x
+    #  r2 --> y --> z
+    tasks = ["r1", "r2", "x", "y", "z"]
+    upstream = {"r1": [], "r2": [], "x": ["r1"], "y": ["r2"], "z": ["y"]}
+    place = layout(tasks, upstream)
+    assert levels(tasks, upstream) == {"r1": 0, "r2": 0, "x": 1, "y": 1, "z": 2}
+    xs = {t: place.positions[t][0] for t in tasks}
+    assert xs["r1"] == xs["r2"] == PAD
+    assert xs["x"] == xs["y"] == PAD + NODE_W + graph_view.GAP_X
+    assert xs["z"] == PAD + 2 * (NODE_W + graph_view.GAP_X)
+    assert place.width == PAD * 2 + 3 * NODE_W + 2 * graph_view.GAP_X
+
+
+def test_a_lone_task_is_centered_against_a_taller_column() -> None:
+    # root feeds two children: the root's box sits halfway between theirs
+    place = layout(["root", "c1", "c2"], {"root": [], "c1": ["root"], "c2": ["root"]})
+    y = {t: p[1] for t, p in place.positions.items()}
+    assert y["c2"] - y["c1"] == NODE_H + GAP_Y
+    assert y["root"] == (y["c1"] + y["c2"]) // 2
+
+
+def test_children_sit_near_their_upstream_rows_to_avoid_crossings() -> None:
+    # r0 above r1; a child of r1 is listed first but is drawn below the child of r0
+    tasks = ["r0", "r1", "of_r1", "of_r0"]
+    upstream = {"r0": [], "r1": [], "of_r1": ["r1"], "of_r0": ["r0"]}
+    place = layout(tasks, upstream)
+    assert place.positions["r0"][1] < place.positions["r1"][1]
+    assert place.positions["of_r0"][1] < place.positions["of_r1"][1]
+
+
+def test_a_level_with_more_than_max_rows_tasks_wraps_into_more_columns() -> None:
+    n = 2 * MAX_ROWS + 5
+    kids = [f"k{i}" for i in range(n)]
+    tasks = ["root", *kids, "sink"]
+    upstream = {"root": [], **{k: ["root"] for k in kids}, "sink": [kids[0]]}
+    place = layout(tasks, upstream)
+    columns: dict[int, list[str]] = {}
+    for k in kids:
+        columns.setdefault(place.positions[k][0], []).append(k)
+    assert sorted(len(c) for c in columns.values()) == [5, MAX_ROWS, MAX_ROWS]
+    assert min(columns) > place.positions["root"][0]
+    assert place.positions["sink"][0] > max(columns), "the next level comes after all wrapped columns"
+    # the drawing is as tall as one full column, not as the whole level
+    assert place.height == PAD * 2 + MAX_ROWS * (NODE_H + GAP_Y) - GAP_Y
+    assert len(set(place.positions.values())) == len(tasks), "no two boxes overlap"
+
+
+def test_an_empty_graph_has_an_empty_layout() -> None:
+    place = layout([], {})
+    assert place.positions == {}
+    assert (place.width, place.height) == (PAD * 2, PAD * 2)
+
+
+# ----------------------------------------------------------------------- svg
+
+
+def test_svg_has_one_box_per_task_with_its_status_and_one_path_per_edge() -> None:
+    statuses = {"load": "done", "clean": "cached", "fit": "running"}  # report: none known
+    svg = render_svg(PIPELINE, PIPELINE_UP, statuses)
+    assert graph_statuses(svg) == {"load": "done", "clean": "cached", "fit": "running", "report": "pending"}
+    assert svg.count('<g class="dagnb-task') == 4
+    assert svg.count("<path ") == len(_edges(PIPELINE_UP)) == 4
+    assert "<script" not in svg and " id=" not in svg
+
+
+def test_user_text_in_tooltips_is_escaped() -> None:
+    reason = 'input x changed: <b>"1" & \'2\'</b>'
+    svg = render_svg(["t"], {"t": []}, {"t": "stale"}, {"t": reason})
+    title = re.search(r"<title>(.*?)</title>", svg).group(1)
+    assert title == "t: stale (input x changed: &lt;b&gt;&quot;1&quot; &amp; &#x27;2&#x27;&lt;/b&gt;)"
+    assert "<b>" not in svg
+
+
+def test_a_long_task_name_is_shortened_in_its_box_but_kept_in_data_and_title() -> None:
+    name = "compute_the_monthly_revenue_forecast"
+    svg = render_svg([name], {name: []}, {name: "done"})
+    assert f'data-task="{name}"' in svg
+    assert f"<title>{name}: done</title>" in svg
+    label = re.search(r"<text [^>]*>([^<]*)</text>", svg).group(1)
+    assert label == "compute_the_monthly…"
+
+
+@pytest.mark.parametrize("zoom", [0.5, 2.0])
+def test_zoom_scales_the_drawn_size_but_not_the_view_box(zoom: float) -> None:
+    def size(svg: str) -> tuple[int, int, str]:
+        m = re.search(r'<svg [^>]*width="(\d+)" height="(\d+)" viewBox="([^"]+)"', svg)
+        return int(m.group(1)), int(m.group(2)), m.group(3)
+
+    w1, h1, box1 = size(render_svg(PIPELINE, PIPELINE_UP, {}))
+    wz, hz, boxz = size(render_svg(PIPELINE, PIPELINE_UP, {}, zoom=zoom))
+    assert (wz, hz) == (round(w1 * zoom), round(h1 * zoom))
+    assert boxz == box1 == f"0 0 {w1} {h1}"
+
+
+# ---------------------------------------------------------------------- text
+
+
+def test_render_text_of_a_small_dag() -> None:
+    """::
+
+        load --> clean --> fit --> report
+                   \\_______________^
+    """
+    view = Overview(PIPELINE, PIPELINE_UP, {"load": "done", "clean": "done", "fit": "failed", "report": "skipped"})
+    assert graph_view.render_text(view) == (
+        "dag: 4 tasks: 2 done, 1 failed, 1 skipped\n"
+        "  load    done\n"
+        "  clean   done       <- load\n"
+        "  fit     failed     <- clean\n"
+        "  report  skipped    <- clean, fit"
+    )
+
+
+def test_render_text_says_why_tasks_are_stale_and_why_the_graph_cannot_be_planned(tmp_path) -> None:
+    from .support import diamond
+
+    session = diamond(tmp_path, cache=False)
+    session.graph.run()
+    session.task("def b(a):\n    note('b')\n    return a * 11\n")
+    assert graph_view.render_text(session.graph.overview()) == (
+        "dag: 4 tasks: 2 stale, 2 done\n"
+        "  a  done\n"
+        "  b  stale      <- a  (code changed)\n"
+        "  c  done       <- a\n"
+        "  d  stale      <- b, c  (upstream b reruns first)"
+    )
+    session.task("def e(d, missing):\n    return d\n")
+    text = graph_view.render_text(session.graph.overview())
+    assert text.splitlines()[-1] == (
+        "  cannot plan: Task `e` has a parameter `missing` that is neither a task, a default, "
+        "nor a notebook variable. Define it in a cell above, give it a default, or add a `%%task def missing(...)`."
+    )
+    assert session.runs() == ["a", "b", "c", "d"], "rendering never runs a task"
+
+
+def test_render_html_escapes_the_planning_problem(tmp_path) -> None:
+    from .support import Session
+
+    session = Session(tmp_path, cache=False)
+    session.task("def e(missing):\n    return 1\n")
+    html = graph_view.render_html(session.graph.overview())
+    assert "<p class=\"dagnb-problem\">Task `e` has a parameter `missing`" in html
+    assert graph_statuses(html) == {"e": "pending"}
+
+
+def test_an_empty_session_invites_a_first_task(tmp_path) -> None:
+    from .support import Session
+
+    view = Session(tmp_path, cache=False).graph.overview()
+    assert graph_view.render_text(view) == "dag: no tasks yet: define one with %%task"
+    assert "<svg" not in graph_view.render_html(view)
