@@ -171,9 +171,7 @@ class Graph:
         decision = plan[name]
         if decision.action in ("fresh", "load"):
             return Why(name, False, ())
-        if decision.action == "pending":
-            return Why(name, True, decision.reasons)
-        return Why(name, True, decision.reasons)
+        return Why(name, True, decision.reasons)  # run, or pending behind a rerunning upstream
 
     def stale(self, names: Iterable[str]) -> list[str]:
         """Those of ``names`` that the next run would (or might) execute."""

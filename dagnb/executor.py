@@ -192,6 +192,14 @@ class RunReport:
         items = "".join(f"<li><code>{escape(self.line(t))}</code></li>" for t in self.statuses)
         return f"<div class='dagnb-report'><b>{escape(self.summary())}</b><ul>{items}</ul></div>"
 
+    def merge(self, later: RunReport) -> RunReport:
+        """Add the tasks of a later run (auto mode's downstream run); this run's word wins."""
+        for name in ("statuses", "reasons", "durations", "errors"):
+            mine = getattr(self, name)
+            for task, value in getattr(later, name).items():
+                mine.setdefault(task, value)
+        return self
+
     def __repr__(self) -> str:
         return self.render_text()
 

@@ -177,7 +177,7 @@ class DagMagics(Magics):
     def _after_run(self, name: str, report: RunReport, notes: str) -> None:
         downstream = self.graph.tasks.downstream(name)
         if self.graph.mode == "auto" and downstream:
-            report = self._merge(report, self.graph.run(downstream))
+            report = report.merge(self.graph.run(downstream))
         stale = self.graph.stale(downstream)
         report.stale = stale
         result = self.graph.results[name]
@@ -193,13 +193,6 @@ class DagMagics(Magics):
         if stale:
             text += f" · {len(stale)} downstream now stale: {', '.join(stale)}"
         _show_line(text, _metadata(report, name))
-
-    @staticmethod
-    def _merge(first: RunReport, second: RunReport) -> RunReport:
-        for field in ("statuses", "reasons", "durations", "errors"):
-            for task, value in getattr(second, field).items():
-                getattr(first, field).setdefault(task, value)  # the first run's word wins
-        return first
 
     @contextlib.contextmanager
     def _capture(self) -> Iterator[OutputLog]:

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .events import Event, RunFinished, RunStarted, TaskFinished
 
 __all__ = ["Span", "Trace", "TraceRecorder", "critical_path"]
 
 
-@dataclass(frozen=True)
-class Span:
-    """One bar of the Gantt chart: a task body (``run``) or a cache load (``load``)."""
+class Span(NamedTuple):
+    """One bar of the Gantt chart: a task body (``run``) or a cache load (``load``).
+
+    A named tuple rather than a dataclass: one is made per task per run.
+    """
 
     task: str
     lane: str
@@ -43,7 +46,15 @@ class Trace:
     statuses: dict[str, str] = field(default_factory=dict)
     wall_time: float = 0.0
     saved: float = 0.0
-    critical: list[str] = field(default_factory=list)
+    upstream: Callable[[str], Iterable[str]] | None = field(default=None, repr=False, compare=False)
+    _critical: list[str] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def critical(self) -> list[str]:
+        """The critical path (computed when first asked: most runs are never drawn)."""
+        if self._critical is None:
+            self._critical = critical_path(self.spans, self.upstream) if self.upstream else []
+        return self._critical
 
     @property
     def lanes(self) -> list[str]:
@@ -90,17 +101,17 @@ class TraceRecorder:
         self.last: Trace | None = None
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, RunStarted):
+        current = self._current
+        if type(event) is TaskFinished:  # the common case first: one per task
+            if current is not None and event.run_id == current.run_id:
+                self._add(current, event)
+        elif isinstance(event, RunStarted):
             self._current, self._origin = Trace(event.run_id, list(event.tasks)), event.time
-        elif self._current is None or event.run_id != self._current.run_id:
-            return
-        elif isinstance(event, TaskFinished):
-            self._add(self._current, event)
-        elif isinstance(event, RunFinished):
-            trace, self._current = self._current, None
-            trace.wall_time = event.duration
-            trace.critical = critical_path(trace.spans, self._upstream)
-            self.last = trace
+        elif isinstance(event, RunFinished) and current is not None and event.run_id == current.run_id:
+            self._current = None
+            current.wall_time = event.duration
+            current.upstream = self._upstream
+            self.last = current
 
     def _add(self, trace: Trace, event: TaskFinished) -> None:
         trace.statuses[event.task] = event.status

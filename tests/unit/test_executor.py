@@ -458,3 +458,16 @@ def test_tasks_without_source_and_equal_bodies_keep_distinct_keys() -> None:
     graph.task(namespace["a"])
     graph.task(namespace["b"])
     assert graph.run().executed == ["a", "b"]
+
+
+def test_merging_a_later_report_adds_its_tasks_and_keeps_this_runs_word() -> None:
+    from dagnb.executor import RunReport
+
+    first = RunReport(statuses={"a": "done"}, reasons={"a": "code changed"}, durations={"a": 1.0})
+    later = RunReport(statuses={"a": "cached", "b": "done"}, reasons={"b": "upstream a changed"},
+                      durations={"a": 0.0, "b": 2.0})
+    merged = first.merge(later)
+    assert merged is first
+    assert merged.statuses == {"a": "done", "b": "done"}
+    assert merged.reasons == {"a": "code changed", "b": "upstream a changed"}
+    assert merged.durations == {"a": 1.0, "b": 2.0}
