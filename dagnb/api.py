@@ -90,7 +90,7 @@ class Graph:
         self._unhashable_warned: set[str] = set()
         self._touched: list[tuple[str, float]] = []  # cache loads of the current run: (key, time saved)
         self.statuses: dict[str, str] = {}  # each task's status at the end of its latest run
-        self._recorder = TraceRecorder(self._known_upstream)
+        self._recorder = TraceRecorder()
         self.bus.subscribe(self._on_event)  # first, so views see a settled session
         self.bus.subscribe(self._recorder)
 
@@ -136,9 +136,6 @@ class Graph:
 
     def upstream(self, task: str) -> list[str]:
         return self.tasks.upstream(task)
-
-    def _known_upstream(self, task: str) -> list[str]:
-        return self.tasks.upstream(task) if task in self.tasks else []
 
     @property
     def trace(self) -> Trace | None:

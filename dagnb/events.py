@@ -27,7 +27,10 @@ class Event:
 
 @dataclass(frozen=True)
 class RunStarted(Event):
+    """A run began: its tasks (upstream first) and, for each, its upstream tasks in the run."""
+
     tasks: tuple[str, ...] = ()
+    upstream: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)

@@ -256,7 +256,8 @@ def execute(
     backend = backend or InlineBackend()
     run = _Run(ctx, order, bus or EventBus(), run_id)
     started = time.perf_counter()
-    run.bus.emit(RunStarted(run_id, started, tasks=tuple(order)))
+    edges = {t: tuple(ups) for t, ups in run.waiting.items()}
+    run.bus.emit(RunStarted(run_id, started, tasks=tuple(order), upstream=edges))
     try:
         while run.ready or run.running:
             _start_ready(run, backend, force, keep_going)
@@ -328,6 +329,7 @@ def _cancel_rest(run: _Run) -> None:
     for future, (decision, _) in list(run.running.items()):
         future.cancel()
         run.report.statuses[decision.task] = "cancelled"
+        run.bus.emit(TaskFinished(run.run_id, time.perf_counter(), task=decision.task, status="cancelled"))
     run.running.clear()
     for task in run.order:
         if task not in run.report.statuses:

@@ -392,6 +392,13 @@ def _user_frames(tb: Any) -> Any:
     return tb
 
 
+def _settle_views(*_: Any) -> None:
+    """After each cell, views that saw a task defined or dropped redraw once."""
+    live = sys.modules.get("dagnb.widgets.live")
+    if live is not None:
+        live.settle_all()
+
+
 _magics: DagMagics | None = None
 
 
@@ -403,6 +410,7 @@ def load(ipython: Any) -> None:
     _magics = DagMagics(ipython)
     ipython.register_magics(_magics)
     ipython.events.register("pre_run_cell", _magics.pre_run_cell)
+    ipython.events.register("post_run_cell", _settle_views)
 
 
 def unload(ipython: Any) -> None:
@@ -411,6 +419,7 @@ def unload(ipython: Any) -> None:
     if _magics is None:
         return
     ipython.events.unregister("pre_run_cell", _magics.pre_run_cell)
+    ipython.events.unregister("post_run_cell", _settle_views)
     ipython.magics_manager.magics["cell"].pop("task", None)
     ipython.magics_manager.magics["line"].pop("dag", None)
     _magics = None

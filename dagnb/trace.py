@@ -46,14 +46,14 @@ class Trace:
     statuses: dict[str, str] = field(default_factory=dict)
     wall_time: float = 0.0
     saved: float = 0.0
-    upstream: Callable[[str], Iterable[str]] | None = field(default=None, repr=False, compare=False)
+    upstream: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False, compare=False)
     _critical: list[str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def critical(self) -> list[str]:
-        """The critical path (computed when first asked: most runs are never drawn)."""
+        """The critical path over the edges the run had (computed when first asked: most runs are never drawn)."""
         if self._critical is None:
-            self._critical = critical_path(self.spans, self.upstream) if self.upstream else []
+            self._critical = critical_path(self.spans, lambda t: self.upstream.get(t, ()))
         return self._critical
 
     @property
@@ -94,8 +94,7 @@ def critical_path(spans: Iterable[Span], upstream: Callable[[str], Iterable[str]
 class TraceRecorder:
     """Keeps the trace of the latest run of one session (an event subscriber)."""
 
-    def __init__(self, upstream: Callable[[str], Iterable[str]]) -> None:
-        self._upstream = upstream
+    def __init__(self) -> None:
         self._current: Trace | None = None
         self._origin = 0.0
         self.last: Trace | None = None
@@ -106,11 +105,10 @@ class TraceRecorder:
             if current is not None and event.run_id == current.run_id:
                 self._add(current, event)
         elif isinstance(event, RunStarted):
-            self._current, self._origin = Trace(event.run_id, list(event.tasks)), event.time
+            self._current, self._origin = Trace(event.run_id, list(event.tasks), upstream=event.upstream), event.time
         elif isinstance(event, RunFinished) and current is not None and event.run_id == current.run_id:
             self._current = None
             current.wall_time = event.duration
-            current.upstream = self._upstream
             self.last = current
 
     def _add(self, trace: Trace, event: TaskFinished) -> None:

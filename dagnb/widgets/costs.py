@@ -48,8 +48,11 @@ def _cell(row: TaskCosts, column: str) -> str:
     return f'<td class="r">{num(fmt(value))}</td>'
 
 
-def render_html(rows: list[TaskCosts], by: str = "duration", descending: bool = True, numbers: bool = True) -> str:
-    """The table; with ``numbers`` false, only the columns that do not depend on timing."""
+def render_html(
+    rows: list[TaskCosts], by: str | None = "duration", descending: bool = True, numbers: bool = True
+) -> str:
+    """The table, sorted ``by`` a column (``None``: task order); with ``numbers`` false, only
+    the columns that do not depend on timing."""
     if not numbers:
         body = "".join(
             f"<tr><td><code>{escape(r.task)}</code></td><td>{badge(r.status)}</td>"
@@ -63,7 +66,8 @@ def render_html(rows: list[TaskCosts], by: str = "duration", descending: bool = 
         f"<th class='{'' if c in ('task', 'status') else 'r'}'>{escape(h)}{arrow if c == by else ''}</th>"
         for c, (h, _) in COLUMNS.items()
     )
-    body = "".join("<tr>" + "".join(_cell(r, c) for c in COLUMNS) + "</tr>" for r in sort_rows(rows, by, descending))
+    ordered = rows if by is None else sort_rows(rows, by, descending)
+    body = "".join("<tr>" + "".join(_cell(r, c) for c in COLUMNS) + "</tr>" for r in ordered)
     total = sum(r.saved for r in rows)
     foot = f"<p>time saved by cache hits, all tasks: {num(seconds(total))}</p>" if rows else "<p>no tasks yet</p>"
     return f"{style()}<table class='dagnb-table dagnb-costs'><tr>{head}</tr>{body}</table>{foot}"

@@ -6,7 +6,10 @@ to ``view.apply``, which only records it. Drawing happens in ``view.flush``,
 at most once per ``interval`` seconds: at once when the last flush is old
 enough, else by a timer, so a long task never leaves a status unshown for
 longer than ``interval`` and a run of 1,000 quick tasks sends a bounded
-number of updates. Run boundaries and graph edits flush at once and fully.
+number of updates. Run boundaries redraw at once (fully at the end); a
+graph edit only marks the view for a full redraw, done by :func:`settle_all`
+when the cell ends (the magics call it), so defining tasks in a loop under
+a live view costs one redraw, not one per task.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any, Protocol
 
 from ..events import Event, EventBus, GraphChanged, RunFinished, RunStarted
 
-__all__ = ["LiveFeed", "LiveView"]
+__all__ = ["LiveFeed", "LiveView", "settle_all"]
 
 Schedule = Callable[[float, Callable[[], None]], Any]
 
@@ -28,6 +31,15 @@ class LiveView(Protocol):
     def apply(self, event: Event) -> None: ...
 
     def flush(self, full: bool) -> None: ...
+
+
+_feeds: weakref.WeakSet[LiveFeed] = weakref.WeakSet()
+
+
+def settle_all() -> None:
+    """Give every live view that saw a graph edit its full redraw."""
+    for feed in list(_feeds):
+        feed.settle()
 
 
 def _timer(delay: float, fn: Callable[[], None]) -> threading.Timer:
@@ -52,12 +64,21 @@ class LiveFeed:
         self._view = weakref.ref(view)
         self._lock = threading.RLock()
         self._last = float("-inf")
-        self._dirty = self._pending = False
+        self._dirty = self._pending = self._needs_full = False
         self.flushes = 0
         bus.subscribe(self)
+        _feeds.add(self)
 
     def stop(self) -> None:
         self.bus.unsubscribe(self)
+        _feeds.discard(self)
+
+    def settle(self) -> None:
+        """Redraw fully now if a graph edit asked for it."""
+        with self._lock:
+            view = self._view()
+            if view is not None and self._needs_full:
+                self._flush(view, full=True)
 
     def __call__(self, event: Event) -> None:
         view = self._view()
@@ -66,9 +87,12 @@ class LiveFeed:
             return
         with self._lock:
             view.apply(event)
+            if isinstance(event, GraphChanged):
+                self._needs_full = True
+                return
             self._dirty = True
-            if isinstance(event, (RunStarted, RunFinished, GraphChanged)):
-                self._flush(view, full=isinstance(event, (RunFinished, GraphChanged)))
+            if isinstance(event, (RunStarted, RunFinished)):
+                self._flush(view, full=isinstance(event, RunFinished))
                 return
             wait = self.interval - (self.clock() - self._last)
             if wait <= 0:
@@ -86,6 +110,7 @@ class LiveFeed:
 
     def _flush(self, view: LiveView, full: bool) -> None:
         self._dirty = False
+        self._needs_full = self._needs_full and not full
         self._last = self.clock()
         self.flushes += 1
         view.flush(full)

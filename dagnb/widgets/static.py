@@ -29,7 +29,7 @@ class StaticView:
         sections = [
             ("Graph", graph_view.render_html(view)),
             ("Plan", plan),
-            ("Costs", costs_view.render_html(view.costs)),
+            ("Costs", costs_view.render_html(view.costs, by=None)),  # task order: timing must not reorder rows
             ("Trace", trace_view.render_html(view.trace)),
         ]
         body = "".join(f"<h4>{escape(title)}</h4>{html}" for title, html in sections)

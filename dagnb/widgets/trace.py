@@ -91,7 +91,8 @@ def render_html(trace: Trace | None, numbers: bool = True) -> str:
         items = "".join(f"<li><code>{escape(t)}</code>: {escape(trace.statuses.get(t, 'cancelled'))}</li>"
                         for t in trace.tasks)
         return f"<div class='dagnb-trace'>{head}<ul>{items}</ul></div>"
-    path = " → ".join(f"<code>{escape(t)}</code>" for t in trace.critical) or "none"
+    # which chain is critical depends on timing, so it is masked like a number
+    path = num(" → ".join(trace.critical) or "none")
     return (
         f"{style()}<div class='dagnb-trace'>{head}<p>{_totals(trace)}</p>"
         f"<p>critical path (outlined): {path}</p>{legend(('done', 'cached', 'failed'))}"

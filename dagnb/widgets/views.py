@@ -61,7 +61,7 @@ class _View:
         self.feed: LiveFeed | None = None
         if live:
             self.widget = self._build()
-            self.flush(full=False)
+            self._draw(full=True)
             self.feed = LiveFeed(graph.bus, self)
             self._retire_old()
 
@@ -79,13 +79,14 @@ class _View:
         """Record an event; drawing waits for :meth:`flush`."""
 
     def flush(self, full: bool) -> None:
-        """Redraw; ``full`` takes a new snapshot first."""
+        """Redraw; ``full`` takes a new snapshot first and redraws everything."""
         if full:
             self.view = self.graph.overview()
         if self.widget is not None:
-            self._draw()
+            self._draw(full)
 
-    def _draw(self) -> None:
+    def _draw(self, full: bool) -> None:
+        """Set trait values from the snapshot; a partial redraw only shows live statuses."""
         raise NotImplementedError
 
     def render_text(self) -> str:
@@ -178,7 +179,7 @@ class DagView(_View):
     def statuses(self) -> dict[str, str]:
         return {**self.view.statuses, **self.live_statuses}
 
-    def _draw(self) -> None:
+    def _draw(self, full: bool) -> None:
         with self.header.hold_sync(), self.progress.hold_sync():
             shown = self.statuses()
             counts = _counts(shown)
@@ -188,7 +189,7 @@ class DagView(_View):
             self.progress.description = f"run {self.run_id}" if self.run_id else ""
             self.progress.bar_style = "success" if self.run_total and self.run_done == self.run_total else ""
         self._draw_graph()
-        if not self.live_statuses:  # a snapshot: the slow parts change only between runs
+        if full:  # the slow parts change only between runs
             self.plan_html.value = _plan_html(self.view)
             self.costs.draw(self.view)
             self.trace_html.value = trace_view.render_html(self.view.trace)
@@ -254,12 +255,9 @@ class CostsView(_View):
         self.panel.box.add_class("dagnb-costs-view")
         return self.panel.box
 
-    def flush(self, full: bool) -> None:
-        if full or self.widget is None or self.panel.view is None:
-            super().flush(full)
-
-    def _draw(self) -> None:
-        self.panel.draw(self.view)
+    def _draw(self, full: bool) -> None:
+        if full:
+            self.panel.draw(self.view)
 
     def render_text(self) -> str:
         return costs_view.render_text(self.view.costs)
@@ -279,10 +277,10 @@ class TraceView(_View):
         return self.html
 
     def flush(self, full: bool) -> None:
-        if full or self.widget is None or not self.html.value:
+        if full:  # a trace changes only when a run ends
             super().flush(full)
 
-    def _draw(self) -> None:
+    def _draw(self, full: bool) -> None:
         self.html.value = trace_view.render_html(self.view.trace)
 
     def render_text(self) -> str:

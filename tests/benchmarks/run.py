@@ -13,6 +13,8 @@ What it measures and why:
    nothing changed.
 5. A cached call on a 10 MB input vs ``joblib.Memory``.
 6. An up-to-date ``%%task`` cell in a real IPython shell vs a plain cell.
+7. The widget views: rendering each view of 1,000 tasks, and what a live
+   ``DagView`` adds to a run (time per task, comm messages and bytes).
 
 Usage: ``python tests/benchmarks/run.py [--quick] [--output FILE]``. The
 Markdown table is printed and written to ``results.md`` beside this file by
@@ -38,12 +40,14 @@ import bench_cache
 import bench_graph
 import bench_hashing
 import bench_magic
+import bench_widgets
 from _common import Row, Sizes, render_table
 
 SUITES: list[tuple[str, Callable[[Sizes], list[Row]]]] = [
     ("fingerprints", bench_hashing.rows),
     ("task graph", bench_graph.rows),
     ("joblib.Memory", bench_cache.rows),
+    ("widget views", bench_widgets.rows),
     ("IPython %%task", bench_magic.rows),  # last: it starts a global IPython shell
 ]
 

@@ -409,6 +409,7 @@ def test_the_dag_view_is_a_widget_with_fallbacks_and_follows_a_later_run(env: Pa
         "%dag",
         "%dag run",
         task_cell("c", "b", "return b * 2", log),
+        "%%task --no-run\ndef d(c):\n    return c",
     ), env)
     view = nb.cells[3].outputs[0]
     assert view["output_type"] == "execute_result"
@@ -419,6 +420,7 @@ def test_the_dag_view_is_a_widget_with_fallbacks_and_follows_a_later_run(env: Pa
     # The widget's saved state is its last state: the run in the next cell reached it live.
     saved = _descendant_html(nb, view["data"][WIDGET]["model_id"])
     assert 'data-task="b" data-status="done"' in saved
+    assert 'data-task="c" data-status="done"' in saved and 'data-task="d" data-status="pending"' in saved
 
     run_cell = nb.cells[4].outputs
     assert run_cell[0]["data"] == {WIDGET: {"version_major": 2, "version_minor": 0, "model_id": ""}}

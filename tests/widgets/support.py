@@ -31,6 +31,30 @@ from dagnb.widgets.live import LiveFeed
 # A measured time as the views print it (``1.52 s``, ``38 ms``, ``120 µs``, ``2 min 5 s``).
 DURATION = re.compile(r"\d+(\.\d+)? ?(s|ms|µs|us|min)\b")
 NUM_SPAN = re.compile(r'<span class="dagnb-num">[^<]*</span>')
+_STYLE = re.compile(r"<style>.*?</style>", re.DOTALL)
+
+
+def durations(html: str) -> list[str]:
+    """Measured times shown in ``html`` outside masked numbers and the stylesheet (its ``1s`` is CSS)."""
+    shown = NUM_SPAN.sub("", _STYLE.sub("", html))
+    return [m.group(0) for m in DURATION.finditer(shown)]
+
+SANITIZE_CFG = Path(__file__).resolve().parents[2] / "extension" / "nbval" / "sanitize.cfg"
+
+
+def sanitize_patterns() -> list[tuple[str, str]]:
+    """The (regex, replacement) pairs of the project's nbval config, parsed the way nbval parses them."""
+    from nbval.plugin import get_sanitize_patterns
+
+    return get_sanitize_patterns(SANITIZE_CFG.read_text(encoding="utf-8"))
+
+
+def nbval_sanitize(text: str) -> str:
+    """``text`` as nbval compares it (every rule of ``sanitize.cfg``, in file order)."""
+    for regex, replace in sanitize_patterns():
+        text = re.sub(regex, replace, text)
+    return text
+
 
 # --------------------------------------------------------------------- comms
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +11,7 @@ from dagnb.overview import Overview, levels
 from dagnb.widgets import graph as graph_view
 from dagnb.widgets.graph import GAP_Y, MAX_ROWS, NODE_H, NODE_W, PAD, layout, render_svg
 
-from .support import graph_statuses
+from .support import Session, diamond, graph_statuses
 
 # load --> clean --> fit --> report
 #            \________________^
@@ -145,9 +146,7 @@ def test_render_text_of_a_small_dag() -> None:
     )
 
 
-def test_render_text_says_why_tasks_are_stale_and_why_the_graph_cannot_be_planned(tmp_path) -> None:
-    from .support import diamond
-
+def test_render_text_says_why_tasks_are_stale_and_why_the_graph_cannot_be_planned(tmp_path: Path) -> None:
     session = diamond(tmp_path, cache=False)
     session.graph.run()
     session.task("def b(a):\n    note('b')\n    return a * 11\n")
@@ -167,9 +166,7 @@ def test_render_text_says_why_tasks_are_stale_and_why_the_graph_cannot_be_planne
     assert session.runs() == ["a", "b", "c", "d"], "rendering never runs a task"
 
 
-def test_render_html_escapes_the_planning_problem(tmp_path) -> None:
-    from .support import Session
-
+def test_render_html_escapes_the_planning_problem(tmp_path: Path) -> None:
     session = Session(tmp_path, cache=False)
     session.task("def e(missing):\n    return 1\n")
     html = graph_view.render_html(session.graph.overview())
@@ -177,9 +174,7 @@ def test_render_html_escapes_the_planning_problem(tmp_path) -> None:
     assert graph_statuses(html) == {"e": "pending"}
 
 
-def test_an_empty_session_invites_a_first_task(tmp_path) -> None:
-    from .support import Session
-
+def test_an_empty_session_invites_a_first_task(tmp_path: Path) -> None:
     view = Session(tmp_path, cache=False).graph.overview()
     assert graph_view.render_text(view) == "dag: no tasks yet: define one with %%task"
     assert "<svg" not in graph_view.render_html(view)

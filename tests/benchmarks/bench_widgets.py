@@ -1,0 +1,247 @@
+"""Widget views: rendering large views, and what a live view costs a run.
+
+Two questions, on the seeded random DAG of ``bench_graph`` (each task reads
+up to 2 earlier ones) with no-op tasks:
+
+1. How long each view takes to render for ``Sizes.tasks`` tasks: the graph
+   SVG, the snapshot every full redraw takes (``graph.overview()``: plan,
+   costs, trace), the costs table, the trace Gantt and its critical path,
+   building a live ``DagView``, and one full redraw of it (what every run
+   end and every task definition costs each live view).
+2. What a live ``DagView`` adds to a run: the same ``graph.run()`` with and
+   without one attached (real clock, default interval, thread timers), the
+   overhead per task, and how many comm messages and bytes the run sends.
+   Its goal comes from the design of ``LiveFeed``: at most one redraw at
+   each run boundary plus one per interval of wall time, each setting at
+   most 6 widget values, so at most ``6 × (2 + wall / interval)`` messages
+   whatever the number of tasks.
+
+No kernel runs: ``comm.create_comm`` is replaced by a comm that counts what
+it would publish, as ipywidgets 8 opens every widget's comm through it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from _common import Row, Sizes, best_of, ms, us_per
+from bench_graph import make_graph, random_edges
+
+import dagnb
+from dagnb.trace import critical_path
+from dagnb.widgets import costs as costs_view
+from dagnb.widgets import graph as graph_view
+from dagnb.widgets import trace as trace_view
+from dagnb.widgets.live import LiveFeed
+
+WIDGETS_DRAWN_PER_FLUSH = 6  # header, progress, graph, plan, costs table, trace
+
+
+@dataclass
+class CommCount:
+    """``comm_msg`` messages and their JSON payload bytes (state updates to a frontend)."""
+
+    messages: int = 0
+    nbytes: int = 0
+    opened: int = 0
+
+    def reset(self) -> None:
+        self.messages = self.nbytes = self.opened = 0
+
+
+@contextmanager
+def counting_comms() -> Iterator[CommCount]:
+    import comm
+
+    count = CommCount()
+
+    class CountingComm(comm.DummyComm):
+        def publish_msg(self, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None,
+                        **keys: Any) -> None:
+            if msg_type == "comm_open":
+                count.opened += 1
+            elif msg_type == "comm_msg":
+                count.messages += 1
+                count.nbytes += len(json.dumps(data, default=str).encode()) + sum(len(b) for b in buffers or ())
+
+    original = comm.create_comm
+    comm.create_comm = lambda *args, **kwargs: CountingComm(*args, **kwargs)
+    try:
+        yield count
+    finally:
+        comm.create_comm = original
+
+
+def _ran(n: int) -> dagnb.Graph:
+    """A graph of ``n`` no-op tasks after one run (so costs and trace have rows)."""
+    graph = make_graph(random_edges(n))
+    report = graph.run()
+    if len(report.executed) != n:
+        raise RuntimeError(f"expected {n} tasks to run: {report.summary()}")
+    return graph
+
+
+def _close(views: list[Any]) -> None:
+    while views:
+        views.pop().close()
+
+
+# ------------------------------------------------------------------ rendering
+
+
+def render_times(n: int, repeat: int) -> dict[str, float]:
+    from dagnb.widgets.views import DagView
+
+    graph = _ran(n)
+    view = graph.overview()
+    trace = view.trace
+    assert trace is not None
+    _ = trace.critical  # computed once, when first drawn; timed on its own below
+    times = {
+        "svg": best_of(lambda _: graph_view.render_svg(view.tasks, view.upstream, view.statuses), lambda: None, repeat),
+        "overview": best_of(lambda _: graph.overview(), lambda: None, repeat),
+        "costs": best_of(lambda _: costs_view.render_html(view.costs), lambda: None, repeat),
+        "gantt": best_of(lambda _: trace_view.render_html(trace), lambda: None, repeat),
+        "critical": best_of(lambda _: critical_path(trace.spans, graph.upstream), lambda: None, repeat),
+    }
+    views: list[Any] = []
+
+    def fresh() -> None:
+        _close(views)
+
+    with counting_comms():
+        times["dagview"] = best_of(lambda _: views.append(DagView(graph)), fresh, repeat)
+        _close(views)
+        views.append(DagView(graph))
+        times["redraw"] = best_of(lambda _: views[0].flush(full=True), lambda: None, repeat)
+        _close(views)
+    return times
+
+
+# ------------------------------------------------------------ run overhead
+
+
+@dataclass
+class LiveRun:
+    seconds: float
+    drawing: float  # of the best run: seconds spent inside the view's redraws
+    messages: list[int]
+    nbytes: list[int]
+    opened: list[int]
+    flushes: list[int]
+    walls: list[float]
+
+
+def run_without_view(n: int, repeat: int) -> float:
+    edges = random_edges(n)
+    return best_of(lambda g: g.run(), lambda: make_graph(edges), repeat)
+
+
+def run_with_view(n: int, repeat: int) -> LiveRun:
+    from dagnb.widgets.views import DagView
+
+    edges = random_edges(n)
+    result = LiveRun(float("inf"), 0.0, [], [], [], [], [])
+    views: list[Any] = []
+    with counting_comms() as count:
+        for _ in range(repeat):
+            _close(views)
+            graph = make_graph(edges)
+            view = DagView(graph)  # its own LiveFeed: real clock, default interval, thread timers
+            views.append(view)
+            drawing = _time_flushes(view)
+            count.reset()
+            seconds = best_of(lambda g: g.run(), lambda g=graph: g, 1)
+            feed: LiveFeed = view.feed
+            if seconds < result.seconds:
+                result.seconds, result.drawing = seconds, drawing[0]
+            result.messages.append(count.messages)
+            result.nbytes.append(count.nbytes)
+            result.opened.append(count.opened)
+            result.flushes.append(feed.flushes)
+            result.walls.append(seconds)
+        _close(views)
+    return result
+
+
+def _time_flushes(view: Any) -> list[float]:
+    """Accumulate the time ``view.flush`` takes (on any thread) into the returned cell."""
+    spent = [0.0]
+    flush = view.flush
+
+    def timed(full: bool) -> None:
+        started = time.perf_counter()
+        try:
+            flush(full)
+        finally:
+            spent[0] += time.perf_counter() - started
+
+    view.flush = timed
+    return spent
+
+
+def define_with_views(n: int, repeat: int) -> tuple[float, float]:
+    """Redefining one task of an ``n``-task graph: (no view, MAX_LIVE live DagViews)."""
+    from dagnb.widgets.views import MAX_LIVE, DagView
+
+    graph = _ran(n)
+    last = f"t{n - 1}"
+    spec = graph.tasks.specs[last]
+    bare = best_of(lambda _: graph.add(spec), lambda: None, repeat)
+    with counting_comms():
+        views = [DagView(graph) for _ in range(MAX_LIVE)]
+        live = best_of(lambda _: graph.add(spec), lambda: None, repeat)
+        _close(views)
+    return bare, live
+
+
+def _span(values: list[int]) -> str:
+    return f"{min(values):,}" if min(values) == max(values) else f"{min(values):,}–{max(values):,}"
+
+
+# ------------------------------------------------------------------------ rows
+
+
+def rows(sizes: Sizes) -> list[Row]:
+    n = sizes.tasks
+    t = render_times(n, sizes.repeat)
+    bare = run_without_view(n, sizes.repeat)
+    live = run_with_view(n, sizes.repeat)
+    define_bare, define_live = define_with_views(n, sizes.repeat)
+    interval = 0.25
+    bounds = [WIDGETS_DRAWN_PER_FLUSH * (2 + math.ceil(wall / interval)) for wall in live.walls]
+    within = all(m <= b for m, b in zip(live.messages, bounds, strict=True))
+    overhead = max(live.seconds - bare, 0.0)
+    mean_bytes = sum(live.nbytes) / len(live.nbytes)
+    return [
+        Row(f"{n:,}-task graph view: SVG (`graph.render_svg`) (info)", ms(t["svg"]), "—", None, "—", None),
+        Row(f"{n:,}-task snapshot for a full redraw (`graph.overview()`: plan, statuses, costs) (info)",
+            ms(t["overview"]), "—", None, "—", None),
+        Row(f"{n:,}-task costs table (`costs.render_html`) (info)", ms(t["costs"]), "—", None, "—", None),
+        Row(f"{n:,}-task trace Gantt (`trace.render_html`, critical path known) (info)", ms(t["gantt"]), "—",
+            None, "—", None),
+        Row(f"critical path of a {n:,}-task run (`trace.critical_path`) (info)", ms(t["critical"]), "—", None,
+            "—", None),
+        Row(f"`DagView` of {n:,} tasks: build 15 widgets and draw every tab (info)", ms(t["dagview"]), "—", None,
+            "—", None),
+        Row(f"`DagView` of {n:,} tasks: one full redraw (each run end and task definition, per live view) (info)",
+            ms(t["redraw"]), "—", None, "—", None),
+        Row(f"{n:,} no-op tasks, `graph.run()` with a live `DagView` vs without (info)",
+            f"{ms(live.seconds)} ({us_per(live.seconds, n)})", f"without: {ms(bare)} ({us_per(bare, n)})",
+            None, "—", None),
+        Row(f"{n:,} no-op tasks, overhead of a live `DagView` on the run (info)",
+            f"{us_per(overhead, n)} ({ms(overhead)} per run)",
+            f"of which redraws: {ms(live.drawing)}, {_span(live.flushes)} per run", None, "—", None),
+        Row(f"redefining one task of {n:,} with 6 live `DagView`s (each redraws fully) vs none (info)",
+            ms(define_live), f"none: {ms(define_bare)}", None, "—", None),
+        Row(f"{n:,} no-op tasks under a live `DagView`: comm messages (bytes) per run, {len(live.walls)} runs",
+            f"{_span(live.messages)} msgs ({mean_bytes / 1e6:.2f} MB mean), {_span(live.opened)} widgets built",
+            "—", None,
+            f"<= {WIDGETS_DRAWN_PER_FLUSH} × (2 + wall/{interval} s) msgs: <= {_span(bounds)}", within),
+    ]

@@ -1,0 +1,377 @@
+"""The ipywidgets views, driven by real runs, with a recording comm and no kernel."""
+
+from __future__ import annotations
+
+import gc
+import re
+import weakref
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dagnb.events import Event, TaskStarted
+from dagnb.widgets.live import LiveFeed, settle_all
+from dagnb.widgets.views import HIDDEN, MAX_LIVE, WIDGET_MIME, CostsView, DagView, RunProgress, TraceView
+
+from .support import CommLog, FakeClock, Session, diamond, durations, fake_feed, graph_statuses, table_tasks
+
+pytestmark = pytest.mark.usefixtures("comms")
+
+
+def _tabs(view: DagView) -> Any:
+    return view.widget.children[1]
+
+
+def _walk(widget: Any) -> Any:
+    yield widget
+    for child in getattr(widget, "children", ()):
+        yield from _walk(child)
+
+
+def _sent_to(comms: CommLog, widget: Any, since: int = 0) -> list[dict[str, Any]]:
+    """The state updates ``widget`` sent since ``since``."""
+    return [m.data["state"] for m in comms.updates(since) if m.comm_id == widget.model_id]
+
+
+# -------------------------------------------------------------------- DagView
+
+
+def test_dag_view_is_one_widget_tree_with_four_tabs(tmp_path: Path, comms: CommLog) -> None:
+    session = diamond(tmp_path)
+    view = DagView(session.graph)
+    assert "dagnb-view" in view.widget._dom_classes
+    assert _tabs(view).titles == ("Graph", "Plan", "Costs", "Trace")
+    assert graph_statuses(view.graph_html.value) == dict.fromkeys("abcd", "pending")
+    assert "<b>plan: 4 to run, 0 cached</b>" in view.plan_html.value
+    assert "no run yet" in view.trace_html.value
+    assert table_tasks(view.costs.table.value) == ["a", "b", "c", "d"]
+    assert (view.progress.value, view.progress.max, view.progress.description) == (0, 1, "")
+    assert "4 pending" in view.header.value
+    assert session.runs() == [], "showing a view never runs a task"
+    opened = {m.comm_id for m in comms.opened()}
+    assert view.widget.model_id in opened and view.graph_html.model_id in opened
+
+
+def test_a_run_through_the_real_event_bus_updates_every_panel(tmp_path: Path) -> None:
+    session = diamond(tmp_path)
+    view = DagView(session.graph)  # its own feed: real clock, real timers
+    before = {"plan": view.plan_html.value, "costs": view.costs.table.value, "trace": view.trace_html.value}
+    session.graph.run()
+    assert graph_statuses(view.graph_html.value) == dict.fromkeys("abcd", "done")
+    assert view.progress.value == view.progress.max == 4
+    assert view.progress.bar_style == "success" and view.progress.description == "run 1"
+    assert "4 done" in view.header.value
+    assert "<b>plan: 0 to run, 4 cached</b>" in view.plan_html.value
+    assert "<b>run 1: 4 ran, 0 cached</b>" in view.trace_html.value
+    assert view.costs.table.value != before["costs"]
+    assert before["trace"] != view.trace_html.value and before["plan"] != view.plan_html.value
+    assert sorted(session.runs()) == ["a", "b", "c", "d"]
+
+
+def test_a_second_run_keeps_values_already_in_memory_done(tmp_path: Path, clock: FakeClock) -> None:
+    session = diamond(tmp_path, cache=False)
+    session.graph.run()
+    view = DagView(session.graph)
+    fake_feed(view, session.graph.bus, clock)
+    session.graph.run()
+    assert session.runs() == ["a", "b", "c", "d"], "nothing ran twice"
+    assert graph_statuses(view.graph_html.value) == dict.fromkeys("abcd", "done")
+    assert view.progress.value == view.progress.max == 4
+    assert "<b>run 2: 0 ran, 4 cached</b>" in view.trace_html.value
+
+
+def test_a_failed_run_shows_failed_and_skipped_tasks(tmp_path: Path, clock: FakeClock) -> None:
+    session = Session(tmp_path, cache=False)
+    session.tasks([
+        "def ok():\n    note('ok')\n    return 1\n",
+        "def bad(ok):\n    note('bad')\n    raise ValueError('boom')\n",
+        "def after(bad):\n    note('after')\n    return bad\n",
+    ])
+    view = DagView(session.graph)
+    fake_feed(view, session.graph.bus, clock)
+    session.graph.run(raise_errors=False)
+    assert graph_statuses(view.graph_html.value) == {"ok": "done", "bad": "failed", "after": "skipped"}
+    assert "1 done, 1 failed, 1 skipped" in view.header.value
+    assert view.progress.value == view.progress.max == 3
+    assert view.progress.bar_style == "success", "every task of the run reached a final status"
+    assert session.runs() == ["ok", "bad"]
+
+
+def test_a_graph_that_cannot_be_planned_says_why_in_graph_and_plan(tmp_path: Path) -> None:
+    session = Session(tmp_path, cache=False)
+    session.task("def e(missing):\n    return 1\n")
+    view = DagView(session.graph)
+    message = (
+        "Task `e` has a parameter `missing` that is neither a task, a default, nor a notebook variable. "
+        "Define it in a cell above, give it a default, or add a `%%task def missing(...)`."
+    )
+    assert f"<p class='dagnb-problem'>{message}</p>" in view.graph_html.value
+    assert f"<p class='dagnb-problem'>cannot plan: {message}</p>" == view.plan_html.value
+    assert view.render_text().endswith(f"  cannot plan: {message}")
+
+
+def test_defining_a_task_redraws_once_when_the_cell_ends(tmp_path: Path, comms: CommLog, clock: FakeClock) -> None:
+    session = diamond(tmp_path, cache=False)
+    view = DagView(session.graph)
+    fake_feed(view, session.graph.bus, clock)
+    mark = comms.mark()
+    session.task("def e(d):\n    return d\n")
+    assert "e" not in graph_statuses(view.graph_html.value)
+    settle_all()  # what the magics do after each cell
+    assert graph_statuses(view.graph_html.value)["e"] == "pending"
+    assert "<b>plan: 5 to run, 0 cached</b>" in view.plan_html.value
+    assert len(_sent_to(comms, view.graph_html, mark)) == 1
+    assert comms.opened(mark) == [], "a redraw sets values; it builds no widgets"
+
+
+def test_zoom_redraws_the_graph_scaled(tmp_path: Path, comms: CommLog) -> None:
+    session = diamond(tmp_path, cache=False)
+    view = DagView(session.graph)
+
+    def size() -> tuple[int, int]:
+        m = re.search(r'<svg class="dagnb-graph" [^>]*width="(\d+)" height="(\d+)"', view.graph_html.value)
+        return int(m.group(1)), int(m.group(2))
+
+    w, h = size()
+    mark = comms.mark()
+    view.zoom.value = 2.0
+    assert size() == (2 * w, 2 * h)
+    assert len(_sent_to(comms, view.graph_html, mark)) == 1
+
+
+def test_bundle_is_the_widget_plus_deterministic_fallbacks(tmp_path: Path) -> None:
+    def session_bundle(root: Path) -> tuple[dict[str, Any], dict[str, Any], DagView, list[dict[str, Any]]]:
+        session = diamond(root)
+        view = DagView(session.graph)
+        others = [CostsView(session.graph), TraceView(session.graph)]
+        session.graph.run()
+        data, meta = view._repr_mimebundle_()
+        return data, meta, view, [v._repr_mimebundle_()[0] for v in others]
+
+    data, meta, view, other = session_bundle(tmp_path / "one")
+    again, _, _, other_again = session_bundle(tmp_path / "two")
+    for one, two in zip(other, other_again, strict=True):
+        assert (one["text/plain"], one["text/html"]) == (two["text/plain"], two["text/html"])
+        assert durations(one["text/plain"]) == durations(one["text/html"]) == []
+    assert data[WIDGET_MIME] == {"version_major": 2, "version_minor": 0, "model_id": view.widget.model_id}
+    assert data["text/plain"] == again["text/plain"] == (
+        "dag: 4 tasks: 4 done\n"
+        "  a  done\n"
+        "  b  done       <- a\n"
+        "  c  done       <- a\n"
+        "  d  done       <- b, c"
+    )
+    assert data["text/html"] == again["text/html"]
+    assert data["text/html"].startswith('<div class="dagnb-static">')
+    assert durations(data["text/html"]) == [] and "dagnb-num" not in data["text/html"]
+    assert repr(view) == data["text/plain"]
+    dagnb = meta["dagnb"]
+    assert dagnb["view"] == "dag"
+    assert set(dagnb["durations"]) == {"a", "b", "c", "d"}
+    assert all(isinstance(d, float) and d >= 0 for d in dagnb["durations"].values())
+    assert dagnb["statuses"] == dict.fromkeys("abcd", "done")
+    assert dagnb["critical_path"][0] == "a" and dagnb["critical_path"][-1] == "d"
+    assert dagnb["wall_time"] > 0
+
+
+def test_a_view_without_a_kernel_is_static(tmp_path: Path, comms: CommLog) -> None:
+    session = diamond(tmp_path)
+    mark = comms.mark()
+    views = [DagView(session.graph, live=False), CostsView(session.graph, live=False),
+             TraceView(session.graph, live=False)]
+    session.graph.run()
+    assert comms.messages[mark:] == [], "no widget, no comm"
+    for view in views:
+        data, meta = view._repr_mimebundle_()
+        assert WIDGET_MIME not in data
+        assert set(data) == {"text/plain", "text/html"}
+        assert meta["dagnb"]["view"] == view.kind
+        assert view.feed is None
+    assert views[0].render_text().splitlines()[0] == "dag: 4 tasks: 4 pending", "a static view is a snapshot"
+
+
+# ------------------------------------------------------------ Costs and Trace
+
+
+def test_costs_view_sorts_with_its_dropdown_and_toggle(tmp_path: Path, comms: CommLog) -> None:
+    session = Session(tmp_path, cache=False)
+    session.tasks([
+        "def alpha():\n    return b'x' * 100_000\n",
+        "def beta():\n    return b'x' * 10\n",
+        "def gamma():\n    return b'x' * 1_000\n",
+    ])
+    session.graph.run()
+    view = CostsView(session.graph)
+    panel = view.panel
+    assert "dagnb-costs-view" in view.widget._dom_classes
+    mark = comms.mark()
+    panel.by.value = "output_bytes"
+    assert table_tasks(panel.table.value) == ["alpha", "gamma", "beta"]
+    panel.descending.value = False
+    assert table_tasks(panel.table.value) == ["beta", "gamma", "alpha"]
+    assert "output bytes ▲" in panel.table.value
+    panel.by.value = "task"
+    assert table_tasks(panel.table.value) == ["alpha", "beta", "gamma"]
+    assert len(_sent_to(comms, panel.table, mark)) == 3, "one table update per change"
+    data, _ = view._repr_mimebundle_()
+    assert data["text/plain"].splitlines()[1:] == [
+        "  alpha  done       cached value, 0 hits",
+        "  beta   done       cached value, 0 hits",
+        "  gamma  done       cached value, 0 hits",
+    ]
+
+
+def test_costs_view_redraws_only_when_a_run_ends(tmp_path: Path, comms: CommLog, clock: FakeClock) -> None:
+    session = diamond(tmp_path, cache=False)
+    view = CostsView(session.graph)
+    fake_feed(view, session.graph.bus, clock)
+    session.graph.bus.subscribe(clock.ticker(1.0))  # every event is a second later: each could redraw
+    mark = comms.mark()
+    session.graph.run()
+    assert len(_sent_to(comms, view.panel.table, mark)) == 1
+    assert re.search(r"<td><code>a</code></td>.*?<td class=\"r\"><span class=\"dagnb-num\">(\d+ µs|\d+ ms)",
+                     view.panel.table.value), "the table shows the measured durations"
+
+
+def test_trace_view_follows_the_newest_run(tmp_path: Path, clock: FakeClock) -> None:
+    session = diamond(tmp_path, cache=False)
+    view = TraceView(session.graph)
+    fake_feed(view, session.graph.bus, clock)
+    assert "no run yet" in view.html.value
+    session.graph.run()
+    assert "<b>run 1: 4 ran, 0 cached</b>" in view.html.value
+    session.graph.run(["b"], force=["b"])
+    assert "<b>run 2: 1 ran, 1 cached</b>" in view.html.value
+    assert "run 1" not in view.html.value
+    assert view.render_text() == (
+        "trace of run 2: 1 ran, 1 cached (timings are in the live view)\n  a  cached\n  b  done"
+    )
+
+
+# ------------------------------------------------------------ lifetime
+
+
+def test_views_beyond_max_live_keep_their_drawing_but_stop_following(tmp_path: Path) -> None:
+    session = diamond(tmp_path, cache=False)
+    views = [TraceView(session.graph) for _ in range(MAX_LIVE + 1)]
+    session.graph.run()
+    assert "no run yet" in views[0].html.value, "the oldest view stopped following events"
+    assert all("<b>run 1:" in v.html.value for v in views[1:])
+    assert views[0].html.comm is not None, "its widget is still open, showing its last drawing"
+
+
+def test_a_feed_whose_view_was_collected_unsubscribes_on_the_next_event(tmp_path: Path) -> None:
+    session = diamond(tmp_path, cache=False)
+    bus = session.graph.bus
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.events: list[Event] = []
+
+        def apply(self, event: Event) -> None:
+            self.events.append(event)
+
+        def flush(self, full: bool) -> None:
+            pass
+
+    view = Recorder()
+    feed = LiveFeed(bus, view)
+    unsubscribed: list[Any] = []
+    original = bus.unsubscribe
+    bus.unsubscribe = lambda fn: (unsubscribed.append(fn), original(fn))[1]  # type: ignore[method-assign]
+    session.graph.run(["a"])
+    assert len(view.events) == 4 and unsubscribed == []
+    ref = weakref.ref(view)
+    del view
+    gc.collect()
+    assert ref() is None, "the feed does not keep its view alive"
+    session.graph.run(["a"])
+    assert unsubscribed == [feed], "unsubscribed once, at the first event after"
+    session.graph.run(["a"])
+    assert unsubscribed == [feed]
+
+
+def test_a_closed_view_stops_following_and_closes_its_widgets(tmp_path: Path, comms: CommLog) -> None:
+    session = diamond(tmp_path, cache=False)
+    view = DagView(session.graph)
+    html = view.graph_html.value
+    tree = list(_walk(view.widget))
+    ids = {w.model_id for w in tree}
+    view.close()
+    closed = {m.comm_id for m in comms.messages if m.msg_type == "comm_close"}
+    assert len(tree) == 15 and ids <= closed
+    assert all(w.comm is None for w in tree)
+    mark = comms.mark()
+    session.graph.run()
+    assert comms.messages[mark:] == []
+    assert view.graph_html.value == html
+
+
+# ---------------------------------------------------------------- RunProgress
+
+
+class Displays:
+    def __init__(self) -> None:
+        self.calls: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+    def __call__(self, data: dict[str, Any], **kwargs: Any) -> None:
+        self.calls.append((data, kwargs))
+
+
+def _progress(session: Session, clock: FakeClock, own: str | None) -> tuple[RunProgress, Displays]:
+    progress = RunProgress(session.graph, own)
+    shown = Displays()
+    progress._display = shown  # type: ignore[method-assign]
+    fake_feed(progress, session.graph.bus, clock)
+    return progress, shown
+
+
+def test_progress_is_shown_once_another_task_starts_and_hidden_at_close(tmp_path: Path, clock: FakeClock) -> None:
+    session = diamond(tmp_path, cache=False)
+    progress, shown = _progress(session, clock, own="a")
+    session.graph.run(["a"])
+    assert shown.calls == [], "the cell's own task alone shows no progress"
+    session.graph.run()  # b, c and d start
+    assert len(shown.calls) == 1, "displayed once, then updated in place"
+    data, options = shown.calls[0]
+    assert data == {WIDGET_MIME: {"version_major": 2, "version_minor": 0, "model_id": progress.widget.model_id}}
+    assert options == {"raw": True, "display_id": progress.display_id}
+    assert (progress.bar.value, progress.bar.max) == (5, 5), "counts add up over the cell's runs"
+    assert progress.label.value == "5/5 tasks"
+    bar = progress.bar
+    progress.close()
+    assert shown.calls[1] == (HIDDEN, {"raw": True, "display_id": progress.display_id, "update": True})
+    assert len(shown.calls) == 2
+    assert bar.comm is None, "its widgets are closed"
+    assert session.runs() == ["a", "b", "c", "d"]
+
+
+def test_progress_of_a_cell_whose_own_task_runs_alone_is_never_shown(tmp_path: Path, clock: FakeClock,
+                                                                    comms: CommLog) -> None:
+    session = diamond(tmp_path, cache=False)
+    mark = comms.mark()
+    progress, shown = _progress(session, clock, own="a")
+    session.graph.run(["a"])
+    progress.close()
+    assert shown.calls == []
+    assert comms.messages[mark:] == [], "no widget was even made"
+    assert session.runs() == ["a"]
+
+
+def test_progress_lists_running_tasks_while_a_long_task_runs(tmp_path: Path, clock: FakeClock) -> None:
+    session = diamond(tmp_path, cache=False)
+    progress, shown = _progress(session, clock, own=None)
+    labels: list[str] = []
+
+    def long_body(event: Event) -> None:  # after the feed: the task body "takes" a second
+        if isinstance(event, TaskStarted) and event.task == "c":
+            clock.advance(1.0)
+            labels.append(progress.label.value)
+
+    session.graph.bus.subscribe(long_body)
+    session.graph.run()
+    assert labels == ["2/4 tasks · running c"]
+    assert progress.label.value == "4/4 tasks"
+    progress.close()
+    assert len(shown.calls) == 2
