@@ -354,14 +354,20 @@ def test_events_tell_what_ran_and_what_came_from_the_cache(tmp_path: Path) -> No
     assert [_describe(e) for e in seen] == ["RunStarted", "TaskFinished a cached", "TaskFinished b cached", "RunFinished"]
 
 
-def test_finished_events_carry_lane_start_costs_and_what_a_load_saved(tmp_path: Path) -> None:
-    """a --> b, run on two threads, then loaded by a new session."""
+def _slow_pair(tmp_path: Path) -> tuple[Notebook, list[Event]]:
+    """a (50 ms) --> b, with every event of the session recorded."""
     nb = Notebook(tmp_path)
     nb.cell("import time\n")
     nb.task("def a():\n    note('a')\n    time.sleep(0.05)\n    return list(range(1000))\n")
     nb.task("def b(a):\n    note('b')\n    return len(a)\n")
     seen: list[Event] = []
     nb.graph.bus.subscribe(seen.append)
+    return nb, seen
+
+
+def test_finished_events_carry_lane_start_costs_and_what_a_load_saved(tmp_path: Path) -> None:
+    """a --> b, run on two threads, then loaded by a new session."""
+    nb, seen = _slow_pair(tmp_path)
     nb.graph.run(backend="threads", jobs=2)
     done = {e.task: e for e in seen if isinstance(e, TaskFinished)}
     started = next(e for e in seen if isinstance(e, RunStarted)).time
@@ -370,12 +376,7 @@ def test_finished_events_carry_lane_start_costs_and_what_a_load_saved(tmp_path: 
     assert done["a"].duration >= 0.05 and done["a"].output_bytes > 8 * 1000
     assert done["a"].nbytes > 0  # bytes in the cache
 
-    fresh = Notebook(tmp_path)
-    fresh.cell("import time\n")
-    fresh.task("def a():\n    note('a')\n    time.sleep(0.05)\n    return list(range(1000))\n")
-    fresh.task("def b(a):\n    note('b')\n    return len(a)\n")
-    loads: list[Event] = []
-    fresh.graph.bus.subscribe(loads.append)
+    fresh, loads = _slow_pair(tmp_path)
     fresh.run()
     cached = {e.task: e for e in loads if isinstance(e, TaskFinished)}
     assert {e.status for e in cached.values()} == {"cached"}
