@@ -18,6 +18,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from .capture import OutputLog, capture_streams, replay_streams
+from .codehash import helper_sources
 from .costs import measure, value_nbytes
 from .errors import (
     DagnbCacheWarning,
@@ -31,13 +32,15 @@ from .executor import Backend, Outcome, RunReport, execute, make_backend
 from .graph import TaskGraph, TaskSpec, spec_from_function
 from .hashing import fingerprint
 from .plan import Decision, Plan, Result, decide, plan_run
-from .store import CacheEntry, CacheMiss, Store, open_store
+from .store import CacheEntry, CacheMiss, Pruned, Store, open_store
 from .trace import Trace, TraceRecorder
 
 if TYPE_CHECKING:
     from .overview import Overview
 
 __all__ = ["Graph", "Why"]
+
+_OWN = frozenset({"python", "code"})  # key parts that name no helper, global or module
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,7 @@ class Graph:
         self._unhashable_warned: set[str] = set()
         self._touched: list[tuple[str, float]] = []  # cache loads of the current run: (key, time saved)
         self.statuses: dict[str, str] = {}  # each task's status at the end of its latest run
+        self.force_once: set[str] = set()  # tasks to rerun the next time a run reaches them
         self._recorder = TraceRecorder()
         self.bus.subscribe(self._on_event)  # first, so views see a settled session
         self.bus.subscribe(self._recorder)
@@ -141,6 +145,13 @@ class Graph:
     def trace(self) -> Trace | None:
         """The trace (Gantt data and critical path) of the latest run."""
         return self._recorder.last
+
+    def prune(self, max_bytes: int) -> Pruned:
+        """Bound the disk cache to ``max_bytes``, least recently used values first.
+
+        Values this session holds for its tasks are never evicted.
+        """
+        return self.store.prune(max_bytes, keep={r.output for r in self.results.values()})
 
     def current_entry(self, task: str) -> CacheEntry | None:
         """The cache entry of the value ``task`` has now, else of the key it last had."""
@@ -205,7 +216,7 @@ class Graph:
                 unless ``raise_errors`` is false; the report is ``error.report``.
         """
         order = self._validate(targets)
-        forced = frozenset(self.tasks.get(f).name for f in force)
+        forced = frozenset(self.tasks.get(f).name for f in force) | (self.force_once & set(order))
         chosen = backend if backend is not None and not isinstance(backend, str) else make_backend(backend, jobs)
         try:
             report = execute(self, order, backend=chosen, bus=self.bus, force=forced,
@@ -214,6 +225,7 @@ class Graph:
             if chosen is not backend:
                 chosen.shutdown()
         self.last_run = report
+        self.force_once -= set(report.executed)
         if raise_errors and report.errors:
             task, error = next(iter(report.errors.items()))
             failure = TaskFailed(task, error)
@@ -279,9 +291,11 @@ class Graph:
         task, key = decision.task, decision.key
         assert key is not None
         output = outcome.output or self._stand_in(task, key.key)
+        spec = self.tasks.specs[task]
         entry = CacheEntry(key.key, task, output, key.parts, key.inputs, outcome.outputs, outcome.duration,
                            cpu_time=outcome.cpu_time, peak_memory=outcome.peak_memory,
-                           value_bytes=outcome.output_bytes)
+                           value_bytes=outcome.output_bytes,
+                           sources=helper_sources(spec.func, frozenset(spec.params)) if key.parts.keys() - _OWN else {})
         entry.stored = outcome.output is not None and self._store(entry, outcome.value)
         if not entry.stored:
             self.store.put(entry, None)

@@ -1,9 +1,13 @@
-"""``dagnb`` on the command line.
+"""``dagnb`` on the command line: run, check, kernel install, cache.
 
-``dagnb run NOTEBOOK`` executes a notebook headlessly in a real kernel
-(nbclient) with dagnb loaded, and prints which tasks ran and which came from
-the cache. It exits 1 when a cell or a task fails, including an error a magic
-only displayed.
+* ``dagnb run NOTEBOOK`` executes a notebook headlessly in a real kernel and
+  reports what each task did (:mod:`dagnb.runner`).
+* ``dagnb check NOTEBOOK ...`` validates notebooks without executing any of
+  their code; ``--plan`` adds what a run would execute (:mod:`dagnb.check`).
+* ``dagnb kernel install`` installs a kernel that loads dagnb by itself.
+* ``dagnb cache info|prune|clear`` manages a cache directory.
+
+Exit codes: 0 success, 1 a notebook failed or has problems, 2 bad usage.
 """
 
 from __future__ import annotations
@@ -13,99 +17,128 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-__all__ = ["main", "run_notebook", "task_statuses"]
+from .errors import DagnbError
 
-
-def task_statuses(nb: Any) -> tuple[dict[str, str], dict[str, float]]:
-    """Each task's status in an executed notebook, read from dagnb's output metadata.
-
-    A task that ran anywhere in the notebook counts as ``done``; otherwise its
-    last reported status stands.
-    """
-    statuses: dict[str, str] = {}
-    durations: dict[str, float] = {}
-    for cell in nb.cells:
-        for output in cell.get("outputs", []):
-            meta = output.get("metadata", {}).get("dagnb")
-            if not meta:
-                continue
-            for task, status in meta.get("statuses", {}).items():
-                if statuses.get(task) != "done":
-                    statuses[task] = status
-                if status == "done":
-                    durations[task] = meta.get("durations", {}).get(task, 0.0)
-    return statuses, durations
-
-
-def _silent_errors(nb: Any) -> list[int]:
-    return [
-        i for i, cell in enumerate(nb.cells)
-        if any(out.get("output_type") == "error" for out in cell.get("outputs", []))
-    ]
-
-
-def run_notebook(path: Path, output: Path | None = None, timeout: int = 1800) -> int:
-    """Execute ``path``; print the per-task report; return the exit code."""
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
-
-    nb = nbformat.read(path, as_version=4)
-    added = not any("load_ext dagnb" in cell.source for cell in nb.cells if cell.cell_type == "code")
-    if added:
-        nb.cells.insert(0, nbformat.v4.new_code_cell("%load_ext dagnb"))
-    client = NotebookClient(nb, kernel_name="python3", timeout=timeout,
-                            resources={"metadata": {"path": str(path.parent.resolve())}})
-    failure = None
-    try:
-        client.execute()
-    except CellExecutionError as exc:
-        failure = str(exc).strip().splitlines()[-1]
-    if added:
-        del nb.cells[0]
-    if output is not None:
-        nbformat.write(nb, output)
-    statuses, durations = task_statuses(nb)
-    _print_report(path, statuses, durations)
-    bad = [t for t, s in statuses.items() if s in ("failed", "skipped", "cancelled")]
-    if failure or bad or _silent_errors(nb):
-        print(f"{path}: FAILED" + (f" — {failure}" if failure else ""), file=sys.stderr)
-        return 1
-    return 0
-
-
-def _print_report(path: Path, statuses: dict[str, str], durations: dict[str, float]) -> None:
-    ran = [t for t, s in statuses.items() if s == "done"]
-    cached = [t for t, s in statuses.items() if s == "cached"]
-    print(f"{path}: {len(statuses)} tasks, {len(ran)} ran, {len(cached)} cached")
-    width = max((len(t) for t in statuses), default=0)
-    for task, status in statuses.items():
-        word = {"done": "ran", "cached": "cached"}.get(status, status)
-        timing = f"  {durations[task]:.2f} s" if task in durations else ""
-        print(f"  {task.ljust(width)}  {word}{timing}")
+__all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dagnb", description="A Jupyter notebook as an incremental build system.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
     run = sub.add_parser("run", help="execute a notebook headlessly, reusing cached task results")
     run.add_argument("notebook", type=Path)
-    run.add_argument("--cache-dir", help="cache directory (default: $DAGNB_CACHE_DIR or .dagnb beside the notebook)")
+    run.add_argument("--cache-dir", help="cache directory (default: $DAGNB_CACHE_DIR, else .dagnb beside the notebook)")
     run.add_argument("--output", type=Path, help="write the executed notebook here")
+    run.add_argument("--force", action="append", default=[], metavar="TASK", help="rerun TASK even if cached (repeatable)")
     run.add_argument("--timeout", type=int, default=1800, help="seconds a cell may take (default 1800)")
+    run.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    check = sub.add_parser("check", help="validate notebooks without executing them")
+    check.add_argument("notebooks", type=Path, nargs="+", metavar="NOTEBOOK")
+    check.add_argument("--plan", action="store_true", help="also list what a run would execute and what is cached")
+    check.add_argument("--cache-dir", help="the cache --plan compares with (default: $DAGNB_CACHE_DIR, else .dagnb beside each notebook)")
+
+    kernel = sub.add_parser("kernel", help="install a Jupyter kernel that loads dagnb by itself")
+    kernel_sub = kernel.add_subparsers(dest="action", required=True, metavar="ACTION")
+    install = kernel_sub.add_parser("install", help='install the kernel "Python 3 (dagnb)"')
+    where = install.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true", help="for this user (the default)")
+    where.add_argument("--sys-prefix", action="store_true", help="into this Python environment")
+    where.add_argument("--prefix", metavar="DIR", help="under DIR/share/jupyter/kernels")
+
+    cache = sub.add_parser("cache", help="inspect, bound or clear a cache directory")
+    cache.add_argument("action", choices=["info", "prune", "clear"])
+    cache.add_argument("task", nargs="?", metavar="TASK", help="with clear: only this task's entries")
+    cache.add_argument("--cache-dir", help="the cache (default: $DAGNB_CACHE_DIR, else ./.dagnb)")
+    cache.add_argument("--max-size", metavar="SIZE", help="with prune: the size to bring the cache under (500MB, 2GB)")
     return parser
+
+
+def _cache_dir(given: str | None, beside: Path | None = None) -> str:
+    if given:
+        return str(Path(given).resolve())
+    if os.environ.get("DAGNB_CACHE_DIR"):
+        return os.environ["DAGNB_CACHE_DIR"]
+    return str((beside or Path.cwd()) / ".dagnb")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .check import check_notebook
+    from .runner import print_report, run_notebook, unknown_forced
+
+    if not args.notebook.is_file():
+        print(f"dagnb: no notebook at {args.notebook}", file=sys.stderr)
+        return 2
+    problem = unknown_forced(args.force, list(check_notebook(args.notebook).tasks)) if args.force else None
+    if problem:
+        print(f"dagnb run: {problem}", file=sys.stderr)
+        return 2
+    if args.cache_dir:
+        os.environ["DAGNB_CACHE_DIR"] = str(Path(args.cache_dir).resolve())
+    report = run_notebook(args.notebook, args.output, args.timeout, args.force)
+    print_report(report, args.json)
+    return 0 if report.ok else 1
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from .check import check_notebook, plan_notebook
+
+    status = 0
+    for path in args.notebooks:
+        if not path.is_file():
+            print(f"dagnb: no notebook at {path}", file=sys.stderr)
+            status = 2
+            continue
+        result = check_notebook(path)
+        print(result.render_text())
+        if not result.ok:
+            status = max(status, 1)
+        elif args.plan:
+            print(plan_notebook(result, _cache_dir(args.cache_dir, path.parent.resolve())).render_text())
+    return status
+
+
+def _cmd_kernel(args: argparse.Namespace) -> int:
+    from .kernelspec import DISPLAY_NAME, install
+
+    where = install(user=args.user, sys_prefix=args.sys_prefix, prefix=args.prefix)
+    print(f'installed kernel "{DISPLAY_NAME}" in {where}')
+    return 0
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from .store import DiskStore, parse_size
+
+    directory = _cache_dir(args.cache_dir)
+    if not (Path(directory) / "meta.sqlite").is_file():
+        print(f"dagnb: there is no dagnb cache at {directory}", file=sys.stderr)
+        return 2
+    if args.action == "prune" and not args.max_size:
+        print("dagnb: cache prune needs --max-size SIZE (for example --max-size 2GB)", file=sys.stderr)
+        return 2
+    store = DiskStore(directory)
+    try:
+        if args.action == "info":
+            print(store.info())
+        elif args.action == "prune":
+            print(store.prune(parse_size(args.max_size)))
+        else:
+            gone = store.clear(args.task)
+            print(f"removed {gone} cache entries" + (f" of `{args.task}`" if args.task else ""))
+    finally:
+        store.close()
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if not args.notebook.is_file():
-        print(f"dagnb: no notebook at {args.notebook}", file=sys.stderr)
+    try:
+        return int(globals()[f"_cmd_{args.command}"](args))
+    except (DagnbError, ValueError) as exc:
+        print(f"dagnb {args.command}: {exc}", file=sys.stderr)
         return 2
-    if args.cache_dir:
-        os.environ["DAGNB_CACHE_DIR"] = str(Path(args.cache_dir).resolve())
-    return run_notebook(args.notebook, args.output, args.timeout)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,14 @@ import xxhash
 
 from .hashing import _feed, _qualname, _safe_value, _text, value_digest
 
-__all__ = ["CodeFingerprint", "code_fingerprint", "function_digest", "normalize_source", "source_digest"]
+__all__ = [
+    "CodeFingerprint",
+    "code_fingerprint",
+    "function_digest",
+    "helper_sources",
+    "normalize_source",
+    "source_digest",
+]
 
 PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
@@ -215,6 +222,25 @@ def _class_digest(cls: type, seen: set[int]) -> str:
         else:
             _text(h, _safe_value(value))
     return h.hexdigest()
+
+
+def helper_sources(fn: Callable[..., Any], skip: frozenset[str] = frozenset()) -> dict[str, str]:
+    """The own-code digest of every notebook function ``fn`` calls, directly or not, by name.
+
+    Not part of any key: recorded with a cache entry so ``dagnb check --plan``
+    can tell, without running the notebook, whether a helper was edited.
+    """
+    found: dict[str, str] = {}
+    stack: list[tuple[Any, frozenset[str]]] = [(fn, skip)]
+    while stack:
+        current, skipped = stack.pop()
+        namespace = getattr(current, "__globals__", {})
+        for name in referenced_globals(current.__code__) - skipped:
+            obj = namespace.get(name)
+            if isinstance(obj, types.FunctionType) and obj.__globals__ is namespace and name not in found:
+                found[name] = function_digest(obj)
+                stack.append((obj, frozenset()))
+    return found
 
 
 @functools.lru_cache(maxsize=1024)

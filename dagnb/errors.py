@@ -11,12 +11,14 @@ import difflib
 from collections.abc import Iterable, Sequence
 
 __all__ = [
+    "CommandError",
     "CycleError",
     "DagnbCacheWarning",
     "DagnbError",
     "DuplicateTask",
     "TaskDefinitionError",
     "TaskFailed",
+    "UsedBeforeDefinition",
     "UnfingerprintableWarning",
     "Unfingerprintable",
     "UnknownTask",
@@ -40,6 +42,10 @@ def _suggest(candidates: Sequence[str]) -> str:
 
 class DagnbError(Exception):
     """Base class of every error dagnb raises on purpose."""
+
+
+class CommandError(DagnbError):
+    """A magic or command given arguments it does not take."""
 
 
 class TaskDefinitionError(DagnbError):
@@ -91,6 +97,18 @@ class DuplicateTask(DagnbError):
         super().__init__(
             f"Task `{task}` is already defined in another cell. Rename one of the two "
             f"functions, or run `%dag drop {task}` to remove the other definition first."
+        )
+
+
+class UsedBeforeDefinition(DagnbError):
+    """A task read above the cell that defines it (``dagnb check``)."""
+
+    def __init__(self, task: str, reader: str, defined_in: int) -> None:
+        self.task, self.reader, self.defined_in = task, reader, defined_in
+        super().__init__(
+            f"{reader} uses task `{task}` before cell {defined_in} defines it; run top to bottom "
+            f"in a new kernel, the name does not exist yet. Move the `%%task def {task}` cell above, "
+            f"or this code below it."
         )
 
 

@@ -138,6 +138,7 @@ class RunReport:
     reasons: dict[str, str] = field(default_factory=dict)
     durations: dict[str, float] = field(default_factory=dict)
     errors: dict[str, BaseException] = field(default_factory=dict)
+    saved: dict[str, float] = field(default_factory=dict)  # compute time each cache load avoided
     run_id: int = 0
     wall_time: float = 0.0
     stale: list[str] = field(default_factory=list)
@@ -194,7 +195,7 @@ class RunReport:
 
     def merge(self, later: RunReport) -> RunReport:
         """Add the tasks of a later run (auto mode's downstream run); this run's word wins."""
-        for name in ("statuses", "reasons", "durations", "errors"):
+        for name in ("statuses", "reasons", "durations", "errors", "saved"):
             mine = getattr(self, name)
             for task, value in getattr(later, name).items():
                 mine.setdefault(task, value)
@@ -229,6 +230,8 @@ class _Run:
         self.report.durations[task] = duration
         if reason:
             self.report.reasons[task] = reason
+        if extra.get("saved"):
+            self.report.saved[task] = extra["saved"]
         self.bus.emit(
             TaskFinished(self.run_id, time.perf_counter(), task=task, status=status, duration=duration, reason=reason, **extra)
         )

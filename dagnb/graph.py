@@ -93,12 +93,16 @@ def spec_from_function(
     return TaskSpec(name, func, tuple(params), defaults, digest, cell_id, volatile)
 
 
-def parse_task_cell(source: str) -> ast.FunctionDef | ast.AsyncFunctionDef:
-    """Check that a ``%%task`` cell holds exactly one function definition."""
+def parse_task_cell(source: str, line_offset: int = 0) -> ast.FunctionDef | ast.AsyncFunctionDef:
+    """Check that a ``%%task`` cell holds exactly one function definition.
+
+    ``line_offset`` is added to line numbers in messages: 1 when ``source``
+    is the body of a cell whose first line is ``%%task``.
+    """
     try:
         tree = ast.parse(source)
     except SyntaxError as exc:
-        where = f"line {exc.lineno}" if exc.lineno else "the cell"
+        where = f"line {exc.lineno + line_offset}" if exc.lineno else "the cell"
         raise TaskDefinitionError(
             f"The `%%task` cell has a syntax error at {where}: {exc.msg}.",
             "Fix the code; the previous definition of the task is kept until then.",

@@ -1,9 +1,12 @@
 """IPython glue: ``%%task`` and ``%dag``. No logic lives here.
 
 Each handler parses its arguments, calls the core, binds values into the
-user namespace and displays the result. A :class:`DagnbError` becomes a
-one-paragraph ``UsageError``; a task that raises becomes ``TaskFailed``,
-shown as the user's own traceback with dagnb's frames removed.
+user namespace and displays the result. A :class:`DagnbError` is shown as
+one paragraph (``UnresolvedParameter: Task `model` has ...``), no traceback,
+but as a real error output, so nbclient, ``jupyter execute`` and nbval
+(``--nbval-lax`` included) fail the cell; IPython's ``UsageError`` would
+only print to stderr. A task that raises becomes ``TaskFailed``, shown as
+the user's own traceback with dagnb's frames removed.
 """
 
 from __future__ import annotations
@@ -19,15 +22,15 @@ from collections.abc import Iterator
 from html import escape
 from typing import Any
 
-from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import publish_display_data
 
 from . import session
 from .capture import OutputLog, capture_streams, current_log, replay_streams
-from .errors import DagnbError, TaskFailed
+from .errors import CommandError, DagnbError, TaskFailed
 from .executor import RunReport
 from .graph import parse_task_cell, spec_from_function
+from .runner import METADATA_FORMAT
 from .store import open_store
 
 __all__ = ["DagMagics", "load", "unload"]
@@ -35,14 +38,21 @@ __all__ = ["DagMagics", "load", "unload"]
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
+def _cell_error(exc: DagnbError) -> DagnbError:
+    """``exc``, shown by IPython as its one-paragraph message instead of a traceback."""
+    line = f"{type(exc).__name__}: {exc}"
+    exc._render_traceback_ = lambda: [line]  # type: ignore[attr-defined]
+    return exc
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse that raises UsageError instead of exiting."""
+    """argparse that raises :class:`CommandError` instead of exiting."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}. `{self.prog} --help` lists the options.")
+        raise _cell_error(CommandError(f"{self.prog}: {message}. `{self.prog} --help` lists the options."))
 
     def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
-        raise UsageError(message or f"{self.prog}: invalid arguments")
+        raise _cell_error(CommandError(message or f"{self.prog}: invalid arguments"))
 
 
 def _task_parser() -> _Parser:
@@ -80,9 +90,10 @@ def _dag_parser() -> _Parser:
     subs["show"].add_argument("--static", action="store_true", help="render HTML only, no widget")
     subs["why"].add_argument("task", metavar="TASK")
     subs["drop"].add_argument("task", metavar="TASK")
-    subs["cache"].add_argument("action", nargs="?", default="info", choices=["info", "clear"])
+    subs["cache"].add_argument("action", nargs="?", default="info", choices=["info", "clear", "prune"])
     subs["cache"].add_argument("task", nargs="?", metavar="TASK", help="with clear: only this task's entries")
     subs["cache"].add_argument("--dir", metavar="PATH", help="use the cache at PATH from now on")
+    subs["cache"].add_argument("--max-size", metavar="SIZE", help="with prune: the size to bring the cache under (500MB, 2GB)")
     subs["mode"].add_argument("mode", nargs="?", choices=["lazy", "auto"])
     parser.subcommands = subs  # type: ignore[attr-defined]
     return parser
@@ -93,9 +104,9 @@ def _usage_errors() -> Iterator[None]:
     try:
         yield
     except DagnbError as exc:
-        if isinstance(exc, TaskFailed):
+        if isinstance(exc, TaskFailed) or hasattr(exc, "_render_traceback_"):
             raise
-        raise UsageError(str(exc)) from None
+        raise _cell_error(exc).with_traceback(None) from None
 
 
 @magics_class
@@ -135,7 +146,7 @@ class DagMagics(Magics):
                 self._after_run(name, report, notes)
 
     def _define(self, cell: str, volatile: bool) -> tuple[str, str]:
-        node = parse_task_cell(cell)
+        node = parse_task_cell(cell, line_offset=1)  # the `%%task` line is line 1 of the cell
         name, cell_id = node.name, self.cell_id
         func = self._compile(cell, node)
         old = self.graph.tasks.specs.get(name)
@@ -280,6 +291,8 @@ class DagMagics(Magics):
                 self.graph.tasks.get(args.task)
             gone = self.graph.store.clear(args.task)
             print(f"removed {gone} cache entries" + (f" of `{args.task}`" if args.task else ""))
+        elif args.action == "prune":
+            print(self.graph.prune(_size(args.max_size)))
         elif not args.dir:
             print(self.graph.store.info())
 
@@ -287,6 +300,17 @@ class DagMagics(Magics):
         if args.mode:
             self.graph.mode = args.mode
         print(f"mode: {self.graph.mode}")
+
+
+def _size(text: str | None) -> int:
+    from .store import parse_size
+
+    if not text:
+        raise CommandError("`%dag cache prune` needs `--max-size SIZE`, for example `--max-size 2GB`.")
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
 
 
 class _WithMetadata:
@@ -306,12 +330,15 @@ class _WithMetadata:
 
 
 def _metadata(report: RunReport, task: str | None) -> dict[str, Any]:
+    """What ``dagnb run`` reads back (``format`` versions it; see :mod:`dagnb.runner`)."""
     return {
         "dagnb": {
+            "format": METADATA_FORMAT,
             "task": task,
             "statuses": report.statuses,
             "reasons": report.reasons,
             "durations": {t: round(d, 6) for t, d in report.durations.items()},
+            "saved": {t: round(d, 6) for t, d in report.saved.items()},
             "stale": report.stale,
         }
     }
@@ -375,10 +402,14 @@ def _show_new_figures(before: set[int]) -> None:
 
 @contextlib.contextmanager
 def _task_failures(shell: Any) -> Iterator[None]:
-    """Show a failing task as its own traceback, dagnb's frames removed, then ``TaskFailed``."""
+    """Show what the run did (so ``dagnb run`` can read it), then the failing task's own
+    traceback with dagnb's frames removed, as ``TaskFailed``."""
     try:
         yield
     except TaskFailed as failure:
+        report = getattr(failure, "report", None)
+        if report is not None:
+            _show_line(report.render_text(), _metadata(report, None))
         error = failure.error
         tb = _user_frames(error.__traceback__)
         lines = [*shell.InteractiveTB.structured_traceback(type(error), error, tb, tb_offset=0), f"TaskFailed: {failure}"]

@@ -3,7 +3,9 @@
 No IPython here: the magics set the namespace and cache directory, plain
 Python gets a graph with an in-memory namespace. The default cache
 directory is ``$DAGNB_CACHE_DIR`` or ``.dagnb`` in the working directory
-(beside the notebook, where Jupyter starts kernels).
+(beside the notebook, where Jupyter starts kernels). ``$DAGNB_FORCE`` (task
+names, comma-separated; ``dagnb run --force`` sets it) makes those tasks
+rerun once, the first time a run reaches them.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ def current(namespace: MutableMapping[str, Any] | None = None) -> Graph:
         from .api import Graph
 
         _current = Graph(cache_dir=default_cache_dir(), namespace=namespace)
+        _current.force_once = {t for t in os.environ.get("DAGNB_FORCE", "").split(",") if t}
     return _current
 
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import xxhash
 
-__all__ = ["CacheEntry", "CacheInfo", "CacheMiss", "DiskStore", "MemoryStore", "Store", "open_store"]
+__all__ = ["CacheEntry", "CacheInfo", "CacheMiss", "DiskStore", "MemoryStore", "Pruned", "Store", "open_store", "parse_size"]
 
 FORMAT_VERSION = 1
 _MMAP_FROM = 64 * 2**20  # blobs this large load memory-mapped (copy-on-write)
@@ -56,6 +56,7 @@ class CacheEntry:
     cpu_time: float = 0.0
     peak_memory: int = 0
     value_bytes: int = 0
+    sources: dict[str, str] = field(default_factory=dict)  # helper name -> its own code digest (not keyed)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -93,6 +94,33 @@ def _human(nbytes: int) -> str:
     return f"{size:.1f} GiB"  # pragma: no cover - the loop always returns
 
 
+@dataclass(frozen=True)
+class Pruned:
+    """What ``prune`` evicted."""
+
+    values: int
+    nbytes: int
+    kept_bytes: int
+
+    def __str__(self) -> str:
+        return f"evicted {self.values} values ({_human(self.nbytes)}); the cache now holds {_human(self.kept_bytes)}"
+
+
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 10**6, "mb": 10**6, "mib": 2**20,
+          "g": 10**9, "gb": 10**9, "gib": 2**30, "t": 10**12, "tb": 10**12, "tib": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """``2GB``, ``500MiB``, ``1.5g``, ``1000`` -> bytes; ValueError with the accepted forms otherwise."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in _UNITS:
+        raise ValueError(f"`{text}` is not a size; write a number with an optional unit, like 500MB, 2GB or 1.5GiB")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
 class CacheMiss(Exception):
     """A value the metadata promised could not be read back; ``reason`` says why."""
 
@@ -125,6 +153,10 @@ class Store(ABC):
     def load(self, entry: CacheEntry) -> Any:
         """The value of ``entry``, or :class:`CacheMiss`."""
 
+    def entries_of(self, task: str) -> list[CacheEntry]:
+        """Every entry of ``task``, most recently used first."""
+        return []
+
     @abstractmethod
     def head(self, task: str) -> CacheEntry | None:
         """The entry of the key ``task`` last had."""
@@ -143,6 +175,15 @@ class Store(ABC):
 
     def touch(self, hits: Iterable[tuple[str, float]]) -> None:
         """Record cache hits ``(key, compute time it saved)``: counted, and marked used now."""
+
+    def prune(self, max_bytes: int, keep: Iterable[str] = ()) -> Pruned:
+        """Evict least-recently-used values until the rest take at most ``max_bytes``.
+
+        Values whose fingerprint is in ``keep`` (those a live session holds)
+        are never evicted. Entries of an evicted value stay, marked not
+        stored: ``%dag why`` still explains them, and the task recomputes.
+        """
+        return Pruned(0, 0, self.info().nbytes)
 
     def hit_totals(self) -> dict[str, tuple[int, float]]:
         """Per task: how many times any of its keys was a cache hit, and the time that saved."""
@@ -177,6 +218,9 @@ class MemoryStore(Store):
             return self._values[entry.output]
         except KeyError:
             raise CacheMiss("the value is not in memory") from None
+
+    def entries_of(self, task: str) -> list[CacheEntry]:
+        return [e for e in reversed(self._entries.values()) if e.task == task]
 
     def head(self, task: str) -> CacheEntry | None:
         key = self._heads.get(task)
@@ -349,6 +393,10 @@ class DiskStore(Store):
             self._db.execute("DELETE FROM blobs WHERE fingerprint = ?", (fingerprint,))
         self._blob_path(fingerprint).unlink(missing_ok=True)
 
+    def entries_of(self, task: str) -> list[CacheEntry]:
+        rows = self._query("SELECT record FROM entries WHERE task = ? ORDER BY last_used DESC, created DESC", (task,))
+        return [CacheEntry.from_json(r[0]) for r in rows]
+
     def head(self, task: str) -> CacheEntry | None:
         rows = self._query(
             "SELECT e.record FROM heads h JOIN entries e ON e.key = h.key WHERE h.task = ?", (task,)
@@ -377,6 +425,30 @@ class DiskStore(Store):
                 "ON CONFLICT(key) DO UPDATE SET count = count + 1, saved = saved + excluded.saved",
                 hits,
             )
+
+    def prune(self, max_bytes: int, keep: Iterable[str] = ()) -> Pruned:
+        kept = set(keep)
+        blobs = self._query("SELECT fingerprint, nbytes FROM blobs ORDER BY last_used, created")
+        total = sum(n for _, n in blobs)
+        evicted: list[str] = []
+        freed = 0
+        for fingerprint, nbytes in blobs:
+            if total - freed <= max_bytes:
+                break
+            if fingerprint not in kept:
+                evicted.append(fingerprint)
+                freed += nbytes
+        with self._lock, self._db:
+            for fingerprint in evicted:
+                self._db.execute("DELETE FROM blobs WHERE fingerprint = ?", (fingerprint,))
+                rows = self._db.execute("SELECT key, record FROM entries WHERE output = ?", (fingerprint,)).fetchall()
+                for key, record in rows:
+                    entry = CacheEntry.from_json(record)
+                    entry.stored = False
+                    self._db.execute("UPDATE entries SET record = ? WHERE key = ?", (entry.to_json(), key))
+        for fingerprint in evicted:  # files go after the commit: a crash leaves an orphan, never a dangling row
+            self._blob_path(fingerprint).unlink(missing_ok=True)
+        return Pruned(len(evicted), freed, total - freed)
 
     def hit_totals(self) -> dict[str, tuple[int, float]]:
         rows = self._query(

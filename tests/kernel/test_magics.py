@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from IPython.core.error import UsageError
 from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 
 import dagnb
+from dagnb.errors import DagnbError
 from dagnb import magics, session
 
 
@@ -56,7 +56,7 @@ def ok(ip: Any, source: str, cell_id: str | None = None) -> str:
     return "\n".join(part.strip() for part in [out.stdout, *shown] if part.strip())
 
 
-def fails(ip: Any, source: str, kind: type[BaseException] = UsageError) -> str:
+def fails(ip: Any, source: str, kind: type[BaseException] = DagnbError) -> str:
     """Run a cell that must fail with ``kind``; return the error message."""
     result, _ = run(ip, source)
     error = result.error_in_exec or result.error_before_exec
@@ -272,7 +272,7 @@ def test_unresolved_parameter_names_task_param_and_close_match(ip: Any) -> None:
 def test_syntax_error_keeps_the_last_good_definition_and_value(ip: Any) -> None:
     chain(ip)
     assert fails(ip, "%%task\ndef clean(raw:\n    return 1\n") == (
-        "The `%%task` cell has a syntax error at line 1: '(' was never closed. "
+        "The `%%task` cell has a syntax error at line 2: '(' was never closed. "
         "Fix the code; the previous definition of the task is kept until then."
     )
     assert ip.user_ns["clean"] == [2, 4, 6]

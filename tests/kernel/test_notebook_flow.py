@@ -251,7 +251,7 @@ def test_after_a_failing_task_upstream_values_survive(env: Path) -> None:
     assert log_lines(env) == ["raw", "boom"]
 
 
-def test_an_unresolved_parameter_is_a_usage_error_naming_task_and_parameter(env: Path) -> None:
+def test_an_unresolved_parameter_is_an_error_output_naming_task_and_parameter(env: Path) -> None:
     log = env / "log.txt"
     source = task_cell("needs", "raw, missing_thing", "return raw", log)
     nb = make_notebook(task_cell("raw", "", "return 1", log), source, "print('after')")
@@ -259,12 +259,14 @@ def test_an_unresolved_parameter_is_a_usage_error_naming_task_and_parameter(env:
     with pytest.raises(CellExecutionError) as caught:
         execute(nb, env)
     text = ANSI.sub("", str(caught.value))
-    assert "UsageError" in text and "`needs`" in text and "`missing_thing`" in text, text
+    assert "UnresolvedParameter" in text and "`needs`" in text and "`missing_thing`" in text, text
 
     nb = execute(make_notebook(task_cell("raw", "", "return 1", log), source, "print('after')"), env, allow_errors=True)
-    # IPython shows a UsageError as one stderr paragraph (no traceback, no `error` output)
+    # One paragraph, no traceback, but a real `error` output: nbval (even --nbval-lax) fails the cell
+    [error] = [o for o in nb.cells[2].outputs if o["output_type"] == "error"]
+    assert (error["ename"], error["evalue"].split(" has ")[0]) == ("UnresolvedParameter", "Task `needs`")
     shown = text_of(nb.cells[2])
-    assert shown.startswith("UsageError: Task `needs` has a parameter `missing_thing`"), shown
+    assert shown.startswith("UnresolvedParameter: Task `needs` has a parameter `missing_thing`"), shown
     assert "Traceback" not in shown and DAGNB_DIR not in shown
     assert stdout_of(nb.cells[3]) == "after\n"
     assert log_lines(env) == ["raw"]  # `needs` never ran; the second kernel loaded raw from cache

@@ -1,0 +1,310 @@
+"""``dagnb check``: validate a notebook's tasks without executing any of its code.
+
+The notebook is read as JSON and every code cell parsed (IPython syntax is
+first turned into Python by IPython's own input transformer, which runs
+nothing). From the ``%%task`` cells and the names the other cells bind, in
+cell order, the check finds what a top-to-bottom run in a new kernel would
+trip on: syntax errors, cells that are not one function, duplicate task
+names, self-dependencies and cycles, parameters that resolve to nothing
+(with close matches), and tasks used above the cell that defines them.
+
+Positions are 1-based over all cells (markdown included), as a notebook
+shows them, and lines are 1-based within the cell's code.
+
+Limits (static analysis): names bound by ``from m import *`` or inside an
+unknown cell magic are unknown, so an unresolved parameter is not reported
+after such a cell; names bound conditionally count as bound.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from .errors import (
+    CycleError,
+    DagnbError,
+    DuplicateTask,
+    UnresolvedParameter,
+    UsedBeforeDefinition,
+    close_matches,
+)
+from .graph import parse_task_cell
+
+__all__ = ["CheckResult", "Problem", "StaticTask", "check_notebook", "check_source", "plan_notebook"]
+
+_TRANSPARENT_MAGICS = {"time", "capture", "prun"}  # cell magics that run their body in the notebook namespace
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding, at a cell (and line) of a notebook."""
+
+    cell: int
+    message: str
+    line: int | None = None
+    task: str | None = None
+
+    def render(self, notebook: str) -> str:
+        where = f"{notebook}: cell {self.cell}" + (f", line {self.line}" if self.line else "")
+        return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class StaticTask:
+    """A task as written: its cell, parameters and which of them have defaults."""
+
+    name: str
+    cell: int
+    params: tuple[str, ...]
+    defaults: frozenset[str]
+    source: str = field(repr=False)
+    node: ast.FunctionDef | ast.AsyncFunctionDef = field(repr=False, compare=False)
+    volatile: bool = False
+
+
+@dataclass
+class _Cell:
+    number: int
+    kind: str  # "task", "code", "opaque"
+    binds: set[str] = field(default_factory=set)
+    reads: dict[str, int] = field(default_factory=dict)  # name -> line
+    wildcard: bool = False
+
+
+@dataclass
+class CheckResult:
+    """The tasks found, their upstream edges, and the problems."""
+
+    notebook: str
+    cells: int = 0
+    tasks: dict[str, StaticTask] = field(default_factory=dict)
+    upstream: dict[str, list[str]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def render_text(self) -> str:
+        if self.ok:
+            noun = "task" if len(self.tasks) == 1 else "tasks"
+            return f"{self.notebook}: ok ({len(self.tasks)} {noun} in {self.cells} cells)"
+        lines = [p.render(self.notebook) for p in sorted(self.problems, key=lambda p: (p.cell, p.line or 0))]
+        lines.append(f"{self.notebook}: {len(self.problems)} problem{'s' if len(self.problems) > 1 else ''}")
+        return "\n".join(lines)
+
+
+def check_notebook(path: Path) -> CheckResult:
+    """Check the notebook at ``path`` (read as JSON; nothing is executed)."""
+    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    sources = [(c.get("cell_type"), _text(c.get("source", ""))) for c in nb.get("cells", [])]
+    return check_source(sources, str(path))
+
+
+def check_source(cells: list[tuple[str, str]], notebook: str = "<notebook>") -> CheckResult:
+    """Check ``(cell_type, source)`` pairs in order."""
+    result = CheckResult(notebook, cells=len(cells))
+    parsed: list[_Cell] = []
+    for number, (kind, source) in enumerate(cells, 1):
+        if kind == "code" and source.strip():
+            parsed.append(_parse_cell(number, source, result))
+    _resolve(parsed, result)
+    _find_cycles(result)
+    return result
+
+
+def _text(source: Any) -> str:
+    return "".join(source) if isinstance(source, list) else str(source)
+
+
+# ------------------------------------------------------------------ parsing
+
+
+def _parse_cell(number: int, source: str, result: CheckResult) -> _Cell:
+    first, _, body = source.lstrip().partition("\n")
+    if first.startswith("%%task"):
+        return _parse_task(number, first, body, result)
+    if first.startswith("%%") and first[2:].split(maxsplit=1)[0] not in _TRANSPARENT_MAGICS:
+        return _Cell(number, "opaque")
+    if first.startswith("%%"):
+        source = body
+    try:
+        tree = ast.parse(_to_python(source))
+    except SyntaxError as exc:
+        result.problems.append(Problem(number, f"The cell has a syntax error: {exc.msg}.", exc.lineno))
+        return _Cell(number, "code")
+    cell = _Cell(number, "code")
+    _collect(tree, cell)
+    return cell
+
+
+def _to_python(source: str) -> str:
+    """IPython syntax (``%magic``, ``!cmd``, ``x?``) as the Python it stands for; nothing runs."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    return TransformerManager().transform_cell(source)
+
+
+def _parse_task(number: int, first: str, body: str, result: CheckResult) -> _Cell:
+    cell = _Cell(number, "task")
+    try:
+        options = shlex.split(first)[1:]
+    except ValueError as exc:
+        result.problems.append(Problem(number, f"The `%%task` line cannot be read ({exc})."))
+        return cell
+    unknown = [o for o in options if o not in ("--no-run", "--volatile")]
+    if unknown:
+        result.problems.append(Problem(
+            number, f"`%%task` has no option {', '.join(f'`{o}`' for o in unknown)}; it takes `--no-run` and `--volatile`.", 1
+        ))
+    try:
+        node = parse_task_cell(body, line_offset=1)
+    except DagnbError as exc:
+        line = _syntax_line(body)
+        result.problems.append(Problem(number, str(exc), line + 1 if line else None))
+        return cell
+    name = node.name
+    if name in result.tasks:
+        first_cell = result.tasks[name].cell
+        message = f"{DuplicateTask(name)} (It is first defined in cell {first_cell}.)"
+        result.problems.append(Problem(number, message, node.lineno + 1, name))
+        return cell
+    args = node.args
+    params = tuple(a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs])
+    positional = [*args.posonlyargs, *args.args]
+    with_defaults = {a.arg for a in positional[len(positional) - len(args.defaults):]} if args.defaults else set()
+    with_defaults |= {a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None}
+    result.tasks[name] = StaticTask(name, number, params, frozenset(with_defaults), body, node, "--volatile" in options)
+    tree = ast.Module(body=[n for n in ast.parse(body).body if n is not node], type_ignores=[])
+    _collect(tree, cell)  # imports in a task cell become notebook variables
+    cell.binds.add(name)
+    return cell
+
+
+def _syntax_line(body: str) -> int | None:
+    try:
+        ast.parse(body)
+    except SyntaxError as exc:
+        return exc.lineno
+    return None
+
+
+class _Names(ast.NodeVisitor):
+    """Names a cell binds and reads at notebook level (nested scopes bind their own)."""
+
+    def __init__(self, cell: _Cell) -> None:
+        self.cell = cell
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if isinstance(node.ctx, ast.Load):
+            if node.id not in self.cell.binds:
+                self.cell.reads.setdefault(node.id, node.lineno)
+        else:
+            self.cell.binds.add(node.id)
+
+    def _scope(self, node: Any) -> None:
+        if hasattr(node, "name"):
+            self.cell.binds.add(node.name)
+        for deco in getattr(node, "decorator_list", []):
+            self.visit(deco)
+
+    visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = _scope
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        pass
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self.cell.binds.add(alias.asname or alias.name.split(".")[0])
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        for alias in node.names:
+            if alias.name == "*":
+                self.cell.wildcard = True
+            else:
+                self.cell.binds.add(alias.asname or alias.name)
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
+        if node.name:
+            self.cell.binds.add(node.name)
+        self.generic_visit(node)
+
+
+def _collect(tree: ast.AST, cell: _Cell) -> None:
+    _Names(cell).visit(tree)
+
+
+# --------------------------------------------------------------- resolving
+
+
+def _resolve(cells: list[_Cell], result: CheckResult) -> None:
+    """Walk the cells in order, as a new kernel runs them, resolving each task's parameters."""
+    tasks = result.tasks
+    bound: set[str] = set()
+    unknown_names = False  # after `import *` or an opaque cell magic
+    for cell in cells:
+        if cell.kind == "task":
+            name = next((t for t in cell.binds if t in tasks and tasks[t].cell == cell.number), None)
+            if name is not None:
+                _resolve_task(tasks[name], bound | cell.binds, unknown_names, result)
+        elif cell.kind == "code":
+            for read, line in cell.reads.items():
+                if read in tasks and tasks[read].cell > cell.number and read not in bound:
+                    problem = UsedBeforeDefinition(read, f"Cell {cell.number}", tasks[read].cell)
+                    result.problems.append(Problem(cell.number, str(problem), line, read))
+        unknown_names = unknown_names or cell.wildcard or cell.kind == "opaque"
+        bound |= cell.binds
+
+
+def _resolve_task(task: StaticTask, bound: set[str], unknown_names: bool, result: CheckResult) -> None:
+    ups: list[str] = []
+    line = task.node.lineno + 1  # the `%%task` line comes first
+    for param in task.params:
+        other = result.tasks.get(param)
+        if param == task.name:
+            continue  # a self-dependency: reported with the cycles
+        if other is not None and other.cell <= task.cell:
+            ups.append(param)
+        elif param in task.defaults:
+            continue
+        elif other is not None:
+            problem = UsedBeforeDefinition(param, f"Task `{task.name}` (parameter `{param}`)", other.cell)
+            result.problems.append(Problem(task.cell, str(problem), line, task.name))
+        elif param not in bound and not unknown_names:
+            candidates = close_matches(param, [*result.tasks, *(n for n in bound if not n.startswith("_"))])
+            message = str(UnresolvedParameter(task.name, param, candidates))
+            result.problems.append(Problem(task.cell, message, line, task.name))
+    result.upstream[task.name] = ups
+
+
+def _find_cycles(result: CheckResult) -> None:
+    """Cycles of the finished graph, reported where a kernel would refuse them (the last cell)."""
+    tasks = result.tasks
+    dag = nx.DiGraph()
+    dag.add_nodes_from(tasks)
+    for task in tasks.values():
+        dag.add_edges_from((p, task.name) for p in task.params if p in tasks and p != task.name)
+        if task.name in task.params and task.name not in task.defaults:
+            result.problems.append(Problem(task.cell, str(CycleError([task.name])), task.node.lineno + 1, task.name))
+    for component in nx.strongly_connected_components(dag):
+        if len(component) < 2:
+            continue
+        loop = [u for u, _ in nx.find_cycle(dag.subgraph(component))]  # in flow order: each feeds the next
+        start = loop.index(min(loop))
+        loop = loop[start:] + loop[:start]
+        last = max(loop, key=lambda t: tasks[t].cell)
+        result.problems.append(Problem(tasks[last].cell, str(CycleError(loop)), tasks[last].node.lineno + 1, last))
+
+
+def plan_notebook(result: CheckResult, cache_dir: str) -> Any:
+    """What a run of the checked notebook would execute, against the cache at ``cache_dir``."""
+    from .static_plan import plan_statically
+
+    return plan_statically(result, cache_dir)
