@@ -97,7 +97,7 @@ def read_report(nb: Any, notebook: str) -> NotebookReport:
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             meta = output.get("metadata", {}).get("dagnb")
-            if meta and "statuses" in meta:
+            if meta and meta.get("format") == METADATA_FORMAT:  # a run's report (views carry other metadata)
                 _merge(report.tasks, meta)
     report.error_cells = _error_cells(nb)
     return report

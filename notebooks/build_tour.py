@@ -18,11 +18,12 @@ status, the **Plan** of the next run, the **Costs** of each task and the
 without widget state (or on GitHub), each view falls back to a plain HTML
 version with the same statuses and no timings."""),
     ("code", "%load_ext dagnb"),
-    ("code", "import time"),
-    ("md", "Five tasks in a diamond, defined without running (`--no-run`). The sleeps stand in for real work."),
+    ("code", "import time\n\nsize = 2_000"),
+    ("md", """Five tasks in a diamond, defined without running (`--no-run`). `numbers` reads the
+notebook variable `size`, an input hashed by value. The sleeps stand in for real work."""),
     ("code", '''%%task --no-run
-def numbers(n=2_000):
-    return list(range(n))'''),
+def numbers(size):
+    return list(range(size))'''),
     ("code", '''%%task --no-run
 def squares(numbers):
     time.sleep(0.2)
@@ -50,12 +51,10 @@ would not shorten the run)."""),
     ("code", "%dag trace"),
     ("md", "Costs per task: time, CPU, peak memory, output and cache bytes, cache hits and the time they saved. Sort by any column."),
     ("code", "%dag costs"),
-    ("md", "Edit `cubes`. It reruns at once; the tasks below it are now stale."),
-    ("code", '''%%task
-def cubes(numbers):
-    time.sleep(0.5)
-    return [x ** 3 - 1 for x in numbers]'''),
-    ("code", "%dag why total"),
+    ("md", """Change an input. Nothing runs yet (`lazy` mode), but every task that reads
+`size`, directly or through an upstream task, is now stale, and `%dag why` says why."""),
+    ("code", "size = 3_000"),
+    ("code", "%dag why numbers"),
     ("code", "%dag show"),
     ("md", """`%dag show --static` draws every view as plain HTML, with the numbers, and
 no widget: for exported reports."""),

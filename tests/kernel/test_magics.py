@@ -419,3 +419,11 @@ def test_help_lists_the_view_commands(ip: Any) -> None:
     for command in ("show", "trace", "costs"):
         assert f"    {command}" in text
     assert "--static" in ok(ip, "%dag show --help")
+
+
+def test_cache_prune_keeps_what_the_session_holds(ip: Any) -> None:
+    chain(ip)
+    ok(ip, task("model", "clean", body="return max(clean)"))  # the old value of `model` is no longer held
+    assert ok(ip, "%dag cache prune --max-size 0").startswith("evicted 1 values (")
+    assert ok(ip, "%dag run").splitlines()[0] == "run: 0 ran, 3 cached"
+    assert fails(ip, "%dag cache prune") == "`%dag cache prune` needs `--max-size SIZE`, for example `--max-size 2GB`."

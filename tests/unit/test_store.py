@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from dagnb.hashing import fingerprint
-from dagnb.store import CacheEntry, CacheMiss, DiskStore, MemoryStore, Store
+from dagnb.store import CacheEntry, CacheMiss, DiskStore, MemoryStore, Store, parse_size
 
 
 @pytest.fixture(params=["memory", "disk"])
@@ -247,3 +248,57 @@ def test_reopening_the_directory_sees_everything(tmp_path: Path) -> None:
         assert info.nbytes > 0
     finally:
         again.close()
+
+
+# -------------------------------------------------------------------- prune
+
+
+def _aged(disk: DiskStore, names: list[str]) -> dict[str, CacheEntry]:
+    """One entry per name, each with a 1,000-byte value, last used in list order (oldest first)."""
+    entries = {}
+    for name in names:
+        value = name.encode() * (1000 // len(name))
+        entries[name] = _entry(f"k-{name}", name, value)
+        disk.put(entries[name], value)
+        disk.touch([(f"k-{name}", 0.0)])
+        time.sleep(0.002)  # distinct last-used times
+    return entries
+
+
+def test_prune_evicts_least_recently_used_values_first(disk: DiskStore) -> None:
+    entries = _aged(disk, ["old", "mid", "new"])
+    disk.touch([("k-old", 0.0)])  # `old` used again: now `mid` is the least recently used
+    total = disk.info().nbytes
+    pruned = disk.prune(total - 1)
+    assert pruned.values == 1 and pruned.kept_bytes == total - pruned.nbytes
+    assert not disk.has_value(entries["mid"].output)
+    assert disk.has_value(entries["old"].output) and disk.has_value(entries["new"].output)
+    assert len(_blob_files(disk.root)) == 2
+
+
+def test_prune_never_evicts_kept_values_and_marks_evicted_entries_unstored(disk: DiskStore) -> None:
+    entries = _aged(disk, ["a", "b", "c"])
+    pruned = disk.prune(0, keep={entries["a"].output})
+    assert pruned.values == 2
+    assert disk.has_value(entries["a"].output)
+    evicted = disk.entry("k-b")
+    assert evicted is not None and evicted.stored is False, "the key is remembered, its value is gone"
+    with pytest.raises(CacheMiss):
+        disk.load(entries["b"])
+
+
+def test_prune_under_the_limit_evicts_nothing(disk: DiskStore) -> None:
+    _aged(disk, ["a"])
+    assert disk.prune(10**9).values == 0
+
+
+@pytest.mark.parametrize(("text", "size"), [("2GB", 2 * 10**9), ("500MiB", 500 * 2**20), ("1.5g", 1_500_000_000),
+                                            ("1000", 1000), ("3 kb", 3000)])
+def test_sizes_parse_in_decimal_and_binary_units(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+def test_a_bad_size_says_what_is_accepted() -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_size("lots")
+    assert str(caught.value) == "`lots` is not a size; write a number with an optional unit, like 500MB, 2GB or 1.5GiB"
