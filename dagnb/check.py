@@ -29,8 +29,7 @@ import networkx as nx
 
 from .errors import (
     CycleError,
-    DagnbError,
-    DuplicateTask,
+    TaskDefinitionError,
     UnresolvedParameter,
     UsedBeforeDefinition,
     close_matches,
@@ -52,7 +51,7 @@ class Problem:
     task: str | None = None
 
     def render(self, notebook: str) -> str:
-        where = f"{notebook}: cell {self.cell}" + (f", line {self.line}" if self.line else "")
+        where = notebook + (f": cell {self.cell}" if self.cell else "") + (f", line {self.line}" if self.line else "")
         return f"{where}: {self.message}"
 
 
@@ -94,8 +93,9 @@ class CheckResult:
 
     def render_text(self) -> str:
         if self.ok:
-            noun = "task" if len(self.tasks) == 1 else "tasks"
-            return f"{self.notebook}: ok ({len(self.tasks)} {noun} in {self.cells} cells)"
+            tasks = f"{len(self.tasks)} task" + ("" if len(self.tasks) == 1 else "s")
+            cells = f"{self.cells} cell" + ("" if self.cells == 1 else "s")
+            return f"{self.notebook}: ok ({tasks} in {cells})"
         lines = [p.render(self.notebook) for p in sorted(self.problems, key=lambda p: (p.cell, p.line or 0))]
         lines.append(f"{self.notebook}: {len(self.problems)} problem{'s' if len(self.problems) > 1 else ''}")
         return "\n".join(lines)
@@ -103,7 +103,15 @@ class CheckResult:
 
 def check_notebook(path: Path) -> CheckResult:
     """Check the notebook at ``path`` (read as JSON; nothing is executed)."""
-    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    try:
+        nb = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(nb, dict) or not isinstance(nb.get("cells", []), list):
+            raise ValueError("it has no list of cells")
+    except (ValueError, UnicodeDecodeError) as exc:
+        result = CheckResult(str(path))
+        message = f"The file cannot be read as a notebook ({exc}). Is it an .ipynb file, without merge conflict markers?"
+        result.problems.append(Problem(0, message))
+        return result
     sources = [(c.get("cell_type"), _text(c.get("source", ""))) for c in nb.get("cells", [])]
     return check_source(sources, str(path))
 
@@ -131,17 +139,24 @@ def _parse_cell(number: int, source: str, result: CheckResult) -> _Cell:
     first, _, body = source.lstrip().partition("\n")
     if first.startswith("%%task"):
         return _parse_task(number, first, body, result)
-    if first.startswith("%%") and first[2:].split(maxsplit=1)[0] not in _TRANSPARENT_MAGICS:
-        return _Cell(number, "opaque")
+    bound: set[str] = set()
+    offset = 0
     if first.startswith("%%"):
-        source = body
+        words = first[2:].split()
+        if not words or words[0] not in _TRANSPARENT_MAGICS:
+            return _Cell(number, "opaque")
+        if words[0] == "capture" and words[1:] and not words[-1].startswith("-"):
+            bound.add(words[-1])  # `%%capture out` binds `out`
+        source, offset = body, 1  # lines count from the magic line
     try:
         tree = ast.parse(_to_python(source))
     except SyntaxError as exc:
-        result.problems.append(Problem(number, f"The cell has a syntax error: {exc.msg}.", exc.lineno))
+        line = exc.lineno + offset if exc.lineno else None
+        result.problems.append(Problem(number, f"The cell has a syntax error: {exc.msg}.", line))
         return _Cell(number, "code")
-    cell = _Cell(number, "code")
+    cell = _Cell(number, "code", binds=bound)
     _collect(tree, cell)
+    cell.reads = {name: line + offset for name, line in cell.reads.items()}
     return cell
 
 
@@ -159,33 +174,59 @@ def _parse_task(number: int, first: str, body: str, result: CheckResult) -> _Cel
     except ValueError as exc:
         result.problems.append(Problem(number, f"The `%%task` line cannot be read ({exc})."))
         return cell
-    unknown = [o for o in options if o not in ("--no-run", "--volatile")]
+    unknown = _unknown_options(options)
     if unknown:
         result.problems.append(Problem(
-            number, f"`%%task` has no option {', '.join(f'`{o}`' for o in unknown)}; it takes `--no-run` and `--volatile`.", 1
+            number, f"`%%task` has no option {', '.join(f'`{o}`' for o in unknown)}; it takes `--no-run`, "
+            "`--volatile`, `--retries N` and `--timeout SECONDS`.", 1
         ))
     try:
         node = parse_task_cell(body, line_offset=1)
-    except DagnbError as exc:
+    except TaskDefinitionError as exc:
         line = _syntax_line(body)
-        result.problems.append(Problem(number, str(exc), line + 1 if line else None))
+        fix = "Fix the code." if "syntax error" in exc.problem else exc.fix  # the kernel's fix speaks of a session
+        result.problems.append(Problem(number, f"{exc.problem} {fix}", line + 1 if line else None))
         return cell
     name = node.name
     if name in result.tasks:
         first_cell = result.tasks[name].cell
-        message = f"{DuplicateTask(name)} (It is first defined in cell {first_cell}.)"
+        message = (
+            f"Task `{name}` is defined in cell {first_cell} and again here. Run top to bottom, the second "
+            f"definition replaces the first (and Jupyter, which sends cell ids, refuses it). Rename one of "
+            f"the two functions, or delete one of the cells."
+        )
         result.problems.append(Problem(number, message, node.lineno + 1, name))
         return cell
     args = node.args
+    for star, arg in (("*", args.vararg), ("**", args.kwarg)):
+        if arg is not None:
+            problem = TaskDefinitionError(
+                f"it takes `{star}{arg.arg}`, and a task's inputs must be named.",
+                "List each input as its own parameter.", name)
+            result.problems.append(Problem(number, str(problem), arg.lineno + 1, name))
     params = tuple(a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs])
     positional = [*args.posonlyargs, *args.args]
     with_defaults = {a.arg for a in positional[len(positional) - len(args.defaults):]} if args.defaults else set()
     with_defaults |= {a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None}
-    result.tasks[name] = StaticTask(name, number, params, frozenset(with_defaults), body, node, "--volatile" in options)
+    result.tasks[name] = StaticTask(name, number, params, frozenset(with_defaults), body, node,
+                                    "--volatile" in options)
     tree = ast.Module(body=[n for n in ast.parse(body).body if n is not node], type_ignores=[])
     _collect(tree, cell)  # imports in a task cell become notebook variables
     cell.binds.add(name)
     return cell
+
+
+def _unknown_options(options: list[str]) -> list[str]:
+    """The ``%%task`` options a kernel would refuse (a valued option needs its value)."""
+    unknown, tokens = [], iter(options)
+    for token in tokens:
+        name, has_value, _ = token.partition("=")
+        if token in ("--no-run", "--volatile"):
+            continue
+        if name in ("--retries", "--timeout") and (has_value or next(tokens, None) is not None):
+            continue
+        unknown.append(token)
+    return unknown
 
 
 def _syntax_line(body: str) -> int | None:
@@ -278,7 +319,8 @@ def _resolve_task(task: StaticTask, bound: set[str], unknown_names: bool, result
             problem = UsedBeforeDefinition(param, f"Task `{task.name}` (parameter `{param}`)", other.cell)
             result.problems.append(Problem(task.cell, str(problem), line, task.name))
         elif param not in bound and not unknown_names:
-            candidates = close_matches(param, [*result.tasks, *(n for n in bound if not n.startswith("_"))])
+            names = [*result.tasks, *(n for n in bound if not n.startswith("_"))]
+            candidates = close_matches(param, [n for n in names if n != task.name])  # never itself: a cycle
             message = str(UnresolvedParameter(task.name, param, candidates))
             result.problems.append(Problem(task.cell, message, line, task.name))
     result.upstream[task.name] = ups

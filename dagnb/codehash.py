@@ -225,21 +225,28 @@ def _class_digest(cls: type, seen: set[int]) -> str:
 
 
 def helper_sources(fn: Callable[..., Any], skip: frozenset[str] = frozenset()) -> dict[str, str]:
-    """The own-code digest of every notebook function ``fn`` calls, directly or not, by name.
+    """What ``dagnb check --plan`` needs to see a helper edit without running the notebook.
 
-    Not part of any key: recorded with a cache entry so ``dagnb check --plan``
-    can tell, without running the notebook, whether a helper was edited.
+    Maps the name of every notebook function ``fn`` calls, directly or not,
+    to the digest of its own code, and ``global NAME`` to the value digest
+    of each global those helpers read. Not part of any key: recorded with a
+    cache entry.
     """
     found: dict[str, str] = {}
-    stack: list[tuple[Any, frozenset[str]]] = [(fn, skip)]
+    stack: list[tuple[Any, frozenset[str], bool]] = [(fn, skip, False)]
     while stack:
-        current, skipped = stack.pop()
+        current, skipped, is_helper = stack.pop()
         namespace = getattr(current, "__globals__", {})
-        for name in referenced_globals(current.__code__) - skipped:
-            obj = namespace.get(name)
-            if isinstance(obj, types.FunctionType) and obj.__globals__ is namespace and name not in found:
-                found[name] = function_digest(obj)
-                stack.append((obj, frozenset()))
+        for name in sorted(referenced_globals(current.__code__) - skipped):
+            if name not in namespace:
+                continue
+            obj = namespace[name]
+            if isinstance(obj, types.FunctionType) and obj.__globals__ is namespace:
+                if name not in found:
+                    found[name] = function_digest(obj)
+                    stack.append((obj, frozenset(), True))
+            elif is_helper and not isinstance(obj, (types.ModuleType, type, types.BuiltinFunctionType)):
+                found.setdefault(f"global {name}", value_digest(name, obj))
     return found
 
 

@@ -110,12 +110,29 @@ def parse_task_cell(source: str, line_offset: int = 0) -> ast.FunctionDef | ast.
     body = [node for node in tree.body if not isinstance(node, (ast.Import, ast.ImportFrom))]
     funcs = [node for node in body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
     if len(funcs) != 1 or len(body) != 1:
-        found = ", ".join(type(node).__name__ for node in body) or "nothing"
+        found = ", ".join(_describe_statement(node, line_offset) for node in body) or "nothing"
         raise TaskDefinitionError(
             f"A `%%task` cell holds exactly one function definition (imports may precede it); found: {found}.",
             "Put other code in an ordinary cell, and one `def` per `%%task` cell.",
         )
     return funcs[0]
+
+
+_STATEMENTS = {
+    "FunctionDef": "a function definition",
+    "AsyncFunctionDef": "a function definition",
+    "ClassDef": "a class definition",
+    "Assign": "an assignment",
+    "AugAssign": "an assignment",
+    "AnnAssign": "an assignment",
+    "Expr": "an expression",
+}
+
+
+def _describe_statement(node: ast.stmt, line_offset: int) -> str:
+    """``an assignment (line 3)``: a statement as a user would name it."""
+    kind = _STATEMENTS.get(type(node).__name__, f"a `{type(node).__name__.lower()}` statement")
+    return f"{kind} (line {node.lineno + line_offset})"
 
 
 class TaskGraph:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import os
 import sys
 from collections.abc import Iterator
@@ -217,12 +218,12 @@ def _compare(
         reasons.append("python changed")
     for label, recorded in sorted(entry.parts.items()):
         kind, _, name = label.partition(" ")
-        if kind == "module" and recorded.split()[-1] != _version(recorded.split()[-2]):
+        if kind == "module" and _module_changed(recorded):
             reasons.append(f"{label} changed")
         elif kind == "global":
             _check_value(name, recorded, ns.before(name, task.cell), label, reasons, assumes)
         elif kind == "helper":
-            _check_helper(name, entry, ns, task.cell, reasons, assumes)
+            _check_helper(name, entry, ns, task, reasons, assumes)
         elif kind in ("closure", "wrapped"):
             assumes.append(f"`{label}`")
     for param, fed in sorted(entry.inputs.items()):
@@ -241,24 +242,38 @@ def _check_value(
     name: str, recorded: str, binding: _Binding | None, label: str, reasons: list[str], assumes: list[str]
 ) -> None:
     if binding is None or binding.value is _UNKNOWN:
-        assumes.append(f"`{name}`")
+        _add(assumes, f"`{name}`")
     elif value_digest(name, binding.value) != recorded:
-        reasons.append(f"{label} changed")
+        _add(reasons, f"{label} changed")
 
 
 def _check_helper(
-    name: str, entry: CacheEntry, ns: _Namespace, cell: int, reasons: list[str], assumes: list[str]
+    name: str, entry: CacheEntry, ns: _Namespace, task: StaticTask, reasons: list[str], assumes: list[str]
 ) -> None:
-    recorded = {n: d for n, d in entry.sources.items()}
+    """Each helper the task reached when it ran (and the globals they read) against the text.
+
+    A global that is also one of the task's inputs is checked once, as the input.
+    """
+    recorded, cell = entry.sources, task.cell
     if name not in recorded:
-        assumes.append(f"helper `{name}`")
+        _add(assumes, f"helper `{name}`")
         return
-    for helper, digest in sorted(recorded.items()):
-        binding = ns.before(helper, cell)
+    for label, digest in sorted(recorded.items()):
+        kind, _, global_name = label.partition(" ")
+        if kind == "global":
+            if global_name not in task.params:
+                _check_value(global_name, digest, ns.before(global_name, cell), label, reasons, assumes)
+            continue
+        binding = ns.before(label, cell)
         if binding is None or binding.code is None:
-            assumes.append(f"helper `{helper}`")
-        elif binding.code != digest and f"helper {name} changed" not in reasons:
-            reasons.append(f"helper {name} changed")
+            _add(assumes, f"helper `{label}`")
+        elif binding.code != digest:
+            _add(reasons, f"helper {label} changed")
+
+
+def _add(items: list[str], item: str) -> None:
+    if item not in items:
+        items.append(item)
 
 
 def _default(task: StaticTask, param: str) -> Any:
@@ -281,19 +296,31 @@ def _is_file_call(func: ast.AST) -> bool:
             and func.value.id == "dagnb")
 
 
-def _version(root: str) -> str:
-    """As :func:`dagnb.codehash._module_version` records it; only the standard library is imported."""
+def _module_changed(recorded: str) -> bool:
+    """Whether the module a task uses has another version now (``numpy 2.4.6``; nothing is imported)."""
+    root, version = recorded.split()[-2:]
     if root in sys.stdlib_module_names or root == "builtins":
-        import importlib
-
-        return str(getattr(importlib.import_module(root), "__version__", None) or PYTHON)
+        return False  # the Python version, a part of its own, covers the standard library
     module = sys.modules.get(root)
-    version = getattr(module, "__version__", None)
-    if version is None:
-        from importlib.metadata import PackageNotFoundError, version as dist_version
+    current = getattr(module, "__version__", None) or _installed_version(root)
+    return str(current or PYTHON) != version  # as dagnb.codehash records a module without a version
 
+
+@functools.lru_cache(maxsize=256)
+def _installed_version(root: str) -> str | None:
+    """The version of the distribution that provides import name ``root`` (``dateutil``: python-dateutil)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in [root, *_distributions().get(root, [])]:
         try:
-            version = dist_version(root)
+            return version(dist)
         except (PackageNotFoundError, ValueError):
-            version = None
-    return str(version or PYTHON)
+            continue
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def _distributions() -> dict[str, list[str]]:
+    from importlib.metadata import packages_distributions
+
+    return dict(packages_distributions())

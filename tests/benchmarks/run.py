@@ -37,6 +37,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import bench_cache
+import bench_check
 import bench_graph
 import bench_hashing
 import bench_magic
@@ -48,6 +49,7 @@ SUITES: list[tuple[str, Callable[[Sizes], list[Row]]]] = [
     ("task graph", bench_graph.rows),
     ("joblib.Memory", bench_cache.rows),
     ("widget views", bench_widgets.rows),
+    ("dagnb check", bench_check.rows),
     ("IPython %%task", bench_magic.rows),  # last: it starts a global IPython shell
 ]
 

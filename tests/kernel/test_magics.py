@@ -288,7 +288,7 @@ def test_bad_redefinition_keeps_the_last_good_definition(ip: Any) -> None:
 def test_cell_without_a_function_is_refused(ip: Any) -> None:
     assert fails(ip, "%%task\nx = 1\n") == (
         "A `%%task` cell holds exactly one function definition (imports may precede it); found: "
-        "Assign. Put other code in an ordinary cell, and one `def` per `%%task` cell."
+        "an assignment (line 2). Put other code in an ordinary cell, and one `def` per `%%task` cell."
     )
 
 

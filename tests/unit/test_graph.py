@@ -255,13 +255,13 @@ CELL_ERRORS = [
         "two defs",
         "def f():\n    return 1\n\ndef g():\n    return 2\n",
         "A `%%task` cell holds exactly one function definition (imports may precede it); "
-        "found: FunctionDef, FunctionDef. Put other code in an ordinary cell, and one `def` per `%%task` cell.",
+        "found: a function definition (line 1), a function definition (line 4). Put other code in an ordinary cell, and one `def` per `%%task` cell.",
     ),
     (
         "an assignment",
         "x = 1\ndef f():\n    return x\n",
         "A `%%task` cell holds exactly one function definition (imports may precede it); "
-        "found: Assign, FunctionDef. Put other code in an ordinary cell, and one `def` per `%%task` cell.",
+        "found: an assignment (line 1), a function definition (line 2). Put other code in an ordinary cell, and one `def` per `%%task` cell.",
     ),
     (
         "empty cell",
@@ -273,7 +273,7 @@ CELL_ERRORS = [
         "a class",
         "class F:\n    pass\n",
         "A `%%task` cell holds exactly one function definition (imports may precede it); "
-        "found: ClassDef. Put other code in an ordinary cell, and one `def` per `%%task` cell.",
+        "found: a class definition (line 1). Put other code in an ordinary cell, and one `def` per `%%task` cell.",
     ),
 ]
 
