@@ -38,6 +38,7 @@ if str(HERE) not in sys.path:
 
 import bench_cache
 import bench_check
+import bench_ci
 import bench_graph
 import bench_hashing
 import bench_magic
@@ -50,6 +51,7 @@ SUITES: list[tuple[str, Callable[[Sizes], list[Row]]]] = [
     ("joblib.Memory", bench_cache.rows),
     ("widget views", bench_widgets.rows),
     ("dagnb check", bench_check.rows),
+    ("CI with a persisted cache", bench_ci.rows),
     ("IPython %%task", bench_magic.rows),  # last: it starts a global IPython shell
 ]
 
