@@ -2,7 +2,8 @@
 
 Kernels started by nbval and nbclient inherit this process's environment,
 so a fresh cache directory here keeps every notebook run cold and
-independent of a developer's own ``.dagnb`` folders.
+independent of a developer's own ``.dagnb`` folders, and a test cache key
+keeps the developer's own key (``~/.local/share/dagnb/cache.key``) out of it.
 """
 
 from __future__ import annotations
@@ -11,3 +12,4 @@ import os
 import tempfile
 
 os.environ["DAGNB_CACHE_DIR"] = tempfile.mkdtemp(prefix="dagnb-test-cache-")
+os.environ["DAGNB_CACHE_KEY"] = "dagnb-test-suite-key"

@@ -22,6 +22,7 @@ from .codehash import helper_sources
 from .costs import measure, value_nbytes
 from .errors import (
     DagnbCacheWarning,
+    InputMutated,
     TaskFailed,
     Unfingerprintable,
     UnfingerprintableWarning,
@@ -32,7 +33,7 @@ from .executor import Backend, Outcome, RunReport, execute, make_backend
 from .graph import TaskGraph, TaskSpec, spec_from_function
 from .hashing import fingerprint
 from .plan import Decision, Plan, Result, decide, plan_run
-from .store import CacheEntry, CacheMiss, Pruned, Store, open_store
+from .store import CacheEntry, CacheMiss, MemoryStore, Pruned, Store, open_store
 from .trace import Trace, TraceRecorder
 
 if TYPE_CHECKING:
@@ -65,6 +66,13 @@ class Why:
         return {"text/plain": self.render_text(), "text/html": f"<code>{escape(self.render_text())}</code>"}
 
 
+def _fingerprint_or_none(value: Any) -> str | None:
+    try:
+        return fingerprint(value)
+    except Unfingerprintable:
+        return None
+
+
 class Graph:
     """A DAG of tasks with an incremental, cached ``run``.
 
@@ -94,6 +102,8 @@ class Graph:
         self._touched: list[tuple[str, float]] = []  # cache loads of the current run: (key, time saved)
         self.statuses: dict[str, str] = {}  # each task's status at the end of its latest run
         self.force_once: set[str] = set()  # tasks to rerun the next time a run reaches them
+        self.check_mutation = False  # debug mode: re-fingerprint a task's inputs after it runs
+        self._damaged: set[str] = set()  # values changed in place by a task, to forget when the run ends
         self._recorder = TraceRecorder()
         self.bus.subscribe(self._on_event)  # first, so views see a settled session
         self.bus.subscribe(self._recorder)
@@ -234,11 +244,17 @@ class Graph:
         return report
 
     def _on_event(self, event: Event) -> None:
+        if isinstance(event, TaskFinished) and isinstance(event.error, InputMutated):
+            for param in event.error.params:
+                self._restore(param)
         if isinstance(event, TaskFinished):
             kept = event.in_memory and self.statuses.get(event.task) in ("done", "cached")
             if not kept:  # a value already in memory keeps saying how it got there
                 self.statuses[event.task] = event.status
         elif isinstance(event, RunFinished):
+            for param in self._damaged:  # not restorable: forgotten, so the next run reloads or recomputes it
+                self.results.pop(param, None)
+            self._damaged.clear()
             hits, self._touched = self._touched, []
             self.store.touch(hits)  # one transaction per run
 
@@ -272,14 +288,39 @@ class Graph:
         assert decision.key is not None
         kwargs = {p: self.results[p].value for p in self.tasks.upstream(decision.task)}
         kwargs.update(decision.key.values)
-        return lambda: self._work(spec, kwargs)
+        before = self._input_fingerprints(kwargs) if self.check_mutation else None
+        return lambda: self._work(spec, kwargs, before)
 
-    def _work(self, spec: TaskSpec, kwargs: dict[str, Any]) -> Outcome:
+    def _restore(self, task: str) -> None:
+        """Put back the value a task damaged in place, from the disk cache when it has a copy."""
+        result = self.results.get(task)
+        entry = self.store.entry(result.key) if result is not None else None
+        if entry is not None and entry.stored and not isinstance(self.store, MemoryStore):
+            try:
+                self._bind(task, Result(result.key, result.output, self.store.load(entry), result.outputs))
+                return
+            except CacheMiss:
+                pass
+        self._damaged.add(task)
+
+    def _input_fingerprints(self, kwargs: dict[str, Any]) -> dict[str, str]:
+        """What each input's fingerprint is before the task runs (unfingerprintable inputs are left out)."""
+        found = {}
+        for param, value in kwargs.items():  # the value as it is now: an earlier task may have damaged it
+            digest = _fingerprint_or_none(value)
+            if digest is not None:
+                found[param] = digest
+        return found
+
+    def _work(self, spec: TaskSpec, kwargs: dict[str, Any], before: dict[str, str] | None = None) -> Outcome:
         try:
             with self.capture() as log, measure() as cost:
                 value = spec.func(**kwargs)
         except Exception as exc:
             return Outcome(error=exc, duration=cost.duration, started=cost.started, cpu_time=cost.cpu_time)
+        changed = [p for p, fp in (before or {}).items() if _fingerprint_or_none(kwargs[p]) != fp]
+        if changed:
+            return Outcome(error=InputMutated(spec.name, changed), duration=cost.duration, started=cost.started)
         try:
             output = fingerprint(value)
         except Unfingerprintable:

@@ -16,6 +16,7 @@ __all__ = [
     "DagnbCacheWarning",
     "DagnbError",
     "DuplicateTask",
+    "InputMutated",
     "TaskDefinitionError",
     "TaskFailed",
     "UsedBeforeDefinition",
@@ -132,6 +133,21 @@ class TaskFailed(DagnbError):
         super().__init__(
             f"Task `{task}` raised {kind}: {error}. Fix the task (or its inputs) and "
             f"run it again; the values of other tasks are kept."
+        )
+
+
+class InputMutated(DagnbError):
+    """A task changed one of its inputs in place (found by ``%dag config --check-mutation``)."""
+
+    def __init__(self, task: str, params: Sequence[str]) -> None:
+        self.task, self.params = task, list(params)
+        names = ", ".join(f"`{p}`" for p in self.params)
+        first = self.params[0]
+        super().__init__(
+            f"Task `{task}` changed its input {names} in place (for example `{first}.dropna(inplace=True)` "
+            f"or `{first}.append(...)`), which silently changes it for every other task too. Work on a copy "
+            f"(`{first} = {first}.copy()`) or build a new value; dagnb reloads `{first}` from the cache on "
+            f"the next run."
         )
 
 

@@ -75,6 +75,7 @@ def _dag_parser() -> _Parser:
         "drop": "remove a task and its value",
         "cache": "inspect or clear the disk cache, or move it",
         "mode": "lazy (list stale downstream tasks) or auto (rerun them at once)",
+        "config": "debug settings: --check-mutation finds tasks that change their inputs in place",
         "trace": "Gantt chart of the latest run, with its critical path",
         "costs": "per-task time, CPU, memory, bytes, cache hits and time saved",
     }
@@ -95,6 +96,10 @@ def _dag_parser() -> _Parser:
     subs["cache"].add_argument("--dir", metavar="PATH", help="use the cache at PATH from now on")
     subs["cache"].add_argument("--max-size", metavar="SIZE", help="with prune: the size to bring the cache under (500MB, 2GB)")
     subs["mode"].add_argument("mode", nargs="?", choices=["lazy", "auto"])
+    subs["config"].add_argument("--check-mutation", dest="check_mutation", action="store_true", default=None,
+                                help="after each task, check that it left its inputs unchanged (slower)")
+    subs["config"].add_argument("--no-check-mutation", dest="check_mutation", action="store_false",
+                                help="stop checking")
     parser.subcommands = subs  # type: ignore[attr-defined]
     return parser
 
@@ -295,6 +300,11 @@ class DagMagics(Magics):
             print(self.graph.prune(_size(args.max_size)))
         elif not args.dir:
             print(self.graph.store.info())
+
+    def _cmd_config(self, args: argparse.Namespace) -> None:
+        if args.check_mutation is not None:
+            self.graph.check_mutation = args.check_mutation
+        print(f"check mutation: {'on' if self.graph.check_mutation else 'off'}")
 
     def _cmd_mode(self, args: argparse.Namespace) -> None:
         if args.mode:

@@ -8,10 +8,12 @@ stored once. Every key a task ever had is kept, so undoing an edit is a hit.
 Invariants:
 
 * Planning reads metadata only; a value is read when a task is loaded.
-* A blob is written to a temporary name and renamed into place, with an
-  xxh3 checksum of its bytes kept in metadata; a blob that is missing,
-  truncated or altered is reported (:class:`DagnbCacheWarning`) and treated
-  as a miss, never returned.
+* A blob is written to a temporary name, fsynced and renamed into place.
+  Every blob and every entry is signed with this user's cache key
+  (:mod:`dagnb.trust`); the signature is verified before anything is
+  unpickled, so a blob that is missing, truncated, altered or written by
+  someone else is reported (:class:`DagnbCacheWarning`) and treated as a
+  miss, never returned.
 * Metadata lives in SQLite in WAL mode: each write is one transaction, so a
   killed kernel leaves the last committed state.
 """
@@ -25,17 +27,19 @@ import sqlite3
 import tempfile
 import threading
 import time
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import xxhash
+from .errors import DagnbCacheWarning, DagnbError
+from .trust import ChunkHasher, cache_key, file_digests, sign, verify
 
 __all__ = ["CacheEntry", "CacheInfo", "CacheMiss", "DiskStore", "MemoryStore", "Pruned", "Store", "open_store", "parse_size"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: unsigned entries (read as untrusted: the cache is rebuilt); 2: signed
 _MMAP_FROM = 64 * 2**20  # blobs this large load memory-mapped (copy-on-write)
 
 
@@ -264,10 +268,10 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS entries (
     key TEXT PRIMARY KEY, task TEXT NOT NULL, output TEXT NOT NULL,
-    record TEXT NOT NULL, created REAL NOT NULL, last_used REAL NOT NULL);
+    record TEXT NOT NULL, signature TEXT NOT NULL, created REAL NOT NULL, last_used REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS entries_task ON entries (task);
 CREATE TABLE IF NOT EXISTS blobs (
-    fingerprint TEXT PRIMARY KEY, checksum TEXT NOT NULL, nbytes INTEGER NOT NULL,
+    fingerprint TEXT PRIMARY KEY, signature TEXT NOT NULL, nbytes INTEGER NOT NULL,
     created REAL NOT NULL, last_used REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS heads (task TEXT PRIMARY KEY, key TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS hits (key TEXT PRIMARY KEY, count INTEGER NOT NULL, saved REAL NOT NULL);
@@ -275,11 +279,11 @@ CREATE TABLE IF NOT EXISTS hits (key TEXT PRIMARY KEY, count INTEGER NOT NULL, s
 
 
 class _HashingFile:
-    """A file handle that hashes what is written through it."""
+    """A file handle that hashes what is written through it (the chunks a signature covers)."""
 
     def __init__(self, handle: Any) -> None:
         self._handle = handle
-        self.hash = xxhash.xxh3_128()
+        self.hash = ChunkHasher()
         self.nbytes = 0
 
     def write(self, data: Any) -> int:
@@ -298,19 +302,71 @@ class _HashingFile:
 class DiskStore(Store):
     """Metadata in ``DIR/meta.sqlite``, values in ``DIR/blobs/ab/abcdef….pkl`` (joblib)."""
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    def __init__(self, directory: str | os.PathLike[str], key: bytes | None = None) -> None:
         self.root = Path(directory).expanduser().resolve()
         self.location = str(self.root)
+        self._key = key if key is not None else cache_key()
+        self._warned: set[str] = set()
         (self.root / "blobs").mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.root / "meta.sqlite", check_same_thread=False, timeout=30)
-        with self._lock, self._db:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('format', ?)", (str(FORMAT_VERSION),)
+        self._db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.root / "meta.sqlite", check_same_thread=False, timeout=30)
+        with db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            row = db.execute("SELECT value FROM meta WHERE name = 'format'").fetchone()
+        found = int(row[0]) if row else FORMAT_VERSION
+        if found > FORMAT_VERSION:
+            db.close()
+            raise CacheFormatError(self.location, found)
+        if found < FORMAT_VERSION:
+            db.close()
+            self._set_aside(found)
+            db = sqlite3.connect(self.root / "meta.sqlite", check_same_thread=False, timeout=30)
+        with db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (str(FORMAT_VERSION),))
+        return db
+
+    def _set_aside(self, found: int) -> None:
+        """An older format's files move to ``old-format-N/`` (nothing is deleted); the cache starts afresh."""
+        aside = self.root / f"old-format-{found}"
+        aside.mkdir(exist_ok=True)
+        for name in ("meta.sqlite", "meta.sqlite-wal", "meta.sqlite-shm", "blobs"):
+            if (self.root / name).exists():
+                os.replace(self.root / name, aside / name)
+        (self.root / "blobs").mkdir()
+        warnings.warn(
+            f"The cache at {self.location} was written by an older dagnb (format {found}), whose entries "
+            f"are not signed, so they cannot be trusted; dagnb starts it afresh (format {FORMAT_VERSION}) "
+            f"and recomputes. The old files are in {aside}; delete them when you like.",
+            DagnbCacheWarning,
+            stacklevel=3,
+        )
+
+    def _sign_record(self, key: str, record: str) -> str:
+        return sign(self._key, ("entry", key, record))
+
+    def _entry(self, key: str, record: str, signature: str) -> CacheEntry | None:
+        """The entry, if this user's key signed it; else ``None`` (warned once per key)."""
+        if verify(self._key, signature, ("entry", key, record)):
+            return CacheEntry.from_json(record)
+        if key not in self._warned:
+            self._warned.add(key)
+            task = json.loads(record).get("task", "?") if record.startswith("{") else "?"
+            warnings.warn(
+                f"A cache entry of task `{task}` in {self.location} is not signed with your cache key, so "
+                f"dagnb ignores it and recomputes (it may come from someone else's cache; see "
+                f"'A cache you can trust' in dagnb's README to share a cache on purpose).",
+                DagnbCacheWarning,
+                stacklevel=3,
             )
+        return None
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -320,8 +376,8 @@ class DiskStore(Store):
         return self.root / "blobs" / fingerprint[:2] / f"{fingerprint}.pkl"
 
     def entry(self, key: str) -> CacheEntry | None:
-        rows = self._query("SELECT record FROM entries WHERE key = ?", (key,))
-        return CacheEntry.from_json(rows[0][0]) if rows else None
+        rows = self._query("SELECT record, signature FROM entries WHERE key = ?", (key,))
+        return self._entry(key, *rows[0]) if rows else None
 
     def has_value(self, fingerprint: str) -> bool:
         return bool(self._query("SELECT 1 FROM blobs WHERE fingerprint = ?", (fingerprint,)))
@@ -339,9 +395,10 @@ class DiskStore(Store):
                     "INSERT OR REPLACE INTO blobs VALUES (?, ?, ?, ?, ?)",
                     (entry.output, blob[0], blob[1], now, now),
                 )
+            record = entry.to_json()
             self._db.execute(
-                "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?)",
-                (entry.key, entry.task, entry.output, entry.to_json(), entry.created, now),
+                "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (entry.key, entry.task, entry.output, record, self._sign_record(entry.key, record), entry.created, now),
             )
 
     def _write_blob(self, fingerprint: str, value: Any) -> tuple[str, int]:
@@ -360,33 +417,45 @@ class DiskStore(Store):
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return writer.hash.hexdigest(), writer.nbytes
+        return sign(self._key, _blob_fields(fingerprint, writer.nbytes), writer.hash.finish()), writer.nbytes
 
     def load(self, entry: CacheEntry) -> Any:
         import joblib
 
-        rows = self._query("SELECT checksum, nbytes FROM blobs WHERE fingerprint = ?", (entry.output,))
+        rows = self._query("SELECT signature, nbytes FROM blobs WHERE fingerprint = ?", (entry.output,))
         if not rows:
             raise CacheMiss("its value is not in the cache")
-        checksum, nbytes = rows[0]
-        path = self._blob_path(entry.output)
-        try:
-            data = path.read_bytes() if nbytes < _MMAP_FROM else None
-            actual = xxhash.xxh3_128_hexdigest(data) if data is not None else _file_checksum(path)
-        except OSError as exc:
-            self._forget_blob(entry.output)
-            raise CacheMiss(f"its value file cannot be read ({exc.strerror})") from None
-        if actual != checksum:
-            self._forget_blob(entry.output)
-            raise CacheMiss("its value file is corrupt (checksum mismatch)")
+        data = self._check_blob(entry.output, *rows[0])
         try:
             if data is not None:
-                value = joblib.load(io.BytesIO(data))
-            else:
-                value = joblib.load(path, mmap_mode="c")
-        except Exception as exc:  # a checksum match that still fails to unpickle
+                return joblib.load(io.BytesIO(data))
+            return joblib.load(self._blob_path(entry.output), mmap_mode="c")
+        except Exception as exc:  # signed by us, and still unreadable: a bug or a library change
             raise CacheMiss(f"its value cannot be unpickled ({type(exc).__name__}: {exc})") from None
-        return value
+
+    def _check_blob(self, fingerprint: str, signature: str, nbytes: int) -> bytes | None:
+        """Verify a value file against its signature before anything unpickles it.
+
+        Returns its bytes, or ``None`` for a large file (memory-mapped by the caller).
+        """
+        path = self._blob_path(fingerprint)
+        fields = _blob_fields(fingerprint, nbytes)
+        try:
+            data = path.read_bytes() if nbytes < _MMAP_FROM else None
+            if data is not None:
+                good = len(data) == nbytes and verify(self._key, signature, fields, data)
+            else:
+                good = path.stat().st_size == nbytes and sign(self._key, fields, file_digests(path)) == signature
+        except OSError as exc:
+            self._forget_blob(fingerprint)
+            raise CacheMiss(f"its value file cannot be read ({exc.strerror})") from None
+        if not good:
+            self._forget_blob(fingerprint)
+            raise CacheMiss(
+                "its value file does not match its signature (it was altered or truncated, or written "
+                "with another cache key)"
+            )
+        return data
 
     def _forget_blob(self, fingerprint: str) -> None:
         with self._lock, self._db:
@@ -394,14 +463,16 @@ class DiskStore(Store):
         self._blob_path(fingerprint).unlink(missing_ok=True)
 
     def entries_of(self, task: str) -> list[CacheEntry]:
-        rows = self._query("SELECT record FROM entries WHERE task = ? ORDER BY last_used DESC, created DESC", (task,))
-        return [CacheEntry.from_json(r[0]) for r in rows]
+        rows = self._query(
+            "SELECT key, record, signature FROM entries WHERE task = ? ORDER BY last_used DESC, created DESC", (task,)
+        )
+        return [e for e in (self._entry(*row) for row in rows) if e is not None]
 
     def head(self, task: str) -> CacheEntry | None:
         rows = self._query(
-            "SELECT e.record FROM heads h JOIN entries e ON e.key = h.key WHERE h.task = ?", (task,)
+            "SELECT e.key, e.record, e.signature FROM heads h JOIN entries e ON e.key = h.key WHERE h.task = ?", (task,)
         )
-        return CacheEntry.from_json(rows[0][0]) if rows else None
+        return self._entry(*rows[0]) if rows else None
 
     def set_head(self, task: str, key: str) -> None:
         with self._lock, self._db:
@@ -445,7 +516,9 @@ class DiskStore(Store):
                 for key, record in rows:
                     entry = CacheEntry.from_json(record)
                     entry.stored = False
-                    self._db.execute("UPDATE entries SET record = ? WHERE key = ?", (entry.to_json(), key))
+                    text = entry.to_json()
+                    self._db.execute("UPDATE entries SET record = ?, signature = ? WHERE key = ?",
+                                     (text, self._sign_record(key, text), key))
         for fingerprint in evicted:  # files go after the commit: a crash leaves an orphan, never a dangling row
             self._blob_path(fingerprint).unlink(missing_ok=True)
         return Pruned(len(evicted), freed, total - freed)
@@ -484,12 +557,20 @@ class DiskStore(Store):
             self._db.close()
 
 
-def _file_checksum(path: Path) -> str:
-    h = xxhash.xxh3_128()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(2**22), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def _blob_fields(fingerprint: str, nbytes: int) -> tuple[str, ...]:
+    return ("blob", fingerprint, str(nbytes))
+
+
+class CacheFormatError(DagnbError):
+    """A cache written by a newer dagnb."""
+
+    def __init__(self, location: str, found: int) -> None:
+        self.location, self.found = location, found
+        super().__init__(
+            f"The cache at {location} was written by a newer dagnb (cache format {found}); this dagnb "
+            f"reads formats up to {FORMAT_VERSION}. Upgrade dagnb, or use another cache directory "
+            f"(`DAGNB_CACHE_DIR`, `%dag cache --dir PATH`)."
+        )
 
 
 def open_store(directory: str | os.PathLike[str] | None) -> Store:

@@ -125,7 +125,7 @@ def test_output_writes_the_executed_notebook(env: Path) -> None:
 
 FAILURES: list[tuple[str, str, tuple[str, ...], str]] = [
     ("a task raises", "task", (task("bad", "raw", "1 / 0"),), "ZeroDivisionError"),
-    ("an unresolved parameter", "usage", (task("bad", "nothing_like_it", "1"),), "UsageError"),
+    ("an unresolved parameter", "usage", (task("bad", "nothing_like_it", "1"),), "UnresolvedParameter"),
     ("an error only displayed", "shown",
      ("try:\n    1 / 0\nexcept ZeroDivisionError:\n    get_ipython().showtraceback()",), "errors shown in cell 8"),
 ]
