@@ -5,7 +5,7 @@
 * ``dagnb check NOTEBOOK ...`` validates notebooks without executing any of
   their code; ``--plan`` adds what a run would execute (:mod:`dagnb.check`).
 * ``dagnb kernel install`` installs a kernel that loads dagnb by itself.
-* ``dagnb cache info|prune|clear`` manages a cache directory.
+* ``dagnb cache info|verify|prune|clear`` manages a cache directory.
 
 Exit codes: 0 success, 1 a notebook failed or has problems, 2 bad usage.
 """
@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--prefix", metavar="DIR", help="under DIR/share/jupyter/kernels")
 
     cache = sub.add_parser("cache", help="inspect, bound or clear a cache directory")
-    cache.add_argument("action", choices=["info", "prune", "clear"])
+    cache.add_argument("action", choices=["info", "verify", "prune", "clear"])
     cache.add_argument("task", nargs="?", metavar="TASK", help="with clear: only this task's entries")
     cache.add_argument("--cache-dir", help="the cache (default: $DAGNB_CACHE_DIR, else ./.dagnb)")
     cache.add_argument("--max-size", metavar="SIZE", help="with prune: the size to bring the cache under (500MB, 2GB)")
@@ -122,6 +122,10 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     try:
         if args.action == "info":
             print(store.info())
+        elif args.action == "verify":
+            result = store.verify()
+            print(result)
+            return 0 if result.ok else 1
         elif args.action == "prune":
             print(store.prune(parse_size(args.max_size)))
         else:

@@ -91,7 +91,7 @@ def _dag_parser() -> _Parser:
     subs["show"].add_argument("--static", action="store_true", help="render HTML only, no widget")
     subs["why"].add_argument("task", metavar="TASK")
     subs["drop"].add_argument("task", metavar="TASK")
-    subs["cache"].add_argument("action", nargs="?", default="info", choices=["info", "clear", "prune"])
+    subs["cache"].add_argument("action", nargs="?", default="info", choices=["info", "verify", "clear", "prune"])
     subs["cache"].add_argument("task", nargs="?", metavar="TASK", help="with clear: only this task's entries")
     subs["cache"].add_argument("--dir", metavar="PATH", help="use the cache at PATH from now on")
     subs["cache"].add_argument("--max-size", metavar="SIZE", help="with prune: the size to bring the cache under (500MB, 2GB)")
@@ -298,6 +298,8 @@ class DagMagics(Magics):
             print(f"removed {gone} cache entries" + (f" of `{args.task}`" if args.task else ""))
         elif args.action == "prune":
             print(self.graph.prune(_size(args.max_size)))
+        elif args.action == "verify":
+            print(self.graph.store.verify())
         elif not args.dir:
             print(self.graph.store.info())
 

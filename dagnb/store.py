@@ -37,7 +37,19 @@ from typing import Any
 from .errors import DagnbCacheWarning, DagnbError
 from .trust import ChunkHasher, cache_key, file_digests, sign, verify
 
-__all__ = ["CacheEntry", "CacheInfo", "CacheMiss", "DiskStore", "MemoryStore", "Pruned", "Store", "open_store", "parse_size"]
+__all__ = [
+    "CacheEntry",
+    "CacheFormatError",
+    "CacheInfo",
+    "CacheMiss",
+    "DiskStore",
+    "MemoryStore",
+    "Pruned",
+    "Store",
+    "Verified",
+    "open_store",
+    "parse_size",
+]
 
 FORMAT_VERSION = 2  # 1: unsigned entries (read as untrusted: the cache is rebuilt); 2: signed
 _MMAP_FROM = 64 * 2**20  # blobs this large load memory-mapped (copy-on-write)
@@ -96,6 +108,29 @@ def _human(nbytes: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GiB"  # pragma: no cover - the loop always returns
+
+
+@dataclass(frozen=True)
+class Verified:
+    """What ``verify`` found: how many entries and values were checked, and which were bad (and removed)."""
+
+    entries: int
+    values: int
+    bad_entries: list[str] = field(default_factory=list)
+    bad_values: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.bad_entries or self.bad_values)
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"verified {self.entries} entries and {self.values} values: all intact and signed with your key"
+        return (
+            f"verified {self.entries} entries and {self.values} values: removed {len(self.bad_entries)} entries "
+            f"and {len(self.bad_values)} values that were altered, truncated or not signed with your key "
+            f"(their tasks recompute on the next run)"
+        )
 
 
 @dataclass(frozen=True)
@@ -179,6 +214,10 @@ class Store(ABC):
 
     def touch(self, hits: Iterable[tuple[str, float]]) -> None:
         """Record cache hits ``(key, compute time it saved)``: counted, and marked used now."""
+
+    def verify(self) -> Verified:
+        """Check every entry and value (signature, size); remove the bad ones."""
+        return Verified(0, 0)
 
     def prune(self, max_bytes: int, keep: Iterable[str] = ()) -> Pruned:
         """Evict least-recently-used values until the rest take at most ``max_bytes``.
@@ -496,6 +535,23 @@ class DiskStore(Store):
                 "ON CONFLICT(key) DO UPDATE SET count = count + 1, saved = saved + excluded.saved",
                 hits,
             )
+
+    def verify(self) -> Verified:
+        bad_entries = [
+            key for key, record, signature in self._query("SELECT key, record, signature FROM entries")
+            if not verify(self._key, signature, ("entry", key, record))
+        ]
+        bad_values = []
+        blobs = self._query("SELECT fingerprint, signature, nbytes FROM blobs")
+        for fingerprint, signature, nbytes in blobs:
+            try:
+                self._check_blob(fingerprint, signature, nbytes)  # forgets a bad one
+            except CacheMiss:
+                bad_values.append(fingerprint)
+        with self._lock, self._db:
+            self._db.executemany("DELETE FROM entries WHERE key = ?", [(k,) for k in bad_entries])
+            self._db.execute("DELETE FROM heads WHERE key NOT IN (SELECT key FROM entries)")
+        return Verified(len(self._query("SELECT key FROM entries")) + len(bad_entries), len(blobs), bad_entries, bad_values)
 
     def prune(self, max_bytes: int, keep: Iterable[str] = ()) -> Pruned:
         kept = set(keep)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from dagnb.hashing import fingerprint
+from dagnb.errors import DagnbCacheWarning
 from dagnb.store import CacheEntry, CacheMiss, DiskStore, MemoryStore, Store, parse_size
 
 
@@ -302,3 +303,52 @@ def test_a_bad_size_says_what_is_accepted() -> None:
     with pytest.raises(ValueError) as caught:
         parse_size("lots")
     assert str(caught.value) == "`lots` is not a size; write a number with an optional unit, like 500MB, 2GB or 1.5GiB"
+
+
+# -------------------------------------------------------------- trust, format
+
+
+def test_a_value_signed_with_another_key_is_never_unpickled(tmp_path: Path) -> None:
+    theirs = DiskStore(tmp_path / "cache", key=b"someone else")
+    value = np.arange(10)
+    entry = _entry("k1", "t", value)
+    theirs.put(entry, value)
+    theirs.set_head("t", "k1")
+    theirs.close()
+    ours = DiskStore(tmp_path / "cache", key=b"me")
+    with pytest.warns(DagnbCacheWarning, match="is not signed with your cache key"):
+        assert ours.entry("k1") is None
+    assert ours.head("t") is None
+    with pytest.raises(CacheMiss) as info:
+        ours.load(entry)
+    assert "does not match its signature" in info.value.reason
+    ours.close()
+
+
+def test_verify_removes_what_is_altered_or_foreign_and_keeps_the_rest(tmp_path: Path) -> None:
+    store = DiskStore(tmp_path / "cache", key=b"me")
+    good, bad = _entry("k1", "a", "kept"), _entry("k2", "b", "flipped")
+    store.put(good, "kept")
+    store.put(bad, "flipped")
+    path = store._blob_path(bad.output)
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF
+    path.write_bytes(bytes(data))
+    result = store.verify()
+    assert (result.entries, result.values, result.bad_values) == (2, 2, [bad.output])
+    assert str(result).startswith("verified 2 entries and 2 values: removed 0 entries and 1 values")
+    assert store.load(good) == "kept"
+    assert store.verify().ok
+
+
+def test_the_key_is_created_once_with_mode_0600(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dagnb import trust
+
+    monkeypatch.delenv("DAGNB_CACHE_KEY")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    first = trust.cache_key()
+    assert len(first) == 32 and trust.cache_key() == first
+    assert trust.key_path() == tmp_path / "dagnb" / "cache.key"
+    assert trust.key_path().stat().st_mode & 0o777 == 0o600
+    monkeypatch.setenv("DAGNB_CACHE_KEY", "team secret")
+    assert trust.cache_key() == b"team secret"
