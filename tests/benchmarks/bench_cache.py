@@ -69,6 +69,29 @@ def time_dagnb(directory: str, data: np.ndarray, repeat: int) -> tuple[float, fl
     return disk, memory
 
 
+def time_verified_load(directory: str, nbytes: int, repeat: int) -> tuple[float, float, float]:
+    """One value of ``nbytes`` float64 in a DiskStore: (joblib.load of its file, xxh3 of its bytes, store.load)."""
+    import io
+    from pathlib import Path
+
+    import xxhash
+
+    from dagnb.hashing import fingerprint
+    from dagnb.store import CacheEntry, DiskStore
+
+    data = np.random.default_rng(3).random(nbytes // 8)
+    store = DiskStore(directory)
+    entry = CacheEntry("k", "t", fingerprint(data))
+    store.put(entry, data)
+    path = store._blob_path(entry.output)
+    raw = best_of(lambda _: joblib.load(io.BytesIO(Path(path).read_bytes())), lambda: None, repeat)
+    blob = Path(path).read_bytes()
+    xxh3 = best_of(lambda _: xxhash.xxh3_128_hexdigest(blob), lambda: None, repeat)
+    verified = best_of(lambda _: store.load(entry), lambda: None, repeat)
+    store.close()
+    return raw, xxh3, verified
+
+
 def rows(sizes: Sizes) -> list[Row]:
     data = np.random.default_rng(2).random(sizes.memory_input_bytes // 8)
     with tempfile.TemporaryDirectory(prefix="bench-joblib-") as jdir, \
@@ -76,8 +99,18 @@ def rows(sizes: Sizes) -> list[Row]:
         joblib_hit = time_joblib(jdir, data, sizes.repeat)
         disk, memory = time_dagnb(ddir, data, sizes.repeat)
     size = f"{data.nbytes / 1e6:.0f} MB"
+    with tempfile.TemporaryDirectory(prefix="bench-verify-") as vdir:
+        raw, xxh3, verified = time_verified_load(vdir, 60 * 2**20 if not sizes.quick else 8 * 2**20, sizes.repeat)
     peer = f"joblib.Memory hit: {ms(joblib_hit)}"
+    vsize = "60 MiB" if not sizes.quick else "8 MiB"
     return [
+        Row(f"load a {vsize} float64 value from the disk cache, signature verified, vs reading + joblib.load alone",
+            ms(verified), f"unverified: {ms(raw)}", ratio(raw, verified), "—", None),
+        Row(f"signature check (HMAC-SHA256 of the bytes, 2 threads) as a share of the unverified load of {vsize}",
+            f"{100 * (verified - raw) / raw:.0f}%", f"unverified: {ms(raw)}", None, "< 10% of load time",
+            (verified - raw) / raw < 0.10),
+        Row(f"for scale: a checksum only (xxh3_128 of the {vsize} in memory), no signature (info)",
+            f"{100 * xxh3 / raw:.0f}% of the load", f"xxh3: {ms(xxh3)}", None, "—", None),
         Row(f"cached call on a {size} array: dagnb disk hit in a new Graph vs joblib.Memory",
             ms(disk), peer, ratio(joblib_hit, disk), "—", None),
         Row(f"cached call on a {size} array: dagnb in-memory hit vs joblib.Memory",
