@@ -129,6 +129,9 @@ class TaskFailed(DagnbError):
 
     def __init__(self, task: str, error: BaseException) -> None:
         self.task, self.error = task, error
+        if isinstance(error, DagnbError):  # dagnb's own finding (a mutated input, a timeout) says it all
+            super().__init__(str(error))
+            return
         kind = type(error).__name__
         super().__init__(
             f"Task `{task}` raised {kind}: {error}. Fix the task (or its inputs) and "

@@ -15,7 +15,7 @@ from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 
 import dagnb
-from dagnb.errors import DagnbError
+from dagnb.errors import DagnbError, TaskFailed
 from dagnb import magics, session
 
 
@@ -427,3 +427,17 @@ def test_cache_prune_keeps_what_the_session_holds(ip: Any) -> None:
     assert ok(ip, "%dag cache prune --max-size 0").startswith("evicted 1 values (")
     assert ok(ip, "%dag run").splitlines()[0] == "run: 0 ran, 3 cached"
     assert fails(ip, "%dag cache prune") == "`%dag cache prune` needs `--max-size SIZE`, for example `--max-size 2GB`."
+
+
+def test_check_mutation_names_the_task_that_changed_its_input(ip: Any) -> None:
+    ok(ip, task("raw", body="return [3, None, 1]"))
+    assert ok(ip, "%dag config --check-mutation") == "check mutation: on"
+    message = fails(ip, task("clean", "raw", body="return raw.remove(None) or sorted(raw)"), TaskFailed)
+    assert message.startswith("Task `clean` changed its input `raw` in place (for example `raw.dropna(inplace=True)`")
+    assert ip.user_ns["raw"] == [3, None, 1], "the damaged value was put back from the disk cache"
+    assert ok(ip, "%dag config --no-check-mutation") == "check mutation: off"
+
+
+def test_cache_verify_reports_an_intact_cache(ip: Any) -> None:
+    chain(ip)
+    assert ok(ip, "%dag cache verify") == "verified 3 entries and 3 values: all intact and signed with your key"
