@@ -18,6 +18,7 @@ __all__ = [
     "DuplicateTask",
     "TaskDefinitionError",
     "TaskFailed",
+    "TaskTimedOut",
     "UsedBeforeDefinition",
     "UnfingerprintableWarning",
     "Unfingerprintable",
@@ -128,10 +129,25 @@ class TaskFailed(DagnbError):
 
     def __init__(self, task: str, error: BaseException) -> None:
         self.task, self.error = task, error
+        if isinstance(error, TaskTimedOut):
+            super().__init__(str(error))
+            return
         kind = type(error).__name__
         super().__init__(
             f"Task `{task}` raised {kind}: {error}. Fix the task (or its inputs) and "
             f"run it again; the values of other tasks are kept."
+        )
+
+
+class TaskTimedOut(DagnbError):
+    """A task that ran past its ``timeout``."""
+
+    def __init__(self, task: str, seconds: float) -> None:
+        self.task, self.seconds = task, seconds
+        super().__init__(
+            f"Task `{task}` did not finish within its timeout of {seconds:g} s. Raise the timeout "
+            f"(`%%task --timeout SECONDS`, `@task(timeout=...)`) or make the task faster; "
+            f"its dependents were skipped."
         )
 
 
