@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import time
 import warnings
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from html import escape
@@ -29,6 +29,7 @@ from .errors import (
     UnpicklableOutputWarning,
 )
 from .events import Event, EventBus, GraphChanged, RunFinished, TaskFinished
+from .backends import DaskBackend, ThreadBackend, Work
 from .executor import Backend, Outcome, RunReport, execute, make_backend
 from .graph import TaskGraph, TaskSpec, spec_from_function
 from .hashing import fingerprint
@@ -104,17 +105,27 @@ class Graph:
         self.force_once: set[str] = set()  # tasks to rerun the next time a run reaches them
         self.check_mutation = False  # debug mode: re-fingerprint a task's inputs after it runs
         self._damaged: set[str] = set()  # values changed in place by a task, to forget when the run ends
+        self.backend: str | Backend = "inline"  # where `run` sends tasks when not told
+        self.jobs = 1
+        self._backends: dict[tuple[str, int], Backend] = {}  # worker pools and clusters, reused across runs
         self._recorder = TraceRecorder()
         self.bus.subscribe(self._on_event)  # first, so views see a settled session
         self.bus.subscribe(self._recorder)
 
     # ------------------------------------------------------------ definition
 
-    def task(self, func: Callable[..., Any] | None = None, *, volatile: bool = False) -> Any:
-        """Decorator: ``@graph.task`` or ``@graph.task(volatile=True)``; returns the function."""
+    def task(
+        self,
+        func: Callable[..., Any] | None = None,
+        *,
+        volatile: bool = False,
+        retries: int = 0,
+        timeout: float | None = None,
+    ) -> Any:
+        """Decorator: ``@graph.task`` or ``@graph.task(volatile=True, retries=2, timeout=60)``; returns the function."""
 
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-            self.add(spec_from_function(fn, volatile=volatile))
+            self.add(spec_from_function(fn, volatile=volatile, retries=retries, timeout=timeout))
             return fn
 
         return register(func) if func is not None else register
@@ -215,11 +226,17 @@ class Graph:
         *,
         force: Iterable[str] = (),
         keep_going: bool = False,
-        backend: str | Backend | None = None,
-        jobs: int = 1,
+        backend: str | Backend | Any | None = None,
+        jobs: int | None = None,
         raise_errors: bool = True,
     ) -> RunReport:
         """Bring ``targets`` (default: every task) up to date, running only stale tasks.
+
+        ``backend`` is ``inline`` (the default), ``threads``, ``processes``,
+        ``dask`` (a LocalCluster on 127.0.0.1), ``dask://HOST:PORT``, a
+        ``distributed.Client``, or a :class:`~dagnb.backends.Backend`;
+        ``jobs`` is how many tasks run at once. Pools and clusters are kept
+        for the next run; :meth:`close` ends them.
 
         Raises:
             TaskFailed: a task raised (after every other result is committed),
@@ -227,12 +244,12 @@ class Graph:
         """
         order = self._validate(targets)
         forced = frozenset(self.tasks.get(f).name for f in force) | (self.force_once & set(order))
-        chosen = backend if backend is not None and not isinstance(backend, str) else make_backend(backend, jobs)
+        chosen = self._backend(backend if backend is not None else self.backend, jobs or self.jobs)
         try:
             report = execute(self, order, backend=chosen, bus=self.bus, force=forced,
                              keep_going=keep_going, run_id=next(self._run_ids))
         finally:
-            if chosen is not backend:
+            if isinstance(chosen, ThreadBackend):
                 chosen.shutdown()
         self.last_run = report
         self.force_once -= set(report.executed)
@@ -242,6 +259,26 @@ class Graph:
             failure.report = report  # type: ignore[attr-defined]
             raise failure from error
         return report
+
+    def _backend(self, backend: str | Backend | Any, jobs: int) -> Backend:
+        if not isinstance(backend, str):
+            return DaskBackend(backend) if hasattr(backend, "scheduler_info") else backend
+        if backend in ("inline", "threads"):
+            return make_backend(backend, jobs)
+        if (backend, jobs) not in self._backends:
+            self._backends[(backend, jobs)] = make_backend(backend, jobs)
+        return self._backends[(backend, jobs)]
+
+    def close(self) -> None:
+        """End worker pools and clusters this graph started; close the cache."""
+        for backend in self._backends.values():
+            backend.shutdown()
+        self._backends.clear()
+        self.store.close()
+
+    def estimates(self, tasks: Sequence[str]) -> dict[str, float]:
+        """How long each task took when it last ran (for scheduling); unknown ones are left out."""
+        return self.store.last_durations(tasks)
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, TaskFinished) and isinstance(event.error, InputMutated):
@@ -283,13 +320,13 @@ class Graph:
         self._bind(decision.task, Result(decision.key.key, decision.entry.output, value, decision.entry.outputs))
         return True
 
-    def prepare(self, decision: Decision) -> Callable[[], Outcome]:
+    def prepare(self, decision: Decision) -> Work:
         spec = self.tasks.specs[decision.task]
         assert decision.key is not None
         kwargs = {p: self.results[p].value for p in self.tasks.upstream(decision.task)}
         kwargs.update(decision.key.values)
         before = self._input_fingerprints(kwargs) if self.check_mutation else None
-        return lambda: self._work(spec, kwargs, before)
+        return Work(spec.name, spec.func, kwargs, lambda: self._work(spec, kwargs, before), spec.timeout, spec.retries)
 
     def _restore(self, task: str) -> None:
         """Put back the value a task damaged in place, from the disk cache when it has a copy."""
@@ -330,6 +367,8 @@ class Graph:
 
     def commit(self, decision: Decision, outcome: Outcome) -> int:
         task, key = decision.task, decision.key
+        if outcome.remote:  # printed in a worker: shown now, in the cell that ran it
+            self.replay(outcome.outputs)
         assert key is not None
         output = outcome.output or self._stand_in(task, key.key)
         spec = self.tasks.specs[task]

@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output", type=Path, help="write the executed notebook here")
     run.add_argument("--force", action="append", default=[], metavar="TASK", help="rerun TASK even if cached (repeatable)")
     run.add_argument("--timeout", type=int, default=1800, help="seconds a cell may take (default 1800)")
+    run.add_argument("--backend", metavar="B", help="where tasks run: inline (default), threads, processes, dask, dask://HOST:PORT")
+    run.add_argument("--jobs", type=int, metavar="N", help="tasks to run at once (default 1)")
     run.add_argument("--json", action="store_true", help="print the report as JSON")
 
     check = sub.add_parser("check", help="validate notebooks without executing them")
@@ -77,6 +79,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 2
     if args.cache_dir:
         os.environ["DAGNB_CACHE_DIR"] = str(Path(args.cache_dir).resolve())
+    if args.backend:
+        os.environ["DAGNB_BACKEND"] = args.backend
+    if args.jobs:
+        os.environ["DAGNB_JOBS"] = str(args.jobs)
     report = run_notebook(args.notebook, args.output, args.timeout, args.force)
     print_report(report, args.json)
     return 0 if report.ok else 1

@@ -19,6 +19,7 @@ __all__ = [
     "InputMutated",
     "TaskDefinitionError",
     "TaskFailed",
+    "TaskTimedOut",
     "UsedBeforeDefinition",
     "UnfingerprintableWarning",
     "Unfingerprintable",
@@ -151,6 +152,18 @@ class InputMutated(DagnbError):
             f"or `{first}.append(...)`), which silently changes it for every other task too. Work on a copy "
             f"(`{first} = {first}.copy()`) or build a new value; dagnb reloads `{first}` from the cache on "
             f"the next run."
+        )
+
+
+class TaskTimedOut(DagnbError):
+    """A task that ran past its ``timeout``."""
+
+    def __init__(self, task: str, seconds: float) -> None:
+        self.task, self.seconds = task, seconds
+        super().__init__(
+            f"Task `{task}` did not finish within its timeout of {seconds:g} s. Raise the timeout "
+            f"(`%%task --timeout SECONDS`, `@task(timeout=...)`) or make the task faster; "
+            f"its dependents were skipped."
         )
 
 

@@ -40,14 +40,15 @@ class TaskStarted(Event):
     task: str = ""
     reason: str = ""
     worker: str = "main"
+    attempt: int = 1
 
 
 @dataclass(frozen=True)
 class TaskFinished(Event):
     """A task reached its final status in this run.
 
-    ``status`` is one of ``done``, ``cached``, ``failed``, ``skipped``,
-    ``cancelled``. ``started`` (``perf_counter``) and ``duration`` span the
+    ``status`` is one of ``done``, ``cached``, ``failed``, ``timed-out``,
+    ``skipped``, ``cancelled``; ``attempt`` counts retries (1 = first try). ``started`` (``perf_counter``) and ``duration`` span the
     work done for it in this run: the task body for ``done`` and ``failed``,
     the cache load for ``cached``. ``worker`` is the lane it ran on (a thread
     name; ``main`` is the caller's thread). ``saved`` is the compute time a
@@ -68,6 +69,7 @@ class TaskFinished(Event):
     output_bytes: int = 0
     saved: float = 0.0
     in_memory: bool = False
+    attempt: int = 1
     error: BaseException | None = field(default=None, compare=False)
 
 

@@ -3,117 +3,53 @@
 A task is submitted as soon as every upstream task is done (never level by
 level). Before it starts, its key is computed from the *actual* output
 fingerprints of its upstream tasks, so a rerun that produced an identical
-output lets its dependents load from cache (early cutoff).
+output lets its dependents load from cache (early cutoff). With more than
+one worker, the ready task on the longest remaining path goes first, paths
+measured with the durations of earlier runs (cost-aware).
 
 Invariants:
 
-* Each task is decided, then loaded or run, at most once per run.
-* A task whose upstream failed, was skipped or cancelled is ``skipped``.
+* Each task is decided, then loaded or run, at most once per run (plus its
+  retries, each one counted).
+* A task whose upstream failed, timed out, was skipped or cancelled is
+  ``skipped``.
 * After the first failure no new task starts unless ``keep_going``; tasks
   that never started are ``cancelled``. The same on KeyboardInterrupt, which
   is re-raised once the report is complete; every finished result is kept.
+* A task past its timeout is ``timed-out``: an inline one is interrupted, one
+  on another worker is abandoned (its result is ignored).
 * Only the caller's thread commits results (cache writes, namespace binding).
 """
 
 from __future__ import annotations
 
-import threading
+import heapq
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any, Protocol
 
+from .backends import Backend, InlineBackend, Outcome, ThreadBackend, Work, current_lane, make_backend
+from .errors import TaskTimedOut
 from .events import EventBus, RunFinished, RunStarted, TaskFinished, TaskStarted
-from .plan import Decision
+from .plan import Decision, priorities
 
-__all__ = ["Backend", "InlineBackend", "Outcome", "RunReport", "ThreadBackend", "current_lane", "execute", "make_backend"]
+__all__ = [
+    "Backend",
+    "InlineBackend",
+    "Outcome",
+    "RunReport",
+    "ThreadBackend",
+    "Work",
+    "current_lane",
+    "execute",
+    "make_backend",
+]
 
-
-@dataclass
-class Outcome:
-    """What running one task produced (in a worker)."""
-
-    value: Any = None
-    output: str | None = None
-    outputs: list[dict[str, Any]] = field(default_factory=list)
-    duration: float = 0.0
-    error: BaseException | None = None
-    started: float = 0.0
-    cpu_time: float = 0.0
-    peak_memory: int = 0
-    output_bytes: int = 0
-    worker: str = "main"
-
-
-def current_lane() -> str:
-    """The trace lane of the calling thread: ``main`` for the caller's, else the thread's name."""
-    thread = threading.current_thread()
-    return "main" if thread is threading.main_thread() else thread.name
-
-
-def _in_lane(fn: Callable[[], Outcome]) -> Callable[[], Outcome]:
-    def call() -> Outcome:
-        outcome = fn()
-        outcome.worker = current_lane()
-        return outcome
-
-    return call
-
-
-class Backend(Protocol):
-    """Where task bodies run: ``submit`` returns a future of an :class:`Outcome`."""
-
-    name: str
-    jobs: int
-
-    def submit(self, fn: Callable[[], Outcome]) -> Future[Outcome]: ...
-
-    def shutdown(self) -> None: ...
-
-
-class InlineBackend:
-    """Runs each task at once in the caller's thread: the reference backend."""
-
-    name = "inline"
-    jobs = 1
-
-    def submit(self, fn: Callable[[], Outcome]) -> Future[Outcome]:
-        future: Future[Outcome] = Future()
-        future.set_result(fn())  # KeyboardInterrupt propagates to the run loop
-        return future
-
-    def shutdown(self) -> None:
-        pass
-
-
-class ThreadBackend:
-    """Runs tasks on a pool of threads (for tasks that release the GIL or wait on I/O)."""
-
-    name = "threads"
-
-    def __init__(self, jobs: int) -> None:
-        self.jobs = max(1, jobs)
-        self._pool = ThreadPoolExecutor(self.jobs, thread_name_prefix="dagnb")
-
-    def submit(self, fn: Callable[[], Outcome]) -> Future[Outcome]:
-        return self._pool.submit(fn)
-
-    def shutdown(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-def make_backend(name: str | None, jobs: int = 1) -> Backend:
-    """A backend by name: ``inline`` (default) or ``threads``."""
-    if name in (None, "inline"):
-        return InlineBackend()
-    if name == "threads":
-        return ThreadBackend(jobs)
-    from .errors import DagnbError
-
-    raise DagnbError(f"There is no backend `{name}`. Use `inline` (the default) or `threads`.")
+_BAD = ("failed", "timed-out", "skipped", "cancelled")
 
 
 class RunContext(Protocol):
@@ -125,9 +61,11 @@ class RunContext(Protocol):
 
     def load(self, decision: Decision) -> bool: ...
 
-    def prepare(self, decision: Decision) -> Callable[[], Outcome]: ...
+    def prepare(self, decision: Decision) -> Work: ...
 
     def commit(self, decision: Decision, outcome: Outcome) -> int: ...
+
+    def estimates(self, tasks: Sequence[str]) -> dict[str, float]: ...
 
 
 @dataclass
@@ -139,6 +77,7 @@ class RunReport:
     durations: dict[str, float] = field(default_factory=dict)
     errors: dict[str, BaseException] = field(default_factory=dict)
     saved: dict[str, float] = field(default_factory=dict)  # compute time each cache load avoided
+    attempts: dict[str, int] = field(default_factory=dict)  # tasks that needed more than one
     run_id: int = 0
     wall_time: float = 0.0
     stale: list[str] = field(default_factory=list)
@@ -168,8 +107,12 @@ class RunReport:
         return self._with("cancelled")
 
     @property
+    def timed_out(self) -> list[str]:
+        return self._with("timed-out")
+
+    @property
     def ok(self) -> bool:
-        return not (self.failed or self.skipped or self.cancelled)
+        return not any(s in _BAD for s in self.statuses.values())
 
     def line(self, task: str) -> str:
         """``clean: ran (code changed)`` — deterministic, no timings."""
@@ -180,7 +123,7 @@ class RunReport:
 
     def summary(self) -> str:
         counts = [(len(self.executed), "ran"), (len(self.cached), "cached")]
-        counts += [(len(self._with(s)), s) for s in ("failed", "skipped", "cancelled")]
+        counts += [(len(self._with(s)), s) for s in ("failed", "timed-out", "skipped", "cancelled")]
         return "run: " + ", ".join(f"{n} {word}" for n, word in counts if n or word in ("ran", "cached"))
 
     def render_text(self) -> str:
@@ -195,7 +138,7 @@ class RunReport:
 
     def merge(self, later: RunReport) -> RunReport:
         """Add the tasks of a later run (auto mode's downstream run); this run's word wins."""
-        for name in ("statuses", "reasons", "durations", "errors", "saved"):
+        for name in ("statuses", "reasons", "durations", "errors", "saved", "attempts"):
             mine = getattr(self, name)
             for task, value in getattr(later, name).items():
                 mine.setdefault(task, value)
@@ -208,10 +151,42 @@ class RunReport:
         return {"text/plain": self.render_text(), "text/html": self.render_html()}
 
 
+class _Ready:
+    """Tasks whose upstream is done: first in, first out; by priority when given."""
+
+    def __init__(self, rank: dict[str, float] | None) -> None:
+        self.rank = rank
+        self._fifo: deque[str] = deque()
+        self._heap: list[tuple[float, int, str]] = []
+        self._count = 0
+
+    def push(self, task: str) -> None:
+        if self.rank is None:
+            self._fifo.append(task)
+        else:
+            self._count += 1  # ties keep arrival (upstream-first) order
+            heapq.heappush(self._heap, (-self.rank.get(task, 0.0), self._count, task))
+
+    def pop(self) -> str:
+        return self._fifo.popleft() if self.rank is None else heapq.heappop(self._heap)[2]
+
+    def __bool__(self) -> bool:
+        return bool(self._fifo or self._heap)
+
+
+@dataclass
+class _Attempt:
+    decision: Decision
+    work: Work
+    number: int
+    submitted: float
+    deadline: float | None
+
+
 class _Run:
     """The state of one run: statuses, the ready queue, in-flight futures."""
 
-    def __init__(self, ctx: RunContext, order: Sequence[str], bus: EventBus, run_id: int) -> None:
+    def __init__(self, ctx: RunContext, order: Sequence[str], bus: EventBus, run_id: int, jobs: int) -> None:
         self.ctx, self.bus, self.run_id = ctx, bus, run_id
         self.report = RunReport(run_id=run_id)
         members = set(order)
@@ -220,9 +195,13 @@ class _Run:
         for t in order:
             for u in self.waiting[t]:
                 self.children[u].append(t)
-        self.ready = deque(t for t in order if not self.waiting[t])
+        rank = priorities(order, self.children, ctx.estimates(order)) if jobs > 1 else None
+        self.ready = _Ready(rank)
+        for t in order:
+            if not self.waiting[t]:
+                self.ready.push(t)
         self.order = list(order)
-        self.running: dict[Future[Outcome], tuple[Decision, float]] = {}
+        self.running: dict[Future[Outcome], _Attempt] = {}
         self.stopped = False
 
     def finish(self, task: str, status: str, duration: float = 0.0, reason: str = "", **extra: Any) -> None:
@@ -238,11 +217,14 @@ class _Run:
         for child in self.children[task]:
             self.waiting[child].discard(task)
             if not self.waiting[child]:
-                self.ready.append(child)
+                self.ready.push(child)
 
     def blocked_by_failure(self, task: str) -> bool:
-        bad = ("failed", "skipped", "cancelled")
-        return any(self.report.statuses.get(u) in bad for u in self.ctx.upstream(task))
+        return any(self.report.statuses.get(u) in _BAD for u in self.ctx.upstream(task))
+
+    def next_deadline(self) -> float | None:
+        deadlines = [a.deadline for a in self.running.values() if a.deadline is not None]
+        return min(deadlines) if deadlines else None
 
 
 def execute(
@@ -257,7 +239,7 @@ def execute(
 ) -> RunReport:
     """Bring every task of ``order`` (upstream first) up to date."""
     backend = backend or InlineBackend()
-    run = _Run(ctx, order, bus or EventBus(), run_id)
+    run = _Run(ctx, order, bus or EventBus(), run_id, backend.jobs)
     started = time.perf_counter()
     edges = {t: tuple(ups) for t, ups in run.waiting.items()}
     run.bus.emit(RunStarted(run_id, started, tasks=tuple(order), upstream=edges))
@@ -265,9 +247,12 @@ def execute(
         while run.ready or run.running:
             _start_ready(run, backend, force, keep_going)
             if run.running:
-                done, _ = wait(list(run.running), return_when=FIRST_COMPLETED)
+                deadline = run.next_deadline()
+                timeout = None if deadline is None else max(0.0, deadline - time.perf_counter())
+                done, _ = wait(list(run.running), timeout=timeout, return_when=FIRST_COMPLETED)
                 for future in done:
-                    _complete(run, future, keep_going)
+                    _complete(run, backend, future, keep_going)
+                _expire(run, backend, keep_going)
     except KeyboardInterrupt:
         _cancel_rest(run)
         raise
@@ -281,7 +266,7 @@ def execute(
 
 def _start_ready(run: _Run, backend: Backend, force: frozenset[str], keep_going: bool) -> None:
     while run.ready and len(run.running) < backend.jobs:
-        task = run.ready.popleft()
+        task = run.ready.pop()
         if run.blocked_by_failure(task):
             run.finish(task, "skipped", reason="an upstream task failed")
             continue
@@ -293,9 +278,17 @@ def _start_ready(run: _Run, backend: Backend, force: frozenset[str], keep_going:
             continue
         if decision.action == "load":  # the load failed: the value is recomputed
             decision = type(decision)(task, "run", ("not in cache",), decision.key)
-        run.bus.emit(TaskStarted(run.run_id, time.perf_counter(), task=task, reason=decision.reason, worker=backend.name))
-        future = backend.submit(_in_lane(run.ctx.prepare(decision)))
-        run.running[future] = (decision, time.perf_counter())
+        _submit(run, backend, decision, run.ctx.prepare(decision), 1)
+
+
+def _submit(run: _Run, backend: Backend, decision: Decision, work: Work, number: int) -> None:
+    now = time.perf_counter()
+    run.bus.emit(TaskStarted(run.run_id, now, task=decision.task, reason=decision.reason, worker=backend.name,
+                             attempt=number))
+    deadline = now + work.timeout if work.timeout else None
+    attempt = _Attempt(decision, work, number, now, deadline)
+    future = backend.submit(work)
+    run.running[future] = attempt
 
 
 def _load(run: _Run, decision: Decision) -> bool:
@@ -311,28 +304,56 @@ def _load(run: _Run, decision: Decision) -> bool:
     return True
 
 
-def _complete(run: _Run, future: Future[Outcome], keep_going: bool) -> None:
-    decision, _ = run.running.pop(future)
-    outcome = future.result()
+def _complete(run: _Run, backend: Backend, future: Future[Outcome], keep_going: bool) -> None:
+    attempt = run.running.pop(future)
+    decision, outcome = attempt.decision, future.result()
+    if outcome.remote:  # a worker's clock may not be ours: place the span by when the kernel saw it end
+        outcome.started = max(attempt.submitted, time.perf_counter() - outcome.duration)
+    timeout = attempt.work.timeout
+    if outcome.error is None and timeout and outcome.duration > timeout:
+        outcome.error = TaskTimedOut(decision.task, timeout)  # could not be interrupted: its result is late
     if outcome.error is not None:
-        run.report.errors[decision.task] = outcome.error
-        run.stopped = run.stopped or not keep_going
-        run.finish(decision.task, "failed", outcome.duration, decision.reason, error=outcome.error,
-                   started=outcome.started, worker=outcome.worker, cpu_time=outcome.cpu_time)
+        _failed(run, backend, attempt, outcome, keep_going)
         return
     nbytes = run.ctx.commit(decision, outcome)
     run.finish(
         decision.task, "done", outcome.duration, decision.reason, nbytes=nbytes, started=outcome.started,
         worker=outcome.worker, cpu_time=outcome.cpu_time, peak_memory=outcome.peak_memory,
-        output_bytes=outcome.output_bytes,
+        output_bytes=outcome.output_bytes, attempt=attempt.number,
     )
 
 
+def _failed(run: _Run, backend: Backend, attempt: _Attempt, outcome: Outcome, keep_going: bool) -> None:
+    task, error = attempt.decision.task, outcome.error
+    assert error is not None
+    if attempt.number <= attempt.work.retries and not run.stopped:
+        run.report.attempts[task] = attempt.number + 1
+        _submit(run, backend, attempt.decision, run.ctx.prepare(attempt.decision), attempt.number + 1)
+        return
+    run.report.errors[task] = error
+    run.stopped = run.stopped or not keep_going
+    status = "timed-out" if isinstance(error, TaskTimedOut) else "failed"
+    run.finish(task, status, outcome.duration, attempt.decision.reason, error=error, started=outcome.started,
+               worker=outcome.worker, cpu_time=outcome.cpu_time, attempt=attempt.number)
+
+
+def _expire(run: _Run, backend: Backend, keep_going: bool) -> None:
+    """Give up on tasks past their deadline (a worker cannot be interrupted; its result is ignored)."""
+    now = time.perf_counter()
+    for future, attempt in list(run.running.items()):
+        if attempt.deadline is not None and now >= attempt.deadline and not future.done():
+            future.cancel()
+            del run.running[future]
+            error = TaskTimedOut(attempt.decision.task, attempt.work.timeout or 0.0)
+            outcome = Outcome(error=error, duration=now - attempt.submitted, started=attempt.submitted)
+            _failed(run, backend, attempt, outcome, keep_going)
+
+
 def _cancel_rest(run: _Run) -> None:
-    for future, (decision, _) in list(run.running.items()):
+    for future, attempt in list(run.running.items()):
         future.cancel()
-        run.report.statuses[decision.task] = "cancelled"
-        run.bus.emit(TaskFinished(run.run_id, time.perf_counter(), task=decision.task, status="cancelled"))
+        run.report.statuses[attempt.decision.task] = "cancelled"
+        run.bus.emit(TaskFinished(run.run_id, time.perf_counter(), task=attempt.decision.task, status="cancelled"))
     run.running.clear()
     for task in run.order:
         if task not in run.report.statuses:

@@ -53,6 +53,8 @@ class TaskSpec:
     code_digest: str
     cell_id: str | None = None
     volatile: bool = False
+    retries: int = 0
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -70,9 +72,12 @@ def spec_from_function(
     source: str | None = None,
     cell_id: str | None = None,
     volatile: bool = False,
+    retries: int = 0,
+    timeout: float | None = None,
 ) -> TaskSpec:
     """Build a :class:`TaskSpec` from a plain function."""
     name = func.__name__
+    _check_options(name, retries, timeout)
     try:
         signature = inspect.signature(func)
     except (TypeError, ValueError) as exc:
@@ -90,7 +95,14 @@ def spec_from_function(
         if param.default is not _NO_DEFAULT:
             defaults[param.name] = param.default
     digest = source_digest(source) if source is not None else function_digest(func)
-    return TaskSpec(name, func, tuple(params), defaults, digest, cell_id, volatile)
+    return TaskSpec(name, func, tuple(params), defaults, digest, cell_id, volatile, retries, timeout)
+
+
+def _check_options(name: str, retries: int, timeout: float | None) -> None:
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise TaskDefinitionError(f"`retries` is {retries!r}.", "Give a whole number, 0 or more.", name)
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise TaskDefinitionError(f"`timeout` is {timeout!r}.", "Give a number of seconds above 0.", name)
 
 
 def parse_task_cell(source: str, line_offset: int = 0) -> ast.FunctionDef | ast.AsyncFunctionDef:

@@ -60,6 +60,9 @@ def _task_parser() -> _Parser:
     parser.add_argument("-h", "--help", action="store_true", help="show this help")
     parser.add_argument("--no-run", action="store_true", help="define (or redefine) the task without running it")
     parser.add_argument("--volatile", action="store_true", help="always rerun the task, never use its cache")
+    parser.add_argument("--retries", type=int, default=0, metavar="N", help="run it again up to N times if it fails")
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                        help="give up after SECONDS (status timed-out)")
     return parser
 
 
@@ -86,8 +89,9 @@ def _dag_parser() -> _Parser:
         subs[name].add_argument("targets", nargs="*", metavar="TASK")
         subs[name].add_argument("--force", action="append", default=[], metavar="TASK", help="rerun TASK even if cached")
     subs["run"].add_argument("--keep-going", action="store_true", help="run every branch that does not depend on a failure")
-    subs["run"].add_argument("--jobs", type=int, default=1, metavar="N", help="tasks to run at once")
-    subs["run"].add_argument("--backend", default=None, choices=["inline", "threads"], help="where tasks run")
+    subs["run"].add_argument("--jobs", type=int, default=None, metavar="N", help="tasks to run at once")
+    subs["run"].add_argument("--backend", default=None, metavar="B",
+                             help="inline (default), threads, processes, dask, or dask://HOST:PORT")
     subs["show"].add_argument("--static", action="store_true", help="render HTML only, no widget")
     subs["why"].add_argument("task", metavar="TASK")
     subs["drop"].add_argument("task", metavar="TASK")
@@ -141,7 +145,7 @@ class DagMagics(Magics):
             print(self._task_parser.format_help())
             return
         with _usage_errors(), _task_failures(self.shell):
-            name, notes = self._define(cell, args.volatile)
+            name, notes = self._define(cell, args)
             if args.no_run:
                 stale = ", ".join(self.graph.stale([name])) or "none"
                 _show_line(f"{name}: defined (not run){notes} · stale: {stale}", {"task": name})
@@ -150,7 +154,7 @@ class DagMagics(Magics):
                 report = self.graph.run([name])
                 self._after_run(name, report, notes)
 
-    def _define(self, cell: str, volatile: bool) -> tuple[str, str]:
+    def _define(self, cell: str, args: argparse.Namespace) -> tuple[str, str]:
         node = parse_task_cell(cell, line_offset=1)  # the `%%task` line is line 1 of the cell
         name, cell_id = node.name, self.cell_id
         func = self._compile(cell, node)
@@ -159,7 +163,9 @@ class DagMagics(Magics):
             from .errors import DuplicateTask
 
             raise DuplicateTask(name)
-        replaced = self.graph.add(spec_from_function(func, source=cell, cell_id=cell_id, volatile=volatile))
+        spec = spec_from_function(func, source=cell, cell_id=cell_id, volatile=args.volatile,
+                                  retries=args.retries, timeout=args.timeout)
+        replaced = self.graph.add(spec)
         try:
             self.graph.check(name)
         except DagnbError:  # keep the last good definition
@@ -423,8 +429,13 @@ def _task_failures(shell: Any) -> Iterator[None]:
         if report is not None:
             _show_line(report.render_text(), _metadata(report, None))
         error = failure.error
-        tb = _user_frames(error.__traceback__)
-        lines = [*shell.InteractiveTB.structured_traceback(type(error), error, tb, tb_offset=0), f"TaskFailed: {failure}"]
+        remote = getattr(error, "remote_traceback", None)  # raised in a worker process
+        if remote is not None:
+            lines = [remote.rstrip(), f"TaskFailed: {failure}"]
+        else:
+            tb = _user_frames(error.__traceback__)
+            lines = [*shell.InteractiveTB.structured_traceback(type(error), error, tb, tb_offset=0),
+                     f"TaskFailed: {failure}"]
         failure._render_traceback_ = lambda: lines  # type: ignore[attr-defined]
         raise failure.with_traceback(None) from None
 

@@ -12,7 +12,7 @@ results and the store's metadata; it never loads a value.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any, Literal, Protocol
@@ -24,7 +24,9 @@ from .codehash import code_fingerprint
 from .hashing import value_digest
 from .store import CacheEntry, Store
 
-__all__ = ["Decision", "KeyInfo", "Plan", "Result", "compute_key", "decide", "plan_run"]
+__all__ = ["Decision", "KeyInfo", "Plan", "Result", "compute_key", "decide", "plan_run", "priorities"]
+
+DEFAULT_COST = 0.01  # seconds assumed for a task never measured, when no task has been
 
 Action = Literal["fresh", "load", "run", "pending"]
 
@@ -238,3 +240,22 @@ def plan_run(
         if decision.output is not None:
             known[name] = decision.output
     return Plan(decisions)
+
+
+def priorities(
+    order: Sequence[str], children: Mapping[str, Sequence[str]], estimates: Mapping[str, float]
+) -> dict[str, float]:
+    """Each task's longest remaining path: its own cost plus the costliest chain below it.
+
+    Costs are durations measured on earlier runs; a task never measured
+    counts as the median of those that were (or :data:`DEFAULT_COST`).
+    Starting the ready task with the highest value first keeps the critical
+    path moving (list scheduling by "bottom level").
+    """
+    known = sorted(estimates.values())
+    default = known[len(known) // 2] if known else DEFAULT_COST
+    rank: dict[str, float] = {}
+    for task in reversed(order):  # downstream first
+        below = max((rank[c] for c in children.get(task, ()) if c in rank), default=0.0)
+        rank[task] = estimates.get(task, default) + below
+    return rank

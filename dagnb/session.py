@@ -5,7 +5,8 @@ Python gets a graph with an in-memory namespace. The default cache
 directory is ``$DAGNB_CACHE_DIR`` or ``.dagnb`` in the working directory
 (beside the notebook, where Jupyter starts kernels). ``$DAGNB_FORCE`` (task
 names, comma-separated; ``dagnb run --force`` sets it) makes those tasks
-rerun once, the first time a run reaches them.
+rerun once, the first time a run reaches them; ``$DAGNB_BACKEND`` and
+``$DAGNB_JOBS`` (set by ``dagnb run --backend --jobs``) choose where runs go.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def current(namespace: MutableMapping[str, Any] | None = None) -> Graph:
 
         _current = Graph(cache_dir=default_cache_dir(), namespace=namespace)
         _current.force_once = {t for t in os.environ.get("DAGNB_FORCE", "").split(",") if t}
+        _current.backend = os.environ.get("DAGNB_BACKEND") or "inline"
+        _current.jobs = int(os.environ.get("DAGNB_JOBS") or 1)
     return _current
 
 

@@ -430,3 +430,45 @@ def test_the_dag_view_is_a_widget_with_fallbacks_and_follows_a_later_run(env: Pa
     # A task cell that runs only itself shows no progress bar.
     assert [WIDGET in o.get("data", {}) for o in nb.cells[5].outputs] == [False]
     assert log_lines(env) == ["a", "b", "c"]
+
+
+# ------------------------------------------------------------------ parallel
+
+
+def test_a_processes_run_in_a_real_kernel_sends_notebook_functions_to_workers(env: Path) -> None:
+    log = env / "log.txt"
+    nb = execute(make_notebook(
+        "def helper(x):\n    return x + 1",
+        task_cell("a", "", "print('a prints')\nreturn helper(1)", log).replace("%%task", "%%task --no-run"),
+        task_cell("b", "", "return 10", log).replace("%%task", "%%task --no-run"),
+        task_cell("c", "a, b", "return a + b", log).replace("%%task", "%%task --no-run"),
+        "%dag run --backend processes --jobs 2",
+        "c",
+    ), env)
+    run_cell = nb.cells[5]
+    assert "a prints" in stdout_of(run_cell), "a worker's print is shown in the cell that ran it"
+    assert text_of(nb.cells[6]).strip() == "12"
+    assert sorted(log_lines(env)) == ["a", "b", "c"]
+    meta = next(o["metadata"]["dagnb"] for o in run_cell.outputs if o.get("metadata", {}).get("dagnb"))
+    assert meta["statuses"] == {"a": "done", "b": "done", "c": "done"}
+
+
+def test_task_options_retries_and_timeout_in_a_real_kernel(env: Path) -> None:
+    counter = env / "attempts.txt"
+    flaky = (
+        f"%%task --retries 2\ndef flaky(path={str(counter)!r}):\n"
+        "    import os\n"
+        "    n = int(open(path).read()) + 1 if os.path.exists(path) else 1\n"
+        "    open(path, 'w').write(str(n))\n"
+        "    if n < 3:\n"
+        "        raise RuntimeError(f'attempt {n}')\n"
+        "    return n"
+    )
+    slow = "%%task --timeout 0.5\ndef slow():\n    import time\n    time.sleep(5)\n    return 1"
+    nb = execute(make_notebook(flaky, "flaky", slow, "print('after')"), env, allow_errors=True)
+    assert text_of(nb.cells[2]).strip() == "3"
+    assert counter.read_text() == "3"
+    [error] = [o for o in nb.cells[3].outputs if o["output_type"] == "error"]
+    assert error["ename"] == "TaskFailed"
+    assert error["evalue"].startswith("Task `slow` did not finish within its timeout of 0.5 s.")
+    assert stdout_of(nb.cells[4]) == "after\n"

@@ -1,0 +1,245 @@
+"""Where task bodies run: inline, a thread pool, worker processes, or a Dask cluster.
+
+A backend takes a :class:`Work` and returns a ``concurrent.futures.Future``
+of an :class:`Outcome`; the executor needs nothing else (dask's
+``submit`` pattern). ``inline`` runs in the caller's thread and is the
+reference; ``threads`` suits tasks that wait on I/O or release the GIL;
+``processes`` (loky's reusable executor, as vendored by joblib: functions
+defined in a notebook travel by value with cloudpickle) suits CPU-bound
+Python; ``dask`` submits to a ``distributed`` cluster, local or remote.
+Remote workers only compute: the kernel alone writes the cache.
+
+Responsibilities:
+    * run a task body and describe it as an :class:`Outcome`;
+    * name the lane it ran on (``main``, a thread, ``pid N``);
+    * stop an inline task at its timeout (a signal in the main thread).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .errors import CommandError, TaskTimedOut
+
+__all__ = [
+    "Backend",
+    "DaskBackend",
+    "InlineBackend",
+    "Outcome",
+    "ProcessBackend",
+    "ThreadBackend",
+    "TimedOut",
+    "Work",
+    "current_lane",
+    "make_backend",
+]
+
+
+@dataclass
+class Outcome:
+    """What running one task produced (in a worker)."""
+
+    value: Any = None
+    output: str | None = None
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    duration: float = 0.0
+    error: BaseException | None = None
+    started: float = 0.0
+    cpu_time: float = 0.0
+    peak_memory: int = 0
+    output_bytes: int = 0
+    worker: str = "main"
+    remote: bool = False  # ran in another process: its prints were recorded, not shown live
+
+
+@dataclass
+class Work:
+    """One task body, ready to run where the backend chooses.
+
+    ``local`` runs it in this process with the session's output capture;
+    remote backends send ``func`` and ``kwargs`` to a worker instead.
+    """
+
+    task: str
+    func: Callable[..., Any] = field(repr=False)
+    kwargs: dict[str, Any] = field(repr=False)
+    local: Callable[[], Outcome] = field(repr=False)
+    timeout: float | None = None
+    retries: int = 0
+
+
+class TimedOut(BaseException):
+    """Raised inside an inline task at its timeout (a BaseException, so ``except Exception`` in user code cannot swallow it)."""
+
+
+class Backend(Protocol):
+    """Where task bodies run: ``submit`` returns a future of an :class:`Outcome`."""
+
+    name: str
+    jobs: int
+
+    def submit(self, work: Work) -> Future[Outcome]: ...
+
+    def shutdown(self) -> None: ...
+
+
+def current_lane() -> str:
+    """The trace lane of the calling thread: ``main`` for the main thread, else the thread's name."""
+    thread = threading.current_thread()
+    return "main" if thread is threading.main_thread() else thread.name
+
+
+def _in_lane(fn: Callable[[], Outcome]) -> Callable[[], Outcome]:
+    def call() -> Outcome:
+        outcome = fn()
+        outcome.worker = current_lane()
+        return outcome
+
+    return call
+
+
+@contextlib.contextmanager
+def _alarm(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`TimedOut` in this thread after ``seconds`` (main thread on Unix only)."""
+    usable = seconds and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise TimedOut
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class InlineBackend:
+    """Runs each task at once in the caller's thread: the reference backend."""
+
+    name = "inline"
+    jobs = 1
+
+    def submit(self, work: Work) -> Future[Outcome]:
+        future: Future[Outcome] = Future()
+        try:
+            with _alarm(work.timeout):
+                outcome = work.local()  # KeyboardInterrupt propagates to the run loop
+        except TimedOut:
+            outcome = Outcome(error=TaskTimedOut(work.task, work.timeout or 0.0), duration=work.timeout or 0.0)
+        outcome.worker = current_lane()
+        future.set_result(outcome)
+        return future
+
+    def shutdown(self) -> None:
+        pass
+
+
+class ThreadBackend:
+    """Runs tasks on a pool of threads (for tasks that release the GIL or wait on I/O)."""
+
+    name = "threads"
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = max(1, jobs)
+        self._pool = ThreadPoolExecutor(self.jobs, thread_name_prefix="dagnb")
+
+    def submit(self, work: Work) -> Future[Outcome]:
+        return self._pool.submit(_in_lane(work.local))
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class ProcessBackend:
+    """Runs tasks in worker processes (loky's reusable executor, shared by the session)."""
+
+    name = "processes"
+
+    def __init__(self, jobs: int) -> None:
+        from joblib.externals.loky import get_reusable_executor
+
+        self.jobs = max(1, jobs)
+        self._pool = get_reusable_executor(max_workers=self.jobs, timeout=300)
+
+    def submit(self, work: Work) -> Future[Outcome]:
+        from .worker import run_remote
+
+        return self._pool.submit(run_remote, work.func, work.kwargs)
+
+    def shutdown(self) -> None:
+        pass  # reusable: the next run (or joblib) gets the same warm workers
+
+
+class DaskBackend:
+    """Submits tasks to a ``distributed`` cluster; results come back to the kernel."""
+
+    name = "dask"
+
+    def __init__(self, client: Any, owned: Any = None) -> None:
+        self.client, self._owned = client, owned
+        workers = client.scheduler_info().get("workers", {})
+        self.jobs = max(1, sum(w.get("nthreads", 1) for w in workers.values()))
+
+    @classmethod
+    def connect(cls, address: str | None, jobs: int) -> DaskBackend:
+        """A client of the scheduler at ``address``, or of a new LocalCluster on 127.0.0.1."""
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise CommandError(
+                "The `dask` backend needs `distributed`, which is not installed. "
+                'Install it with `pip install "dagnb[dask]"`, or use `--backend processes`.'
+            ) from None
+        if address:
+            return cls(Client(address, timeout="10s"))
+        cluster = LocalCluster(n_workers=max(1, jobs), threads_per_worker=1, host="127.0.0.1",
+                               dashboard_address=None, processes=True)
+        return cls(Client(cluster), owned=cluster)
+
+    def submit(self, work: Work) -> Future[Outcome]:
+        from .worker import run_remote
+
+        future: Future[Outcome] = Future()
+        remote = self.client.submit(run_remote, work.func, work.kwargs, pure=False)
+
+        def settle(done: Any) -> None:
+            try:
+                future.set_result(done.result())
+            except BaseException as exc:  # cancelled, lost worker: the task failed
+                future.set_result(Outcome(error=exc, remote=True))
+
+        remote.add_done_callback(settle)
+        return future
+
+    def shutdown(self) -> None:
+        if self._owned is not None:
+            self.client.close()
+            self._owned.close()
+
+
+BACKENDS = ("inline", "threads", "processes", "dask", "dask://HOST:PORT")
+
+
+def make_backend(name: str | None, jobs: int = 1) -> Backend:
+    """A backend by name: ``inline`` (default), ``threads``, ``processes``, ``dask`` or ``dask://HOST:PORT``."""
+    if name in (None, "inline"):
+        return InlineBackend()
+    if name == "threads":
+        return ThreadBackend(jobs)
+    if name == "processes":
+        return ProcessBackend(jobs)
+    if name == "dask" or (name or "").startswith("dask://"):
+        address = name[len("dask://"):] if name and name.startswith("dask://") else None
+        return DaskBackend.connect(f"tcp://{address}" if address else None, jobs)
+    raise CommandError(f"There is no backend `{name}`. Use one of: {', '.join(BACKENDS)}.")

@@ -1,0 +1,71 @@
+"""Running one task body in a worker process (``processes`` and ``dask`` backends).
+
+:func:`run_remote` is what a worker executes: the task's function on its
+inputs, with stdout and stderr recorded, costs measured and the output
+fingerprinted there (hashing a large value happens in parallel, not in the
+kernel). Everything it returns is pickled back to the kernel, which alone
+writes the cache and binds values. An error comes back as the user's
+exception with the worker's traceback as text, since tracebacks do not
+cross processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import pickle
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from .capture import OutputLog
+from .costs import measure, value_nbytes
+from .errors import Unfingerprintable
+from .executor import Outcome
+from .hashing import fingerprint
+
+__all__ = ["RemoteError", "run_remote"]
+
+
+class RemoteError(Exception):
+    """A worker's exception that could not be pickled back: its type, message and traceback."""
+
+
+class _Recorder(io.TextIOBase):
+    def __init__(self, log: OutputLog, name: str) -> None:
+        self._log, self._name = log, name
+
+    def write(self, text: str) -> int:
+        self._log.stream(self._name, text)
+        return len(text)
+
+
+def run_remote(func: Callable[..., Any], kwargs: dict[str, Any]) -> Outcome:
+    """Run ``func(**kwargs)`` here (a worker) and describe what happened."""
+    log = OutputLog()
+    worker = f"pid {os.getpid()}"
+    try:
+        with contextlib.redirect_stdout(_Recorder(log, "stdout")), \
+                contextlib.redirect_stderr(_Recorder(log, "stderr")), measure() as cost:
+            value = func(**kwargs)
+    except Exception as exc:
+        return Outcome(error=_portable(exc), outputs=list(log), duration=cost.duration, started=cost.started,
+                       cpu_time=cost.cpu_time, worker=worker, remote=True)
+    try:
+        output = fingerprint(value)
+    except Unfingerprintable:
+        output = None
+    return Outcome(value, output, list(log), cost.duration, None, cost.started, cost.cpu_time, cost.peak_memory,
+                   value_nbytes(value), worker, remote=True)
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """The exception, carrying its traceback as text; a stand-in if it cannot be pickled."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        exc = RemoteError(f"{type(exc).__qualname__}: {exc}")
+    exc.remote_traceback = text  # type: ignore[attr-defined]
+    return exc
