@@ -14,6 +14,7 @@ from .api import Graph, Why
 from .errors import DagnbError, TaskFailed
 from .executor import RunReport
 from .hashing import FileRef, file, fingerprint, register_fingerprint
+from .hooks import on, subscribe
 from .plan import Plan
 from .session import current
 
@@ -29,7 +30,9 @@ __all__ = [
     "file",
     "fingerprint",
     "load_ipython_extension",
+    "on",
     "register_fingerprint",
+    "subscribe",
     "task",
     "unload_ipython_extension",
 ]
@@ -37,9 +40,15 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def task(func: Callable[..., Any] | None = None, *, volatile: bool = False) -> Any:
-    """Define a task of the session's graph: ``@dagnb.task`` above a ``def``."""
-    return current().task(func, volatile=volatile)
+def task(
+    func: Callable[..., Any] | None = None,
+    *,
+    volatile: bool = False,
+    retries: int = 0,
+    timeout: float | None = None,
+) -> Any:
+    """Define a task of the session's graph: ``@dagnb.task`` (or ``@dagnb.task(retries=2)``) above a ``def``."""
+    return current().task(func, volatile=volatile, retries=retries, timeout=timeout)
 
 
 def load_ipython_extension(ipython: Any) -> None:

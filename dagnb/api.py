@@ -21,6 +21,7 @@ from .capture import OutputLog, capture_streams, replay_streams
 from .codehash import helper_sources
 from .costs import measure, value_nbytes
 from .errors import (
+    CommandError,
     DagnbCacheWarning,
     InputMutated,
     TaskFailed,
@@ -28,13 +29,14 @@ from .errors import (
     UnfingerprintableWarning,
     UnpicklableOutputWarning,
 )
-from .events import Event, EventBus, GraphChanged, RunFinished, TaskFinished
+from .events import Event, EventBus, GraphChanged, RunFinished, RunStarted, TaskFinished
+from .history import History, RunDiff, diff_runs
 from .backends import DaskBackend, ThreadBackend, Work
 from .executor import Backend, Outcome, RunReport, execute, make_backend
 from .graph import TaskGraph, TaskSpec, spec_from_function
 from .hashing import fingerprint
 from .plan import Decision, Plan, Result, decide, plan_run
-from .store import CacheEntry, CacheMiss, MemoryStore, Pruned, Store, open_store
+from .store import CacheEntry, CacheMiss, MemoryStore, Pruned, RunRecord, Store, TaskRecord, open_store
 from .trace import Trace, TraceRecorder
 
 if TYPE_CHECKING:
@@ -95,6 +97,7 @@ class Graph:
         self.results: dict[str, Result] = {}
         self.bus = EventBus()
         self.last_run: RunReport | None = None
+        self.last_history_id = 0  # the id the history gives the latest run
         self.mode = "lazy"
         self.capture: Callable[[], AbstractContextManager[OutputLog]] = capture_streams
         self.replay: Callable[[list[dict[str, Any]]], None] = replay_streams
@@ -108,6 +111,8 @@ class Graph:
         self.backend: str | Backend = "inline"  # where `run` sends tasks when not told
         self.jobs = 1
         self._backends: dict[tuple[str, int], Backend] = {}  # worker pools and clusters, reused across runs
+        self._run_started = 0.0
+        self._run_tasks: list[TaskFinished] = []  # this run's finished tasks, for the history
         self._recorder = TraceRecorder()
         self.bus.subscribe(self._on_event)  # first, so views see a settled session
         self.bus.subscribe(self._recorder)
@@ -281,6 +286,10 @@ class Graph:
         return self.store.last_durations(tasks)
 
     def _on_event(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self._run_started, self._run_tasks = time.time(), []
+        if isinstance(event, TaskFinished):
+            self._run_tasks.append(event)
         if isinstance(event, TaskFinished) and isinstance(event.error, InputMutated):
             for param in event.error.params:
                 self._restore(param)
@@ -294,6 +303,7 @@ class Graph:
             self._damaged.clear()
             hits, self._touched = self._touched, []
             self.store.touch(hits)  # one transaction per run
+            self.last_history_id = self.store.record_run(self._run_started, time.time(), self._history_rows())
 
     # RunContext: what the executor calls back.
 
@@ -327,6 +337,50 @@ class Graph:
         kwargs.update(decision.key.values)
         before = self._input_fingerprints(kwargs) if self.check_mutation else None
         return Work(spec.name, spec.func, kwargs, lambda: self._work(spec, kwargs, before), spec.timeout, spec.retries)
+
+    def _history_rows(self) -> list[TaskRecord]:
+        rows = []
+        for e in self._run_tasks:
+            result = self.results.get(e.task) if e.status in ("done", "cached") else None
+            rows.append(TaskRecord(e.task, e.status, e.reason, result.key if result else None,
+                                   result.output if result else None, e.duration, e.worker))
+        return rows
+
+    def history(self, limit: int | None = 10) -> History:
+        """Recent runs of this cache, newest first."""
+        return History(self.store.runs(limit))
+
+    def run_record(self, run_id: int) -> RunRecord:
+        """One recorded run, by the id ``history`` shows."""
+        for run in self.store.runs():
+            if run.id == run_id:
+                return run
+        known = ", ".join(str(r.id) for r in self.store.runs(10)) or "none yet"
+        raise CommandError(f"There is no run {run_id} in the history of this cache. Recent runs: {known}.")
+
+    def diff(self, first: int, second: int) -> RunDiff:
+        """Which tasks changed key or output from run ``first`` to run ``second``."""
+        return diff_runs(self.run_record(first), self.run_record(second))
+
+    def restore(self, run_id: int) -> dict[str, str]:
+        """Bind the values run ``run_id`` had, from the cache; say per task whether it was restored."""
+        outcome = {}
+        for row in self.run_record(run_id).tasks:
+            entry = self.store.entry(row.key) if row.key else None
+            if row.task not in self.tasks:
+                outcome[row.task] = "no longer a task"
+            elif entry is None or not entry.stored:
+                outcome[row.task] = "not in the cache"
+            else:
+                try:
+                    value = self.store.load(entry)
+                except CacheMiss as miss:
+                    outcome[row.task] = f"not restored: {miss.reason}"
+                    continue
+                self._bind(row.task, Result(entry.key, entry.output, value, entry.outputs))
+                self.statuses[row.task] = "cached"
+                outcome[row.task] = "restored"
+        return outcome
 
     def _restore(self, task: str) -> None:
         """Put back the value a task damaged in place, from the disk cache when it has a copy."""

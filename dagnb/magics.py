@@ -79,6 +79,7 @@ def _dag_parser() -> _Parser:
         "cache": "inspect or clear the disk cache, or move it",
         "mode": "lazy (list stale downstream tasks) or auto (rerun them at once)",
         "config": "debug settings: --check-mutation finds tasks that change their inputs in place",
+        "history": "recent runs of this cache; --diff A B: which tasks changed between two runs",
         "trace": "Gantt chart of the latest run, with its critical path",
         "costs": "per-task time, CPU, memory, bytes, cache hits and time saved",
     }
@@ -93,6 +94,9 @@ def _dag_parser() -> _Parser:
     subs["run"].add_argument("--backend", default=None, metavar="B",
                              help="inline (default), threads, processes, dask, or dask://HOST:PORT")
     subs["show"].add_argument("--static", action="store_true", help="render HTML only, no widget")
+    subs["run"].add_argument("--as-of", type=int, metavar="RUN", help="restore the values run RUN had, from the cache")
+    subs["history"].add_argument("limit", nargs="?", type=int, default=10, metavar="N", help="how many runs (10)")
+    subs["history"].add_argument("--diff", nargs=2, type=int, metavar=("A", "B"), help="compare run A with run B")
     subs["why"].add_argument("task", metavar="TASK")
     subs["drop"].add_argument("task", metavar="TASK")
     subs["cache"].add_argument("action", nargs="?", default="info", choices=["info", "verify", "clear", "prune"])
@@ -274,7 +278,15 @@ class DagMagics(Magics):
         finally:
             progress.close()
 
-    def _cmd_run(self, args: argparse.Namespace) -> RunReport:
+    def _cmd_history(self, args: argparse.Namespace) -> Any:
+        return self.graph.diff(*args.diff) if args.diff else self.graph.history(args.limit)
+
+    def _cmd_run(self, args: argparse.Namespace) -> RunReport | None:
+        if args.as_of is not None:
+            restored = self.graph.restore(args.as_of)
+            width = max((len(t) for t in restored), default=0)
+            print(f"values of run {args.as_of}:\n" + "\n".join(f"  {t.ljust(width)}  {w}" for t, w in restored.items()))
+            return None
         targets = args.targets or None
         with self._progress():
             report = self.graph.run(targets, force=args.force, keep_going=args.keep_going, backend=args.backend,

@@ -45,7 +45,9 @@ __all__ = [
     "DiskStore",
     "MemoryStore",
     "Pruned",
+    "RunRecord",
     "Store",
+    "TaskRecord",
     "Verified",
     "open_store",
     "parse_size",
@@ -108,6 +110,32 @@ def _human(nbytes: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GiB"  # pragma: no cover - the loop always returns
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """One task in a recorded run."""
+
+    task: str
+    status: str
+    reason: str = ""
+    key: str | None = None
+    output: str | None = None
+    duration: float = 0.0
+    worker: str = ""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run as the history keeps it; ``id`` counts runs of this cache, across sessions."""
+
+    id: int
+    started: float
+    finished: float
+    tasks: list[TaskRecord] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for t in self.tasks if t.status == status)
 
 
 @dataclass(frozen=True)
@@ -228,6 +256,14 @@ class Store(ABC):
         """Check every entry and value (signature, size); remove the bad ones."""
         return Verified(0, 0)
 
+    def record_run(self, started: float, finished: float, tasks: list[TaskRecord]) -> int:
+        """Keep a finished run in the history; return its id (0 where no history is kept)."""
+        return 0
+
+    def runs(self, limit: int | None = None) -> list[RunRecord]:
+        """Recent runs, newest first."""
+        return []
+
     def prune(self, max_bytes: int, keep: Iterable[str] = ()) -> Pruned:
         """Evict least-recently-used values until the rest take at most ``max_bytes``.
 
@@ -253,9 +289,18 @@ class MemoryStore(Store):
         self._values: dict[str, Any] = {}
         self._heads: dict[str, str] = {}
         self._hits: dict[str, tuple[int, float]] = {}
+        self._runs: list[RunRecord] = []
 
     def entry(self, key: str) -> CacheEntry | None:
         return self._entries.get(key)
+
+    def record_run(self, started: float, finished: float, tasks: list[TaskRecord]) -> int:
+        self._runs.append(RunRecord(len(self._runs) + 1, started, finished, tasks))
+        return len(self._runs)
+
+    def runs(self, limit: int | None = None) -> list[RunRecord]:
+        newest = self._runs[::-1]
+        return newest[:limit] if limit else newest
 
     def has_value(self, fingerprint: str) -> bool:
         return fingerprint in self._values
@@ -323,6 +368,10 @@ CREATE TABLE IF NOT EXISTS blobs (
     created REAL NOT NULL, last_used REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS heads (task TEXT PRIMARY KEY, key TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS hits (key TEXT PRIMARY KEY, count INTEGER NOT NULL, saved REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, started REAL NOT NULL, finished REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS run_tasks (
+    run INTEGER NOT NULL, position INTEGER NOT NULL, task TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL,
+    key TEXT, output TEXT, duration REAL NOT NULL, worker TEXT NOT NULL, PRIMARY KEY (run, position));
 """
 
 
@@ -567,6 +616,26 @@ class DiskStore(Store):
             self._db.executemany("DELETE FROM entries WHERE key = ?", [(k,) for k in bad_entries])
             self._db.execute("DELETE FROM heads WHERE key NOT IN (SELECT key FROM entries)")
         return Verified(len(self._query("SELECT key FROM entries")) + len(bad_entries), len(blobs), bad_entries, bad_values)
+
+    def record_run(self, started: float, finished: float, tasks: list[TaskRecord]) -> int:
+        with self._lock, self._db:
+            run = self._db.execute("INSERT INTO runs (started, finished) VALUES (?, ?)", (started, finished)).lastrowid
+            self._db.executemany(
+                "INSERT INTO run_tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run, i, t.task, t.status, t.reason, t.key, t.output, t.duration, t.worker) for i, t in enumerate(tasks)],
+            )
+        return int(run or 0)
+
+    def runs(self, limit: int | None = None) -> list[RunRecord]:
+        heads = self._query("SELECT id, started, finished FROM runs ORDER BY id DESC" + (f" LIMIT {int(limit)}" if limit else ""))
+        found = []
+        for run, started, finished in heads:
+            rows = self._query(
+                "SELECT task, status, reason, key, output, duration, worker FROM run_tasks WHERE run = ? ORDER BY position",
+                (run,),
+            )
+            found.append(RunRecord(run, started, finished, [TaskRecord(*row) for row in rows]))
+        return found
 
     def prune(self, max_bytes: int, keep: Iterable[str] = ()) -> Pruned:
         kept = set(keep)

@@ -441,3 +441,21 @@ def test_check_mutation_names_the_task_that_changed_its_input(ip: Any) -> None:
 def test_cache_verify_reports_an_intact_cache(ip: Any) -> None:
     chain(ip)
     assert ok(ip, "%dag cache verify") == "verified 3 entries and 3 values: all intact and signed with your key"
+
+
+def test_history_lists_runs_diffs_them_and_restores_a_past_run(ip: Any) -> None:
+    chain(ip)  # three runs, one per task cell
+    ok(ip, task("clean", "raw", body="return [x * 3 for x in raw]"))  # run 4: clean changes, model is now stale
+    ok(ip, "%dag run")  # run 5: model reruns
+    text = ok(ip, "%dag history 2")
+    assert [line.split()[:2] for line in text.splitlines()[1:]] == [["run", "5"], ["run", "4"]]
+    assert ok(ip, "%dag history --diff 3 5") == (
+        "from run 3 to run 5: 2 tasks changed\n"
+        "  clean  key changed, output changed\n"
+        "  model  key changed, output changed"
+    )
+    assert ip.user_ns["model"] == 18
+    assert ok(ip, "%dag run --as-of 3") == "values of run 3:\n  raw    restored\n  clean  restored\n  model  restored"
+    assert (ip.user_ns["clean"], ip.user_ns["model"]) == ([2, 4, 6], 12)
+    assert executions(ip) == ["raw", "clean", "model", "clean", "model"], "restoring runs nothing"
+    assert fails(ip, "%dag run --as-of 99").startswith("There is no run 99 in the history of this cache.")
