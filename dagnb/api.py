@@ -9,6 +9,7 @@ explain. Values live in ``graph.results`` and, when a namespace is given
 from __future__ import annotations
 
 import itertools
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
@@ -23,6 +24,7 @@ from .costs import measure, value_nbytes
 from .errors import (
     CommandError,
     DagnbCacheWarning,
+    DagnbSaveWarning,
     InputMutated,
     TaskFailed,
     Unfingerprintable,
@@ -126,11 +128,12 @@ class Graph:
         volatile: bool = False,
         retries: int = 0,
         timeout: float | None = None,
+        save: str | None = None,
     ) -> Any:
-        """Decorator: ``@graph.task`` or ``@graph.task(volatile=True, retries=2, timeout=60)``; returns the function."""
+        """Decorator: ``@graph.task`` or ``@graph.task(retries=2, timeout=60, save="out/{name}.csv")``."""
 
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-            self.add(spec_from_function(fn, volatile=volatile, retries=retries, timeout=timeout))
+            self.add(spec_from_function(fn, volatile=volatile, retries=retries, timeout=timeout, save=save))
             return fn
 
         return register(func) if func is not None else register
@@ -314,6 +317,7 @@ class Graph:
     def load(self, decision: Decision) -> bool:
         if decision.action == "fresh":  # rebind: the user may have overwritten the variable
             self._bind(decision.task, self.results[decision.task])
+            self._resave(decision.task)
             return True
         assert decision.entry is not None and decision.key is not None
         try:
@@ -328,7 +332,14 @@ class Graph:
             return False
         self._touched.append((decision.key.key, decision.entry.duration))
         self._bind(decision.task, Result(decision.key.key, decision.entry.output, value, decision.entry.outputs))
+        self._resave(decision.task)
         return True
+
+    def _resave(self, task: str) -> None:
+        """A ``--save`` copy that was deleted (or never written on this machine) is written again on a hit."""
+        spec = self.tasks.specs[task]
+        if spec.save and not os.path.exists(spec.save.format(name=spec.name)):
+            self._save(spec, self.results[task].value)
 
     def prepare(self, decision: Decision) -> Work:
         spec = self.tasks.specs[decision.task]
@@ -435,7 +446,24 @@ class Graph:
             self.store.put(entry, None)
         self.store.set_head(task, key.key)
         self._bind(task, Result(key.key, output, outcome.value, outcome.outputs))
+        if spec.save:
+            self._save(spec, outcome.value)
         return entry.nbytes
+
+    def _save(self, spec: TaskSpec, value: Any) -> None:
+        """``--save``: a copy of the value in a named file; failing to write it is a warning, not a failed task."""
+        from .save import save_value
+
+        assert spec.save is not None
+        try:
+            save_value(spec.name, spec.save, value)
+        except Exception as exc:  # writers raise many types (missing pyarrow, a value of the wrong kind)
+            warnings.warn(
+                f"The value of task `{spec.name}` could not be saved to `{spec.save.format(name=spec.name)}` "
+                f"({type(exc).__name__}: {exc}). The task's value and cache are fine; fix the path or the format.",
+                DagnbSaveWarning,
+                stacklevel=2,
+            )
 
     def _store(self, entry: CacheEntry, value: Any) -> bool:
         try:

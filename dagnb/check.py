@@ -86,6 +86,7 @@ class CheckResult:
     tasks: dict[str, StaticTask] = field(default_factory=dict)
     upstream: dict[str, list[str]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    outputs: dict[str, str] = field(default_factory=dict)  # file a task writes with --save -> the task
 
     @property
     def ok(self) -> bool:
@@ -95,7 +96,8 @@ class CheckResult:
         if self.ok:
             tasks = f"{len(self.tasks)} task" + ("" if len(self.tasks) == 1 else "s")
             cells = f"{self.cells} cell" + ("" if self.cells == 1 else "s")
-            return f"{self.notebook}: ok ({tasks} in {cells})"
+            saved = f"; writes {', '.join(sorted(self.outputs))}" if self.outputs else ""
+            return f"{self.notebook}: ok ({tasks} in {cells}{saved})"
         lines = [p.render(self.notebook) for p in sorted(self.problems, key=lambda p: (p.cell, p.line or 0))]
         lines.append(f"{self.notebook}: {len(self.problems)} problem{'s' if len(self.problems) > 1 else ''}")
         return "\n".join(lines)
@@ -178,7 +180,7 @@ def _parse_task(number: int, first: str, body: str, result: CheckResult) -> _Cel
     if unknown:
         result.problems.append(Problem(
             number, f"`%%task` has no option {', '.join(f'`{o}`' for o in unknown)}; it takes `--no-run`, "
-            "`--volatile`, `--retries N` and `--timeout SECONDS`.", 1
+            "`--volatile`, `--retries N`, `--timeout SECONDS` and `--save PATH`.", 1
         ))
     try:
         node = parse_task_cell(body, line_offset=1)
@@ -210,10 +212,41 @@ def _parse_task(number: int, first: str, body: str, result: CheckResult) -> _Cel
     with_defaults |= {a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None}
     result.tasks[name] = StaticTask(name, number, params, frozenset(with_defaults), body, node,
                                     "--volatile" in options)
+    _check_save(name, number, _option(options, "--save"), result)
     tree = ast.Module(body=[n for n in ast.parse(body).body if n is not node], type_ignores=[])
     _collect(tree, cell)  # imports in a task cell become notebook variables
     cell.binds.add(name)
     return cell
+
+
+def _option(options: list[str], flag: str) -> str | None:
+    for i, token in enumerate(options):
+        if token == flag and i + 1 < len(options):
+            return options[i + 1]
+        if token.startswith(flag + "="):
+            return token.split("=", 1)[1]
+    return None
+
+
+def _check_save(task: str, cell: int, pattern: str | None, result: CheckResult) -> None:
+    """``--save`` must name a known format, and no two tasks may write the same file."""
+    if pattern is None:
+        return
+    from .save import check_save_path, saved_path
+
+    try:
+        check_save_path(task, pattern)
+    except TaskDefinitionError as exc:
+        result.problems.append(Problem(cell, str(exc), 1, task))
+        return
+    path = str(saved_path(task, pattern))
+    other = result.outputs.get(path)
+    if other is not None:
+        result.problems.append(Problem(
+            cell, f"Task `{task}` saves to `{path}`, which task `{other}` (cell {result.tasks[other].cell}) also "
+            f"writes: each run would overwrite the other's file. Give one of them another `--save` path.", 1, task))
+        return
+    result.outputs[path] = task
 
 
 def _unknown_options(options: list[str]) -> list[str]:
@@ -223,7 +256,7 @@ def _unknown_options(options: list[str]) -> list[str]:
         name, has_value, _ = token.partition("=")
         if token in ("--no-run", "--volatile"):
             continue
-        if name in ("--retries", "--timeout") and (has_value or next(tokens, None) is not None):
+        if name in ("--retries", "--timeout", "--save") and (has_value or next(tokens, None) is not None):
             continue
         unknown.append(token)
     return unknown

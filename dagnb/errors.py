@@ -14,6 +14,7 @@ __all__ = [
     "CommandError",
     "CycleError",
     "DagnbCacheWarning",
+    "DagnbSaveWarning",
     "DagnbError",
     "DuplicateTask",
     "InputMutated",
@@ -180,6 +181,10 @@ class Unfingerprintable(DagnbError):
 
 class DagnbCacheWarning(UserWarning):
     """A cache entry was unreadable or could not be written; dagnb recomputes."""
+
+
+class DagnbSaveWarning(UserWarning):
+    """A ``--save`` copy of a task's value could not be written."""
 
 
 class UnfingerprintableWarning(UserWarning):

@@ -55,6 +55,7 @@ class TaskSpec:
     volatile: bool = False
     retries: int = 0
     timeout: float | None = None
+    save: str | None = None  # a path pattern the value is also written to after each run
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,15 @@ def spec_from_function(
     volatile: bool = False,
     retries: int = 0,
     timeout: float | None = None,
+    save: str | None = None,
 ) -> TaskSpec:
     """Build a :class:`TaskSpec` from a plain function."""
     name = func.__name__
     _check_options(name, retries, timeout)
+    if save is not None:
+        from .save import check_save_path
+
+        check_save_path(name, save)
     try:
         signature = inspect.signature(func)
     except (TypeError, ValueError) as exc:
@@ -95,7 +101,7 @@ def spec_from_function(
         if param.default is not _NO_DEFAULT:
             defaults[param.name] = param.default
     digest = source_digest(source) if source is not None else function_digest(func)
-    return TaskSpec(name, func, tuple(params), defaults, digest, cell_id, volatile, retries, timeout)
+    return TaskSpec(name, func, tuple(params), defaults, digest, cell_id, volatile, retries, timeout, save)
 
 
 def _check_options(name: str, retries: int, timeout: float | None) -> None:

@@ -63,6 +63,8 @@ def _task_parser() -> _Parser:
     parser.add_argument("--retries", type=int, default=0, metavar="N", help="run it again up to N times if it fails")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="give up after SECONDS (status timed-out)")
+    parser.add_argument("--save", default=None, metavar="PATH",
+                        help="also write the value to PATH after each run ({name}: the task; .npy .parquet .csv .json .pkl)")
     return parser
 
 
@@ -168,7 +170,7 @@ class DagMagics(Magics):
 
             raise DuplicateTask(name)
         spec = spec_from_function(func, source=cell, cell_id=cell_id, volatile=args.volatile,
-                                  retries=args.retries, timeout=args.timeout)
+                                  retries=args.retries, timeout=args.timeout, save=args.save)
         replaced = self.graph.add(spec)
         try:
             self.graph.check(name)

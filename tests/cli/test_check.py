@@ -87,7 +87,7 @@ BROKEN = [
     ),
     pytest.param(
         [markdown("# Option"), "%%task --fast\ndef load():\n    return 1\n"],
-        [f"{NB}: cell 2, line 1: `%%task` has no option `--fast`; it takes `--no-run`, `--volatile`, `--retries N` and `--timeout SECONDS`."],
+        [f"{NB}: cell 2, line 1: `%%task` has no option `--fast`; it takes `--no-run`, `--volatile`, `--retries N`, `--timeout SECONDS` and `--save PATH`."],
         id="unknown-task-option",
     ),
     pytest.param(
