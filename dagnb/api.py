@@ -129,11 +129,12 @@ class Graph:
         retries: int = 0,
         timeout: float | None = None,
         save: str | None = None,
+        when: str | None = None,
     ) -> Any:
-        """Decorator: ``@graph.task`` or ``@graph.task(retries=2, timeout=60, save="out/{name}.csv")``."""
+        """Decorator: ``@graph.task`` or ``@graph.task(retries=2, timeout=60, save="out/{name}.csv", when="n > 0")``."""
 
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-            self.add(spec_from_function(fn, volatile=volatile, retries=retries, timeout=timeout, save=save))
+            self.add(spec_from_function(fn, volatile=volatile, retries=retries, timeout=timeout, save=save, when=when))
             return fn
 
         return register(func) if func is not None else register
@@ -310,9 +311,26 @@ class Graph:
 
     # RunContext: what the executor calls back.
 
-    def decide(self, task: str, force: frozenset[str]) -> Decision:
-        ups = {u: self.results[u].output for u in self.tasks.upstream(task)}
-        return decide(self, task, ups, force)
+    def decide(self, task: str, force: frozenset[str], skipped: frozenset[str] = frozenset()) -> Decision:
+        spec = self.tasks.specs[task]
+        defaulted = frozenset(skipped & spec.defaults.keys())
+        ups = {u: self.results[u].output for u in self.tasks.upstream(task) if u not in defaulted}
+        decision = decide(self, task, ups, force, defaulted)
+        if spec.when and decision.key is not None:
+            from .condition import condition_holds
+
+            if not condition_holds(task, spec.when, self._inputs(task, decision)):
+                return Decision(task, "skip", (f"condition `{spec.when}` is false",), decision.key)
+        return decision
+
+    def optional(self, task: str, param: str) -> bool:
+        return param in self.tasks.specs[task].defaults
+
+    def _inputs(self, task: str, decision: Decision) -> dict[str, Any]:
+        assert decision.key is not None
+        kwargs = {p: self.results[p].value for p in self.tasks.upstream(task) if p not in decision.key.values}
+        kwargs.update(decision.key.values)
+        return kwargs
 
     def load(self, decision: Decision) -> bool:
         if decision.action == "fresh":  # rebind: the user may have overwritten the variable
@@ -343,9 +361,7 @@ class Graph:
 
     def prepare(self, decision: Decision) -> Work:
         spec = self.tasks.specs[decision.task]
-        assert decision.key is not None
-        kwargs = {p: self.results[p].value for p in self.tasks.upstream(decision.task)}
-        kwargs.update(decision.key.values)
+        kwargs = self._inputs(decision.task, decision)
         before = self._input_fingerprints(kwargs) if self.check_mutation else None
         return Work(spec.name, spec.func, kwargs, lambda: self._work(spec, kwargs, before), spec.timeout, spec.retries)
 

@@ -180,7 +180,7 @@ def _parse_task(number: int, first: str, body: str, result: CheckResult) -> _Cel
     if unknown:
         result.problems.append(Problem(
             number, f"`%%task` has no option {', '.join(f'`{o}`' for o in unknown)}; it takes `--no-run`, "
-            "`--volatile`, `--retries N`, `--timeout SECONDS` and `--save PATH`.", 1
+            "`--volatile`, `--retries N`, `--timeout SECONDS`, `--save PATH` and `--when EXPR`.", 1
         ))
     try:
         node = parse_task_cell(body, line_offset=1)
@@ -213,6 +213,14 @@ def _parse_task(number: int, first: str, body: str, result: CheckResult) -> _Cel
     result.tasks[name] = StaticTask(name, number, params, frozenset(with_defaults), body, node,
                                     "--volatile" in options)
     _check_save(name, number, _option(options, "--save"), result)
+    when = _option(options, "--when")
+    if when is not None:
+        from .condition import check_condition
+
+        try:
+            check_condition(name, params, when)
+        except TaskDefinitionError as exc:
+            result.problems.append(Problem(number, str(exc), 1, name))
     tree = ast.Module(body=[n for n in ast.parse(body).body if n is not node], type_ignores=[])
     _collect(tree, cell)  # imports in a task cell become notebook variables
     cell.binds.add(name)
@@ -256,7 +264,7 @@ def _unknown_options(options: list[str]) -> list[str]:
         name, has_value, _ = token.partition("=")
         if token in ("--no-run", "--volatile"):
             continue
-        if name in ("--retries", "--timeout", "--save") and (has_value or next(tokens, None) is not None):
+        if name in ("--retries", "--timeout", "--save", "--when") and (has_value or next(tokens, None) is not None):
             continue
         unknown.append(token)
     return unknown

@@ -20,6 +20,7 @@ __all__ = [
     "InputMutated",
     "TaskDefinitionError",
     "TaskFailed",
+    "TaskFailedCondition",
     "TaskTimedOut",
     "UsedBeforeDefinition",
     "UnfingerprintableWarning",
@@ -153,6 +154,17 @@ class InputMutated(DagnbError):
             f"or `{first}.append(...)`), which silently changes it for every other task too. Work on a copy "
             f"(`{first} = {first}.copy()`) or build a new value; dagnb reloads `{first}` from the cache on "
             f"the next run."
+        )
+
+
+class TaskFailedCondition(DagnbError):
+    """A ``--when`` condition that raised when evaluated."""
+
+    def __init__(self, task: str, expr: str, error: BaseException) -> None:
+        self.task, self.expr, self.error = task, expr, error
+        super().__init__(
+            f"The condition `--when {expr}` of task `{task}` raised {type(error).__name__}: {error}. "
+            f"Fix the condition (it sees the task's inputs); the task did not run."
         )
 
 

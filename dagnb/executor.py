@@ -33,7 +33,7 @@ from html import escape
 from typing import Any, Protocol
 
 from .backends import Backend, InlineBackend, Outcome, ThreadBackend, Work, current_lane, make_backend
-from .errors import TaskTimedOut
+from .errors import TaskFailedCondition, TaskTimedOut
 from .events import EventBus, RunFinished, RunStarted, TaskFinished, TaskStarted
 from .plan import Decision, priorities
 
@@ -57,7 +57,9 @@ class RunContext(Protocol):
 
     def upstream(self, task: str) -> list[str]: ...
 
-    def decide(self, task: str, force: frozenset[str]) -> Decision: ...
+    def decide(self, task: str, force: frozenset[str], skipped: frozenset[str] = frozenset()) -> Decision: ...
+
+    def optional(self, task: str, param: str) -> bool: ...
 
     def load(self, decision: Decision) -> bool: ...
 
@@ -77,6 +79,7 @@ class RunReport:
     durations: dict[str, float] = field(default_factory=dict)
     errors: dict[str, BaseException] = field(default_factory=dict)
     saved: dict[str, float] = field(default_factory=dict)  # compute time each cache load avoided
+    by_condition: list[str] = field(default_factory=list)  # skipped by a false `--when` (theirs or upstream)
     attempts: dict[str, int] = field(default_factory=dict)  # tasks that needed more than one
     run_id: int = 0
     wall_time: float = 0.0
@@ -112,7 +115,8 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
-        return not any(s in _BAD for s in self.statuses.values())
+        """No task failed, timed out, was cancelled, or was skipped for any reason but a condition."""
+        return not any(s in _BAD and t not in self.by_condition for t, s in self.statuses.items())
 
     def line(self, task: str) -> str:
         """``clean: ran (code changed)`` — deterministic, no timings."""
@@ -138,6 +142,7 @@ class RunReport:
 
     def merge(self, later: RunReport) -> RunReport:
         """Add the tasks of a later run (auto mode's downstream run); this run's word wins."""
+        self.by_condition += [t for t in later.by_condition if t not in self.by_condition]
         for name in ("statuses", "reasons", "durations", "errors", "saved", "attempts"):
             mine = getattr(self, name)
             for task, value in getattr(later, name).items():
@@ -203,6 +208,7 @@ class _Run:
         self.order = list(order)
         self.running: dict[Future[Outcome], _Attempt] = {}
         self.stopped = False
+        self.by_condition: set[str] = set()  # tasks skipped because their `--when` was false
 
     def finish(self, task: str, status: str, duration: float = 0.0, reason: str = "", **extra: Any) -> None:
         self.report.statuses[task] = status
@@ -219,8 +225,19 @@ class _Run:
             if not self.waiting[child]:
                 self.ready.push(child)
 
+    def blocker(self, task: str) -> str | None:
+        """The upstream task that keeps ``task`` from running, if any.
+
+        A task skipped by its condition blocks only dependents whose parameter
+        for it has no default; those receive the default instead.
+        """
+        for u in self.ctx.upstream(task):
+            if self.report.statuses.get(u) in _BAD and not (u in self.by_condition and self.ctx.optional(task, u)):
+                return u
+        return None
+
     def blocked_by_failure(self, task: str) -> bool:
-        return any(self.report.statuses.get(u) in _BAD for u in self.ctx.upstream(task))
+        return self.blocker(task) is not None
 
     def next_deadline(self) -> float | None:
         deadlines = [a.deadline for a in self.running.values() if a.deadline is not None]
@@ -267,18 +284,40 @@ def execute(
 def _start_ready(run: _Run, backend: Backend, force: frozenset[str], keep_going: bool) -> None:
     while run.ready and len(run.running) < backend.jobs:
         task = run.ready.pop()
-        if run.blocked_by_failure(task):
-            run.finish(task, "skipped", reason="an upstream task failed")
+        blocker = run.blocker(task)
+        if blocker is not None:
+            if blocker in run.by_condition:  # skipped by a condition, not by a failure
+                run.by_condition.add(task)
+                run.report.by_condition.append(task)
+                run.finish(task, "skipped", reason=f"upstream {blocker} was skipped (condition)")
+            else:
+                run.finish(task, "skipped", reason=f"upstream {blocker} {run.report.statuses[blocker]}")
             continue
         if run.stopped:
             run.finish(task, "cancelled", reason="the run stopped at a failure")
             continue
-        decision = run.ctx.decide(task, force)
+        try:
+            decision = run.ctx.decide(task, force, frozenset(run.by_condition & set(run.ctx.upstream(task))))
+        except TaskFailedCondition as error:
+            _fail_now(run, task, error, keep_going)
+            continue
+        if decision.action == "skip":
+            run.by_condition.add(task)
+            run.report.by_condition.append(task)
+            run.finish(task, "skipped", reason=decision.reason)
+            continue
         if decision.action in ("fresh", "load") and _load(run, decision):
             continue
         if decision.action == "load":  # the load failed: the value is recomputed
             decision = type(decision)(task, "run", ("not in cache",), decision.key)
         _submit(run, backend, decision, run.ctx.prepare(decision), 1)
+
+
+def _fail_now(run: _Run, task: str, error: BaseException, keep_going: bool) -> None:
+    """A failure before the task body ran (its condition raised)."""
+    run.report.errors[task] = error
+    run.stopped = run.stopped or not keep_going
+    run.finish(task, "failed", reason=str(error), error=error)
 
 
 def _submit(run: _Run, backend: Backend, decision: Decision, work: Work, number: int) -> None:

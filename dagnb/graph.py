@@ -56,6 +56,7 @@ class TaskSpec:
     retries: int = 0
     timeout: float | None = None
     save: str | None = None  # a path pattern the value is also written to after each run
+    when: str | None = None  # run only when this expression over the inputs is true
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ def spec_from_function(
     retries: int = 0,
     timeout: float | None = None,
     save: str | None = None,
+    when: str | None = None,
 ) -> TaskSpec:
     """Build a :class:`TaskSpec` from a plain function."""
     name = func.__name__
@@ -101,7 +103,11 @@ def spec_from_function(
         if param.default is not _NO_DEFAULT:
             defaults[param.name] = param.default
     digest = source_digest(source) if source is not None else function_digest(func)
-    return TaskSpec(name, func, tuple(params), defaults, digest, cell_id, volatile, retries, timeout, save)
+    if when is not None:
+        from .condition import check_condition
+
+        check_condition(name, params, when)
+    return TaskSpec(name, func, tuple(params), defaults, digest, cell_id, volatile, retries, timeout, save, when)
 
 
 def _check_options(name: str, retries: int, timeout: float | None) -> None:

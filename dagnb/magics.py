@@ -63,6 +63,8 @@ def _task_parser() -> _Parser:
     parser.add_argument("--retries", type=int, default=0, metavar="N", help="run it again up to N times if it fails")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="give up after SECONDS (status timed-out)")
+    parser.add_argument("--when", default=None, metavar="EXPR",
+                        help="run only when EXPR (over the task's inputs) is true; else skipped (condition)")
     parser.add_argument("--save", default=None, metavar="PATH",
                         help="also write the value to PATH after each run ({name}: the task; .npy .parquet .csv .json .pkl)")
     return parser
@@ -170,7 +172,7 @@ class DagMagics(Magics):
 
             raise DuplicateTask(name)
         spec = spec_from_function(func, source=cell, cell_id=cell_id, volatile=args.volatile,
-                                  retries=args.retries, timeout=args.timeout, save=args.save)
+                                  retries=args.retries, timeout=args.timeout, save=args.save, when=args.when)
         replaced = self.graph.add(spec)
         try:
             self.graph.check(name)
@@ -208,8 +210,8 @@ class DagMagics(Magics):
             report = report.merge(self.graph.run(downstream))
         stale = self.graph.stale(downstream)
         report.stale = stale
-        result = self.graph.results[name]
-        if report.statuses[name] == "cached":
+        result = self.graph.results.get(name)  # none when skipped by its condition
+        if report.statuses[name] == "cached" and result is not None:
             _replay(result.outputs)
         text = report.line(name) + notes
         ran_up = [t for t in report.executed if t != name and t not in downstream]
@@ -371,6 +373,7 @@ def _metadata(report: RunReport, task: str | None) -> dict[str, Any]:
             "reasons": report.reasons,
             "durations": {t: round(d, 6) for t, d in report.durations.items()},
             "saved": {t: round(d, 6) for t, d in report.saved.items()},
+            "by_condition": report.by_condition,
             "stale": report.stale,
         }
     }

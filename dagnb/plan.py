@@ -28,7 +28,7 @@ __all__ = ["Decision", "KeyInfo", "Plan", "Result", "compute_key", "decide", "pl
 
 DEFAULT_COST = 0.01  # seconds assumed for a task never measured, when no task has been
 
-Action = Literal["fresh", "load", "run", "pending"]
+Action = Literal["fresh", "load", "run", "pending", "skip"]
 
 
 @dataclass
@@ -123,11 +123,22 @@ def explain(info: KeyInfo, prior: CacheEntry | None, inputs: Iterable[Input]) ->
 
 
 def decide(
-    state: PlanState, name: str, upstream: Mapping[str, str], force: frozenset[str] = frozenset()
+    state: PlanState,
+    name: str,
+    upstream: Mapping[str, str],
+    force: frozenset[str] = frozenset(),
+    defaulted: frozenset[str] = frozenset(),
 ) -> Decision:
-    """Decide one task whose upstream output fingerprints are all known."""
+    """Decide one task whose upstream output fingerprints are all known.
+
+    ``defaulted`` names upstream tasks skipped by their condition whose
+    parameter has a default here: the task receives the default instead.
+    """
     spec = state.tasks.specs[name]
-    inputs = state.tasks.resolve(name, state.namespace)
+    inputs = [
+        Input(i.param, "constant", spec.defaults[i.param]) if i.param in defaulted else i
+        for i in state.tasks.resolve(name, state.namespace)
+    ]
     info = compute_key(spec, inputs, upstream)
     if name in force:
         return Decision(name, "run", ("forced",), info)

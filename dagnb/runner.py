@@ -52,9 +52,13 @@ class NotebookReport:
     def time_saved(self) -> float:
         return sum(t.saved for t in self.tasks.values())
 
+    by_condition: set[str] = field(default_factory=set)  # skipped because a `--when` was false: not a failure
+
     @property
     def ok(self) -> bool:
-        return self.error is None and not self.error_cells and not any(t.status in _BAD for t in self.tasks.values())
+        return self.error is None and not self.error_cells and not any(
+            line.status in _BAD and name not in self.by_condition for name, line in self.tasks.items()
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -65,6 +69,7 @@ class NotebookReport:
             "tasks": {name: asdict(line) for name, line in self.tasks.items()},
             "error": self.error,
             "error_cells": self.error_cells,
+            "skipped_by_condition": sorted(self.by_condition),
         }
 
     def render_text(self) -> str:
@@ -99,6 +104,7 @@ def read_report(nb: Any, notebook: str) -> NotebookReport:
             meta = output.get("metadata", {}).get("dagnb")
             if meta and meta.get("format") == METADATA_FORMAT:  # a run's report (views carry other metadata)
                 _merge(report.tasks, meta)
+                report.by_condition.update(meta.get("by_condition", []))
     report.error_cells = _error_cells(nb)
     return report
 

@@ -459,3 +459,13 @@ def test_history_lists_runs_diffs_them_and_restores_a_past_run(ip: Any) -> None:
     assert (ip.user_ns["clean"], ip.user_ns["model"]) == ([2, 4, 6], 12)
     assert executions(ip) == ["raw", "clean", "model", "clean", "model"], "restoring runs nothing"
     assert fails(ip, "%dag run --as-of 99").startswith("There is no run 99 in the history of this cache.")
+
+
+def test_when_skips_a_task_whose_condition_is_false(ip: Any) -> None:
+    ok(ip, task("raw", body="return [1, 2, 3]"))
+    text = ok(ip, '%%task --when "len(raw) > 5"\ndef big(raw):\n    return raw\n')
+    assert text == "big: skipped (condition `len(raw) > 5` is false)"
+    assert "big" not in ip.user_ns
+    assert fails(ip, '%%task --when "len(rw) > 5"\ndef big(raw):\n    return raw\n').startswith(
+        "Task `big`: `--when len(rw) > 5` uses `rw`, which is not one of its parameters (`raw`). Did you mean `raw`?"
+    )
