@@ -8,6 +8,7 @@ explain. Values live in ``graph.results`` and, when a namespace is given
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import time
@@ -33,6 +34,7 @@ from .errors import (
 )
 from .events import Event, EventBus, GraphChanged, RunFinished, RunStarted, TaskFinished
 from .history import History, RunDiff, diff_runs
+from .mapping import MapPlan, assemble, call_items, plan_items
 from .backends import DaskBackend, ThreadBackend, Work
 from .executor import Backend, Outcome, RunReport, execute, make_backend
 from .graph import TaskGraph, TaskSpec, spec_from_function
@@ -110,6 +112,7 @@ class Graph:
         self.force_once: set[str] = set()  # tasks to rerun the next time a run reaches them
         self.check_mutation = False  # debug mode: re-fingerprint a task's inputs after it runs
         self._damaged: set[str] = set()  # values changed in place by a task, to forget when the run ends
+        self._maps: dict[str, MapPlan] = {}  # a running map task's items, from prepare to commit
         self.backend: str | Backend = "inline"  # where `run` sends tasks when not told
         self.jobs = 1
         self._backends: dict[tuple[str, int], Backend] = {}  # worker pools and clusters, reused across runs
@@ -130,11 +133,13 @@ class Graph:
         timeout: float | None = None,
         save: str | None = None,
         when: str | None = None,
+        map: str | None = None,  # noqa: A002 - the option's name in `%%task --map`
     ) -> Any:
         """Decorator: ``@graph.task`` or ``@graph.task(retries=2, timeout=60, save="out/{name}.csv", when="n > 0")``."""
 
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-            self.add(spec_from_function(fn, volatile=volatile, retries=retries, timeout=timeout, save=save, when=when))
+            self.add(spec_from_function(fn, volatile=volatile, retries=retries, timeout=timeout, save=save, when=when,
+                                        map=map))
             return fn
 
         return register(func) if func is not None else register
@@ -363,7 +368,28 @@ class Graph:
         spec = self.tasks.specs[decision.task]
         kwargs = self._inputs(decision.task, decision)
         before = self._input_fingerprints(kwargs) if self.check_mutation else None
-        return Work(spec.name, spec.func, kwargs, lambda: self._work(spec, kwargs, before), spec.timeout, spec.retries)
+        func = spec.func
+        if spec.map:  # only the elements the cache lacks are sent to run
+            plan = self._maps[spec.name] = self._plan_items(spec, decision, kwargs.pop(spec.map))
+            func = functools.partial(call_items, spec.func, spec.map, [plan.items[i] for i in plan.missing])
+            before = {p: d for p, d in (before or {}).items() if p != spec.map} or None
+        return Work(spec.name, func, kwargs, lambda: self._work(spec, kwargs, before, func), spec.timeout, spec.retries)
+
+    def _plan_items(self, spec: TaskSpec, decision: Decision, collection: Any) -> MapPlan:
+        assert decision.key is not None and spec.map is not None
+        base = "\0".join([*(f"{k}={v}" for k, v in sorted(decision.key.parts.items())),
+                          *(f"{p}={f}" for p, f in sorted(decision.key.inputs.items()) if p != spec.map)])
+
+        def lookup(key: str) -> tuple[bool, Any]:
+            entry = self.store.entry(key)
+            if entry is None or not entry.stored:
+                return False, None
+            try:
+                return True, self.store.load(entry)
+            except CacheMiss:
+                return False, None
+
+        return plan_items(collection, base, lookup)
 
     def _history_rows(self) -> list[TaskRecord]:
         rows = []
@@ -430,10 +456,12 @@ class Graph:
                 found[param] = digest
         return found
 
-    def _work(self, spec: TaskSpec, kwargs: dict[str, Any], before: dict[str, str] | None = None) -> Outcome:
+    def _work(
+        self, spec: TaskSpec, kwargs: dict[str, Any], before: dict[str, str] | None = None, func: Any = None
+    ) -> Outcome:
         try:
             with self.capture() as log, measure() as cost:
-                value = spec.func(**kwargs)
+                value = (func or spec.func)(**kwargs)
         except Exception as exc:
             return Outcome(error=exc, duration=cost.duration, started=cost.started, cpu_time=cost.cpu_time)
         changed = [p for p, fp in (before or {}).items() if _fingerprint_or_none(kwargs[p]) != fp]
@@ -451,8 +479,10 @@ class Graph:
         if outcome.remote:  # printed in a worker: shown now, in the cell that ran it
             self.replay(outcome.outputs)
         assert key is not None
-        output = outcome.output or self._stand_in(task, key.key)
         spec = self.tasks.specs[task]
+        if spec.map:
+            self._commit_items(task, outcome)
+        output = outcome.output or self._stand_in(task, key.key)
         entry = CacheEntry(key.key, task, output, key.parts, key.inputs, outcome.outputs, outcome.duration,
                            cpu_time=outcome.cpu_time, peak_memory=outcome.peak_memory,
                            value_bytes=outcome.output_bytes,
@@ -465,6 +495,21 @@ class Graph:
         if spec.save:
             self._save(spec, outcome.value)
         return entry.nbytes
+
+    def _commit_items(self, task: str, outcome: Outcome) -> None:
+        """Cache each computed element on its own; the outcome becomes the whole collection."""
+        plan = self._maps.pop(task)
+        computed = dict(zip(plan.missing, outcome.value))
+        for i, value in computed.items():
+            try:
+                output = fingerprint(value)
+            except Unfingerprintable:
+                continue  # such an element is recomputed next time
+            entry = CacheEntry(plan.keys[i], f"{task}[item]", output, duration=outcome.duration / max(1, len(computed)))
+            self._store(entry, value)
+        outcome.value = assemble(plan, computed)
+        outcome.output = _fingerprint_or_none(outcome.value)
+        outcome.output_bytes = value_nbytes(outcome.value)
 
     def _save(self, spec: TaskSpec, value: Any) -> None:
         """``--save``: a copy of the value in a named file; failing to write it is a warning, not a failed task."""

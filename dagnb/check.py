@@ -180,7 +180,7 @@ def _parse_task(number: int, first: str, body: str, result: CheckResult) -> _Cel
     if unknown:
         result.problems.append(Problem(
             number, f"`%%task` has no option {', '.join(f'`{o}`' for o in unknown)}; it takes `--no-run`, "
-            "`--volatile`, `--retries N`, `--timeout SECONDS`, `--save PATH` and `--when EXPR`.", 1
+            "`--volatile`, `--retries N`, `--timeout SECONDS`, `--save PATH`, `--when EXPR` and `--map PARAM`.", 1
         ))
     try:
         node = parse_task_cell(body, line_offset=1)
@@ -264,7 +264,9 @@ def _unknown_options(options: list[str]) -> list[str]:
         name, has_value, _ = token.partition("=")
         if token in ("--no-run", "--volatile"):
             continue
-        if name in ("--retries", "--timeout", "--save", "--when") and (has_value or next(tokens, None) is not None):
+        if name in ("--retries", "--timeout", "--save", "--when", "--map") and (
+            has_value or next(tokens, None) is not None
+        ):
             continue
         unknown.append(token)
     return unknown

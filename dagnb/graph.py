@@ -57,6 +57,7 @@ class TaskSpec:
     timeout: float | None = None
     save: str | None = None  # a path pattern the value is also written to after each run
     when: str | None = None  # run only when this expression over the inputs is true
+    map: str | None = None  # call once per element of this input, each element cached on its own
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ def spec_from_function(
     timeout: float | None = None,
     save: str | None = None,
     when: str | None = None,
+    map: str | None = None,  # noqa: A002 - the option's name in `%%task --map`
 ) -> TaskSpec:
     """Build a :class:`TaskSpec` from a plain function."""
     name = func.__name__
@@ -107,7 +109,13 @@ def spec_from_function(
         from .condition import check_condition
 
         check_condition(name, params, when)
-    return TaskSpec(name, func, tuple(params), defaults, digest, cell_id, volatile, retries, timeout, save, when)
+    if map is not None and map not in params:
+        raise TaskDefinitionError(
+            f"`--map {map}` names no parameter of the task (its parameters: {', '.join(params) or 'none'}).",
+            f"Map over one of its inputs, e.g. `--map {params[0]}`." if params else "Give it the input to map over.",
+            name,
+        )
+    return TaskSpec(name, func, tuple(params), defaults, digest, cell_id, volatile, retries, timeout, save, when, map)
 
 
 def _check_options(name: str, retries: int, timeout: float | None) -> None:

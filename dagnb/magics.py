@@ -63,6 +63,8 @@ def _task_parser() -> _Parser:
     parser.add_argument("--retries", type=int, default=0, metavar="N", help="run it again up to N times if it fails")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="give up after SECONDS (status timed-out)")
+    parser.add_argument("--map", default=None, metavar="PARAM",
+                        help="call the function once per element of input PARAM, caching each element's result")
     parser.add_argument("--when", default=None, metavar="EXPR",
                         help="run only when EXPR (over the task's inputs) is true; else skipped (condition)")
     parser.add_argument("--save", default=None, metavar="PATH",
@@ -172,7 +174,8 @@ class DagMagics(Magics):
 
             raise DuplicateTask(name)
         spec = spec_from_function(func, source=cell, cell_id=cell_id, volatile=args.volatile,
-                                  retries=args.retries, timeout=args.timeout, save=args.save, when=args.when)
+                                  retries=args.retries, timeout=args.timeout, save=args.save, when=args.when,
+                                  map=args.map)
         replaced = self.graph.add(spec)
         try:
             self.graph.check(name)
