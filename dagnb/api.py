@@ -9,6 +9,7 @@ explain. Values live in ``graph.results`` and, when a namespace is given
 from __future__ import annotations
 
 import functools
+import inspect
 import itertools
 import os
 import time
@@ -331,6 +332,9 @@ class Graph:
     def optional(self, task: str, param: str) -> bool:
         return param in self.tasks.specs[task].defaults
 
+    def is_async(self, task: str) -> bool:
+        return inspect.iscoroutinefunction(self.tasks.specs[task].func)
+
     def _inputs(self, task: str, decision: Decision) -> dict[str, Any]:
         assert decision.key is not None
         kwargs = {p: self.results[p].value for p in self.tasks.upstream(task) if p not in decision.key.values}
@@ -373,7 +377,22 @@ class Graph:
             plan = self._maps[spec.name] = self._plan_items(spec, decision, kwargs.pop(spec.map))
             func = functools.partial(call_items, spec.func, spec.map, [plan.items[i] for i in plan.missing])
             before = {p: d for p, d in (before or {}).items() if p != spec.map} or None
-        return Work(spec.name, func, kwargs, lambda: self._work(spec, kwargs, before, func), spec.timeout, spec.retries)
+        work = Work(spec.name, func, kwargs, lambda: self._work(spec, kwargs, before, func), spec.timeout, spec.retries)
+        if inspect.iscoroutinefunction(spec.func) and not spec.map:
+            work.run_async = lambda: self._awork(spec, kwargs)
+        return work
+
+    async def _awork(self, spec: TaskSpec, kwargs: dict[str, Any]) -> Outcome:
+        """An async task's body, awaited on dagnb's event loop (its prints are shown, not recorded)."""
+        started, cpu = time.perf_counter(), time.process_time()
+        try:
+            value = await spec.func(**kwargs)
+        except Exception as exc:
+            return Outcome(error=exc, duration=time.perf_counter() - started, started=started, worker="async")
+        duration = time.perf_counter() - started
+        output = _fingerprint_or_none(value)
+        return Outcome(value, output, [], duration, None, started, time.process_time() - cpu, 0, value_nbytes(value),
+                       "async")
 
     def _plan_items(self, spec: TaskSpec, decision: Decision, collection: Any) -> MapPlan:
         assert decision.key is not None and spec.map is not None

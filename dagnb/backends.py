@@ -36,6 +36,7 @@ __all__ = [
     "ThreadBackend",
     "TimedOut",
     "Work",
+    "async_runner",
     "current_lane",
     "make_backend",
 ]
@@ -72,6 +73,7 @@ class Work:
     local: Callable[[], Outcome] = field(repr=False)
     timeout: float | None = None
     retries: int = 0
+    run_async: Callable[[], Any] | None = field(default=None, repr=False)  # an async task: makes its coroutine
 
 
 class TimedOut(BaseException):
@@ -226,6 +228,44 @@ class DaskBackend:
         if self._owned is not None:
             self.client.close()
             self._owned.close()
+
+
+class AsyncRunner:
+    """Runs async tasks, all at once, on one event loop in a background thread.
+
+    The kernel's own loop is busy running the cell that started the run, so
+    dagnb keeps a loop of its own; async tasks of a run interleave on it
+    whatever the backend of the other tasks.
+    """
+
+    name = "async"
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="dagnb-async", daemon=True)
+        self._thread.start()
+
+    def submit(self, work: Work) -> Future[Outcome]:
+        import asyncio
+
+        assert work.run_async is not None
+        return asyncio.run_coroutine_threadsafe(work.run_async(), self._loop)  # type: ignore[return-value]
+
+    def shutdown(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+_async_runner: AsyncRunner | None = None
+
+
+def async_runner() -> AsyncRunner:
+    """The process's event loop thread for async tasks (started on first use)."""
+    global _async_runner
+    if _async_runner is None:
+        _async_runner = AsyncRunner()
+    return _async_runner
 
 
 BACKENDS = ("inline", "threads", "processes", "dask", "dask://HOST:PORT")

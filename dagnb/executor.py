@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any, Protocol
 
-from .backends import Backend, InlineBackend, Outcome, ThreadBackend, Work, current_lane, make_backend
+from .backends import Backend, InlineBackend, Outcome, ThreadBackend, Work, async_runner, current_lane, make_backend
 from .errors import TaskFailedCondition, TaskTimedOut
 from .events import EventBus, RunFinished, RunStarted, TaskFinished, TaskStarted
 from .plan import Decision, priorities
@@ -60,6 +60,8 @@ class RunContext(Protocol):
     def decide(self, task: str, force: frozenset[str], skipped: frozenset[str] = frozenset()) -> Decision: ...
 
     def optional(self, task: str, param: str) -> bool: ...
+
+    def is_async(self, task: str) -> bool: ...
 
     def load(self, decision: Decision) -> bool: ...
 
@@ -175,6 +177,9 @@ class _Ready:
     def pop(self) -> str:
         return self._fifo.popleft() if self.rank is None else heapq.heappop(self._heap)[2]
 
+    def peek(self) -> str:
+        return self._fifo[0] if self.rank is None else self._heap[0][2]
+
     def __bool__(self) -> bool:
         return bool(self._fifo or self._heap)
 
@@ -282,7 +287,11 @@ def execute(
 
 
 def _start_ready(run: _Run, backend: Backend, force: frozenset[str], keep_going: bool) -> None:
-    while run.ready and len(run.running) < backend.jobs:
+    """Start ready tasks while the backend has room; async tasks need no room (they interleave)."""
+    while run.ready:
+        busy = sum(1 for a in run.running.values() if a.work.run_async is None)
+        if busy >= backend.jobs and not run.ctx.is_async(run.ready.peek()):
+            break
         task = run.ready.pop()
         blocker = run.blocker(task)
         if blocker is not None:
@@ -326,7 +335,7 @@ def _submit(run: _Run, backend: Backend, decision: Decision, work: Work, number:
                              attempt=number))
     deadline = now + work.timeout if work.timeout else None
     attempt = _Attempt(decision, work, number, now, deadline)
-    future = backend.submit(work)
+    future = async_runner().submit(work) if work.run_async is not None else backend.submit(work)
     run.running[future] = attempt
 
 

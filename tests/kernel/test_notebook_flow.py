@@ -472,3 +472,13 @@ def test_task_options_retries_and_timeout_in_a_real_kernel(env: Path) -> None:
     assert error["ename"] == "TaskFailed"
     assert error["evalue"].startswith("Task `slow` did not finish within its timeout of 0.5 s.")
     assert stdout_of(nb.cells[4]) == "after\n"
+
+
+def test_an_async_task_cell_in_a_real_kernel(env: Path) -> None:
+    nb = execute(make_notebook(
+        "import asyncio",
+        "%%task\nasync def fetched():\n    await asyncio.sleep(0.1)\n    return 41",
+        "fetched + 1",
+    ), env)
+    assert text_of(nb.cells[2]).strip() == "fetched: ran (new)"
+    assert text_of(nb.cells[3]).strip() == "42"

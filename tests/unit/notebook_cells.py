@@ -62,7 +62,7 @@ class Notebook:
         import textwrap
 
         source = textwrap.dedent(source)
-        (node,) = [n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)]
+        (node,) = [n for n in ast.parse(source).body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
         define(self.ns, source)
         self.graph.task(self.ns[node.name], volatile=volatile)
         return node.name
