@@ -13,3 +13,16 @@ import tempfile
 
 os.environ["DAGNB_CACHE_DIR"] = tempfile.mkdtemp(prefix="dagnb-test-cache-")
 os.environ["DAGNB_CACHE_KEY"] = "dagnb-test-suite-key"
+
+
+_notebook_caches: dict[str, str] = {}
+
+
+def pytest_runtest_setup(item: object) -> None:
+    """Each notebook nbval runs gets a cache of its own (set before its kernel starts), so
+    its saved outputs ("ran", "new") never depend on what other tests left in a shared cache."""
+    path = str(getattr(item, "path", ""))
+    if path.endswith(".ipynb"):
+        if path not in _notebook_caches:
+            _notebook_caches[path] = tempfile.mkdtemp(prefix="dagnb-nbval-cache-")
+        os.environ["DAGNB_CACHE_DIR"] = _notebook_caches[path]

@@ -114,6 +114,7 @@ class Graph:
         self.check_mutation = False  # debug mode: re-fingerprint a task's inputs after it runs
         self._damaged: set[str] = set()  # values changed in place by a task, to forget when the run ends
         self._maps: dict[str, MapPlan] = {}  # a running map task's items, from prepare to commit
+        self._item_counts: dict[str, tuple[int, int]] = {}  # map tasks of the current run: (computed, elements)
         self.backend: str | Backend = "inline"  # where `run` sends tasks when not told
         self.jobs = 1
         self._backends: dict[tuple[str, int], Backend] = {}  # worker pools and clusters, reused across runs
@@ -266,6 +267,7 @@ class Graph:
         finally:
             if isinstance(chosen, ThreadBackend):
                 chosen.shutdown()
+        report.items, self._item_counts = self._item_counts, {}
         self.last_run = report
         self.force_once -= set(report.executed)
         if raise_errors and report.errors:
@@ -519,6 +521,7 @@ class Graph:
         """Cache each computed element on its own; the outcome becomes the whole collection."""
         plan = self._maps.pop(task)
         computed = dict(zip(plan.missing, outcome.value))
+        self._item_counts[task] = (len(computed), len(plan.items))
         for i, value in computed.items():
             try:
                 output = fingerprint(value)

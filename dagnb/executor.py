@@ -82,6 +82,7 @@ class RunReport:
     errors: dict[str, BaseException] = field(default_factory=dict)
     saved: dict[str, float] = field(default_factory=dict)  # compute time each cache load avoided
     by_condition: list[str] = field(default_factory=list)  # skipped by a false `--when` (theirs or upstream)
+    items: dict[str, tuple[int, int]] = field(default_factory=dict)  # map tasks: (elements computed, elements)
     attempts: dict[str, int] = field(default_factory=dict)  # tasks that needed more than one
     run_id: int = 0
     wall_time: float = 0.0
@@ -125,7 +126,11 @@ class RunReport:
         status = self.statuses[task]
         word = {"done": "ran", "cached": "cached"}.get(status, status)
         reason = self.reasons.get(task, "")
-        return f"{task}: {word} ({reason})" if reason and status != "cached" else f"{task}: {word}"
+        line = f"{task}: {word} ({reason})" if reason and status != "cached" else f"{task}: {word}"
+        if task in self.items and status == "done":
+            ran, total = self.items[task]
+            line += f" · {ran} of {total} items ran"
+        return line
 
     def summary(self) -> str:
         counts = [(len(self.executed), "ran"), (len(self.cached), "cached")]
@@ -145,7 +150,7 @@ class RunReport:
     def merge(self, later: RunReport) -> RunReport:
         """Add the tasks of a later run (auto mode's downstream run); this run's word wins."""
         self.by_condition += [t for t in later.by_condition if t not in self.by_condition]
-        for name in ("statuses", "reasons", "durations", "errors", "saved", "attempts"):
+        for name in ("statuses", "reasons", "durations", "errors", "saved", "attempts", "items"):
             mine = getattr(self, name)
             for task, value in getattr(later, name).items():
                 mine.setdefault(task, value)

@@ -40,8 +40,9 @@ class History:
                                                   ("cancelled", "cancelled"))
                 if run.count(s) or s in ("done", "cached")
             )
+            noun = "task" if len(run.tasks) == 1 else "tasks"
             lines.append(f"  run {run.id}  {_when(run.started)}  {run.finished - run.started:.2f} s  "
-                         f"{len(run.tasks)} tasks: {counts}")
+                         f"{len(run.tasks)} {noun}: {counts}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -64,7 +65,8 @@ class RunDiff:
         if not self.changes:
             return head + "no task changed key or output"
         width = max(len(t) for t, _ in self.changes)
-        return head + f"{len(self.changes)} tasks changed\n" + "\n".join(
+        noun = "task" if len(self.changes) == 1 else "tasks"
+        return head + f"{len(self.changes)} {noun} changed\n" + "\n".join(
             f"  {task.ljust(width)}  {what}" for task, what in self.changes
         )
 

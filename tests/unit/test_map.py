@@ -38,8 +38,9 @@ def test_editing_one_element_of_a_thousand_reruns_one_call(tmp_path: Path) -> No
     edited = list(files)
     edited[500] = "edited"
     restarted = _mapped(tmp_path, edited)  # a new session on the same cache
-    restarted.graph.run()
+    report = restarted.graph.run()
     assert _calls(restarted) == ["size:edited", "total"], "one element reran; 999 came from the cache"
+    assert report.line("size") == "size: ran (input files changed) · 1 of 1000 items ran"
     assert restarted.graph["size"][500] == len("edited") and len(restarted.graph["size"]) == 1000
     assert restarted.graph["total"] == 999 * 8 + 6
 
