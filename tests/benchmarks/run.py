@@ -42,6 +42,7 @@ import bench_ci
 import bench_graph
 import bench_hashing
 import bench_magic
+import bench_map
 import bench_widgets
 from _common import Row, Sizes, render_table
 
@@ -52,6 +53,7 @@ SUITES: list[tuple[str, Callable[[Sizes], list[Row]]]] = [
     ("widget views", bench_widgets.rows),
     ("dagnb check", bench_check.rows),
     ("CI with a persisted cache", bench_ci.rows),
+    ("map tasks", bench_map.rows),
     ("IPython %%task", bench_magic.rows),  # last: it starts a global IPython shell
 ]
 
