@@ -521,7 +521,7 @@ class Graph:
         """Cache each computed element on its own; the outcome becomes the whole collection."""
         plan = self._maps.pop(task)
         computed = dict(zip(plan.missing, outcome.value))
-        self._item_counts[task] = (len(computed), len(plan.items))
+        self._item_counts[task] = outcome.items = (len(computed), len(plan.items))
         for i, value in computed.items():
             try:
                 output = fingerprint(value)

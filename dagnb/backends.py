@@ -57,6 +57,7 @@ class Outcome:
     output_bytes: int = 0
     worker: str = "main"
     remote: bool = False  # ran in another process: its prints were recorded, not shown live
+    items: tuple[int, int] | None = None  # a map task: (elements computed, elements), set when committed
 
 
 @dataclass

@@ -70,6 +70,7 @@ class TaskFinished(Event):
     saved: float = 0.0
     in_memory: bool = False
     attempt: int = 1
+    items: tuple[int, int] | None = None  # a map task: (elements computed, elements)
     error: BaseException | None = field(default=None, compare=False)
 
 

@@ -372,7 +372,7 @@ def _complete(run: _Run, backend: Backend, future: Future[Outcome], keep_going: 
     run.finish(
         decision.task, "done", outcome.duration, decision.reason, nbytes=nbytes, started=outcome.started,
         worker=outcome.worker, cpu_time=outcome.cpu_time, peak_memory=outcome.peak_memory,
-        output_bytes=outcome.output_bytes, attempt=attempt.number,
+        output_bytes=outcome.output_bytes, attempt=attempt.number, items=outcome.items,
     )
 
 

@@ -46,6 +46,7 @@ class Trace:
     statuses: dict[str, str] = field(default_factory=dict)
     wall_time: float = 0.0
     saved: float = 0.0
+    items: dict[str, tuple[int, int]] = field(default_factory=dict)  # map tasks: (elements computed, elements)
     upstream: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False, compare=False)
     _critical: list[str] | None = field(default=None, repr=False, compare=False)
 
@@ -113,6 +114,8 @@ class TraceRecorder:
 
     def _add(self, trace: Trace, event: TaskFinished) -> None:
         trace.statuses[event.task] = event.status
+        if event.items is not None:
+            trace.items[event.task] = event.items
         trace.saved += event.saved
         if event.started and event.duration > 0 or event.status in ("done", "failed"):
             start = max(0.0, event.started - self._origin)

@@ -73,14 +73,18 @@ def _edge(a: tuple[int, int], b: tuple[int, int]) -> str:
     return f'<path d="M{x1} {y1}C{x1 + bend} {y1} {x2 - bend} {y2} {x2} {y2}"/>'
 
 
-def _node(task: str, at: tuple[int, int], status: str, reason: str) -> str:
+def _node(task: str, at: tuple[int, int], status: str, reason: str, items: tuple[int, int] | None = None) -> str:
     tip = f"{task}: {status}" + (f" ({reason})" if reason else "")
+    label = _label(task)
+    if items is not None:  # a map task: how many of its elements the last run computed
+        tip += f"; {items[0]} of {items[1]} items ran"
+        label = f"{_label(task)[:14]} {items[0]}/{items[1]}"
     ink = "#ffffff" if status in _LIGHT_TEXT else "#1f2328"
     return (
         f'<g class="dagnb-task s-{status}" data-task="{escape(task)}" data-status="{status}" '
         f'transform="translate({at[0]},{at[1]})"><title>{escape(tip)}</title>'
         f'<rect width="{NODE_W}" height="{NODE_H}" rx="5" fill="{COLORS.get(status, "#fff")}" stroke="#1f232855"/>'
-        f'<text x="8" y="17" fill="{ink}">{escape(_label(task))}</text></g>'
+        f'<text x="8" y="17" fill="{ink}">{escape(label)}</text></g>'
     )
 
 
@@ -90,12 +94,15 @@ def render_svg(
     statuses: dict[str, str],
     reasons: dict[str, str] | None = None,
     zoom: float = 1.0,
+    items: dict[str, tuple[int, int]] | None = None,
 ) -> str:
     """The graph as one inline SVG; ``zoom`` scales it (the viewBox keeps coordinates)."""
     place = layout(tasks, upstream)
-    reasons = reasons or {}
+    reasons, items = reasons or {}, items or {}
     edges = "".join(_edge(place.positions[u], place.positions[t]) for t in tasks for u in upstream[t])
-    nodes = "".join(_node(t, place.positions[t], statuses.get(t, "pending"), reasons.get(t, "")) for t in tasks)
+    nodes = "".join(
+        _node(t, place.positions[t], statuses.get(t, "pending"), reasons.get(t, ""), items.get(t)) for t in tasks
+    )
     w, h = max(place.width, 1), max(place.height, 1)
     return (
         f'<svg class="dagnb-graph" xmlns="http://www.w3.org/2000/svg" width="{round(w * zoom)}" '
@@ -131,7 +138,8 @@ def render_text(view: Overview) -> str:
 def render_html(view: Overview, zoom: float = 1.0) -> str:
     """Summary, legend and the scrollable SVG graph."""
     problem = f'<p class="dagnb-problem">{escape(view.problem)}</p>' if view.problem else ""
-    svg = render_svg(view.tasks, view.upstream, view.statuses, _reasons(view), zoom) if view.tasks else ""
+    items = view.trace.items if view.trace is not None else {}
+    svg = render_svg(view.tasks, view.upstream, view.statuses, _reasons(view), zoom, items) if view.tasks else ""
     return (
         f'{style()}<div class="dagnb-graph-view"><b>{escape(view.summary())}</b>{legend()}{problem}'
         f'<div class="dagnb-scroll">{svg}</div></div>'

@@ -53,6 +53,8 @@ def render_svg(trace: Trace) -> str:
         y = AXIS_H + lanes.index(span.lane) * LANE_H + 3
         x, w = LABEL_W + span.start * scale, max(span.duration * scale, 1.0)
         what = "loaded from cache" if span.kind == "load" else span.status
+        if span.task in trace.items:
+            what += f", {trace.items[span.task][0]} of {trace.items[span.task][1]} items"
         tip = f"{span.task}: {what}, {seconds(span.duration)} from {seconds(span.start)}"
         rows.append(_bar(span.task, x, y, w, span.status, span.kind, span.task in critical, tip))
     ticks = []

@@ -139,6 +139,7 @@ class DagView(_View):
 
     def __init__(self, graph: Graph, live: bool = True) -> None:
         self.live_statuses: dict[str, str] = {}
+        self.live_items: dict[str, tuple[int, int]] = {}
         self.run_total = self.run_done = 0
         self.run_id = 0
         super().__init__(graph, live)
@@ -162,10 +163,12 @@ class DagView(_View):
     def apply(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             self.run_total, self.run_done, self.run_id = len(event.tasks), 0, event.run_id
-            self.live_statuses = {}
+            self.live_statuses, self.live_items = {}, {}
         elif isinstance(event, TaskStarted):
             self.live_statuses[event.task] = "running"
         elif isinstance(event, TaskFinished):
+            if event.items is not None:
+                self.live_items[event.task] = event.items
             before = self.view.statuses.get(event.task)
             kept = event.in_memory and before in ("done", "cached")
             self.live_statuses[event.task] = before if kept else event.status  # type: ignore[assignment]
@@ -196,7 +199,9 @@ class DagView(_View):
 
     def _draw_graph(self) -> None:
         view = self.view
-        svg = graph_view.render_svg(view.tasks, view.upstream, self.statuses(), graph_view._reasons(view), self.zoom.value)
+        items = {**(view.trace.items if view.trace is not None else {}), **self.live_items}
+        svg = graph_view.render_svg(view.tasks, view.upstream, self.statuses(), graph_view._reasons(view),
+                                    self.zoom.value, items)
         with self.graph_html.hold_sync():
             self.graph_html.value = (
                 f"{style()}{graph_view.legend()}<div class='dagnb-scroll'>{svg if view.tasks else ''}</div>"

@@ -178,3 +178,12 @@ def test_an_empty_session_invites_a_first_task(tmp_path: Path) -> None:
     view = Session(tmp_path, cache=False).graph.overview()
     assert graph_view.render_text(view) == "dag: no tasks yet: define one with %%task"
     assert "<svg" not in graph_view.render_html(view)
+
+
+def test_a_map_task_shows_how_many_of_its_items_ran() -> None:
+    svg = graph_view.render_svg(["files", "size"], {"files": [], "size": ["files"]}, {"size": "done"},
+                                items={"size": (1, 1000)})
+    node = re.search(r'<g class="dagnb-task s-done" data-task="size".*?</g>', svg)
+    assert node is not None
+    assert "<title>size: done; 1 of 1000 items ran</title>" in node.group(0)
+    assert ">size 1/1000</text>" in node.group(0)
