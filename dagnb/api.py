@@ -12,6 +12,7 @@ import functools
 import inspect
 import itertools
 import os
+import sqlite3
 import time
 import warnings
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
@@ -25,6 +26,7 @@ from .codehash import helper_sources
 from .costs import measure, value_nbytes
 from .errors import (
     CommandError,
+    InputDamaged,
     DagnbCacheWarning,
     DagnbSaveWarning,
     InputMutated,
@@ -310,17 +312,27 @@ class Graph:
             if not kept:  # a value already in memory keeps saying how it got there
                 self.statuses[event.task] = event.status
         elif isinstance(event, RunFinished):
-            for param in self._damaged:  # not restorable: forgotten, so the next run reloads or recomputes it
-                self.results.pop(param, None)
+            for param in self._damaged:  # not restorable: forgotten everywhere, so the next run recomputes it
+                result = self.results.pop(param, None)
+                self.namespace.pop(param, None)
+                if result is not None:
+                    self.store.discard_value(result.output)
             self._damaged.clear()
             hits, self._touched = self._touched, []
-            self.store.touch(hits)  # one transaction per run
-            self.last_history_id = self.store.record_run(self._run_started, time.time(), self._history_rows())
+            try:
+                self.store.touch(hits)  # one transaction per run
+                self.last_history_id = self.store.record_run(self._run_started, time.time(), self._history_rows())
+            except sqlite3.Error as exc:  # a full disk: the values are fine, the bookkeeping waits
+                warnings.warn(f"dagnb could not record this run in the cache ({exc}); values are unaffected.",
+                              DagnbCacheWarning, stacklevel=2)
 
     # RunContext: what the executor calls back.
 
     def decide(self, task: str, force: frozenset[str], skipped: frozenset[str] = frozenset()) -> Decision:
         spec = self.tasks.specs[task]
+        damaged = [u for u in self.tasks.upstream(task) if u in self._damaged]
+        if damaged:  # a task changed it in place and there is no copy to put back: do not feed it on
+            raise InputDamaged(task, damaged[0])
         defaulted = frozenset(skipped & spec.defaults.keys())
         ups = {u: self.results[u].output for u in self.tasks.upstream(task) if u not in defaulted}
         decision = decide(self, task, ups, force, defaulted)
@@ -509,9 +521,13 @@ class Graph:
                            value_bytes=outcome.output_bytes,
                            sources=helper_sources(spec.func, frozenset(spec.params)) if key.parts.keys() - _OWN else {})
         entry.stored = outcome.output is not None and self._store(entry, outcome.value)
-        if not entry.stored:
-            self.store.put(entry, None)
-        self.store.set_head(task, key.key)
+        try:
+            if not entry.stored:
+                self.store.put(entry, None)
+            self.store.set_head(task, key.key)
+        except sqlite3.Error as exc:  # the metadata could not be written (a full disk): keep the value in memory
+            warnings.warn(f"The cache could not record task `{task}` ({exc}); its value is kept in memory only.",
+                          DagnbCacheWarning, stacklevel=2)
         self._bind(task, Result(key.key, output, outcome.value, outcome.outputs))
         if spec.save:
             self._save(spec, outcome.value)
@@ -552,9 +568,12 @@ class Graph:
         try:
             self.store.put(entry, value)
             return True
+        except sqlite3.Error as exc:
+            message = f"The value of task `{entry.task}` could not be recorded in the cache ({exc})"
+            category: type[Warning] = DagnbCacheWarning
         except OSError as exc:
             message = f"The value of task `{entry.task}` could not be written to the cache ({exc.strerror or exc})"
-            category: type[Warning] = DagnbCacheWarning
+            category = DagnbCacheWarning
         except Exception as exc:  # pickling failures come in many types
             message = f"The value of task `{entry.task}` cannot be pickled ({type(exc).__name__}: {exc})"
             category = UnpicklableOutputWarning

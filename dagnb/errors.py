@@ -17,6 +17,7 @@ __all__ = [
     "DagnbSaveWarning",
     "DagnbError",
     "DuplicateTask",
+    "InputDamaged",
     "InputMutated",
     "TaskDefinitionError",
     "TaskFailed",
@@ -154,6 +155,18 @@ class InputMutated(DagnbError):
             f"or `{first}.append(...)`), which silently changes it for every other task too. Work on a copy "
             f"(`{first} = {first}.copy()`) or build a new value; dagnb reloads `{first}` from the cache on "
             f"the next run."
+        )
+
+
+class InputDamaged(DagnbError):
+    """A task whose input another task changed in place, with no copy to restore."""
+
+    def __init__(self, task: str, param: str) -> None:
+        self.task, self.param = task, param
+        super().__init__(
+            f"Task `{task}` did not run: its input `{param}` was changed in place by another task in this run, "
+            f"and without a disk cache there is no copy to put back. Fix the task that changed it; "
+            f"`{param}` is recomputed on the next run."
         )
 
 

@@ -33,7 +33,7 @@ from html import escape
 from typing import Any, Protocol
 
 from .backends import Backend, InlineBackend, Outcome, ThreadBackend, Work, async_runner, current_lane, make_backend
-from .errors import TaskFailedCondition, TaskTimedOut
+from .errors import InputDamaged, TaskFailedCondition, TaskTimedOut
 from .events import EventBus, RunFinished, RunStarted, TaskFinished, TaskStarted
 from .plan import Decision, priorities
 
@@ -312,7 +312,7 @@ def _start_ready(run: _Run, backend: Backend, force: frozenset[str], keep_going:
             continue
         try:
             decision = run.ctx.decide(task, force, frozenset(run.by_condition & set(run.ctx.upstream(task))))
-        except TaskFailedCondition as error:
+        except (TaskFailedCondition, InputDamaged) as error:
             _fail_now(run, task, error, keep_going)
             continue
         if decision.action == "skip":

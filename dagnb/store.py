@@ -20,6 +20,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -29,7 +30,7 @@ import threading
 import time
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -256,6 +257,9 @@ class Store(ABC):
         """Check every entry and value (signature, size); remove the bad ones."""
         return Verified(0, 0)
 
+    def discard_value(self, fingerprint: str) -> None:
+        """Forget a value held only in memory (a disk copy is independent, and stays)."""
+
     def record_run(self, started: float, finished: float, tasks: list[TaskRecord]) -> int:
         """Keep a finished run in the history; return its id (0 where no history is kept)."""
         return 0
@@ -309,6 +313,12 @@ class MemoryStore(Store):
         self._entries[entry.key] = entry
         if entry.stored:
             self._values.setdefault(entry.output, value)
+
+    def discard_value(self, fingerprint: str) -> None:
+        self._values.pop(fingerprint, None)  # the same object a task damaged: never hand it out again
+        for entry in self._entries.values():
+            if entry.output == fingerprint:
+                entry.stored = False
 
     def load(self, entry: CacheEntry) -> Any:
         try:
@@ -404,25 +414,27 @@ class DiskStore(Store):
         self.location = str(self.root)
         self._key = key if key is not None else cache_key()
         self._warned: set[str] = set()
-        (self.root / "blobs").mkdir(parents=True, exist_ok=True)
+        self._verified: set[str] = set()  # fingerprints whose existing file this store has checked
         self._lock = threading.RLock()
-        self._db = self._open()
+        found = _stored_format(self.root)  # read-only: a cache this dagnb refuses is left exactly as it was
+        if found is not None and found > FORMAT_VERSION:
+            raise CacheFormatError(self.location, found)
+        self.root.mkdir(parents=True, exist_ok=True)
+        with _file_lock(self.root / ".dagnb.lock"):  # kernels opening one cache at once agree on its format
+            self._db = self._open()
 
     def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.root / "meta.sqlite", check_same_thread=False, timeout=30)
-        with db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            row = db.execute("SELECT value FROM meta WHERE name = 'format'").fetchone()
-        found = int(row[0]) if row else FORMAT_VERSION
-        if found > FORMAT_VERSION:
-            db.close()
+        found = _stored_format(self.root)
+        if found is not None and found > FORMAT_VERSION:
             raise CacheFormatError(self.location, found)
-        if found < FORMAT_VERSION:
-            db.close()
+        if found is not None and found < FORMAT_VERSION:
             self._set_aside(found)
-            db = sqlite3.connect(self.root / "meta.sqlite", check_same_thread=False, timeout=30)
+        (self.root / "blobs").mkdir(exist_ok=True)
+        db = sqlite3.connect(self.root / "meta.sqlite", check_same_thread=False, timeout=30)
+        live = _format_of(db)  # the probe above reads only checkpointed pages: ask the live database too
+        if live is not None and live > FORMAT_VERSION:
+            db.close()
+            raise CacheFormatError(self.location, live)
         with db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
@@ -433,11 +445,14 @@ class DiskStore(Store):
     def _set_aside(self, found: int) -> None:
         """An older format's files move to ``old-format-N/`` (nothing is deleted); the cache starts afresh."""
         aside = self.root / f"old-format-{found}"
-        aside.mkdir(exist_ok=True)
+        number = 1
+        while aside.exists():  # never over an earlier set-aside copy
+            number += 1
+            aside = self.root / f"old-format-{found}-{number}"
+        aside.mkdir()
         for name in ("meta.sqlite", "meta.sqlite-wal", "meta.sqlite-shm", "blobs"):
             if (self.root / name).exists():
                 os.replace(self.root / name, aside / name)
-        (self.root / "blobs").mkdir()
         warnings.warn(
             f"The cache at {self.location} was written by an older dagnb (format {found}), whose entries "
             f"are not signed, so they cannot be trusted; dagnb starts it afresh (format {FORMAT_VERSION}) "
@@ -480,25 +495,59 @@ class DiskStore(Store):
         return bool(self._query("SELECT 1 FROM blobs WHERE fingerprint = ?", (fingerprint,)))
 
     def put(self, entry: CacheEntry, value: Any) -> None:
+        """Write the value (once per fingerprint) and the entry.
+
+        The value is written to a temporary file first; the rename into place
+        and the rows are then done inside one write transaction, so of two
+        processes storing the same fingerprint at once exactly one file and
+        its own row win, and a file never sits beside another writer's row.
+        """
         now = time.time()
         entry.created = entry.created or now
-        blob = None
-        if entry.stored and not self.has_value(entry.output):
-            blob = self._write_blob(entry.output, value)
+        tmp = blob = None
+        if entry.stored and not self._has_good_value(entry.output):
+            tmp, blob = self._write_temp(entry.output, value)
             entry.nbytes = blob[1]
-        with self._lock, self._db:
-            if blob is not None:
+        try:
+            with self._lock, self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                present = self._db.execute("SELECT 1 FROM blobs WHERE fingerprint = ?", (entry.output,)).fetchone()
+                if tmp is not None and blob is not None:
+                    if present:
+                        tmp.unlink(missing_ok=True)  # another writer stored this value meanwhile
+                    else:
+                        os.replace(tmp, self._blob_path(entry.output))
+                        self._db.execute("INSERT INTO blobs VALUES (?, ?, ?, ?, ?)",
+                                         (entry.output, blob[0], blob[1], now, now))
+                elif entry.stored and not present:  # pruned by another process since we looked
+                    entry.stored = False
+                record = entry.to_json()
                 self._db.execute(
-                    "INSERT OR REPLACE INTO blobs VALUES (?, ?, ?, ?, ?)",
-                    (entry.output, blob[0], blob[1], now, now),
+                    "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (entry.key, entry.task, entry.output, record, self._sign_record(entry.key, record), entry.created,
+                     now),
                 )
-            record = entry.to_json()
-            self._db.execute(
-                "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (entry.key, entry.task, entry.output, record, self._sign_record(entry.key, record), entry.created, now),
-            )
+        finally:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
 
-    def _write_blob(self, fingerprint: str, value: Any) -> tuple[str, int]:
+    def _has_good_value(self, fingerprint: str) -> bool:
+        """A stored value for ``fingerprint`` that this user's key signed (its file checked once per store)."""
+        rows = self._query("SELECT signature, nbytes FROM blobs WHERE fingerprint = ?", (fingerprint,))
+        if not rows:  # asked every time: a prune or clear (here or in another process) may have removed it
+            self._verified.discard(fingerprint)
+            return False
+        if fingerprint in self._verified:
+            return True
+        try:
+            self._check_blob(fingerprint, *rows[0])  # forgets a bad one, so it is written again
+        except CacheMiss:
+            return False
+        self._verified.add(fingerprint)
+        return True
+
+    def _write_temp(self, fingerprint: str, value: Any) -> tuple[Path, tuple[str, int]]:
+        """The value pickled into a fsynced temporary file beside its final place, and its signature."""
         import joblib
 
         final = self._blob_path(fingerprint)
@@ -510,11 +559,11 @@ class DiskStore(Store):
                 joblib.dump(value, writer)  # type: ignore[arg-type]
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(tmp, final)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return sign(self._key, _blob_fields(fingerprint, writer.nbytes), writer.hash.finish()), writer.nbytes
+        signature = sign(self._key, _blob_fields(fingerprint, writer.nbytes), writer.hash.finish())
+        return Path(tmp), (signature, writer.nbytes)
 
     def load(self, entry: CacheEntry) -> Any:
         import joblib
@@ -699,6 +748,46 @@ class DiskStore(Store):
 
 def _blob_fields(fingerprint: str, nbytes: int) -> tuple[str, ...]:
     return ("blob", fingerprint, str(nbytes))
+
+
+def _stored_format(root: Path) -> int | None:
+    """The format a cache directory records, read without changing anything (``None``: no cache yet)."""
+    path = root / "meta.sqlite"
+    if not path.is_file():
+        return None
+    try:
+        db = sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True, timeout=30)  # no -wal/-shm files
+        try:
+            row = db.execute("SELECT value FROM meta WHERE name = 'format'").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None  # no meta table yet: a cache being created
+    return int(row[0]) if row else None
+
+
+def _format_of(db: sqlite3.Connection) -> int | None:
+    try:
+        row = db.execute("SELECT value FROM meta WHERE name = 'format'").fetchone()
+    except sqlite3.Error:
+        return None
+    return int(row[0]) if row else None
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock between processes (POSIX ``flock``; elsewhere, none)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: opening a cache at the same moment is not serialized
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class CacheFormatError(DagnbError):

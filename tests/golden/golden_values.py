@@ -1,0 +1,35 @@
+"""The values in the golden caches, shared by the generators and ``tests/reliability/test_format.py``.
+
+Each entry: key -> (task, value, metadata). Changing anything here means
+regenerating the fixtures (``make_format1.py``, ``make_format2.py``), which
+is what a change of the on-disk format must never require silently.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+KEY = b"dagnb-test-suite-key"  # the test suite's DAGNB_CACHE_KEY (root conftest.py)
+CREATED = 1_700_000_000.0
+
+
+def values() -> dict[str, tuple[str, Any, dict[str, Any]]]:
+    rng = np.random.default_rng(2)
+    return {
+        "key-raw-1": ("raw", rng.standard_normal(64), {"parts": {"code": "c-raw"}, "duration": 1.25}),
+        "key-raw-2": ("raw", np.arange(12, dtype=np.int32).reshape(3, 4), {"parts": {"code": "c-raw-2"}}),
+        "key-clean": ("clean", {"rows": [1, 2, 3], "name": "clean", "nested": (1.5, None, b"bytes")},
+                      {"parts": {"code": "c-clean"}, "inputs": {"raw": "upstream fp"},
+                       "outputs": [{"name": "stdout", "text": "cleaned 3 rows\n"}]}),
+        "key-label": ("label", "a string value", {"parts": {"code": "c-label"}}),
+        "key-count": ("count", 42, {"parts": {"code": "c-count"}}),
+        "key-same": ("copy", [1, 2, 3], {"parts": {"code": "c-copy"}}),  # equal value, own key
+        "key-same-2": ("copy2", [1, 2, 3], {"parts": {"code": "c-copy2"}}),  # stored once with key-same
+    }
+
+
+UNSTORED = ("key-unstored", "huge", "fingerprint-of-an-unpicklable-value")  # an entry without a value
+HEADS = {"raw": "key-raw-2", "clean": "key-clean", "label": "key-label"}
+HITS = [("key-raw-1", 2.5), ("key-raw-1", 2.5), ("key-clean", 0.75)]

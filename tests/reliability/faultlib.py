@@ -1,0 +1,172 @@
+"""What the fault-injection tests share: deterministic values, checks of a cache directory, the tally.
+
+Every value a test writes is derived from its key alone (:func:`entry_value`),
+so after any fault the value read back can be compared with the one that
+was written, whichever process wrote it.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import warnings
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+TALLIES: dict[str, tuple[str, str]] = {}
+_CASES: dict[str, list[str]] = {}
+CASE_LOSSES = {
+    "test_corruption": "nothing: each a miss with a DagnbCacheWarning naming the reason, recomputed to the right "
+                       "value, then loaded by the next session; 0 wrong values",
+    "test_corruption (malicious pickle)": "nothing: never unpickled (the file it would create never appeared); "
+                                          "the right value recomputed",
+    "test_format": "nothing: the old cache's files all kept (value files byte for byte, the same rows); every "
+                   "value of the format-2 fixture read back equal",
+    "test_mutation": "with a disk cache, nothing: InputMutated with the exact message, the damaged value "
+                     "restored from disk, later tasks saw the original; without one, see the xfail tests",
+    "test_disk_full": "nothing: each run went on with the value in memory and a DagnbCacheWarning saying it could "
+                      "not be written, no temporary file left, recomputed after a restart, small values still "
+                      "stored",
+}
+
+
+def record(test: str, tried: str, lost: str) -> None:
+    """Note what ``test`` tried and what it lost (the README table)."""
+    TALLIES[test] = (tried, lost)
+
+
+def record_case(test: str, case: str) -> None:
+    """One more case of a parametrized test passed; its row lists them all."""
+    cases = _CASES.setdefault(test, [])
+    if case not in cases:
+        cases.append(case)
+    TALLIES[test] = (f"{len(cases)} cases: " + "; ".join(cases), CASE_LOSSES.get(test, "nothing"))
+
+
+def tally_table() -> list[str]:
+    rows = ["| test | what it tried | what was lost |", "| --- | --- | --- |"]
+    rows += [f"| {test} | {tried} | {lost} |" for test, (tried, lost) in sorted(TALLIES.items())]
+    return rows
+
+
+# ------------------------------------------------------------------ values
+
+
+def _seed(name: str) -> int:
+    return zlib.crc32(name.encode())
+
+
+def value_for(name: str) -> Any:
+    """A value of varied type and size (a few bytes to 4 MB), the same in every process."""
+    seed = _seed(name)
+    rng = np.random.default_rng(seed)
+    kind = seed % 5
+    if kind == 0:
+        return {"name": name, "n": seed, "items": list(range(seed % 97)), "text": "x" * (seed % 300)}
+    if kind in (1, 2):  # 1-4 MB: a kill lands in the middle of writing it
+        return rng.standard_normal(int(rng.integers(2**17, 2**19)))
+    if kind == 3:
+        return rng.integers(0, 2**31, size=int(rng.integers(1_000, 50_000)))
+    return (name, rng.random(64), [name] * 3, {"nested": {"seed": seed}})
+
+
+def entry_value(key: str) -> Any:
+    """The value stored under ``key``: one in four keys shares one of three values (stored once)."""
+    seed = _seed(key)
+    return value_for(f"shared-{seed % 3}") if seed % 4 == 0 else value_for(key)
+
+
+def same(a: Any, b: Any) -> bool:
+    """Deep equality, arrays included (same dtype, shape and bytes)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (
+            isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
+            and a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+        )
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    return bool(a == b)
+
+
+# ------------------------------------------------------- a cache directory
+
+
+def blob_files(root: Path) -> list[Path]:
+    return sorted(p for p in (Path(root) / "blobs").rglob("*.pkl") if not p.name.startswith(".tmp-"))
+
+
+def tmp_files(root: Path) -> list[Path]:
+    return sorted((Path(root) / "blobs").rglob(".tmp-*"))
+
+
+def rows(root: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Read the metadata directly (a separate connection, as another process would)."""
+    db = sqlite3.connect(Path(root) / "meta.sqlite", timeout=30)
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()
+
+
+def integrity(root: Path) -> str:
+    return rows(root, "PRAGMA integrity_check")[0][0]
+
+
+def orphan_blobs(root: Path) -> list[Path]:
+    """Value files no metadata row names (left by a kill between the rename and the commit)."""
+    known = {fp for (fp,) in rows(root, "SELECT fingerprint FROM blobs")}
+    return [p for p in blob_files(root) if p.stem not in known]
+
+
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every file and folder under ``root`` with its bytes (``None`` for a folder)."""
+    root = Path(root)
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
+
+
+# --------------------------------------------------------- still usable?
+
+
+def usable_numbers() -> list[int]:
+    return [n * n for n in range(20)]
+
+
+def usable_total(usable_numbers: list[int]) -> int:
+    return sum(usable_numbers)
+
+
+def assert_usable(root: Path) -> None:
+    """A put + load round trip of a new value, and a Graph run twice over ``root`` (computed, then loaded)."""
+    import dagnb
+    from dagnb.store import CacheEntry, DiskStore
+
+    store = DiskStore(root)
+    try:
+        token = os.urandom(8).hex()
+        value = {"probe": token, "array": np.arange(1000) * 3}
+        store.put(CacheEntry(f"probe-{token}", "probe", dagnb.fingerprint(value)), value)
+        entry = store.entry(f"probe-{token}")
+        assert entry is not None and entry.stored, "the probe entry was not recorded"
+        assert same(store.load(entry), value), "the probe value read back differs"
+    finally:
+        store.close()
+    for attempt in range(2):
+        graph = dagnb.Graph(cache_dir=str(root))
+        graph.task(usable_numbers)
+        graph.task(usable_total)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a usable store warns about nothing here
+            report = graph.run()
+        assert report.ok, report.render_text()
+        assert graph["usable_numbers"] == usable_numbers()
+        assert graph["usable_total"] == sum(n * n for n in range(20))
+        if attempt == 1:
+            assert report.executed == [], f"a second run should load everything: {report.render_text()}"
+        graph.store.close()

@@ -1,0 +1,117 @@
+"""A run interrupted by a real SIGINT (Ctrl-C in a kernel) while a slow task runs, then resumed.
+
+``first`` and ``side`` finish, ``slow`` is running when SIGINT arrives,
+``last`` (after ``slow``) has not started. The interrupt is sent by a
+thread that waits until ``slow`` has written its name to the log, so it
+always lands inside ``slow``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import faultlib
+import numpy as np
+import pytest
+from notebook_cells import Notebook, runs
+
+from dagnb.store import DiskStore
+
+TASKS = [
+    """
+def first():
+    note("first")
+    return list(range(10))
+""",
+    """
+def side(first):
+    note("side")
+    import numpy as np
+    return np.asarray(first) * 1.5
+""",
+    """
+def slow(first):
+    note("slow")
+    import os
+    import time
+    while os.path.exists(HOLD):  # held until interrupted; the resumed run finds no hold
+        time.sleep(0.01)
+    return sum(first)
+""",
+    """
+def last(slow, side):
+    note("last")
+    return slow + float(side.sum())
+""",
+]
+
+
+def session(tmp_path: Path) -> Notebook:
+    nb = Notebook(tmp_path)
+    nb.cell(f"HOLD = {str(tmp_path / 'hold')!r}")
+    for source in TASKS:
+        nb.task(source)
+    return nb
+
+
+def interrupt_when_started(log: Path, task: str) -> threading.Thread:
+    """Send SIGINT to this process once ``task`` has logged that it runs."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 60
+        while task not in runs(log) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    return watcher
+
+
+def test_an_interrupted_run_keeps_what_finished_and_resumes_with_the_rest(tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    nb = session(tmp_path)
+    (tmp_path / "hold").touch()
+    watcher = interrupt_when_started(nb.log, "slow")
+    with pytest.raises(KeyboardInterrupt):
+        nb.graph.run()
+    watcher.join()
+    assert runs(nb.log) == ["first", "side", "slow"]
+    assert nb.graph.statuses["slow"] == "cancelled" and nb.graph.statuses["last"] == "skipped"
+    assert nb.ns["first"] == list(range(10)) and faultlib.same(nb.ns["side"], np.arange(10) * 1.5)
+    assert "slow" not in nb.graph.results and "last" not in nb.graph.results
+    assert callable(nb.ns["slow"]), "the name still holds the function, not a half value"
+    assert faultlib.tmp_files(root) == []
+
+    store = DiskStore(root)  # what finished is in the cache, and loads right
+    for task, value in (("first", list(range(10))), ("side", np.arange(10) * 1.5)):
+        entry = store.head(task)
+        assert entry is not None and entry.stored and faultlib.same(store.load(entry), value), task
+    assert store.head("slow") is None and store.head("last") is None
+    store.close()
+
+    (tmp_path / "hold").unlink()
+    report, ran = nb.run()  # the same session, resumed
+    assert ran == ["slow", "last"] and report.ok
+    assert nb.graph["last"] == 45 + 45 * 1.5
+    nb.graph.store.close()
+
+    again = session(tmp_path)  # a restart: everything loads, nothing runs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report, ran = again.run()
+    assert ran == [] and report.ok and again.graph["last"] == 45 + 45 * 1.5
+    again.graph.store.close()
+    assert faultlib.tmp_files(root) == []
+    faultlib.assert_usable(root)
+    faultlib.record(
+        "test_interrupt",
+        "a real SIGINT while `slow` ran (inline backend); 2 tasks done before it, 2 not finished",
+        "nothing: KeyboardInterrupt raised; the 2 finished tasks bound and cached; the resumed run executed "
+        "only the 2 unfinished; a restart loaded all 4; no temporary files",
+    )
