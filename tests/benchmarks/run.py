@@ -15,6 +15,10 @@ What it measures and why:
 6. An up-to-date ``%%task`` cell in a real IPython shell vs a plain cell.
 7. The widget views: rendering each view of 1,000 tasks, and what a live
    ``DagView`` adds to a run (time per task, comm messages and bytes).
+8. Parallel backends: sleeping tasks on 4 jobs and CPU-bound diamonds on
+   2 worker processes against inline, the per-task overhead of every
+   backend against dask's threaded scheduler and ``distributed``, and a
+   level-by-level ``joblib.Parallel`` baseline.
 
 Usage: ``python tests/benchmarks/run.py [--quick] [--output FILE]``. The
 Markdown table is printed and written to ``results.md`` beside this file by
@@ -43,6 +47,7 @@ import bench_graph
 import bench_hashing
 import bench_magic
 import bench_map
+import bench_parallel
 import bench_widgets
 from _common import Row, Sizes, render_table
 
@@ -54,6 +59,7 @@ SUITES: list[tuple[str, Callable[[Sizes], list[Row]]]] = [
     ("dagnb check", bench_check.rows),
     ("CI with a persisted cache", bench_ci.rows),
     ("map tasks", bench_map.rows),
+    ("parallel backends", bench_parallel.rows),
     ("IPython %%task", bench_magic.rows),  # last: it starts a global IPython shell
 ]
 

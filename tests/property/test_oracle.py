@@ -22,6 +22,10 @@ test checks:
 and, exactly, that a task executed iff its key was never seen before (the
 cache keeps every key a task ever had, so undoing an edit is a cache hit).
 
+The same scenarios run on three backends: inline, ``threads`` (2 threads)
+and ``processes`` (2 loky worker processes; the tasks travel by value and
+their prints come back with the result).
+
 A ``restart`` edit replaces the graph with a new ``Graph`` over the same
 cache directory: re-running it must execute nothing and give equal values.
 
@@ -324,6 +328,9 @@ class Oracle:
 
         assert len(ran) == len(executed), f"a task executed twice in one run: {Counter(ran)}"
         assert set(report.executed) == executed, (report.executed, ran)
+        if self.run_kwargs.get("backend") == "processes":  # the bodies really ran in worker processes
+            lanes = {s.lane for s in self.graph.trace.spans if s.kind == "run"}
+            assert all(lane.startswith("pid ") and lane != f"pid {os.getpid()}" for lane in lanes), lanes
         for name in nb.names:  # values are bound in the namespace, as in a notebook
             assert nb.ns[name] == self.graph[name], name
 
@@ -412,3 +419,13 @@ def test_incremental_runs_equal_from_scratch_runs_on_threads(
 ) -> None:
     tasks, steps, with_source = scenario
     check_scenario(tasks, steps, with_source, {"backend": "threads", "jobs": 2})
+
+
+@SETTINGS
+@given(scenarios())
+def test_incremental_runs_equal_from_scratch_runs_on_processes(
+    scenario: tuple[list[TaskGen], list[list[Edit]], bool],
+) -> None:
+    """Task bodies run in 2 loky worker processes: they travel by value, print there, log there."""
+    tasks, steps, with_source = scenario
+    check_scenario(tasks, steps, with_source, {"backend": "processes", "jobs": 2})

@@ -56,15 +56,18 @@ class Notebook:
         """An ordinary cell."""
         define(self.ns, source)
 
-    def task(self, source: str, volatile: bool = False) -> str:
-        """A ``%%task`` cell: define the function and (re)register it; return its name."""
+    def task(self, source: str, volatile: bool = False, **options: Any) -> str:
+        """A ``%%task`` cell: define the function and (re)register it; return its name.
+
+        ``options`` go to ``Graph.task`` (``retries``, ``timeout``).
+        """
         import ast
         import textwrap
 
         source = textwrap.dedent(source)
         (node,) = [n for n in ast.parse(source).body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
         define(self.ns, source)
-        self.graph.task(self.ns[node.name], volatile=volatile)
+        self.graph.task(self.ns[node.name], volatile=volatile, **options)
         return node.name
 
     def run(self, *targets: str, **options: Any) -> tuple[Any, list[str]]:

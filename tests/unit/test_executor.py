@@ -1,5 +1,7 @@
-"""Running a graph: values, run-once, failures, incremental runs, the cache.
+"""Running a graph: incremental runs, the cache, events, printed output.
 
+What every backend must do (values, run-once, failures, retries, timeouts,
+Ctrl-C) is the backend contract in ``tests/backends/test_contract.py``.
 Executions are counted in a log file each task body appends to (see
 :class:`notebook_cells.Notebook`), never in the report alone.
 """
@@ -14,7 +16,7 @@ from typing import Any
 import pytest
 
 import dagnb
-from dagnb.errors import DagnbCacheWarning, TaskFailed, UnfingerprintableWarning, UnpicklableOutputWarning
+from dagnb.errors import DagnbCacheWarning, UnfingerprintableWarning, UnpicklableOutputWarning
 from dagnb.events import Event, RunFinished, RunStarted, TaskFinished, TaskStarted
 from notebook_cells import Notebook
 
@@ -37,121 +39,6 @@ def _diamond(tmp_path: Path, cache: bool = True) -> Notebook:
     for source in DIAMOND:
         nb.task(source)
     return nb
-
-
-FAILING = [
-    "def fail():\n    note('fail')\n    raise ValueError('boom')\n",
-    "def child(fail):\n    note('child')\n    return fail\n",
-    "def z1():\n    note('z1')\n    time.sleep(SLOW)\n    return 1\n",
-    "def z2():\n    note('z2')\n    return 2\n",
-    "def z3():\n    note('z3')\n    return 3\n",
-]
-
-
-def _failing(tmp_path: Path) -> Notebook:
-    """``fail`` raises at once; ``z1`` is slow so it is still running then::
-
-        fail --> child        z1 (slow)   z2   z3
-    """
-    nb = Notebook(tmp_path)
-    nb.cell("import time\nSLOW = 0.3\n")
-    for source in FAILING:
-        nb.task(source)
-    return nb
-
-
-class BackendContract:
-    """What every backend must do; subclasses choose ``backend`` and ``jobs``."""
-
-    backend = "inline"
-    jobs = 1
-
-    def run(self, nb: Notebook, *targets: str, **options: Any) -> tuple[Any, list[str]]:
-        return nb.run(*targets, backend=self.backend, jobs=self.jobs, **options)
-
-    def test_values_are_correct(self, tmp_path: Path) -> None:
-        nb = _diamond(tmp_path)
-        report, _ = self.run(nb)
-        assert {t: nb.graph[t] for t in "abcd"} == {"a": 2, "b": 20, "c": 3, "d": 23}
-        assert nb.ns["d"] == 23, "values are bound in the namespace"
-        assert report.ok
-
-    def test_each_task_runs_exactly_once(self, tmp_path: Path) -> None:
-        nb = _diamond(tmp_path)
-        report, ran = self.run(nb)
-        assert sorted(ran) == ["a", "b", "c", "d"]
-        assert ran[0] == "a" and ran[-1] == "d"
-        assert sorted(report.executed) == ["a", "b", "c", "d"]
-
-    def test_only_the_targets_and_their_upstream_run(self, tmp_path: Path) -> None:
-        nb = _diamond(tmp_path)
-        _, ran = self.run(nb, "b")
-        assert ran == ["a", "b"]
-
-    def test_a_second_run_executes_nothing(self, tmp_path: Path) -> None:
-        nb = _diamond(tmp_path)
-        self.run(nb)
-        report, ran = self.run(nb)
-        assert ran == []
-        assert sorted(report.cached) == ["a", "b", "c", "d"]
-        assert report.executed == []
-
-    def test_a_failure_raises_task_failed_skips_dependents_and_cancels_the_rest(self, tmp_path: Path) -> None:
-        nb = _failing(tmp_path)
-        with pytest.raises(TaskFailed) as info:
-            self.run(nb)
-        failure = info.value
-        assert failure.task == "fail"
-        assert isinstance(failure.__cause__, ValueError) and str(failure.__cause__) == "boom"
-        report = failure.report  # type: ignore[attr-defined]
-        assert report.failed == ["fail"]
-        assert report.skipped == ["child"]
-        assert "z3" in report.cancelled
-        ran = set(_runs(nb))
-        assert "child" not in ran and "z3" not in ran
-        assert set(report.statuses) == {"fail", "child", "z1", "z2", "z3"}
-
-    def test_keep_going_runs_every_independent_branch(self, tmp_path: Path) -> None:
-        nb = _failing(tmp_path)
-        nb.ns["SLOW"] = 0.0
-        with pytest.raises(TaskFailed) as info:
-            self.run(nb, keep_going=True)
-        report = info.value.report  # type: ignore[attr-defined]
-        assert sorted(report.executed) == ["z1", "z2", "z3"]
-        assert report.skipped == ["child"]
-        assert sorted(_runs(nb)) == ["fail", "z1", "z2", "z3"]
-        assert (nb.graph["z1"], nb.graph["z2"], nb.graph["z3"]) == (1, 2, 3)
-
-    def test_raise_errors_false_returns_the_report(self, tmp_path: Path) -> None:
-        nb = _failing(tmp_path)
-        report, _ = self.run(nb, raise_errors=False, keep_going=True)
-        assert report.failed == ["fail"]
-        assert isinstance(report.errors["fail"], ValueError)
-        assert not report.ok
-        assert nb.graph.last_run is report
-
-    def test_a_failed_task_runs_again_next_time(self, tmp_path: Path) -> None:
-        nb = _failing(tmp_path)
-        nb.ns["SLOW"] = 0.0
-        self.run(nb, raise_errors=False, keep_going=True)
-        nb.task("def fail():\n    note('fail')\n    return 5\n")
-        report, ran = self.run(nb)
-        assert sorted(ran) == ["child", "fail"]
-        assert nb.graph["child"] == 5
-
-
-def _runs(nb: Notebook) -> list[str]:
-    return nb.log.read_text().split() if nb.log.exists() else []
-
-
-class TestInlineBackend(BackendContract):
-    backend = "inline"
-    jobs = 1
-
-
-class TestThreadBackend(BackendContract):
-    backend = "threads"
-    jobs = 2
 
 
 # ------------------------------------------------------------- incremental

@@ -1,0 +1,232 @@
+"""Backend bugs found by the contract suite, each pinned by a strict ``xfail``.
+
+Each test states the behaviour dagnb should have; it fails today for the
+reason given in its marker. When a fix lands the test passes, the strict
+marker turns that into a failure, and the marker is removed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dagnb.errors import TaskFailed
+from notebook_cells import Notebook
+
+from .test_contract import _close_leaked_client, _diamond, _runs, _wait_until, _with_gate
+
+REMOTE = ["processes", "dask"]
+
+
+def _backend(name: str, request: pytest.FixtureRequest) -> Any:
+    return request.getfixturevalue("dask_client") if name == "dask" else name
+
+
+# ------------------------------------------------------------------ processes
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="executor._complete calls future.result() unguarded (dagnb/executor.py:309); on `processes` "
+    "loky raises the pickling error there, so it escapes Graph.run instead of failing the task",
+)
+@pytest.mark.parametrize("what", ["output", "input"])
+def test_processes_a_value_that_cannot_travel_fails_only_its_task(tmp_path: Path, what: str) -> None:
+    """``handle`` returns a lock. As an output it cannot come back from a worker; as the input
+    of ``use`` (computed inline first, kept in memory) it cannot be sent to one."""
+    nb = Notebook(tmp_path)
+    nb.cell("import threading\n")
+    nb.task("def ok():\n    note('ok')\n    return 1\n")
+    nb.task("def handle():\n    note('handle')\n    return {'lock': threading.Lock()}\n")
+    nb.task("def use(handle):\n    note('use')\n    return 2\n")
+    if what == "input":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # unfingerprintable, unpicklable: kept in memory
+            nb.run("handle")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(TaskFailed) as info:
+            nb.run(backend="processes", jobs=2)
+    failed = "handle" if what == "output" else "use"
+    assert info.value.task == failed
+    report = info.value.report  # type: ignore[attr-defined]
+    assert report.statuses["ok"] in ("done", "cancelled") and report.statuses[failed] == "failed"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a dead worker makes loky's future raise TerminatedWorkerError, which escapes Graph.run "
+    "(dagnb/executor.py:309) instead of failing the task",
+)
+def test_processes_a_task_that_kills_its_worker_fails(tmp_path: Path) -> None:
+    nb = Notebook(tmp_path)
+    nb.task("import os\ndef crash():\n    note('crash')\n    os._exit(3)\n")
+    with pytest.raises(TaskFailed) as info:
+        nb.run(backend="processes", jobs=2)
+    assert info.value.task == "crash"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the graph keeps its ProcessBackend, whose loky executor is broken once a worker died "
+    "(dagnb/backends.py:173 fetches it once); every later run raises TerminatedWorkerError",
+)
+def test_processes_the_same_graph_runs_again_after_a_worker_died(tmp_path: Path) -> None:
+    nb = Notebook(tmp_path)
+    nb.task("import os\ndef crash():\n    note('crash')\n    os._exit(3)\n")
+    with pytest.raises(Exception):  # noqa: B017 - today TerminatedWorkerError; TaskFailed once fixed
+        nb.run(backend="processes", jobs=2)
+    nb.graph.drop("crash")
+    nb.task("def healthy():\n    note('healthy')\n    return 1\n")
+    report, ran = nb.run(backend="processes", jobs=2)
+    assert ran == ["healthy"] and report.executed == ["healthy"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="ProcessBackend takes loky's process-wide reusable executor (dagnb/backends.py:173); "
+    "joblib then reuses that plain executor as its memmapping one and raises AttributeError "
+    "'_ReusablePoolExecutor' object has no attribute '_temp_folder_manager'",
+)
+def test_processes_joblib_parallel_still_works_after_a_run(tmp_path: Path) -> None:
+    """A notebook that runs tasks on ``processes`` and then calls scikit-learn or joblib with n_jobs=2."""
+    from joblib import Parallel, delayed
+
+    nb = _diamond(tmp_path)
+    nb.run(backend="processes", jobs=2)
+    assert Parallel(n_jobs=2)(delayed(abs)(-i) for i in range(4)) == [0, 1, 2, 3]
+
+
+# ------------------------------------------------------------------ remote errors
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="worker._portable (dagnb/worker.py:67) checks picklability with plain pickle, which cannot "
+    "pickle a class defined in the notebook (it lives by value in the worker), so the error becomes "
+    "RemoteError; loky and distributed would carry it with cloudpickle",
+)
+@pytest.mark.parametrize("backend", REMOTE)
+def test_remote_an_exception_class_defined_in_the_notebook_keeps_its_type(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    nb = Notebook(tmp_path)
+    nb.cell("class BadData(Exception):\n    pass\n")
+    nb.task("def fail():\n    note('fail')\n    raise BadData('row 3 is empty')\n")
+    with pytest.raises(TaskFailed) as info:
+        nb.run(backend=_backend(backend, request), jobs=2)
+    assert isinstance(info.value.__cause__, nb.ns["BadData"])
+    assert str(info.value).startswith("Task `fail` raised BadData: row 3 is empty.")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the traceback is formatted in the worker (dagnb/worker.py:65), whose linecache does not "
+    "hold the notebook's cells: frames show file and line number but no source text",
+)
+@pytest.mark.parametrize("backend", REMOTE)
+def test_remote_traceback_shows_the_source_of_the_failing_line(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    nb = Notebook(tmp_path)
+    nb.task("def fail():\n    note('fail')\n    rows = []\n    raise KeyError('row 3 is empty')\n")
+    with pytest.raises(TaskFailed) as info:
+        nb.run(backend=_backend(backend, request), jobs=2)
+    assert "raise KeyError('row 3 is empty')" in info.value.__cause__.remote_traceback  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------ dask
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="DaskBackend.submit's settle callback (dagnb/backends.py:218) calls set_result on a future "
+    "the executor cancelled at the timeout (or at Ctrl-C): InvalidStateError, logged as an ERROR by "
+    "distributed when the abandoned task finishes",
+)
+def test_dask_an_abandoned_task_finishing_later_logs_no_error(tmp_path: Path, dask_client: Any) -> None:
+    nb, go = _with_gate(tmp_path)
+    nb.task("def hang():\n    note('hang')\n    wait_for(GO)\n    note('hang-end')\n    return 7\n", timeout=0.5)
+    errors = _Records()
+    logger = logging.getLogger("distributed.client")  # it does not propagate
+    logger.addHandler(errors)
+    try:
+        with pytest.raises(TaskFailed):
+            nb.run(backend=dask_client)
+        go.touch()
+        assert _wait_until(lambda: "hang-end" in _runs(nb))
+        assert _wait_until(lambda: not any(dask_client.processing().values()))
+        _wait_until(lambda: bool(errors.records), limit=2.0)  # the client's callback runs just after
+    finally:
+        logger.removeHandler(errors)
+    assert [r.getMessage() for r in errors.records] == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="DaskBackend.shutdown (dagnb/backends.py:225) closes only a cluster it started; the Client "
+    "opened for dask://HOST:PORT stays connected after Graph.close() (and stays the default client)",
+)
+def test_dask_close_disconnects_the_client_opened_for_an_address(
+    tmp_path: Path, dask_cluster: Any, dask_client: Any
+) -> None:
+    def clients() -> int:
+        return dask_client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.clients))
+
+    before = clients()
+    nb = _diamond(tmp_path)
+    nb.run(backend="dask://" + dask_cluster.scheduler_address[len("tcp://"):])
+    assert clients() == before + 1
+    nb.graph.close()
+    try:
+        assert _wait_until(lambda: clients() == before, limit=5.0)
+    finally:
+        _close_leaked_client(dask_client)
+
+
+# ------------------------------------------------------------------ inline
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="backends._alarm (dagnb/backends.py:119-123) arms ITIMER_REAL for the task's timeout and "
+    "then sets it to 0, cancelling any interval timer that was already running (pytest-timeout, a "
+    "user's signal.alarm)",
+)
+def test_inline_a_timeout_keeps_an_enclosing_interval_timer(tmp_path: Path) -> None:
+    fired: list[int] = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(signum))
+    signal.setitimer(signal.ITIMER_REAL, 60.0)
+    try:
+        nb = Notebook(tmp_path)
+        nb.task("def quick():\n    note('quick')\n    return 1\n", timeout=5)
+        nb.run()
+        remaining, _ = signal.getitimer(signal.ITIMER_REAL)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert _runs(nb) == ["quick"] and fired == []
+    assert 0 < remaining <= 60.0, "the enclosing 60 s timer is still armed"
+
+
+def test_known_bugs_do_not_leave_the_process_pool_broken(tmp_path: Path) -> None:
+    """After the tests above (a worker killed, joblib interleaved), ``processes`` works in a new graph."""
+    nb = _diamond(tmp_path)
+    _, ran = nb.run(backend="processes", jobs=2)
+    assert sorted(ran) == ["a", "b", "c", "d"] and nb.graph["d"] == 23
+    assert os.getpid() not in {int(s.lane.split()[1]) for s in nb.graph.trace.spans}
