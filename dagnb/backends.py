@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -119,12 +120,15 @@ def _alarm(seconds: float | None) -> Iterator[None]:
         raise TimedOut
 
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds)  # a timer already set (pytest-timeout, alarm())
+    started = time.monotonic()
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer:  # re-arm what remains of it, so an outer deadline still fires
+            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 0.001))
 
 
 class InlineBackend:
@@ -165,23 +169,54 @@ class ThreadBackend:
 
 
 class ProcessBackend:
-    """Runs tasks in worker processes (loky's reusable executor, shared by the session)."""
+    """Runs tasks in worker processes: a loky pool of its own, kept warm across runs of a graph.
+
+    Its own pool, not loky's process-wide reusable one, so joblib's own
+    ``Parallel`` in the same kernel keeps working; a pool whose worker died
+    is replaced at the next submission.
+    """
 
     name = "processes"
 
     def __init__(self, jobs: int) -> None:
-        from joblib.externals.loky import get_reusable_executor
-
         self.jobs = max(1, jobs)
-        self._pool = get_reusable_executor(max_workers=self.jobs, timeout=300)
+        self._pool: Any = None
+
+    def _executor(self) -> Any:
+        from joblib.externals.loky import ProcessPoolExecutor
+
+        if self._pool is None or getattr(self._pool, "_broken", False) or getattr(self._pool, "_flags", None) and \
+                getattr(self._pool._flags, "broken", None):
+            self._pool = ProcessPoolExecutor(max_workers=self.jobs)
+        return self._pool
 
     def submit(self, work: Work) -> Future[Outcome]:
         from .worker import run_remote
 
-        return self._pool.submit(run_remote, work.func, work.kwargs)
+        future: Future[Outcome] = Future()
+        try:
+            remote = self._executor().submit(run_remote, work.func, work.kwargs)
+        except Exception:  # a broken pool: start a new one, once
+            self._pool = None
+            remote = self._executor().submit(run_remote, work.func, work.kwargs)
+
+        def settle(done: Any) -> None:
+            if future.cancelled():
+                return
+            try:
+                future.set_result(done.result())
+            except BaseException as exc:  # an input or output that cannot be pickled, a worker that died
+                if isinstance(exc, Exception) and "Terminated" in type(exc).__name__:
+                    self._pool = None
+                future.set_result(Outcome(error=exc, remote=True))
+
+        remote.add_done_callback(settle)
+        return future
 
     def shutdown(self) -> None:
-        pass  # reusable: the next run (or joblib) gets the same warm workers
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
 
 
 class DaskBackend:
@@ -189,8 +224,8 @@ class DaskBackend:
 
     name = "dask"
 
-    def __init__(self, client: Any, owned: Any = None) -> None:
-        self.client, self._owned = client, owned
+    def __init__(self, client: Any, owned: Any = None, close_client: bool = False) -> None:
+        self.client, self._owned, self._close_client = client, owned, close_client
         workers = client.scheduler_info().get("workers", {})
         self.jobs = max(1, sum(w.get("nthreads", 1) for w in workers.values()))
 
@@ -205,7 +240,7 @@ class DaskBackend:
                 'Install it with `pip install "dagnb[dask]"`, or use `--backend processes`.'
             ) from None
         if address:
-            return cls(Client(address, timeout="10s"))
+            return cls(Client(address, timeout="10s", set_as_default=False), close_client=True)
         cluster = LocalCluster(n_workers=max(1, jobs), threads_per_worker=1, host="127.0.0.1",
                                dashboard_address=None, processes=True)
         return cls(Client(cluster), owned=cluster)
@@ -217,15 +252,20 @@ class DaskBackend:
         remote = self.client.submit(run_remote, work.func, work.kwargs, pure=False)
 
         def settle(done: Any) -> None:
+            if future.cancelled():  # abandoned (a timeout, Ctrl-C): nobody waits for it
+                return
             try:
                 future.set_result(done.result())
             except BaseException as exc:  # cancelled, lost worker: the task failed
                 future.set_result(Outcome(error=exc, remote=True))
 
         remote.add_done_callback(settle)
+        future.add_done_callback(lambda f: remote.cancel() if f.cancelled() else None)
         return future
 
     def shutdown(self) -> None:
+        if self._close_client and self._owned is None:
+            self.client.close()
         if self._owned is not None:
             self.client.close()
             self._owned.close()

@@ -62,9 +62,11 @@ def run_remote(func: Callable[..., Any], kwargs: dict[str, Any]) -> Outcome:
 
 def _portable(exc: BaseException) -> BaseException:
     """The exception, carrying its traceback as text; a stand-in if it cannot be pickled."""
+    import cloudpickle  # what loky carries results back with: it sends notebook classes by value
+
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     try:
-        pickle.loads(pickle.dumps(exc))
+        pickle.loads(cloudpickle.dumps(exc))
     except Exception:
         exc = RemoteError(f"{type(exc).__qualname__}: {exc}")
     exc.remote_traceback = text  # type: ignore[attr-defined]

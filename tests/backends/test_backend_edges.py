@@ -1,8 +1,8 @@
-"""Backend bugs found by the contract suite, each pinned by a strict ``xfail``.
+"""Backend edge cases the contract suite found: values that cannot travel, dead workers,
+notebook exception classes, abandoned dask tasks, clients opened for an address, outer timers.
 
-Each test states the behaviour dagnb should have; it fails today for the
-reason given in its marker. When a fix lands the test passes, the strict
-marker turns that into a failure, and the marker is removed.
+One limit is pinned by a strict ``xfail``: a remote traceback cannot show the source line of a
+notebook cell, because the worker has no copy of the cell's text.
 """
 
 from __future__ import annotations
@@ -31,11 +31,6 @@ def _backend(name: str, request: pytest.FixtureRequest) -> Any:
 # ------------------------------------------------------------------ processes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="executor._complete calls future.result() unguarded (dagnb/executor.py:309); on `processes` "
-    "loky raises the pickling error there, so it escapes Graph.run instead of failing the task",
-)
 @pytest.mark.parametrize("what", ["output", "input"])
 def test_processes_a_value_that_cannot_travel_fails_only_its_task(tmp_path: Path, what: str) -> None:
     """``handle`` returns a lock. As an output it cannot come back from a worker; as the input
@@ -59,11 +54,6 @@ def test_processes_a_value_that_cannot_travel_fails_only_its_task(tmp_path: Path
     assert report.statuses["ok"] in ("done", "cancelled") and report.statuses[failed] == "failed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a dead worker makes loky's future raise TerminatedWorkerError, which escapes Graph.run "
-    "(dagnb/executor.py:309) instead of failing the task",
-)
 def test_processes_a_task_that_kills_its_worker_fails(tmp_path: Path) -> None:
     nb = Notebook(tmp_path)
     nb.task("import os\ndef crash():\n    note('crash')\n    os._exit(3)\n")
@@ -72,11 +62,6 @@ def test_processes_a_task_that_kills_its_worker_fails(tmp_path: Path) -> None:
     assert info.value.task == "crash"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the graph keeps its ProcessBackend, whose loky executor is broken once a worker died "
-    "(dagnb/backends.py:173 fetches it once); every later run raises TerminatedWorkerError",
-)
 def test_processes_the_same_graph_runs_again_after_a_worker_died(tmp_path: Path) -> None:
     nb = Notebook(tmp_path)
     nb.task("import os\ndef crash():\n    note('crash')\n    os._exit(3)\n")
@@ -88,12 +73,6 @@ def test_processes_the_same_graph_runs_again_after_a_worker_died(tmp_path: Path)
     assert ran == ["healthy"] and report.executed == ["healthy"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ProcessBackend takes loky's process-wide reusable executor (dagnb/backends.py:173); "
-    "joblib then reuses that plain executor as its memmapping one and raises AttributeError "
-    "'_ReusablePoolExecutor' object has no attribute '_temp_folder_manager'",
-)
 def test_processes_joblib_parallel_still_works_after_a_run(tmp_path: Path) -> None:
     """A notebook that runs tasks on ``processes`` and then calls scikit-learn or joblib with n_jobs=2."""
     from joblib import Parallel, delayed
@@ -106,12 +85,6 @@ def test_processes_joblib_parallel_still_works_after_a_run(tmp_path: Path) -> No
 # ------------------------------------------------------------------ remote errors
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="worker._portable (dagnb/worker.py:67) checks picklability with plain pickle, which cannot "
-    "pickle a class defined in the notebook (it lives by value in the worker), so the error becomes "
-    "RemoteError; loky and distributed would carry it with cloudpickle",
-)
 @pytest.mark.parametrize("backend", REMOTE)
 def test_remote_an_exception_class_defined_in_the_notebook_keeps_its_type(
     tmp_path: Path, backend: str, request: pytest.FixtureRequest
@@ -153,12 +126,6 @@ class _Records(logging.Handler):
         self.records.append(record)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DaskBackend.submit's settle callback (dagnb/backends.py:218) calls set_result on a future "
-    "the executor cancelled at the timeout (or at Ctrl-C): InvalidStateError, logged as an ERROR by "
-    "distributed when the abandoned task finishes",
-)
 def test_dask_an_abandoned_task_finishing_later_logs_no_error(tmp_path: Path, dask_client: Any) -> None:
     nb, go = _with_gate(tmp_path)
     nb.task("def hang():\n    note('hang')\n    wait_for(GO)\n    note('hang-end')\n    return 7\n", timeout=0.5)
@@ -177,11 +144,6 @@ def test_dask_an_abandoned_task_finishing_later_logs_no_error(tmp_path: Path, da
     assert [r.getMessage() for r in errors.records] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DaskBackend.shutdown (dagnb/backends.py:225) closes only a cluster it started; the Client "
-    "opened for dask://HOST:PORT stays connected after Graph.close() (and stays the default client)",
-)
 def test_dask_close_disconnects_the_client_opened_for_an_address(
     tmp_path: Path, dask_cluster: Any, dask_client: Any
 ) -> None:
@@ -202,12 +164,6 @@ def test_dask_close_disconnects_the_client_opened_for_an_address(
 # ------------------------------------------------------------------ inline
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="backends._alarm (dagnb/backends.py:119-123) arms ITIMER_REAL for the task's timeout and "
-    "then sets it to 0, cancelling any interval timer that was already running (pytest-timeout, a "
-    "user's signal.alarm)",
-)
 def test_inline_a_timeout_keeps_an_enclosing_interval_timer(tmp_path: Path) -> None:
     fired: list[int] = []
     previous = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(signum))
