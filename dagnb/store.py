@@ -664,6 +664,7 @@ class DiskStore(Store):
         with self._lock, self._db:
             self._db.executemany("DELETE FROM entries WHERE key = ?", [(k,) for k in bad_entries])
             self._db.execute("DELETE FROM heads WHERE key NOT IN (SELECT key FROM entries)")
+        self._remove_leftovers()
         return Verified(len(self._query("SELECT key FROM entries")) + len(bad_entries), len(blobs), bad_entries, bad_values)
 
     def record_run(self, started: float, finished: float, tasks: list[TaskRecord]) -> int:
@@ -686,7 +687,22 @@ class DiskStore(Store):
             found.append(RunRecord(run, started, finished, [TaskRecord(*row) for row in rows]))
         return found
 
+    def _remove_leftovers(self, older_than: float = 3600.0) -> int:
+        """Delete temporary files of killed writers and value files no row names (an hour old at least)."""
+        known = {fp for (fp,) in self._query("SELECT fingerprint FROM blobs")}
+        cutoff, removed = time.time() - older_than, 0
+        for path in (self.root / "blobs").glob("*/*"):
+            stray = path.name.startswith(".tmp-") or (path.suffix == ".pkl" and path.stem not in known)
+            try:
+                if stray and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except OSError:
+                continue  # another process removed or is replacing it
+        return removed
+
     def prune(self, max_bytes: int, keep: Iterable[str] = ()) -> Pruned:
+        self._remove_leftovers()
         kept = set(keep)
         blobs = self._query("SELECT fingerprint, nbytes FROM blobs ORDER BY last_used, created")
         total = sum(n for _, n in blobs)

@@ -222,3 +222,25 @@ def test_sigkill_during_prune_and_clear_leaves_no_dangling_entry(tmp_path: Path)
         f"nothing: 0 wrong values, 0 entries whose stored value was gone; left behind: {orphans} "
         f"unreferenced value files (space only)",
     )
+
+
+def test_verify_removes_what_killed_writers_left_behind_once_it_is_an_hour_old(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from dagnb.store import CacheEntry, DiskStore
+    from dagnb.hashing import fingerprint
+
+    store = DiskStore(tmp_path / "cache")
+    store.put(CacheEntry("k", "t", fingerprint(1)), 1)
+    shard = next((tmp_path / "cache" / "blobs").iterdir())
+    old_tmp, new_tmp, orphan = shard / ".tmp-old.pkl", shard / ".tmp-new.pkl", shard / ("0" * 32 + ".pkl")
+    for path in (old_tmp, new_tmp, orphan):
+        path.write_bytes(b"leftover")
+    hour_ago = time.time() - 3700
+    os.utime(old_tmp, (hour_ago, hour_ago))
+    os.utime(orphan, (hour_ago, hour_ago))
+    assert store.verify().ok
+    assert not old_tmp.exists() and not orphan.exists()
+    assert new_tmp.exists(), "a temporary file younger than an hour may belong to a writer still at work"
+    assert store.load(store.entry("k")) == 1  # type: ignore[arg-type]
