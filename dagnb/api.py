@@ -116,6 +116,7 @@ class Graph:
         self.check_mutation = False  # debug mode: re-fingerprint a task's inputs after it runs
         self._damaged: set[str] = set()  # values changed in place by a task, to forget when the run ends
         self._maps: dict[str, MapPlan] = {}  # a running map task's items, from prepare to commit
+        self._run_jobs = 1  # workers of the current run's backend: a map task splits its elements over them
         self._item_counts: dict[str, tuple[int, int]] = {}  # map tasks of the current run: (computed, elements)
         self.backend: str | Backend = "inline"  # where `run` sends tasks when not told
         self.jobs = 1
@@ -263,6 +264,7 @@ class Graph:
         order = self._validate(targets)
         forced = frozenset(self.tasks.get(f).name for f in force) | (self.force_once & set(order))
         chosen = self._backend(backend if backend is not None else self.backend, jobs or self.jobs)
+        self._run_jobs = chosen.jobs
         try:
             report = execute(self, order, backend=chosen, bus=self.bus, force=forced,
                              keep_going=keep_going, run_id=next(self._run_ids))
@@ -387,11 +389,15 @@ class Graph:
         kwargs = self._inputs(decision.task, decision)
         before = self._input_fingerprints(kwargs) if self.check_mutation else None
         func = spec.func
-        if spec.map:  # only the elements the cache lacks are sent to run
+        parts = None
+        if spec.map:  # only the elements the cache lacks are sent to run, split across the workers
             plan = self._maps[spec.name] = self._plan_items(spec, decision, kwargs.pop(spec.map))
-            func = functools.partial(call_items, spec.func, spec.map, [plan.items[i] for i in plan.missing])
+            missing = [plan.items[i] for i in plan.missing]
+            func = functools.partial(call_items, spec.func, spec.map, missing)
             before = {p: d for p, d in (before or {}).items() if p != spec.map} or None
+            parts = self._map_parts(spec, kwargs, missing)
         work = Work(spec.name, func, kwargs, lambda: self._work(spec, kwargs, before, func), spec.timeout, spec.retries)
+        work.parts = parts
         if inspect.iscoroutinefunction(spec.func) and not spec.map:
             work.run_async = lambda: self._awork(spec, kwargs)
         return work
@@ -407,6 +413,18 @@ class Graph:
         output = _fingerprint_or_none(value)
         return Outcome(value, output, [], duration, None, started, time.process_time() - cpu, 0, value_nbytes(value),
                        "async")
+
+    def _map_parts(self, spec: TaskSpec, kwargs: dict[str, Any], missing: list[Any]) -> list[Work] | None:
+        """One work per worker, each a contiguous slice of the missing elements (None: no split)."""
+        jobs = min(self._run_jobs, len(missing))
+        if jobs < 2:
+            return None
+        size = -(-len(missing) // jobs)
+        parts = []
+        for start in range(0, len(missing), size):
+            part = functools.partial(call_items, spec.func, spec.map, missing[start : start + size])
+            parts.append(Work(spec.name, part, kwargs, functools.partial(self._work, spec, kwargs, None, part)))
+        return parts
 
     def _plan_items(self, spec: TaskSpec, decision: Decision, collection: Any) -> MapPlan:
         assert decision.key is not None and spec.map is not None

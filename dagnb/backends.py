@@ -38,6 +38,7 @@ __all__ = [
     "TimedOut",
     "Work",
     "async_runner",
+    "gather",
     "current_lane",
     "make_backend",
 ]
@@ -76,6 +77,37 @@ class Work:
     timeout: float | None = None
     retries: int = 0
     run_async: Callable[[], Any] | None = field(default=None, repr=False)  # an async task: makes its coroutine
+    parts: list[Work] | None = field(default=None, repr=False)  # a map task's elements, split across workers
+
+
+def gather(futures: list[Future[Outcome]]) -> Future[Outcome]:
+    """One future for the parts of a map task: their values concatenated in order, the first error wins."""
+    combined: Future[Outcome] = Future()
+    remaining = [len(futures)]
+    lock = threading.Lock()
+
+    def one_done(_: Future[Outcome]) -> None:
+        with lock:
+            remaining[0] -= 1
+            if remaining[0] or combined.done():
+                return
+        outcomes = [f.result() for f in futures]
+        error = next((o.error for o in outcomes if o.error is not None), None)
+        merged = Outcome(
+            value=None if error else [v for o in outcomes for v in o.value],
+            outputs=[out for o in outcomes for out in o.outputs],
+            duration=max(o.duration for o in outcomes),
+            error=error,
+            started=min(o.started for o in outcomes),
+            cpu_time=sum(o.cpu_time for o in outcomes),
+            worker=outcomes[0].worker,
+            remote=any(o.remote for o in outcomes),
+        )
+        combined.set_result(merged)
+
+    for future in futures:
+        future.add_done_callback(one_done)
+    return combined
 
 
 class TimedOut(BaseException):

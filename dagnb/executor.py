@@ -32,7 +32,17 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any, Protocol
 
-from .backends import Backend, InlineBackend, Outcome, ThreadBackend, Work, async_runner, current_lane, make_backend
+from .backends import (
+    Backend,
+    InlineBackend,
+    Outcome,
+    ThreadBackend,
+    Work,
+    async_runner,
+    current_lane,
+    gather,
+    make_backend,
+)
 from .errors import InputDamaged, TaskFailedCondition, TaskTimedOut
 from .events import EventBus, RunFinished, RunStarted, TaskFinished, TaskStarted
 from .plan import Decision, priorities
@@ -340,7 +350,10 @@ def _submit(run: _Run, backend: Backend, decision: Decision, work: Work, number:
                              attempt=number))
     deadline = now + work.timeout if work.timeout else None
     attempt = _Attempt(decision, work, number, now, deadline)
-    future = async_runner().submit(work) if work.run_async is not None else backend.submit(work)
+    if work.parts:  # a map task's elements, on several workers at once
+        future = gather([backend.submit(part) for part in work.parts])
+    else:
+        future = async_runner().submit(work) if work.run_async is not None else backend.submit(work)
     run.running[future] = attempt
 
 

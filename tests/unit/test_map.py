@@ -83,3 +83,19 @@ def test_map_over_a_name_that_is_no_parameter_is_refused() -> None:
         "Task `size`: `--map file` names no parameter of the task (its parameters: files). "
         "Map over one of its inputs, e.g. `--map files`."
     )
+
+
+@pytest.mark.parametrize("backend", ["threads", "processes"])
+def test_elements_run_on_several_workers_at_once(tmp_path: Path, backend: str) -> None:
+    nb = Notebook(tmp_path)
+    nb.cell("import os, threading, time\n")
+    nb.ns["files"] = [f"f{i}" for i in range(8)]
+    nb.task("def where(files):\n    time.sleep(0.05)\n"
+            "    note(f'{files}@{os.getpid()}-{threading.current_thread().name}')\n    return files.upper()\n")
+    nb.graph.add(dagnb.graph.spec_from_function(nb.ns["where"], map="files"))
+    nb.graph.run(backend=backend, jobs=2)
+    assert nb.graph["where"] == [f"F{i}" for i in range(8)], "results in element order"
+    calls = _calls(nb)
+    assert sorted(c.split("@")[0] for c in calls) == [f"f{i}" for i in range(8)], "each element once"
+    assert len({c.split("@")[1] for c in calls}) == 2, f"two workers shared the elements: {calls}"
+    nb.graph.close()
