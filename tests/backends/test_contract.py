@@ -37,29 +37,9 @@ from dagnb.backends import make_backend
 from dagnb.errors import CommandError, TaskDefinitionError, TaskFailed, TaskTimedOut
 from dagnb.events import Event, TaskFinished, TaskStarted
 from notebook_cells import Notebook
+from notebook_cells import diamond as _diamond
 
 # ------------------------------------------------------------------ notebooks
-
-DIAMOND = [
-    "def a():\n    note('a')\n    return 2\n",
-    "def b(a):\n    note('b')\n    return a * 10\n",
-    "def c(a):\n    note('c')\n    return a + 1\n",
-    "def d(b, c):\n    note('d')\n    return b + c\n",
-]
-
-
-def _diamond(tmp_path: Path, cache: bool = True) -> Notebook:
-    """::
-
-        a --> b --> d
-         \\         ^
-          `-> c ---'
-    """
-    nb = Notebook(tmp_path, cache=cache)
-    for source in DIAMOND:
-        nb.task(source)
-    return nb
-
 
 FAILING = [
     "def fail():\n    note('fail')\n    raise ValueError('boom')\n",

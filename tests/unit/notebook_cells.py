@@ -75,3 +75,24 @@ class Notebook:
         before = len(runs(self.log))
         report = self.graph.run(list(targets) or None, **options)
         return report, runs(self.log)[before:]
+
+
+DIAMOND = [
+    "def a():\n    note('a')\n    return 2\n",
+    "def b(a):\n    note('b')\n    return a * 10\n",
+    "def c(a):\n    note('c')\n    return a + 1\n",
+    "def d(b, c):\n    note('d')\n    return b + c\n",
+]
+
+
+def diamond(tmp_path: Path, cache: bool = True) -> Notebook:
+    """The diamond most executor tests share::
+
+        a --> b --> d
+         \\         ^
+          `-> c ---'
+    """
+    nb = Notebook(tmp_path, cache=cache)
+    for source in DIAMOND:
+        nb.task(source)
+    return nb

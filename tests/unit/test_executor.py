@@ -18,28 +18,8 @@ import pytest
 import dagnb
 from dagnb.errors import DagnbCacheWarning, UnfingerprintableWarning, UnpicklableOutputWarning
 from dagnb.events import Event, RunFinished, RunStarted, TaskFinished, TaskStarted
-from notebook_cells import Notebook
-
-DIAMOND = [
-    "def a():\n    note('a')\n    return 2\n",
-    "def b(a):\n    note('b')\n    return a * 10\n",
-    "def c(a):\n    note('c')\n    return a + 1\n",
-    "def d(b, c):\n    note('d')\n    return b + c\n",
-]
-
-
-def _diamond(tmp_path: Path, cache: bool = True) -> Notebook:
-    """::
-
-        a --> b --> d
-         \\         ^
-          `-> c ---'
-    """
-    nb = Notebook(tmp_path, cache=cache)
-    for source in DIAMOND:
-        nb.task(source)
-    return nb
-
+from notebook_cells import DIAMOND, Notebook
+from notebook_cells import diamond as _diamond
 
 # ------------------------------------------------------------- incremental
 
