@@ -332,11 +332,12 @@ class Graph:
 
     def decide(self, task: str, force: frozenset[str], skipped: frozenset[str] = frozenset()) -> Decision:
         spec = self.tasks.specs[task]
-        damaged = [u for u in self.tasks.upstream(task) if u in self._damaged]
+        upstream = self.tasks.upstream(task)
+        damaged = [u for u in upstream if u in self._damaged] if self._damaged else []
         if damaged:  # a task changed it in place and there is no copy to put back: do not feed it on
             raise InputDamaged(task, damaged[0])
-        defaulted = frozenset(skipped & spec.defaults.keys())
-        ups = {u: self.results[u].output for u in self.tasks.upstream(task) if u not in defaulted}
+        defaulted = frozenset(skipped & spec.defaults.keys()) if skipped else frozenset()
+        ups = {u: self.results[u].output for u in upstream if u not in defaulted}
         decision = decide(self, task, ups, force, defaulted)
         if spec.when and decision.key is not None:
             from .condition import condition_holds
