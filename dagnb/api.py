@@ -39,7 +39,8 @@ from .events import Event, EventBus, GraphChanged, RunFinished, RunStarted, Task
 from .history import History, RunDiff, diff_runs
 from .mapping import MapPlan, assemble, call_items, plan_items
 from .backends import DaskBackend, ThreadBackend, Work
-from .executor import Backend, Outcome, RunReport, execute, make_backend
+from .aio import complete_now
+from .executor import Backend, Outcome, RunReport, execute, execute_async, make_backend
 from .graph import TaskGraph, TaskSpec, spec_from_function
 from .hashing import fingerprint
 from .plan import Decision, Plan, Result, decide, plan_run
@@ -261,13 +262,37 @@ class Graph:
             TaskFailed: a task raised (after every other result is committed),
                 unless ``raise_errors`` is false; the report is ``error.report``.
         """
+        return complete_now(self._run(targets, force, keep_going, backend, jobs, raise_errors, awaited=False))
+
+    async def arun(
+        self,
+        targets: Iterable[str] | None = None,
+        *,
+        force: Iterable[str] = (),
+        keep_going: bool = False,
+        backend: str | Backend | Any | None = None,
+        jobs: int | None = None,
+        raise_errors: bool = True,
+    ) -> RunReport:
+        """:meth:`run`, awaited: async tasks run on the running event loop (the kernel's, in a notebook).
+
+        Other tasks run as with :meth:`run`; an inline one blocks the loop
+        while it runs. Cancelling the awaiting task stops the run (tasks that
+        never started are ``cancelled``, every finished result is kept) and
+        raises CancelledError.
+        """
+        return await self._run(targets, force, keep_going, backend, jobs, raise_errors, awaited=True)
+
+    async def _run(self, targets: Iterable[str] | None, force: Iterable[str], keep_going: bool,
+                   backend: str | Backend | Any | None, jobs: int | None, raise_errors: bool,
+                   awaited: bool) -> RunReport:
         order = self._validate(targets)
         forced = frozenset(self.tasks.get(f).name for f in force) | (self.force_once & set(order))
         chosen = self._backend(backend if backend is not None else self.backend, jobs or self.jobs)
         self._run_jobs = chosen.jobs
+        how = dict(backend=chosen, bus=self.bus, force=forced, keep_going=keep_going, run_id=next(self._run_ids))
         try:
-            report = execute(self, order, backend=chosen, bus=self.bus, force=forced,
-                             keep_going=keep_going, run_id=next(self._run_ids))
+            report = await execute_async(self, order, **how) if awaited else execute(self, order, **how)
         finally:
             if isinstance(chosen, ThreadBackend):
                 chosen.shutdown()
@@ -404,16 +429,20 @@ class Graph:
         return work
 
     async def _awork(self, spec: TaskSpec, kwargs: dict[str, Any]) -> Outcome:
-        """An async task's body, awaited on dagnb's event loop (its prints are shown, not recorded)."""
-        started, cpu = time.perf_counter(), time.process_time()
+        """An async task's body, awaited (its prints and displays recorded like a sync task's).
+
+        Its CPU time and peak memory are not measured: other tasks run on the
+        same thread while it waits.
+        """
+        started = time.perf_counter()
         try:
-            value = await spec.func(**kwargs)
+            with self.capture() as log:
+                value = await spec.func(**kwargs)
         except Exception as exc:
             return Outcome(error=exc, duration=time.perf_counter() - started, started=started, worker="async")
         duration = time.perf_counter() - started
-        output = _fingerprint_or_none(value)
-        return Outcome(value, output, [], duration, None, started, time.process_time() - cpu, 0, value_nbytes(value),
-                       "async")
+        return Outcome(value, _fingerprint_or_none(value), list(log), duration, None, started, 0.0, 0,
+                       value_nbytes(value), "async")
 
     def _map_parts(self, spec: TaskSpec, kwargs: dict[str, Any], missing: list[Any]) -> list[Work] | None:
         """One work per worker, each a contiguous slice of the missing elements (None: no split)."""

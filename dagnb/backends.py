@@ -40,6 +40,7 @@ __all__ = [
     "async_runner",
     "gather",
     "current_lane",
+    "keyboard_interrupts",
     "make_backend",
 ]
 
@@ -161,6 +162,28 @@ def _alarm(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
         if outer:  # re-arm what remains of it, so an outer deadline still fires
             signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 0.001))
+
+
+@contextlib.contextmanager
+def keyboard_interrupts() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt in this block, whatever handler the caller's event loop set.
+
+    ipykernel turns Ctrl-C during an awaited cell into cancelling it, which
+    waits for the running code to return; a task blocking the loop must be
+    interrupted instead.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous in (signal.default_int_handler, signal.SIG_IGN, None):  # None: set outside Python
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class InlineBackend:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
+from contextvars import ContextVar
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
@@ -30,14 +31,14 @@ class OutputLog(list):  # type: ignore[type-arg]
         self.append({"output_type": "display_data", "data": dict(data), "metadata": dict(metadata or {})})
 
 
-_local = threading.local()
+_log: ContextVar[OutputLog | None] = ContextVar("dagnb_output_log", default=None)
 _lock = threading.Lock()
 _installed: list[Any] = []  # [depth, saved stdout, saved stderr] while any capture is active
 
 
 def current_log() -> OutputLog | None:
-    """The log of the task running in this thread, if any."""
-    return getattr(_local, "log", None)
+    """The log of the task running in this thread (or, for an async task, this asyncio task), if any."""
+    return _log.get()
 
 
 class _Tee:
@@ -61,8 +62,9 @@ def capture_streams() -> Iterator[OutputLog]:
     """Tee ``sys.stdout`` and ``sys.stderr`` into a fresh :class:`OutputLog`.
 
     The streams are swapped once while any capture is active, and each
-    thread records into its own log, so tasks running at once on a thread
-    pool keep their outputs apart and the streams are restored exactly.
+    thread (each asyncio task) records into its own log, so tasks running at
+    once on a thread pool or an event loop keep their outputs apart, and the
+    streams are restored exactly.
     """
     log = OutputLog()
     with _lock:
@@ -71,11 +73,11 @@ def capture_streams() -> Iterator[OutputLog]:
             sys.stdout = _Tee(sys.stdout, "stdout")  # type: ignore[assignment]
             sys.stderr = _Tee(sys.stderr, "stderr")  # type: ignore[assignment]
         _installed[0] += 1
-    previous, _local.log = current_log(), log
+    token = _log.set(log)
     try:
         yield log
     finally:
-        _local.log = previous
+        _log.reset(token)
         with _lock:
             _installed[0] -= 1
             if _installed[0] == 0:

@@ -245,7 +245,8 @@ def helper_sources(fn: Callable[..., Any], skip: frozenset[str] = frozenset()) -
                 if name not in found:
                     found[name] = function_digest(obj)
                     stack.append((obj, frozenset(), True))
-            elif is_helper and not isinstance(obj, (types.ModuleType, type, types.BuiltinFunctionType)):
+            elif is_helper and not isinstance(obj, (types.ModuleType, type, types.BuiltinFunctionType,
+                                                    types.FunctionType)):  # a library's function (IPython's `open`)
                 found.setdefault(f"global {name}", value_digest(name, obj))
     return found
 

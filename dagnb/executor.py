@@ -23,6 +23,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import time
 from collections import deque
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any, Protocol
 
+from .aio import complete_now
 from .backends import (
     Backend,
     InlineBackend,
@@ -41,6 +43,7 @@ from .backends import (
     async_runner,
     current_lane,
     gather,
+    keyboard_interrupts,
     make_backend,
 )
 from .errors import InputDamaged, TaskFailedCondition, TaskTimedOut
@@ -56,6 +59,7 @@ __all__ = [
     "Work",
     "current_lane",
     "execute",
+    "execute_async",
     "make_backend",
 ]
 
@@ -226,7 +230,8 @@ class _Run:
             if not self.waiting[t]:
                 self.ready.push(t)
         self.order = list(order)
-        self.running: dict[Future[Outcome], _Attempt] = {}
+        self.running: dict[Any, _Attempt] = {}  # a backend's Future, or the event loop's Task of an async task
+        self.waiter: Any = None  # how tasks are submitted and awaited: set by the driver
         self.stopped = False
         self.by_condition: set[str] = set()  # tasks skipped because their `--when` was false
 
@@ -274,30 +279,95 @@ def execute(
     keep_going: bool = False,
     run_id: int = 0,
 ) -> RunReport:
-    """Bring every task of ``order`` (upstream first) up to date."""
+    """Bring every task of ``order`` (upstream first) up to date, waiting in this thread.
+
+    Async tasks run on dagnb's own event loop thread.
+    """
     backend = backend or InlineBackend()
     run = _Run(ctx, order, bus or EventBus(), run_id, backend.jobs)
+    return complete_now(_drive(run, backend, _Blocking(), force, keep_going))
+
+
+async def execute_async(
+    ctx: RunContext,
+    order: Sequence[str],
+    *,
+    backend: Backend | None = None,
+    bus: EventBus | None = None,
+    force: frozenset[str] = frozenset(),
+    keep_going: bool = False,
+    run_id: int = 0,
+) -> RunReport:
+    """:func:`execute`, awaited: async tasks run on the running event loop, next to each other.
+
+    Cancelling the awaiting task stops the run like KeyboardInterrupt does
+    (tasks that never started are ``cancelled``) and raises CancelledError.
+    """
+    backend = backend or InlineBackend()
+    run = _Run(ctx, order, bus or EventBus(), run_id, backend.jobs)
+    return await _drive(run, backend, _OnLoop(), force, keep_going)
+
+
+class _Blocking:
+    """Waits by blocking the caller's thread; async tasks go to dagnb's own loop thread."""
+
+    def submit(self, backend: Backend, work: Work) -> Future[Outcome]:
+        return async_runner().submit(work) if work.run_async is not None else backend.submit(work)
+
+    async def wait(self, futures: list[Any], timeout: float | None) -> set[Any]:
+        return wait(futures, timeout=timeout, return_when=FIRST_COMPLETED)[0]
+
+
+class _OnLoop:
+    """Waits by awaiting on the running event loop; async tasks run on it."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._awaitable: dict[Any, asyncio.Future[Outcome]] = {}  # a backend's future -> the loop's view of it
+
+    def submit(self, backend: Backend, work: Work) -> Any:
+        if work.run_async is not None:
+            return self._loop.create_task(work.run_async())
+        with keyboard_interrupts():  # an inline task blocks the loop: Ctrl-C must reach it
+            return backend.submit(work)
+
+    async def wait(self, futures: list[Any], timeout: float | None) -> set[Any]:
+        views = {f: f if isinstance(f, asyncio.Future) else self._view(f) for f in futures}
+        done, _ = await asyncio.wait(views.values(), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finished = {f for f, view in views.items() if view in done}
+        for f in finished:
+            self._awaitable.pop(f, None)
+        return finished
+
+    def _view(self, future: Future[Outcome]) -> asyncio.Future[Outcome]:
+        if future not in self._awaitable:
+            self._awaitable[future] = asyncio.wrap_future(future, loop=self._loop)
+        return self._awaitable[future]
+
+
+async def _drive(run: _Run, backend: Backend, waiter: _Blocking | _OnLoop, force: frozenset[str],
+                 keep_going: bool) -> RunReport:
     started = time.perf_counter()
     edges = {t: tuple(ups) for t, ups in run.waiting.items()}
-    run.bus.emit(RunStarted(run_id, started, tasks=tuple(order), upstream=edges))
+    run.bus.emit(RunStarted(run.run_id, started, tasks=tuple(run.order), upstream=edges))
+    run.waiter = waiter
     try:
         while run.ready or run.running:
             _start_ready(run, backend, force, keep_going)
             if run.running:
                 deadline = run.next_deadline()
                 timeout = None if deadline is None else max(0.0, deadline - time.perf_counter())
-                done, _ = wait(list(run.running), timeout=timeout, return_when=FIRST_COMPLETED)
-                for future in done:
+                for future in await waiter.wait(list(run.running), timeout):
                     _complete(run, backend, future, keep_going)
                 _expire(run, backend, keep_going)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         _cancel_rest(run)
         raise
     finally:
         _cancel_rest(run)
-        run.report.statuses = {t: run.report.statuses[t] for t in order}
+        run.report.statuses = {t: run.report.statuses[t] for t in run.order}
         run.report.wall_time = time.perf_counter() - started
-        run.bus.emit(RunFinished(run_id, time.perf_counter(), duration=run.report.wall_time))
+        run.bus.emit(RunFinished(run.run_id, time.perf_counter(), duration=run.report.wall_time))
     return run.report
 
 
@@ -353,7 +423,7 @@ def _submit(run: _Run, backend: Backend, decision: Decision, work: Work, number:
     if work.parts:  # a map task's elements, on several workers at once
         future = gather([backend.submit(part) for part in work.parts])
     else:
-        future = async_runner().submit(work) if work.run_async is not None else backend.submit(work)
+        future = run.waiter.submit(backend, work)
     run.running[future] = attempt
 
 

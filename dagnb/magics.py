@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import argparse
 import ast
+import asyncio
 import contextlib
+import inspect
 import os
+import re
 import shlex
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
 from html import escape
 from typing import Any
 
@@ -26,6 +30,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import publish_display_data
 
 from . import session
+from .aio import complete_now
 from .capture import OutputLog, capture_streams, current_log, replay_streams
 from .errors import CommandError, DagnbError, TaskFailed
 from .executor import RunReport
@@ -33,7 +38,7 @@ from .graph import parse_task_cell, spec_from_function
 from .runner import METADATA_FORMAT
 from .store import open_store
 
-__all__ = ["DagMagics", "load", "unload"]
+__all__ = ["DagMagics", "awaiting", "load", "unload"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -159,10 +164,8 @@ class DagMagics(Magics):
             if args.no_run:
                 stale = ", ".join(self.graph.stale([name])) or "none"
                 _show_line(f"{name}: defined (not run){notes} · stale: {stale}", {"task": name})
-                return
-            with self._progress(own=name):
-                report = self.graph.run([name])
-                self._after_run(name, report, notes)
+                return None
+        return self._running(lambda run: self._bring_up_to_date(name, notes, run), own=name)
 
     def _define(self, cell: str, args: argparse.Namespace) -> tuple[str, str]:
         node = parse_task_cell(cell, line_offset=1)  # the `%%task` line is line 1 of the cell
@@ -207,10 +210,12 @@ class DagMagics(Magics):
         self.graph.drop(old)
         return f" · replaces `{old}`"
 
-    def _after_run(self, name: str, report: RunReport, notes: str) -> None:
+    async def _bring_up_to_date(self, name: str, notes: str, run: _Run) -> None:
+        """Run the cell's task (and, in auto mode, its downstream tasks); show one line."""
+        report = await run([name])
         downstream = self.graph.tasks.downstream(name)
         if self.graph.mode == "auto" and downstream:
-            report = report.merge(self.graph.run(downstream))
+            report = report.merge(await run(downstream))
         stale = self.graph.stale(downstream)
         report.stale = stale
         result = self.graph.results.get(name)  # none when skipped by its condition
@@ -226,6 +231,19 @@ class DagMagics(Magics):
         if stale:
             text += f" · {len(stale)} downstream now stale: {', '.join(stale)}"
         _show_line(text, _metadata(report, name))
+
+    def _running(self, body: Callable[[_Run], Awaitable[Any]], own: str | None = None) -> Any:
+        """``body(run)``: at once, or as a coroutine when the cell awaits it (see :func:`awaiting`)."""
+        if _awaited.get():
+            return self._guarded(body, self.graph.arun, own)
+        return complete_now(self._guarded(body, self._run_now, own))
+
+    async def _guarded(self, body: Callable[[_Run], Awaitable[Any]], run: _Run, own: str | None) -> Any:
+        with _usage_errors(), _task_failures(self.shell), self._progress(own):
+            return await body(run)
+
+    async def _run_now(self, *args: Any, **kwargs: Any) -> RunReport:
+        return self.graph.run(*args, **kwargs)
 
     @contextlib.contextmanager
     def _capture(self) -> Iterator[OutputLog]:
@@ -294,11 +312,13 @@ class DagMagics(Magics):
             width = max((len(t) for t in restored), default=0)
             print(f"values of run {args.as_of}:\n" + "\n".join(f"  {t.ljust(width)}  {w}" for t, w in restored.items()))
             return None
-        targets = args.targets or None
-        with self._progress():
-            report = self.graph.run(targets, force=args.force, keep_going=args.keep_going, backend=args.backend,
-                                    jobs=args.jobs)
-        return _WithMetadata(report, _metadata(report, None))  # type: ignore[return-value]
+        options = dict(force=args.force, keep_going=args.keep_going, backend=args.backend, jobs=args.jobs)
+
+        async def body(run: _Run) -> _WithMetadata:
+            report = await run(args.targets or None, **options)
+            return _WithMetadata(report, _metadata(report, None))
+
+        return self._running(body)  # type: ignore[no-any-return]
 
     def _cmd_plan(self, args: argparse.Namespace) -> Any:
         return self.graph.plan(args.targets or None, force=args.force)
@@ -473,6 +493,66 @@ def _settle_views(*_: Any) -> None:
         live.settle_all()
 
 
+_Run = Callable[..., Awaitable[RunReport]]  # Graph.arun, or Graph.run made awaitable
+_awaited: ContextVar[bool] = ContextVar("dagnb_awaited", default=False)
+
+
+async def awaiting(call: Callable[[], Any]) -> Any:
+    """What a rewritten cell awaits: the magic ``call``, whose run is then awaited on the kernel's loop.
+
+    Ctrl-C (which ipykernel turns into cancelling the cell) stops the run as
+    it does a blocking one: KeyboardInterrupt, every finished result kept.
+    """
+    token = _awaited.set(True)
+    try:
+        result = call()
+    finally:
+        _awaited.reset(token)
+    if not inspect.isawaitable(result):
+        return result
+    try:
+        return await result
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and hasattr(task, "uncancel"):  # Python 3.11+: the cancel is handled here
+            task.uncancel()
+        raise KeyboardInterrupt from None
+
+
+_RUNS = re.compile(r"get_ipython\(\)\.run_(line_magic\('dag', 'run\b|cell_magic\('task', )")
+_ASYNC_TASK = re.compile(r"\basync def\b")
+
+
+def await_runs(lines: list[str]) -> list[str]:
+    """An IPython input transformer: cells that run tasks await them when any task is async.
+
+    ``%dag run`` and ``%%task`` (as top-level lines of the transformed cell)
+    become ``await awaiting(lambda: <the magic call>)``: IPython then runs the
+    cell on its event loop (the kernel's), and async tasks run there, next to
+    each other. Only with ``%autoawait`` on asyncio; otherwise nothing changes
+    and async tasks run on dagnb's own loop thread.
+    """
+    runs = [i for i, line in enumerate(lines) if _RUNS.match(line)]
+    if not runs or _magics is None or not _awaits_on_asyncio(_magics.shell):
+        return lines
+    graph = _magics.graph
+    if not any(graph.is_async(task) for task in graph.tasks.specs) and not any(
+        _ASYNC_TASK.search(lines[i]) for i in runs
+    ):
+        return lines
+    lines = list(lines)
+    for i in runs:
+        call = lines[i].rstrip("\n")
+        lines[i] = f"await __import__('dagnb.magics', fromlist=['awaiting']).awaiting(lambda: {call})\n"
+    return lines
+
+
+def _awaits_on_asyncio(shell: Any) -> bool:
+    from IPython.core.async_helpers import _asyncio_runner
+
+    return bool(getattr(shell, "autoawait", False)) and getattr(shell, "loop_runner", None) is _asyncio_runner
+
+
 _magics: DagMagics | None = None
 
 
@@ -485,6 +565,8 @@ def load(ipython: Any) -> None:
     ipython.register_magics(_magics)
     ipython.events.register("pre_run_cell", _magics.pre_run_cell)
     ipython.events.register("post_run_cell", _settle_views)
+    if await_runs not in ipython.input_transformers_post:
+        ipython.input_transformers_post.append(await_runs)
 
 
 def unload(ipython: Any) -> None:
@@ -494,6 +576,8 @@ def unload(ipython: Any) -> None:
         return
     ipython.events.unregister("pre_run_cell", _magics.pre_run_cell)
     ipython.events.unregister("post_run_cell", _settle_views)
+    if await_runs in ipython.input_transformers_post:
+        ipython.input_transformers_post.remove(await_runs)
     ipython.magics_manager.magics["cell"].pop("task", None)
     ipython.magics_manager.magics["line"].pop("dag", None)
     _magics = None

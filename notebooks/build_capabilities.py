@@ -33,13 +33,16 @@ def words(word_count):
     "async.ipynb": [
         ("md", """# Async tasks
 
-An `async def` task is awaited on dagnb's own event loop; the async tasks of a run
-wait at the same time (here, three 0.3 s waits take about 0.3 s), and their results
-are cached like any other."""),
+An `async def` task runs on the kernel's own event loop, the one IPython's top-level
+`await` uses: a cell that runs async tasks is awaited there, and the async tasks of a
+run wait at the same time (here, three 0.3 s waits take about 0.3 s). What they print
+is recorded and shown again when they are cached, and their results are cached like
+any other. Ctrl-C stops the run and keeps what finished."""),
         ("code", "%load_ext dagnb"),
         ("code", "import asyncio"),
         ("code", '''%%task --no-run
 async def first_reply():
+    print("asking the first server")
     await asyncio.sleep(0.3)
     return {"status": 200, "items": 3}'''),
         ("code", '''%%task --no-run

@@ -7,6 +7,7 @@ outputs are read with IPython's own ``capture_output``.
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -469,3 +470,92 @@ def test_when_skips_a_task_whose_condition_is_false(ip: Any) -> None:
     assert fails(ip, '%%task --when "len(rw) > 5"\ndef big(raw):\n    return raw\n').startswith(
         "Task `big`: `--when len(rw) > 5` uses `rw`, which is not one of its parameters (`raw`). Did you mean `raw`?"
     )
+
+
+def async_task(name: str, params: str = "", seconds: float = 0.2) -> str:
+    """An async ``%%task --no-run`` cell that logs its name, thread and event loop, prints, waits, returns 1."""
+    return (
+        f"%%task --no-run\nasync def {name}({params}):\n"
+        "    import asyncio, threading\n"
+        f"    open(LOG, 'a').write(f'{name}:{{threading.current_thread().name}}:{{id(asyncio.get_running_loop())}}\\n')\n"
+        f"    print('{name} starts')\n"
+        f"    await asyncio.sleep({seconds})\n"
+        f"    print('{name} ends')\n"
+        "    return 1\n"
+    )
+
+
+def async_runs(ip: Any) -> dict[str, tuple[str, int]]:
+    """For each async task that ran: (its thread's name, the id of its event loop)."""
+    found = {}
+    for line in filter(lambda line: ":" in line, executions(ip)):
+        name, thread, loop = line.split(":")
+        found[name] = (thread, int(loop))
+    return found
+
+
+def ipython_loop(ip: Any) -> int:
+    ok(ip, "from IPython.core.async_helpers import get_asyncio_loop as _get_loop\n_loop_id = id(_get_loop())")
+    return int(ip.user_ns["_loop_id"])
+
+
+def test_async_tasks_run_together_on_ipythons_event_loop(ip: Any) -> None:
+    ok(ip, async_task("first_wait"))
+    ok(ip, async_task("second_wait"))
+    ok(ip, task("both", "first_wait, second_wait", body="return first_wait + second_wait").replace(
+        "%%task", "%%task --no-run"))
+    assert ok(ip, "%dag run").splitlines()[0] == "run: 3 ran, 0 cached"
+    main = ("MainThread", ipython_loop(ip))
+    assert async_runs(ip) == {"first_wait": main, "second_wait": main}
+    spans = {s.task: s for s in dagnb.current().trace.spans}
+    first, second = spans["first_wait"], spans["second_wait"]
+    assert max(first.start, second.start) < min(first.end, second.end), "the two awaits overlapped"
+    assert ip.user_ns["both"] == 2
+
+
+def test_an_async_task_cell_replays_its_prints_when_cached(ip: Any) -> None:
+    cell = async_task("fetched").replace("--no-run", "")
+    assert ok(ip, cell) == "fetched starts\nfetched ends\nfetched: ran (new)"
+    assert ok(ip, cell) == "fetched starts\nfetched ends\nfetched: cached"
+    assert len(executions(ip)) == 1
+
+
+def test_with_autoawait_off_async_tasks_run_on_dagnbs_own_loop(ip: Any) -> None:
+    ok(ip, "%autoawait off")
+    try:
+        ok(ip, async_task("fetched"))
+        assert "await" not in ip.transform_cell("%dag run"), "no top-level await when autoawait is off"
+        ok(ip, "%dag run")
+    finally:
+        ok(ip, "%autoawait on")
+    [(thread, loop)] = async_runs(ip).values()
+    assert thread == "dagnb-async" and loop != ipython_loop(ip)
+
+
+def test_only_cells_that_run_async_tasks_are_awaited(ip: Any) -> None:
+    ok(ip, task("raw"))
+    assert ip.transform_cell("%dag run") == "get_ipython().run_line_magic('dag', 'run')\n", "a sync graph: unchanged"
+    assert ip.transform_cell("%%task\nasync def f():\n    return 1\n").startswith("await ")
+    ok(ip, async_task("fetched"))
+    assert ip.transform_cell("%dag run").startswith("await ")
+    assert ip.transform_cell("%dag plan") == "get_ipython().run_line_magic('dag', 'plan')\n"
+
+
+def test_an_async_task_that_raises_in_an_awaited_cell_shows_its_own_frames(ip: Any) -> None:
+    ok(ip, "import asyncio")
+    message = fails(ip, "%%task\nasync def boom():\n    await asyncio.sleep(0)\n    raise ValueError('no reply')\n",
+                    TaskFailed)
+    assert message.startswith("Task `boom` raised ValueError: no reply.")
+    result, _ = run(ip, "%%task\nasync def boom():\n    await asyncio.sleep(0)\n    raise ValueError('no reply')\n")
+    rendered = "\n".join(result.error_in_exec._render_traceback_())
+    assert "raise ValueError('no reply')" in rendered
+    assert "dagnb/" not in rendered and "api.py" not in rendered
+
+
+def test_a_helper_that_calls_open_needs_no_fingerprint_of_ipythons_open(ip: Any) -> None:
+    """IPython binds its own ``open`` in the notebook namespace; it is a library function, not a value."""
+    ok(ip, "def note(text):\n    with open(LOG, 'a') as fh:\n        fh.write(text + '\\n')")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ok(ip, "%%task\ndef noted():\n    note('noted')\n    return 1\n") == "noted: ran (new)"
+    assert executions(ip) == ["noted"]

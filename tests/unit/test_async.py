@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from dagnb.errors import TaskFailed
-from notebook_cells import Notebook
+from notebook_cells import Notebook, runs
 
 FETCHES = [
     "async def fetch_a():\n    note('a')\n    await asyncio.sleep(0.3)\n    return 1\n",
@@ -51,3 +52,96 @@ def test_an_async_task_that_raises_fails_the_run(tmp_path: Path) -> None:
     with pytest.raises(TaskFailed) as info:
         nb.graph.run()
     assert str(info.value).startswith("Task `boom` raised ValueError: remote said no.")
+
+
+LOOP_NOTES = [
+    "async def first_wait():\n    note(f'first_wait {id(asyncio.get_running_loop())}')\n"
+    "    print('first_wait starts')\n    await asyncio.sleep(0.2)\n    print('first_wait ends')\n    return 1\n",
+    "async def second_wait():\n    note(f'second_wait {id(asyncio.get_running_loop())}')\n"
+    "    print('second_wait starts')\n    await asyncio.sleep(0.2)\n    print('second_wait ends')\n    return 2\n",
+    "def both(first_wait, second_wait):\n    note('both')\n    print('both prints')\n    return first_wait + second_wait\n",
+]
+
+
+def _waits(tmp_path: Path) -> Notebook:
+    nb = Notebook(tmp_path)
+    nb.cell("import asyncio\n")
+    for source in LOOP_NOTES:
+        nb.task(source)
+    return nb
+
+
+def _loops(log: Path) -> dict[str, int]:
+    return {name: int(loop) for name, loop in (line.split() for line in log.read_text().splitlines() if " " in line)}
+
+
+def test_an_awaited_run_runs_async_tasks_on_the_callers_loop(tmp_path: Path) -> None:
+    nb = _waits(tmp_path)
+
+    async def main() -> tuple[int, object]:
+        return id(asyncio.get_running_loop()), await nb.graph.arun()
+
+    caller_loop, report = asyncio.run(main())
+    assert report.executed == ["first_wait", "second_wait", "both"] and nb.graph["both"] == 3
+    assert _loops(nb.log) == {"first_wait": caller_loop, "second_wait": caller_loop}
+    spans = {s.task: s for s in nb.graph.trace.spans}
+    first, second = spans["first_wait"], spans["second_wait"]
+    assert max(first.start, second.start) < min(first.end, second.end), "the two awaits overlapped"
+
+
+def test_a_blocking_run_runs_async_tasks_on_dagnbs_own_loop_thread(tmp_path: Path) -> None:
+    nb = _waits(tmp_path)
+
+    async def loop_id() -> int:
+        return id(asyncio.get_running_loop())
+
+    nb.graph.run()
+    loops = _loops(nb.log)
+    assert loops["first_wait"] == loops["second_wait"] != asyncio.run(loop_id())
+
+
+@pytest.mark.parametrize("awaited", [False, True], ids=["run", "arun"])
+def test_what_async_tasks_print_is_recorded_apart_and_replayed_on_a_hit(tmp_path: Path, awaited: bool,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    nb = _waits(tmp_path)
+    asyncio.run(nb.graph.arun()) if awaited else nb.graph.run()
+    outputs = {t: nb.graph.results[t].outputs for t in ("first_wait", "second_wait", "both")}
+    assert outputs == {
+        "first_wait": [{"output_type": "stream", "name": "stdout", "text": "first_wait starts\nfirst_wait ends\n"}],
+        "second_wait": [{"output_type": "stream", "name": "stdout", "text": "second_wait starts\nsecond_wait ends\n"}],
+        "both": [{"output_type": "stream", "name": "stdout", "text": "both prints\n"}],
+    }
+    shown = capsys.readouterr().out
+    assert shown.index("first_wait starts") < shown.index("second_wait starts") < shown.index("first_wait ends"), (
+        "the prints were shown live, interleaved as they happened")
+
+    again = _waits(tmp_path)  # a new session over the same cache: the recorded prints come back
+    assert again.graph.run().cached == ["first_wait", "second_wait", "both"]
+    assert again.graph.results["second_wait"].outputs == outputs["second_wait"]
+
+
+def test_cancelling_an_awaited_run_keeps_what_finished_and_the_next_run_resumes(tmp_path: Path) -> None:
+    nb = Notebook(tmp_path)
+    nb.cell(f"import asyncio, os\nHOLD = {str(tmp_path / 'hold')!r}\n")
+    nb.task("def quick():\n    note('quick')\n    return 1\n")
+    nb.task("async def held(quick):\n    note('held')\n    while os.path.exists(HOLD):\n"
+            "        await asyncio.sleep(0.01)\n    return quick + 1\n")
+    nb.task("def after(held):\n    note('after')\n    return held * 10\n")
+    (tmp_path / "hold").touch()
+
+    async def cancel_once_held() -> None:
+        run = asyncio.ensure_future(nb.graph.arun())
+        while "held" not in runs(nb.log):
+            await asyncio.sleep(0.01)
+        run.cancel()
+        await run
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(cancel_once_held())
+    assert runs(nb.log) == ["quick", "held"]
+    assert nb.graph.statuses == {"quick": "done", "held": "cancelled", "after": "skipped"}
+    assert nb.ns["quick"] == 1 and "held" not in nb.graph.results
+
+    (tmp_path / "hold").unlink()
+    report = asyncio.run(nb.graph.arun())
+    assert report.executed == ["held", "after"] and report.cached == ["quick"] and nb.graph["after"] == 20
