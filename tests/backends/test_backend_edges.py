@@ -19,13 +19,16 @@ import pytest
 from dagnb.errors import TaskFailed
 from notebook_cells import Notebook
 
-from .test_contract import _close_leaked_client, _diamond, _runs, _wait_until, _with_gate
+from .test_contract import KEY_ERROR, _close_leaked_client, _diamond, _failure, _runs, _wait_until, _with_gate
 
 REMOTE = ["processes", "dask"]
 
 
 def _backend(name: str, request: pytest.FixtureRequest) -> Any:
     return request.getfixturevalue("dask_client") if name == "dask" else name
+
+
+CRASH = "import os\ndef crash():\n    note('crash')\n    os._exit(3)\n"  # ends its worker process
 
 
 # ------------------------------------------------------------------ processes
@@ -46,25 +49,22 @@ def test_processes_a_value_that_cannot_travel_fails_only_its_task(tmp_path: Path
             nb.run("handle")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with pytest.raises(TaskFailed) as info:
-            nb.run(backend="processes", jobs=2)
+        failure = _failure(nb, backend="processes", jobs=2)
     failed = "handle" if what == "output" else "use"
-    assert info.value.task == failed
-    report = info.value.report  # type: ignore[attr-defined]
+    assert failure.task == failed
+    report = failure.report  # type: ignore[attr-defined]
     assert report.statuses["ok"] in ("done", "cancelled") and report.statuses[failed] == "failed"
 
 
 def test_processes_a_task_that_kills_its_worker_fails(tmp_path: Path) -> None:
     nb = Notebook(tmp_path)
-    nb.task("import os\ndef crash():\n    note('crash')\n    os._exit(3)\n")
-    with pytest.raises(TaskFailed) as info:
-        nb.run(backend="processes", jobs=2)
-    assert info.value.task == "crash"
+    nb.task(CRASH)
+    assert _failure(nb, backend="processes", jobs=2).task == "crash"
 
 
 def test_processes_the_same_graph_runs_again_after_a_worker_died(tmp_path: Path) -> None:
     nb = Notebook(tmp_path)
-    nb.task("import os\ndef crash():\n    note('crash')\n    os._exit(3)\n")
+    nb.task(CRASH)
     with pytest.raises(Exception):  # noqa: B017 - today TerminatedWorkerError; TaskFailed once fixed
         nb.run(backend="processes", jobs=2)
     nb.graph.drop("crash")
@@ -92,10 +92,9 @@ def test_remote_an_exception_class_defined_in_the_notebook_keeps_its_type(
     nb = Notebook(tmp_path)
     nb.cell("class BadData(Exception):\n    pass\n")
     nb.task("def fail():\n    note('fail')\n    raise BadData('row 3 is empty')\n")
-    with pytest.raises(TaskFailed) as info:
-        nb.run(backend=_backend(backend, request), jobs=2)
-    assert isinstance(info.value.__cause__, nb.ns["BadData"])
-    assert str(info.value).startswith("Task `fail` raised BadData: row 3 is empty.")
+    failure = _failure(nb, backend=_backend(backend, request), jobs=2)
+    assert isinstance(failure.__cause__, nb.ns["BadData"])
+    assert str(failure).startswith("Task `fail` raised BadData: row 3 is empty.")
 
 
 @pytest.mark.xfail(
@@ -108,10 +107,9 @@ def test_remote_traceback_shows_the_source_of_the_failing_line(
     tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
     nb = Notebook(tmp_path)
-    nb.task("def fail():\n    note('fail')\n    rows = []\n    raise KeyError('row 3 is empty')\n")
-    with pytest.raises(TaskFailed) as info:
-        nb.run(backend=_backend(backend, request), jobs=2)
-    assert "raise KeyError('row 3 is empty')" in info.value.__cause__.remote_traceback  # type: ignore[union-attr]
+    nb.task(KEY_ERROR)
+    failure = _failure(nb, backend=_backend(backend, request), jobs=2)
+    assert "raise KeyError('row 3 is empty')" in failure.__cause__.remote_traceback  # type: ignore[union-attr]
 
 
 # ------------------------------------------------------------------ dask

@@ -50,6 +50,9 @@ FAILING = [
 ]
 
 
+KEY_ERROR = "def fail():\n    note('fail')\n    rows = []\n    raise KeyError('row 3 is empty')\n"
+
+
 def _failing(tmp_path: Path) -> Notebook:
     """``fail`` raises at once; ``z1`` is slow so it is still running then::
 
@@ -80,6 +83,13 @@ def _with_gate(tmp_path: Path) -> tuple[Notebook, Path]:
     nb.cell(WAIT_FOR)
     nb.ns["GO"] = str(go)
     return nb, go
+
+
+def _failure(nb: Notebook, *targets: str, **options: Any) -> TaskFailed:
+    """The ``TaskFailed`` that running ``nb`` raises."""
+    with pytest.raises(TaskFailed) as info:
+        nb.run(*targets, **options)
+    return info.value
 
 
 def _runs(nb: Notebook) -> list[str]:
@@ -162,6 +172,10 @@ class BackendContract:
     def run(self, nb: Notebook, *targets: str, **options: Any) -> tuple[Any, list[str]]:
         return nb.run(*targets, backend=self.backend, jobs=self.jobs, **options)
 
+    def failure(self, nb: Notebook, **options: Any) -> TaskFailed:
+        """The ``TaskFailed`` that running ``nb`` on this backend raises."""
+        return _failure(nb, backend=self.backend, jobs=self.jobs, **options)
+
     def lanes_are_right(self, lanes: set[str]) -> None:
         raise NotImplementedError
 
@@ -200,9 +214,7 @@ class BackendContract:
 
     def test_a_failure_raises_task_failed_skips_dependents_and_cancels_the_rest(self, tmp_path: Path) -> None:
         nb = _failing(tmp_path)
-        with pytest.raises(TaskFailed) as info:
-            self.run(nb)
-        failure = info.value
+        failure = self.failure(nb)
         assert failure.task == "fail"
         assert isinstance(failure.__cause__, ValueError) and str(failure.__cause__) == "boom"
         report = failure.report  # type: ignore[attr-defined]
@@ -216,9 +228,7 @@ class BackendContract:
     def test_keep_going_runs_every_independent_branch(self, tmp_path: Path) -> None:
         nb = _failing(tmp_path)
         nb.ns["SLOW"] = 0.0
-        with pytest.raises(TaskFailed) as info:
-            self.run(nb, keep_going=True)
-        report = info.value.report  # type: ignore[attr-defined]
+        report = self.failure(nb, keep_going=True).report  # type: ignore[attr-defined]
         assert sorted(report.executed) == ["z1", "z2", "z3"]
         assert report.skipped == ["child"]
         assert sorted(_runs(nb)) == ["fail", "z1", "z2", "z3"]
@@ -243,14 +253,13 @@ class BackendContract:
 
     def test_a_task_error_shows_the_users_exception_type_message_and_line(self, tmp_path: Path) -> None:
         nb = Notebook(tmp_path)
-        nb.task("def fail():\n    note('fail')\n    rows = []\n    raise KeyError('row 3 is empty')\n")
-        with pytest.raises(TaskFailed) as info:
-            self.run(nb)
-        assert str(info.value) == (
+        nb.task(KEY_ERROR)
+        failure = self.failure(nb)
+        assert str(failure) == (
             "Task `fail` raised KeyError: 'row 3 is empty'. Fix the task (or its inputs) and "
             "run it again; the values of other tasks are kept."
         )
-        error = info.value.__cause__
+        error = failure.__cause__
         assert type(error) is KeyError and error.args == ("row 3 is empty",)
         filename = nb.ns["fail"].__code__.co_filename
         if self.remote:  # tracebacks do not cross processes: the worker's, as text
@@ -292,11 +301,10 @@ class BackendContract:
 
     def test_a_task_failing_more_often_than_its_retries_fails(self, tmp_path: Path) -> None:
         nb = self._flaky(tmp_path, fails=2, retries=1)
-        with pytest.raises(TaskFailed) as info:
-            self.run(nb)
-        assert isinstance(info.value.__cause__, RuntimeError)
-        assert str(info.value.__cause__) == "attempt 2 fails"
-        report = info.value.report  # type: ignore[attr-defined]
+        failure = self.failure(nb)
+        assert isinstance(failure.__cause__, RuntimeError)
+        assert str(failure.__cause__) == "attempt 2 fails"
+        report = failure.report  # type: ignore[attr-defined]
         assert _runs(nb) == ["flaky", "flaky"]
         assert report.attempts == {"flaky": 2}
         assert report.statuses == {"flaky": "failed", "use": "skipped"}
@@ -314,14 +322,13 @@ class BackendContract:
         nb, go = _with_gate(tmp_path)
         nb.task("def hang():\n    note('hang')\n    wait_for(GO)\n    note('hang-end')\n    return 7\n", timeout=0.5)
         nb.task("def child(hang):\n    note('child')\n    return hang + 1\n")
-        with pytest.raises(TaskFailed) as info:
-            self.run(nb)
-        assert str(info.value) == (
+        failure = self.failure(nb)
+        assert str(failure) == (
             "Task `hang` did not finish within its timeout of 0.5 s. Raise the timeout "
             "(`%%task --timeout SECONDS`, `@task(timeout=...)`) or make the task faster; "
             "its dependents were skipped."
         )
-        report = info.value.report  # type: ignore[attr-defined]
+        report = failure.report  # type: ignore[attr-defined]
         assert isinstance(report.errors["hang"], TaskTimedOut)
         assert report.timed_out == ["hang"] and report.skipped == ["child"]
         assert _runs(nb) == ["hang"]

@@ -58,6 +58,48 @@ def created(tmp_path: Path, names: list[str]) -> list[str]:
     return [n for n in names if (tmp_path / n).exists()]
 
 
+# ------------------------------------------------- problems, as check words them
+
+
+def not_one_def(found: str) -> str:
+    """A ``%%task`` cell (cell 2) holding ``found`` rather than one function definition."""
+    return (f"{NB}: cell 2: A `%%task` cell holds exactly one function definition (imports may precede it); "
+            f"found: {found}. Put other code in an ordinary cell, and one `def` per `%%task` cell.")
+
+
+def defined_twice(where: str, task: str, first: int) -> str:
+    """Task ``task`` defined again at ``where`` after cell ``first``."""
+    return (f"{NB}: {where}: Task `{task}` is defined in cell {first} and again here. Run top to bottom, the "
+            "second definition replaces the first (and Jupyter, which sends cell ids, refuses it). Rename one of "
+            "the two functions, or delete one of the cells.")
+
+
+def depends_on_itself(where: str, task: str, notebook: str = NB) -> str:
+    """Task ``task`` with a parameter of its own name."""
+    return (f"{notebook}: {where}: Task `{task}` depends on itself: its parameter `{task}` names the task. "
+            "Rename the parameter, or rename the function.")
+
+
+def used_before(where: str, user: str, task: str, cell: int) -> str:
+    """``user`` (a task's parameter, or a cell) reads task ``task`` above cell ``cell``, which defines it."""
+    return (f"{NB}: {where}: {user} uses task `{task}` before cell {cell} defines it; run top to bottom in a "
+            f"new kernel, the name does not exist yet. Move the `%%task def {task}` cell above, or this code "
+            "below it.")
+
+
+def cycle(where: str, loop: str) -> str:
+    """Tasks whose parameters form ``loop`` (``a -> b -> a``)."""
+    return (f"{NB}: {where}: Tasks form a cycle: {loop}. A task cannot depend on its own output; "
+            "rename a parameter to break the loop.")
+
+
+def unresolved(where: str, task: str, param: str, hint: str = "") -> str:
+    """Task ``task`` with a parameter ``param`` nothing binds; ``hint`` is the close match offered, if any."""
+    return (f"{NB}: {where}: Task `{task}` has a parameter `{param}` that is neither a task, a default, nor a "
+            f"notebook variable. {hint}Define it in a cell above, give it a default, or add a "
+            f"`%%task def {param}(...)`.")
+
+
 # ------------------------------------------------------- one notebook per error kind
 
 
@@ -75,14 +117,12 @@ BROKEN = [
     ),
     pytest.param(
         [markdown("# Two"), "%%task\ndef load():\n    return 1\n\ndef clean(load):\n    return load\n"],
-        [(f"{NB}: cell 2: A `%%task` cell holds exactly one function definition (imports may precede it); "
-         "found: a function definition (line 2), a function definition (line 5). Put other code in an ordinary cell, and one `def` per `%%task` cell.")],
+        [not_one_def("a function definition (line 2), a function definition (line 5)")],
         id="task-cell-with-two-defs",
     ),
     pytest.param(
         [markdown("# Extra"), "%%task\nimport os\nLIMIT = 3\ndef load():\n    return os.sep * LIMIT\n"],
-        [(f"{NB}: cell 2: A `%%task` cell holds exactly one function definition (imports may precede it); "
-         "found: an assignment (line 3), a function definition (line 4). Put other code in an ordinary cell, and one `def` per `%%task` cell.")],
+        [not_one_def("an assignment (line 3), a function definition (line 4)")],
         id="task-cell-with-extra-statement",
     ),
     pytest.param(
@@ -92,61 +132,47 @@ BROKEN = [
     ),
     pytest.param(
         [markdown("# Twice"), task("load"), markdown("again"), task("load", body="return 2")],
-        [(f"{NB}: cell 4, line 2: Task `load` is defined in cell 2 and again here. Run top to bottom, the second "
-          "definition replaces the first (and Jupyter, which sends cell ids, refuses it). Rename one of the two "
-          "functions, or delete one of the cells.")],
+        [defined_twice("cell 4, line 2", "load", 2)],
         id="duplicate-task-name",
     ),
     pytest.param(
         [markdown("# Self"), "seed = 1", task("load", "load", "return load")],
-        [(f"{NB}: cell 3, line 2: Task `load` depends on itself: its parameter `load` names the task. "
-         "Rename the parameter, or rename the function.")],
+        [depends_on_itself("cell 3, line 2", "load")],
         id="self-dependency",
     ),
     pytest.param(
         # a reads b, b reads a: the first cell uses b too early, the last one closes the loop
         [markdown("# Loop"), task("a", "b"), task("b", "a")],
-        [(f"{NB}: cell 2, line 2: Task `a` (parameter `b`) uses task `b` before cell 3 defines it; run top to "
-         "bottom in a new kernel, the name does not exist yet. Move the `%%task def b` cell above, or this code below it."),
-         (f"{NB}: cell 3, line 2: Tasks form a cycle: a -> b -> a. A task cannot depend on its own output; "
-         "rename a parameter to break the loop.")],
+        [used_before("cell 2, line 2", "Task `a` (parameter `b`)", "b", 3),
+         cycle("cell 3, line 2", "a -> b -> a")],
         id="two-task-cycle",
     ),
     pytest.param(
         # a reads b, b reads c, c reads a: in flow order (each feeds the next) a -> c -> b -> a
         [markdown("# Loop"), task("a", "b"), task("b", "c"), markdown("last"), task("c", "a")],
-        [(f"{NB}: cell 2, line 2: Task `a` (parameter `b`) uses task `b` before cell 3 defines it; run top to "
-         "bottom in a new kernel, the name does not exist yet. Move the `%%task def b` cell above, or this code below it."),
-         (f"{NB}: cell 3, line 2: Task `b` (parameter `c`) uses task `c` before cell 5 defines it; run top to "
-         "bottom in a new kernel, the name does not exist yet. Move the `%%task def c` cell above, or this code below it."),
-         (f"{NB}: cell 5, line 2: Tasks form a cycle: a -> c -> b -> a. A task cannot depend on its own output; "
-         "rename a parameter to break the loop.")],
+        [used_before("cell 2, line 2", "Task `a` (parameter `b`)", "b", 3),
+         used_before("cell 3, line 2", "Task `b` (parameter `c`)", "c", 5),
+         cycle("cell 5, line 2", "a -> c -> b -> a")],
         id="three-task-cycle",
     ),
     pytest.param(
         [markdown("# Typo"), "features = ['a', 'b']\nlabels = [0, 1]", task("model", "featurs, labels")],
-        [(f"{NB}: cell 3, line 2: Task `model` has a parameter `featurs` that is neither a task, a default, "
-         "nor a notebook variable. Did you mean `features`? Define it in a cell above, give it a default, "
-         "or add a `%%task def featurs(...)`.")],
+        [unresolved("cell 3, line 2", "model", "featurs", hint="Did you mean `features`? ")],
         id="unresolved-parameter-with-close-match",
     ),
     pytest.param(
         [markdown("# Unknown"), "features = ['a', 'b']", task("model", "features, weights")],
-        [(f"{NB}: cell 3, line 2: Task `model` has a parameter `weights` that is neither a task, a default, "
-         "nor a notebook variable. Define it in a cell above, give it a default, or add a `%%task def weights(...)`.")],
+        [unresolved("cell 3, line 2", "model", "weights")],
         id="unresolved-parameter-without-close-match",
     ),
     pytest.param(
         [markdown("# Order"), task("report", "model", "return str(model)"), task("model", "", "return 42")],
-        [(f"{NB}: cell 2, line 2: Task `report` (parameter `model`) uses task `model` before cell 3 defines it; "
-         "run top to bottom in a new kernel, the name does not exist yet. Move the `%%task def model` cell above, "
-         "or this code below it.")],
+        [used_before("cell 2, line 2", "Task `report` (parameter `model`)", "model", 3)],
         id="task-parameter-names-a-later-task",
     ),
     pytest.param(
         [markdown("# Order"), "import json\nprint(json.dumps(total))", markdown("tasks"), task("total", "", "return 2")],
-        [(f"{NB}: cell 2, line 2: Cell 2 uses task `total` before cell 4 defines it; run top to bottom in a new "
-         "kernel, the name does not exist yet. Move the `%%task def total` cell above, or this code below it.")],
+        [used_before("cell 2, line 2", "Cell 2", "total", 4)],
         id="code-cell-reads-a-task-above-its-cell",
     ),
 ]
@@ -179,15 +205,10 @@ def test_problems_of_every_kind_in_one_notebook_are_listed_in_cell_order(tmp_pat
     done = dagnb(tmp_path, "check", NB)
 
     assert stdout_lines(done) == [
-        (f"{NB}: cell 2, line 2: Task `report` (parameter `model`) uses task `model` before cell 4 defines it; "
-        "run top to bottom in a new kernel, the name does not exist yet. Move the `%%task def model` cell above, "
-        "or this code below it."),
-        (f"{NB}: cell 2, line 2: Task `report` has a parameter `weights` that is neither a task, a default, nor a "
-        "notebook variable. Define it in a cell above, give it a default, or add a `%%task def weights(...)`."),
+        used_before("cell 2, line 2", "Task `report` (parameter `model`)", "model", 4),
+        unresolved("cell 2, line 2", "report", "weights"),
         f"{NB}: cell 3, line 1: The cell has a syntax error: '(' was never closed.",
-        (f"{NB}: cell 5, line 2: Task `model` is defined in cell 4 and again here. Run top to bottom, the second "
-         "definition replaces the first (and Jupyter, which sends cell ids, refuses it). Rename one of the two "
-         "functions, or delete one of the cells."),
+        defined_twice("cell 5, line 2", "model", 4),
         f"{NB}: 4 problems",
     ]
     assert done.returncode == 1
@@ -266,8 +287,7 @@ def test_several_notebooks_each_get_their_report_and_the_worst_exit_code(tmp_pat
 
     assert stdout_lines(done) == [
         "good.ipynb: ok (3 tasks in 9 cells)",
-        ("bad.ipynb: cell 2, line 2: Task `a` depends on itself: its parameter `a` names the task. "
-        "Rename the parameter, or rename the function."),
+        depends_on_itself("cell 2, line 2", "a", notebook="bad.ipynb"),
         "bad.ipynb: 1 problem",
         "also_good.ipynb: ok (1 task in 2 cells)",
     ]
@@ -281,8 +301,7 @@ def test_a_missing_notebook_is_a_usage_error_and_the_others_are_still_checked(tm
     done = dagnb(tmp_path, "check", "bad.ipynb", "missing.ipynb", "good.ipynb")
 
     assert stdout_lines(done) == [
-        ("bad.ipynb: cell 2, line 2: Task `a` depends on itself: its parameter `a` names the task. "
-        "Rename the parameter, or rename the function."),
+        depends_on_itself("cell 2, line 2", "a", notebook="bad.ipynb"),
         "bad.ipynb: 1 problem",
         "good.ipynb: ok (3 tasks in 9 cells)",
     ]
@@ -439,17 +458,13 @@ def test_a_name_bound_only_after_the_task_is_still_unresolved(tmp_path: Path) ->
     done = dagnb(tmp_path, "check", NB)
 
     assert stdout_lines(done) == [
-        (f"{NB}: cell 2, line 2: Task `choose` has a parameter `threshold` that is neither a task, a default, "
-        "nor a notebook variable. Define it in a cell above, give it a default, or add a `%%task def threshold(...)`."),
+        unresolved("cell 2, line 2", "choose", "threshold"),
         f"{NB}: 1 problem",
     ]
     assert done.returncode == 1
 
 
-UNRESOLVED_MISSING = (
-    f"{NB}: cell 3, line 2: Task `use` has a parameter `missing` that is neither a task, a default, nor a "
-    "notebook variable. Define it in a cell above, give it a default, or add a `%%task def missing(...)`."
-)
+UNRESOLVED_MISSING = unresolved("cell 3, line 2", "use", "missing")
 
 
 @pytest.mark.parametrize(
@@ -488,8 +503,7 @@ def test_a_star_import_does_not_hide_other_problems(tmp_path: Path) -> None:
     done = dagnb(tmp_path, "check", NB)
 
     assert stdout_lines(done) == [
-        (f"{NB}: cell 3, line 2: Task `use` depends on itself: its parameter `use` names the task. "
-        "Rename the parameter, or rename the function."),
+        depends_on_itself("cell 3, line 2", "use"),
         f"{NB}: 1 problem",
     ]
 
@@ -524,8 +538,7 @@ def test_a_close_match_never_suggests_the_task_itself(tmp_path: Path) -> None:
     done = dagnb(tmp_path, "check", NB)
 
     assert stdout_lines(done) == [
-        (f"{NB}: cell 2, line 2: Task `model` has a parameter `modl` that is neither a task, a default, "
-        "nor a notebook variable. Define it in a cell above, give it a default, or add a `%%task def modl(...)`."),
+        unresolved("cell 2, line 2", "model", "modl"),
         f"{NB}: 1 problem",
     ]
 

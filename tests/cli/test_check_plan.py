@@ -20,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,12 @@ NB = "nb.ipynb"
 DATA = "alpha beta gamma\n"
 ALL = ["raw", "clean", "total", "other"]
 OK = f"{NB}: ok (4 tasks in 8 cells)"
+ALL_CACHED = [
+    "  raw    cached",
+    "  clean  cached",
+    "  total  cached",
+    "  other  cached",
+]
 
 
 # ------------------------------------------------------------------ helpers
@@ -125,6 +132,17 @@ def decisions(plan_stdout: str) -> dict[str, str]:
     return found
 
 
+def plan_lines(plan: str) -> tuple[str, list[str]]:
+    """A plan written as an indented block: its first line (the header's counts) and its task lines."""
+    counts, *tasks = textwrap.dedent(plan).strip("\n").splitlines()
+    return counts, tasks
+
+
+def statuses_after(*executed: str) -> dict[str, str]:
+    """What ``dagnb run --json`` reports when exactly these tasks ran: every other task ``cached``."""
+    return {name: "done" if name in executed else "cached" for name in ALL}
+
+
 def run_as_planned(project: Project, plan_stdout: str) -> dict[str, str]:
     """Run the notebook; check the run against the plan (the oracle) and against the log; return statuses."""
     planned = decisions(plan_stdout)
@@ -198,14 +216,7 @@ def test_a_notebook_with_problems_gets_no_plan(project: Project) -> None:
 def test_after_a_run_every_task_is_cached(ran: Project) -> None:
     done = ran.plan()
 
-    assert done.stdout.splitlines() == [
-        OK,
-        ran.header("0 tasks and load 4"),
-        "  raw    cached",
-        "  clean  cached",
-        "  total  cached",
-        "  other  cached",
-    ]
+    assert done.stdout.splitlines() == [OK, ran.header("0 tasks and load 4"), *ALL_CACHED]
     assert run_as_planned(ran, done.stdout) == dict.fromkeys(ALL, "cached")
 
 
@@ -215,10 +226,7 @@ def test_the_cache_dir_defaults_to_dagnb_cache_dir(ran: Project) -> None:
 
     assert done.stdout.splitlines()[1:] == [
         ran.header("0 tasks and load 4", ran.env["DAGNB_CACHE_DIR"]),
-        "  raw    cached",
-        "  clean  cached",
-        "  total  cached",
-        "  other  cached",
+        *ALL_CACHED,
     ]
 
 
@@ -238,118 +246,102 @@ def test_without_any_setting_the_cache_is_the_one_beside_the_notebook(tmp_path: 
     assert done.stdout.splitlines() == [
         f"project/{NB}: ok (4 tasks in 8 cells)",
         f"project/{NB}: a run would execute 0 tasks and load 4 from the cache at {project.cache.resolve()}",
-        "  raw    cached",
-        "  clean  cached",
-        "  total  cached",
-        "  other  cached",
+        *ALL_CACHED,
     ]
 
 
 # -------------------------------------------------------------------- edits
 
-
-@pytest.mark.kernel
-def test_an_edited_task_runs_and_its_dependents_run_if_needed(ran: Project) -> None:
-    ran.write(clean="return helper(raw) + ['EXTRA']")
-
-    done = ran.plan()
-
-    assert done.stdout.splitlines() == [
-        OK,
-        ran.header("1 task, maybe 1 more, and load 2"),
-        "  raw    cached",
-        "  clean  run  (code changed)",
-        "  total  run if needed  (upstream clean runs first)",
-        "  other  cached",
-    ]
-    # clean's output grew, so total, which reads it, had to run too
-    assert run_as_planned(ran, done.stdout) == {"raw": "cached", "clean": "done", "total": "done", "other": "cached"}
-
-
-@pytest.mark.kernel
-def test_an_edit_that_keeps_the_output_leaves_the_dependents_cached(ran: Project) -> None:
-    ran.write(raw="return list(open(path).read().split())")
-
-    done = ran.plan()
-
-    assert done.stdout.splitlines() == [
-        OK,
-        ran.header("1 task, maybe 3 more, and load 0"),
-        "  raw    run  (code changed)",
-        "  clean  run if needed  (upstream raw runs first)",
-        "  total  run if needed  (upstream clean runs first)",
-        "  other  run if needed  (upstream raw runs first)",
-    ]
-    assert run_as_planned(ran, done.stdout) == {"raw": "done", "clean": "cached", "total": "cached", "other": "cached"}
-
-
-@pytest.mark.kernel
-def test_a_changed_literal_input_reruns_the_task_reading_it(ran: Project) -> None:
-    ran.write(K="3")
-
-    done = ran.plan()
-
-    assert done.stdout.splitlines() == [
-        OK,
-        ran.header("1 task, maybe 1 more, and load 2"),
-        "  raw    cached",
-        "  clean  run  (input K changed)",
-        "  total  run if needed  (upstream clean runs first)",
-        "  other  cached",
-    ]
-    assert run_as_planned(ran, done.stdout) == {"raw": "cached", "clean": "done", "total": "done", "other": "cached"}
-
-
-@pytest.mark.kernel
-def test_a_changed_literal_global_reruns_the_task_reading_it(ran: Project) -> None:
-    ran.write(SCALE="100")
-
-    done = ran.plan()
-
-    assert done.stdout.splitlines() == [
-        OK,
-        ran.header("1 task and load 3"),
-        "  raw    cached",
-        "  clean  cached",
-        "  total  run  (global SCALE changed)",
-        "  other  cached",
-    ]
-    assert run_as_planned(ran, done.stdout) == {"raw": "cached", "clean": "cached", "total": "done", "other": "cached"}
-
-
-@pytest.mark.kernel
-def test_a_changed_literal_default_reruns_its_task(ran: Project) -> None:
-    ran.write(n="2")
-
-    done = ran.plan()
-
-    assert done.stdout.splitlines() == [
-        OK,
-        ran.header("1 task and load 3"),
-        "  raw    cached",
-        "  clean  cached",
-        "  total  cached",
-        "  other  run  (code changed, input n changed)",  # the default is written in the code too
-    ]
-    assert run_as_planned(ran, done.stdout) == {"raw": "cached", "clean": "cached", "total": "cached", "other": "done"}
+# Each edit of the pipeline after a run: the plan it gets (the header's counts, then the
+# task lines), and the tasks the run then executes; every other task stays cached.
+EDITS = [
+    pytest.param(
+        {"clean": "return helper(raw) + ['EXTRA']"},
+        """
+        1 task, maybe 1 more, and load 2
+          raw    cached
+          clean  run  (code changed)
+          total  run if needed  (upstream clean runs first)
+          other  cached
+        """,
+        ["clean", "total"],  # clean's output grew, so total, which reads it, had to run too
+        id="an-edited-task-runs-and-its-downstream-runs-if-needed",
+    ),
+    pytest.param(
+        {"raw": "return list(open(path).read().split())"},
+        """
+        1 task, maybe 3 more, and load 0
+          raw    run  (code changed)
+          clean  run if needed  (upstream raw runs first)
+          total  run if needed  (upstream clean runs first)
+          other  run if needed  (upstream raw runs first)
+        """,
+        ["raw"],
+        id="an-edit-that-keeps-the-output-leaves-the-downstream-cached",
+    ),
+    pytest.param(
+        {"K": "3"},
+        """
+        1 task, maybe 1 more, and load 2
+          raw    cached
+          clean  run  (input K changed)
+          total  run if needed  (upstream clean runs first)
+          other  cached
+        """,
+        ["clean", "total"],
+        id="a-changed-literal-input-reruns-the-task-reading-it",
+    ),
+    pytest.param(
+        {"SCALE": "100"},
+        """
+        1 task and load 3
+          raw    cached
+          clean  cached
+          total  run  (global SCALE changed)
+          other  cached
+        """,
+        ["total"],
+        id="a-changed-literal-global-reruns-the-task-reading-it",
+    ),
+    pytest.param(
+        {"n": "2"},
+        """
+        1 task and load 3
+          raw    cached
+          clean  cached
+          total  cached
+          other  run  (code changed, input n changed)
+        """,
+        ["other"],  # the default is written in the code too
+        id="a-changed-literal-default-reruns-its-task",
+    ),
+    pytest.param(
+        {"helper": "return [w.upper() for w in words[:K]]"},  # other code, same result
+        """
+        1 task, maybe 1 more, and load 2
+          raw    cached
+          clean  run  (helper helper changed)
+          total  run if needed  (upstream clean runs first)
+          other  cached
+        """,
+        ["clean"],  # clean ran again but returned the same value, so total, which reads it, stayed cached
+        id="an-edited-helper-reruns-the-task-calling-it",
+    ),
+]
 
 
 @pytest.mark.kernel
-def test_an_edited_helper_reruns_the_task_calling_it(ran: Project) -> None:
-    ran.write(helper="return [w.upper() for w in words[:K]]")  # other code, same result
+@pytest.mark.parametrize(("edit", "plan", "executed"), EDITS)
+def test_an_edit_is_planned_and_run_as_planned(
+    ran: Project, edit: dict[str, str], plan: str, executed: list[str]
+) -> None:
+    ran.write(**edit)
+    counts, tasks = plan_lines(plan)
 
     done = ran.plan()
 
-    assert done.stdout.splitlines() == [
-        OK,
-        ran.header("1 task, maybe 1 more, and load 2"),
-        "  raw    cached",
-        "  clean  run  (helper helper changed)",
-        "  total  run if needed  (upstream clean runs first)",
-        "  other  cached",
-    ]
-    # clean ran again but returned the same value, so total, which reads it, stayed cached
-    assert run_as_planned(ran, done.stdout) == {"raw": "cached", "clean": "done", "total": "cached", "other": "cached"}
+    assert done.stdout.splitlines() == [OK, ran.header(counts), *tasks]
+    assert run_as_planned(ran, done.stdout) == statuses_after(*executed)
 
 
 @pytest.mark.kernel
@@ -370,7 +362,7 @@ def test_a_changed_data_file_reruns_the_task_declaring_it(ran: Project) -> None:
         "  other  run if needed  (upstream raw runs first)",
     ]
     # clean keeps the first K=2 words (unchanged), so total stays cached; other keeps 3 (changed)
-    assert run_as_planned(ran, done.stdout) == {"raw": "done", "clean": "done", "total": "cached", "other": "done"}
+    assert run_as_planned(ran, done.stdout) == statuses_after("raw", "clean", "other")
 
 
 @pytest.mark.kernel
@@ -393,18 +385,19 @@ def test_undoing_an_edit_finds_the_older_key(ran: Project, edit: dict[str, str])
 
     done = ran.plan()
 
-    assert done.stdout.splitlines() == [
-        OK,
-        ran.header("0 tasks and load 4"),
-        "  raw    cached",
-        "  clean  cached",
-        "  total  cached",
-        "  other  cached",
-    ]
+    assert done.stdout.splitlines() == [OK, ran.header("0 tasks and load 4"), *ALL_CACHED]
     assert run_as_planned(ran, done.stdout) == dict.fromkeys(ALL, "cached")
 
 
 # ------------------------------------------------------------- assumptions
+
+K_ASSUMED = [  # every task cached, and K, computed by code the plan does not run, assumed unchanged
+    "  raw    cached",
+    "  clean  cached",
+    "         assuming unchanged: `K`",
+    "  total  cached",
+    "  other  cached",
+]
 
 
 @pytest.mark.kernel
@@ -413,15 +406,7 @@ def test_a_value_computed_by_code_is_assumed_unchanged(ran: Project) -> None:
 
     done = ran.plan()
 
-    assert done.stdout.splitlines() == [
-        OK,
-        ran.header("0 tasks and load 4"),
-        "  raw    cached",
-        "  clean  cached",
-        "         assuming unchanged: `K`",
-        "  total  cached",
-        "  other  cached",
-    ]
+    assert done.stdout.splitlines() == [OK, ran.header("0 tasks and load 4"), *K_ASSUMED]
     assert run_as_planned(ran, done.stdout) == dict.fromkeys(ALL, "cached")
 
 
@@ -432,16 +417,8 @@ def test_a_computed_value_that_did_change_is_what_the_assumption_misses(ran: Pro
 
     done = ran.plan()
 
-    assert done.stdout.splitlines() == [
-        OK,
-        ran.header("0 tasks and load 4"),
-        "  raw    cached",
-        "  clean  cached",
-        "         assuming unchanged: `K`",
-        "  total  cached",
-        "  other  cached",
-    ]
-    assert ran.run() == {"raw": "cached", "clean": "done", "total": "done", "other": "cached"}
+    assert done.stdout.splitlines() == [OK, ran.header("0 tasks and load 4"), *K_ASSUMED]
+    assert ran.run() == statuses_after("clean", "total")
     assert sorted(ran.executed()) == ["clean", "total"]
 
 

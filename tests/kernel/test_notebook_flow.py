@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -100,37 +101,24 @@ def stdout_of(cell: Any) -> str:
     return "".join(o["text"] for o in cell["outputs"] if o["output_type"] == "stream" and o["name"] == "stdout")
 
 
-def status_metadata(cell: Any) -> dict[str, Any] | None:
-    """The ``dagnb`` metadata of a task cell's status line."""
-    for out in cell.get("outputs", []):
-        meta = out.get("metadata", {}).get("dagnb")
-        if out["output_type"] == "display_data" and meta and meta.get("task"):
-            return meta
-    return None
+def status_outputs(nb: nbformat.NotebookNode) -> Iterator[tuple[str, dict[str, Any], Any]]:
+    """``(task, its dagnb metadata, the output)`` for each task cell's status line."""
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            meta = out.get("metadata", {}).get("dagnb")
+            if out["output_type"] == "display_data" and meta and meta.get("task"):
+                yield meta["task"], meta, out
+                break
 
 
 def statuses(nb: nbformat.NotebookNode) -> dict[str, str]:
     """``{task: status}`` from each task cell's own status line."""
-    found = {}
-    for cell in nb.cells:
-        meta = status_metadata(cell)
-        if meta is not None:
-            found[meta["task"]] = meta["statuses"][meta["task"]]
-    return found
+    return {task: meta["statuses"][task] for task, meta, _ in status_outputs(nb)}
 
 
 def status_lines(nb: nbformat.NotebookNode) -> dict[str, str]:
     """``{task: status line text}`` for each task cell."""
-    found = {}
-    for cell in nb.cells:
-        meta = status_metadata(cell)
-        if meta is not None:
-            line = next(
-                o["data"]["text/plain"] for o in cell["outputs"]
-                if o["output_type"] == "display_data" and o.get("metadata", {}).get("dagnb") is meta
-            )
-            found[meta["task"]] = line
-    return found
+    return {task: out["data"]["text/plain"] for task, _, out in status_outputs(nb)}
 
 
 def pipeline(log: Path, clean_body: str = "return sorted(raw | words)") -> nbformat.NotebookNode:
@@ -171,35 +159,37 @@ def test_second_execution_in_a_new_kernel_runs_nothing(env: Path, monkeypatch: p
 # ------------------------------------------------------------------ edits
 
 
-def test_editing_a_task_cell_reruns_that_task_and_its_descendants(
-    env: Path, monkeypatch: pytest.MonkeyPatch
+EDITS = [  # clean's new body, the status line of each task that ran again, what the last cell prints
+    pytest.param(
+        "return sorted(raw | words)[:-1]",
+        # model's cell comes later in this fresh kernel, so clean lists nothing as stale yet
+        {"clean": "clean: ran (code changed)", "model": "model: ran (upstream clean changed)"},
+        "65 4 ['alpha', 'charlie', 'delta', 'item0', 'item1', 'item2']\n",
+        id="editing-a-task-cell-reruns-that-task-and-its-downstream",
+    ),
+    pytest.param(
+        "return sorted(words | raw)",  # same list
+        {"clean": "clean: ran (code changed)"},
+        "75 4 ['alpha', 'charlie', 'delta', 'item0', 'item1', 'item2', 'item3']\n",
+        id="an-edit-that-keeps-the-output-leaves-the-downstream-cached",
+    ),
+]
+
+
+@pytest.mark.parametrize(("clean_body", "ran", "printed"), EDITS)
+def test_an_edited_task_cell_reruns_only_what_its_new_output_changes(
+    env: Path, monkeypatch: pytest.MonkeyPatch, clean_body: str, ran: dict[str, str], printed: str
 ) -> None:
     log = env / "log.txt"
     execute(pipeline(log), env)
     before = len(log_lines(env))
 
     monkeypatch.setenv("PYTHONHASHSEED", "3")
-    edited = execute(pipeline(log, clean_body="return sorted(raw | words)[:-1]"), env)
-    assert sorted(log_lines(env)[before:]) == ["clean", "model"]
-    assert statuses(edited) == {"raw": "cached", "clean": "done", "model": "done", "summary": "cached"}
-    # model's cell comes later in this fresh kernel, so clean lists nothing as stale yet
-    assert status_lines(edited)["clean"] == "clean: ran (code changed)"
-    assert status_lines(edited)["model"] == "model: ran (upstream clean changed)"
-    assert stdout_of(edited.cells[-1]) == "65 4 ['alpha', 'charlie', 'delta', 'item0', 'item1', 'item2']\n"
-
-
-def test_an_edit_that_keeps_the_output_leaves_descendants_cached(
-    env: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    log = env / "log.txt"
-    execute(pipeline(log), env)
-    before = len(log_lines(env))
-
-    monkeypatch.setenv("PYTHONHASHSEED", "4")
-    edited = execute(pipeline(log, clean_body="return sorted(words | raw)"), env)  # same list
-    assert log_lines(env)[before:] == ["clean"]
-    assert statuses(edited) == {"raw": "cached", "clean": "done", "model": "cached", "summary": "cached"}
-    assert status_lines(edited)["clean"] == "clean: ran (code changed)"
+    edited = execute(pipeline(log, clean_body=clean_body), env)
+    assert sorted(log_lines(env)[before:]) == sorted(ran)
+    assert statuses(edited) == {t: "done" if t in ran else "cached" for t in ALL}
+    assert {t: status_lines(edited)[t] for t in ran} == ran
+    assert stdout_of(edited.cells[-1]) == printed
 
 
 # ------------------------------------------------------------------ printed output is replayed

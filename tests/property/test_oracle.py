@@ -48,6 +48,7 @@ from dataclasses import dataclass, replace
 from itertools import count
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -405,27 +406,19 @@ SETTINGS = settings(
 )
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param({}, id="inline"),
+        pytest.param({"backend": "threads", "jobs": 2}, id="threads"),
+        # task bodies run in 2 loky worker processes: they travel by value, print there, log there
+        pytest.param({"backend": "processes", "jobs": 2}, id="processes"),
+    ],
+)
 @SETTINGS
 @given(scenarios())
-def test_incremental_runs_equal_from_scratch_runs(scenario: tuple[list[TaskGen], list[list[Edit]], bool]) -> None:
-    tasks, steps, with_source = scenario
-    check_scenario(tasks, steps, with_source, {})
-
-
-@SETTINGS
-@given(scenarios())
-def test_incremental_runs_equal_from_scratch_runs_on_threads(
-    scenario: tuple[list[TaskGen], list[list[Edit]], bool],
+def test_incremental_runs_equal_from_scratch_runs(
+    options: dict[str, Any], scenario: tuple[list[TaskGen], list[list[Edit]], bool]
 ) -> None:
     tasks, steps, with_source = scenario
-    check_scenario(tasks, steps, with_source, {"backend": "threads", "jobs": 2})
-
-
-@SETTINGS
-@given(scenarios())
-def test_incremental_runs_equal_from_scratch_runs_on_processes(
-    scenario: tuple[list[TaskGen], list[list[Edit]], bool],
-) -> None:
-    """Task bodies run in 2 loky worker processes: they travel by value, print there, log there."""
-    tasks, steps, with_source = scenario
-    check_scenario(tasks, steps, with_source, {"backend": "processes", "jobs": 2})
+    check_scenario(tasks, steps, with_source, options)

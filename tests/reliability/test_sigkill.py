@@ -21,6 +21,7 @@ import os
 import random
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import faultlib
@@ -64,6 +65,25 @@ def _read_lines(fd: int, until: str | None) -> tuple[list[str], bool]:
             return lines, False
 
 
+def _kill_midway(
+    child_main: Callable[[str, int, int], None], root: Path, trial: int, until: str, pause: Callable[[], float]
+) -> tuple[list[str], int]:
+    """Fork ``child_main(root, trial, pipe)``; once it writes the line ``until``, sleep ``pause()`` and
+    SIGKILL it (a child that finished first is not paused for). Every line it wrote, and its exit code."""
+    read, write = os.pipe()
+    child = multiprocessing.get_context("fork").Process(target=child_main, args=(str(root), trial, write))
+    child.start()
+    os.close(write)
+    lines, eof = _read_lines(read, until)
+    if not eof:
+        time.sleep(pause())
+    child.kill()  # SIGKILL
+    child.join()
+    more, _ = _read_lines(read, None)
+    os.close(read)
+    return lines + more, child.exitcode  # type: ignore[return-value]
+
+
 def _check(root: Path, keys: list[str], acknowledged: set[str], tally: dict[str, int]) -> None:
     """Verify ``keys``: a stored entry loads and equals its value; an acknowledged put is never lost."""
     store = DiskStore(root)
@@ -95,28 +115,16 @@ def test_sigkill_at_random_points_never_loses_a_commit_nor_returns_a_wrong_value
     root = tmp_path / "cache"
     DiskStore(root).close()
     rng = random.Random(20240611)
-    fork = multiprocessing.get_context("fork")
     tally = dict.fromkeys(
         ["trials", "kills", "entries committed", "acknowledged", "entries verified", "values verified",
          "misses", "lost", "wrong values", "unusable stores", "committed without ack", "killed mid-put"], 0)
     seen_tmp = 0
     for trial in range(TRIALS):
         target, delay = rng.randrange(TARGETS), rng.uniform(0.0, 0.012)
-        read, write = os.pipe()
-        child = fork.Process(target=_writer, args=(str(root), trial, write))
-        child.start()
-        os.close(write)
-        lines, eof = _read_lines(read, f"B{target}")
-        if not eof:
-            time.sleep(delay)
-        child.kill()  # SIGKILL
-        child.join()
-        more, _ = _read_lines(read, None)
-        os.close(read)
-        lines += more
+        lines, exitcode = _kill_midway(_writer, root, trial, f"B{target}", lambda: delay)
         tally["trials"] += 1
-        tally["kills"] += child.exitcode == -signal.SIGKILL
-        assert child.exitcode in (0, -signal.SIGKILL), f"trial {trial}: the writer failed on its own ({child.exitcode})"
+        tally["kills"] += exitcode == -signal.SIGKILL
+        assert exitcode in (0, -signal.SIGKILL), f"trial {trial}: the writer failed on its own ({exitcode})"
 
         acknowledged = {f"t{trial}-{line[1:]}" for line in lines if line.startswith("D")}
         started = {f"t{trial}-{line[1:]}" for line in lines if line.startswith("B")}
@@ -192,22 +200,12 @@ def test_sigkill_during_prune_and_clear_leaves_no_dangling_entry(tmp_path: Path)
     root = tmp_path / "cache"
     DiskStore(root).close()
     rng = random.Random(7)
-    fork = multiprocessing.get_context("fork")
     tally = dict.fromkeys(["trials", "kills", "entries verified", "values verified", "misses", "lost", "wrong values"], 0)
     for trial in range(PRUNE_TRIALS):
-        read, write = os.pipe()
-        child = fork.Process(target=_pruner, args=(str(root), trial, write))
-        child.start()
-        os.close(write)
-        _, eof = _read_lines(read, f"D{rng.randrange(2, 9)}")
-        if not eof:
-            time.sleep(rng.uniform(0.0, 0.01))
-        child.kill()
-        child.join()
-        os.close(read)
+        _, exitcode = _kill_midway(_pruner, root, trial, f"D{rng.randrange(2, 9)}", lambda: rng.uniform(0.0, 0.01))
         tally["trials"] += 1
-        tally["kills"] += child.exitcode == -signal.SIGKILL
-        assert child.exitcode in (0, -signal.SIGKILL)
+        tally["kills"] += exitcode == -signal.SIGKILL
+        assert exitcode in (0, -signal.SIGKILL)
         assert faultlib.integrity(root) == "ok"
         keys = sorted(k for (k,) in faultlib.rows(root, "SELECT key FROM entries") if k.startswith("q"))
         _check(root, keys, set(), tally)

@@ -57,11 +57,7 @@ SAME_AS_BASE = {
             kept = [x for x in raw if x > threshold]
             return sorted(kept)
     ''',
-    "indented (as if nested)": """
-            def clean(raw, threshold=0.5):
-                kept = [x for x in raw if x > threshold]
-                return sorted(kept)
-    """,
+    "indented (as if nested)": textwrap.indent(BASE, "    "),
 }
 
 DIFFERENT_FROM_BASE = {

@@ -24,38 +24,35 @@ from notebook_cells import diamond as _diamond
 # ------------------------------------------------------------- incremental
 
 
-def test_editing_a_task_reruns_it_and_its_descendants_only(tmp_path: Path) -> None:
-    """Edit c::
+# Edits of c after a run of the diamond, each with the tasks the next run executes (every
+# other task is cached) and d's value then:
+#
+#     a --> b --> d
+#      \         ^
+#       `-> c* --'
+C_EDITS = [
+    pytest.param("def c(a):\n    note('c')\n    return a + 2\n", ["c", "d"], 24, id="a-new-output-reruns-c-and-d"),
+    pytest.param(  # early cutoff: c now computes 3 another way; d does not rerun
+        "def c(a):\n    note('c')\n    return 1 + a\n", ["c"], 23, id="the-same-output-leaves-the-downstream-cached"
+    ),
+    pytest.param(
+        "# same task, new comment\ndef c(a):\n\n    note('c')  # log it\n    return a + 1\n", [], 23,
+        id="a-layout-only-edit-runs-nothing",
+    ),
+]
 
-        a --> b --> d
-         \\         ^
-          `-> c* --'          runs: c, d
-    """
+
+@pytest.mark.parametrize(("source", "executed", "d"), C_EDITS)
+def test_editing_a_task_reruns_it_and_its_downstream_only(
+    tmp_path: Path, source: str, executed: list[str], d: int
+) -> None:
     nb = _diamond(tmp_path)
     nb.run()
-    nb.task("def c(a):\n    note('c')\n    return a + 2\n")
+    nb.task(source)
     report, ran = nb.run()
-    assert ran == ["c", "d"]
-    assert nb.graph["d"] == 24
-    assert sorted(report.cached) == ["a", "b"]
-
-
-def test_an_edit_with_the_same_output_leaves_descendants_cached(tmp_path: Path) -> None:
-    """Early cutoff: c now computes 3 another way; d does not rerun."""
-    nb = _diamond(tmp_path)
-    nb.run()
-    nb.task("def c(a):\n    note('c')\n    return 1 + a\n")
-    _, ran = nb.run()
-    assert ran == ["c"]
-    assert nb.graph["d"] == 23
-
-
-def test_a_layout_only_edit_runs_nothing(tmp_path: Path) -> None:
-    nb = _diamond(tmp_path)
-    nb.run()
-    nb.task("# same task, new comment\ndef c(a):\n\n    note('c')  # log it\n    return a + 1\n")
-    _, ran = nb.run()
-    assert ran == []
+    assert ran == executed
+    assert nb.graph["d"] == d
+    assert sorted(report.cached) == sorted(set("abcd") - set(executed))
 
 
 def test_reverting_an_edit_is_a_cache_hit(tmp_path: Path) -> None:

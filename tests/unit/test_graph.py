@@ -46,6 +46,22 @@ def _build(case: GraphCase) -> TaskGraph:
     return graph
 
 
+def _unresolved(task: str, param: str, hint: str = "") -> str:
+    """The message for task ``task``'s parameter ``param`` that nothing binds (``hint``: a close match)."""
+    return (f"Task `{task}` has a parameter `{param}` that is neither a task, a default, nor a notebook "
+            f"variable. {hint}Define it in a cell above, give it a default, or add a `%%task def {param}(...)`.")
+
+
+def _cycle(loop: str) -> str:
+    """The message for tasks whose parameters form ``loop`` (``a -> b -> a``)."""
+    return f"Tasks form a cycle: {loop}. A task cannot depend on its own output; rename a parameter to break the loop."
+
+
+def _star(task: str, star: str) -> str:
+    """The message for task ``task`` taking ``*args`` or ``**kwargs`` (``star``)."""
+    return f"Task `{task}`: it takes `{star}`, and a task's inputs must be named. List each input as its own parameter."
+
+
 CASES = [
     GraphCase(
         "upstream edges",
@@ -116,11 +132,7 @@ CASES = [
         "def model(featurs): return featurs",
         namespace={"features": 1},
         error=UnresolvedParameter,
-        message=(
-            "Task `model` has a parameter `featurs` that is neither a task, a default, nor a notebook "
-            "variable. Did you mean `features`? Define it in a cell above, give it a default, or add a "
-            "`%%task def featurs(...)`."
-        ),
+        message=_unresolved("model", "featurs", hint="Did you mean `features`? "),
     ),
     GraphCase(
         "unresolved parameter close to a task name",
@@ -129,21 +141,14 @@ CASES = [
         def model(claen): return claen
         """,
         error=UnresolvedParameter,
-        message=(
-            "Task `model` has a parameter `claen` that is neither a task, a default, nor a notebook "
-            "variable. Did you mean `clean`? Define it in a cell above, give it a default, or add a "
-            "`%%task def claen(...)`."
-        ),
+        message=_unresolved("model", "claen", hint="Did you mean `clean`? "),
     ),
     GraphCase(
         "unresolved parameter without candidates",
         "def model(zzz): return zzz",
         namespace={"features": 1, "_private": 2},
         error=UnresolvedParameter,
-        message=(
-            "Task `model` has a parameter `zzz` that is neither a task, a default, nor a notebook "
-            "variable. Define it in a cell above, give it a default, or add a `%%task def zzz(...)`."
-        ),
+        message=_unresolved("model", "zzz"),
     ),
     GraphCase(
         "self-dependency",
@@ -162,10 +167,7 @@ CASES = [
         def a(b): return b
         """,
         error=CycleError,
-        message=(
-            "Tasks form a cycle: a -> b -> a. A task cannot depend on its own output; "
-            "rename a parameter to break the loop."
-        ),
+        message=_cycle("a -> b -> a"),
     ),
     GraphCase(
         "three-task cycle starts at the alphabetically first task",
@@ -175,28 +177,19 @@ CASES = [
         def a(c): return c
         """,
         error=CycleError,
-        message=(
-            "Tasks form a cycle: a -> b -> c -> a. A task cannot depend on its own output; "
-            "rename a parameter to break the loop."
-        ),
+        message=_cycle("a -> b -> c -> a"),
     ),
     GraphCase(
         "*args rejected",
         "def combine(*parts): return parts",
         error=TaskDefinitionError,
-        message=(
-            "Task `combine`: it takes `*parts`, and a task's inputs must be named. "
-            "List each input as its own parameter."
-        ),
+        message=_star("combine", "*parts"),
     ),
     GraphCase(
         "**kwargs rejected",
         "def combine(a=1, **options): return a",
         error=TaskDefinitionError,
-        message=(
-            "Task `combine`: it takes `**options`, and a task's inputs must be named. "
-            "List each input as its own parameter."
-        ),
+        message=_star("combine", "**options"),
     ),
 ]
 

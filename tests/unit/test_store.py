@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -195,32 +196,35 @@ def _stored(disk: DiskStore, value: Any) -> tuple[CacheEntry, Path]:
     return entry, path
 
 
-def test_a_truncated_blob_is_a_miss_and_is_forgotten(disk: DiskStore) -> None:
-    entry, path = _stored(disk, list(range(1000)))
+def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[:-50])
-    with pytest.raises(CacheMiss):
-        disk.load(entry)
-    assert not disk.has_value(entry.output)
-    assert not path.exists()
 
 
-def test_a_bit_flipped_blob_is_a_miss_never_wrong_data(disk: DiskStore) -> None:
-    entry, path = _stored(disk, np.arange(1000, dtype=np.int64))
+def _flip_a_bit(path: Path) -> None:
+    """Inside an int64 array's raw bytes: the file still unpickles, to the wrong numbers."""
     data = bytearray(path.read_bytes())
-    data[-100] ^= 0x01  # inside the array's raw bytes: still unpickles, to the wrong numbers
+    data[-100] ^= 0x01
     path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("value", "damage", "reason"),
+    [
+        pytest.param(list(range(1000)), _truncate, "does not match its signature", id="truncated"),
+        pytest.param(np.arange(1000, dtype=np.int64), _flip_a_bit, "does not match its signature", id="bit-flipped"),
+        pytest.param("value", Path.unlink, "cannot be read", id="deleted"),
+    ],
+)
+def test_a_damaged_blob_is_a_miss_never_wrong_data_and_is_forgotten(
+    disk: DiskStore, value: Any, damage: Callable[[Path], None], reason: str
+) -> None:
+    entry, path = _stored(disk, value)
+    damage(path)
     with pytest.raises(CacheMiss) as info:
         disk.load(entry)
-    assert "does not match its signature" in info.value.reason
+    assert reason in info.value.reason
     assert not disk.has_value(entry.output)
-
-
-def test_a_deleted_blob_file_is_a_miss(disk: DiskStore) -> None:
-    entry, path = _stored(disk, "value")
-    path.unlink()
-    with pytest.raises(CacheMiss):
-        disk.load(entry)
-    assert not disk.has_value(entry.output)
+    assert not path.exists()
 
 
 def test_a_forgotten_blob_is_written_again_on_the_next_put(disk: DiskStore) -> None:

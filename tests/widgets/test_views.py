@@ -196,11 +196,8 @@ def test_a_view_without_a_kernel_is_static(tmp_path: Path, comms: CommLog) -> No
 
 def test_costs_view_sorts_with_its_dropdown_and_toggle(tmp_path: Path, comms: CommLog) -> None:
     session = Session(tmp_path, cache=False)
-    session.tasks([
-        "def alpha():\n    return b'x' * 100_000\n",
-        "def beta():\n    return b'x' * 10\n",
-        "def gamma():\n    return b'x' * 1_000\n",
-    ])
+    output_bytes = {"alpha": 100_000, "beta": 10, "gamma": 1_000}
+    session.tasks([f"def {name}():\n    return b'x' * {size}\n" for name, size in output_bytes.items()])
     session.graph.run()
     view = CostsView(session.graph)
     panel = view.panel
