@@ -35,9 +35,9 @@ from .errors import (
     UnfingerprintableWarning,
     UnpicklableOutputWarning,
 )
-from .events import Event, EventBus, GraphChanged, RunFinished, RunStarted, TaskFinished
+from .events import Event, EventBus, GraphChanged, RunFinished, RunStarted, TaskFinished, TaskProgress
 from .history import History, RunDiff, diff_runs
-from .mapping import MapPlan, assemble, call_items, plan_items
+from .mapping import ItemProgress, MapPlan, assemble, await_items, call_items, plan_items
 from .backends import DaskBackend, ThreadBackend, Work
 from .aio import complete_now
 from .executor import Backend, Outcome, RunReport, execute, execute_async, make_backend
@@ -110,6 +110,7 @@ class Graph:
         self.capture: Callable[[], AbstractContextManager[OutputLog]] = capture_streams
         self.replay: Callable[[list[dict[str, Any]]], None] = replay_streams
         self._run_ids = itertools.count(1)
+        self._run_id = 0  # the current (or last) run's id
         self._unhashable_warned: set[str] = set()
         self._touched: list[tuple[str, float]] = []  # cache loads of the current run: (key, time saved)
         self.statuses: dict[str, str] = {}  # each task's status at the end of its latest run
@@ -290,7 +291,8 @@ class Graph:
         forced = frozenset(self.tasks.get(f).name for f in force) | (self.force_once & set(order))
         chosen = self._backend(backend if backend is not None else self.backend, jobs or self.jobs)
         self._run_jobs = chosen.jobs
-        how = dict(backend=chosen, bus=self.bus, force=forced, keep_going=keep_going, run_id=next(self._run_ids))
+        self._run_id = next(self._run_ids)
+        how = dict(backend=chosen, bus=self.bus, force=forced, keep_going=keep_going, run_id=self._run_id)
         try:
             report = await execute_async(self, order, **how) if awaited else execute(self, order, **how)
         finally:
@@ -414,21 +416,27 @@ class Graph:
         spec = self.tasks.specs[decision.task]
         kwargs = self._inputs(decision.task, decision)
         before = self._input_fingerprints(kwargs) if self.check_mutation else None
-        func = spec.func
-        parts = None
+        func, parts, progress = spec.func, None, None
+        is_async = inspect.iscoroutinefunction(spec.func)
         if spec.map:  # only the elements the cache lacks are sent to run, split across the workers
             plan = self._maps[spec.name] = self._plan_items(spec, decision, kwargs.pop(spec.map))
             missing = [plan.items[i] for i in plan.missing]
-            func = functools.partial(call_items, spec.func, spec.map, missing)
             before = {p: d for p, d in (before or {}).items() if p != spec.map} or None
-            parts = self._map_parts(spec, kwargs, missing)
+            sizes = [len(missing)] if is_async else self._part_sizes(len(missing))  # async: all at once on the loop
+            progress = ItemProgress(sizes, functools.partial(self._progressed, spec.name))
+            func = functools.partial(await_items if is_async else call_items, spec.func, spec.map, missing, progress)
+            if len(sizes) > 1:
+                parts = self._map_parts(spec, kwargs, missing, sizes, progress)
         work = Work(spec.name, func, kwargs, lambda: self._work(spec, kwargs, before, func), spec.timeout, spec.retries)
-        work.parts = parts
-        if inspect.iscoroutinefunction(spec.func) and not spec.map:
-            work.run_async = lambda: self._awork(spec, kwargs)
+        work.parts, work.progress = parts, progress
+        if is_async:
+            work.run_async = lambda: self._awork(spec, kwargs, func)
         return work
 
-    async def _awork(self, spec: TaskSpec, kwargs: dict[str, Any]) -> Outcome:
+    def _progressed(self, task: str, done: int, total: int) -> None:
+        self.bus.emit(TaskProgress(self._run_id, time.perf_counter(), task=task, done=done, total=total))
+
+    async def _awork(self, spec: TaskSpec, kwargs: dict[str, Any], func: Any) -> Outcome:
         """An async task's body, awaited (its prints and displays recorded like a sync task's).
 
         Its CPU time and peak memory are not measured: other tasks run on the
@@ -437,23 +445,27 @@ class Graph:
         started = time.perf_counter()
         try:
             with self.capture() as log:
-                value = await spec.func(**kwargs)
+                value = await func(**kwargs)
         except Exception as exc:
             return Outcome(error=exc, duration=time.perf_counter() - started, started=started, worker="async")
         duration = time.perf_counter() - started
         return Outcome(value, _fingerprint_or_none(value), list(log), duration, None, started, 0.0, 0,
                        value_nbytes(value), "async")
 
-    def _map_parts(self, spec: TaskSpec, kwargs: dict[str, Any], missing: list[Any]) -> list[Work] | None:
-        """One work per worker, each a contiguous slice of the missing elements (None: no split)."""
-        jobs = min(self._run_jobs, len(missing))
-        if jobs < 2:
-            return None
-        size = -(-len(missing) // jobs)
-        parts = []
-        for start in range(0, len(missing), size):
-            part = functools.partial(call_items, spec.func, spec.map, missing[start : start + size])
+    def _part_sizes(self, count: int) -> list[int]:
+        """How many of ``count`` elements each worker of this run computes: contiguous, even slices."""
+        jobs = max(1, min(self._run_jobs, count))
+        size = -(-count // jobs) if count else 0
+        return [min(size, count - start) for start in range(0, count, size)] if count else [0]
+
+    def _map_parts(self, spec: TaskSpec, kwargs: dict[str, Any], missing: list[Any], sizes: list[int],
+                   progress: ItemProgress) -> list[Work]:
+        """One work per worker, each a contiguous slice of the missing elements."""
+        parts, start = [], 0
+        for index, size in enumerate(sizes):
+            part = functools.partial(call_items, spec.func, spec.map, missing[start : start + size], progress, index)
             parts.append(Work(spec.name, part, kwargs, functools.partial(self._work, spec, kwargs, None, part)))
+            start += size
         return parts
 
     def _plan_items(self, spec: TaskSpec, decision: Decision, collection: Any) -> MapPlan:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
-from contextvars import ContextVar
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import Any, TextIO
 
 __all__ = ["OutputLog", "capture_streams", "current_log", "replay_streams"]

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Event", "EventBus", "GraphChanged", "RunFinished", "RunStarted", "TaskFinished", "TaskStarted"]
+__all__ = ["Event", "EventBus", "GraphChanged", "RunFinished", "RunStarted", "TaskFinished", "TaskProgress",
+           "TaskStarted"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,19 @@ class TaskStarted(Event):
     reason: str = ""
     worker: str = "main"
     attempt: int = 1
+
+
+@dataclass(frozen=True)
+class TaskProgress(Event):
+    """A running map task computed more of its elements: ``done`` of the ``total`` it must compute.
+
+    Sent at most every 0.1 s per task, from the thread where the elements
+    finished (a worker thread, with the ``threads`` backend).
+    """
+
+    task: str = ""
+    done: int = 0
+    total: int = 0
 
 
 @dataclass(frozen=True)

@@ -421,7 +421,8 @@ def _submit(run: _Run, backend: Backend, decision: Decision, work: Work, number:
     deadline = now + work.timeout if work.timeout else None
     attempt = _Attempt(decision, work, number, now, deadline)
     if work.parts:  # a map task's elements, on several workers at once
-        future = gather([backend.submit(part) for part in work.parts])
+        settle = work.progress.settle if work.progress is not None else None
+        future = gather([backend.submit(part) for part in work.parts], on_part=settle)
     else:
         future = run.waiter.submit(backend, work)
     run.running[future] = attempt

@@ -3,7 +3,7 @@
 ``dagnb.on("task_finished", fn)`` calls ``fn(**fields)`` after every task of
 the session's graph finishes; a subscriber object gets each event on the
 method of the same name (``run_started``, ``task_started``,
-``task_finished``, ``run_finished``, ``graph_changed``). Fields are passed
+``task_progress``, ``task_finished``, ``run_finished``, ``graph_changed``). Fields are passed
 by keyword, so a hook that ends with ``**_`` keeps working when an event
 gains a field. A hook that raises is removed, with a warning; it never
 breaks a run.
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .errors import CommandError, close_matches
-from .events import Event, GraphChanged, RunFinished, RunStarted, TaskFinished, TaskStarted
+from .events import Event, GraphChanged, RunFinished, RunStarted, TaskFinished, TaskProgress, TaskStarted
 
 if TYPE_CHECKING:
     from .api import Graph
@@ -26,6 +26,7 @@ __all__ = ["EVENTS", "Subscription", "on", "subscribe"]
 EVENTS: dict[str, type[Event]] = {
     "run_started": RunStarted,
     "task_started": TaskStarted,
+    "task_progress": TaskProgress,
     "task_finished": TaskFinished,
     "run_finished": RunFinished,
     "graph_changed": GraphChanged,

@@ -312,7 +312,7 @@ class DagMagics(Magics):
             width = max((len(t) for t in restored), default=0)
             print(f"values of run {args.as_of}:\n" + "\n".join(f"  {t.ljust(width)}  {w}" for t, w in restored.items()))
             return None
-        options = dict(force=args.force, keep_going=args.keep_going, backend=args.backend, jobs=args.jobs)
+        options = {"force": args.force, "keep_going": args.keep_going, "backend": args.backend, "jobs": args.jobs}
 
         async def body(run: _Run) -> _WithMetadata:
             report = await run(args.targets or None, **options)

@@ -11,11 +11,14 @@ without ``files``, plus that element's fingerprint. So when one element of
 Responsibilities:
     * split a collection into items and fingerprint each one;
     * find which items the cache already has (in the kernel, before the run);
-    * the call a worker makes for the missing items, and reassembly.
+    * the call a worker makes for the missing items, and reassembly;
+    * counting computed items while the task runs, for live progress.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +27,7 @@ import xxhash
 
 from .hashing import fingerprint
 
-__all__ = ["MapPlan", "assemble", "call_items", "item_key", "plan_items"]
+__all__ = ["ItemProgress", "MapPlan", "assemble", "await_items", "call_items", "item_key", "plan_items"]
 
 
 def item_key(task_key_parts: str, item_fingerprint: str) -> str:
@@ -76,9 +79,76 @@ def plan_items(collection: Any, base: str, lookup: Callable[[str], tuple[bool, A
     return plan
 
 
-def call_items(func: Callable[..., Any], param: str, items: list[Any], **kwargs: Any) -> list[Any]:
-    """What a worker runs: ``func`` once per element (the other inputs whole)."""
-    return [func(**{**kwargs, param: item}) for item in items]
+class ItemProgress:
+    """How many of a map task's elements are computed so far, reported at most every ``interval`` s.
+
+    Elements are split in parts (one per worker). In this process each
+    element counts as it finishes; a part that ran elsewhere counts when its
+    result arrives (:meth:`settle`). Pickled to another process, it becomes
+    ``None``: counting there would be seen by no one.
+    """
+
+    def __init__(self, sizes: list[int], report: Callable[[int, int], None], interval: float = 0.1) -> None:
+        self.sizes, self.total, self.report, self.interval = sizes, sum(sizes), report, interval
+        self._counts = [0] * len(sizes)
+        self._lock = threading.Lock()
+        self._last = float("-inf")
+
+    @property
+    def done(self) -> int:
+        return sum(self._counts)
+
+    def add(self, part: int) -> None:
+        """One more element of ``part`` is computed."""
+        self._update(part, self._counts[part] + 1)
+
+    def settle(self, part: int) -> None:
+        """All of ``part`` is computed (its result arrived)."""
+        self._update(part, self.sizes[part])
+
+    def _update(self, part: int, count: int) -> None:
+        with self._lock:
+            self._counts[part] = count
+            now = time.monotonic()
+            if now - self._last < self.interval:
+                return
+            self._last, done = now, self.done
+        self.report(done, self.total)
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return _not_counted, ()
+
+
+def _not_counted() -> None:
+    return None
+
+
+def call_items(func: Callable[..., Any], param: str, items: list[Any], progress: ItemProgress | None = None,
+               part: int = 0, /, **kwargs: Any) -> list[Any]:
+    """What a worker runs: ``func`` once per element (the other inputs whole), counting each one.
+
+    Positional-only, so that a task may have parameters named like these.
+    """
+    results = []
+    for item in items:
+        results.append(func(**{**kwargs, param: item}))
+        if progress is not None:
+            progress.add(part)
+    return results
+
+
+async def await_items(func: Callable[..., Any], param: str, items: list[Any], progress: ItemProgress | None = None,
+                      part: int = 0, /, **kwargs: Any) -> list[Any]:
+    """:func:`call_items` for an ``async def`` task: every element awaited at once, results in order."""
+    import asyncio
+
+    async def one(item: Any) -> Any:
+        result = await func(**{**kwargs, param: item})
+        if progress is not None:
+            progress.add(part)
+        return result
+
+    return list(await asyncio.gather(*(one(item) for item in items)))
 
 
 def assemble(plan: MapPlan, computed: dict[int, Any]) -> Any:

@@ -76,8 +76,8 @@ def _edge(a: tuple[int, int], b: tuple[int, int]) -> str:
 def _node(task: str, at: tuple[int, int], status: str, reason: str, items: tuple[int, int] | None = None) -> str:
     tip = f"{task}: {status}" + (f" ({reason})" if reason else "")
     label = _label(task)
-    if items is not None:  # a map task: how many of its elements the last run computed
-        tip += f"; {items[0]} of {items[1]} items ran"
+    if items is not None:  # a map task: elements computed of those to compute (running), or of all (after)
+        tip += f"; {items[0]} of {items[1]} items " + ("to compute are done" if status == "running" else "ran")
         label = f"{_label(task)[:14]} {items[0]}/{items[1]}"
     ink = "#ffffff" if status in _LIGHT_TEXT else "#1f2328"
     return (

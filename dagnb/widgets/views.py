@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import ipywidgets as w
 
-from ..events import Event, RunFinished, RunStarted, TaskFinished, TaskStarted
+from ..events import (
+    Event,
+    RunFinished,
+    RunStarted,
+    TaskFinished,
+    TaskProgress,
+    TaskStarted,
+)
 from . import costs as costs_view
 from . import graph as graph_view
 from . import trace as trace_view
@@ -166,6 +173,9 @@ class DagView(_View):
             self.live_statuses, self.live_items = {}, {}
         elif isinstance(event, TaskStarted):
             self.live_statuses[event.task] = "running"
+        elif isinstance(event, TaskProgress):
+            if self.live_statuses.get(event.task) == "running":  # a count that arrives late is dropped
+                self.live_items[event.task] = (event.done, event.total)
         elif isinstance(event, TaskFinished):
             if event.items is not None:
                 self.live_items[event.task] = event.items
@@ -314,6 +324,7 @@ class RunProgress:
         self.display_id = f"dagnb-progress-{id(self)}-{next(self._ids)}"
         self.total = self.done = 0
         self.running: list[str] = []
+        self.items: dict[str, tuple[int, int]] = {}  # running map tasks: elements computed, to compute
         self.feed = LiveFeed(graph.bus, self)
 
     @property
@@ -334,8 +345,12 @@ class RunProgress:
             self.running.append(event.task)
             if not self.shown and event.task != self.own:
                 self._show()
+        elif isinstance(event, TaskProgress):
+            if event.task in self.running:
+                self.items[event.task] = (event.done, event.total)
         elif isinstance(event, TaskFinished):
             self.done += 1
+            self.items.pop(event.task, None)
             if event.task in self.running:
                 self.running.remove(event.task)
         elif isinstance(event, RunFinished):
@@ -347,8 +362,14 @@ class RunProgress:
         with self.bar.hold_sync(), self.label.hold_sync():
             self.bar.max = max(self.total, 1)
             self.bar.value = self.done
-            doing = ", ".join(self.running[:3]) + (" …" if len(self.running) > 3 else "")
+            doing = ", ".join(map(self._doing, self.running[:3])) + (" …" if len(self.running) > 3 else "")
             self.label.value = f"{self.done}/{self.total} tasks" + (f" · running {escape(doing)}" if doing else "")
+
+    def _doing(self, task: str) -> str:
+        if task not in self.items:
+            return task
+        done, total = self.items[task]
+        return f"{task} ({done}/{total} items)"
 
     def close(self) -> None:
         self.feed.stop()

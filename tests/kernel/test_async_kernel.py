@@ -101,7 +101,7 @@ def test_interrupting_an_awaited_run_keeps_what_finished_and_resumes(kernel: Ker
     while "held" not in notes(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.01)
     kernel.manager.interrupt_kernel()
-    reply, outputs = kernel.finish(msg_id)
+    reply, _ = kernel.finish(msg_id)
     assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt", reply
     assert notes(tmp_path) == ["quick", "held"]
     statuses = kernel.run("import dagnb\nprint(dagnb.current().statuses, quick, 'held' in dagnb.current().results)")

@@ -6,9 +6,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from notebook_cells import Notebook, runs
 
 from dagnb.errors import TaskFailed
-from notebook_cells import Notebook, runs
 
 FETCHES = [
     "async def fetch_a():\n    note('a')\n    await asyncio.sleep(0.3)\n    return 1\n",
@@ -55,10 +55,10 @@ def test_an_async_task_that_raises_fails_the_run(tmp_path: Path) -> None:
 
 
 LOOP_NOTES = [
-    "async def first_wait():\n    note(f'first_wait {id(asyncio.get_running_loop())}')\n"
-    "    print('first_wait starts')\n    await asyncio.sleep(0.2)\n    print('first_wait ends')\n    return 1\n",
-    "async def second_wait():\n    note(f'second_wait {id(asyncio.get_running_loop())}')\n"
-    "    print('second_wait starts')\n    await asyncio.sleep(0.2)\n    print('second_wait ends')\n    return 2\n",
+    ("async def first_wait():\n    note(f'first_wait {id(asyncio.get_running_loop())}')\n"
+     "    print('first_wait starts')\n    await asyncio.sleep(0.2)\n    print('first_wait ends')\n    return 1\n"),
+    ("async def second_wait():\n    note(f'second_wait {id(asyncio.get_running_loop())}')\n"
+     "    print('second_wait starts')\n    await asyncio.sleep(0.2)\n    print('second_wait ends')\n    return 2\n"),
     "def both(first_wait, second_wait):\n    note('both')\n    print('both prints')\n    return first_wait + second_wait\n",
 ]
 

@@ -72,5 +72,5 @@ def test_an_unknown_event_name_suggests_the_close_one(tmp_path: Path) -> None:
         dagnb.on("task_finish", print, graph=_pair(tmp_path).graph)
     assert str(info.value) == (
         "There is no event `task_finish`. Did you mean `task_finished`? "
-        "Events: run_started, task_started, task_finished, run_finished, graph_changed."
+        "Events: run_started, task_started, task_progress, task_finished, run_finished, graph_changed."
     )

@@ -5,13 +5,14 @@ Executions are counted per element through the log file (each call notes its ele
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
+from notebook_cells import Notebook
 
 import dagnb
 from dagnb.errors import TaskDefinitionError
-from notebook_cells import Notebook
 
 
 def _mapped(tmp_path: Path, files: object, name: str = "cache") -> Notebook:
@@ -99,3 +100,80 @@ def test_elements_run_on_several_workers_at_once(tmp_path: Path, backend: str) -
     assert sorted(c.split("@")[0] for c in calls) == [f"f{i}" for i in range(8)], "each element once"
     assert len({c.split("@")[1] for c in calls}) == 2, f"two workers shared the elements: {calls}"
     nb.graph.close()
+
+
+def _slow_map(tmp_path: Path, count: int, body: str = "def slow(files):\n    time.sleep(0.03)\n") -> Notebook:
+    nb = Notebook(tmp_path)
+    nb.cell("import asyncio, time\n")
+    nb.ns["files"] = [f"f{i}" for i in range(count)]
+    nb.task(body + "    note(f'slow:{files}')\n    return files.upper()\n")
+    nb.graph.add(dagnb.graph.spec_from_function(nb.ns["slow"], map="files"))
+    return nb
+
+
+def _progress_while_running(nb: Notebook, **options: object) -> list[tuple[int, int]]:
+    """The (done, total) counts of ``slow`` reported before it finished."""
+    counts: list[tuple[int, int]] = []
+    finished: list[str] = []
+
+    def progressed(*, task: str, done: int, total: int, **_: object) -> None:
+        assert task == "slow" and "slow" not in finished, "counts arrive while the task runs"
+        counts.append((done, total))
+
+    with dagnb.on("task_progress", progressed, graph=nb.graph), \
+         dagnb.on("task_finished", lambda *, task, **_: finished.append(task), graph=nb.graph):
+        nb.graph.run(**options)  # type: ignore[arg-type]
+    return counts
+
+
+def test_a_running_map_task_reports_its_item_count_as_elements_finish(tmp_path: Path) -> None:
+    nb = _slow_map(tmp_path, 20)  # inline: 20 calls of 30 ms, counts at most every 0.1 s
+    counts = _progress_while_running(nb)
+    done = [d for d, _ in counts]
+    assert {t for _, t in counts} == {20}
+    assert done[0] == 1 and done == sorted(set(done)) and 3 <= len(done) <= 10, counts
+    assert len(nb.log.read_text().split()) == 20
+
+    nb.ns["files"] = [*nb.ns["files"][:19], "changed"]
+    assert _progress_while_running(nb) == [(1, 1)], "the total is what must be computed: one element"
+
+
+@pytest.mark.parametrize("backend", ["threads", "processes"])
+def test_split_map_elements_report_progress_from_every_worker(tmp_path: Path, backend: str) -> None:
+    nb = _slow_map(tmp_path, 16)
+    counts = _progress_while_running(nb, backend=backend, jobs=2)
+    assert counts and {t for _, t in counts} == {16}
+    done = [d for d, _ in counts]
+    assert done == sorted(done) and all(0 < d <= 16 for d in done)
+    if backend == "processes":  # counted in the kernel as each worker's slice arrives
+        assert set(done) <= {8, 16}
+    else:  # counted element by element, in the worker threads
+        assert len(done) >= 2
+    assert nb.graph["slow"] == [f"F{i}" for i in range(16)]
+    nb.graph.close()
+
+
+def test_an_async_map_task_awaits_its_elements_together_and_caches_each(tmp_path: Path) -> None:
+    nb = _slow_map(tmp_path, 10, body="async def slow(files):\n    await asyncio.sleep(0.2)\n")
+    nb.graph.run()
+    assert nb.graph["slow"] == [f"F{i}" for i in range(10)]
+    [span] = [s for s in nb.graph.trace.spans if s.task == "slow"]
+    assert span.end - span.start < 1.0, "ten 0.2 s waits overlapped (one after another: 2 s)"
+    assert len(nb.log.read_text().split()) == 10
+
+    nb.log.unlink()
+    nb.ns["files"] = [*nb.ns["files"][:9], "changed"]
+    report = asyncio.run(nb.graph.arun())
+    assert nb.log.read_text().split() == ["slow:changed"] and report.items["slow"] == (1, 10)
+    assert nb.graph["slow"][9] == "CHANGED"
+
+
+@pytest.mark.parametrize("param", ["items", "func", "param", "progress", "part"])
+def test_a_map_task_may_have_parameters_named_like_dagnbs_own(tmp_path: Path, param: str) -> None:
+    nb = Notebook(tmp_path)
+    nb.ns["files"] = ["a", "bb"]
+    nb.ns[param] = 10
+    nb.task(f"def sized(files, {param}):\n    return len(files) + {param}\n")
+    nb.graph.add(dagnb.graph.spec_from_function(nb.ns["sized"], map="files"))
+    nb.graph.run()
+    assert nb.graph["sized"] == [11, 12]

@@ -10,11 +10,29 @@ from typing import Any
 
 import pytest
 
-from dagnb.events import Event, TaskStarted
+from dagnb.events import Event, TaskProgress, TaskStarted
+from dagnb.graph import spec_from_function
 from dagnb.widgets.live import LiveFeed, settle_all
-from dagnb.widgets.views import HIDDEN, MAX_LIVE, WIDGET_MIME, CostsView, DagView, RunProgress, TraceView
+from dagnb.widgets.views import (
+    HIDDEN,
+    MAX_LIVE,
+    WIDGET_MIME,
+    CostsView,
+    DagView,
+    RunProgress,
+    TraceView,
+)
 
-from .support import CommLog, FakeClock, Session, diamond, durations, fake_feed, graph_statuses, table_tasks
+from .support import (
+    CommLog,
+    FakeClock,
+    Session,
+    diamond,
+    durations,
+    fake_feed,
+    graph_statuses,
+    table_tasks,
+)
 
 pytestmark = pytest.mark.usefixtures("comms")
 
@@ -372,3 +390,50 @@ def test_progress_lists_running_tasks_while_a_long_task_runs(tmp_path: Path, clo
     assert progress.label.value == "4/4 tasks"
     progress.close()
     assert len(shown.calls) == 2
+
+
+# ----------------------------------------------------------- map tasks, live
+
+
+def _slow_map(tmp_path: Path) -> Session:
+    session = Session(tmp_path, cache=False)
+    session.cell("import time\nfiles = [f'f{i}' for i in range(12)]\n")
+    session.task("def count(files):\n    time.sleep(0.04)\n    note(files)\n    return len(files)\n")
+    session.graph.add(spec_from_function(session.ns["count"], map="files"))
+    session.task("def total(count):\n    return sum(count)\n")
+    return session
+
+
+def test_the_graph_shows_a_running_map_tasks_item_count(tmp_path: Path, clock: FakeClock) -> None:
+    session = _slow_map(tmp_path)
+    view = DagView(session.graph)
+    fake_feed(view, session.graph.bus, clock, interval=0.0)  # every event redraws
+    drawn: list[str] = []
+
+    def seen(event: Event) -> None:  # after the feed: what the frontend has at each count
+        if isinstance(event, TaskProgress):
+            node = re.search(r'<g class="dagnb-task s-running" data-task="count".*?</g>', view.graph_html.value)
+            assert node is not None, "the map task is drawn running"
+            drawn.append(node.group(0))
+
+    session.graph.bus.subscribe(seen)
+    session.graph.run()
+    assert len(drawn) >= 2
+    first = re.search(r">count (\d+)/12</text>", drawn[0])
+    assert first is not None and int(first.group(1)) < 12
+    assert "items to compute are done</title>" in drawn[0]
+    assert ">count 12/12</text>" in view.graph_html.value and "12 of 12 items ran" in view.graph_html.value
+    assert len(session.runs()) == 12
+
+
+def test_progress_names_the_item_count_of_a_running_map_task(tmp_path: Path, clock: FakeClock) -> None:
+    session = _slow_map(tmp_path)
+    progress, _ = _progress(session, clock, own=None)
+    progress.feed.interval = 0.0
+    labels: list[str] = []
+    session.graph.bus.subscribe(lambda e: labels.append(progress.label.value) if isinstance(e, TaskProgress) else None)
+    session.graph.run()
+    counted = [label for label in labels if re.fullmatch(r"0/2 tasks · running count \(\d+/12 items\)", label)]
+    assert len(counted) >= 2, labels
+    assert progress.label.value == "2/2 tasks"
+    progress.close()
