@@ -1,4 +1,4 @@
-"""Async tasks: ``async def`` in a task cell, awaited on dagnb's event loop, concurrently."""
+"""Async tasks: ``async def`` in a task cell, awaited concurrently (on the caller's loop with ``arun``)."""
 
 from __future__ import annotations
 
@@ -10,18 +10,20 @@ from notebook_cells import Notebook, runs
 
 from dagnb.errors import TaskFailed
 
+def _fetch(name: str, value: int) -> str:
+    return f"async def fetch_{name}():\n    note('{name}')\n    await asyncio.sleep(0.3)\n    return {value}\n"
+
+
 FETCHES = [
-    "async def fetch_a():\n    note('a')\n    await asyncio.sleep(0.3)\n    return 1\n",
-    "async def fetch_b():\n    note('b')\n    await asyncio.sleep(0.3)\n    return 2\n",
-    "async def fetch_c():\n    note('c')\n    await asyncio.sleep(0.3)\n    return 3\n",
+    *(_fetch(name, value) for name, value in (("a", 1), ("b", 2), ("c", 3))),
     "def total(fetch_a, fetch_b, fetch_c):\n    note('total')\n    return fetch_a + fetch_b + fetch_c\n",
 ]
 
 
-def _fetches(tmp_path: Path) -> Notebook:
+def _fetches(tmp_path: Path, sources: list[str] = FETCHES) -> Notebook:
     nb = Notebook(tmp_path)
     nb.cell("import asyncio\n")
-    for source in FETCHES:
+    for source in sources:
         nb.task(source)
     return nb
 
@@ -54,21 +56,21 @@ def test_an_async_task_that_raises_fails_the_run(tmp_path: Path) -> None:
     assert str(info.value).startswith("Task `boom` raised ValueError: remote said no.")
 
 
+def _wait(name: str, value: int) -> str:
+    """An async task that notes its event loop and prints before and after a 0.2 s wait."""
+    return (f"async def {name}():\n    note(f'{name} {{id(asyncio.get_running_loop())}}')\n"
+            f"    print('{name} starts')\n    await asyncio.sleep(0.2)\n    print('{name} ends')\n    return {value}\n")
+
+
 LOOP_NOTES = [
-    ("async def first_wait():\n    note(f'first_wait {id(asyncio.get_running_loop())}')\n"
-     "    print('first_wait starts')\n    await asyncio.sleep(0.2)\n    print('first_wait ends')\n    return 1\n"),
-    ("async def second_wait():\n    note(f'second_wait {id(asyncio.get_running_loop())}')\n"
-     "    print('second_wait starts')\n    await asyncio.sleep(0.2)\n    print('second_wait ends')\n    return 2\n"),
+    _wait("first_wait", 1),
+    _wait("second_wait", 2),
     "def both(first_wait, second_wait):\n    note('both')\n    print('both prints')\n    return first_wait + second_wait\n",
 ]
 
 
 def _waits(tmp_path: Path) -> Notebook:
-    nb = Notebook(tmp_path)
-    nb.cell("import asyncio\n")
-    for source in LOOP_NOTES:
-        nb.task(source)
-    return nb
+    return _fetches(tmp_path, LOOP_NOTES)
 
 
 def _loops(log: Path) -> dict[str, int]:
