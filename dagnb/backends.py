@@ -252,7 +252,7 @@ class ProcessBackend:
         return self._pool
 
     def submit(self, work: Work) -> Future[Outcome]:
-        from .worker import run_remote
+        from .worker import run_remote, with_kernel_source
 
         future: Future[Outcome] = Future()
         try:
@@ -265,7 +265,7 @@ class ProcessBackend:
             if future.cancelled():
                 return
             try:
-                future.set_result(done.result())
+                future.set_result(with_kernel_source(done.result()))
             except BaseException as exc:  # an input or output that cannot be pickled, a worker that died
                 if isinstance(exc, Exception) and "Terminated" in type(exc).__name__:
                     self._pool = None
@@ -307,7 +307,7 @@ class DaskBackend:
         return cls(Client(cluster), owned=cluster)
 
     def submit(self, work: Work) -> Future[Outcome]:
-        from .worker import run_remote
+        from .worker import run_remote, with_kernel_source
 
         future: Future[Outcome] = Future()
         remote = self.client.submit(run_remote, work.func, work.kwargs, pure=False)
@@ -316,7 +316,7 @@ class DaskBackend:
             if future.cancelled():  # abandoned (a timeout, Ctrl-C): nobody waits for it
                 return
             try:
-                future.set_result(done.result())
+                future.set_result(with_kernel_source(done.result()))
             except BaseException as exc:  # cancelled, lost worker: the task failed
                 future.set_result(Outcome(error=exc, remote=True))
 

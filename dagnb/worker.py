@@ -6,15 +6,19 @@ fingerprinted there (hashing a large value happens in parallel, not in the
 kernel). Everything it returns is pickled back to the kernel, which alone
 writes the cache and binds values. An error comes back as the user's
 exception with the worker's traceback as text, since tracebacks do not
-cross processes.
+cross processes; back in the kernel, :func:`with_kernel_source` adds the
+source lines the worker could not read (the notebook's cells live in the
+kernel's linecache only).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import linecache
 import os
 import pickle
+import re
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -25,7 +29,7 @@ from .errors import Unfingerprintable
 from .executor import Outcome
 from .hashing import fingerprint
 
-__all__ = ["RemoteError", "run_remote"]
+__all__ = ["RemoteError", "run_remote", "with_kernel_source"]
 
 
 class RemoteError(Exception):
@@ -71,3 +75,23 @@ def _portable(exc: BaseException) -> BaseException:
         exc = RemoteError(f"{type(exc).__qualname__}: {exc}")
     exc.remote_traceback = text  # type: ignore[attr-defined]
     return exc
+
+
+_FRAME = re.compile(r'  File "(?P<file>.+)", line (?P<line>\d+), in ')
+
+
+def with_kernel_source(outcome: Outcome) -> Outcome:
+    """``outcome``, its error's worker traceback completed with source lines from this process."""
+    text = getattr(outcome.error, "remote_traceback", None)
+    if not text:
+        return outcome
+    lines, shown = text.splitlines(keepends=True), []
+    for i, line in enumerate(lines):
+        shown.append(line)
+        frame = _FRAME.match(line)
+        if frame and not (i + 1 < len(lines) and lines[i + 1].startswith("    ")):  # the worker had no source
+            source = linecache.getline(frame["file"], int(frame["line"])).strip()
+            if source:
+                shown.append(f"    {source}\n")
+    outcome.error.remote_traceback = "".join(shown)  # type: ignore[union-attr]
+    return outcome

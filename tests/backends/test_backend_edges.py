@@ -1,8 +1,6 @@
 """Backend edge cases the contract suite found: values that cannot travel, dead workers,
-notebook exception classes, abandoned dask tasks, clients opened for an address, outer timers.
-
-One limit is pinned by a strict ``xfail``: a remote traceback cannot show the source line of a
-notebook cell, because the worker has no copy of the cell's text.
+notebook exception classes, remote tracebacks, abandoned dask tasks, clients opened for an address,
+outer timers.
 """
 
 from __future__ import annotations
@@ -97,11 +95,6 @@ def test_remote_an_exception_class_defined_in_the_notebook_keeps_its_type(
     assert str(failure).startswith("Task `fail` raised BadData: row 3 is empty.")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the traceback is formatted in the worker (dagnb/worker.py:65), whose linecache does not "
-    "hold the notebook's cells: frames show file and line number but no source text",
-)
 @pytest.mark.parametrize("backend", REMOTE)
 def test_remote_traceback_shows_the_source_of_the_failing_line(
     tmp_path: Path, backend: str, request: pytest.FixtureRequest
@@ -109,7 +102,9 @@ def test_remote_traceback_shows_the_source_of_the_failing_line(
     nb = Notebook(tmp_path)
     nb.task(KEY_ERROR)
     failure = _failure(nb, backend=_backend(backend, request), jobs=2)
-    assert "raise KeyError('row 3 is empty')" in failure.__cause__.remote_traceback  # type: ignore[union-attr]
+    text = failure.__cause__.remote_traceback  # type: ignore[union-attr]
+    assert "    raise KeyError('row 3 is empty')\n" in text, "the cell's line, from the kernel's linecache"
+    assert text.count("raise KeyError('row 3 is empty')") == 1 and text.rstrip().endswith("KeyError: 'row 3 is empty'")
 
 
 # ------------------------------------------------------------------ dask
