@@ -40,15 +40,13 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def task(
-    func: Callable[..., Any] | None = None,
-    *,
-    volatile: bool = False,
-    retries: int = 0,
-    timeout: float | None = None,
-) -> Any:
-    """Define a task of the session's graph: ``@dagnb.task`` (or ``@dagnb.task(retries=2)``) above a ``def``."""
-    return current().task(func, volatile=volatile, retries=retries, timeout=timeout)
+def task(func: Callable[..., Any] | None = None, **options: Any) -> Any:
+    """Define a task of the session's graph: ``@dagnb.task``, or with options, ``@dagnb.task(map="files")``.
+
+    The options are :meth:`Graph.task`'s: ``volatile``, ``retries``,
+    ``timeout``, ``save``, ``when`` and ``map``.
+    """
+    return current().task(func, **options)
 
 
 def load_ipython_extension(ipython: Any) -> None:

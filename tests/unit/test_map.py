@@ -9,7 +9,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from notebook_cells import Notebook
+from notebook_cells import Notebook, runs
 
 import dagnb
 from dagnb.errors import TaskDefinitionError
@@ -177,3 +177,19 @@ def test_a_map_task_may_have_parameters_named_like_dagnbs_own(tmp_path: Path, pa
     nb.graph.add(dagnb.graph.spec_from_function(nb.ns["sized"], map="files"))
     nb.graph.run()
     assert nb.graph["sized"] == [11, 12]
+
+
+def test_the_session_decorator_takes_the_map_option(tmp_path: Path) -> None:
+    from dagnb import session
+
+    nb = Notebook(tmp_path)
+    nb.ns["files"] = ["a", "bb", "ccc"]
+    session.set_current(nb.graph)
+    try:
+        nb.cell("import dagnb\n@dagnb.task(map='files', retries=1)\ndef sized(files):\n    note(files)\n"
+                "    return len(files)\n")
+        nb.graph.run()
+    finally:
+        session.set_current(None)
+    assert nb.graph["sized"] == [1, 2, 3] and sorted(runs(nb.log)) == ["a", "bb", "ccc"]
+    assert nb.graph.tasks.specs["sized"].map == "files" and nb.graph.tasks.specs["sized"].retries == 1
