@@ -147,3 +147,22 @@ def test_cancelling_an_awaited_run_keeps_what_finished_and_the_next_run_resumes(
     (tmp_path / "hold").unlink()
     report = asyncio.run(nb.graph.arun())
     assert report.executed == ["held", "after"] and report.cached == ["quick"] and nb.graph["after"] == 20
+
+
+@pytest.mark.parametrize("awaited", [False, True], ids=["run", "arun"])
+def test_an_async_task_past_its_timeout_is_cancelled(tmp_path: Path, awaited: bool) -> None:
+    nb = Notebook(tmp_path)
+    nb.cell("import asyncio\n")
+    nb.task("async def slow():\n    note('slow')\n    await asyncio.sleep(1)\n    note('slow-end')\n    return 1\n",
+            timeout=0.2)
+
+    async def run_then_linger() -> object:  # the loop lives on: a task left running would note its end
+        report = await nb.graph.arun(raise_errors=False) if awaited else nb.graph.run(raise_errors=False)
+        await asyncio.sleep(1.2)
+        return report
+
+    report = asyncio.run(run_then_linger())
+    assert report.statuses == {"slow": "timed-out"}  # type: ignore[attr-defined]
+    assert str(report.errors["slow"]).startswith(  # type: ignore[attr-defined]
+        "Task `slow` did not finish within its timeout of 0.2 s.")
+    assert runs(nb.log) == ["slow"], "the await was cancelled, not left to finish"
