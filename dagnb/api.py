@@ -9,7 +9,6 @@ explain. Values live in ``graph.results`` and, when a namespace is given
 from __future__ import annotations
 
 import functools
-import inspect
 import itertools
 import os
 import sqlite3
@@ -124,8 +123,9 @@ class Graph:
         self._run_started = 0.0
         self._run_tasks: list[TaskFinished] = []  # this run's finished tasks, for the history
         self._recorder = TraceRecorder()
-        self.bus.subscribe(self._on_event)  # first, so views see a settled session
-        self.bus.subscribe(self._recorder)
+        recorded = (RunStarted, TaskFinished, RunFinished)
+        self.bus.subscribe(self._on_event, recorded)  # first, so views see a settled session
+        self.bus.subscribe(self._recorder, recorded)
 
     # ------------------------------------------------------------ definition
 
@@ -302,17 +302,16 @@ class Graph:
         return self.store.last_durations(tasks)
 
     def _on_event(self, event: Event) -> None:
-        if isinstance(event, RunStarted):
-            self._run_started, self._run_tasks = time.time(), []
-        if isinstance(event, TaskFinished):
+        if isinstance(event, TaskFinished):  # the common case first: one per task
             self._run_tasks.append(event)
-        if isinstance(event, TaskFinished) and isinstance(event.error, InputMutated):
-            for param in event.error.params:
-                self._restore(param)
-        if isinstance(event, TaskFinished):
+            if isinstance(event.error, InputMutated):
+                for param in event.error.params:
+                    self._restore(param)
             kept = event.in_memory and self.statuses.get(event.task) in ("done", "cached")
             if not kept:  # a value already in memory keeps saying how it got there
                 self.statuses[event.task] = event.status
+        elif isinstance(event, RunStarted):
+            self._run_started, self._run_tasks = time.time(), []
         elif isinstance(event, RunFinished):
             for param in self._damaged:  # not restorable: forgotten everywhere, so the next run recomputes it
                 result = self.results.pop(param, None)
@@ -350,7 +349,7 @@ class Graph:
         return param in self.tasks.specs[task].defaults
 
     def is_async(self, task: str) -> bool:
-        return inspect.iscoroutinefunction(self.tasks.specs[task].func)
+        return self.tasks.specs[task].is_async
 
     def _inputs(self, task: str, decision: Decision) -> dict[str, Any]:
         assert decision.key is not None
@@ -399,7 +398,7 @@ class Graph:
             parts = self._map_parts(spec, kwargs, missing)
         work = Work(spec.name, func, kwargs, lambda: self._work(spec, kwargs, before, func), spec.timeout, spec.retries)
         work.parts = parts
-        if inspect.iscoroutinefunction(spec.func) and not spec.map:
+        if spec.is_async and not spec.map:
             work.run_async = lambda: self._awork(spec, kwargs)
         return work
 

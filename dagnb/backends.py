@@ -163,6 +163,9 @@ def _alarm(seconds: float | None) -> Iterator[None]:
             signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 0.001))
 
 
+_NO_ALARM = contextlib.nullcontext()  # a task without a timeout: no timer to set (the common case)
+
+
 class InlineBackend:
     """Runs each task at once in the caller's thread: the reference backend."""
 
@@ -172,7 +175,7 @@ class InlineBackend:
     def submit(self, work: Work) -> Future[Outcome]:
         future: Future[Outcome] = Future()
         try:
-            with _alarm(work.timeout):
+            with _alarm(work.timeout) if work.timeout else _NO_ALARM:
                 outcome = work.local()  # KeyboardInterrupt propagates to the run loop
         except TimedOut:
             outcome = Outcome(error=TaskTimedOut(work.task, work.timeout or 0.0), duration=work.timeout or 0.0)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from html import escape
@@ -229,6 +229,7 @@ class _Run:
         self.running: dict[Future[Outcome], _Attempt] = {}
         self.stopped = False
         self.by_condition: set[str] = set()  # tasks skipped because their `--when` was false
+        self.any_async = any(ctx.is_async(t) for t in order)
 
     def finish(self, task: str, status: str, duration: float = 0.0, reason: str = "", **extra: Any) -> None:
         self.report.statuses[task] = status
@@ -255,6 +256,18 @@ class _Run:
             if self.report.statuses.get(u) in _BAD and not (u in self.by_condition and self.ctx.optional(task, u)):
                 return u
         return None
+
+    def busy(self) -> int:
+        """How many running tasks hold a worker (async ones interleave on their own loop and hold none)."""
+        if not self.any_async:
+            return len(self.running)
+        return sum(1 for a in self.running.values() if a.work.run_async is None)
+
+    def skipped_upstream(self, task: str) -> frozenset[str]:
+        """The upstream tasks of ``task`` that their condition skipped (none in most runs)."""
+        if not self.by_condition:
+            return frozenset()
+        return frozenset(self.by_condition.intersection(self.ctx.upstream(task)))
 
     def blocked_by_failure(self, task: str) -> bool:
         return self.blocker(task) is not None
@@ -286,7 +299,7 @@ def execute(
             if run.running:
                 deadline = run.next_deadline()
                 timeout = None if deadline is None else max(0.0, deadline - time.perf_counter())
-                done, _ = wait(list(run.running), timeout=timeout, return_when=FIRST_COMPLETED)
+                done = _finished(run, timeout)
                 for future in done:
                     _complete(run, backend, future, keep_going)
                 _expire(run, backend, keep_going)
@@ -301,10 +314,20 @@ def execute(
     return run.report
 
 
+def _finished(run: _Run, timeout: float | None) -> Collection[Future[Outcome]]:
+    """The running futures that are done; when none is yet, wait up to ``timeout`` for the first.
+
+    An inline task's future is done when submitted: looking first spares
+    ``concurrent.futures.wait`` (its locks and waiters) for every such task.
+    """
+    done = [future for future in run.running if future.done()]
+    return done or wait(list(run.running), timeout=timeout, return_when=FIRST_COMPLETED).done
+
+
 def _start_ready(run: _Run, backend: Backend, force: frozenset[str], keep_going: bool) -> None:
     """Start ready tasks while the backend has room; async tasks need no room (they interleave)."""
     while run.ready:
-        busy = sum(1 for a in run.running.values() if a.work.run_async is None)
+        busy = run.busy()
         if busy >= backend.jobs and not run.ctx.is_async(run.ready.peek()):
             break
         task = run.ready.pop()
@@ -321,7 +344,7 @@ def _start_ready(run: _Run, backend: Backend, force: frozenset[str], keep_going:
             run.finish(task, "cancelled", reason="the run stopped at a failure")
             continue
         try:
-            decision = run.ctx.decide(task, force, frozenset(run.by_condition & set(run.ctx.upstream(task))))
+            decision = run.ctx.decide(task, force, run.skipped_upstream(task))
         except (TaskFailedCondition, InputDamaged) as error:
             _fail_now(run, task, error, keep_going)
             continue
@@ -346,8 +369,9 @@ def _fail_now(run: _Run, task: str, error: BaseException, keep_going: bool) -> N
 
 def _submit(run: _Run, backend: Backend, decision: Decision, work: Work, number: int) -> None:
     now = time.perf_counter()
-    run.bus.emit(TaskStarted(run.run_id, now, task=decision.task, reason=decision.reason, worker=backend.name,
-                             attempt=number))
+    if run.bus.wants(TaskStarted):  # only views and hooks take it
+        run.bus.emit(TaskStarted(run.run_id, now, task=decision.task, reason=decision.reason, worker=backend.name,
+                                 attempt=number))
     deadline = now + work.timeout if work.timeout else None
     attempt = _Attempt(decision, work, number, now, deadline)
     if work.parts:  # a map task's elements, on several workers at once

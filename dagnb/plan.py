@@ -12,6 +12,7 @@ results and the store's metadata; it never loads a value.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
@@ -62,7 +63,7 @@ class PlanState(Protocol):
 
 def compute_key(spec: TaskSpec, inputs: Iterable[Input], upstream: Mapping[str, str]) -> KeyInfo:
     """The key of ``spec`` given how its inputs resolve and upstream output fingerprints."""
-    code = code_fingerprint(spec.func, spec.code_digest, skip=frozenset(spec.params))
+    code = spec.fixed_code or code_fingerprint(spec.func, spec.code_digest, skip=frozenset(spec.params))
     fed: dict[str, str] = {}
     values: dict[str, Any] = {}
     for item in inputs:
@@ -71,11 +72,8 @@ def compute_key(spec: TaskSpec, inputs: Iterable[Input], upstream: Mapping[str, 
         else:
             fed[item.param] = f"{item.kind} {value_digest(item.param, item.value)}"
             values[item.param] = item.value
-    h = xxhash.xxh3_128(b"key")
-    h.update(code.digest.encode())
-    for param in sorted(fed):
-        h.update(f"\0{param}\0{fed[param]}".encode())
-    return KeyInfo(h.hexdigest(), code.parts, fed, values)
+    hashed = "".join([code.digest, *(f"\0{param}\0{fed[param]}" for param in sorted(fed))])
+    return KeyInfo(xxhash.xxh3_128_hexdigest(b"key" + hashed.encode()), code.parts, fed, values)
 
 
 @dataclass(frozen=True)
@@ -93,7 +91,7 @@ class Decision:
         """The output fingerprint when known before running (fresh or cached)."""
         return self.entry.output if self.entry is not None else None
 
-    @property
+    @functools.cached_property
     def reason(self) -> str:
         return ", ".join(self.reasons)
 
@@ -135,10 +133,9 @@ def decide(
     parameter has a default here: the task receives the default instead.
     """
     spec = state.tasks.specs[name]
-    inputs = [
-        Input(i.param, "constant", spec.defaults[i.param]) if i.param in defaulted else i
-        for i in state.tasks.resolve(name, state.namespace)
-    ]
+    inputs = state.tasks.resolve(name, state.namespace)
+    if defaulted:
+        inputs = [Input(i.param, "constant", spec.defaults[i.param]) if i.param in defaulted else i for i in inputs]
     info = compute_key(spec, inputs, upstream)
     if name in force:
         return Decision(name, "run", ("forced",), info)
