@@ -515,7 +515,7 @@ class Graph:
                 value = (func or spec.func)(**kwargs)
         except Exception as exc:
             return Outcome(error=exc, duration=cost.duration, started=cost.started, cpu_time=cost.cpu_time)
-        changed = [p for p, fp in (before or {}).items() if _fingerprint_or_none(kwargs[p]) != fp]
+        changed = [p for p, fp in before.items() if _fingerprint_or_none(kwargs[p]) != fp] if before else []
         if changed:
             return Outcome(error=InputMutated(spec.name, changed), duration=cost.duration, started=cost.started)
         try:

@@ -163,7 +163,10 @@ def _alarm(seconds: float | None) -> Iterator[None]:
             signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 0.001))
 
 
-_NO_ALARM = contextlib.nullcontext()  # a task without a timeout: no timer to set (the common case)
+def _with_alarm(work: Work) -> Outcome:
+    """Run ``work`` here, stopped by :class:`TimedOut` at its timeout."""
+    with _alarm(work.timeout):
+        return work.local()
 
 
 class InlineBackend:
@@ -175,8 +178,7 @@ class InlineBackend:
     def submit(self, work: Work) -> Future[Outcome]:
         future: Future[Outcome] = Future()
         try:
-            with _alarm(work.timeout) if work.timeout else _NO_ALARM:
-                outcome = work.local()  # KeyboardInterrupt propagates to the run loop
+            outcome = _with_alarm(work) if work.timeout else work.local()  # KeyboardInterrupt reaches the run loop
         except TimedOut:
             outcome = Outcome(error=TaskTimedOut(work.task, work.timeout or 0.0), duration=work.timeout or 0.0)
         outcome.worker = current_lane()

@@ -32,6 +32,7 @@ class OutputLog(list):  # type: ignore[type-arg]
 _local = threading.local()
 _lock = threading.Lock()
 _installed: list[Any] = []  # [depth, saved stdout, saved stderr] while any capture is active
+_tees: dict[str, tuple[Any, _Tee]] = {}  # per stream name: the last stream teed, and its tee (made once, reused)
 
 
 def current_log() -> OutputLog | None:
@@ -55,6 +56,15 @@ class _Tee:
         return getattr(self._original, attr)
 
 
+def _tee(stream: Any, name: str) -> _Tee:
+    """A tee of ``stream``: the one made last time when it is the same stream (a run swaps streams per task)."""
+    teed, tee = _tees.get(name, (None, None))
+    if teed is not stream or tee is None:
+        tee = _Tee(stream, name)
+        _tees[name] = (stream, tee)
+    return tee
+
+
 class capture_streams:  # noqa: N801 - used like a function: ``with capture_streams() as log``
     """Tee ``sys.stdout`` and ``sys.stderr`` into a fresh :class:`OutputLog`.
 
@@ -72,10 +82,10 @@ class capture_streams:  # noqa: N801 - used like a function: ``with capture_stre
         with _lock:
             if not _installed:
                 _installed[:] = [0, sys.stdout, sys.stderr]
-                sys.stdout = _Tee(sys.stdout, "stdout")  # type: ignore[assignment]
-                sys.stderr = _Tee(sys.stderr, "stderr")  # type: ignore[assignment]
+                sys.stdout = _tee(sys.stdout, "stdout")  # type: ignore[assignment]
+                sys.stderr = _tee(sys.stderr, "stderr")  # type: ignore[assignment]
             _installed[0] += 1
-        self._previous, _local.log = current_log(), log
+        self._previous, _local.log = getattr(_local, "log", None), log
         return log
 
     def __exit__(self, *exc: object) -> None:

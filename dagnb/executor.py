@@ -24,10 +24,11 @@ Invariants:
 from __future__ import annotations
 
 import heapq
+import queue
 import time
 from collections import deque
-from collections.abc import Collection, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any, Protocol
@@ -230,6 +231,8 @@ class _Run:
         self.stopped = False
         self.by_condition: set[str] = set()  # tasks skipped because their `--when` was false
         self.any_async = any(ctx.is_async(t) for t in order)
+        self.completions: queue.SimpleQueue[Future[Outcome]] = queue.SimpleQueue()  # see `_finished`
+        self.watched: set[Future[Outcome]] = set()  # running futures that report to `completions`
 
     def finish(self, task: str, status: str, duration: float = 0.0, reason: str = "", **extra: Any) -> None:
         self.report.statuses[task] = status
@@ -314,21 +317,37 @@ def execute(
     return run.report
 
 
-def _finished(run: _Run, timeout: float | None) -> Collection[Future[Outcome]]:
+def _finished(run: _Run, timeout: float | None) -> list[Future[Outcome]]:
     """The running futures that are done; when none is yet, wait up to ``timeout`` for the first.
 
-    An inline task's future is done when submitted: looking first spares
-    ``concurrent.futures.wait`` (its locks and waiters) for every such task.
+    An inline task's future is done when submitted, so it is looked for
+    first. Otherwise each running future reports to ``run.completions`` when
+    it finishes (one callback each, added the first time it is waited for):
+    a queue get costs far less than ``concurrent.futures.wait``, which
+    builds and removes a waiter on every running future at every call.
     """
     done = [future for future in run.running if future.done()]
-    return done or wait(list(run.running), timeout=timeout, return_when=FIRST_COMPLETED).done
+    if done:
+        return done
+    run.watched.intersection_update(run.running)  # those handled since need no watching
+    for future in run.running.keys() - run.watched:
+        run.watched.add(future)
+        future.add_done_callback(run.completions.put)
+    ends = None if timeout is None else time.perf_counter() + timeout
+    while True:  # a future already handled by the first look may still be queued: skip it
+        try:
+            future = run.completions.get(timeout=None if ends is None else max(0.0, ends - time.perf_counter()))
+        except queue.Empty:
+            return []
+        if future in run.running:
+            return [future for future in run.running if future.done()]
 
 
 def _start_ready(run: _Run, backend: Backend, force: frozenset[str], keep_going: bool) -> None:
     """Start ready tasks while the backend has room; async tasks need no room (they interleave)."""
     while run.ready:
         busy = run.busy()
-        if busy >= backend.jobs and not run.ctx.is_async(run.ready.peek()):
+        if busy >= backend.jobs and not (run.any_async and run.ctx.is_async(run.ready.peek())):
             break
         task = run.ready.pop()
         blocker = run.blocker(task)

@@ -66,7 +66,8 @@ class TaskSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.func))
-        object.__setattr__(self, "fixed_code", fixed_code_fingerprint(self.func, self.code_digest, frozenset(self.params)))
+        fixed = fixed_code_fingerprint(self.func, self.code_digest, frozenset(self.params))
+        object.__setattr__(self, "fixed_code", fixed)
 
 
 @dataclass(frozen=True)
@@ -186,21 +187,16 @@ class TaskGraph:
     """
 
     def __init__(self) -> None:
-        self._specs: dict[str, TaskSpec] = {}
-        self._forget()
-
-    @property
-    def specs(self) -> dict[str, TaskSpec]:
-        """Each task's spec by name, in definition order."""
-        return self._specs
-
-    @specs.setter
-    def specs(self, specs: dict[str, TaskSpec]) -> None:
-        self._specs = specs
+        self.specs: dict[str, TaskSpec] = {}
         self._forget()
 
     def _forget(self) -> None:
-        """Drop what is derived from the specs (the edges, the order); it is rebuilt when next asked for."""
+        """Drop what is derived from the specs (the edges, the order); it is rebuilt when next asked for.
+
+        Adding and dropping tasks call this; a new table assigned to ``specs``
+        is noticed by the first lookup that finds ``_source`` is not it.
+        """
+        self._source = self.specs
         self._dag: nx.DiGraph | None = None
         self._order: list[str] | None = None
         self._upstream: dict[str, list[str]] | None = None
@@ -229,6 +225,7 @@ class TaskGraph:
                 del trial[spec.name]
             raise
         self.specs = trial
+        self._forget()
         return old
 
     def drop(self, name: str) -> TaskSpec:
@@ -251,14 +248,18 @@ class TaskGraph:
         Every task's list is built in one pass when first asked for and kept
         until a task is added or dropped: a run asks several times per task.
         """
+        if self._source is not self.specs:
+            self._forget()
         if self._upstream is None:
-            specs = self._specs
+            specs = self.specs
             self._upstream = {n: [p for p in s.params if p in specs and p != n] for n, s in specs.items()}
         return self._upstream[name]
 
     @property
     def dag(self) -> nx.DiGraph:
         """The dependency graph: an edge ``a -> b`` means ``b`` reads ``a``."""
+        if self._source is not self.specs:
+            self._forget()
         if self._dag is None:
             self._dag = _build_dag(self.specs)
         return self._dag
@@ -268,6 +269,8 @@ class TaskGraph:
 
         Ties break by definition order, so output is deterministic.
         """
+        if self._source is not self.specs:
+            self._forget()
         if self._order is None:
             self._order = _topological(self.specs, self.upstream)
         if targets is None:
@@ -300,22 +303,30 @@ class TaskGraph:
         kept until a task is added or dropped; the other parameters are
         looked up in ``namespace`` on every call.
         """
+        if self._source is not self.specs:
+            self._forget()
         known = self._fixed.get(name)
         if known is None:
-            known = self._fixed[name] = _fixed_inputs(self._specs[name], self._specs)
+            known = self._fixed[name] = _fixed_inputs(self.specs[name], self.specs)
         fixed, complete = known
         if complete:
             return list(fixed)  # type: ignore[arg-type]
-        spec = self._specs[name]
-        return [_resolve_param(spec, p, self._specs, namespace) if item is None else item
+        spec = self.specs[name]
+        return [_resolve_param(spec, p, self.specs, namespace) if item is None else item
                 for p, item in zip(spec.params, fixed)]
 
 
 def _fixed_inputs(spec: TaskSpec, specs: Mapping[str, TaskSpec]) -> tuple[tuple[Input | None, ...], bool]:
     """Each parameter's input where the tasks alone decide it, else ``None``; and whether they decide every one."""
-    fixed = tuple(_resolve_param(spec, p, specs, {}) if p in specs and p != spec.name or p in spec.defaults else None
-                  for p in spec.params)
-    return fixed, all(item is not None for item in fixed)
+    fixed: list[Input | None] = []
+    complete = True
+    for p in spec.params:
+        if p in specs and p != spec.name or p in spec.defaults:
+            fixed.append(_resolve_param(spec, p, specs, {}))
+        else:
+            fixed.append(None)
+            complete = False
+    return tuple(fixed), complete
 
 
 def _resolve_param(spec: TaskSpec, param: str, specs: Mapping[str, TaskSpec], namespace: Mapping[str, Any]) -> Input:

@@ -12,7 +12,6 @@ results and the store's metadata; it never loads a value.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
@@ -72,7 +71,7 @@ def compute_key(spec: TaskSpec, inputs: Iterable[Input], upstream: Mapping[str, 
         else:
             fed[item.param] = f"{item.kind} {value_digest(item.param, item.value)}"
             values[item.param] = item.value
-    hashed = "".join([code.digest, *(f"\0{param}\0{fed[param]}" for param in sorted(fed))])
+    hashed = "".join([code.digest, *[f"\0{param}\0{fed[param]}" for param in sorted(fed)]])
     return KeyInfo(xxhash.xxh3_128_hexdigest(b"key" + hashed.encode()), code.parts, fed, values)
 
 
@@ -91,7 +90,7 @@ class Decision:
         """The output fingerprint when known before running (fresh or cached)."""
         return self.entry.output if self.entry is not None else None
 
-    @functools.cached_property
+    @property
     def reason(self) -> str:
         return ", ".join(self.reasons)
 
@@ -264,6 +263,8 @@ def priorities(
     default = known[len(known) // 2] if known else DEFAULT_COST
     rank: dict[str, float] = {}
     for task in reversed(order):  # downstream first
-        below = max((rank[c] for c in children.get(task, ()) if c in rank), default=0.0)
+        below = 0.0  # the costliest chain under a child (a loop: a generator per task costs more)
+        for child in children.get(task, ()):
+            below = max(below, rank.get(child, 0.0))
         rank[task] = estimates.get(task, default) + below
     return rank
