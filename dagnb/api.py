@@ -9,7 +9,6 @@ explain. Values live in ``graph.results`` and, when a namespace is given
 from __future__ import annotations
 
 import functools
-import inspect
 import itertools
 import os
 import sqlite3
@@ -126,8 +125,9 @@ class Graph:
         self._run_started = 0.0
         self._run_tasks: list[TaskFinished] = []  # this run's finished tasks, for the history
         self._recorder = TraceRecorder()
-        self.bus.subscribe(self._on_event)  # first, so views see a settled session
-        self.bus.subscribe(self._recorder)
+        recorded = (RunStarted, TaskFinished, RunFinished)
+        self.bus.subscribe(self._on_event, recorded)  # first, so views see a settled session
+        self.bus.subscribe(self._recorder, recorded)
 
     # ------------------------------------------------------------ definition
 
@@ -329,17 +329,16 @@ class Graph:
         return self.store.last_durations(tasks)
 
     def _on_event(self, event: Event) -> None:
-        if isinstance(event, RunStarted):
-            self._run_started, self._run_tasks = time.time(), []
-        if isinstance(event, TaskFinished):
+        if isinstance(event, TaskFinished):  # the common case first: one per task
             self._run_tasks.append(event)
-        if isinstance(event, TaskFinished) and isinstance(event.error, InputMutated):
-            for param in event.error.params:
-                self._restore(param)
-        if isinstance(event, TaskFinished):
+            if isinstance(event.error, InputMutated):
+                for param in event.error.params:
+                    self._restore(param)
             kept = event.in_memory and self.statuses.get(event.task) in ("done", "cached")
             if not kept:  # a value already in memory keeps saying how it got there
                 self.statuses[event.task] = event.status
+        elif isinstance(event, RunStarted):
+            self._run_started, self._run_tasks = time.time(), []
         elif isinstance(event, RunFinished):
             for param in self._damaged:  # not restorable: forgotten everywhere, so the next run recomputes it
                 result = self.results.pop(param, None)
@@ -377,7 +376,7 @@ class Graph:
         return param in self.tasks.specs[task].defaults
 
     def is_async(self, task: str) -> bool:
-        return inspect.iscoroutinefunction(self.tasks.specs[task].func)
+        return self.tasks.specs[task].is_async
 
     def _inputs(self, task: str, decision: Decision) -> dict[str, Any]:
         assert decision.key is not None
@@ -417,7 +416,7 @@ class Graph:
         kwargs = self._inputs(decision.task, decision)
         before = self._input_fingerprints(kwargs) if self.check_mutation else None
         func, parts, progress = spec.func, None, None
-        is_async = inspect.iscoroutinefunction(spec.func)
+        is_async = spec.is_async
         if spec.map:  # only the elements the cache lacks are sent to run, split across the workers
             plan = self._maps[spec.name] = self._plan_items(spec, decision, kwargs.pop(spec.map))
             missing = [plan.items[i] for i in plan.missing]
@@ -557,7 +556,7 @@ class Graph:
                 value = (func or spec.func)(**kwargs)
         except Exception as exc:
             return Outcome(error=exc, duration=cost.duration, started=cost.started, cpu_time=cost.cpu_time)
-        changed = [p for p, fp in (before or {}).items() if _fingerprint_or_none(kwargs[p]) != fp]
+        changed = [p for p, fp in before.items() if _fingerprint_or_none(kwargs[p]) != fp] if before else []
         if changed:
             return Outcome(error=InputMutated(spec.name, changed), duration=cost.duration, started=cost.started)
         try:

@@ -192,6 +192,12 @@ def keyboard_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+def _with_alarm(work: Work) -> Outcome:
+    """Run ``work`` here, stopped by :class:`TimedOut` at its timeout."""
+    with _alarm(work.timeout):
+        return work.local()
+
+
 class InlineBackend:
     """Runs each task at once in the caller's thread: the reference backend."""
 
@@ -201,8 +207,7 @@ class InlineBackend:
     def submit(self, work: Work) -> Future[Outcome]:
         future: Future[Outcome] = Future()
         try:
-            with _alarm(work.timeout):
-                outcome = work.local()  # KeyboardInterrupt propagates to the run loop
+            outcome = _with_alarm(work) if work.timeout else work.local()  # KeyboardInterrupt reaches the run loop
         except TimedOut:
             outcome = Outcome(error=TaskTimedOut(work.task, work.timeout or 0.0), duration=work.timeout or 0.0)
         outcome.worker = current_lane()

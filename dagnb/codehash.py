@@ -29,6 +29,7 @@ from .hashing import _feed, _qualname, _safe_value, _text, value_digest
 __all__ = [
     "CodeFingerprint",
     "code_fingerprint",
+    "fixed_code_fingerprint",
     "function_digest",
     "helper_sources",
     "normalize_source",
@@ -145,6 +146,22 @@ def code_fingerprint(
         _text(h, label)
         _text(h, parts[label])
     return CodeFingerprint(h.hexdigest(), parts)
+
+
+def fixed_code_fingerprint(
+    fn: Callable[..., Any], own_digest: str | None = None, skip: frozenset[str] = frozenset()
+) -> CodeFingerprint | None:
+    """``fn``'s code fingerprint when nothing but its own code can change it, else ``None``.
+
+    A function that reads no global (``skip`` names aside), no closure
+    variable and wraps no other function has the fingerprint of its own
+    code and the Python version, whatever the namespace holds: it can be
+    computed once, when the task is defined.
+    """
+    code = getattr(fn, "__code__", None)
+    if code is None or referenced_globals(code) - skip or code.co_freevars or getattr(fn, "__wrapped__", None):
+        return None
+    return code_fingerprint(fn, own_digest, skip)
 
 
 def _reference_parts(fn: Any, skip: frozenset[str], seen: set[int]) -> dict[str, str]:

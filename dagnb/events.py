@@ -3,7 +3,8 @@
 The executor knows nothing of who listens: views, the trace recorder and
 run history subscribe here. Events are frozen dataclasses named in the past
 tense; a subscriber that raises is reported and unsubscribed, never allowed
-to break a run.
+to break a run. A subscriber may take only some kinds of event, and an
+event no subscriber takes need not be made (``EventBus.wants``).
 """
 
 from __future__ import annotations
@@ -101,29 +102,49 @@ class GraphChanged(Event):
 
 
 Subscriber = Callable[[Event], Any]
+Kinds = tuple[type[Event], ...]
 
 
 class EventBus:
-    """Delivers each event to every subscriber, in subscription order."""
+    """Delivers each event to every subscriber that takes its kind, in subscription order."""
 
     def __init__(self) -> None:
-        self._subscribers: list[Subscriber] = []
+        self._subscribers: tuple[tuple[Subscriber, Kinds | None], ...] = ()  # replaced, never changed
+        self._routes: dict[type[Event], tuple[Subscriber, ...]] = {}  # per event class: who takes it
         self._lock = threading.Lock()
 
-    def subscribe(self, fn: Subscriber) -> Subscriber:
+    def subscribe(self, fn: Subscriber, kinds: Kinds | None = None) -> Subscriber:
+        """Send ``fn`` every event, or only those of ``kinds`` (event classes, subclasses included)."""
         with self._lock:
-            self._subscribers.append(fn)
+            self._subscribers = (*self._subscribers, (fn, kinds))
+            self._routes = {}
         return fn
 
     def unsubscribe(self, fn: Subscriber) -> None:
         with self._lock:
-            if fn in self._subscribers:
-                self._subscribers.remove(fn)
+            for i, (subscriber, _) in enumerate(self._subscribers):
+                if subscriber == fn:
+                    self._subscribers = self._subscribers[:i] + self._subscribers[i + 1 :]
+                    self._routes = {}
+                    break
+
+    def wants(self, kind: type[Event]) -> bool:
+        """Whether any subscriber takes events of ``kind``: one that nobody takes need not be made."""
+        return bool(self._route(kind))
 
     def emit(self, event: Event) -> None:
-        for fn in list(self._subscribers):
+        for fn in self._route(type(event)):
             try:
                 fn(event)
             except Exception as exc:  # a broken view must not break the run
                 self.unsubscribe(fn)
                 warnings.warn(f"An event subscriber raised {exc!r} and was removed.", RuntimeWarning, stacklevel=2)
+
+    def _route(self, kind: type[Event]) -> tuple[Subscriber, ...]:
+        routes = self._routes  # before the subscribers: a route made while they change is dropped with this dict
+        route = routes.get(kind)
+        if route is None:
+            route = routes[kind] = tuple(
+                fn for fn, kinds in self._subscribers if kinds is None or issubclass(kind, kinds)
+            )
+        return route

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import queue
 import time
 from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any, Protocol
@@ -234,6 +235,9 @@ class _Run:
         self.waiter: Any = None  # how tasks are submitted and awaited: set by the driver
         self.stopped = False
         self.by_condition: set[str] = set()  # tasks skipped because their `--when` was false
+        self.any_async = any(ctx.is_async(t) for t in order)
+        self.completions: queue.SimpleQueue[Future[Outcome]] = queue.SimpleQueue()  # see `_finished`
+        self.watched: set[Future[Outcome]] = set()  # running futures that report to `completions`
 
     def finish(self, task: str, status: str, duration: float = 0.0, reason: str = "", **extra: Any) -> None:
         self.report.statuses[task] = status
@@ -260,6 +264,18 @@ class _Run:
             if self.report.statuses.get(u) in _BAD and not (u in self.by_condition and self.ctx.optional(task, u)):
                 return u
         return None
+
+    def busy(self) -> int:
+        """How many running tasks hold a worker (async ones interleave on their own loop and hold none)."""
+        if not self.any_async:
+            return len(self.running)
+        return sum(1 for a in self.running.values() if a.work.run_async is None)
+
+    def skipped_upstream(self, task: str) -> frozenset[str]:
+        """The upstream tasks of ``task`` that their condition skipped (none in most runs)."""
+        if not self.by_condition:
+            return frozenset()
+        return frozenset(self.by_condition.intersection(self.ctx.upstream(task)))
 
     def blocked_by_failure(self, task: str) -> bool:
         return self.blocker(task) is not None
@@ -314,8 +330,8 @@ class _Blocking:
     def submit(self, backend: Backend, work: Work) -> Future[Outcome]:
         return async_runner().submit(work) if work.run_async is not None else backend.submit(work)
 
-    async def wait(self, futures: list[Any], timeout: float | None) -> set[Any]:
-        return wait(futures, timeout=timeout, return_when=FIRST_COMPLETED)[0]
+    async def wait(self, run: _Run, timeout: float | None) -> list[Any]:
+        return _finished(run, timeout)
 
 
 class _OnLoop:
@@ -331,8 +347,8 @@ class _OnLoop:
         with keyboard_interrupts():  # an inline task blocks the loop: Ctrl-C must reach it
             return backend.submit(work)
 
-    async def wait(self, futures: list[Any], timeout: float | None) -> set[Any]:
-        views = {f: f if isinstance(f, asyncio.Future) else self._view(f) for f in futures}
+    async def wait(self, run: _Run, timeout: float | None) -> set[Any]:
+        views = {f: f if isinstance(f, asyncio.Future) else self._view(f) for f in run.running}
         done, _ = await asyncio.wait(views.values(), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finished = {f for f, view in views.items() if view in done}
         for f in finished:
@@ -357,7 +373,7 @@ async def _drive(run: _Run, backend: Backend, waiter: _Blocking | _OnLoop, force
             if run.running:
                 deadline = run.next_deadline()
                 timeout = None if deadline is None else max(0.0, deadline - time.perf_counter())
-                for future in await waiter.wait(list(run.running), timeout):
+                for future in await waiter.wait(run, timeout):
                     _complete(run, backend, future, keep_going)
                 _expire(run, backend, keep_going)
     except (KeyboardInterrupt, asyncio.CancelledError):
@@ -371,11 +387,37 @@ async def _drive(run: _Run, backend: Backend, waiter: _Blocking | _OnLoop, force
     return run.report
 
 
+def _finished(run: _Run, timeout: float | None) -> list[Future[Outcome]]:
+    """The running futures that are done; when none is yet, wait up to ``timeout`` for the first.
+
+    An inline task's future is done when submitted, so it is looked for
+    first. Otherwise each running future reports to ``run.completions`` when
+    it finishes (one callback each, added the first time it is waited for):
+    a queue get costs far less than ``concurrent.futures.wait``, which
+    builds and removes a waiter on every running future at every call.
+    """
+    done = [future for future in run.running if future.done()]
+    if done:
+        return done
+    run.watched.intersection_update(run.running)  # those handled since need no watching
+    for future in run.running.keys() - run.watched:
+        run.watched.add(future)
+        future.add_done_callback(run.completions.put)
+    ends = None if timeout is None else time.perf_counter() + timeout
+    while True:  # a future already handled by the first look may still be queued: skip it
+        try:
+            future = run.completions.get(timeout=None if ends is None else max(0.0, ends - time.perf_counter()))
+        except queue.Empty:
+            return []
+        if future in run.running:
+            return [future for future in run.running if future.done()]
+
+
 def _start_ready(run: _Run, backend: Backend, force: frozenset[str], keep_going: bool) -> None:
     """Start ready tasks while the backend has room; async tasks need no room (they interleave)."""
     while run.ready:
-        busy = sum(1 for a in run.running.values() if a.work.run_async is None)
-        if busy >= backend.jobs and not run.ctx.is_async(run.ready.peek()):
+        busy = run.busy()
+        if busy >= backend.jobs and not (run.any_async and run.ctx.is_async(run.ready.peek())):
             break
         task = run.ready.pop()
         blocker = run.blocker(task)
@@ -391,7 +433,7 @@ def _start_ready(run: _Run, backend: Backend, force: frozenset[str], keep_going:
             run.finish(task, "cancelled", reason="the run stopped at a failure")
             continue
         try:
-            decision = run.ctx.decide(task, force, frozenset(run.by_condition & set(run.ctx.upstream(task))))
+            decision = run.ctx.decide(task, force, run.skipped_upstream(task))
         except (TaskFailedCondition, InputDamaged) as error:
             _fail_now(run, task, error, keep_going)
             continue
@@ -416,8 +458,9 @@ def _fail_now(run: _Run, task: str, error: BaseException, keep_going: bool) -> N
 
 def _submit(run: _Run, backend: Backend, decision: Decision, work: Work, number: int) -> None:
     now = time.perf_counter()
-    run.bus.emit(TaskStarted(run.run_id, now, task=decision.task, reason=decision.reason, worker=backend.name,
-                             attempt=number))
+    if run.bus.wants(TaskStarted):  # only views and hooks take it
+        run.bus.emit(TaskStarted(run.run_id, now, task=decision.task, reason=decision.reason, worker=backend.name,
+                                 attempt=number))
     deadline = now + work.timeout if work.timeout else None
     attempt = _Attempt(decision, work, number, now, deadline)
     if work.parts:  # a map task's elements, on several workers at once

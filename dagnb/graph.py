@@ -30,7 +30,7 @@ from .errors import (
     UnresolvedParameter,
     close_matches,
 )
-from .codehash import function_digest, source_digest
+from .codehash import CodeFingerprint, fixed_code_fingerprint, function_digest, source_digest
 
 __all__ = ["Input", "TaskGraph", "TaskSpec", "parse_task_cell", "spec_from_function"]
 
@@ -43,7 +43,9 @@ class TaskSpec:
     """One task: a function, its parameters and where it was defined.
 
     ``code_digest`` is the AST-normalized fingerprint of the function's own
-    source, computed once at definition.
+    source, computed once at definition; so are ``is_async`` and
+    ``fixed_code`` (:func:`~dagnb.codehash.fixed_code_fingerprint`), which
+    every run asks for.
     """
 
     name: str
@@ -58,6 +60,14 @@ class TaskSpec:
     save: str | None = None  # a path pattern the value is also written to after each run
     when: str | None = None  # run only when this expression over the inputs is true
     map: str | None = None  # call once per element of this input, each element cached on its own
+
+    is_async: bool = field(init=False, repr=False, compare=False)  # an `async def` function
+    fixed_code: CodeFingerprint | None = field(init=False, repr=False, compare=False)  # None: found at each run
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.func))
+        fixed = fixed_code_fingerprint(self.func, self.code_digest, frozenset(self.params))
+        object.__setattr__(self, "fixed_code", fixed)
 
 
 @dataclass(frozen=True)
@@ -178,8 +188,19 @@ class TaskGraph:
 
     def __init__(self) -> None:
         self.specs: dict[str, TaskSpec] = {}
+        self._forget()
+
+    def _forget(self) -> None:
+        """Drop what is derived from the specs (the edges, the order); it is rebuilt when next asked for.
+
+        Adding and dropping tasks call this; a new table assigned to ``specs``
+        is noticed by the first lookup that finds ``_source`` is not it.
+        """
+        self._source = self.specs
         self._dag: nx.DiGraph | None = None
         self._order: list[str] | None = None
+        self._upstream: dict[str, list[str]] | None = None
+        self._fixed: dict[str, tuple[tuple[Input | None, ...], bool]] = {}  # per task: see `resolve`
 
     def __contains__(self, name: object) -> bool:
         return name in self.specs
@@ -204,14 +225,14 @@ class TaskGraph:
                 del trial[spec.name]
             raise
         self.specs = trial
-        self._dag = self._order = None
+        self._forget()
         return old
 
     def drop(self, name: str) -> TaskSpec:
         """Remove a task; its dependents will fail to resolve until redefined."""
         spec = self.get(name)
         del self.specs[name]
-        self._dag = self._order = None
+        self._forget()
         return spec
 
     def get(self, name: str) -> TaskSpec:
@@ -222,12 +243,23 @@ class TaskGraph:
             raise UnknownTask(name, close_matches(name, self.specs)) from None
 
     def upstream(self, name: str) -> list[str]:
-        """Tasks that ``name`` reads directly, in parameter order."""
-        return [p for p in self.specs[name].params if p in self.specs and p != name]
+        """Tasks that ``name`` reads directly, in parameter order (a shared list: do not change it).
+
+        Every task's list is built in one pass when first asked for and kept
+        until a task is added or dropped: a run asks several times per task.
+        """
+        if self._source is not self.specs:
+            self._forget()
+        if self._upstream is None:
+            specs = self.specs
+            self._upstream = {n: [p for p in s.params if p in specs and p != n] for n, s in specs.items()}
+        return self._upstream[name]
 
     @property
     def dag(self) -> nx.DiGraph:
         """The dependency graph: an edge ``a -> b`` means ``b`` reads ``a``."""
+        if self._source is not self.specs:
+            self._forget()
         if self._dag is None:
             self._dag = _build_dag(self.specs)
         return self._dag
@@ -237,6 +269,8 @@ class TaskGraph:
 
         Ties break by definition order, so output is deterministic.
         """
+        if self._source is not self.specs:
+            self._forget()
         if self._order is None:
             self._order = _topological(self.specs, self.upstream)
         if targets is None:
@@ -263,9 +297,36 @@ class TaskGraph:
         return [n for n in self.order() if n in below]
 
     def resolve(self, name: str, namespace: Mapping[str, Any]) -> list[Input]:
-        """How each parameter of ``name`` is fed, or :class:`UnresolvedParameter`."""
+        """How each parameter of ``name`` is fed, or :class:`UnresolvedParameter`.
+
+        Upstream and constant inputs depend on the tasks alone, so they are
+        kept until a task is added or dropped; the other parameters are
+        looked up in ``namespace`` on every call.
+        """
+        if self._source is not self.specs:
+            self._forget()
+        known = self._fixed.get(name)
+        if known is None:
+            known = self._fixed[name] = _fixed_inputs(self.specs[name], self.specs)
+        fixed, complete = known
+        if complete:
+            return list(fixed)  # type: ignore[arg-type]
         spec = self.specs[name]
-        return [_resolve_param(spec, p, self.specs, namespace) for p in spec.params]
+        return [_resolve_param(spec, p, self.specs, namespace) if item is None else item
+                for p, item in zip(spec.params, fixed)]
+
+
+def _fixed_inputs(spec: TaskSpec, specs: Mapping[str, TaskSpec]) -> tuple[tuple[Input | None, ...], bool]:
+    """Each parameter's input where the tasks alone decide it, else ``None``; and whether they decide every one."""
+    fixed: list[Input | None] = []
+    complete = True
+    for p in spec.params:
+        if p in specs and p != spec.name or p in spec.defaults:
+            fixed.append(_resolve_param(spec, p, specs, {}))
+        else:
+            fixed.append(None)
+            complete = False
+    return tuple(fixed), complete
 
 
 def _resolve_param(spec: TaskSpec, param: str, specs: Mapping[str, TaskSpec], namespace: Mapping[str, Any]) -> Input:
@@ -288,8 +349,14 @@ def _build_dag(specs: Mapping[str, TaskSpec]) -> nx.DiGraph:
 
 
 def _topological(specs: Mapping[str, TaskSpec], upstream: Any) -> list[str]:
-    """Kahn's algorithm; among ready tasks the earliest defined comes first."""
+    """Kahn's algorithm; among ready tasks the earliest defined comes first.
+
+    When every task is defined after the tasks it reads (the usual notebook),
+    that is definition order itself, found in one pass over the edges.
+    """
     rank = {name: i for i, name in enumerate(specs)}
+    if all(rank[up] < i for i, name in enumerate(specs) for up in upstream(name)):
+        return list(specs)
     waiting = {name: len(upstream(name)) for name in specs}
     children: dict[str, list[str]] = {name: [] for name in specs}
     for name in specs:

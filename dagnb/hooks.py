@@ -42,9 +42,11 @@ def fields(event: Event) -> dict[str, Any]:
 class Subscription:
     """A registered hook; ``remove()`` unregisters it."""
 
-    def __init__(self, graph: Graph, handler: Callable[[Event], None]) -> None:
+    def __init__(
+        self, graph: Graph, handler: Callable[[Event], None], kinds: tuple[type[Event], ...] | None = None
+    ) -> None:
         self._graph, self._handler = graph, handler
-        graph.bus.subscribe(handler)
+        graph.bus.subscribe(handler, kinds)
 
     def remove(self) -> None:
         self._graph.bus.unsubscribe(self._handler)
@@ -68,7 +70,7 @@ def on(event: str, fn: Callable[..., Any], graph: Graph | None = None) -> Subscr
         if type(e) is kind:
             fn(**fields(e))
 
-    return Subscription(_graph(graph), handler)
+    return Subscription(_graph(graph), handler, (kind,))  # the run need not make events no one else takes
 
 
 def subscribe(subscriber: object, graph: Graph | None = None) -> Subscription:

@@ -62,7 +62,7 @@ class PlanState(Protocol):
 
 def compute_key(spec: TaskSpec, inputs: Iterable[Input], upstream: Mapping[str, str]) -> KeyInfo:
     """The key of ``spec`` given how its inputs resolve and upstream output fingerprints."""
-    code = code_fingerprint(spec.func, spec.code_digest, skip=frozenset(spec.params))
+    code = spec.fixed_code or code_fingerprint(spec.func, spec.code_digest, skip=frozenset(spec.params))
     fed: dict[str, str] = {}
     values: dict[str, Any] = {}
     for item in inputs:
@@ -71,11 +71,8 @@ def compute_key(spec: TaskSpec, inputs: Iterable[Input], upstream: Mapping[str, 
         else:
             fed[item.param] = f"{item.kind} {value_digest(item.param, item.value)}"
             values[item.param] = item.value
-    h = xxhash.xxh3_128(b"key")
-    h.update(code.digest.encode())
-    for param in sorted(fed):
-        h.update(f"\0{param}\0{fed[param]}".encode())
-    return KeyInfo(h.hexdigest(), code.parts, fed, values)
+    hashed = "".join([code.digest, *[f"\0{param}\0{fed[param]}" for param in sorted(fed)]])
+    return KeyInfo(xxhash.xxh3_128_hexdigest(b"key" + hashed.encode()), code.parts, fed, values)
 
 
 @dataclass(frozen=True)
@@ -135,10 +132,9 @@ def decide(
     parameter has a default here: the task receives the default instead.
     """
     spec = state.tasks.specs[name]
-    inputs = [
-        Input(i.param, "constant", spec.defaults[i.param]) if i.param in defaulted else i
-        for i in state.tasks.resolve(name, state.namespace)
-    ]
+    inputs = state.tasks.resolve(name, state.namespace)
+    if defaulted:
+        inputs = [Input(i.param, "constant", spec.defaults[i.param]) if i.param in defaulted else i for i in inputs]
     info = compute_key(spec, inputs, upstream)
     if name in force:
         return Decision(name, "run", ("forced",), info)
@@ -267,6 +263,8 @@ def priorities(
     default = known[len(known) // 2] if known else DEFAULT_COST
     rank: dict[str, float] = {}
     for task in reversed(order):  # downstream first
-        below = max((rank[c] for c in children.get(task, ()) if c in rank), default=0.0)
+        below = 0.0  # the costliest chain under a child (a loop: a generator per task costs more)
+        for child in children.get(task, ()):
+            below = max(below, rank.get(child, 0.0))
         rank[task] = estimates.get(task, default) + below
     return rank
