@@ -107,13 +107,12 @@ class ItemProgress:
         self._update(part, self.sizes[part])
 
     def _update(self, part: int, count: int) -> None:
-        with self._lock:
+        with self._lock:  # reported under the lock, so counts from several threads arrive in order
             self._counts[part] = count
             now = time.monotonic()
-            if now - self._last < self.interval:
-                return
-            self._last, done = now, self.done
-        self.report(done, self.total)
+            if now - self._last >= self.interval:
+                self._last = now
+                self.report(self.done, self.total)
 
     def __reduce__(self) -> tuple[Any, tuple[()]]:
         return _not_counted, ()
