@@ -236,8 +236,6 @@ class _Run:
         self.stopped = False
         self.by_condition: set[str] = set()  # tasks skipped because their `--when` was false
         self.any_async = any(ctx.is_async(t) for t in order)
-        self.completions: queue.SimpleQueue[Future[Outcome]] = queue.SimpleQueue()  # see `_finished`
-        self.watched: set[Future[Outcome]] = set()  # running futures that report to `completions`
 
     def finish(self, task: str, status: str, duration: float = 0.0, reason: str = "", **extra: Any) -> None:
         self.report.statuses[task] = status
@@ -327,11 +325,37 @@ async def execute_async(
 class _Blocking:
     """Waits by blocking the caller's thread; async tasks go to dagnb's own loop thread."""
 
+    def __init__(self) -> None:
+        self._completions: queue.SimpleQueue[Future[Outcome]] = queue.SimpleQueue()
+        self._watched: set[Future[Outcome]] = set()  # running futures that report to `_completions`
+
     def submit(self, backend: Backend, work: Work) -> Future[Outcome]:
         return async_runner().submit(work) if work.run_async is not None else backend.submit(work)
 
-    async def wait(self, run: _Run, timeout: float | None) -> list[Any]:
-        return _finished(run, timeout)
+    async def wait(self, run: _Run, timeout: float | None) -> list[Future[Outcome]]:
+        """The running futures that are done; when none is yet, wait up to ``timeout`` for the first.
+
+        An inline task's future is done when submitted, so it is looked for
+        first. Otherwise each running future reports to a queue when it
+        finishes (one callback each, added the first time it is waited for):
+        a queue get costs far less than ``concurrent.futures.wait``, which
+        builds and removes a waiter on every running future at every call.
+        """
+        done = [future for future in run.running if future.done()]
+        if done:
+            return done
+        self._watched.intersection_update(run.running)  # those handled since need no watching
+        for future in run.running.keys() - self._watched:
+            self._watched.add(future)
+            future.add_done_callback(self._completions.put)
+        ends = None if timeout is None else time.perf_counter() + timeout
+        while True:  # a future already handled by the first look may still be queued: skip it
+            try:
+                future = self._completions.get(timeout=None if ends is None else max(0.0, ends - time.perf_counter()))
+            except queue.Empty:
+                return []
+            if future in run.running:
+                return [future for future in run.running if future.done()]
 
 
 class _OnLoop:
@@ -376,41 +400,12 @@ async def _drive(run: _Run, backend: Backend, waiter: _Blocking | _OnLoop, force
                 for future in await waiter.wait(run, timeout):
                     _complete(run, backend, future, keep_going)
                 _expire(run, backend, keep_going)
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        _cancel_rest(run)
-        raise
-    finally:
+    finally:  # also on KeyboardInterrupt and cancellation, which go on to the caller
         _cancel_rest(run)
         run.report.statuses = {t: run.report.statuses[t] for t in run.order}
         run.report.wall_time = time.perf_counter() - started
         run.bus.emit(RunFinished(run.run_id, time.perf_counter(), duration=run.report.wall_time))
     return run.report
-
-
-def _finished(run: _Run, timeout: float | None) -> list[Future[Outcome]]:
-    """The running futures that are done; when none is yet, wait up to ``timeout`` for the first.
-
-    An inline task's future is done when submitted, so it is looked for
-    first. Otherwise each running future reports to ``run.completions`` when
-    it finishes (one callback each, added the first time it is waited for):
-    a queue get costs far less than ``concurrent.futures.wait``, which
-    builds and removes a waiter on every running future at every call.
-    """
-    done = [future for future in run.running if future.done()]
-    if done:
-        return done
-    run.watched.intersection_update(run.running)  # those handled since need no watching
-    for future in run.running.keys() - run.watched:
-        run.watched.add(future)
-        future.add_done_callback(run.completions.put)
-    ends = None if timeout is None else time.perf_counter() + timeout
-    while True:  # a future already handled by the first look may still be queued: skip it
-        try:
-            future = run.completions.get(timeout=None if ends is None else max(0.0, ends - time.perf_counter()))
-        except queue.Empty:
-            return []
-        if future in run.running:
-            return [future for future in run.running if future.done()]
 
 
 def _start_ready(run: _Run, backend: Backend, force: frozenset[str], keep_going: bool) -> None:
