@@ -118,7 +118,6 @@ class Graph:
         self._damaged: set[str] = set()  # values changed in place by a task, to forget when the run ends
         self._maps: dict[str, MapPlan] = {}  # a running map task's items, from prepare to commit
         self._run_jobs = 1  # workers of the current run's backend: a map task splits its elements over them
-        self._item_counts: dict[str, tuple[int, int]] = {}  # map tasks of the current run: (computed, elements)
         self.backend: str | Backend = "inline"  # where `run` sends tasks when not told
         self.jobs = 1
         self._backends: dict[tuple[str, int], Backend] = {}  # worker pools and clusters, reused across runs
@@ -298,7 +297,6 @@ class Graph:
         finally:
             if isinstance(chosen, ThreadBackend):
                 chosen.shutdown()
-        report.items, self._item_counts = self._item_counts, {}
         self.last_run = report
         self.force_once -= set(report.executed)
         if raise_errors and report.errors:
@@ -596,7 +594,7 @@ class Graph:
         """Cache each computed element on its own; the outcome becomes the whole collection."""
         plan = self._maps.pop(task)
         computed = dict(zip(plan.missing, outcome.value))
-        self._item_counts[task] = outcome.items = (len(computed), len(plan.items))
+        outcome.items = (len(computed), len(plan.items))
         for i, value in computed.items():
             try:
                 output = fingerprint(value)

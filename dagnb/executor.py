@@ -244,6 +244,8 @@ class _Run:
             self.report.reasons[task] = reason
         if extra.get("saved"):
             self.report.saved[task] = extra["saved"]
+        if extra.get("items"):
+            self.report.items[task] = extra["items"]
         self.bus.emit(
             TaskFinished(self.run_id, time.perf_counter(), task=task, status=status, duration=duration, reason=reason, **extra)
         )
