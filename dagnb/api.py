@@ -451,9 +451,10 @@ class Graph:
 
     def _part_sizes(self, count: int) -> list[int]:
         """How many of ``count`` elements each worker of this run computes: contiguous, even slices."""
-        jobs = max(1, min(self._run_jobs, count))
-        size = -(-count // jobs) if count else 0
-        return [min(size, count - start) for start in range(0, count, size)] if count else [0]
+        if not count:
+            return [0]
+        size = -(-count // min(self._run_jobs, count))
+        return [min(size, count - start) for start in range(0, count, size)]
 
     def _map_parts(self, spec: TaskSpec, kwargs: dict[str, Any], missing: list[Any], sizes: list[int],
                    progress: ItemProgress) -> list[Work]:
@@ -557,11 +558,7 @@ class Graph:
         changed = [p for p, fp in before.items() if _fingerprint_or_none(kwargs[p]) != fp] if before else []
         if changed:
             return Outcome(error=InputMutated(spec.name, changed), duration=cost.duration, started=cost.started)
-        try:
-            output = fingerprint(value)
-        except Unfingerprintable:
-            output = None
-        return Outcome(value, output, list(log), cost.duration, None, cost.started, cost.cpu_time,
+        return Outcome(value, _fingerprint_or_none(value), list(log), cost.duration, None, cost.started, cost.cpu_time,
                        cost.peak_memory, value_nbytes(value))
 
     def commit(self, decision: Decision, outcome: Outcome) -> int:
