@@ -270,7 +270,7 @@ class ProcessBackend:
             if future.cancelled():
                 return
             try:
-                future.set_result(with_kernel_source(done.result()))
+                future.set_result(with_kernel_source(done.result(), work.func))
             except BaseException as exc:  # an input or output that cannot be pickled, a worker that died
                 if isinstance(exc, Exception) and "Terminated" in type(exc).__name__:
                     self._pool = None
@@ -321,7 +321,7 @@ class DaskBackend:
             if future.cancelled():  # abandoned (a timeout, Ctrl-C): nobody waits for it
                 return
             try:
-                future.set_result(with_kernel_source(done.result()))
+                future.set_result(with_kernel_source(done.result(), work.func))
             except BaseException as exc:  # cancelled, lost worker: the task failed
                 future.set_result(Outcome(error=exc, remote=True))
 

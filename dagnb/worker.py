@@ -9,6 +9,12 @@ exception with the worker's traceback as text, since tracebacks do not
 cross processes; back in the kernel, :func:`with_kernel_source` adds the
 source lines the worker could not read (the notebook's cells live in the
 kernel's linecache only).
+
+A worker cannot name a notebook cell: the code it runs was pickled by value,
+and cloudpickle may replace the code's file name (3.1.3 writes
+``<dynamic-code>``). So the worker sends each frame's function name and first
+line with the text, and the kernel finds the code object they belong to among
+the task's function, its nested code and the notebook's functions and classes.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import os
 import pickle
 import re
 import traceback
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -65,33 +72,90 @@ def run_remote(func: Callable[..., Any], kwargs: dict[str, Any]) -> Outcome:
 
 
 def _portable(exc: BaseException) -> BaseException:
-    """The exception, carrying its traceback as text; a stand-in if it cannot be pickled."""
+    """The exception, carrying its traceback as text and its frames' code origins; a stand-in if it
+    cannot be pickled."""
     import cloudpickle  # what loky carries results back with: it sends notebook classes by value
 
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    frames = _frame_origins(exc)
     try:
         pickle.loads(cloudpickle.dumps(exc))
     except Exception:
         exc = RemoteError(f"{type(exc).__qualname__}: {exc}")
     exc.remote_traceback = text  # type: ignore[attr-defined]
+    exc.remote_frames = frames  # type: ignore[attr-defined]
     return exc
 
 
-_FRAME = re.compile(r'  File "(?P<file>.+)", line (?P<line>\d+), in ')
+_Frame = tuple[str, int, str]  # file name as the worker saw it, line, function name
 
 
-def with_kernel_source(outcome: Outcome) -> Outcome:
-    """``outcome``, its error's worker traceback completed with source lines from this process."""
+def _frame_origins(exc: BaseException) -> dict[_Frame, int]:
+    """Each frame of ``exc`` and the exceptions chained to it, mapped to its code's first line."""
+    origins: dict[_Frame, int] = {}
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        for frame, line in traceback.walk_tb(exc.__traceback__):
+            code = frame.f_code
+            origins[(code.co_filename, line, code.co_name)] = code.co_firstlineno
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return origins
+
+
+_FRAME = re.compile(r'  File "(?P<file>.+)", line (?P<line>\d+), in (?P<name>.+)$')
+
+
+def with_kernel_source(outcome: Outcome, func: Callable[..., Any] | None = None) -> Outcome:
+    """``outcome``, its error's worker traceback naming the kernel's files (the notebook's cells)
+    for code of ``func`` and the notebook, with their source lines from this process."""
     text = getattr(outcome.error, "remote_traceback", None)
     if not text:
         return outcome
+    frames = getattr(outcome.error, "remote_frames", {})
+    files = _code_files(func) if frames and func is not None else {}
     lines, shown = text.splitlines(keepends=True), []
     for i, line in enumerate(lines):
-        shown.append(line)
-        frame = _FRAME.match(line)
-        if frame and not (i + 1 < len(lines) and lines[i + 1].startswith("    ")):  # the worker had no source
-            source = linecache.getline(frame["file"], int(frame["line"])).strip()
+        frame = _FRAME.match(line.rstrip("\n"))
+        if frame is None:
+            shown.append(line)
+            continue
+        where = (frame["file"], int(frame["line"]), frame["name"])
+        file = files.get((where[2], frames.get(where, -1)), where[0])
+        shown.append(line.replace(f'File "{where[0]}"', f'File "{file}"', 1))
+        if not (i + 1 < len(lines) and lines[i + 1].startswith("    ")):  # the worker had no source
+            source = linecache.getline(file, where[1]).strip()
             if source:
                 shown.append(f"    {source}\n")
     outcome.error.remote_traceback = "".join(shown)  # type: ignore[union-attr]
     return outcome
+
+
+def _code_files(func: Callable[..., Any]) -> dict[tuple[str, int], str]:
+    """(function name, first line) -> file name, for the code of ``func`` and of the functions and
+    classes of its module's namespace (the notebook's, for a task), nested code included."""
+    codes: list[Any] = []
+    namespace = getattr(func, "__globals__", {})
+    for value in [func, *list(namespace.values())]:
+        if isinstance(value, type):
+            codes.extend(_code_of(member) for member in vars(value).values())
+        else:
+            codes.append(_code_of(value))
+    files: dict[tuple[str, int], str] = {}
+    while codes:
+        code = codes.pop()
+        if code is None or (code.co_name, code.co_firstlineno) in files:
+            continue
+        files[(code.co_name, code.co_firstlineno)] = code.co_filename
+        codes.extend(const for const in code.co_consts if isinstance(const, types.CodeType))
+    return files
+
+
+def _code_of(value: Any) -> Any:
+    try:  # any notebook value: a proxy's __getattr__ may raise anything
+        value = getattr(value, "__func__", value)  # methods, classmethods, staticmethods
+        value = getattr(value, "__wrapped__", value)
+        code = getattr(value, "__code__", None)
+    except Exception:
+        return None
+    return code if isinstance(code, types.CodeType) else None

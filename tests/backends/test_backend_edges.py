@@ -107,6 +107,21 @@ def test_remote_traceback_shows_the_source_of_the_failing_line(
     assert text.count("raise KeyError('row 3 is empty')") == 1 and text.rstrip().endswith("KeyError: 'row 3 is empty'")
 
 
+@pytest.mark.parametrize("backend", REMOTE)
+def test_remote_traceback_names_the_cell_of_a_notebook_helper(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """The failing line is in a helper defined in another cell; the traceback names that cell."""
+    nb = Notebook(tmp_path)
+    nb.cell("def parse(row):\n    return int(row)\n")
+    nb.task("def fail():\n    note('fail')\n    return parse('x')\n")
+    failure = _failure(nb, backend=_backend(backend, request), jobs=2)
+    text = failure.__cause__.remote_traceback  # type: ignore[union-attr]
+    helper = nb.ns["parse"].__code__.co_filename
+    assert f'File "{helper}", line 2, in parse\n    return int(row)\n' in text
+    assert f'File "{nb.ns["fail"].__code__.co_filename}", line 3, in fail\n    return parse(\'x\')\n' in text
+
+
 # ------------------------------------------------------------------ dask
 
 
