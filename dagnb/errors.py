@@ -19,6 +19,7 @@ __all__ = [
     "DuplicateTask",
     "InputDamaged",
     "InputMutated",
+    "LocalModuleChangedWarning",
     "TaskDefinitionError",
     "TaskFailed",
     "TaskFailedCondition",
@@ -30,6 +31,7 @@ __all__ = [
     "UnpicklableOutputWarning",
     "UnresolvedParameter",
     "close_matches",
+    "untracked_message",
 ]
 
 
@@ -204,6 +206,17 @@ class Unfingerprintable(DagnbError):
         )
 
 
+def untracked_message(task: str, what: str, type_name: str, reason: str) -> str:
+    """Why a task always reruns: something its key should cover has no fingerprint."""
+    short = type_name.rsplit(".", 1)[-1]
+    return (
+        f"Task `{task}` reads {what}, a `{type_name}` that dagnb cannot fingerprint ({reason}). "
+        f"So `{task}` reruns every time, like a `--volatile` task, rather than risk a stale result. "
+        f"Pass something dagnb can fingerprint instead (the settings it is made from), or teach dagnb "
+        f"the type with `dagnb.register_fingerprint({short}, fn)`."
+    )
+
+
 class DagnbCacheWarning(UserWarning):
     """A cache entry was unreadable or could not be written; dagnb recomputes."""
 
@@ -214,6 +227,11 @@ class DagnbSaveWarning(UserWarning):
 
 class UnfingerprintableWarning(UserWarning):
     """A value could not be fingerprinted; its producer's key stands in for it."""
+
+
+class LocalModuleChangedWarning(UserWarning):
+    """A file with user code (a module beside the notebook, a ``%run`` script) was edited after it was
+    loaded; tasks keep using, and are keyed by, the code that was loaded."""
 
 
 class UnpicklableOutputWarning(UserWarning):

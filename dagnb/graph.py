@@ -4,7 +4,10 @@ A task is a function; its name is the task's name and the name of the value
 it produces, its parameters name its inputs. A parameter resolves, in order,
 to another task (an upstream edge), to its default (a constant input), to a
 variable of the namespace (an external input), or fails with a message that
-names the task, the parameter and the closest existing names.
+names the task, the parameter and the closest existing names. A task whose
+code (or a notebook helper it calls) reads another task's variable as a
+global, without a parameter, depends on that task too: a *hidden* upstream
+edge, so the task never runs before, or without noticing, the value it reads.
 
 Responsibilities:
     * build :class:`TaskSpec` from a function or a cell's source;
@@ -30,7 +33,7 @@ from .errors import (
     UnresolvedParameter,
     close_matches,
 )
-from .codehash import CodeFingerprint, fixed_code_fingerprint, function_digest, source_digest
+from .codehash import CodeFingerprint, fixed_code_fingerprint, function_digest, global_reads, source_digest
 
 __all__ = ["Input", "TaskGraph", "TaskSpec", "parse_task_cell", "spec_from_function"]
 
@@ -63,11 +66,22 @@ class TaskSpec:
 
     is_async: bool = field(init=False, repr=False, compare=False)  # an `async def` function
     fixed_code: CodeFingerprint | None = field(init=False, repr=False, compare=False)  # None: found at each run
+    reads: frozenset[str] = field(init=False, repr=False, compare=False)  # globals its code and helpers read
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.func))
         fixed = fixed_code_fingerprint(self.func, self.code_digest, frozenset(self.params))
         object.__setattr__(self, "fixed_code", fixed)
+        reads = global_reads(self.func, self.params) if fixed is None else frozenset()
+        object.__setattr__(self, "reads", reads - {self.name})
+
+    def upstream_in(self, specs: Mapping[str, TaskSpec]) -> list[str]:
+        """The tasks among ``specs`` this task reads: parameters first, then globals it reads (hidden)."""
+        found = [p for p in self.params if p in specs and p != self.name]
+        if self.reads:
+            params = set(self.params)
+            found += sorted(g for g in self.reads if g in specs and g not in params)
+        return found
 
 
 @dataclass(frozen=True)
@@ -252,8 +266,15 @@ class TaskGraph:
             self._forget()
         if self._upstream is None:
             specs = self.specs
-            self._upstream = {n: [p for p in s.params if p in specs and p != n] for n, s in specs.items()}
+            self._upstream = {n: s.upstream_in(specs) for n, s in specs.items()}
         return self._upstream[name]
+
+    def hidden(self, name: str) -> list[str]:
+        """Tasks that ``name`` reads as globals, not through a parameter (a shared list: do not change it)."""
+        spec = self.specs[name]
+        if not spec.reads:
+            return []
+        return self.upstream(name)[sum(1 for p in spec.params if p in self.specs and p != name):]
 
     @property
     def dag(self) -> nx.DiGraph:
@@ -344,7 +365,7 @@ def _build_dag(specs: Mapping[str, TaskSpec]) -> nx.DiGraph:
     dag = nx.DiGraph()
     dag.add_nodes_from(specs)
     for name, spec in specs.items():
-        dag.add_edges_from((p, name) for p in spec.params if p in specs and p != name)
+        dag.add_edges_from((p, name) for p in spec.upstream_in(specs))
     return dag
 
 
@@ -383,7 +404,7 @@ def _check_self_dependency(spec: TaskSpec) -> None:
 def _check_cycle_through(specs: Mapping[str, TaskSpec], name: str) -> None:
     """Raise :class:`CycleError` if ``name`` is (transitively) upstream of its own inputs."""
     parents: dict[str, str] = {}
-    stack = [p for p in specs[name].params if p in specs and p != name]
+    stack = specs[name].upstream_in(specs)
     for p in stack:
         parents.setdefault(p, name)
     while stack:
@@ -396,7 +417,7 @@ def _check_cycle_through(specs: Mapping[str, TaskSpec], name: str) -> None:
                 step = parents[step]
             start = cycle.index(min(cycle))  # print it from a stable place
             raise CycleError(cycle[start:] + cycle[:start])
-        for up in specs[task].params:
-            if up in specs and up != task and up not in parents:
+        for up in specs[task].upstream_in(specs):
+            if up not in parents:
                 parents[up] = task
                 stack.append(up)

@@ -10,7 +10,15 @@ Invariants:
   share one by construction.
 * Equal values share a fingerprint whatever their memory layout or identity:
   a C- and an F-ordered array, a frame and its copy, ``[s, s]`` and
-  ``[s, copy(s)]`` (no pickle memo).
+  ``[s, copy(s)]`` (no pickle memo). Only a value that holds itself (a
+  cycle, as in a matplotlib ``Figure``) is pickled with a memo, which then
+  also records its sharing.
+* Code inside a value counts by its code, not its name: a notebook function
+  in a dict, an instance of a notebook class, a partial or a bound method
+  fingerprint through :func:`dagnb.codehash.value_code_token`, so editing
+  ``Model.predict`` changes the fingerprint of a fitted ``Model``.
+* Depth is no limit: a value nested deeper than the interpreter's stack
+  allows is fingerprinted again on a thread with a large stack.
 
 numpy and pandas are never imported here; their handlers register on the
 first value from a module that is already loaded.
@@ -23,14 +31,14 @@ import os
 import pickle
 import struct
 import sys
+import threading
 import types
-import warnings
 from collections.abc import Callable
 from typing import Any
 
 import xxhash
 
-from .errors import Unfingerprintable, UnfingerprintableWarning
+from .errors import Unfingerprintable
 
 __all__ = ["FileRef", "file", "fingerprint", "register_fingerprint", "value_digest"]
 
@@ -43,6 +51,9 @@ Feeder = Callable[[Any, Any], None]
 # --------------------------------------------------------------------------- values
 
 
+_state = threading.local()  # per thread: whether a fingerprint is under way, its code tokens, a deep retry
+
+
 def fingerprint(value: Any) -> str:
     """Return the hex xxh3_128 fingerprint of ``value``.
 
@@ -50,12 +61,56 @@ def fingerprint(value: Any) -> str:
         Unfingerprintable: the value (or an element of it) has no stable
             byte representation; register one with :func:`register_fingerprint`.
     """
-    h = xxhash.xxh3_128(FORMAT)
+    if getattr(_state, "tokens", None) is not None:  # inside another fingerprint: it handles depth
+        return _digest(value)
+    _state.tokens = {}
     try:
-        _feed(value, h)
-    except RecursionError:  # a container that holds itself, or nesting deeper than the stack
-        raise Unfingerprintable(_qualname(type(value)), "it contains itself or is nested too deeply") from None
+        try:
+            return _digest(value)
+        except RecursionError:  # nested deeper than this stack allows
+            if getattr(_state, "deep", False):
+                raise Unfingerprintable(_qualname(type(value)), "it is nested too deeply") from None
+        return _on_a_deep_stack(fingerprint, value)
+    finally:
+        _state.tokens = None
+
+
+def _digest(value: Any) -> str:
+    h = xxhash.xxh3_128(FORMAT)
+    _feed(value, h)
     return h.hexdigest()
+
+
+_DEEP_STACK = 512 * 2**20
+_DEEP_LIMIT = 1_000_000
+_deep_lock = threading.Lock()
+
+
+def _on_a_deep_stack(func: Callable[[Any], str], value: Any) -> str:
+    """``func(value)`` on a thread with a large stack and recursion limit, once (no further retry)."""
+    outcome: list[Any] = []
+
+    def target() -> None:
+        _state.deep = True
+        try:
+            outcome.append(func(value))
+        except BaseException as exc:  # handed back to the caller's thread
+            outcome.append(exc)
+
+    with _deep_lock:  # the stack size and the recursion limit are process-wide settings
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(limit, _DEEP_LIMIT))
+        size = threading.stack_size(_DEEP_STACK)
+        try:
+            thread = threading.Thread(target=target, name="dagnb-deep-fingerprint")
+            thread.start()
+        finally:
+            threading.stack_size(size)
+        thread.join()
+        sys.setrecursionlimit(limit)
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return str(outcome[0])
 
 
 def _blob(h: Any, data: bytes | memoryview) -> None:
@@ -161,17 +216,51 @@ def _has_handler(obj: Any) -> bool:
 
 
 class _HashingPickler(pickle.Pickler):
-    """Pickles into a hash; values with a native handler go in by fingerprint."""
+    """Pickles into a hash; values with a native handler go in by fingerprint, user code by its code."""
 
     def persistent_id(self, obj: Any) -> str | None:  # noqa: D102 - pickle hook
         if obj is self._root or not _has_handler(obj):
             return None
         return fingerprint(obj)
 
+    def reducer_override(self, obj: Any) -> Any:  # noqa: D102 - pickle hook
+        if not isinstance(obj, _CODE_TYPES):
+            return NotImplemented
+        token = _code_token(obj)
+        return NotImplemented if token is None else (_CodeToken, (token,))
+
+
     def __init__(self, h: Any, root: Any) -> None:
         self._root = root
         writer = types.SimpleNamespace(write=h.update)
         super().__init__(writer, protocol=5, buffer_callback=lambda buf: _blob(h, buf.raw()))
+
+
+# What may be user code inside a value; functions made by decorators (functools.wraps) are functions.
+_CODE_TYPES = (type, types.FunctionType, functools._lru_cache_wrapper)
+
+
+class _CodeToken(str):
+    """Stands for a function or class in the pickle stream: what it reduces to is its code's digest."""
+
+
+def _code_token(obj: Any) -> str | None:
+    """The digest of the user code ``obj`` is (memoized for one fingerprint), or None for a library's."""
+    tokens = getattr(_state, "tokens", None)
+    key = id(obj)
+    if tokens is not None and key in tokens:
+        return tokens[key]  # type: ignore[no-any-return]
+    from .codehash import value_code_token  # code fingerprints build on value fingerprints
+
+    try:
+        token = value_code_token(obj)
+    except (Unfingerprintable, RecursionError):
+        raise
+    except Exception as exc:  # a class whose attributes cannot be read: the value has no stable code
+        raise Unfingerprintable(_qualname(type(obj)), f"its code cannot be read ({type(exc).__name__})") from None
+    if tokens is not None:
+        tokens[key] = token
+    return token
 
 
 def _feed_pickle(value: Any, h: Any) -> None:
@@ -184,16 +273,24 @@ def _feed_pickle(value: Any, h: Any) -> None:
 
 
 def _pickle_into(value: Any, h: Any, fast: bool) -> None:
+    """Pickle ``value`` into ``h``; a RecursionError goes up to :func:`fingerprint`, which retries deeper."""
     inner = xxhash.xxh3_128()
     pickler = _HashingPickler(inner, value)
     pickler.fast = fast  # no memo: identity must not change a fingerprint
     try:
         pickler.dump(value)
-    except ValueError:
+    except ValueError as exc:
         if fast:
             raise
-        raise Unfingerprintable(_qualname(type(value)), "it cannot be pickled") from None
-    except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as exc:
+        raise Unfingerprintable(_qualname(type(value)), str(exc) or "it cannot be pickled") from None
+    except Unfingerprintable:
+        raise
+    except RecursionError:
+        if fast and getattr(_state, "deep", False):  # a cycle fast mode could not see: the memo stops it
+            _pickle_into(value, h, fast=False)
+            return
+        raise
+    except Exception as exc:  # a value's own __reduce__ or __getstate__ may raise anything
         raise Unfingerprintable(_qualname(type(value)), str(exc) or type(exc).__name__) from None
     h.update(inner.digest())
 
@@ -279,30 +376,20 @@ def file(path: str | os.PathLike[str], content: bool | None = None) -> FileRef:
 register_fingerprint(FileRef, FileRef.state)
 
 
-_WARNED: set[str] = set()
-
-
-def _safe_value(value: Any) -> str:
-    try:
-        return fingerprint(value)
-    except Unfingerprintable:
-        return f"unfingerprintable {type(value).__qualname__} {id(value)}"
+#: The prefix of a digest that stands for a value dagnb cannot fingerprint (see :func:`value_digest`).
+UNTRACKED = "untracked"
 
 
 def value_digest(name: str, value: Any) -> str:
-    """A global's value fingerprint; one that has none is keyed by identity (and said once)."""
+    """``value``'s fingerprint, or ``untracked <type>`` when it has none.
+
+    Never the value's identity: CPython reuses addresses, so a rebound
+    value could look unchanged. A key that holds an untracked part makes its
+    task always rerun (see :func:`dagnb.plan.compute_key`).
+    """
     try:
         return fingerprint(value)
-    except Unfingerprintable as exc:
-        if name not in _WARNED:
-            _WARNED.add(name)
-            warnings.warn(
-                f"The global `{name}` used by a task cannot be fingerprinted ({exc.reason}); "
-                f"tasks using it rerun whenever `{name}` is rebound. Pass it as a parameter "
-                f"or register a fingerprint with `dagnb.register_fingerprint`.",
-                UnfingerprintableWarning,
-                stacklevel=2,
-            )
-        return f"identity {type(value).__qualname__} {id(value)}"
+    except Unfingerprintable:
+        return f"{UNTRACKED} {_qualname(type(value))}"
 
 

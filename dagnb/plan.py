@@ -4,7 +4,12 @@ A task's *key* hashes its code fingerprint (own code, helpers, globals,
 modules, Python version) with the fingerprint of each input: a constant or
 external input by value, an upstream input by the upstream's *output*
 fingerprint. So a rerun that yields an identical output leaves every
-downstream key unchanged: early cutoff.
+downstream key unchanged: early cutoff. A task that reads another task's
+variable as a global (no parameter) has that task as an upstream input too.
+
+A key with an *untracked* part (a value that has no fingerprint) cannot
+tell a change from no change, so its task always runs, and the user is told
+once why.
 
 Planning is a pure function of the graph, the namespace, the in-memory
 results and the store's metadata; it never loads a value.
@@ -12,6 +17,7 @@ results and the store's metadata; it never loads a value.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
@@ -19,9 +25,9 @@ from typing import Any, Literal, Protocol
 
 import xxhash
 
+from .codehash import Untracked, code_fingerprint, untracked_value
+from .errors import UnfingerprintableWarning, untracked_message
 from .graph import Input, TaskGraph, TaskSpec
-from .codehash import code_fingerprint
-from .hashing import value_digest
 from .store import CacheEntry, Store
 
 __all__ = ["Decision", "KeyInfo", "Plan", "Result", "compute_key", "decide", "plan_run", "priorities"]
@@ -49,6 +55,7 @@ class KeyInfo:
     parts: dict[str, str]
     inputs: dict[str, str]
     values: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    untracked: tuple[Untracked, ...] = ()  # parts with no fingerprint: the task always runs
 
 
 class PlanState(Protocol):
@@ -60,19 +67,48 @@ class PlanState(Protocol):
     store: Store
 
 
-def compute_key(spec: TaskSpec, inputs: Iterable[Input], upstream: Mapping[str, str]) -> KeyInfo:
-    """The key of ``spec`` given how its inputs resolve and upstream output fingerprints."""
-    code = spec.fixed_code or code_fingerprint(spec.func, spec.code_digest, skip=frozenset(spec.params))
+_INPUT_WORDS = {"constant": "the default of `{}`", "external": "the notebook variable `{}`"}
+
+
+def compute_key(
+    spec: TaskSpec, inputs: Iterable[Input], upstream: Mapping[str, str], hidden: Sequence[str] = ()
+) -> KeyInfo:
+    """The key of ``spec`` given how its inputs resolve and upstream output fingerprints.
+
+    ``hidden`` names the tasks ``spec`` reads as globals: they are upstream
+    inputs (by output fingerprint), not globals hashed by value.
+    """
+    skip = frozenset(spec.params).union(hidden)
+    code = spec.fixed_code or code_fingerprint(spec.func, spec.code_digest, skip=skip)
     fed: dict[str, str] = {}
     values: dict[str, Any] = {}
+    untracked = list(code.untracked)
     for item in inputs:
         if item.kind == "upstream":
             fed[item.param] = f"upstream {upstream[item.param]}"
-        else:
-            fed[item.param] = f"{item.kind} {value_digest(item.param, item.value)}"
-            values[item.param] = item.value
+            continue
+        digest, missing = untracked_value(_INPUT_WORDS[item.kind].format(item.param), item.value)
+        fed[item.param] = f"{item.kind} {digest}"
+        values[item.param] = item.value
+        if missing is not None:
+            untracked.append(missing)
+    for name in hidden:
+        fed[name] = f"upstream {upstream[name]}"
     hashed = "".join([code.digest, *[f"\0{param}\0{fed[param]}" for param in sorted(fed)]])
-    return KeyInfo(xxhash.xxh3_128_hexdigest(b"key" + hashed.encode()), code.parts, fed, values)
+    return KeyInfo(xxhash.xxh3_128_hexdigest(b"key" + hashed.encode()), code.parts, fed, values, tuple(untracked))
+
+
+_told: set[tuple[str, Untracked]] = set()  # (task, what) already explained in this process
+
+
+def _tell_untracked(task: str, info: KeyInfo) -> tuple[str, ...]:
+    """The reasons a task with untracked parts always runs; each explained once in a warning."""
+    for item in info.untracked:
+        if (task, item) not in _told:
+            _told.add((task, item))
+            warnings.warn(untracked_message(task, item.what, item.type_name, item.reason),
+                          UnfingerprintableWarning, stacklevel=3)
+    return tuple(str(item) for item in info.untracked)
 
 
 @dataclass(frozen=True)
@@ -116,6 +152,10 @@ def explain(info: KeyInfo, prior: CacheEntry | None, inputs: Iterable[Input]) ->
         if info.inputs.get(item.param) != prior.inputs.get(item.param):
             what = "upstream" if item.kind == "upstream" else "input"
             reasons.append(f"{what} {item.param} changed")
+    params = {item.param for item in inputs}
+    for name in sorted(set(info.inputs) - params):  # tasks read as globals
+        if info.inputs.get(name) != prior.inputs.get(name):
+            reasons.append(f"upstream {name} changed")
     return tuple(reasons) or ("key changed",)
 
 
@@ -135,11 +175,13 @@ def decide(
     inputs = state.tasks.resolve(name, state.namespace)
     if defaulted:
         inputs = [Input(i.param, "constant", spec.defaults[i.param]) if i.param in defaulted else i for i in inputs]
-    info = compute_key(spec, inputs, upstream)
+    info = compute_key(spec, inputs, upstream, state.tasks.hidden(name))
     if name in force:
         return Decision(name, "run", ("forced",), info)
     if spec.volatile:
         return Decision(name, "run", ("volatile",), info)
+    if info.untracked:
+        return Decision(name, "run", _tell_untracked(name, info), info)
     result = state.results.get(name)
     if result is not None and result.key == info.key:
         return Decision(name, "fresh", ("cached",), info, CacheEntry(info.key, name, result.output))
