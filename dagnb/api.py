@@ -378,7 +378,9 @@ class Graph:
 
     def _inputs(self, task: str, decision: Decision) -> dict[str, Any]:
         assert decision.key is not None
-        kwargs = {p: self.results[p].value for p in self.tasks.upstream(task) if p not in decision.key.values}
+        upstream, hidden = self.tasks.upstream(task), self.tasks.hidden(task)
+        params = upstream[: len(upstream) - len(hidden)]  # tasks read as globals are not arguments
+        kwargs = {p: self.results[p].value for p in params if p not in decision.key.values}
         kwargs.update(decision.key.values)
         return kwargs
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import json
 import shlex
+import symtable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,7 @@ class StaticTask:
     source: str = field(repr=False)
     node: ast.FunctionDef | ast.AsyncFunctionDef = field(repr=False, compare=False)
     volatile: bool = False
+    reads: frozenset[str] = frozenset()  # global names its body reads (another task's, when hidden)
 
 
 @dataclass
@@ -211,7 +213,7 @@ def _parse_task(number: int, first: str, body: str, result: CheckResult) -> _Cel
     with_defaults = {a.arg for a in positional[len(positional) - len(args.defaults):]} if args.defaults else set()
     with_defaults |= {a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None}
     result.tasks[name] = StaticTask(name, number, params, frozenset(with_defaults), body, node,
-                                    "--volatile" in options)
+                                    "--volatile" in options, _global_reads(body, name))
     _check_save(name, number, _option(options, "--save"), result)
     when = _option(options, "--when")
     if when is not None:
@@ -225,6 +227,21 @@ def _parse_task(number: int, first: str, body: str, result: CheckResult) -> _Cel
     _collect(tree, cell)  # imports in a task cell become notebook variables
     cell.binds.add(name)
     return cell
+
+
+def _global_reads(body: str, name: str) -> frozenset[str]:
+    """The global names the function ``name`` (and the functions nested in it) reads, as Python scopes them."""
+    try:
+        module = symtable.symtable(body, "<task>", "exec")
+    except SyntaxError:
+        return frozenset()
+    found: set[str] = set()
+    tables = [t for t in module.get_children() if t.get_name() == name]
+    while tables:
+        table = tables.pop()
+        found.update(s.get_name() for s in table.get_symbols() if s.is_global() and s.is_referenced())
+        tables.extend(table.get_children())
+    return frozenset(found - {name})
 
 
 def _option(options: list[str], flag: str) -> str | None:
@@ -366,6 +383,15 @@ def _resolve_task(task: StaticTask, bound: set[str], unknown_names: bool, result
             candidates = close_matches(param, [n for n in names if n != task.name])  # never itself: a cycle
             message = str(UnresolvedParameter(task.name, param, candidates))
             result.problems.append(Problem(task.cell, message, line, task.name))
+    for read in sorted(task.reads - set(task.params)):  # another task's variable read as a global
+        other = result.tasks.get(read)
+        if other is None:
+            continue
+        if other.cell <= task.cell:
+            ups.append(read)
+        else:
+            problem = UsedBeforeDefinition(read, f"Task `{task.name}` (which reads `{read}`)", other.cell)
+            result.problems.append(Problem(task.cell, str(problem), line, task.name))
     result.upstream[task.name] = ups
 
 
@@ -375,7 +401,8 @@ def _find_cycles(result: CheckResult) -> None:
     dag = nx.DiGraph()
     dag.add_nodes_from(tasks)
     for task in tasks.values():
-        dag.add_edges_from((p, task.name) for p in task.params if p in tasks and p != task.name)
+        reads = [*task.params, *sorted(task.reads - set(task.params))]
+        dag.add_edges_from((p, task.name) for p in reads if p in tasks and p != task.name)
         if task.name in task.params and task.name not in task.defaults:
             result.problems.append(Problem(task.cell, str(CycleError([task.name])), task.node.lineno + 1, task.name))
     for component in nx.strongly_connected_components(dag):

@@ -31,6 +31,7 @@ Invariants:
 
 from __future__ import annotations
 
+import __future__
 import ast
 import dis
 import functools
@@ -151,12 +152,18 @@ def _code_digest(code: types.CodeType) -> str:
     return _bytecode_digest(code)
 
 
+# `from __future__` flags a compiler passes on (IPython's, to `%run` scripts) change no bytecode by themselves
+_FUTURE_FLAGS = functools.reduce(
+    lambda flags, name: flags | getattr(__future__, name).compiler_flag, __future__.all_feature_names, 0)
+
+
+@functools.lru_cache(maxsize=16384)  # equal code objects have equal bytecode: safe to share
 def _bytecode_digest(code: types.CodeType) -> str:
     """The code as compiled: the same whatever comments, blank lines or layout its source had."""
     h = xxhash.xxh3_128(b"code")
     for part in (code.co_name, code.co_code, code.co_names, code.co_varnames, code.co_freevars):
         _feed(part, h)
-    _feed((code.co_argcount, code.co_kwonlyargcount, code.co_flags), h)
+    _feed((code.co_argcount, code.co_kwonlyargcount, code.co_flags & ~_FUTURE_FLAGS), h)
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             h.update(_bytecode_digest(const).encode())
@@ -269,20 +276,47 @@ def _attribute_reads(code: types.CodeType) -> Mapping[str, frozenset[str] | None
     return {n: None if a is None else frozenset(a) for n, a in reads.items()}
 
 
+_Import = tuple[str, "tuple[str, ...] | None"]  # (module, names taken from it, or None for the module itself)
+
+
 @functools.lru_cache(maxsize=8192)
-def _imports(code: types.CodeType) -> tuple[tuple[str, tuple[str, ...] | None], ...]:
-    """Absolute imports inside the code: ``(module, names imported from it, or None for the module)``."""
-    found: list[tuple[str, tuple[str, ...] | None]] = []
+def _imports(code: types.CodeType) -> tuple[_Import, ...]:
+    """Absolute imports inside the code, each with what the code takes from the module.
+
+    ``from m import f, g`` takes ``f`` and ``g``; ``import m`` takes the
+    attributes read right after the local name it binds (``m.f``), or, when
+    the module object is used otherwise, the whole module (``None``).
+    """
+    found: list[_Import] = []
     instructions = list(dis.get_instructions(code)) if code.co_names else []
     for i, ins in enumerate(instructions):
-        if ins.opname == "IMPORT_NAME" and i >= 2 and instructions[i - 2].argval == 0:  # level 0: absolute
-            names = instructions[i - 1].argval
-            fromlist = tuple(names) if isinstance(names, tuple) and "*" not in names else None
-            found.append((str(ins.argval), fromlist))
+        if ins.opname != "IMPORT_NAME" or i < 2 or instructions[i - 2].argval != 0:  # level 0: absolute
+            continue
+        names = instructions[i - 1].argval
+        if isinstance(names, tuple) and "*" not in names:
+            found.append((str(ins.argval), tuple(names)))
+            continue
+        stored = instructions[i + 1] if i + 1 < len(instructions) else None
+        taken = None
+        if stored is not None and stored.opname == "STORE_FAST" and "." not in str(ins.argval):
+            taken = _local_attribute_reads(instructions, str(stored.argval))
+        found.append((str(ins.argval), taken))
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             found.extend(_imports(const))
     return tuple(found)
+
+
+def _local_attribute_reads(instructions: list[dis.Instruction], local: str) -> tuple[str, ...] | None:
+    """The attributes read right after each load of the local variable ``local``; None if used otherwise."""
+    taken: set[str] = set()
+    for ins, after in zip(instructions, [*instructions[1:], None]):
+        if ins.argval != local or not ins.opname.startswith("LOAD_FAST"):
+            continue
+        if after is None or after.opname not in _ATTR_OPS:
+            return None
+        taken.add(str(after.argval))
+    return tuple(sorted(taken))
 
 
 def _code_of(fn: Any) -> types.CodeType | None:
@@ -326,8 +360,11 @@ _SKIPPED_CLASS_ATTRS = frozenset({
 class _Walk:
     """One walk over the code a function reaches, with the path it came by (to stop at cycles).
 
-    ``strict``: a value that cannot be fingerprinted raises (inside a value's
-    fingerprint) instead of being listed as untracked (inside a key).
+    ``strict`` is for code inside a value: a value that cannot be
+    fingerprinted raises instead of being listed as untracked, and code counts
+    by its bytecode even where its source is known, because a value's
+    fingerprint is also taken in worker processes, where notebook cells have
+    no source, and must come out the same there.
     """
 
     def __init__(self, strict: bool = False) -> None:
@@ -430,7 +467,8 @@ class _Walk:
             return "recursive"
         path = path | {id(fn)}
         _warn_if_edited_on_disk(fn)
-        h = xxhash.xxh3_128(function_digest(fn).encode())
+        own = _bytecode_digest(fn.__code__) if self.strict else function_digest(fn)
+        h = xxhash.xxh3_128(own.encode())
         for label, digest in sorted(self.references(fn, frozenset(), path).items()):
             _text(h, label)
             _text(h, digest)
@@ -626,28 +664,50 @@ def helper_sources(fn: Callable[..., Any], skip: frozenset[str] = frozenset()) -
 
 @functools.lru_cache(maxsize=1024)
 def module_version(module_name: str) -> str:
-    """``numpy 2.4.6``: the import root and the version of the distribution that provides the module.
+    """``numpy 2.4.6``: the package and the version of the distribution that provides the module.
 
-    A namespace package (``google.cloud.storage``) is many distributions:
-    the one that owns the module's own file gives the version. Nothing is
-    imported.
+    The package is the import root, except in a namespace package
+    (``google.cloud.storage``), which many distributions share: there it is
+    the first package with a file of its own (``google.cloud.storage``),
+    and the version is that of the distribution whose files hold it.
+    Nothing is imported but namespace packages.
     """
     root = module_name.split(".")[0]
     if root in sys.stdlib_module_names or root == "builtins":
         return f"{root} {PYTHON}"
-    version = getattr(sys.modules.get(root), "__version__", None)
+    package = _package_of(module_name)
+    version = getattr(sys.modules.get(package), "__version__", None)
     if not isinstance(version, str):
-        version = _distribution_version(module_name)
-    return f"{root} {version or PYTHON}"
+        version = _distribution_version(package)
+    return f"{package} {version or PYTHON}"
 
 
-def _distribution_version(module_name: str) -> str | None:
+def _package_of(module_name: str) -> str:
+    """The import root, or the first package below a namespace package's root."""
+    parts = module_name.split(".")
+    for depth in range(1, len(parts) + 1):
+        name = ".".join(parts[:depth])
+        module = sys.modules.get(name)
+        if module is not None:
+            if getattr(module, "__file__", None) is not None:
+                return name
+            continue
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            return name
+        if spec is None or spec.origin not in (None, "namespace"):
+            return name
+    return module_name
+
+
+def _distribution_version(package: str) -> str | None:
     from importlib.metadata import PackageNotFoundError, version as dist_version
 
-    root = module_name.split(".")[0]
+    root = package.split(".")[0]
     candidates = list(dict.fromkeys([*_distributions().get(root, []), root]))
-    if len(candidates) > 2:  # a namespace package: the distribution whose files hold the module
-        owner = _owning_distribution(module_name, candidates)
+    if "." in package:  # inside a namespace package: the distribution whose files hold it
+        owner = _owning_distribution(package, candidates)
         candidates = [owner] if owner else candidates
     for dist in candidates:
         try:
@@ -657,19 +717,17 @@ def _distribution_version(module_name: str) -> str | None:
     return None
 
 
-def _owning_distribution(module_name: str, candidates: list[str]) -> str | None:
+def _owning_distribution(package: str, candidates: list[str]) -> str | None:
     from importlib.metadata import PackageNotFoundError, distribution
 
-    relative = module_name.replace(".", "/")
+    relative = package.replace(".", "/")
     for dist_name in candidates:
         try:
             files = distribution(dist_name).files or []
         except (PackageNotFoundError, ValueError):
             continue
-        for file in files:
-            text = str(file).replace(os.sep, "/")
-            if text.startswith(relative + "/") or text in (relative + ".py", relative):
-                return dist_name
+        if any(str(f).replace(os.sep, "/").startswith(relative + "/") or str(f) == relative + ".py" for f in files):
+            return dist_name
     return None
 
 
@@ -717,21 +775,21 @@ def _warn_if_edited_on_disk(fn: Any) -> None:
     except OSError:  # exec'd code, a file since deleted
         return
     marker = (path, stat.st_mtime_ns, stat.st_size)
-    if marker in _CHECKED or stat.st_mtime < _process_started() - 1:
+    if marker in _CHECKED or stat.st_mtime <= _process_started():
         return
     _CHECKED.add(marker)
-    module = sys.modules.get(getattr(fn, "__module__", None) or "")
-    on_disk = _compiled_digests(path)
-    if module is None or on_disk is None:
+    on_disk = _compiled_digests(path, code.co_flags & _FUTURE_FLAGS)
+    namespace = getattr(fn, "__globals__", None)  # the module's dict, or the namespace %run ran the script in
+    if on_disk is None or not isinstance(namespace, dict):
         return
-    loaded = _loaded_digests(module, path)
+    loaded = _loaded_digests(namespace, path)
     if all(on_disk.get(name) == digest for name, digest in loaded.items()):
         return
     file = os.path.basename(path)
-    if module.__name__ == "__main__":  # functions brought in with %run
+    name = str(namespace.get("__name__", "__main__"))
+    if name == "__main__":  # functions brought in with %run
         what, fix = f"the functions `%run {file}` defined", f"Run `%run {file}` again"
     else:
-        name = module.__name__
         what, fix = f"`{name}` was imported", f"Run `importlib.reload({name})`, or `%load_ext autoreload` then " \
                                               f"`%autoreload 2`,"
     warnings.warn(
@@ -742,10 +800,10 @@ def _warn_if_edited_on_disk(fn: Any) -> None:
     )
 
 
-def _loaded_digests(module: types.ModuleType, path: str) -> dict[str, str]:
-    """The bytecode digest of each function (and method) of ``module`` that was loaded from ``path``."""
+def _loaded_digests(namespace: dict[str, Any], path: str) -> dict[str, str]:
+    """The bytecode digest of each function (and method) in ``namespace`` that was loaded from ``path``."""
     found: dict[str, str] = {}
-    for value in list(vars(module).values()):
+    for value in list(namespace.values()):
         members = vars(value).values() if isinstance(value, type) else (value,)
         for member in members:
             func = getattr(member, "__func__", member)
@@ -755,11 +813,15 @@ def _loaded_digests(module: types.ModuleType, path: str) -> dict[str, str]:
     return found
 
 
-def _compiled_digests(path: str) -> dict[str, str] | None:
-    """The bytecode digest of every function in the file as it is on disk now, by qualified name."""
+def _compiled_digests(path: str, flags: int) -> dict[str, str] | None:
+    """The bytecode digest of every function in the file as it is on disk now, by qualified name.
+
+    ``flags``: the ``__future__`` features the loaded code was compiled with (IPython passes the
+    notebook's on to ``%run`` scripts).
+    """
     try:
         with open(path, "rb") as handle:
-            code = compile(handle.read(), path, "exec", dont_inherit=True)
+            code = compile(handle.read(), path, "exec", flags=flags, dont_inherit=True)
     except (OSError, SyntaxError, ValueError):
         return None
     found: dict[str, str] = {}

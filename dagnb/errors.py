@@ -79,14 +79,21 @@ class UnresolvedParameter(DagnbError):
 class CycleError(DagnbError):
     """Tasks that depend on each other in a loop."""
 
-    def __init__(self, cycle: Sequence[str]) -> None:
+    def __init__(self, cycle: Sequence[str], hidden: Sequence[tuple[str, str]] = ()) -> None:
         self.cycle = list(cycle)
         self.task = self.cycle[0]
+        self.hidden = list(hidden)  # (reader, task) edges of the loop that are reads of a global, not parameters
         loop = " -> ".join([*self.cycle, self.cycle[0]])
         if len(self.cycle) == 1:
             msg = (
                 f"Task `{self.task}` depends on itself: its parameter `{self.task}` names "
                 f"the task. Rename the parameter, or rename the function."
+            )
+        elif self.hidden:
+            reads = "; ".join(f"`{reader}` reads the variable `{read}` of task `{read}`" for reader, read in self.hidden)
+            msg = (
+                f"Tasks form a cycle: {loop} ({reads}). A task cannot depend on its own output; "
+                f"rename a parameter, or stop reading that variable, to break the loop."
             )
         else:
             msg = (

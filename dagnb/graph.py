@@ -416,7 +416,9 @@ def _check_cycle_through(specs: Mapping[str, TaskSpec], name: str) -> None:
                 cycle.append(step)
                 step = parents[step]
             start = cycle.index(min(cycle))  # print it from a stable place
-            raise CycleError(cycle[start:] + cycle[:start])
+            loop = cycle[start:] + cycle[:start]
+            edges = zip(loop, [*loop[1:], loop[0]])  # each task feeds the next
+            raise CycleError(loop, [(reader, read) for read, reader in edges if read not in specs[reader].params])
         for up in specs[task].upstream_in(specs):
             if up not in parents:
                 parents[up] = task

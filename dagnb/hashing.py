@@ -63,21 +63,78 @@ def fingerprint(value: Any) -> str:
     """
     if getattr(_state, "tokens", None) is not None:  # inside another fingerprint: it handles depth
         return _digest(value)
-    _state.tokens = {}
+    _state.tokens, _state.pickling = {}, set()
     try:
         try:
             return _digest(value)
-        except RecursionError:  # nested deeper than this stack allows
-            if getattr(_state, "deep", False):
-                raise Unfingerprintable(_qualname(type(value)), "it is nested too deeply") from None
-        return _on_a_deep_stack(fingerprint, value)
+        except _Cycle:  # a value that holds itself through an object: its pickle with a memo
+            return _cyclic_digest(value)
+        except RecursionError:  # nested deeper than this stack allows, or a list that holds itself
+            if not getattr(_state, "deep", False) and not _holds_itself(value):
+                return _on_a_deep_stack(fingerprint, value)
+        try:
+            return _cyclic_digest(value)
+        except RecursionError:
+            raise Unfingerprintable(_qualname(type(value)), "it is nested too deeply") from None
     finally:
-        _state.tokens = None
+        _state.tokens = _state.pickling = None
+
+
+class _Cycle(Exception):
+    """A value met again while it is being pickled: it holds itself."""
+
+
+def _holds_itself(value: Any) -> bool:
+    """Whether ``value`` reaches itself through containers and object attributes (found without recursion).
+
+    Fast-mode pickling cannot see a loop through objects whose state is a
+    fresh dict each time (``__getstate__``), and recurses until the stack ends.
+    """
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(value, False)]
+    while stack:
+        item, leaving = stack.pop()
+        if leaving:
+            on_path.discard(id(item))
+            continue
+        children = _children(item)
+        if children is None:
+            continue
+        if id(item) in on_path:
+            return True
+        on_path.add(id(item))
+        stack.append((item, True))
+        stack.extend((child, False) for child in children)
+    return False
+
+
+def _children(item: Any) -> list[Any] | None:
+    kind = type(item)
+    if kind in (list, tuple, set, frozenset):
+        return list(item)
+    if kind is dict:
+        return [*item.keys(), *item.values()]
+    if isinstance(item, (type, types.ModuleType, types.FunctionType, str, bytes)) or _has_handler(item):
+        return None
+    state = getattr(item, "__dict__", None)
+    return list(state.values()) if isinstance(state, dict) else None
 
 
 def _digest(value: Any) -> str:
     h = xxhash.xxh3_128(FORMAT)
     _feed(value, h)
+    return h.hexdigest()
+
+
+def _cyclic_digest(value: Any) -> str:
+    """A value that holds itself, pickled whole with a memo (sets and arrays in it pickle natively too)."""
+    h = xxhash.xxh3_128(FORMAT)
+    h.update(b"cyclic")
+    _state.cyclic = True
+    try:
+        _pickle_into(value, h, fast=False)
+    finally:
+        _state.cyclic = False
     return h.hexdigest()
 
 
@@ -219,7 +276,7 @@ class _HashingPickler(pickle.Pickler):
     """Pickles into a hash; values with a native handler go in by fingerprint, user code by its code."""
 
     def persistent_id(self, obj: Any) -> str | None:  # noqa: D102 - pickle hook
-        if obj is self._root or not _has_handler(obj):
+        if obj is self._root or not _has_handler(obj) or getattr(_state, "cyclic", False):
             return None
         return fingerprint(obj)
 
@@ -266,10 +323,18 @@ def _code_token(obj: Any) -> str | None:
 def _feed_pickle(value: Any, h: Any) -> None:
     h.update(b"P")
     _text(h, _qualname(type(value)))
+    pickling = getattr(_state, "pickling", None)
+    if pickling is not None and not getattr(_state, "cyclic", False):
+        if id(value) in pickling:  # met again through a set or an array inside it
+            raise _Cycle
+        pickling.add(id(value))
     try:
         _pickle_into(value, h, fast=True)
     except ValueError:  # fast mode refuses cyclic structures: keep the memo for them
         _pickle_into(value, h, fast=False)
+    finally:
+        if pickling is not None:
+            pickling.discard(id(value))
 
 
 def _pickle_into(value: Any, h: Any, fast: bool) -> None:

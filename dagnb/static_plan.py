@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import functools
 import os
 import sys
 from collections.abc import Iterator
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .check import CheckResult, StaticTask, _to_python
-from .codehash import PYTHON, source_digest
+from .codehash import PYTHON, module_version, source_digest
 from .hashing import file as file_ref, value_digest
 from .store import CacheEntry, DiskStore, Store
 
@@ -297,30 +296,11 @@ def _is_file_call(func: ast.AST) -> bool:
 
 
 def _module_changed(recorded: str) -> bool:
-    """Whether the module a task uses has another version now (``numpy 2.4.6``; nothing is imported)."""
-    root, version = recorded.split()[-2:]
-    if root in sys.stdlib_module_names or root == "builtins":
+    """Whether the module a task uses has another version now (``numpy 2.4.6``; nothing is imported).
+
+    A library function or class is recorded with its module first (``pandas.core.frame pandas 2.3.1``).
+    """
+    package, version = recorded.split()[-2:]
+    if package.split(".")[0] in sys.stdlib_module_names or package == "builtins":
         return False  # the Python version, a part of its own, covers the standard library
-    module = sys.modules.get(root)
-    current = getattr(module, "__version__", None) or _installed_version(root)
-    return str(current or PYTHON) != version  # as dagnb.codehash records a module without a version
-
-
-@functools.lru_cache(maxsize=256)
-def _installed_version(root: str) -> str | None:
-    """The version of the distribution that provides import name ``root`` (``dateutil``: python-dateutil)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    for dist in [root, *_distributions().get(root, [])]:
-        try:
-            return version(dist)
-        except (PackageNotFoundError, ValueError):
-            continue
-    return None
-
-
-@functools.lru_cache(maxsize=1)
-def _distributions() -> dict[str, list[str]]:
-    from importlib.metadata import packages_distributions
-
-    return dict(packages_distributions())
+    return module_version(package) != f"{package} {version}"

@@ -272,12 +272,13 @@ def test_a_container_of_an_unfingerprintable_value_is_unfingerprintable(wrap: Ca
         dagnb.fingerprint(wrap(threading.Lock()))
 
 
-def test_a_self_referencing_list_raises_unfingerprintable_not_recursion_error() -> None:
-    """A cyclic list is a legal task output: dagnb must say so, not crash."""
+def test_a_self_referencing_list_fingerprints() -> None:
+    """A cyclic list is a legal task output: it fingerprints (by its pickle, with a memo), never crashes."""
     loop: list[Any] = [1]
     loop.append(loop)
-    with pytest.raises(Unfingerprintable):
-        dagnb.fingerprint(loop)
+    other: list[Any] = [2]
+    other.append(other)
+    assert dagnb.fingerprint(loop) == dagnb.fingerprint(loop) != dagnb.fingerprint(other)
 
 
 class Connection:
