@@ -234,6 +234,26 @@ class ThreadBackend:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+def _send_by_value(func: Callable[..., Any]) -> list[Any]:
+    """The user modules ``func`` reaches, which cloudpickle will send by value, as the kernel holds them.
+
+    Otherwise a worker imports the module's file again, which may have been
+    edited since the kernel imported it (or whose state the notebook set):
+    the task would run code its key does not describe.
+    """
+    from .codehash import user_modules
+
+    bodies = [func, *getattr(func, "args", ())]  # a map task's body is a partial over the task's function
+    modules = list({id(m): m for body in bodies if callable(body) for m in user_modules(body)}.values())
+    try:
+        import cloudpickle  # what loky and distributed send functions with
+    except ImportError:  # loky falls back to pickle, which sends nothing by value
+        return modules
+    for module in modules:
+        cloudpickle.register_pickle_by_value(module)
+    return modules
+
+
 class ProcessBackend:
     """Runs tasks in worker processes: a loky pool of its own, kept warm across runs of a graph.
 
@@ -260,11 +280,12 @@ class ProcessBackend:
         from .worker import run_remote, with_kernel_source
 
         future: Future[Outcome] = Future()
+        modules = _send_by_value(work.func)
         try:
-            remote = self._executor().submit(run_remote, work.func, work.kwargs)
+            remote = self._executor().submit(run_remote, work.func, work.kwargs, modules)
         except Exception:  # a broken pool: start a new one, once
             self._pool = None
-            remote = self._executor().submit(run_remote, work.func, work.kwargs)
+            remote = self._executor().submit(run_remote, work.func, work.kwargs, modules)
 
         def settle(done: Any) -> None:
             if future.cancelled():
@@ -315,7 +336,8 @@ class DaskBackend:
         from .worker import run_remote, with_kernel_source
 
         future: Future[Outcome] = Future()
-        remote = self.client.submit(run_remote, work.func, work.kwargs, pure=False)
+        modules = _send_by_value(work.func)
+        remote = self.client.submit(run_remote, work.func, work.kwargs, modules, pure=False)
 
         def settle(done: Any) -> None:
             if future.cancelled():  # abandoned (a timeout, Ctrl-C): nobody waits for it

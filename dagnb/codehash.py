@@ -49,7 +49,7 @@ import time
 import types
 import warnings
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -218,7 +218,11 @@ def is_user_module(module: types.ModuleType) -> bool:
     if isinstance(path, str):
         return not _is_library_file(path)
     locations = list(getattr(module, "__path__", None) or ())  # a namespace package
-    return bool(locations) and not any(_is_library_file(p) for p in locations)
+    if locations:
+        return not any(_is_library_file(p) for p in locations)
+    if name in sys.builtin_module_names or getattr(getattr(module, "__spec__", None), "origin", None) == "frozen":
+        return False
+    return True  # made at run time (types.ModuleType): nobody installed it
 
 
 def _is_user_function(fn: Any) -> bool:
@@ -324,10 +328,12 @@ def _code_of(fn: Any) -> types.CodeType | None:
     return code if isinstance(code, types.CodeType) else None
 
 
-def global_reads(fn: Callable[..., Any], skip: Iterable[str] = ()) -> frozenset[str]:
-    """Global names ``fn`` reads, directly or through the user functions it calls (``skip`` aside).
+def global_reads(fn: Callable[..., Any], skip: Iterable[str] = (), tasks: Container[str] = ()) -> frozenset[str]:
+    """Global names ``fn`` reads, directly or through the notebook functions it calls (``skip`` aside).
 
     Used to find tasks whose variable another task reads without a parameter.
+    Names in ``tasks`` are not followed: before a task first runs, its name
+    holds its function, which is not a helper.
     """
     skipped, found = frozenset(skip), set()
     stack, seen = [fn], set()
@@ -342,7 +348,7 @@ def global_reads(fn: Callable[..., Any], skip: Iterable[str] = ()) -> frozenset[
         found |= names
         for name in names:
             obj = namespace.get(name)
-            if isinstance(obj, types.FunctionType) and obj.__globals__ is fn.__globals__:
+            if name not in tasks and isinstance(obj, types.FunctionType) and obj.__globals__ is fn.__globals__:
                 stack.append(obj)
     return frozenset(found)
 
@@ -531,6 +537,34 @@ def _user_wrapped(obj: Any) -> Any:
     if wrapped is None:
         wrapped = obj.__dict__.get("__wrapped__") if isinstance(getattr(obj, "__dict__", None), dict) else None
     return wrapped if isinstance(wrapped, types.FunctionType) and _is_user_function(wrapped) else None
+
+
+def user_modules(fn: Callable[..., Any]) -> list[types.ModuleType]:
+    """The user modules with a file (beside the notebook; not ``__main__``) whose code ``fn`` reaches.
+
+    A worker process must run the code the kernel loaded, not import the file
+    again (it may have been edited since): remote backends send these by value.
+    """
+    found: dict[str, types.ModuleType] = {}
+    stack, seen = [fn], set()
+    while stack:
+        current = stack.pop()
+        code = _code_of(current)
+        if code is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        namespace = getattr(current, "__globals__", {})
+        objects = [namespace.get(n) for n in referenced_globals(code)]
+        objects += [sys.modules.get(m) for m, _ in _imports(code)]
+        for obj in objects:
+            home = obj if isinstance(obj, types.ModuleType) else sys.modules.get(getattr(obj, "__module__", "") or "")
+            if isinstance(home, types.ModuleType) and getattr(home, "__file__", None) and is_user_module(home):
+                if home.__name__ not in found:
+                    found[home.__name__] = home
+                    stack.extend(v for v in vars(home).values() if isinstance(v, types.FunctionType))
+            if isinstance(obj, types.FunctionType):
+                stack.append(obj)
+    return list(found.values())
 
 
 def _user_module_named(name: str) -> types.ModuleType | None:

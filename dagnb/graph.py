@@ -66,21 +66,20 @@ class TaskSpec:
 
     is_async: bool = field(init=False, repr=False, compare=False)  # an `async def` function
     fixed_code: CodeFingerprint | None = field(init=False, repr=False, compare=False)  # None: found at each run
-    reads: frozenset[str] = field(init=False, repr=False, compare=False)  # globals its code and helpers read
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.func))
         fixed = fixed_code_fingerprint(self.func, self.code_digest, frozenset(self.params))
         object.__setattr__(self, "fixed_code", fixed)
-        reads = global_reads(self.func, self.params) if fixed is None else frozenset()
-        object.__setattr__(self, "reads", reads - {self.name})
 
     def upstream_in(self, specs: Mapping[str, TaskSpec]) -> list[str]:
-        """The tasks among ``specs`` this task reads: parameters first, then globals it reads (hidden)."""
+        """The tasks among ``specs`` this task reads: parameters first, then the tasks whose variable
+        its code, or a notebook helper it calls, reads as a global (hidden)."""
         found = [p for p in self.params if p in specs and p != self.name]
-        if self.reads:
+        if self.fixed_code is None:  # it reads globals
             params = set(self.params)
-            found += sorted(g for g in self.reads if g in specs and g not in params)
+            reads = global_reads(self.func, params, specs)
+            found += sorted(g for g in reads if g in specs and g not in params and g != self.name)
         return found
 
 
@@ -270,9 +269,9 @@ class TaskGraph:
         return self._upstream[name]
 
     def hidden(self, name: str) -> list[str]:
-        """Tasks that ``name`` reads as globals, not through a parameter (a shared list: do not change it)."""
+        """Tasks that ``name`` reads as globals, not through a parameter."""
         spec = self.specs[name]
-        if not spec.reads:
+        if spec.fixed_code is not None:
             return []
         return self.upstream(name)[sum(1 for p in spec.params if p in self.specs and p != name):]
 

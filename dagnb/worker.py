@@ -25,9 +25,10 @@ import linecache
 import os
 import pickle
 import re
+import sys
 import traceback
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .capture import OutputLog
@@ -52,8 +53,15 @@ class _Recorder(io.TextIOBase):
         return len(text)
 
 
-def run_remote(func: Callable[..., Any], kwargs: dict[str, Any]) -> Outcome:
-    """Run ``func(**kwargs)`` here (a worker) and describe what happened."""
+def run_remote(func: Callable[..., Any], kwargs: dict[str, Any], modules: Sequence[Any] = ()) -> Outcome:
+    """Run ``func(**kwargs)`` here (a worker) and describe what happened.
+
+    ``modules`` are the user modules the task reaches, as the kernel holds them
+    (code and state, sent by value): an ``import`` inside the task finds them,
+    not the files on disk, which may differ from what the kernel loaded.
+    """
+    for module in modules:
+        sys.modules[module.__name__] = module
     log = OutputLog()
     worker = f"pid {os.getpid()}"
     try:
