@@ -412,7 +412,9 @@ def _find_cycles(result: CheckResult) -> None:
         start = loop.index(min(loop))
         loop = loop[start:] + loop[:start]
         last = max(loop, key=lambda t: tasks[t].cell)
-        result.problems.append(Problem(tasks[last].cell, str(CycleError(loop)), tasks[last].node.lineno + 1, last))
+        hidden = [(reader, read) for read, reader in zip(loop, [*loop[1:], loop[0]]) if read not in tasks[reader].params]
+        problem = CycleError(loop, hidden)
+        result.problems.append(Problem(tasks[last].cell, str(problem), tasks[last].node.lineno + 1, last))
 
 
 def plan_notebook(result: CheckResult, cache_dir: str) -> Any:

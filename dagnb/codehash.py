@@ -407,16 +407,19 @@ class _Walk:
                 contents = cell.cell_contents
             except ValueError:  # empty cell: the closure variable is not bound yet
                 continue
-            for label, digest in self.describe(name, contents, None, path).items():
+            for label, digest in self.describe(name, contents, None, path, "closure variable").items():
                 parts["closure " + label.split(" ", 1)[1]] = digest
         wrapped = getattr(fn, "__wrapped__", None)
         if _code_of(wrapped) is not None:
             parts["wrapped"] = self.helper(wrapped, path)
         return parts
 
-    def describe(self, name: str, obj: Any, attributes: frozenset[str] | None,
-                 path: frozenset[int]) -> dict[str, str]:
-        """The parts a reference to ``obj`` under ``name`` adds (a module's attributes each count)."""
+    def describe(self, name: str, obj: Any, attributes: frozenset[str] | None, path: frozenset[int],
+                 kind: str = "global") -> dict[str, str]:
+        """The parts a reference to ``obj`` under ``name`` adds (a module's attributes each count).
+
+        ``kind`` is what ``name`` is to the code, for messages: a global, a closure variable.
+        """
         if isinstance(obj, types.ModuleType):
             if not is_user_module(obj):
                 return {f"module {name}": module_version(obj.__name__)}
@@ -424,15 +427,17 @@ class _Walk:
                 return {f"helper {name}": self.module(obj, path)}
             parts: dict[str, str] = {}
             for attr in sorted(attributes):
-                if not hasattr(obj, attr):
+                try:
+                    found = getattr(obj, attr)
+                except Exception:  # absent, or a module __getattr__ that raises: the task will find out
                     parts[f"global {name}.{attr}"] = "missing"
                     continue
-                parts.update(self.describe(f"{name}.{attr}", getattr(obj, attr), None, path))
+                parts.update(self.describe(f"{name}.{attr}", found, None, path))
             return parts
-        label, digest = self.describe_object(name, obj, path)
+        label, digest = self.describe_object(name, obj, path, kind)
         return {label: digest}
 
-    def describe_object(self, name: str, obj: Any, path: frozenset[int]) -> tuple[str, str]:
+    def describe_object(self, name: str, obj: Any, path: frozenset[int], kind: str = "global") -> tuple[str, str]:
         if isinstance(obj, type):
             if _is_user_class(obj):
                 return f"helper {name}", self.klass(obj, path)
@@ -448,7 +453,7 @@ class _Walk:
         wrapped = _user_wrapped(obj)
         if wrapped is not None:  # functools.lru_cache, cache and other wrappers of a user function
             return f"helper {name}", f"{_qualname(type(obj))} {self.helper(wrapped, path)}"
-        return f"global {name}", self.value(f"the global `{name}`", obj)
+        return f"global {name}", self.value(f"the {kind} `{name}`", obj)
 
     def imported(self, module_name: str, names: tuple[str, ...] | None, path: frozenset[int]) -> dict[str, str]:
         """An ``import`` inside the code: user modules count by what is taken from them."""
@@ -809,7 +814,7 @@ def _warn_if_edited_on_disk(fn: Any) -> None:
     except OSError:  # exec'd code, a file since deleted
         return
     marker = (path, stat.st_mtime_ns, stat.st_size)
-    if marker in _CHECKED or stat.st_mtime <= _process_started():
+    if marker in _CHECKED or stat.st_mtime <= _process_started() + 1:  # the boot time has 1 s resolution
         return
     _CHECKED.add(marker)
     on_disk = _compiled_digests(path, code.co_flags & _FUTURE_FLAGS)

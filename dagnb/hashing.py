@@ -286,7 +286,6 @@ class _HashingPickler(pickle.Pickler):
         token = _code_token(obj)
         return NotImplemented if token is None else (_CodeToken, (token,))
 
-
     def __init__(self, h: Any, root: Any) -> None:
         self._root = root
         writer = types.SimpleNamespace(write=h.update)
@@ -445,7 +444,7 @@ register_fingerprint(FileRef, FileRef.state)
 UNTRACKED = "untracked"
 
 
-def value_digest(name: str, value: Any) -> str:
+def value_digest(value: Any) -> str:
     """``value``'s fingerprint, or ``untracked <type>`` when it has none.
 
     Never the value's identity: CPython reuses addresses, so a rebound

@@ -242,7 +242,7 @@ def _check_value(
 ) -> None:
     if binding is None or binding.value is _UNKNOWN:
         _add(assumes, f"`{name}`")
-    elif value_digest(name, binding.value) != recorded:
+    elif value_digest(binding.value) != recorded:
         _add(reasons, f"{label} changed")
 
 

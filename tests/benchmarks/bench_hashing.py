@@ -69,5 +69,70 @@ def frame_rows(sizes: Sizes) -> list[Row]:
     return [Row(label, ms(t["dagnb"]), ms(t["joblib"]), faster, ">= 5x", faster >= 5)]
 
 
+MODEL_CELL = """
+import numpy as np
+
+class Scaler:
+    def fit(self, X):
+        self.mean_, self.scale_ = X.mean(axis=0), X.std(axis=0) + 1e-12
+        return self
+    def transform(self, X):
+        return (X - self.mean_) / self.scale_
+
+class LinearModel(Scaler):
+    def __init__(self, alpha=1.0, max_iter=100):
+        self.alpha, self.max_iter = alpha, max_iter
+    def fit(self, X, y):
+        super().fit(X)
+        Z = self.transform(X)
+        self.coef_ = np.linalg.solve(Z.T @ Z + self.alpha * np.eye(Z.shape[1]), Z.T @ y)
+        return self
+    def predict(self, X):
+        return self.transform(X) @ self.coef_
+    def score(self, X, y):
+        return 1 - ((self.predict(X) - y) ** 2).sum() / ((y - y.mean()) ** 2).sum()
+    def get_params(self):
+        return {"alpha": self.alpha, "max_iter": self.max_iter}
+    def __repr__(self):
+        return f"LinearModel(alpha={self.alpha})"
+"""
+
+
+def _notebook() -> Any:
+    """A notebook's namespace as a module (so joblib can pickle its classes by reference)."""
+    import linecache
+    import sys
+    import types
+
+    module = sys.modules.get("bench_notebook")
+    if module is None:
+        module = sys.modules["bench_notebook"] = types.ModuleType("bench_notebook")
+        linecache.cache["<bench-cell>"] = (len(MODEL_CELL), None, MODEL_CELL.splitlines(True), "<bench-cell>")
+        exec(compile(MODEL_CELL, "<bench-cell>", "exec"), module.__dict__)  # noqa: S102 - the benchmark's cell
+    return module
+
+
+def _notebook_model(features: int) -> Any:
+    """A fitted model of a class defined in a notebook cell (its methods are part of its fingerprint)."""
+    module = _notebook()
+    rng = np.random.default_rng(2)
+    X = rng.random((2_000, features))
+    return module.LinearModel(alpha=0.5).fit(X, X @ rng.random(features))
+
+
+def code_rows(sizes: Sizes) -> list[Row]:
+    """Values that carry code: their fingerprint covers their class's methods (and base classes)."""
+    model = _notebook_model(200)
+    many = [_notebook_model(3) for _ in range(20)] * (50 if sizes.quick else 500)
+    out = []
+    for label, value in ((f"fingerprint a fitted notebook model (200 features, 6 methods, a base class)", model),
+                         (f"fingerprint a list of {len(many):,} fitted notebook models", many)):
+        ours = best_of_call(lambda v=value: dagnb.fingerprint(v), sizes.repeat)
+        theirs = best_of_call(lambda v=value: joblib.hash(v), sizes.slow_repeat)
+        out.append(Row(f"{label} vs joblib.hash (which sees no code)", ms(ours), ms(theirs), ratio(theirs, ours),
+                       "information", None))
+    return out
+
+
 def rows(sizes: Sizes) -> list[Row]:
-    return array_rows(sizes) + frame_rows(sizes)
+    return array_rows(sizes) + frame_rows(sizes) + code_rows(sizes)

@@ -543,6 +543,28 @@ def test_a_close_match_never_suggests_the_task_itself(tmp_path: Path) -> None:
     ]
 
 
+def test_a_task_that_reads_an_earlier_tasks_variable_depends_on_it(tmp_path: Path) -> None:
+    """``double`` reads ``base`` as a global, with no parameter: an edge, as in the kernel."""
+    write_notebook(tmp_path / NB, markdown("# t"), task("base", "", "return 7"), task("double", "", "return base * 2"))
+    done = dagnb(tmp_path, "check", NB)
+    assert (done.returncode, stdout_lines(done)) == (0, [f"{NB}: ok (2 tasks in 3 cells)"])
+
+
+def test_a_task_that_reads_a_later_tasks_variable_is_reported(tmp_path: Path) -> None:
+    write_notebook(tmp_path / NB, markdown("# t"), task("double", "", "return base * 2"), task("base", "", "return 7"))
+    done = dagnb(tmp_path, "check", NB)
+    assert stdout_lines(done)[0] == used_before("cell 2, line 2", "Task `double` (which reads `base`)", "base", 3)
+
+
+def test_a_cycle_through_a_variable_read_as_a_global_names_the_read(tmp_path: Path) -> None:
+    write_notebook(tmp_path / NB, markdown("# t"), task("a", "b", "return b"), task("b", "", "return a + 1"))
+    done = dagnb(tmp_path, "check", NB)
+    assert stdout_lines(done)[1] == (
+        f"{NB}: cell 3, line 2: Tasks form a cycle: a -> b -> a (`b` reads the variable `a` of task `a`). A task "
+        "cannot depend on its own output; rename a parameter, or stop reading that variable, to break the loop."
+    ), "after the parameter `b` used above its cell"
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [

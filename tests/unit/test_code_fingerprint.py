@@ -170,6 +170,7 @@ def test_a_module_version_change_changes_the_fingerprint(monkeypatch: pytest.Mon
 
     fake = types.ModuleType("fakelib_for_dagnb")
     fake.__version__ = "1.0"  # type: ignore[attr-defined]
+    fake.__file__ = "/opt/python/lib/site-packages/fakelib_for_dagnb/__init__.py"  # installed: a library
     monkeypatch.setitem(sys.modules, "fakelib_for_dagnb", fake)
     ns = _notebook("def task(x):\n    return fl.run(x)\n")
     ns["fl"] = fake
@@ -177,6 +178,7 @@ def test_a_module_version_change_changes_the_fingerprint(monkeypatch: pytest.Mon
     assert before.parts["module fl"] == "fakelib_for_dagnb 1.0"
     fake2 = types.ModuleType("fakelib_for_dagnb2")
     fake2.__version__ = "2.0"  # type: ignore[attr-defined]
+    fake2.__file__ = "/opt/python/lib/site-packages/fakelib_for_dagnb2/__init__.py"
     monkeypatch.setitem(sys.modules, "fakelib_for_dagnb2", fake2)
     ns["fl"] = fake2
     assert _fp(ns).digest != before.digest
