@@ -341,7 +341,7 @@ class Oracle:
         ran = _runs(nb.log)[before:]
         assert len(ran) == len(set(ran)), f"a task ran twice in one run: {ran}"
         fresh = self.new_graph(os.path.join(nb.root, f"fresh{next(self.fresh)}"))
-        fresh.run(**self.run_kwargs)
+        fresh.run()  # the reference: from scratch, inline
         fresh.close()
         for name in nb.names[1:]:
             assert self.graph[name] == model[name] == fresh[name], (name, self.graph[name], model[name], fresh[name])
