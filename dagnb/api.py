@@ -30,6 +30,7 @@ from .errors import (
     DagnbSaveWarning,
     InputMutated,
     TaskFailed,
+    TaskInterrupted,
     Unfingerprintable,
     UnfingerprintableWarning,
     UnpicklableOutputWarning,
@@ -37,11 +38,12 @@ from .errors import (
 from .events import Event, EventBus, GraphChanged, RunFinished, RunStarted, TaskFinished, TaskProgress
 from .history import History, RunDiff, diff_runs
 from .mapping import ItemProgress, MapPlan, assemble, await_items, call_items, plan_items
-from .backends import DaskBackend, ThreadBackend, Work
+from .backends import DaskBackend, ThreadBackend, Work, interrupts_noticed
 from .aio import complete_now
 from .executor import Backend, Outcome, RunReport, execute, execute_async, make_backend
 from .graph import TaskGraph, TaskSpec, spec_from_function
 from .hashing import fingerprint
+from .inplace import InputGuard
 from .plan import Decision, Plan, Result, decide, plan_run
 from .store import CacheEntry, CacheMiss, MemoryStore, Pruned, RunRecord, Store, TaskRecord, open_store
 from .trace import Trace, TraceRecorder
@@ -115,6 +117,9 @@ class Graph:
         self.statuses: dict[str, str] = {}  # each task's status at the end of its latest run
         self.force_once: set[str] = set()  # tasks to rerun the next time a run reaches them
         self.check_mutation = False  # debug mode: re-fingerprint a task's inputs after it runs
+        self.verify_inputs = True  # never let a task read a value changed in place since it was computed
+        self._guard = InputGuard(self)
+        self.interrupted: dict[str, Any] = {}  # values of tasks that caught Ctrl-C: in memory, never cached
         self._damaged: set[str] = set()  # values changed in place by a task, to forget when the run ends
         self._maps: dict[str, MapPlan] = {}  # a running map task's items, from prepare to commit
         self._run_jobs = 1  # workers of the current run's backend: a map task splits its elements over them
@@ -166,15 +171,17 @@ class Graph:
     def drop(self, name: str) -> TaskSpec:
         """Remove a task, its value and its binding (its cache entries stay)."""
         spec = self.tasks.drop(name)
-        if self.results.pop(name, None) is not None:
+        if self.results.pop(name, None) is not None or self.interrupted.pop(name, None) is not None:
             self.namespace.pop(name, None)
         self.statuses.pop(name, None)
         self._changed(name)
         return spec
 
     def __getitem__(self, name: str) -> Any:
-        """The current value of task ``name`` (run it first)."""
+        """The current value of task ``name`` (run it first; an interrupted task's partial value too)."""
         self.tasks.get(name)
+        if name in self.interrupted:
+            return self.interrupted[name]
         return self.results[name].value
 
     # -------------------------------------------------------------- planning
@@ -294,6 +301,9 @@ class Graph:
         how = dict(backend=chosen, bus=self.bus, force=forced, keep_going=keep_going, run_id=self._run_id)
         try:
             report = await execute_async(self, order, **how) if awaited else execute(self, order, **how)
+        except TaskInterrupted as stop:
+            self.last_run = stop.report  # type: ignore[assignment]
+            raise
         finally:
             if isinstance(chosen, ThreadBackend):
                 chosen.shutdown()
@@ -363,6 +373,10 @@ class Graph:
         defaulted = frozenset(skipped & spec.defaults.keys()) if skipped else frozenset()
         ups = {u: self.results[u].output for u in upstream if u not in defaulted}
         decision = decide(self, task, ups, force, defaulted)
+        if self.verify_inputs and upstream and (decision.action == "run" or spec.when):
+            read = [u for u in upstream if u not in defaulted]
+            if self._guard.before(task, read):  # a value recomputed with another output: the key changed
+                decision = decide(self, task, {u: self.results[u].output for u in read}, force, defaulted)
         if spec.when and decision.key is not None:
             from .condition import condition_holds
 
@@ -551,10 +565,12 @@ class Graph:
         self, spec: TaskSpec, kwargs: dict[str, Any], before: dict[str, str] | None = None, func: Any = None
     ) -> Outcome:
         try:
-            with self.capture() as log, measure() as cost:
+            with self.capture() as log, measure() as cost, interrupts_noticed() as seen:
                 value = (func or spec.func)(**kwargs)
         except Exception as exc:
             return Outcome(error=exc, duration=cost.duration, started=cost.started, cpu_time=cost.cpu_time)
+        if seen.arrived:
+            return Outcome(value, None, list(log), cost.duration, None, cost.started, cost.cpu_time, interrupted=True)
         changed = [p for p, fp in before.items() if _fingerprint_or_none(kwargs[p]) != fp] if before else []
         if changed:
             return Outcome(error=InputMutated(spec.name, changed), duration=cost.duration, started=cost.started)
@@ -567,6 +583,9 @@ class Graph:
             self.replay(outcome.outputs)
         assert key is not None
         spec = self.tasks.specs[task]
+        if outcome.interrupted:
+            self._keep_interrupted(task, outcome)
+            return 0
         if spec.map:
             self._commit_items(task, outcome)
         output = outcome.output or self._stand_in(task, key.key)
@@ -583,9 +602,22 @@ class Graph:
             warnings.warn(f"The cache could not record task `{task}` ({exc}); its value is kept in memory only.",
                           DagnbCacheWarning, stacklevel=2)
         self._bind(task, Result(key.key, output, outcome.value, outcome.outputs))
+        if self.verify_inputs and not outcome.remote:  # a worker process changed only its own copies
+            self._guard.after(task, self.tasks.upstream(task))
         if spec.save:
             self._save(spec, outcome.value)
         return entry.nbytes
+
+    def _keep_interrupted(self, task: str, outcome: Outcome) -> None:
+        """A value computed while Ctrl-C arrived: bound for the user, never cached or saved, rerun next time."""
+        value = outcome.value
+        if self.tasks.specs[task].map:  # the elements computed so far are not cached either
+            plan = self._maps.pop(task)
+            value = assemble(plan, dict(zip(plan.missing, value)))
+        self.results.pop(task, None)  # an older value must not stand for this one
+        self._guard.forget(task)
+        self.interrupted[task] = value
+        self.namespace[task] = value
 
     def _commit_items(self, task: str, outcome: Outcome) -> None:
         """Cache each computed element on its own; the outcome becomes the whole collection."""
@@ -648,6 +680,8 @@ class Graph:
         return f"key {key}"
 
     def _bind(self, task: str, result: Result) -> None:
+        self._guard.forget(task)
+        self.interrupted.pop(task, None)
         self.results[task] = result
         self.namespace[task] = result.value
 

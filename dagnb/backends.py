@@ -40,6 +40,7 @@ __all__ = [
     "async_runner",
     "gather",
     "current_lane",
+    "interrupts_noticed",
     "keyboard_interrupts",
     "make_backend",
 ]
@@ -61,6 +62,7 @@ class Outcome:
     worker: str = "main"
     remote: bool = False  # ran in another process: its prints were recorded, not shown live
     items: tuple[int, int] | None = None  # a map task: (elements computed, elements), set when committed
+    interrupted: bool = False  # Ctrl-C arrived while it ran and the task caught it: its value may be partial
 
 
 @dataclass
@@ -109,6 +111,7 @@ def gather(futures: list[Future[Outcome]], on_part: Callable[[int], None] | None
             cpu_time=sum(o.cpu_time for o in outcomes),
             worker=outcomes[0].worker,
             remote=any(o.remote for o in outcomes),
+            interrupted=any(o.interrupted for o in outcomes),
         )
         combined.set_result(merged)
 
@@ -190,6 +193,38 @@ def keyboard_interrupts() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+class interrupts_noticed:  # noqa: N801 - used like a function: ``with interrupts_noticed() as seen``
+    """Notice Ctrl-C (SIGINT) arriving while a task body runs, even when the task catches it.
+
+    Training loops catch ``KeyboardInterrupt`` and return a partial result
+    (``except KeyboardInterrupt: break``; scikit-learn's ``MLPClassifier.fit``):
+    the result looks finished, but must not be cached. In the main thread
+    the SIGINT handler is wrapped: it records the interrupt, then does what
+    it did before (raise KeyboardInterrupt, as a rule). Elsewhere, no signal
+    can arrive, and nothing is done.
+    """
+
+    __slots__ = ("arrived", "_previous")
+
+    def __enter__(self) -> interrupts_noticed:
+        self.arrived = False
+        self._previous: Any = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGINT)
+            if callable(previous):  # not SIG_IGN, SIG_DFL, or a handler set outside Python
+                self._previous = previous
+                signal.signal(signal.SIGINT, self._noticed)
+        return self
+
+    def _noticed(self, signum: int, frame: Any) -> None:
+        self.arrived = True
+        self._previous(signum, frame)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def _with_alarm(work: Work) -> Outcome:

@@ -22,6 +22,7 @@ __all__ = [
     "TaskDefinitionError",
     "TaskFailed",
     "TaskFailedCondition",
+    "TaskInterrupted",
     "TaskTimedOut",
     "UsedBeforeDefinition",
     "UnfingerprintableWarning",
@@ -29,6 +30,7 @@ __all__ = [
     "UnknownTask",
     "UnpicklableOutputWarning",
     "UnresolvedParameter",
+    "ValueChangedWarning",
     "close_matches",
 ]
 
@@ -159,15 +161,35 @@ class InputMutated(DagnbError):
 
 
 class InputDamaged(DagnbError):
-    """A task whose input another task changed in place, with no copy to restore."""
+    """A task whose input was changed in place, with no copy to restore."""
 
-    def __init__(self, task: str, param: str) -> None:
-        self.task, self.param = task, param
+    def __init__(self, task: str, param: str, by: str = "another task in this run") -> None:
+        self.task, self.param, self.by = task, param, by
         super().__init__(
-            f"Task `{task}` did not run: its input `{param}` was changed in place by another task in this run, "
-            f"and without a disk cache there is no copy to put back. Fix the task that changed it; "
+            f"Task `{task}` did not run: its input `{param}` was changed in place by {by}, "
+            f"and there is no intact copy to put back. Fix what changed it; "
             f"`{param}` is recomputed on the next run."
         )
+
+
+class TaskInterrupted(KeyboardInterrupt):
+    """Ctrl-C arrived while a task ran, and the task caught it and returned (its value may be partial).
+
+    A KeyboardInterrupt, so the run stops as it does for any Ctrl-C; ``report``
+    is the run's report.
+    """
+
+    def __init__(self, task: str, report: object = None) -> None:
+        self.task, self.report = task, report
+        super().__init__(
+            f"Task `{task}` was interrupted: it caught the KeyboardInterrupt and returned early, so its value "
+            f"may be partial. The value is bound for you to look at, but not cached; its status is `interrupted`, "
+            f"tasks after it did not start, and the next run runs `{task}` again."
+        )
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython shows this paragraph instead of a traceback from inside dagnb."""
+        return [f"{type(self).__name__}: {self}"]
 
 
 class TaskFailedCondition(DagnbError):
@@ -214,6 +236,22 @@ class DagnbSaveWarning(UserWarning):
 
 class UnfingerprintableWarning(UserWarning):
     """A value could not be fingerprinted; its producer's key stands in for it."""
+
+
+class ValueChangedWarning(UserWarning):
+    """A task's value was changed in place after it was computed; dagnb put the original back."""
+
+    def __init__(self, task: str, by: str, how: str, reader: str | None = None) -> None:
+        self.task, self.by, self.how, self.reader = task, by, how, reader
+        when = f"Before task `{reader}` read it" if reader else "As soon as that task finished"
+        if by.startswith("task"):
+            fix = f"Work on a copy in that task (`{task} = {task}.copy()`) or build a new value."
+        else:
+            fix = f"Change `{task}` in its own task, or work on a copy in the cell (`{task}.copy()`)."
+        super().__init__(
+            f"The value of task `{task}` was changed in place after it was computed, by {by}. {when}, dagnb "
+            f"{how}, so no result is computed from the changed value. {fix}"
+        )
 
 
 class UnpicklableOutputWarning(UserWarning):

@@ -30,6 +30,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+from .backends import interrupts_noticed
 from .capture import OutputLog
 from .costs import measure, value_nbytes
 from .errors import Unfingerprintable
@@ -58,7 +59,7 @@ def run_remote(func: Callable[..., Any], kwargs: dict[str, Any]) -> Outcome:
     worker = f"pid {os.getpid()}"
     try:
         with contextlib.redirect_stdout(_Recorder(log, "stdout")), \
-                contextlib.redirect_stderr(_Recorder(log, "stderr")), measure() as cost:
+                contextlib.redirect_stderr(_Recorder(log, "stderr")), measure() as cost, interrupts_noticed() as seen:
             value = func(**kwargs)
     except Exception as exc:
         return Outcome(error=_portable(exc), outputs=list(log), duration=cost.duration, started=cost.started,
@@ -68,7 +69,7 @@ def run_remote(func: Callable[..., Any], kwargs: dict[str, Any]) -> Outcome:
     except Unfingerprintable:
         output = None
     return Outcome(value, output, list(log), cost.duration, None, cost.started, cost.cpu_time, cost.peak_memory,
-                   value_nbytes(value), worker, remote=True)
+                   value_nbytes(value), worker, remote=True, interrupted=seen.arrived)
 
 
 def _portable(exc: BaseException) -> BaseException:

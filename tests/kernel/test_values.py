@@ -1,0 +1,133 @@
+"""Values that stay true, in a real ipykernel driven by jupyter_client, each scenario followed by a restart.
+
+A restart is a new kernel over the same ``DAGNB_CACHE_DIR``, running the same
+cells again. Executions are counted in a log file the task bodies append to
+(``note``), never from dagnb's own report; Ctrl-C is the notebook's stop
+button (``interrupt_kernel``: SIGINT to the kernel).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from jupyter_client.manager import start_new_kernel
+
+from kernel.test_async_kernel import Kernel
+
+pytestmark = pytest.mark.kernel
+
+SETUP = (
+    "%load_ext dagnb\nimport os, time, warnings\nwarnings.simplefilter('always')\nLOG = {log!r}\nHOLD = {hold!r}\n"
+    "def note(text):\n    with open(LOG, 'a') as fh:\n        fh.write(text + '\\n')\n"
+)
+
+
+@pytest.fixture()
+def kernels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], Kernel]]:
+    """Start kernels one after the other (each one a restart of the last) over one cache."""
+    monkeypatch.setenv("DAGNB_CACHE_DIR", str(tmp_path / "cache"))
+    started: list[Kernel] = []
+
+    def start() -> Kernel:
+        if started:
+            stop(started[-1])
+        manager, client = start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
+        kernel = Kernel(manager, client)
+        started.append(kernel)
+        kernel.run(SETUP.format(log=str(tmp_path / "log.txt"), hold=str(tmp_path / "hold")))
+        return kernel
+
+    def stop(kernel: Kernel) -> None:
+        kernel.client.stop_channels()
+        kernel.manager.shutdown_kernel(now=True)
+
+    yield start
+    if started:
+        stop(started[-1])
+
+
+def notes(tmp_path: Path) -> list[str]:
+    path = tmp_path / "log.txt"
+    return path.read_text().split() if path.exists() else []
+
+
+def wait_for(tmp_path: Path, text: str) -> None:
+    deadline = time.monotonic() + 60
+    while text not in notes(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+# ------------------------------------------------------------------ item 1: in-place changes
+
+RAW = "%%task\ndef raw():\n    note('raw')\n    return [3, 1, 2]\n"
+FIRST = "%%task\ndef first(raw):\n    note('first')\n    raw.sort()\n    return raw[0]\n"
+LISTED = "%%task\ndef listed(raw):\n    note('listed')\n    return list(raw)\n"
+
+
+def test_in_place_changes_by_a_task_and_by_a_cell_never_reach_the_cache(kernels: Callable[[], Kernel],
+                                                                         tmp_path: Path) -> None:
+    kernel = kernels()
+    assert kernel.run(RAW).strip() == "raw: ran (new)"
+    text = kernel.run(FIRST)
+    assert "ValueChangedWarning: The value of task `raw` was changed in place after it was computed, by task " \
+           "`first`. As soon as that task finished, dagnb reloaded it from the cache" in text
+    assert kernel.run("print(raw, first)").strip() == "[3, 1, 2] 1"
+    kernel.run("raw.append(99)")  # a user's ordinary cell
+    text = kernel.run(LISTED)
+    assert "The value of task `raw` was changed in place after it was computed, by code outside its task (a " \
+           "cell). Before task `listed` read it, dagnb reloaded it from the cache" in text
+    assert kernel.run("print(listed, raw)").strip() == "[3, 1, 2] [3, 1, 2]"
+    assert notes(tmp_path) == ["raw", "first", "listed"]
+
+    kernel = kernels()  # restart: the cached values are those of the unchanged input
+    for cell in (RAW, FIRST, LISTED):
+        assert kernel.run(cell).strip().endswith("cached")
+    assert kernel.run("print(raw, first, listed)").strip() == "[3, 1, 2] 1 [3, 1, 2]"
+    assert notes(tmp_path) == ["raw", "first", "listed"], "nothing ran after the restart"
+    assert kernel.run("%dag config --no-verify-inputs").strip() == "verify inputs: off"
+    assert kernel.run("%dag config").strip() == "check mutation: off\nverify inputs: off"
+
+
+# ------------------------------------------------------------------ item 2: interrupts a task swallows
+
+TRAIN = (
+    "%%task --no-run\ndef train():\n    note('train')\n    try:\n        while os.path.exists(HOLD):\n"
+    "            time.sleep(0.01)\n    except KeyboardInterrupt:\n        return 'partial'\n    return 'complete'\n"
+)
+SCORE = "%%task --no-run\ndef score(train):\n    note('score')\n    return train.upper()\n"
+INTERRUPTED = (
+    "TaskInterrupted: Task `train` was interrupted: it caught the KeyboardInterrupt and returned early, so its "
+    "value may be partial. The value is bound for you to look at, but not cached; its status is `interrupted`, "
+    "tasks after it did not start, and the next run runs `train` again."
+)
+
+
+def test_a_task_that_catches_ctrl_c_is_interrupted_never_cached_and_reruns(kernels: Callable[[], Kernel],
+                                                                          tmp_path: Path) -> None:
+    kernel = kernels()
+    kernel.run(TRAIN)
+    kernel.run(SCORE)
+    (tmp_path / "hold").touch()
+    msg_id = kernel.start("%dag run")
+    wait_for(tmp_path, "train")
+    kernel.manager.interrupt_kernel()  # the stop button
+    reply, outputs = kernel.finish(msg_id)
+    assert reply["status"] == "error" and reply["ename"] == "TaskInterrupted", reply
+    assert [o["traceback"] for o in outputs if o["type"] == "error"] == [[INTERRUPTED]]
+    shown = kernel.run("import dagnb\nprint(train, dagnb.current().statuses, dagnb.current().last_run.summary())")
+    assert shown.strip() == "partial {'train': 'interrupted', 'score': 'skipped'} run: 0 ran, 0 cached, " \
+                            "1 interrupted, 1 skipped"
+    assert kernel.run("%dag plan").splitlines()[1].split() == ["train", "run", "(interrupted", "last", "time)"]
+    assert notes(tmp_path) == ["train"]
+
+    (tmp_path / "hold").unlink()
+    kernel = kernels()  # restart: the partial value was never cached, so `train` runs again
+    kernel.run(TRAIN)
+    kernel.run(SCORE)
+    assert kernel.run("%dag run").splitlines()[:3] == ["run: 2 ran, 0 cached", "  train: ran (new)",
+                                                      "  score: ran (new)"]
+    assert kernel.run("print(score)").strip() == "COMPLETE"
+    assert notes(tmp_path) == ["train", "train", "score"]
