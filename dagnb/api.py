@@ -29,6 +29,8 @@ from .errors import (
     DagnbCacheWarning,
     DagnbSaveWarning,
     InputMutated,
+    SavePathTaken,
+    SaveRefused,
     TaskFailed,
     TaskInterrupted,
     Unfingerprintable,
@@ -78,6 +80,24 @@ class Why:
         return {"text/plain": self.render_text(), "text/html": f"<code>{escape(self.render_text())}</code>"}
 
 
+def _copy_stamp(spec: TaskSpec, output: str) -> tuple[str, int, int] | None:
+    """What identifies a ``--save`` copy of the value ``output``: the value, the file's size and mtime."""
+    try:
+        st = os.stat(spec.save.format(name=spec.name))  # type: ignore[union-attr]
+    except OSError:
+        return None
+    return output, st.st_size, st.st_mtime_ns
+
+
+def _warn_at(spec: TaskSpec, message: str, category: type[Warning]) -> None:
+    """A warning about a task, shown at the cell that defines it (not at a line of dagnb)."""
+    code = getattr(spec.func, "__code__", None)
+    if code is None:
+        warnings.warn(message, category, stacklevel=3)
+    else:
+        warnings.warn_explicit(message, category, code.co_filename, code.co_firstlineno)
+
+
 def _fingerprint_or_none(value: Any) -> str | None:
     try:
         return fingerprint(value)
@@ -120,6 +140,7 @@ class Graph:
         self.verify_inputs = True  # never let a task read a value changed in place since it was computed
         self._guard = InputGuard(self)
         self.interrupted: dict[str, Any] = {}  # values of tasks that caught Ctrl-C: in memory, never cached
+        self._saved: dict[str, tuple[str, int, int] | None] = {}  # --save path -> (output, size, mtime) written
         self._damaged: set[str] = set()  # values changed in place by a task, to forget when the run ends
         self._maps: dict[str, MapPlan] = {}  # a running map task's items, from prepare to commit
         self._run_jobs = 1  # workers of the current run's backend: a map task splits its elements over them
@@ -156,10 +177,25 @@ class Graph:
         return register(func) if func is not None else register
 
     def add(self, spec: TaskSpec) -> TaskSpec | None:
-        """Add or replace a task; a replaced task's in-memory value is kept until it reruns."""
+        """Add or replace a task; a replaced task's in-memory value is kept until it reruns.
+
+        Raises:
+            SavePathTaken: another task already writes the file ``spec.save`` names.
+        """
+        if spec.save:
+            self._check_save_path(spec)
         replaced = self.tasks.add(spec)
         self._changed(spec.name)
         return replaced
+
+    def _check_save_path(self, spec: TaskSpec) -> None:
+        from .save import saved_path
+
+        assert spec.save is not None
+        path = saved_path(spec.name, spec.save)
+        for other in self.tasks.specs.values():
+            if other.save and other.name != spec.name and saved_path(other.name, other.save).resolve() == path.resolve():
+                raise SavePathTaken(spec.name, str(path), other.name)
 
     def _changed(self, *names: str) -> None:
         self.bus.emit(GraphChanged(0, time.perf_counter(), tasks=names))
@@ -418,10 +454,12 @@ class Graph:
         return True
 
     def _resave(self, task: str) -> None:
-        """A ``--save`` copy that was deleted (or never written on this machine) is written again on a hit."""
+        """On a hit, a ``--save`` copy is written again unless this session wrote this value there, unchanged since."""
         spec = self.tasks.specs[task]
-        if spec.save and not os.path.exists(spec.save.format(name=spec.name)):
-            self._save(spec, self.results[task].value)
+        if spec.save:
+            result = self.results[task]
+            if self._saved.get(spec.save.format(name=spec.name)) != _copy_stamp(spec, result.output):
+                self._save(spec, result.value, result.output)
 
     def prepare(self, decision: Decision) -> Work:
         spec = self.tasks.specs[decision.task]
@@ -605,7 +643,7 @@ class Graph:
         if self.verify_inputs and not outcome.remote:  # a worker process changed only its own copies
             self._guard.after(task, self.tasks.upstream(task))
         if spec.save:
-            self._save(spec, outcome.value)
+            self._save(spec, outcome.value, output)
         return entry.nbytes
 
     def _keep_interrupted(self, task: str, outcome: Outcome) -> None:
@@ -635,20 +673,22 @@ class Graph:
         outcome.output = _fingerprint_or_none(outcome.value)
         outcome.output_bytes = value_nbytes(outcome.value)
 
-    def _save(self, spec: TaskSpec, value: Any) -> None:
+    def _save(self, spec: TaskSpec, value: Any, output: str) -> None:
         """``--save``: a copy of the value in a named file; failing to write it is a warning, not a failed task."""
         from .save import save_value
 
         assert spec.save is not None
+        path = spec.save.format(name=spec.name)
+        self._saved.pop(path, None)
         try:
             save_value(spec.name, spec.save, value)
+        except SaveRefused as exc:
+            _warn_at(spec, f"{exc} The task's value and cache are fine.", DagnbSaveWarning)
         except Exception as exc:  # writers raise many types (missing pyarrow, a value of the wrong kind)
-            warnings.warn(
-                f"The value of task `{spec.name}` could not be saved to `{spec.save.format(name=spec.name)}` "
-                f"({type(exc).__name__}: {exc}). The task's value and cache are fine; fix the path or the format.",
-                DagnbSaveWarning,
-                stacklevel=2,
-            )
+            _warn_at(spec, f"The value of task `{spec.name}` could not be saved to `{path}` ({type(exc).__name__}: "
+                     f"{exc}). The task's value and cache are fine; fix the path or the format.", DagnbSaveWarning)
+        else:
+            self._saved[path] = _copy_stamp(spec, output)
 
     def _store(self, entry: CacheEntry, value: Any) -> bool:
         try:

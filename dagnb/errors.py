@@ -19,6 +19,8 @@ __all__ = [
     "DuplicateTask",
     "InputDamaged",
     "InputMutated",
+    "SavePathTaken",
+    "SaveRefused",
     "TaskDefinitionError",
     "TaskFailed",
     "TaskFailedCondition",
@@ -190,6 +192,25 @@ class TaskInterrupted(KeyboardInterrupt):
     def _render_traceback_(self) -> list[str]:
         """IPython shows this paragraph instead of a traceback from inside dagnb."""
         return [f"{type(self).__name__}: {self}"]
+
+
+class SaveRefused(DagnbError):
+    """A ``--save`` copy that would not equal the value (or would use it up), so it is not written."""
+
+    def __init__(self, task: str, path: str, reason: str, fix: str) -> None:
+        self.task, self.path, self.reason, self.fix = task, path, reason, fix
+        super().__init__(f"The value of task `{task}` was not saved to `{path}`: {reason}. {fix}")
+
+
+class SavePathTaken(DagnbError):
+    """Two tasks whose ``--save`` names the same file."""
+
+    def __init__(self, task: str, path: str, other: str) -> None:
+        self.task, self.path, self.other = task, path, other
+        super().__init__(
+            f"Task `{task}` saves to `{path}`, which task `{other}` also writes: each run would overwrite the "
+            f"other's file. Give one of them another `--save` path (`{{name}}` in it stands for the task's name)."
+        )
 
 
 class TaskFailedCondition(DagnbError):

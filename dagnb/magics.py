@@ -26,7 +26,7 @@ from contextvars import ContextVar
 from html import escape
 from typing import Any
 
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.display import publish_display_data
 
 from . import session
@@ -156,6 +156,7 @@ class DagMagics(Magics):
 
     # ------------------------------------------------------------- %%task
 
+    @no_var_expand  # `--save "out/{name}.csv"`: `{name}` is the task, never a notebook variable `name`
     @cell_magic
     def task(self, line: str, cell: str) -> None:
         """Define a task from the one function in this cell and bring it up to date."""

@@ -131,3 +131,35 @@ def test_a_task_that_catches_ctrl_c_is_interrupted_never_cached_and_reruns(kerne
                                                       "  score: ran (new)"]
     assert kernel.run("print(score)").strip() == "COMPLETE"
     assert notes(tmp_path) == ["train", "train", "score"]
+
+
+# ------------------------------------------------------------------ item 4: --save copies equal the value
+
+def saving(value: int) -> str:
+    return f"%%task --save \"out/{{name}}.json\"\ndef first():\n    note('first')\n    return {{'v': {value}}}\n"
+
+
+def test_save_copies_equal_the_value_whatever_the_notebook_names(kernels: Callable[[], Kernel],
+                                                                 tmp_path: Path) -> None:
+    import json
+
+    kernel = kernels()
+    kernel.run("name = 'oops'")  # IPython would put this into `{name}` of a magic line
+    kernel.run(saving(1))
+    kernel.run("%%task --save \"out/{name}.json\"\ndef second():\n    return [1, 2]\n")
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["first.json", "second.json"]
+    reply, outputs = kernel.finish(kernel.start("%%task --save out/first.json\ndef third():\n    return 3\n"))
+    assert reply["status"] == "error"
+    assert [o["traceback"] for o in outputs if o["type"] == "error"] == [[
+        "SavePathTaken: Task `third` saves to `out/first.json`, which task `first` also writes: each run would "
+        "overwrite the other's file. Give one of them another `--save` path (`{name}` in it stands for the "
+        "task's name)."
+    ]]
+    kernel.run(saving(2))
+    assert json.loads((out / "first.json").read_text()) == {"v": 2}
+
+    kernel = kernels()  # restart with the first version: a cache hit, and the copy is the value again
+    assert kernel.run(saving(1)).strip() == "first: cached"
+    assert json.loads((out / "first.json").read_text()) == {"v": 1}
+    assert notes(tmp_path) == ["first", "first"]
