@@ -29,11 +29,11 @@ from .errors import (
     DagnbCacheWarning,
     DagnbSaveWarning,
     InputMutated,
+    InputUnreadable,
     SavePathTaken,
     SaveRefused,
     TaskFailed,
     TaskInterrupted,
-    Unfingerprintable,
     UnfingerprintableWarning,
     UnpicklableOutputWarning,
 )
@@ -89,19 +89,31 @@ def _copy_stamp(spec: TaskSpec, output: str) -> tuple[str, int, int] | None:
     return output, st.st_size, st.st_mtime_ns
 
 
-def _warn_at(spec: TaskSpec, message: str, category: type[Warning]) -> None:
+def _warn_at(spec: TaskSpec | None, message: str, category: type[Warning]) -> None:
     """A warning about a task, shown at the cell that defines it (not at a line of dagnb)."""
-    code = getattr(spec.func, "__code__", None)
+    code = getattr(getattr(spec, "func", None), "__code__", None)
     if code is None:
         warnings.warn(message, category, stacklevel=3)
     else:
         warnings.warn_explicit(message, category, code.co_filename, code.co_firstlineno)
 
 
+def _unpicklable(value: Any) -> str | None:
+    """Why ``value`` cannot be pickled (``None`` if it can); whatever its ``__reduce__`` raises."""
+    import pickle
+
+    try:
+        pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def _fingerprint_or_none(value: Any) -> str | None:
+    """A value's fingerprint, or ``None``: never an exception from the value's own pickling."""
     try:
         return fingerprint(value)
-    except Unfingerprintable:
+    except Exception:  # Unfingerprintable, or what a `__reduce__` raises (a multiprocessing.Queue)
         return None
 
 
@@ -408,17 +420,24 @@ class Graph:
             raise InputDamaged(task, damaged[0])
         defaulted = frozenset(skipped & spec.defaults.keys()) if skipped else frozenset()
         ups = {u: self.results[u].output for u in upstream if u not in defaulted}
-        decision = decide(self, task, ups, force, defaulted)
-        if self.verify_inputs and upstream and (decision.action == "run" or spec.when):
+        decision = self._decide(task, ups, force, defaulted)
+        if upstream and (decision.action == "run" or spec.when):
             read = [u for u in upstream if u not in defaulted]
-            if self._guard.before(task, read):  # a value recomputed with another output: the key changed
-                decision = decide(self, task, {u: self.results[u].output for u in read}, force, defaulted)
+            self._guard.iterators(task, read)
+            if self.verify_inputs and self._guard.before(task, read):  # recomputed with another output: new key
+                decision = self._decide(task, {u: self.results[u].output for u in read}, force, defaulted)
         if spec.when and decision.key is not None:
             from .condition import condition_holds
 
             if not condition_holds(task, spec.when, self._inputs(task, decision)):
                 return Decision(task, "skip", (f"condition `{spec.when}` is false",), decision.key)
         return decision
+
+    def _decide(self, task: str, ups: dict[str, str], force: frozenset[str], defaulted: frozenset[str]) -> Decision:
+        try:
+            return decide(self, task, ups, force, defaulted)
+        except InputUnreadable as exc:  # an input file could not be read: this task's failure, not the run's
+            raise InputUnreadable(exc.path, exc.error, task) from None
 
     def optional(self, task: str, param: str) -> bool:
         return param in self.tasks.specs[task].defaults
@@ -441,12 +460,8 @@ class Graph:
         try:
             value = self.store.load(decision.entry)
         except CacheMiss as miss:
-            warnings.warn(
-                f"The cached value of task `{decision.task}` cannot be used: {miss.reason}. "
-                f"dagnb recomputes it.",
-                DagnbCacheWarning,
-                stacklevel=2,
-            )
+            _warn_at(self.tasks.specs.get(decision.task), f"The cached value of task `{decision.task}` cannot be "
+                     f"used: {miss.reason}. dagnb recomputes it.", DagnbCacheWarning)
             return False
         self._touched.append((decision.key.key, decision.entry.duration))
         self._bind(decision.task, Result(decision.key.key, decision.entry.output, value, decision.entry.outputs))
@@ -626,7 +641,7 @@ class Graph:
             return 0
         if spec.map:
             self._commit_items(task, outcome)
-        output = outcome.output or self._stand_in(task, key.key)
+        output = outcome.output or self._stand_in(task, key.key, outcome.value)
         entry = CacheEntry(key.key, task, output, key.parts, key.inputs, outcome.outputs, outcome.duration,
                            cpu_time=outcome.cpu_time, peak_memory=outcome.peak_memory,
                            value_bytes=outcome.output_bytes,
@@ -637,8 +652,8 @@ class Graph:
                 self.store.put(entry, None)
             self.store.set_head(task, key.key)
         except sqlite3.Error as exc:  # the metadata could not be written (a full disk): keep the value in memory
-            warnings.warn(f"The cache could not record task `{task}` ({exc}); its value is kept in memory only.",
-                          DagnbCacheWarning, stacklevel=2)
+            _warn_at(spec, f"The cache could not record task `{task}` ({exc}); its value is kept in memory only.",
+                     DagnbCacheWarning)
         self._bind(task, Result(key.key, output, outcome.value, outcome.outputs))
         if self.verify_inputs and not outcome.remote:  # a worker process changed only its own copies
             self._guard.after(task, self.tasks.upstream(task))
@@ -663,9 +678,8 @@ class Graph:
         computed = dict(zip(plan.missing, outcome.value))
         outcome.items = (len(computed), len(plan.items))
         for i, value in computed.items():
-            try:
-                output = fingerprint(value)
-            except Unfingerprintable:
+            output = _fingerprint_or_none(value)
+            if output is None:
                 continue  # such an element is recomputed next time
             entry = CacheEntry(plan.keys[i], f"{task}[item]", output, duration=outcome.duration / max(1, len(computed)))
             self._store(entry, value)
@@ -704,23 +718,29 @@ class Graph:
             message = f"The value of task `{entry.task}` cannot be pickled ({type(exc).__name__}: {exc})"
             category = UnpicklableOutputWarning
         entry.stored = False
-        warnings.warn(f"{message}; it is kept in memory only and recomputed after a restart.", category, stacklevel=2)
+        spec = self.tasks.specs.get(entry.task.removesuffix("[item]"))
+        _warn_at(spec, f"{message}; it is kept in memory only and recomputed after a restart.", category)
         return False
 
-    def _stand_in(self, task: str, key: str) -> str:
+    def _stand_in(self, task: str, key: str, value: Any) -> str:
+        """The output fingerprint of a value that has none: its key; said once per task."""
         if task not in self._unhashable_warned:
             self._unhashable_warned.add(task)
-            warnings.warn(
-                f"The output of task `{task}` cannot be fingerprinted; its key stands in for it, so "
-                f"its dependents rerun whenever it does (no early cutoff). Register a fingerprint "
-                f"with `dagnb.register_fingerprint` to enable it.",
-                UnfingerprintableWarning,
-                stacklevel=2,
-            )
+            reason = None if isinstance(self.store, MemoryStore) else _unpicklable(value)
+            if reason is not None:  # the reason it has no fingerprint, and why it stays in memory
+                _warn_at(self.tasks.specs.get(task), f"The value of task `{task}` cannot be pickled ({reason}); it "
+                         f"is kept in memory only and recomputed after a restart.", UnpicklableOutputWarning)
+                return f"key {key}"
+            _warn_at(self.tasks.specs.get(task),
+                     f"The output of task `{task}` cannot be fingerprinted; its key stands in for it, so "
+                     f"its dependents rerun whenever it does (no early cutoff). Register a fingerprint "
+                     f"with `dagnb.register_fingerprint` to enable it.", UnfingerprintableWarning)
         return f"key {key}"
 
     def _bind(self, task: str, result: Result) -> None:
-        self._guard.forget(task)
+        old = self.results.get(task)
+        if old is None or old.value is not result.value:  # a new object: what was known of the old one is void
+            self._guard.forget(task)
         self.interrupted.pop(task, None)
         self.results[task] = result
         self.namespace[task] = result.value

@@ -19,12 +19,15 @@ __all__ = [
     "DuplicateTask",
     "InputDamaged",
     "InputMutated",
+    "InputUnreadable",
+    "IteratorReused",
     "SavePathTaken",
     "SaveRefused",
     "TaskDefinitionError",
     "TaskFailed",
     "TaskFailedCondition",
     "TaskInterrupted",
+    "TaskNotRun",
     "TaskTimedOut",
     "UsedBeforeDefinition",
     "UnfingerprintableWarning",
@@ -147,6 +150,35 @@ class TaskFailed(DagnbError):
         )
 
 
+class TaskNotRun(DagnbError):
+    """A task that could not start, for a reason of its own (its inputs, its condition); other tasks run on."""
+
+
+class InputUnreadable(TaskNotRun):
+    """An input file (``dagnb.file``) that cannot be read to fingerprint it."""
+
+    def __init__(self, path: str, error: OSError, task: str | None = None) -> None:
+        self.path, self.error, self.task = path, error, task
+        who = f"Task `{task}` did not run: its input file" if task else "The input file"
+        reason = error.strerror or str(error)
+        super().__init__(
+            f"{who} `{path}` cannot be read ({type(error).__name__}: {reason}). Fix the file's permissions or "
+            f"the path given to `dagnb.file(...)`; the other tasks are not affected."
+        )
+
+
+class IteratorReused(TaskNotRun):
+    """A second task reading an iterator (a generator) that another task already used up."""
+
+    def __init__(self, task: str, param: str, first: str) -> None:
+        self.task, self.param, self.first = task, param, first
+        super().__init__(
+            f"Task `{task}` did not run: its input `{param}` is an iterator (a generator, a `map`) that task "
+            f"`{first}` already read, so it is used up and `{task}` would see nothing. Make task `{param}` "
+            f"return a list (`return list(...)`), so that every task reading it gets all of it."
+        )
+
+
 class InputMutated(DagnbError):
     """A task changed one of its inputs in place (found by ``%dag config --check-mutation``)."""
 
@@ -162,7 +194,7 @@ class InputMutated(DagnbError):
         )
 
 
-class InputDamaged(DagnbError):
+class InputDamaged(TaskNotRun):
     """A task whose input was changed in place, with no copy to restore."""
 
     def __init__(self, task: str, param: str, by: str = "another task in this run") -> None:
@@ -213,7 +245,7 @@ class SavePathTaken(DagnbError):
         )
 
 
-class TaskFailedCondition(DagnbError):
+class TaskFailedCondition(TaskNotRun):
     """A ``--when`` condition that raised when evaluated."""
 
     def __init__(self, task: str, expr: str, error: BaseException) -> None:

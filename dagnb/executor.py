@@ -50,7 +50,7 @@ from .backends import (
     keyboard_interrupts,
     make_backend,
 )
-from .errors import InputDamaged, TaskFailedCondition, TaskInterrupted, TaskTimedOut
+from .errors import TaskInterrupted, TaskNotRun, TaskTimedOut
 from .events import EventBus, RunFinished, RunStarted, TaskFinished, TaskStarted
 from .plan import Decision, priorities
 
@@ -442,7 +442,7 @@ def _start_ready(run: _Run, backend: Backend, force: frozenset[str], keep_going:
             continue
         try:
             decision = run.ctx.decide(task, force, run.skipped_upstream(task))
-        except (TaskFailedCondition, InputDamaged) as error:
+        except TaskNotRun as error:  # its condition raised, an input cannot be read or was used up: its own failure
             _fail_now(run, task, error, keep_going)
             continue
         if decision.action == "skip":
@@ -458,7 +458,7 @@ def _start_ready(run: _Run, backend: Backend, force: frozenset[str], keep_going:
 
 
 def _fail_now(run: _Run, task: str, error: BaseException, keep_going: bool) -> None:
-    """A failure before the task body ran (its condition raised)."""
+    """A failure before the task body ran (its condition raised, an input could not be used)."""
     run.report.errors[task] = error
     run.stopped = run.stopped or not keep_going
     run.finish(task, "failed", reason=str(error), error=error)

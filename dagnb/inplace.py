@@ -21,6 +21,9 @@ Invariants:
 * Values that cannot change in place (numbers, strings, bytes, tuples and
   frozensets of those, frozen dataclasses of those) are never fingerprinted
   again, nor are values that cannot be fingerprinted at all.
+* An iterator (a generator) is used up by the first task that reads it, so
+  a second reader is refused with :class:`~dagnb.errors.IteratorReused`
+  rather than checked and repaired.
 * ``Graph.verify_inputs = False`` (``%dag config --no-verify-inputs``) turns
   this off, for object graphs too large to fingerprint once per read.
 
@@ -38,10 +41,10 @@ import fractions
 import pathlib
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import InputDamaged, Unfingerprintable, ValueChangedWarning
+from .errors import InputDamaged, IteratorReused, ValueChangedWarning
 from .hashing import FileRef, fingerprint
 from .mapping import assemble, call_items, plan_items
 from .plan import Result
@@ -99,6 +102,7 @@ class InputGuard:
         self.readers: dict[str, list[tuple[str, int]]] = {}  # value -> (task, run) that read it since its check
         self.checked: dict[str, int] = {}  # value -> the run in which it was last found intact after its readers
         self.warned: set[tuple[str, str]] = set()
+        self.iterator_readers: dict[str, str] = {}  # an iterator value -> the task that read (used up) it
 
     def before(self, task: str, upstream: Sequence[str]) -> bool:
         """Check what ``task`` is about to read; return whether a repair changed an output fingerprint."""
@@ -123,15 +127,31 @@ class InputGuard:
         """A task's value was replaced: what was known about the old one no longer holds."""
         self.readers.pop(task, None)
         self.checked.pop(task, None)
+        self.iterator_readers.pop(task, None)
+
+    def iterators(self, task: str, upstream: Sequence[str]) -> None:
+        """Refuse a second reader of an iterator value: the first one used it up.
+
+        Raises:
+            IteratorReused: naming the task that read it first.
+        """
+        for up in upstream:
+            result = self.graph.results.get(up)
+            if result is None or not isinstance(result.value, Iterator):
+                continue
+            if up in self.iterator_readers:
+                raise IteratorReused(task, up, self.iterator_readers[up])
+            self.iterator_readers[up] = task
 
     def _check(self, up: str, reader: str | None, run: int) -> bool:
         result = self.graph.results.get(up)
-        if result is None or result.output.startswith("key ") or immutable(result.value):
+        if result is None or result.output.startswith("key ") or immutable(result.value) \
+                or isinstance(result.value, Iterator):  # reading uses an iterator up: `iterators` refuses a second
             self.checked[up] = run
             return False
         try:
             intact = fingerprint(result.value) == result.output
-        except Unfingerprintable:  # it became unfingerprintable: certainly not what was recorded
+        except Exception:  # it became unfingerprintable: certainly not what was recorded
             intact = False
         if not intact:
             return self._repair(up, result, reader, run)
@@ -185,7 +205,7 @@ class InputGuard:
         old = graph.results[up]
         try:
             output = fingerprint(value)
-        except Unfingerprintable:
+        except Exception:  # Unfingerprintable, or what the value's own pickling raises
             output = old.output
         graph._bind(up, Result(old.key, output, value, old.outputs))
         return "computed it again (the cache had no intact copy)"

@@ -33,7 +33,6 @@ from typing import Any
 from .backends import interrupts_noticed
 from .capture import OutputLog
 from .costs import measure, value_nbytes
-from .errors import Unfingerprintable
 from .executor import Outcome
 from .hashing import fingerprint
 
@@ -66,7 +65,7 @@ def run_remote(func: Callable[..., Any], kwargs: dict[str, Any]) -> Outcome:
                        cpu_time=cost.cpu_time, worker=worker, remote=True)
     try:
         output = fingerprint(value)
-    except Unfingerprintable:
+    except Exception:  # Unfingerprintable, or whatever a value's own pickling raises
         output = None
     return Outcome(value, output, list(log), cost.duration, None, cost.started, cost.cpu_time, cost.peak_memory,
                    value_nbytes(value), worker, remote=True, interrupted=seen.arrived)

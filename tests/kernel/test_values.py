@@ -163,3 +163,44 @@ def test_save_copies_equal_the_value_whatever_the_notebook_names(kernels: Callab
     assert kernel.run(saving(1)).strip() == "first: cached"
     assert json.loads((out / "first.json").read_text()) == {"v": 1}
     assert notes(tmp_path) == ["first", "first"]
+
+
+# ------------------------------------------------------------------ items 5 and 7: bookkeeping never crashes
+
+BOOKKEEPING = [
+    "import multiprocessing, dagnb\nos.makedirs('data/inner', exist_ok=True)\n"
+    "open('data/inner/a.txt', 'w').write('a')\nDATA = dagnb.file('data')",
+    "%%task\ndef sibling():\n    note('sibling')\n    return [1, 2]\n",
+    "%%task\ndef queue():\n    note('queue')\n    return multiprocessing.Queue()\n",
+    "%%task\ndef files(folder=DATA):\n    note('files')\n    return sorted(os.listdir(folder))\n",
+    "%%task\ndef numbers():\n    note('numbers')\n    return iter([1, 2, 3])\n",
+    "%%task\ndef first(numbers):\n    note('first')\n    return sum(numbers)\n",
+]
+SECOND = "%%task\ndef second(numbers):\n    note('second')\n    return max(numbers)\n"
+
+
+def test_values_that_break_pickling_sizing_or_reading_never_crash_a_run(kernels: Callable[[], Kernel],
+                                                                         tmp_path: Path) -> None:
+    kernel = kernels()
+    texts = [kernel.run(cell) for cell in BOOKKEEPING]
+    assert "UnpicklableOutputWarning: The value of task `queue` cannot be pickled (RuntimeError: Queue objects " \
+           "should only be shared between processes through inheritance); it is kept in memory only and " \
+           "recomputed after a restart." in texts[2]
+    assert "dagnb" not in texts[2].split("UnpicklableOutputWarning")[0], "the warning points at the cell"
+    assert texts[3].strip() == "files: ran (new)"
+    reply, outputs = kernel.finish(kernel.start(SECOND))
+    assert reply["status"] == "error" and reply["ename"] == "TaskFailed"
+    [error] = [o for o in outputs if o["type"] == "error"]
+    assert error["traceback"][-1] == (
+        "TaskFailed: Task `second` did not run: its input `numbers` is an iterator (a generator, a `map`) that "
+        "task `first` already read, so it is used up and `second` would see nothing. Make task `numbers` return "
+        "a list (`return list(...)`), so that every task reading it gets all of it."
+    )
+    assert kernel.run("print(sibling, first, type(queue).__name__)").strip() == "[1, 2] 6 Queue"
+    assert notes(tmp_path) == ["sibling", "queue", "files", "numbers", "first"]
+
+    kernel = kernels()  # restart: what could be pickled loads; the queue is computed again
+    texts = [kernel.run(cell) for cell in BOOKKEEPING]
+    assert [t.strip().splitlines()[-1] for t in texts[1:]] == [
+        "sibling: cached", "queue: ran (not in cache)", "files: cached", "numbers: cached", "first: cached"]
+    assert notes(tmp_path)[5:] == ["queue"]
