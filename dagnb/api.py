@@ -40,7 +40,7 @@ from .errors import (
 from .events import Event, EventBus, GraphChanged, RunFinished, RunStarted, TaskFinished, TaskProgress
 from .history import History, RunDiff, diff_runs
 from .mapping import ItemProgress, MapPlan, assemble, await_items, call_items, plan_items
-from .backends import DaskBackend, ThreadBackend, Work, interrupts_noticed
+from .backends import DaskBackend, ThreadBackend, Work, counting_interrupts, interrupts_seen
 from .aio import complete_now
 from .executor import Backend, Outcome, RunReport, execute, execute_async, make_backend
 from .graph import TaskGraph, TaskSpec, spec_from_function
@@ -348,7 +348,8 @@ class Graph:
         self._run_id = next(self._run_ids)
         how = dict(backend=chosen, bus=self.bus, force=forced, keep_going=keep_going, run_id=self._run_id)
         try:
-            report = await execute_async(self, order, **how) if awaited else execute(self, order, **how)
+            with counting_interrupts():
+                report = await execute_async(self, order, **how) if awaited else execute(self, order, **how)
         except TaskInterrupted as stop:
             self.last_run = stop.report  # type: ignore[assignment]
             raise
@@ -617,12 +618,13 @@ class Graph:
     def _work(
         self, spec: TaskSpec, kwargs: dict[str, Any], before: dict[str, str] | None = None, func: Any = None
     ) -> Outcome:
+        seen = interrupts_seen()
         try:
-            with self.capture() as log, measure() as cost, interrupts_noticed() as seen:
+            with self.capture() as log, measure() as cost:
                 value = (func or spec.func)(**kwargs)
         except Exception as exc:
             return Outcome(error=exc, duration=cost.duration, started=cost.started, cpu_time=cost.cpu_time)
-        if seen.arrived:
+        if interrupts_seen() != seen:  # Ctrl-C arrived and the task caught it: its value may be partial
             return Outcome(value, None, list(log), cost.duration, None, cost.started, cost.cpu_time, interrupted=True)
         changed = [p for p, fp in before.items() if _fingerprint_or_none(kwargs[p]) != fp] if before else []
         if changed:

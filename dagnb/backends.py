@@ -40,7 +40,8 @@ __all__ = [
     "async_runner",
     "gather",
     "current_lane",
-    "interrupts_noticed",
+    "counting_interrupts",
+    "interrupts_seen",
     "keyboard_interrupts",
     "make_backend",
 ]
@@ -188,43 +189,59 @@ def keyboard_interrupts() -> Iterator[None]:
     if previous in (signal.default_int_handler, signal.SIG_IGN, None):  # None: set outside Python
         yield
         return
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    if isinstance(previous, _Counting) and previous.previous is signal.default_int_handler:
+        yield
+        return
+    signal.signal(signal.SIGINT, _Counting(signal.default_int_handler))  # counted, for tasks that catch it
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
 
 
-class interrupts_noticed:  # noqa: N801 - used like a function: ``with interrupts_noticed() as seen``
-    """Notice Ctrl-C (SIGINT) arriving while a task body runs, even when the task catches it.
+_interrupts = [0]  # how many SIGINTs dagnb's handler has seen in this process
+
+
+def interrupts_seen() -> int:
+    """How many times Ctrl-C (SIGINT) arrived while dagnb counted: compare before and after a task body."""
+    return _interrupts[0]
+
+
+class _Counting:
+    """A SIGINT handler that counts, then does what the handler it wraps did (raise KeyboardInterrupt, as a rule)."""
+
+    __slots__ = ("previous",)
+
+    def __init__(self, previous: Callable[[int, Any], Any]) -> None:
+        self.previous = previous
+
+    def __call__(self, signum: int, frame: Any) -> Any:
+        _interrupts[0] += 1
+        return self.previous(signum, frame)
+
+
+@contextlib.contextmanager
+def counting_interrupts() -> Iterator[None]:
+    """Count Ctrl-C while a run goes, so a task that catches it and returns is noticed.
 
     Training loops catch ``KeyboardInterrupt`` and return a partial result
     (``except KeyboardInterrupt: break``; scikit-learn's ``MLPClassifier.fit``):
-    the result looks finished, but must not be cached. In the main thread
-    the SIGINT handler is wrapped: it records the interrupt, then does what
-    it did before (raise KeyboardInterrupt, as a rule). Elsewhere, no signal
-    can arrive, and nothing is done.
+    the result looks finished, but must not be cached. The handler is
+    wrapped once per run (not per task: changing a signal handler is a system
+    call), in the main thread only, where signals arrive.
     """
-
-    __slots__ = ("arrived", "_previous")
-
-    def __enter__(self) -> interrupts_noticed:
-        self.arrived = False
-        self._previous: Any = None
-        if threading.current_thread() is threading.main_thread():
-            previous = signal.getsignal(signal.SIGINT)
-            if callable(previous):  # not SIG_IGN, SIG_DFL, or a handler set outside Python
-                self._previous = previous
-                signal.signal(signal.SIGINT, self._noticed)
-        return self
-
-    def _noticed(self, signum: int, frame: Any) -> None:
-        self.arrived = True
-        self._previous(signum, frame)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if not callable(previous) or isinstance(previous, _Counting):  # SIG_IGN, SIG_DFL, a C handler; or counted
+        yield
+        return
+    signal.signal(signal.SIGINT, _Counting(previous))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _with_alarm(work: Work) -> Outcome:

@@ -65,8 +65,9 @@ _BUDGET = 10_000  # elements looked at before a large tuple is treated as change
 
 def immutable(value: Any) -> bool:
     """Whether nothing can change ``value`` in place (so it never needs checking again)."""
-    budget = [_BUDGET]
-    return _immutable(value, budget)
+    if type(value) in _ATOMS:  # the common case, checked for every input of every task that runs
+        return True
+    return _immutable(value, [_BUDGET])
 
 
 def _immutable(value: Any, budget: list[int]) -> bool:
@@ -103,24 +104,26 @@ class InputGuard:
         self.checked: dict[str, int] = {}  # value -> the run in which it was last found intact after its readers
         self.warned: set[tuple[str, str]] = set()
         self.iterator_readers: dict[str, str] = {}  # an iterator value -> the task that read (used up) it
+        self.stable: set[str] = set()  # values that need no check: immutable, unfingerprintable, iterators
 
     def before(self, task: str, upstream: Sequence[str]) -> bool:
         """Check what ``task`` is about to read; return whether a repair changed an output fingerprint."""
         run = self.graph._run_id
         changed = False
         for up in upstream:
-            if self.checked.get(up) != run:
+            if self.checked.get(up) != run and self._needs_check(up):
                 changed |= self._check(up, task, run)
         for up in upstream:
-            self.readers.setdefault(up, []).append((task, run))
-            self.checked.pop(up, None)
+            if up not in self.stable:
+                self.readers.setdefault(up, []).append((task, run))
+                self.checked.pop(up, None)
         return changed
 
     def after(self, task: str, upstream: Sequence[str]) -> None:
         """Check what ``task`` read, now that it finished: a value it changed is repaired at once."""
         run = self.graph._run_id
         for up in upstream:
-            if up in self.graph.results:
+            if self._needs_check(up):
                 self._check(up, None, run)
 
     def forget(self, task: str) -> None:
@@ -128,6 +131,7 @@ class InputGuard:
         self.readers.pop(task, None)
         self.checked.pop(task, None)
         self.iterator_readers.pop(task, None)
+        self.stable.discard(task)
 
     def iterators(self, task: str, upstream: Sequence[str]) -> None:
         """Refuse a second reader of an iterator value: the first one used it up.
@@ -135,20 +139,30 @@ class InputGuard:
         Raises:
             IteratorReused: naming the task that read it first.
         """
+        results = self.graph.results
         for up in upstream:
-            result = self.graph.results.get(up)
-            if result is None or not isinstance(result.value, Iterator):
+            result = results.get(up)
+            if result is None or type(result.value) in _ATOMS or not isinstance(result.value, Iterator):
                 continue
             if up in self.iterator_readers:
                 raise IteratorReused(task, up, self.iterator_readers[up])
             self.iterator_readers[up] = task
 
-    def _check(self, up: str, reader: str | None, run: int) -> bool:
-        result = self.graph.results.get(up)
-        if result is None or result.output.startswith("key ") or immutable(result.value) \
-                or isinstance(result.value, Iterator):  # reading uses an iterator up: `iterators` refuses a second
-            self.checked[up] = run
+    def _needs_check(self, up: str) -> bool:
+        """Whether ``up``'s value can change in place and can be fingerprinted (remembered until it is replaced)."""
+        if up in self.stable:
             return False
+        result = self.graph.results.get(up)
+        if result is None:
+            return False
+        value = result.value
+        if result.output.startswith("key ") or immutable(value) or isinstance(value, Iterator):
+            self.stable.add(up)  # an iterator is used up by reading: `iterators` refuses a second reader
+            return False
+        return True
+
+    def _check(self, up: str, reader: str | None, run: int) -> bool:
+        result = self.graph.results[up]
         try:
             intact = fingerprint(result.value) == result.output
         except Exception:  # it became unfingerprintable: certainly not what was recorded

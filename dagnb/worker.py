@@ -30,7 +30,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from .backends import interrupts_noticed
+from .backends import counting_interrupts, interrupts_seen
 from .capture import OutputLog
 from .costs import measure, value_nbytes
 from .executor import Outcome
@@ -58,7 +58,8 @@ def run_remote(func: Callable[..., Any], kwargs: dict[str, Any]) -> Outcome:
     worker = f"pid {os.getpid()}"
     try:
         with contextlib.redirect_stdout(_Recorder(log, "stdout")), \
-                contextlib.redirect_stderr(_Recorder(log, "stderr")), measure() as cost, interrupts_noticed() as seen:
+                contextlib.redirect_stderr(_Recorder(log, "stderr")), measure() as cost, counting_interrupts():
+            seen = interrupts_seen()
             value = func(**kwargs)
     except Exception as exc:
         return Outcome(error=_portable(exc), outputs=list(log), duration=cost.duration, started=cost.started,
@@ -68,7 +69,7 @@ def run_remote(func: Callable[..., Any], kwargs: dict[str, Any]) -> Outcome:
     except Exception:  # Unfingerprintable, or whatever a value's own pickling raises
         output = None
     return Outcome(value, output, list(log), cost.duration, None, cost.started, cost.cpu_time, cost.peak_memory,
-                   value_nbytes(value), worker, remote=True, interrupted=seen.arrived)
+                   value_nbytes(value), worker, remote=True, interrupted=interrupts_seen() != seen)
 
 
 def _portable(exc: BaseException) -> BaseException:
