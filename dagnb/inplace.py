@@ -124,7 +124,10 @@ class InputGuard:
         run = self.graph._run_id
         for up in upstream:
             if self._needs_check(up):
-                self._check(up, None, run)
+                try:
+                    self._check(up, None, run)
+                except InputDamaged:  # no intact copy: its next reader fails, and the run's end forgets it
+                    pass
 
     def forget(self, task: str) -> None:
         """A task's value was replaced: what was known about the old one no longer holds."""

@@ -223,3 +223,27 @@ class FrozenHoldingAList:
 ])
 def test_which_values_can_change_in_place(value: Any, expected: bool) -> None:
     assert immutable(value) is expected
+
+
+def test_when_the_changed_value_cannot_be_recomputed_its_reader_fails_and_the_next_run_recomputes(
+        tmp_path: Path) -> None:
+    from dagnb.errors import InputDamaged
+
+    nb = Notebook(tmp_path, cache=False)
+    nb.cell(f"FLAG = {str(tmp_path / 'broken')!r}")
+    nb.task("def rows():\n    note('rows')\n    import os\n    if os.path.exists(FLAG):\n"
+            "        raise OSError('the source is gone')\n    return [3, 1, 2]\n")
+    nb.task(KINDS["list.sort"]["mutator"])
+    nb.task(KINDS["list.sort"]["reader"])
+    nb.graph.run(["rows"])
+    (tmp_path / "broken").touch()  # recomputing `rows` now fails
+    report = nb.graph.run(keep_going=True, raise_errors=False)
+    assert report.statuses == {"rows": "cached", "first": "done", "listed": "failed"}
+    assert isinstance(report.errors["listed"], InputDamaged) and str(report.errors["listed"]) == (
+        "Task `listed` did not run: its input `rows` was changed in place by another task in this run, and there "
+        "is no intact copy to put back. Fix what changed it; `rows` is recomputed on the next run."
+    )
+    assert "rows" not in nb.graph.results, "the damaged value is forgotten when the run ends"
+    (tmp_path / "broken").unlink()
+    report, ran = nb.run()
+    assert ran == ["rows", "listed"] and nb.graph["listed"] == [3, 1, 2]
