@@ -29,19 +29,23 @@ from .errors import (
     DagnbCacheWarning,
     DagnbSaveWarning,
     InputMutated,
+    InputUnreadable,
+    SavePathTaken,
+    SaveRefused,
     TaskFailed,
-    Unfingerprintable,
+    TaskInterrupted,
     UnfingerprintableWarning,
     UnpicklableOutputWarning,
 )
 from .events import Event, EventBus, GraphChanged, RunFinished, RunStarted, TaskFinished, TaskProgress
 from .history import History, RunDiff, diff_runs
 from .mapping import ItemProgress, MapPlan, assemble, await_items, call_items, plan_items
-from .backends import DaskBackend, ThreadBackend, Work
+from .backends import DaskBackend, ThreadBackend, Work, counting_interrupts, interrupts_seen
 from .aio import complete_now
 from .executor import Backend, Outcome, RunReport, execute, execute_async, make_backend
 from .graph import TaskGraph, TaskSpec, spec_from_function
 from .hashing import fingerprint
+from .inplace import InputGuard
 from .plan import Decision, Plan, Result, decide, plan_run
 from .store import CacheEntry, CacheMiss, MemoryStore, Pruned, RunRecord, Store, TaskRecord, open_store
 from .trace import Trace, TraceRecorder
@@ -76,10 +80,40 @@ class Why:
         return {"text/plain": self.render_text(), "text/html": f"<code>{escape(self.render_text())}</code>"}
 
 
+def _copy_stamp(spec: TaskSpec, output: str) -> tuple[str, int, int] | None:
+    """What identifies a ``--save`` copy of the value ``output``: the value, the file's size and mtime."""
+    try:
+        st = os.stat(spec.save.format(name=spec.name))  # type: ignore[union-attr]
+    except OSError:
+        return None
+    return output, st.st_size, st.st_mtime_ns
+
+
+def _warn_at(spec: TaskSpec | None, message: str, category: type[Warning]) -> None:
+    """A warning about a task, shown at the cell that defines it (not at a line of dagnb)."""
+    code = getattr(getattr(spec, "func", None), "__code__", None)
+    if code is None:
+        warnings.warn(message, category, stacklevel=3)
+    else:
+        warnings.warn_explicit(message, category, code.co_filename, code.co_firstlineno)
+
+
+def _unpicklable(value: Any) -> str | None:
+    """Why ``value`` cannot be pickled (``None`` if it can); whatever its ``__reduce__`` raises."""
+    import pickle
+
+    try:
+        pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def _fingerprint_or_none(value: Any) -> str | None:
+    """A value's fingerprint, or ``None``: never an exception from the value's own pickling."""
     try:
         return fingerprint(value)
-    except Unfingerprintable:
+    except Exception:  # Unfingerprintable, or what a `__reduce__` raises (a multiprocessing.Queue)
         return None
 
 
@@ -115,6 +149,10 @@ class Graph:
         self.statuses: dict[str, str] = {}  # each task's status at the end of its latest run
         self.force_once: set[str] = set()  # tasks to rerun the next time a run reaches them
         self.check_mutation = False  # debug mode: re-fingerprint a task's inputs after it runs
+        self.verify_inputs = True  # never let a task read a value changed in place since it was computed
+        self._guard = InputGuard(self)
+        self.interrupted: dict[str, Any] = {}  # values of tasks that caught Ctrl-C: in memory, never cached
+        self._saved: dict[str, tuple[str, int, int] | None] = {}  # --save path -> (output, size, mtime) written
         self._damaged: set[str] = set()  # values changed in place by a task, to forget when the run ends
         self._maps: dict[str, MapPlan] = {}  # a running map task's items, from prepare to commit
         self._run_jobs = 1  # workers of the current run's backend: a map task splits its elements over them
@@ -151,10 +189,25 @@ class Graph:
         return register(func) if func is not None else register
 
     def add(self, spec: TaskSpec) -> TaskSpec | None:
-        """Add or replace a task; a replaced task's in-memory value is kept until it reruns."""
+        """Add or replace a task; a replaced task's in-memory value is kept until it reruns.
+
+        Raises:
+            SavePathTaken: another task already writes the file ``spec.save`` names.
+        """
+        if spec.save:
+            self._check_save_path(spec)
         replaced = self.tasks.add(spec)
         self._changed(spec.name)
         return replaced
+
+    def _check_save_path(self, spec: TaskSpec) -> None:
+        from .save import saved_path
+
+        assert spec.save is not None
+        path = saved_path(spec.name, spec.save)
+        for other in self.tasks.specs.values():
+            if other.save and other.name != spec.name and saved_path(other.name, other.save).resolve() == path.resolve():
+                raise SavePathTaken(spec.name, str(path), other.name)
 
     def _changed(self, *names: str) -> None:
         self.bus.emit(GraphChanged(0, time.perf_counter(), tasks=names))
@@ -166,15 +219,17 @@ class Graph:
     def drop(self, name: str) -> TaskSpec:
         """Remove a task, its value and its binding (its cache entries stay)."""
         spec = self.tasks.drop(name)
-        if self.results.pop(name, None) is not None:
+        if self.results.pop(name, None) is not None or self.interrupted.pop(name, None) is not None:
             self.namespace.pop(name, None)
         self.statuses.pop(name, None)
         self._changed(name)
         return spec
 
     def __getitem__(self, name: str) -> Any:
-        """The current value of task ``name`` (run it first)."""
+        """The current value of task ``name`` (run it first; an interrupted task's partial value too)."""
         self.tasks.get(name)
+        if name in self.interrupted:
+            return self.interrupted[name]
         return self.results[name].value
 
     # -------------------------------------------------------------- planning
@@ -293,7 +348,11 @@ class Graph:
         self._run_id = next(self._run_ids)
         how = dict(backend=chosen, bus=self.bus, force=forced, keep_going=keep_going, run_id=self._run_id)
         try:
-            report = await execute_async(self, order, **how) if awaited else execute(self, order, **how)
+            with counting_interrupts():
+                report = await execute_async(self, order, **how) if awaited else execute(self, order, **how)
+        except TaskInterrupted as stop:
+            self.last_run = stop.report  # type: ignore[assignment]
+            raise
         finally:
             if isinstance(chosen, ThreadBackend):
                 chosen.shutdown()
@@ -362,13 +421,24 @@ class Graph:
             raise InputDamaged(task, damaged[0])
         defaulted = frozenset(skipped & spec.defaults.keys()) if skipped else frozenset()
         ups = {u: self.results[u].output for u in upstream if u not in defaulted}
-        decision = decide(self, task, ups, force, defaulted)
+        decision = self._decide(task, ups, force, defaulted)
+        if upstream and (decision.action == "run" or spec.when):
+            read = [u for u in upstream if u not in defaulted]
+            self._guard.iterators(task, read)
+            if self.verify_inputs and self._guard.before(task, read):  # recomputed with another output: new key
+                decision = self._decide(task, {u: self.results[u].output for u in read}, force, defaulted)
         if spec.when and decision.key is not None:
             from .condition import condition_holds
 
             if not condition_holds(task, spec.when, self._inputs(task, decision)):
                 return Decision(task, "skip", (f"condition `{spec.when}` is false",), decision.key)
         return decision
+
+    def _decide(self, task: str, ups: dict[str, str], force: frozenset[str], defaulted: frozenset[str]) -> Decision:
+        try:
+            return decide(self, task, ups, force, defaulted)
+        except InputUnreadable as exc:  # an input file could not be read: this task's failure, not the run's
+            raise InputUnreadable(exc.path, exc.error, task) from None
 
     def optional(self, task: str, param: str) -> bool:
         return param in self.tasks.specs[task].defaults
@@ -393,12 +463,8 @@ class Graph:
         try:
             value = self.store.load(decision.entry)
         except CacheMiss as miss:
-            warnings.warn(
-                f"The cached value of task `{decision.task}` cannot be used: {miss.reason}. "
-                f"dagnb recomputes it.",
-                DagnbCacheWarning,
-                stacklevel=2,
-            )
+            _warn_at(self.tasks.specs.get(decision.task), f"The cached value of task `{decision.task}` cannot be "
+                     f"used: {miss.reason}. dagnb recomputes it.", DagnbCacheWarning)
             return False
         self._touched.append((decision.key.key, decision.entry.duration))
         self._bind(decision.task, Result(decision.key.key, decision.entry.output, value, decision.entry.outputs))
@@ -406,10 +472,12 @@ class Graph:
         return True
 
     def _resave(self, task: str) -> None:
-        """A ``--save`` copy that was deleted (or never written on this machine) is written again on a hit."""
+        """On a hit, a ``--save`` copy is written again unless this session wrote this value there, unchanged since."""
         spec = self.tasks.specs[task]
-        if spec.save and not os.path.exists(spec.save.format(name=spec.name)):
-            self._save(spec, self.results[task].value)
+        if spec.save:
+            result = self.results[task]
+            if self._saved.get(spec.save.format(name=spec.name)) != _copy_stamp(spec, result.output):
+                self._save(spec, result.value, result.output)
 
     def prepare(self, decision: Decision) -> Work:
         spec = self.tasks.specs[decision.task]
@@ -552,11 +620,14 @@ class Graph:
     def _work(
         self, spec: TaskSpec, kwargs: dict[str, Any], before: dict[str, str] | None = None, func: Any = None
     ) -> Outcome:
+        seen = interrupts_seen()
         try:
             with self.capture() as log, measure() as cost:
                 value = (func or spec.func)(**kwargs)
         except Exception as exc:
             return Outcome(error=exc, duration=cost.duration, started=cost.started, cpu_time=cost.cpu_time)
+        if interrupts_seen() != seen:  # Ctrl-C arrived and the task caught it: its value may be partial
+            return Outcome(value, None, list(log), cost.duration, None, cost.started, cost.cpu_time, interrupted=True)
         changed = [p for p, fp in before.items() if _fingerprint_or_none(kwargs[p]) != fp] if before else []
         if changed:
             return Outcome(error=InputMutated(spec.name, changed), duration=cost.duration, started=cost.started)
@@ -569,9 +640,12 @@ class Graph:
             self.replay(outcome.outputs)
         assert key is not None
         spec = self.tasks.specs[task]
+        if outcome.interrupted:
+            self._keep_interrupted(task, outcome)
+            return 0
         if spec.map:
             self._commit_items(task, outcome)
-        output = outcome.output or self._stand_in(task, key.key)
+        output = outcome.output or self._stand_in(task, key.key, outcome.value)
         entry = CacheEntry(key.key, task, output, key.parts, key.inputs, outcome.outputs, outcome.duration,
                            cpu_time=outcome.cpu_time, peak_memory=outcome.peak_memory,
                            value_bytes=outcome.output_bytes,
@@ -582,12 +656,25 @@ class Graph:
                 self.store.put(entry, None)
             self.store.set_head(task, key.key)
         except sqlite3.Error as exc:  # the metadata could not be written (a full disk): keep the value in memory
-            warnings.warn(f"The cache could not record task `{task}` ({exc}); its value is kept in memory only.",
-                          DagnbCacheWarning, stacklevel=2)
+            _warn_at(spec, f"The cache could not record task `{task}` ({exc}); its value is kept in memory only.",
+                     DagnbCacheWarning)
         self._bind(task, Result(key.key, output, outcome.value, outcome.outputs))
+        if self.verify_inputs and not outcome.remote:  # a worker process changed only its own copies
+            self._guard.after(task, self.tasks.upstream(task))
         if spec.save:
-            self._save(spec, outcome.value)
+            self._save(spec, outcome.value, output)
         return entry.nbytes
+
+    def _keep_interrupted(self, task: str, outcome: Outcome) -> None:
+        """A value computed while Ctrl-C arrived: bound for the user, never cached or saved, rerun next time."""
+        value = outcome.value
+        if self.tasks.specs[task].map:  # the elements computed so far are not cached either
+            plan = self._maps.pop(task)
+            value = assemble(plan, dict(zip(plan.missing, value)))
+        self.results.pop(task, None)  # an older value must not stand for this one
+        self._guard.forget(task)
+        self.interrupted[task] = value
+        self.namespace[task] = value
 
     def _commit_items(self, task: str, outcome: Outcome) -> None:
         """Cache each computed element on its own; the outcome becomes the whole collection."""
@@ -595,9 +682,8 @@ class Graph:
         computed = dict(zip(plan.missing, outcome.value))
         outcome.items = (len(computed), len(plan.items))
         for i, value in computed.items():
-            try:
-                output = fingerprint(value)
-            except Unfingerprintable:
+            output = _fingerprint_or_none(value)
+            if output is None:
                 continue  # such an element is recomputed next time
             entry = CacheEntry(plan.keys[i], f"{task}[item]", output, duration=outcome.duration / max(1, len(computed)))
             self._store(entry, value)
@@ -605,20 +691,22 @@ class Graph:
         outcome.output = _fingerprint_or_none(outcome.value)
         outcome.output_bytes = value_nbytes(outcome.value)
 
-    def _save(self, spec: TaskSpec, value: Any) -> None:
+    def _save(self, spec: TaskSpec, value: Any, output: str) -> None:
         """``--save``: a copy of the value in a named file; failing to write it is a warning, not a failed task."""
         from .save import save_value
 
         assert spec.save is not None
+        path = spec.save.format(name=spec.name)
+        self._saved.pop(path, None)
         try:
             save_value(spec.name, spec.save, value)
+        except SaveRefused as exc:
+            _warn_at(spec, f"{exc} The task's value and cache are fine.", DagnbSaveWarning)
         except Exception as exc:  # writers raise many types (missing pyarrow, a value of the wrong kind)
-            warnings.warn(
-                f"The value of task `{spec.name}` could not be saved to `{spec.save.format(name=spec.name)}` "
-                f"({type(exc).__name__}: {exc}). The task's value and cache are fine; fix the path or the format.",
-                DagnbSaveWarning,
-                stacklevel=2,
-            )
+            _warn_at(spec, f"The value of task `{spec.name}` could not be saved to `{path}` ({type(exc).__name__}: "
+                     f"{exc}). The task's value and cache are fine; fix the path or the format.", DagnbSaveWarning)
+        else:
+            self._saved[path] = _copy_stamp(spec, output)
 
     def _store(self, entry: CacheEntry, value: Any) -> bool:
         try:
@@ -634,22 +722,30 @@ class Graph:
             message = f"The value of task `{entry.task}` cannot be pickled ({type(exc).__name__}: {exc})"
             category = UnpicklableOutputWarning
         entry.stored = False
-        warnings.warn(f"{message}; it is kept in memory only and recomputed after a restart.", category, stacklevel=2)
+        spec = self.tasks.specs.get(entry.task.removesuffix("[item]"))
+        _warn_at(spec, f"{message}; it is kept in memory only and recomputed after a restart.", category)
         return False
 
-    def _stand_in(self, task: str, key: str) -> str:
+    def _stand_in(self, task: str, key: str, value: Any) -> str:
+        """The output fingerprint of a value that has none: its key; said once per task."""
         if task not in self._unhashable_warned:
             self._unhashable_warned.add(task)
-            warnings.warn(
-                f"The output of task `{task}` cannot be fingerprinted; its key stands in for it, so "
-                f"its dependents rerun whenever it does (no early cutoff). Register a fingerprint "
-                f"with `dagnb.register_fingerprint` to enable it.",
-                UnfingerprintableWarning,
-                stacklevel=2,
-            )
+            reason = None if isinstance(self.store, MemoryStore) else _unpicklable(value)
+            if reason is not None:  # the reason it has no fingerprint, and why it stays in memory
+                _warn_at(self.tasks.specs.get(task), f"The value of task `{task}` cannot be pickled ({reason}); it "
+                         f"is kept in memory only and recomputed after a restart.", UnpicklableOutputWarning)
+                return f"key {key}"
+            _warn_at(self.tasks.specs.get(task),
+                     f"The output of task `{task}` cannot be fingerprinted; its key stands in for it, so "
+                     f"its dependents rerun whenever it does (no early cutoff). Register a fingerprint "
+                     f"with `dagnb.register_fingerprint` to enable it.", UnfingerprintableWarning)
         return f"key {key}"
 
     def _bind(self, task: str, result: Result) -> None:
+        old = self.results.get(task)
+        if old is None or old.value is not result.value:  # a new object: what was known of the old one is void
+            self._guard.forget(task)
+        self.interrupted.pop(task, None)
         self.results[task] = result
         self.namespace[task] = result.value
 

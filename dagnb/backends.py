@@ -40,6 +40,8 @@ __all__ = [
     "async_runner",
     "gather",
     "current_lane",
+    "counting_interrupts",
+    "interrupts_seen",
     "keyboard_interrupts",
     "make_backend",
 ]
@@ -61,6 +63,7 @@ class Outcome:
     worker: str = "main"
     remote: bool = False  # ran in another process: its prints were recorded, not shown live
     items: tuple[int, int] | None = None  # a map task: (elements computed, elements), set when committed
+    interrupted: bool = False  # Ctrl-C arrived while it ran and the task caught it: its value may be partial
 
 
 @dataclass
@@ -109,6 +112,7 @@ def gather(futures: list[Future[Outcome]], on_part: Callable[[int], None] | None
             cpu_time=sum(o.cpu_time for o in outcomes),
             worker=outcomes[0].worker,
             remote=any(o.remote for o in outcomes),
+            interrupted=any(o.interrupted for o in outcomes),
         )
         combined.set_result(merged)
 
@@ -185,7 +189,55 @@ def keyboard_interrupts() -> Iterator[None]:
     if previous in (signal.default_int_handler, signal.SIG_IGN, None):  # None: set outside Python
         yield
         return
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    if isinstance(previous, _Counting) and previous.previous is signal.default_int_handler:
+        yield
+        return
+    signal.signal(signal.SIGINT, _Counting(signal.default_int_handler))  # counted, for tasks that catch it
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+_interrupts = [0]  # how many SIGINTs dagnb's handler has seen in this process
+
+
+def interrupts_seen() -> int:
+    """How many times Ctrl-C (SIGINT) arrived while dagnb counted: compare before and after a task body."""
+    return _interrupts[0]
+
+
+class _Counting:
+    """A SIGINT handler that counts, then does what the handler it wraps did (raise KeyboardInterrupt, as a rule)."""
+
+    __slots__ = ("previous",)
+
+    def __init__(self, previous: Callable[[int, Any], Any]) -> None:
+        self.previous = previous
+
+    def __call__(self, signum: int, frame: Any) -> Any:
+        _interrupts[0] += 1
+        return self.previous(signum, frame)
+
+
+@contextlib.contextmanager
+def counting_interrupts() -> Iterator[None]:
+    """Count Ctrl-C while a run goes, so a task that catches it and returns is noticed.
+
+    Training loops catch ``KeyboardInterrupt`` and return a partial result
+    (``except KeyboardInterrupt: break``; scikit-learn's ``MLPClassifier.fit``):
+    the result looks finished, but must not be cached. The handler is
+    wrapped once per run (not per task: changing a signal handler is a system
+    call), in the main thread only, where signals arrive.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if not callable(previous) or isinstance(previous, _Counting):  # SIG_IGN, SIG_DFL, a C handler; or counted
+        yield
+        return
+    signal.signal(signal.SIGINT, _Counting(previous))
     try:
         yield
     finally:

@@ -137,9 +137,25 @@ def value_nbytes(value: Any, _depth: int = 0) -> int:
     numpy arrays count their buffer, pandas objects their columns and index
     (not the Python objects an object column points to); lists, tuples,
     sets and dicts add their first 1,000 items, three levels deep. It is an
-    estimate to compare tasks by, cheap on values of any size.
+    estimate to compare tasks by, cheap on values of any size. It never
+    raises: a value whose ``nbytes`` or ``__sizeof__`` raises (a dask
+    DataFrame's ``nbytes`` is ``NotImplementedError``) counts what could be
+    measured, at worst 0.
     """
-    nbytes = getattr(value, "nbytes", None)
+    try:
+        return _nbytes(value, _depth)
+    except Exception:
+        try:
+            return sys.getsizeof(value, 0)
+        except Exception:
+            return 0
+
+
+def _nbytes(value: Any, _depth: int) -> int:
+    try:
+        nbytes = getattr(value, "nbytes", None)
+    except Exception:  # a property that cannot answer (dask collections of unknown size)
+        nbytes = None
     if isinstance(nbytes, int) and type(value).__module__.startswith("numpy"):
         return nbytes
     usage = getattr(value, "memory_usage", None)

@@ -19,10 +19,16 @@ __all__ = [
     "DuplicateTask",
     "InputDamaged",
     "InputMutated",
+    "InputUnreadable",
+    "IteratorReused",
     "LocalModuleChangedWarning",
+    "SavePathTaken",
+    "SaveRefused",
     "TaskDefinitionError",
     "TaskFailed",
     "TaskFailedCondition",
+    "TaskInterrupted",
+    "TaskNotRun",
     "TaskTimedOut",
     "UsedBeforeDefinition",
     "UnfingerprintableWarning",
@@ -30,6 +36,7 @@ __all__ = [
     "UnknownTask",
     "UnpicklableOutputWarning",
     "UnresolvedParameter",
+    "ValueChangedWarning",
     "close_matches",
     "untracked_message",
 ]
@@ -152,6 +159,35 @@ class TaskFailed(DagnbError):
         )
 
 
+class TaskNotRun(DagnbError):
+    """A task that could not start, for a reason of its own (its inputs, its condition); other tasks run on."""
+
+
+class InputUnreadable(TaskNotRun):
+    """An input file (``dagnb.file``) that cannot be read to fingerprint it."""
+
+    def __init__(self, path: str, error: OSError, task: str | None = None) -> None:
+        self.path, self.error, self.task = path, error, task
+        who = f"Task `{task}` did not run: its input file" if task else "The input file"
+        reason = error.strerror or str(error)
+        super().__init__(
+            f"{who} `{path}` cannot be read ({type(error).__name__}: {reason}). Fix the file's permissions or "
+            f"the path given to `dagnb.file(...)`; the other tasks are not affected."
+        )
+
+
+class IteratorReused(TaskNotRun):
+    """A second task reading an iterator (a generator) that another task already used up."""
+
+    def __init__(self, task: str, param: str, first: str) -> None:
+        self.task, self.param, self.first = task, param, first
+        super().__init__(
+            f"Task `{task}` did not run: its input `{param}` is an iterator (a generator, a `map`) that task "
+            f"`{first}` already read, so it is used up and `{task}` would see nothing. Make task `{param}` "
+            f"return a list (`return list(...)`), so that every task reading it gets all of it."
+        )
+
+
 class InputMutated(DagnbError):
     """A task changed one of its inputs in place (found by ``%dag config --check-mutation``)."""
 
@@ -167,19 +203,58 @@ class InputMutated(DagnbError):
         )
 
 
-class InputDamaged(DagnbError):
-    """A task whose input another task changed in place, with no copy to restore."""
+class InputDamaged(TaskNotRun):
+    """A task whose input was changed in place, with no copy to restore."""
 
-    def __init__(self, task: str, param: str) -> None:
-        self.task, self.param = task, param
+    def __init__(self, task: str, param: str, by: str = "another task in this run") -> None:
+        self.task, self.param, self.by = task, param, by
         super().__init__(
-            f"Task `{task}` did not run: its input `{param}` was changed in place by another task in this run, "
-            f"and without a disk cache there is no copy to put back. Fix the task that changed it; "
+            f"Task `{task}` did not run: its input `{param}` was changed in place by {by}, "
+            f"and there is no intact copy to put back. Fix what changed it; "
             f"`{param}` is recomputed on the next run."
         )
 
 
-class TaskFailedCondition(DagnbError):
+class TaskInterrupted(KeyboardInterrupt):
+    """Ctrl-C arrived while a task ran, and the task caught it and returned (its value may be partial).
+
+    A KeyboardInterrupt, so the run stops as it does for any Ctrl-C; ``report``
+    is the run's report.
+    """
+
+    def __init__(self, task: str, report: object = None) -> None:
+        self.task, self.report = task, report
+        super().__init__(
+            f"Task `{task}` was interrupted: it caught the KeyboardInterrupt and returned early, so its value "
+            f"may be partial. The value is bound for you to look at, but not cached; its status is `interrupted`, "
+            f"tasks after it did not start, and the next run runs `{task}` again."
+        )
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython shows this paragraph instead of a traceback from inside dagnb."""
+        return [f"{type(self).__name__}: {self}"]
+
+
+class SaveRefused(DagnbError):
+    """A ``--save`` copy that would not equal the value (or would use it up), so it is not written."""
+
+    def __init__(self, task: str, path: str, reason: str, fix: str) -> None:
+        self.task, self.path, self.reason, self.fix = task, path, reason, fix
+        super().__init__(f"The value of task `{task}` was not saved to `{path}`: {reason}. {fix}")
+
+
+class SavePathTaken(DagnbError):
+    """Two tasks whose ``--save`` names the same file."""
+
+    def __init__(self, task: str, path: str, other: str) -> None:
+        self.task, self.path, self.other = task, path, other
+        super().__init__(
+            f"Task `{task}` saves to `{path}`, which task `{other}` also writes: each run would overwrite the "
+            f"other's file. Give one of them another `--save` path (`{{name}}` in it stands for the task's name)."
+        )
+
+
+class TaskFailedCondition(TaskNotRun):
     """A ``--when`` condition that raised when evaluated."""
 
     def __init__(self, task: str, expr: str, error: BaseException) -> None:
@@ -239,6 +314,22 @@ class UnfingerprintableWarning(UserWarning):
 class LocalModuleChangedWarning(UserWarning):
     """A file with user code (a module beside the notebook, a ``%run`` script) was edited after it was
     loaded; tasks keep using, and are keyed by, the code that was loaded."""
+
+
+class ValueChangedWarning(UserWarning):
+    """A task's value was changed in place after it was computed; dagnb put the original back."""
+
+    def __init__(self, task: str, by: str, how: str, reader: str | None = None) -> None:
+        self.task, self.by, self.how, self.reader = task, by, how, reader
+        when = f"Before task `{reader}` read it" if reader else "As soon as that task finished"
+        if by.startswith("task"):
+            fix = f"Work on a copy in that task (`{task} = {task}.copy()`) or build a new value."
+        else:
+            fix = f"Change `{task}` in its own task, or work on a copy in the cell (`{task}.copy()`)."
+        super().__init__(
+            f"The value of task `{task}` was changed in place after it was computed, by {by}. {when}, dagnb "
+            f"{how}, so no result is computed from the changed value. {fix}"
+        )
 
 
 class UnpicklableOutputWarning(UserWarning):

@@ -63,7 +63,7 @@ class TaskFinished(Event):
     """A task reached its final status in this run.
 
     ``status`` is one of ``done``, ``cached``, ``failed``, ``timed-out``,
-    ``skipped``, ``cancelled``; ``attempt`` counts retries (1 = first try). ``started`` (``perf_counter``) and ``duration`` span the
+    ``interrupted``, ``skipped``, ``cancelled``; ``attempt`` counts retries (1 = first try). ``started`` (``perf_counter``) and ``duration`` span the
     work done for it in this run: the task body for ``done`` and ``failed``,
     the cache load for ``cached``. ``worker`` is the lane it ran on (a thread
     name; ``main`` is the caller's thread). ``saved`` is the compute time a

@@ -16,6 +16,9 @@ Invariants:
 * After the first failure no new task starts unless ``keep_going``; tasks
   that never started are ``cancelled``. The same on KeyboardInterrupt, which
   is re-raised once the report is complete; every finished result is kept.
+* A task that caught a Ctrl-C and returned is ``interrupted``: its value is
+  bound but never cached, nothing new starts, and the run raises
+  :class:`~dagnb.errors.TaskInterrupted` (a KeyboardInterrupt) at the end.
 * A task past its timeout is ``timed-out``: an inline one is interrupted, one
   on another worker is abandoned (its result is ignored).
 * Only the caller's thread commits results (cache writes, namespace binding).
@@ -47,7 +50,7 @@ from .backends import (
     keyboard_interrupts,
     make_backend,
 )
-from .errors import InputDamaged, TaskFailedCondition, TaskTimedOut
+from .errors import TaskInterrupted, TaskNotRun, TaskTimedOut
 from .events import EventBus, RunFinished, RunStarted, TaskFinished, TaskStarted
 from .plan import Decision, priorities
 
@@ -64,7 +67,7 @@ __all__ = [
     "make_backend",
 ]
 
-_BAD = ("failed", "timed-out", "skipped", "cancelled")
+_BAD = ("failed", "timed-out", "interrupted", "skipped", "cancelled")
 
 
 class RunContext(Protocol):
@@ -132,6 +135,11 @@ class RunReport:
         return self._with("timed-out")
 
     @property
+    def interrupted(self) -> list[str]:
+        """Tasks that caught Ctrl-C and returned: their values are in memory only."""
+        return self._with("interrupted")
+
+    @property
     def ok(self) -> bool:
         """No task failed, timed out, was cancelled, or was skipped for any reason but a condition."""
         return not any(s in _BAD and t not in self.by_condition for t, s in self.statuses.items())
@@ -149,7 +157,7 @@ class RunReport:
 
     def summary(self) -> str:
         counts = [(len(self.executed), "ran"), (len(self.cached), "cached")]
-        counts += [(len(self._with(s)), s) for s in ("failed", "timed-out", "skipped", "cancelled")]
+        counts += [(len(self._with(s)), s) for s in ("failed", "timed-out", "interrupted", "skipped", "cancelled")]
         return "run: " + ", ".join(f"{n} {word}" for n, word in counts if n or word in ("ran", "cached"))
 
     def render_text(self) -> str:
@@ -234,6 +242,7 @@ class _Run:
         self.running: dict[Any, _Attempt] = {}  # a backend's Future, or the event loop's Task of an async task
         self.waiter: Any = None  # how tasks are submitted and awaited: set by the driver
         self.stopped = False
+        self.interrupted: str | None = None  # a task that caught Ctrl-C: the run stops, then raises
         self.by_condition: set[str] = set()  # tasks skipped because their `--when` was false
         self.any_async = any(ctx.is_async(t) for t in order)
 
@@ -407,6 +416,8 @@ async def _drive(run: _Run, backend: Backend, waiter: _Blocking | _OnLoop, force
         run.report.statuses = {t: run.report.statuses[t] for t in run.order}
         run.report.wall_time = time.perf_counter() - started
         run.bus.emit(RunFinished(run.run_id, time.perf_counter(), duration=run.report.wall_time))
+    if run.interrupted is not None:  # Ctrl-C was swallowed by a task: the run stops as for any Ctrl-C
+        raise TaskInterrupted(run.interrupted, run.report)
     return run.report
 
 
@@ -431,7 +442,7 @@ def _start_ready(run: _Run, backend: Backend, force: frozenset[str], keep_going:
             continue
         try:
             decision = run.ctx.decide(task, force, run.skipped_upstream(task))
-        except (TaskFailedCondition, InputDamaged) as error:
+        except TaskNotRun as error:  # its condition raised, an input cannot be read or was used up: its own failure
             _fail_now(run, task, error, keep_going)
             continue
         if decision.action == "skip":
@@ -447,7 +458,7 @@ def _start_ready(run: _Run, backend: Backend, force: frozenset[str], keep_going:
 
 
 def _fail_now(run: _Run, task: str, error: BaseException, keep_going: bool) -> None:
-    """A failure before the task body ran (its condition raised)."""
+    """A failure before the task body ran (its condition raised, an input could not be used)."""
     run.report.errors[task] = error
     run.stopped = run.stopped or not keep_going
     run.finish(task, "failed", reason=str(error), error=error)
@@ -493,6 +504,11 @@ def _complete(run: _Run, backend: Backend, future: Future[Outcome], keep_going: 
         _failed(run, backend, attempt, outcome, keep_going)
         return
     nbytes = run.ctx.commit(decision, outcome)
+    if outcome.interrupted:  # its value is kept in memory, never cached; nothing new starts
+        run.stopped, run.interrupted = True, run.interrupted or decision.task
+        run.finish(decision.task, "interrupted", outcome.duration, "it caught Ctrl-C; not cached",
+                   started=outcome.started, worker=outcome.worker, cpu_time=outcome.cpu_time, attempt=attempt.number)
+        return
     run.finish(
         decision.task, "done", outcome.duration, decision.reason, nbytes=nbytes, started=outcome.started,
         worker=outcome.worker, cpu_time=outcome.cpu_time, peak_memory=outcome.peak_memory,

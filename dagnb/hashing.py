@@ -408,15 +408,52 @@ class FileRef(os.PathLike):  # type: ignore[type-arg]
         return hash((FileRef, self.path))
 
     def state(self) -> tuple[Any, ...]:
-        """What the fingerprint covers: content when asked (or small), else size and mtime."""
+        """What the fingerprint covers: content when asked (or small), else size and mtime.
+
+        A directory covers its sorted listing, each file below it as a file
+        would be. A file that exists but cannot be read raises
+        :class:`~dagnb.errors.InputUnreadable` (the task's failure, not the run's).
+        """
         try:
             st = os.stat(self.path)
         except OSError:
             return (self.path, "missing")
-        by_content = self.content if self.content is not None else st.st_size <= CONTENT_LIMIT
-        if by_content:
-            return (self.path, st.st_size, _file_digest(self.path))
-        return (self.path, st.st_size, st.st_mtime_ns)
+        try:
+            if os.path.isdir(self.path):
+                return (self.path, "directory", _directory_state(self.path, self.content))
+            return (self.path, *_file_state(self.path, st, self.content))
+        except OSError as exc:
+            from .errors import InputUnreadable
+
+            raise InputUnreadable(getattr(exc, "filename", None) or self.path, exc) from None
+
+
+def _file_state(path: str, st: os.stat_result, content: bool | None) -> tuple[Any, ...]:
+    by_content = content if content is not None else st.st_size <= CONTENT_LIMIT
+    if by_content:
+        return (st.st_size, _file_digest(path))
+    return (st.st_size, st.st_mtime_ns)
+
+
+def _directory_state(root: str, content: bool | None) -> list[tuple[Any, ...]]:
+    """Each file and folder under ``root``, sorted by relative path: folders by name, files by their state.
+
+    Symbolic links to folders are not followed (a loop would never end);
+    a file's state is that of what it points to.
+    """
+    found: list[tuple[Any, ...]] = []
+
+    def fail(error: OSError) -> None:
+        raise error
+
+    for folder, dirs, files in os.walk(root, onerror=fail):
+        dirs.sort()
+        relative = os.path.relpath(folder, root)
+        found.append((relative, "folder"))
+        for name in sorted(files):
+            path = os.path.join(folder, name)
+            found.append((os.path.join(relative, name), *_file_state(path, os.stat(path), content)))
+    return sorted(found)
 
 
 def _file_digest(path: str) -> str:

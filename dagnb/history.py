@@ -36,7 +36,8 @@ class History:
         for run in self.runs:
             counts = ", ".join(
                 f"{run.count(s)} {w}" for s, w in (("done", "ran"), ("cached", "cached"), ("failed", "failed"),
-                                                  ("timed-out", "timed-out"), ("skipped", "skipped"),
+                                                  ("timed-out", "timed-out"), ("interrupted", "interrupted"),
+                                                  ("skipped", "skipped"),
                                                   ("cancelled", "cancelled"))
                 if run.count(s) or s in ("done", "cached")
             )

@@ -26,7 +26,7 @@ from contextvars import ContextVar
 from html import escape
 from typing import Any
 
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.display import publish_display_data
 
 from . import session
@@ -89,7 +89,7 @@ def _dag_parser() -> _Parser:
         "drop": "remove a task and its value",
         "cache": "inspect or clear the disk cache, or move it",
         "mode": "lazy (list stale downstream tasks) or auto (rerun them at once)",
-        "config": "debug settings: --check-mutation finds tasks that change their inputs in place",
+        "config": "settings: --check-mutation fails tasks that change their inputs in place; --no-verify-inputs",
         "history": "recent runs of this cache; --diff A B: which tasks changed between two runs",
         "trace": "Gantt chart of the latest run, with its critical path",
         "costs": "per-task time, CPU, memory, bytes, cache hits and time saved",
@@ -119,6 +119,10 @@ def _dag_parser() -> _Parser:
                                 help="after each task, check that it left its inputs unchanged (slower)")
     subs["config"].add_argument("--no-check-mutation", dest="check_mutation", action="store_false",
                                 help="stop checking")
+    subs["config"].add_argument("--verify-inputs", dest="verify_inputs", action="store_true", default=None,
+                                help="before a task reads a value, check it was not changed in place (the default)")
+    subs["config"].add_argument("--no-verify-inputs", dest="verify_inputs", action="store_false",
+                                help="trust values not to change in place (for very large object graphs)")
     parser.subcommands = subs  # type: ignore[attr-defined]
     return parser
 
@@ -152,6 +156,7 @@ class DagMagics(Magics):
 
     # ------------------------------------------------------------- %%task
 
+    @no_var_expand  # `--save "out/{name}.csv"`: `{name}` is the task, never a notebook variable `name`
     @cell_magic
     def task(self, line: str, cell: str) -> None:
         """Define a task from the one function in this cell and bring it up to date."""
@@ -349,9 +354,11 @@ class DagMagics(Magics):
             print(self.graph.store.info())
 
     def _cmd_config(self, args: argparse.Namespace) -> None:
-        if args.check_mutation is not None:
-            self.graph.check_mutation = args.check_mutation
-        print(f"check mutation: {'on' if self.graph.check_mutation else 'off'}")
+        given = [name for name in ("check_mutation", "verify_inputs") if getattr(args, name) is not None]
+        for name in given:
+            setattr(self.graph, name, getattr(args, name))
+        for name in given or ("check_mutation", "verify_inputs"):
+            print(f"{name.replace('_', ' ')}: {'on' if getattr(self.graph, name) else 'off'}")
 
     def _cmd_mode(self, args: argparse.Namespace) -> None:
         if args.mode:

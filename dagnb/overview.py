@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = ["STATUSES", "Overview", "levels", "overview"]
 
-STATUSES = ("pending", "stale", "running", "done", "cached", "failed", "skipped", "cancelled", "timed-out")
+STATUSES = ("pending", "stale", "running", "done", "cached", "failed", "skipped", "cancelled", "timed-out",
+            "interrupted")
 
 
 @dataclass

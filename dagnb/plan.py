@@ -188,7 +188,10 @@ def decide(
     entry = state.store.entry(info.key)
     if entry is not None and entry.stored:
         return Decision(name, "load", ("cached",), info, entry)
-    return Decision(name, "run", explain(info, _prior(state, name), inputs), info)
+    reasons = explain(info, _prior(state, name), inputs)
+    if reasons in (("new",), ("not in cache",)) and name in getattr(state, "interrupted", ()):
+        reasons = ("interrupted last time",)  # its partial value was never cached
+    return Decision(name, "run", reasons, info)
 
 
 @dataclass
@@ -233,7 +236,7 @@ class Plan:
                 shown[d.task] = before if before in ("done", "cached") else "done"
             elif d.action == "load":
                 shown[d.task] = "pending"
-            elif before in ("failed", "skipped", "cancelled", "timed-out"):
+            elif before in ("failed", "skipped", "cancelled", "timed-out", "interrupted"):
                 shown[d.task] = before
             elif d.action == "run":
                 shown[d.task] = "pending" if d.reasons == ("new",) else "stale"

@@ -23,7 +23,7 @@ from .errors import close_matches
 __all__ = ["METADATA_FORMAT", "NotebookReport", "TaskLine", "read_report", "run_notebook"]
 
 METADATA_FORMAT = 1  # the version of the `dagnb` output metadata this reader understands
-_BAD = ("failed", "skipped", "cancelled", "timed-out")
+_BAD = ("failed", "skipped", "cancelled", "timed-out", "interrupted")
 
 
 @dataclass

@@ -2,10 +2,17 @@
 
 The format follows the extension: ``.npy`` (numpy), ``.parquet`` and
 ``.csv`` (pandas, or a list of rows for csv), ``.json``, ``.pkl`` /
-``.pickle``. ``{name}`` in the path is the task's name. The file is written
-after each real run (and after a cache hit when the file is missing), to a
-temporary name in the same directory and renamed into place, so a reader
-never sees half a file. It is a copy for others: dagnb never reads it back.
+``.pickle``. ``{name}`` in the path is the task's name (``%%task`` does not
+let IPython expand it). The file is written after each real run, and after a
+cache hit unless this session wrote that very value there and the file is
+unchanged since, to a temporary name in the same directory and renamed into
+place, so a reader never sees half a file. It is a copy for others: dagnb
+never reads it back.
+
+Invariants: a copy always equals the value. An iterator is never written
+(that would use it up for the tasks that read it); ``.json`` is exact or
+refused (no ``NaN``, no text standing in for an array, no keys turned into
+strings), with :class:`~dagnb.errors.SaveRefused` naming the fix.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import TaskDefinitionError
+from .errors import SaveRefused, TaskDefinitionError
 
 __all__ = ["FORMATS", "check_save_path", "save_value", "saved_path"]
 
@@ -53,7 +60,48 @@ def _csv(value: Any, handle: Any) -> None:
 
 
 def _json(value: Any, handle: Any) -> None:
-    handle.write(json.dumps(value, indent=2, default=str).encode())
+    text = json.dumps(_exact_json(value, "the value"), indent=2, allow_nan=False)
+    handle.write(text.encode())
+
+
+_JSON_ATOMS = (str, int, float, bool, type(None))
+
+
+def _exact_json(value: Any, where: str) -> Any:
+    """``value`` as JSON types, or :class:`_Inexact` saying what JSON cannot hold exactly."""
+    if isinstance(value, _JSON_ATOMS):
+        if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
+            raise _Inexact(f"{where} holds {value!r}, which JSON has no form for")
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_exact_json(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        bad = next((k for k in value if not isinstance(k, str)), None)
+        if bad is not None:
+            raise _Inexact(f"{where} has the key {bad!r}, which JSON would turn into a string")
+        return {k: _exact_json(v, f"{where}[{k!r}]") for k, v in value.items()}
+    return _exact_json(_library_json(value, where), where)
+
+
+def _library_json(value: Any, where: str) -> Any:
+    """numpy arrays and scalars as lists and numbers; pandas frames and series with a default index as rows."""
+    module = type(value).__module__.split(".")[0]
+    if module == "numpy" and hasattr(value, "tolist") and getattr(value.dtype, "kind", "O") in "biuf":
+        return value.tolist()
+    if module == "pandas" and hasattr(value, "index") and _default_index(value.index):
+        if not hasattr(value, "columns"):
+            return value.tolist()
+        if all(isinstance(c, str) for c in value.columns):
+            return value.to_dict(orient="records")
+    raise _Inexact(f"{where} is a `{type(value).__module__}.{type(value).__qualname__}`, which has no exact JSON form")
+
+
+def _default_index(index: Any) -> bool:
+    return type(index).__name__ == "RangeIndex" and index.start == 0 and index.step == 1 and index.name is None
+
+
+class _Inexact(ValueError):
+    """What JSON cannot hold exactly (turned into :class:`SaveRefused` with the task and path)."""
 
 
 def _pickle(value: Any, handle: Any) -> None:
@@ -82,13 +130,37 @@ def check_save_path(task: str, pattern: str) -> None:
         ) from None
 
 
+def _is_iterator(value: Any) -> bool:
+    try:
+        return iter(value) is value
+    except TypeError:  # not iterable at all
+        return False
+    except Exception:  # a value whose __iter__ raises is no iterator we could consume
+        return False
+
+
 def saved_path(task: str, pattern: str) -> Path:
     return Path(pattern.format(name=task))
 
 
 def save_value(task: str, pattern: str, value: Any) -> Path:
-    """Write ``value`` atomically to the file ``pattern`` names; raise what the writer raises."""
+    """Write ``value`` atomically to the file ``pattern`` names; raise what the writer raises.
+
+    Raises:
+        SaveRefused: the value would be consumed (an iterator) or written inexactly (JSON).
+    """
     path = saved_path(task, pattern)
+    if _is_iterator(value):
+        raise SaveRefused(task, str(path), "it is an iterator (a generator, a `map`, a file): writing it would "
+                          "use it up, and the tasks that read it would find it empty", "Return a list instead "
+                          "(`return list(...)`).")
+    if path.suffix.lower() == ".json":
+        try:
+            _exact_json(value, "the value")
+        except _Inexact as exc:
+            raise SaveRefused(task, str(path), f"JSON cannot hold it exactly: {exc}",
+                              "Save it as `.npy`, `.parquet` or `.pkl`, or make it plain (finite numbers, "
+                              "strings, lists, dicts with string keys).") from None
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

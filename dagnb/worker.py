@@ -31,9 +31,9 @@ import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .backends import counting_interrupts, interrupts_seen
 from .capture import OutputLog
 from .costs import measure, value_nbytes
-from .errors import Unfingerprintable
 from .executor import Outcome
 from .hashing import fingerprint
 
@@ -66,17 +66,18 @@ def run_remote(func: Callable[..., Any], kwargs: dict[str, Any], modules: Sequen
     worker = f"pid {os.getpid()}"
     try:
         with contextlib.redirect_stdout(_Recorder(log, "stdout")), \
-                contextlib.redirect_stderr(_Recorder(log, "stderr")), measure() as cost:
+                contextlib.redirect_stderr(_Recorder(log, "stderr")), measure() as cost, counting_interrupts():
+            seen = interrupts_seen()
             value = func(**kwargs)
     except Exception as exc:
         return Outcome(error=_portable(exc), outputs=list(log), duration=cost.duration, started=cost.started,
                        cpu_time=cost.cpu_time, worker=worker, remote=True)
     try:
         output = fingerprint(value)
-    except Unfingerprintable:
+    except Exception:  # Unfingerprintable, or whatever a value's own pickling raises
         output = None
     return Outcome(value, output, list(log), cost.duration, None, cost.started, cost.cpu_time, cost.peak_memory,
-                   value_nbytes(value), worker, remote=True)
+                   value_nbytes(value), worker, remote=True, interrupted=interrupts_seen() != seen)
 
 
 def _portable(exc: BaseException) -> BaseException:

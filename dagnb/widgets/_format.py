@@ -23,6 +23,7 @@ COLORS = {
     "skipped": "#b3a6d9",
     "cancelled": "#8c959f",
     "timed-out": "#e16f24",
+    "interrupted": "#bf8700",
 }
 
 

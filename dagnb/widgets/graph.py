@@ -18,7 +18,7 @@ __all__ = ["Layout", "layout", "render_html", "render_svg", "render_text"]
 
 NODE_W, NODE_H, GAP_X, GAP_Y, PAD = 150, 26, 56, 10, 12
 MAX_ROWS = 40  # a level with more tasks wraps into further columns
-_LIGHT_TEXT = {"running", "done", "failed", "cancelled", "timed-out"}
+_LIGHT_TEXT = {"running", "done", "failed", "cancelled", "timed-out", "interrupted"}
 
 
 @dataclass(frozen=True)

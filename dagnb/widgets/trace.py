@@ -81,7 +81,7 @@ def _totals(trace: Trace) -> str:
 
 def _counts(trace: Trace) -> str:
     named = (("done", "ran"), ("cached", "cached"), ("failed", "failed"), ("timed-out", "timed-out"),
-             ("skipped", "skipped"), ("cancelled", "cancelled"))
+             ("interrupted", "interrupted"), ("skipped", "skipped"), ("cancelled", "cancelled"))
     return ", ".join(f"{trace.count(s)} {w}" for s, w in named if trace.count(s) or s in ("done", "cached"))
 
 

@@ -15,7 +15,9 @@ What it measures and why:
 6. An up-to-date ``%%task`` cell in a real IPython shell vs a plain cell.
 7. The widget views: rendering each view of 1,000 tasks, and what a live
    ``DagView`` adds to a run (time per task, comm messages and bytes).
-8. Parallel backends: sleeping tasks on 4 jobs and CPU-bound diamonds on
+8. Checking a task's inputs for in-place changes: a forced rerun of a
+   task reading a large array or frame, with the check on and off.
+9. Parallel backends: sleeping tasks on 4 jobs and CPU-bound diamonds on
    2 worker processes against inline, the per-task overhead of every
    backend against dask's threaded scheduler and ``distributed``, and a
    level-by-level ``joblib.Parallel`` baseline.
@@ -45,6 +47,7 @@ import bench_check
 import bench_ci
 import bench_graph
 import bench_hashing
+import bench_inplace
 import bench_magic
 import bench_map
 import bench_parallel
@@ -53,6 +56,7 @@ from _common import Row, Sizes, render_table
 
 SUITES: list[tuple[str, Callable[[Sizes], list[Row]]]] = [
     ("fingerprints", bench_hashing.rows),
+    ("in-place checks", bench_inplace.rows),
     ("task graph", bench_graph.rows),
     ("joblib.Memory", bench_cache.rows),
     ("widget views", bench_widgets.rows),

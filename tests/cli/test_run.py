@@ -89,7 +89,8 @@ def test_an_edit_reruns_that_task_and_its_stale_descendants_only(env: Path) -> N
         "raw": "cached", "clean": "done", "total": "done", "report": "cached", "side": "cached",
     }
     assert report["tasks"]["clean"]["reason"] == "code changed"
-    assert report["counts"] == {"ran": 2, "cached": 3, "failed": 0, "skipped": 0, "cancelled": 0, "timed-out": 0}
+    assert report["counts"] == {"ran": 2, "cached": 3, "failed": 0, "skipped": 0, "cancelled": 0, "timed-out": 0,
+                                "interrupted": 0}
     assert report["ok"] is True and report["error"] is None
 
 

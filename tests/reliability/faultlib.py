@@ -26,7 +26,8 @@ CASE_LOSSES = {
     "test_format": "nothing: the old cache's files all kept (value files byte for byte, the same rows); every "
                    "value of the format-2 fixture read back equal",
     "test_mutation": "with a disk cache, nothing: InputMutated with the exact message, the damaged value "
-                     "restored from disk, later tasks saw the original; without one, see the xfail tests",
+                     "restored from disk, later tasks saw the original; without one, nothing either: a reader "
+                     "fails with InputDamaged and the next run recomputes the value",
     "test_disk_full": "nothing: each run went on with the value in memory and a DagnbCacheWarning saying it could "
                       "not be written, no temporary file left, recomputed after a restart, small values still "
                       "stored",

@@ -115,3 +115,100 @@ def test_an_interrupted_run_keeps_what_finished_and_resumes_with_the_rest(tmp_pa
         "nothing: KeyboardInterrupt raised; the 2 finished tasks bound and cached; the resumed run executed "
         "only the 2 unfinished; a restart loaded all 4; no temporary files",
     )
+
+
+SWALLOWING = [
+    """
+def first():
+    note("first")
+    return list(range(10))
+""",
+    """
+def train(first):
+    note("train")
+    import os
+    import time
+    steps = 0
+    try:
+        while os.path.exists(HOLD):  # the usual training loop: stop early on Ctrl-C, keep what was learnt
+            time.sleep(0.01)
+            steps += 1
+    except KeyboardInterrupt:
+        return "partial"
+    return "complete"
+""",
+    """
+def report(train):
+    note("report")
+    return f"model: {train}"
+""",
+]
+
+
+def swallowing(tmp_path: Path) -> Notebook:
+    nb = Notebook(tmp_path)
+    nb.cell(f"HOLD = {str(tmp_path / 'hold')!r}")
+    for source in SWALLOWING:
+        nb.task(source)
+    return nb
+
+
+def test_a_task_that_catches_the_interrupt_is_interrupted_not_cached_and_reruns(tmp_path: Path) -> None:
+    from dagnb.errors import TaskInterrupted
+
+    nb = swallowing(tmp_path)
+    (tmp_path / "hold").touch()
+    watcher = interrupt_when_started(nb.log, "train")
+    with pytest.raises(TaskInterrupted) as raised:
+        nb.graph.run()
+    watcher.join()
+    assert str(raised.value) == (
+        "Task `train` was interrupted: it caught the KeyboardInterrupt and returned early, so its value may be "
+        "partial. The value is bound for you to look at, but not cached; its status is `interrupted`, tasks after "
+        "it did not start, and the next run runs `train` again."
+    )
+    assert isinstance(raised.value, KeyboardInterrupt)
+    assert runs(nb.log) == ["first", "train"]
+    assert nb.graph.statuses == {"first": "done", "train": "interrupted", "report": "skipped"}
+    assert nb.ns["train"] == nb.graph["train"] == "partial", "the partial value stays in memory, to look at"
+    assert nb.graph.last_run is not None and nb.graph.last_run.interrupted == ["train"]
+    assert nb.graph.last_run.line("train") == "train: interrupted (it caught Ctrl-C; not cached)"
+    assert nb.graph.plan()["train"].reasons == ("interrupted last time",)
+    store = DiskStore(tmp_path / "cache")
+    assert store.head("train") is None and store.head("report") is None, "nothing of the partial run is cached"
+    store.close()
+
+    (tmp_path / "hold").unlink()
+    report, ran = nb.run()  # the same session: train runs again, to completion
+    assert ran == ["train", "report"] and report.reasons["train"] == "interrupted last time"
+    assert nb.graph["report"] == "model: complete"
+    nb.graph.store.close()
+
+    again = swallowing(tmp_path)  # a restart loads the complete value
+    report, ran = again.run()
+    assert ran == [] and again.graph["report"] == "model: complete"
+    again.graph.store.close()
+    faultlib.assert_usable(tmp_path / "cache")
+    faultlib.record(
+        "test_interrupt (swallowed)",
+        "a real SIGINT while `train` ran, which caught the KeyboardInterrupt and returned a partial value",
+        "nothing: TaskInterrupted raised; `train` `interrupted`, its partial value bound but never cached; "
+        "`report` not started; the next run reran `train`; a restart loaded the complete values",
+    )
+
+
+def test_a_restart_after_a_swallowed_interrupt_runs_the_task_again(tmp_path: Path) -> None:
+    from dagnb.errors import TaskInterrupted
+
+    nb = swallowing(tmp_path)
+    (tmp_path / "hold").touch()
+    watcher = interrupt_when_started(nb.log, "train")
+    with pytest.raises(TaskInterrupted):
+        nb.graph.run()
+    watcher.join()
+    nb.graph.store.close()
+    (tmp_path / "hold").unlink()
+    again = swallowing(tmp_path)
+    report, ran = again.run()
+    assert ran == ["train", "report"] and again.graph["train"] == "complete"
+    again.graph.store.close()
