@@ -36,6 +36,7 @@ from .errors import (
     TaskInterrupted,
     UnfingerprintableWarning,
     UnpicklableOutputWarning,
+    warn_at,
 )
 from .events import Event, EventBus, GraphChanged, RunFinished, RunStarted, TaskFinished, TaskProgress
 from .history import History, RunDiff, diff_runs
@@ -91,11 +92,7 @@ def _copy_stamp(spec: TaskSpec, output: str) -> tuple[str, int, int] | None:
 
 def _warn_at(spec: TaskSpec | None, message: str, category: type[Warning]) -> None:
     """A warning about a task, shown at the cell that defines it (not at a line of dagnb)."""
-    code = getattr(getattr(spec, "func", None), "__code__", None)
-    if code is None:
-        warnings.warn(message, category, stacklevel=3)
-    else:
-        warnings.warn_explicit(message, category, code.co_filename, code.co_firstlineno)
+    warn_at(getattr(spec, "func", None), message, category)
 
 
 def _unpicklable(value: Any) -> str | None:

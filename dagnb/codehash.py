@@ -47,7 +47,6 @@ import textwrap
 import threading
 import time
 import types
-import warnings
 import weakref
 from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -55,7 +54,7 @@ from typing import Any
 
 import xxhash
 
-from .errors import LocalModuleChangedWarning, Unfingerprintable
+from .errors import LocalModuleChangedWarning, Unfingerprintable, warn_at
 from .hashing import UNTRACKED, _feed, _qualname, _text, fingerprint
 
 __all__ = [
@@ -831,12 +830,8 @@ def _warn_if_edited_on_disk(fn: Any) -> None:
     else:
         what, fix = f"`{name}` was imported", f"Run `importlib.reload({name})`, or `%load_ext autoreload` then " \
                                               f"`%autoreload 2`,"
-    warnings.warn(
-        f"`{file}` changed on disk after {what}: tasks use the code loaded in the kernel (and are keyed "
-        f"by it), not the file. {fix} to use the new code.",
-        LocalModuleChangedWarning,
-        stacklevel=2,
-    )
+    warn_at(fn, f"`{file}` changed on disk after {what}: tasks use the code loaded in the kernel (and are keyed "
+                f"by it), not the file. {fix} to use the new code.", LocalModuleChangedWarning)
 
 
 def _loaded_digests(namespace: dict[str, Any], path: str) -> dict[str, str]:

@@ -8,7 +8,9 @@ what is wrong, what was found, how to fix it. Nothing here imports IPython.
 from __future__ import annotations
 
 import difflib
+import warnings
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 __all__ = [
     "CommandError",
@@ -39,6 +41,7 @@ __all__ = [
     "ValueChangedWarning",
     "close_matches",
     "untracked_message",
+    "warn_at",
 ]
 
 
@@ -286,6 +289,15 @@ class Unfingerprintable(DagnbError):
             f"A value of type `{type_name}` cannot be fingerprinted ({reason}). Register a "
             f"fingerprint with `dagnb.register_fingerprint({type_name.rsplit('.', 1)[-1]}, fn)`."
         )
+
+
+def warn_at(func: Any, message: str, category: type[Warning]) -> None:
+    """A warning about a task (or a helper), shown at the cell or line that defines ``func``, not at dagnb's."""
+    code = getattr(func, "__code__", None)
+    if code is None:
+        warnings.warn(message, category, stacklevel=3)
+    else:
+        warnings.warn_explicit(message, category, code.co_filename, code.co_firstlineno)
 
 
 def untracked_message(task: str, what: str, type_name: str, reason: str) -> str:

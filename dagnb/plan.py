@@ -17,7 +17,6 @@ results and the store's metadata; it never loads a value.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
@@ -26,7 +25,7 @@ from typing import Any, Literal, Protocol
 import xxhash
 
 from .codehash import Untracked, code_fingerprint, untracked_value
-from .errors import UnfingerprintableWarning, untracked_message
+from .errors import UnfingerprintableWarning, untracked_message, warn_at
 from .graph import Input, TaskGraph, TaskSpec
 from .store import CacheEntry, Store
 
@@ -101,13 +100,13 @@ def compute_key(
 _told: set[tuple[str, Untracked]] = set()  # (task, what) already explained in this process
 
 
-def _tell_untracked(task: str, info: KeyInfo) -> tuple[str, ...]:
-    """The reasons a task with untracked parts always runs; each explained once in a warning."""
+def _tell_untracked(spec: TaskSpec, info: KeyInfo) -> tuple[str, ...]:
+    """The reasons a task with untracked parts always runs; each explained once, at the task's cell."""
     for item in info.untracked:
-        if (task, item) not in _told:
-            _told.add((task, item))
-            warnings.warn(untracked_message(task, item.what, item.type_name, item.reason),
-                          UnfingerprintableWarning, stacklevel=3)
+        if (spec.name, item) not in _told:
+            _told.add((spec.name, item))
+            warn_at(spec.func, untracked_message(spec.name, item.what, item.type_name, item.reason),
+                    UnfingerprintableWarning)
     return tuple(str(item) for item in info.untracked)
 
 
@@ -181,7 +180,7 @@ def decide(
     if spec.volatile:
         return Decision(name, "run", ("volatile",), info)
     if info.untracked:
-        return Decision(name, "run", _tell_untracked(name, info), info)
+        return Decision(name, "run", _tell_untracked(spec, info), info)
     result = state.results.get(name)
     if result is not None and result.key == info.key:
         return Decision(name, "fresh", ("cached",), info, CacheEntry(info.key, name, result.output))
