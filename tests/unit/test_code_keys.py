@@ -428,7 +428,8 @@ def test_a_global_with_no_fingerprint_makes_its_task_always_run_and_says_why(tmp
         "result. Pass something dagnb can fingerprint instead (the settings it is made from), or teach dagnb "
         "the type with `dagnb.register_fingerprint(lock, fn)`."
     ]
-    assert (caught[0].filename, caught[0].lineno) == (nb.ns["t"].__code__.co_filename, 1), "at the task's cell"
+    func = nb.graph.tasks.specs["t"].func
+    assert (caught[0].filename, caught[0].lineno) == (func.__code__.co_filename, 1), "at the task's cell"
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # said once
         assert nb.run()[1] == ["t"]
