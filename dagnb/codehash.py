@@ -327,6 +327,18 @@ def _code_of(fn: Any) -> types.CodeType | None:
     return code if isinstance(code, types.CodeType) else None
 
 
+def _functions_reached(fn: Any, follow: Callable[[Any, types.CodeType], Iterable[Any]]) -> None:
+    """Visit ``fn`` and, once each, the functions ``follow(function, its code)`` names, depth first."""
+    stack, seen = [fn], set()
+    while stack:
+        current = stack.pop()
+        code = _code_of(current)
+        if code is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        stack.extend(follow(current, code))
+
+
 def global_reads(fn: Callable[..., Any], skip: Iterable[str] = (), tasks: Container[str] = ()) -> frozenset[str]:
     """Global names ``fn`` reads, directly or through the notebook functions it calls (``skip`` aside).
 
@@ -335,20 +347,14 @@ def global_reads(fn: Callable[..., Any], skip: Iterable[str] = (), tasks: Contai
     holds its function, which is not a helper.
     """
     skipped, found = frozenset(skip), set()
-    stack, seen = [fn], set()
-    while stack:
-        current = stack.pop()
-        code = _code_of(current)
-        if code is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        namespace = getattr(current, "__globals__", {})
+
+    def follow(current: Any, code: types.CodeType) -> list[Any]:
         names = referenced_globals(code) - (skipped if current is fn else frozenset())
-        found |= names
-        for name in names:
-            obj = namespace.get(name)
-            if name not in tasks and isinstance(obj, types.FunctionType) and obj.__globals__ is fn.__globals__:
-                stack.append(obj)
+        found.update(names)
+        helpers = (current.__globals__.get(name) for name in names if name not in tasks)
+        return [obj for obj in helpers if isinstance(obj, types.FunctionType) and obj.__globals__ is fn.__globals__]
+
+    _functions_reached(fn, follow)
     return frozenset(found)
 
 
@@ -550,24 +556,21 @@ def user_modules(fn: Callable[..., Any]) -> list[types.ModuleType]:
     again (it may have been edited since): remote backends send these by value.
     """
     found: dict[str, types.ModuleType] = {}
-    stack, seen = [fn], set()
-    while stack:
-        current = stack.pop()
-        code = _code_of(current)
-        if code is None or id(current) in seen:
-            continue
-        seen.add(id(current))
+
+    def follow(current: Any, code: types.CodeType) -> list[Any]:
         namespace = getattr(current, "__globals__", {})
         objects = [namespace.get(n) for n in referenced_globals(code)]
         objects += [sys.modules.get(m) for m, _ in _imports(code)]
+        more = [obj for obj in objects if isinstance(obj, types.FunctionType)]
         for obj in objects:
             home = obj if isinstance(obj, types.ModuleType) else sys.modules.get(getattr(obj, "__module__", "") or "")
-            if isinstance(home, types.ModuleType) and getattr(home, "__file__", None) and is_user_module(home):
-                if home.__name__ not in found:
-                    found[home.__name__] = home
-                    stack.extend(v for v in vars(home).values() if isinstance(v, types.FunctionType))
-            if isinstance(obj, types.FunctionType):
-                stack.append(obj)
+            if isinstance(home, types.ModuleType) and getattr(home, "__file__", None) and is_user_module(home) \
+                    and home.__name__ not in found:
+                found[home.__name__] = home
+                more += [v for v in vars(home).values() if isinstance(v, types.FunctionType)]
+        return more
+
+    _functions_reached(fn, follow)
     return list(found.values())
 
 
