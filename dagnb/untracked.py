@@ -13,12 +13,13 @@ Invariants:
 
 * IPython-free, and no library is imported: a name is resolved to a dotted
   name (``np`` -> ``numpy``, ``rand`` -> ``numpy.random.rand``) by a
-  :class:`Scope` the caller gives: :class:`RuntimeScope` looks the name up in
-  the task's namespace and compares objects with the already loaded modules
-  by identity; ``dagnb check`` resolves through the notebook's import lines.
+  :class:`Scope` the caller gives (see :mod:`dagnb._scopes`): in a session,
+  the task's namespace, objects compared with the already loaded modules by
+  identity; in ``dagnb check``, the notebook's import lines.
 * No false alarm on purpose. What is unclear is not reported: a path that
-  comes from a helper's parameter, from another call or from an upstream
-  task; an ``open`` mode not written as a literal. A seeded generator
+  comes from another call, from an upstream task or from a helper's
+  parameter (unless a call passes it a plain path); an ``open`` mode not
+  written as a literal. A seeded generator
   (``np.random.default_rng(seed)``, ``random.Random(seed)``) or a seed call
   (``np.random.seed(0)``) anywhere in the task or its helpers is deterministic.
 * Reading counts, writing does not: ``open(path, "w")`` and
