@@ -48,21 +48,21 @@ _WATCHED = ("builtins", "io", "os", "os.path", "random", "time", "datetime", "uu
             "pyarrow.parquet", "pyarrow.csv", "pyarrow.feather", "dagnb")
 
 
-def _known_objects() -> dict[int, str]:
-    """``id(obj) -> dotted name`` for the callables (and ``os.environ``) of the loaded watched modules."""
+def _known_objects() -> dict[int, tuple[Any, str]]:
+    """``id(obj) -> (obj, dotted name)`` for the callables (and ``os.environ``) of the loaded watched modules."""
     loaded = tuple(sys.modules.get(m) for m in _WATCHED)
     return _objects_of(loaded)
 
 
 @functools.lru_cache(maxsize=8)
-def _objects_of(modules: tuple[types.ModuleType | None, ...]) -> dict[int, str]:
-    known: dict[int, str] = {}
+def _objects_of(modules: tuple[types.ModuleType | None, ...]) -> dict[int, tuple[Any, str]]:
+    known: dict[int, tuple[Any, str]] = {}
     for name, module in zip(_WATCHED, modules):
         if module is None:
             continue
         for attr, value in vars(module).items():
             if not attr.startswith("_") and (callable(value) or attr in ("environ", "environb")):
-                known.setdefault(id(value), f"{name}.{attr}")
+                known.setdefault(id(value), (value, f"{name}.{attr}"))
     return known
 
 
@@ -86,7 +86,8 @@ class RuntimeScope:
             return obj.__name__
         if getattr(obj, "__wrapped__", None) is builtins.open:  # IPython's own `open` wraps the builtin
             return "builtins.open"
-        return self._known.get(id(obj))  # the known objects are alive in their modules: ids are theirs
+        known = self._known.get(id(obj))
+        return known[1] if known is not None and known[0] is obj else None  # held here: the id is its own
 
     def holds_file(self, name: str) -> bool:
         return holds_files(self.namespace.get(name))
