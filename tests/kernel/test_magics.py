@@ -565,7 +565,7 @@ def test_an_untracked_read_is_said_once_when_the_task_is_defined(ip: Any) -> Non
     ok(ip, "import random")
     cell = task("roll", body="return random.random()")  # line 4 of the cell: `%%task`, def, log, body
     with warnings.catch_warnings(record=True) as first:
-        warnings.simplefilter("always")
+        warnings.simplefilter("always", dagnb.errors.UntrackedWarning)
         assert ok(ip, cell) == "roll: ran (new)"
     told = [w for w in first if issubclass(w.category, dagnb.errors.UntrackedWarning)]
     assert [str(w.message) for w in told] == [
@@ -576,7 +576,7 @@ def test_an_untracked_read_is_said_once_when_the_task_is_defined(ip: Any) -> Non
         "to rerun it every time."
     ]
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the same cell again: a cache hit, and nothing said
+        warnings.simplefilter("error", dagnb.errors.UntrackedWarning)  # the same cell again: a cache hit, nothing said
         assert ok(ip, cell) == "roll: cached"
         assert ok(ip, cell.replace("%%task", "%%task --volatile")) == "roll: ran (volatile)"
         seeded = task("roll", "seed=0", "return random.Random(seed).random()")
