@@ -13,6 +13,7 @@ import ast
 import builtins
 import functools
 import inspect
+import linecache
 import sys
 import textwrap
 import types
@@ -31,11 +32,20 @@ def stored(targets: list[ast.expr]) -> set[str]:
 
 @functools.lru_cache(maxsize=4096)
 def function_tree(code: types.CodeType) -> FunctionNode | None:
-    """The parsed source of a function (by its code object, so each source is parsed once)."""
+    """The parsed source of a function (by its code object, so each source is parsed once).
+
+    Read from ``linecache`` (where IPython keeps its cells) at the code's first
+    line, as ``inspect.getsource`` does, without its search of every loaded
+    module for the file, which costs milliseconds when there is no source.
+    """
+    linecache.checkcache(code.co_filename)
+    lines = linecache.getlines(code.co_filename)
+    if not lines or code.co_firstlineno > len(lines):
+        return None
     try:
-        source = textwrap.dedent(inspect.getsource(code))
+        source = textwrap.dedent("".join(inspect.getblock(lines[code.co_firstlineno - 1:])))
         tree = ast.parse(source)
-    except (OSError, TypeError, SyntaxError, IndentationError):
+    except (SyntaxError, IndentationError, ValueError):
         return None
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == code.co_name:
