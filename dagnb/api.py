@@ -216,15 +216,15 @@ class Graph:
         nothing); a volatile task is never told. Returns the findings.
         """
         spec = self.tasks.get(name)
-        tracked = self._tracked_params(spec)
-        seen = _same_reads_key(spec, tracked)
-        last = self._untracked_seen.get(name)
-        if last is not None and _same_reads(last[0], seen):  # an unchanged cell: nothing to analyse again
-            return last[1]
         try:  # an analysis that fails must never stop a definition: say nothing
+            tracked = self._tracked_params(spec)
+            seen = _same_reads_key(spec, tracked)
+            last = self._untracked_seen.get(name)
+            if last is not None and _same_reads(last[0], seen):  # an unchanged cell: nothing to analyse again
+                return last[1]
             findings = [] if spec.volatile else task_findings(spec.func, tracked, node)
         except Exception:  # noqa: BLE001 - bookkeeping fails soft
-            findings = []
+            return []
         self._untracked_seen[name] = (seen, findings)
         told = frozenset((f.what, f.code, f.helper) for f in findings)
         if findings and self._untracked_said.get(name) != told:

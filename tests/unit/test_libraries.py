@@ -191,7 +191,7 @@ def test_equal_values_share_a_fingerprint(left: Callable[[], Any], right: Callab
 
 def test_a_pandas_arrow_string_column_hashes_like_its_object_array() -> None:
     """The fast path feeds the very bytes the object path would: pins made without pyarrow still hold."""
-    series = pd.Series(["a", None, "ccc", "é"] * 3, dtype="str")
+    series = pd.Series(["a", None, "ccc", "é"] * 3, dtype=pd.StringDtype("pyarrow", na_value=np.nan))  # pandas 3: "str"
     assert series.array._pa_array is not None  # stored in Arrow here
     slow = xxhash.xxh3_128(hashing.FORMAT)
     hashing._feed(series.name, slow)  # as _feed_series would, with the values as Python objects

@@ -262,3 +262,4 @@ def test_a_helper_edited_after_the_task_is_analysed_again_when_the_task_cell_run
     define(namespace, "def inner():\n    return time.time()\n")  # a helper of a helper now reads the clock
     with pytest.warns(UntrackedWarning, match=r"the clock \(`time.time\(\)` in helper `inner`\)"):
         graph.task(define(namespace, task)["t"])
+
