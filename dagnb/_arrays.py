@@ -88,8 +88,28 @@ def _feed_array_like(values: Any, h: Any) -> None:
         _feed_ndarray(np.asarray(values.codes), h)
     elif isinstance(dtype, np.dtype):
         _feed_ndarray(np.asarray(values), h)
+    elif getattr(values, "_pa_array", None) is not None and "pyarrow" in sys.modules:
+        _feed_arrow_backed(values, h)
     else:  # extension arrays: their object form is exact, if slower
         _feed_ndarray(np.asarray(values, dtype=object), h)
+
+
+def _feed_arrow_backed(values: Any, h: Any) -> None:
+    """A column pandas stores in Arrow: hashed from the Arrow buffers, never as Python objects.
+
+    Strings (``str``, ``string[pyarrow]``) produce the very bytes of their
+    object form, so a frame's fingerprint is the same with or without
+    pyarrow installed (and the pinned digests hold); other Arrow types are
+    hashed as Arrow columns.
+    """
+    from ._libraries import feed_arrow_column, feed_arrow_strings_as_objects, is_arrow_text
+
+    column = values._pa_array
+    if is_arrow_text(column.type):
+        feed_arrow_strings_as_objects(column, values.dtype.na_value, h)
+        return
+    h.update(b"A")
+    feed_arrow_column(column.chunks, column.type, h)
 
 
 def _feed_index(index: Any, h: Any) -> None:

@@ -7,6 +7,10 @@ cell order, the check finds what a top-to-bottom run in a new kernel would
 trip on: syntax errors, cells that are not one function, duplicate task
 names, self-dependencies and cycles, parameters that resolve to nothing
 (with close matches), and tasks used above the cell that defines them.
+It also notes, without failing, tasks that read what their key does not
+cover (the global random generator, the clock, the environment, files that
+are not ``dagnb.file`` inputs; see :mod:`dagnb.untracked`), resolving names
+through the import lines of the cells above.
 
 Positions are 1-based over all cells (markdown included), as a notebook
 shows them, and lines are 1-based within the cell's code.
@@ -32,10 +36,13 @@ from .errors import (
     CycleError,
     TaskDefinitionError,
     UnresolvedParameter,
+    UntrackedWarning,
     UsedBeforeDefinition,
     close_matches,
 )
 from .graph import parse_task_cell
+from ._scopes import NotebookScope
+from .untracked import find_untracked
 
 __all__ = ["CheckResult", "Problem", "StaticTask", "check_notebook", "check_source", "plan_notebook"]
 
@@ -77,6 +84,7 @@ class _Cell:
     binds: set[str] = field(default_factory=set)
     reads: dict[str, int] = field(default_factory=dict)  # name -> line
     wildcard: bool = False
+    tree: ast.AST | None = None  # what the cell runs at notebook level (a task cell: its imports)
 
 
 @dataclass
@@ -88,6 +96,7 @@ class CheckResult:
     tasks: dict[str, StaticTask] = field(default_factory=dict)
     upstream: dict[str, list[str]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    notes: list[Problem] = field(default_factory=list)  # told, but no problem: what a task's key does not cover
     outputs: dict[str, str] = field(default_factory=dict)  # file a task writes with --save -> the task
 
     @property
@@ -95,12 +104,13 @@ class CheckResult:
         return not self.problems
 
     def render_text(self) -> str:
+        found = sorted([*self.problems, *self.notes], key=lambda p: (p.cell, p.line or 0))
+        lines = [p.render(self.notebook) for p in found]
         if self.ok:
             tasks = f"{len(self.tasks)} task" + ("" if len(self.tasks) == 1 else "s")
             cells = f"{self.cells} cell" + ("" if self.cells == 1 else "s")
             saved = f"; writes {', '.join(sorted(self.outputs))}" if self.outputs else ""
-            return f"{self.notebook}: ok ({tasks} in {cells}{saved})"
-        lines = [p.render(self.notebook) for p in sorted(self.problems, key=lambda p: (p.cell, p.line or 0))]
+            return "\n".join([*lines, f"{self.notebook}: ok ({tasks} in {cells}{saved})"])
         lines.append(f"{self.notebook}: {len(self.problems)} problem{'s' if len(self.problems) > 1 else ''}")
         return "\n".join(lines)
 
@@ -158,7 +168,7 @@ def _parse_cell(number: int, source: str, result: CheckResult) -> _Cell:
         line = exc.lineno + offset if exc.lineno else None
         result.problems.append(Problem(number, f"The cell has a syntax error: {exc.msg}.", line))
         return _Cell(number, "code")
-    cell = _Cell(number, "code", binds=bound)
+    cell = _Cell(number, "code", binds=bound, tree=tree)
     _collect(tree, cell)
     cell.reads = {name: line + offset for name, line in cell.reads.items()}
     return cell
@@ -225,6 +235,7 @@ def _parse_task(number: int, first: str, body: str, result: CheckResult) -> _Cel
             result.problems.append(Problem(number, str(exc), 1, name))
     tree = ast.Module(body=[n for n in ast.parse(body).body if n is not node], type_ignores=[])
     _collect(tree, cell)  # imports in a task cell become notebook variables
+    cell.tree = tree
     cell.binds.add(name)
     return cell
 
@@ -350,11 +361,16 @@ def _resolve(cells: list[_Cell], result: CheckResult) -> None:
     tasks = result.tasks
     bound: set[str] = set()
     unknown_names = False  # after `import *` or an opaque cell magic
+    scope = NotebookScope()  # what the names above stand for: imports, helpers, dagnb.file variables
     for cell in cells:
+        if cell.tree is not None:
+            scope.learn(cell.tree)
         if cell.kind == "task":
             name = next((t for t in cell.binds if t in tasks and tasks[t].cell == cell.number), None)
             if name is not None:
                 _resolve_task(tasks[name], bound | cell.binds, unknown_names, result)
+                _note_untracked(tasks[name], scope, result)
+                scope.bind({name})
         elif cell.kind == "code":
             for read, line in cell.reads.items():
                 if read in tasks and tasks[read].cell > cell.number and read not in bound:
@@ -393,6 +409,31 @@ def _resolve_task(task: StaticTask, bound: set[str], unknown_names: bool, result
             problem = UsedBeforeDefinition(read, f"Task `{task.name}` (which reads `{read}`)", other.cell)
             result.problems.append(Problem(task.cell, str(problem), line, task.name))
     result.upstream[task.name] = ups
+
+
+def _note_untracked(task: StaticTask, scope: NotebookScope, result: CheckResult) -> None:
+    """A note (not a problem) when the task reads what its key does not cover: see :mod:`dagnb.untracked`."""
+    if task.volatile:
+        return
+    defaults = _default_nodes(task.node)
+    tracked = [p for p in task.params if p in result.upstream.get(task.name, ())
+               or (scope.makes_file(defaults[p]) if p in defaults else scope.holds_file(p))]
+    try:
+        findings = find_untracked(task.node, scope, tracked)
+    except Exception:  # noqa: BLE001 - a note that cannot be made is not a problem of the notebook
+        return
+    if findings:
+        own = [f.line for f in findings if f.helper is None]
+        message = f"note: {UntrackedWarning(task.name, findings, line_offset=1)}"
+        result.notes.append(Problem(task.cell, message, (own[0] if own else task.node.lineno) + 1, task.name))
+
+
+def _default_nodes(node: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, ast.expr]:
+    args = node.args
+    positional = [*args.posonlyargs, *args.args]
+    found = {a.arg: d for a, d in zip(positional[len(positional) - len(args.defaults):], args.defaults)}
+    found.update({a.arg: d for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None})
+    return found
 
 
 def _find_cycles(result: CheckResult) -> None:

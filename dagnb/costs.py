@@ -131,11 +131,16 @@ def _set_probe() -> _ProcMemory | _RusageMemory | _NoMemory:
     return _probe
 
 
+_NBYTES_EXACT = frozenset({"numpy", "pyarrow", "xarray", "torch"})  # `nbytes` is their buffers' size, cheap
+
+
 def value_nbytes(value: Any, _depth: int = 0) -> int:
     """The in-memory size of ``value``: array buffers exactly, containers shallowly.
 
-    numpy arrays count their buffer, pandas objects their columns and index
-    (not the Python objects an object column points to); lists, tuples,
+    numpy arrays count their buffer (so do pyarrow, xarray and torch values,
+    and polars its estimate), pandas objects their columns and index (not
+    the Python objects an object column points to); a dask collection, whose
+    data is not computed, counts as a Python object; lists, tuples,
     sets and dicts add their first 1,000 items, three levels deep. It is an
     estimate to compare tasks by, cheap on values of any size. It never
     raises: a value whose ``nbytes`` or ``__sizeof__`` raises (a dask
@@ -152,12 +157,15 @@ def value_nbytes(value: Any, _depth: int = 0) -> int:
 
 
 def _nbytes(value: Any, _depth: int) -> int:
-    try:
-        nbytes = getattr(value, "nbytes", None)
-    except Exception:  # a property that cannot answer (dask collections of unknown size)
-        nbytes = None
-    if isinstance(nbytes, int) and type(value).__module__.startswith("numpy"):
-        return nbytes
+    library = type(value).__module__.split(".")[0]
+    if library in _NBYTES_EXACT:  # read `nbytes` of these only: dask's raises, others compute
+        with contextlib.suppress(Exception):
+            nbytes = getattr(value, "nbytes", None)
+            if isinstance(nbytes, int):
+                return nbytes
+    if library == "polars":
+        with contextlib.suppress(Exception):
+            return int(value.estimated_size())
     usage = getattr(value, "memory_usage", None)
     if usage is not None and type(value).__module__.startswith("pandas"):
         with contextlib.suppress(Exception):

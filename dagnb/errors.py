@@ -38,6 +38,7 @@ __all__ = [
     "UnknownTask",
     "UnpicklableOutputWarning",
     "UnresolvedParameter",
+    "UntrackedWarning",
     "ValueChangedWarning",
     "close_matches",
     "untracked_message",
@@ -346,3 +347,45 @@ class ValueChangedWarning(UserWarning):
 
 class UnpicklableOutputWarning(UserWarning):
     """A task output could not be written to disk; it stays in memory only."""
+
+
+class UntrackedWarning(UserWarning):
+    """A task reads what its key does not cover (random numbers, the clock, the environment, plain files).
+
+    Built from the task's name and its findings (:class:`dagnb.untracked.Untracked`:
+    ``kind``, ``what``, ``code``, ``line``, ``helper``, ``path``); ``line_offset``
+    turns a finding's line into the line the user sees (1 for a ``%%task``
+    cell, whose magic line comes first).
+    """
+
+    def __init__(self, task: str, findings: Sequence[Any], line_offset: int = 0) -> None:
+        self.task, self.findings = task, list(findings)
+        groups: dict[str, list[str]] = {}
+        for finding in self.findings:
+            where = f"in helper `{finding.helper}`" if finding.helper else f"line {finding.line + line_offset}"
+            groups.setdefault(finding.what, []).append(f"`{finding.code}` {where}")
+        shown = [f"{what} ({_listed(places)})" for what, places in groups.items()]
+        kinds = {f.kind for f in self.findings}
+        path = next((repr(f.path) for f in self.findings if f.path), '"data.csv"')
+        fixes = [_UNTRACKED_FIX[kind].format(task=task, path=path) for kind in _UNTRACKED_FIX if kind in kinds]
+        super().__init__(
+            f"Task `{task}` reads what its key does not cover: {', '.join(shown)}. dagnb cannot see "
+            f"{'these' if len(self.findings) > 1 else 'it'} change, so a cached value is reused as if the task "
+            f"were deterministic. To fix it: {'; '.join(fixes)}; or mark the task volatile "
+            f"(`%%task --volatile`, `@task(volatile=True)`) to rerun it every time."
+        )
+
+
+_UNTRACKED_FIX = {  # in the order the fixes are listed
+    "random": "take a seed as a parameter (`def {task}(seed=0)`, then `np.random.default_rng(seed)` "
+              "or `random.Random(seed)`)",
+    "clock": "pass the date or time as a parameter",
+    "environment": "pass the setting as a parameter",
+    "file": "declare the file as a parameter (`path=dagnb.file({path})`)",
+}
+
+
+def _listed(places: list[str], most: int = 3) -> str:
+    if len(places) <= most:
+        return ", ".join(places)
+    return ", ".join(places[:most]) + f" and {len(places) - most} more"

@@ -20,8 +20,10 @@ Invariants:
 * Depth is no limit: a value nested deeper than the interpreter's stack
   allows is fingerprinted again on a thread with a large stack.
 
-numpy and pandas are never imported here; their handlers register on the
-first value from a module that is already loaded.
+No library is imported here: the handlers of numpy, pandas, pyarrow, polars,
+xarray, torch, dask, scikit-learn and matplotlib types (``_arrays``,
+``_libraries``) register on the first value fingerprinted after their module
+is loaded.
 """
 
 from __future__ import annotations
@@ -359,21 +361,27 @@ def _pickle_into(value: Any, h: Any, fast: bool) -> None:
     h.update(inner.digest())
 
 
-# ------------------------------------------------------------- numpy and pandas
+# ------------------------------------------------------------- library types
 
-_LAZY_DONE: set[str] = set()
+_LAZY_PENDING: dict[str, Callable[[Any], None]] | None = None  # module -> register function, not yet run
+_MODULES_SEEN = -1  # len(sys.modules) at the last look
 
 
 def _register_lazy_handlers() -> None:
-    """Register numpy and pandas handlers once those modules are loaded (never import them)."""
-    if len(_LAZY_DONE) == 2:
+    """Register the handlers of library types (the table ``_libraries.HANDLERS``) once their module is
+    loaded; never import one. Modules are looked for again only when ``sys.modules`` grew."""
+    global _LAZY_PENDING, _MODULES_SEEN
+    if len(sys.modules) == _MODULES_SEEN:  # called for every value: nothing can have loaded since
         return
-    for module in ("numpy", "pandas"):
-        if module not in _LAZY_DONE and module in sys.modules:
-            _LAZY_DONE.add(module)
-            from . import _arrays
+    _MODULES_SEEN = len(sys.modules)
+    if _LAZY_PENDING is None:
+        from ._libraries import HANDLERS
 
-            getattr(_arrays, f"register_{module}")(_registered)
+        _LAZY_PENDING = dict(HANDLERS)
+    for module in [m for m in _LAZY_PENDING if m in sys.modules]:
+        register = _LAZY_PENDING.pop(module, None)  # another thread may have taken it
+        if register is not None:
+            register(_registered)
 
 
 # ----------------------------------------------------------------------- files

@@ -192,6 +192,7 @@ class DagMagics(Magics):
             if replaced is not None:
                 self.graph.add(replaced)
             raise
+        self.graph.say_untracked(name, node, line_offset=1)  # the `%%task` line is line 1 of the cell
         return name, self._forget_renamed(name, cell_id)
 
     def _compile(self, cell: str, node: ast.FunctionDef | ast.AsyncFunctionDef) -> Any:

@@ -602,3 +602,30 @@ def test_a_file_that_is_not_a_notebook_is_named_and_the_others_still_checked(tmp
     assert "conflict.ipynb" in done.stderr + done.stdout
     assert "good.ipynb: ok (1 task in 2 cells)" in stdout_lines(done)
     assert done.returncode != 0
+
+
+def test_a_task_reading_what_its_key_does_not_cover_is_a_note_that_does_not_fail(tmp_path: Path) -> None:
+    write_notebook(
+        tmp_path / NB, markdown("# Notes"),
+        "import numpy as np\nimport dagnb\ndef load(p):\n    return open(p).read()",
+        task("sample", "seed=0", "return np.random.default_rng(seed).random()"),  # seeded: nothing to say
+        task("noisy", "", "return np.random.rand(3)"),
+        task("raw", "path=dagnb.file('data.csv')", "return load(path)"),  # a dagnb.file: nothing to say
+        task("notes", "", "return load('notes.txt')"),
+        "%%task --volatile\ndef fresh():\n    return np.random.rand(3)",  # volatile: nothing to say
+    )
+
+    done = dagnb(tmp_path, "check", NB)
+
+    fix = ("dagnb cannot see it change, so a cached value is reused as if the task were deterministic. To fix it: "
+           "{fix}; or mark the task volatile (`%%task --volatile`, `@task(volatile=True)`) to rerun it every time.")
+    assert done.stdout.splitlines() == [
+        f"{NB}: cell 4, line 3: note: Task `noisy` reads what its key does not cover: the global random generator "
+        "(`np.random.rand(3)` line 3). " + fix.format(fix="take a seed as a parameter (`def noisy(seed=0)`, then "
+                                                          "`np.random.default_rng(seed)` or `random.Random(seed)`)"),
+        f"{NB}: cell 6, line 2: note: Task `notes` reads what its key does not cover: a file that is not a "
+        "`dagnb.file` input (`open(p)` in helper `load`). "
+        + fix.format(fix='declare the file as a parameter (`path=dagnb.file("data.csv")`)'),
+        f"{NB}: ok (5 tasks in 7 cells)",
+    ]
+    assert done.returncode == 0

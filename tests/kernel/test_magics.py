@@ -559,3 +559,26 @@ def test_a_helper_that_calls_open_needs_no_fingerprint_of_ipythons_open(ip: Any)
         warnings.simplefilter("error")
         assert ok(ip, "%%task\ndef noted():\n    note('noted')\n    return 1\n") == "noted: ran (new)"
     assert executions(ip) == ["noted"]
+
+
+def test_an_untracked_read_is_said_once_when_the_task_is_defined(ip: Any) -> None:
+    ok(ip, "import random")
+    cell = task("roll", body="return random.random()")  # line 4 of the cell: `%%task`, def, log, body
+    with warnings.catch_warnings(record=True) as first:
+        warnings.simplefilter("always", dagnb.errors.UntrackedWarning)
+        assert ok(ip, cell) == "roll: ran (new)"
+    told = [w for w in first if issubclass(w.category, dagnb.errors.UntrackedWarning)]
+    assert [str(w.message) for w in told] == [
+        "Task `roll` reads what its key does not cover: the global random generator (`random.random()` line 4). "
+        "dagnb cannot see it change, so a cached value is reused as if the task were deterministic. To fix it: "
+        "take a seed as a parameter (`def roll(seed=0)`, then `np.random.default_rng(seed)` or "
+        "`random.Random(seed)`); or mark the task volatile (`%%task --volatile`, `@task(volatile=True)`) "
+        "to rerun it every time."
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", dagnb.errors.UntrackedWarning)  # the same cell again: a cache hit, nothing said
+        assert ok(ip, cell) == "roll: cached"
+        assert ok(ip, cell.replace("%%task", "%%task --volatile")) == "roll: ran (volatile)"
+        seeded = task("roll", "seed=0", "return random.Random(seed).random()")
+        assert ok(ip, seeded).startswith("roll: ran (code changed")
+    assert executions(ip) == ["roll", "roll", "roll"]

@@ -472,3 +472,22 @@ def test_an_async_task_cell_in_a_real_kernel(env: Path) -> None:
     ), env)
     assert text_of(nb.cells[2]).strip() == "fetched: ran (new)"
     assert text_of(nb.cells[3]).strip() == "42"
+
+
+def test_an_untracked_read_is_said_in_the_cell_that_defines_the_task_once(env: Path) -> None:
+    log = env / "log.txt"
+    stamp = task_cell("stamp", "", "import time\nreturn time.time()", log)  # `time.time()` is line 6 of the cell
+    nb = execute(make_notebook(stamp, stamp), env)
+
+    def stderr_of(cell: Any) -> str:
+        return "".join(o["text"] for o in cell.outputs if o["output_type"] == "stream" and o["name"] == "stderr")
+
+    said = stderr_of(nb.cells[1])
+    assert said.count("UntrackedWarning") == 1, said
+    assert "UntrackedWarning: Task `stamp` reads what its key does not cover: the clock (`time.time()` line 6)." in said
+    # it points at the user's line (line 5 of the function's code: the `%%task` line is not compiled), not at dagnb
+    assert said.startswith(f"{said.split(':')[0]}:5: UntrackedWarning") and said.endswith("\n  return time.time()\n")
+    assert "dagnb" not in said.split(":")[0]
+    assert stderr_of(nb.cells[2]) == ""
+    assert statuses(nb) == {"stamp": "cached"}
+    assert log_lines(env) == ["stamp"]
