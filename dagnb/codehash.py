@@ -46,6 +46,7 @@ import sysconfig
 import textwrap
 import threading
 import time
+import tokenize
 import types
 import weakref
 from collections.abc import Callable, Container, Iterable, Mapping
@@ -144,9 +145,10 @@ def _in_memory_source(code: types.CodeType) -> bool:
 
 def _code_digest(code: types.CodeType) -> str:
     if _in_memory_source(code):
-        try:
-            return source_digest(inspect.getsource(code))
-        except (OSError, TypeError, SyntaxError, IndentationError):
+        try:  # the block at the code's first line, read from linecache (inspect would search every module)
+            lines = linecache.cache[code.co_filename][2]
+            return source_digest("".join(inspect.getblock(lines[code.co_firstlineno - 1:])))
+        except (IndexError, KeyError, TypeError, SyntaxError, IndentationError, tokenize.TokenError):
             pass
     return _bytecode_digest(code)
 

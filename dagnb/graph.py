@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import heapq
 import inspect
+import types
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -105,6 +106,11 @@ def spec_from_function(
     map: str | None = None,  # noqa: A002 - the option's name in `%%task --map`
 ) -> TaskSpec:
     """Build a :class:`TaskSpec` from a plain function."""
+    if not isinstance(func, types.FunctionType):  # a callable object, a builtin, a partial: no code of its own
+        name = getattr(func, "__name__", None) or type(func).__name__
+        raise TaskDefinitionError(
+            f"it is a `{type(func).__qualname__}`, not a function, so it has no code of its own to fingerprint.",
+            f"Define it with `def {name}(...)`, calling the object inside if needed.", name)
     name = func.__name__
     _check_options(name, retries, timeout)
     if save is not None:

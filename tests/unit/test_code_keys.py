@@ -583,3 +583,30 @@ def test_code_in_a_value_whose_attributes_raise_makes_it_unfingerprintable_not_a
 def test_a_partial_of_a_library_function_still_pickles_by_reference() -> None:
     value = functools.partial(max, 3)
     assert dagnb.fingerprint(value) == dagnb.fingerprint(functools.partial(max, 3))
+
+
+def test_a_callable_object_is_refused_as_a_task_with_the_fix() -> None:
+    class Scale:
+        def __call__(self, x: int) -> int:
+            return x * 2
+
+    graph = dagnb.Graph()
+    with pytest.raises(dagnb.errors.TaskDefinitionError) as refused:
+        graph.task(functools.partial(max, 1))
+    assert str(refused.value) == (
+        "Task `partial`: it is a `partial`, not a function, so it has no code of its own to fingerprint. "
+        "Define it with `def partial(...)`, calling the object inside if needed."
+    )
+    with pytest.raises(dagnb.errors.TaskDefinitionError, match=r"^Task `Scale`: it is a `.*Scale`, not a function"):
+        graph.task(Scale())
+
+
+def test_a_cells_source_digest_is_read_from_linecache_as_inspect_reads_it() -> None:
+    import inspect
+
+    from dagnb.codehash import function_digest, source_digest
+
+    ns = define({}, "import functools\n\n@functools.lru_cache\ndef f(x):\n    '''doc'''\n    return x  # note\n\n"
+                    "def g():\n    return 1\n")
+    for fn in (ns["f"].__wrapped__, ns["g"]):
+        assert function_digest(fn) == source_digest(inspect.getsource(fn))
