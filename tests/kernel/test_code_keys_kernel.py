@@ -124,3 +124,34 @@ def test_a_global_with_no_fingerprint_reruns_its_task_and_says_why_once(env: Pat
     assert "UnfingerprintableWarning: Task `t` reads the global `LOCK`" in text_of(done.cells[2])
     assert "UnfingerprintableWarning" not in text_of(done.cells[3])
     assert "t is stale: the global `LOCK` cannot be fingerprinted." in text_of(done.cells[3])
+
+
+SCRIPT = "OFFSET = 1\n\ndef prepare(x):\n    return x + OFFSET\n"
+BASE = "class Base:\n    def bonus(self):\n        return 10\n"
+
+
+def test_a_percent_run_script_and_a_base_class_are_code(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``prepare`` comes from ``%run prep.py``; ``Sub`` inherits ``Base.bonus``. Each edit reruns its user."""
+    log, clock = env / "log.txt", [0]
+    _write(env / "prep.py", SCRIPT, clock)
+
+    def notebook(base: str, *more: str) -> object:
+        return make_notebook(
+            "%run prep.py", base, "class Sub(Base):\n    pass",
+            task_cell("prepared", "", "return prepare(1)", log),
+            task_cell("scored", "", "return Sub().bonus()", log),
+            *more,
+        )
+
+    execute(notebook(BASE), env)
+    assert sorted(log_lines(env)) == ["prepared", "scored"]
+
+    _write(env / "prep.py", SCRIPT.replace("x + OFFSET", "x + OFFSET * 100"), clock)
+    monkeypatch.setenv("PYTHONHASHSEED", "13")
+    edited = execute(notebook(BASE.replace("10", "20"), "print(prepared, scored)"), env)
+    assert sorted(log_lines(env)) == ["prepared", "prepared", "scored", "scored"]
+    assert stdout_of(edited.cells[6]) == "101 20\n"
+
+    monkeypatch.setenv("PYTHONHASHSEED", "14")
+    again = execute(notebook(BASE.replace("10", "20"), "print(prepared, scored)"), env)
+    assert len(log_lines(env)) == 4 and statuses(again) == {"prepared": "cached", "scored": "cached"}
