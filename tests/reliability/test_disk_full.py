@@ -139,7 +139,7 @@ def _fail_midway(monkeypatch: pytest.MonkeyPatch, where: str) -> list[int]:
     """Make the next value file's write, fsync or rename fail with ENOSPC; returns a list the failures count into."""
     failures: list[int] = []
     full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    real_dump, real_replace = joblib.dump, os.replace
+    real_dump, real_rename = joblib.dump, os.rename
 
     class HalfFull:
         """Takes half the pickle's bytes, then the disk is full."""
@@ -165,13 +165,13 @@ def _fail_midway(monkeypatch: pytest.MonkeyPatch, where: str) -> list[int]:
         failures.append(1)
         raise full
 
-    def replace(src: Any, dst: Any) -> None:
+    def rename(src: Any, dst: Any, **where: Any) -> None:  # a value file goes into place with renameat()
         if str(dst).endswith(".pkl"):
             failures.append(1)
             raise full
-        real_replace(src, dst)
+        real_rename(src, dst, **where)
 
-    patch = {"write": (joblib, "dump", dump), "fsync": (os, "fsync", fsync), "rename": (os, "replace", replace)}[where]
+    patch = {"write": (joblib, "dump", dump), "fsync": (os, "fsync", fsync), "rename": (os, "rename", rename)}[where]
     monkeypatch.setattr(*patch)
     return failures
 
