@@ -113,9 +113,10 @@ def _open_writable(root: Path, modes: FileModes, schema: str) -> sqlite3.Connect
     except sqlite3.DatabaseError as exc:
         if not _damaged(exc):
             raise
+        problem = str(exc)
     aside = set_aside(root, "damaged")
-    _warn(f"The cache metadata at {root / 'meta.sqlite'} is damaged (SQLite says: {exc}); dagnb starts the cache "
-          f"afresh and recomputes. The old files are in {aside}; delete them when you like.")
+    _warn(f"The cache metadata at {root / 'meta.sqlite'} is damaged (SQLite says: {problem}); dagnb starts the "
+          f"cache afresh and recomputes. The old files are in {aside}; delete them when you like.")
     return _connect(root, modes, schema)
 
 

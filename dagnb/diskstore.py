@@ -347,9 +347,12 @@ class DiskStore(Store):
     # ---------------------------------------------------------- upkeep
 
     def verify(self) -> Verified:
-        damage = self._query("PRAGMA quick_check")
-        if damage and damage[0][0] != "ok":
-            return self._set_aside_damaged(str(damage[0][0]))
+        try:
+            damage = str(self._query("PRAGMA quick_check")[0][0])
+        except sqlite3.DatabaseError as exc:  # too damaged even to be checked
+            damage = str(exc)
+        if damage != "ok":
+            return self._set_aside_damaged(damage)
         links = self._files.planted_links(remove=not self.read_only)
         rows = self._query("SELECT key, record, signature FROM entries")
         bad_entries = [key for key, record, signature in rows if not self._signed(signature, "entry", key, record)]
