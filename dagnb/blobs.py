@@ -202,19 +202,37 @@ class BlobFiles:
                 _close(folder)
 
     def _make_folder(self, parent: Folder, name: str) -> None:
+        """Create ``name`` in ``parent``; a symbolic link planted there is removed first (never its target)."""
         try:
-            if _AT:
-                os.mkdir(name, self.modes.folder or 0o777, dir_fd=parent)
-            else:
-                os.mkdir(parent / name, self.modes.folder or 0o777)
+            self._mkdir(parent, name)
         except FileExistsError:
-            return
+            if not stat.S_ISLNK(_lstat(parent, name).st_mode):
+                return
+            _unlink(parent, name)
+            self._mkdir(parent, name)
         if self.modes.shared and _AT:
             fd = _open_folder(parent, name)
             try:
                 self.modes.own(fd, folder=True)
             finally:
                 os.close(fd)
+
+    def prepare(self) -> str | None:
+        """Create ``blobs/`` if need be; a symbolic link planted in its place is replaced by a folder.
+
+        Returns where such a link pointed (``None`` if there was none).
+        """
+        path = self.root / "blobs"
+        target = os.readlink(path) if path.is_symlink() else None
+        with self._folder("blobs", create=True):
+            pass
+        return target
+
+    def _mkdir(self, parent: Folder, name: str) -> None:
+        if _AT:
+            os.mkdir(name, self.modes.folder or 0o777, dir_fd=parent)
+        else:
+            os.mkdir(parent / name, self.modes.folder or 0o777)
 
     def _shard(self, fingerprint: str, create: bool = False) -> contextlib.AbstractContextManager[Folder]:
         if not valid_fingerprint(fingerprint):

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .blobs import FileModes
+from .blobs import BlobFiles, FileModes
 from .errors import DagnbCacheWarning, DagnbError
 from .trust import user_name
 
@@ -126,13 +126,10 @@ def _damaged(exc: sqlite3.DatabaseError) -> bool:
 
 
 def _connect(root: Path, modes: FileModes, schema: str) -> sqlite3.Connection:
-    (root / "blobs").mkdir(exist_ok=True)
-    if modes.shared:
-        fd = os.open(root / "blobs", os.O_RDONLY)
-        try:
-            modes.own(fd, folder=True)
-        finally:
-            os.close(fd)
+    target = BlobFiles(root, modes).prepare()
+    if target is not None:
+        _warn(f"In the cache at {root}, `blobs` was a symbolic link (to {target}); dagnb removed the link, never "
+              f"what it pointed to, and keeps its values in a folder of its own again.")
     modes.create(root / "meta.sqlite")  # SQLite gives its -wal and -shm files the database file's mode
     db = sqlite3.connect(root / "meta.sqlite", check_same_thread=False, timeout=30)
     try:
