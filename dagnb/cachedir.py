@@ -75,7 +75,7 @@ def open_cache(root: Path, schema: str) -> Opened:
     if found is not None and found > FORMAT_VERSION:
         raise CacheFormatError(str(root), found)
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        _make_root(root)
     except OSError as exc:
         raise CacheUnavailable(f"dagnb cannot create the cache folder {root} ({exc.strerror or exc}).") from None
     why = read_only_reason(root)
@@ -84,6 +84,23 @@ def open_cache(root: Path, schema: str) -> Opened:
     modes = FileModes.of(root)
     with _file_lock(root / ".dagnb.lock", modes):
         return Opened(_open_writable(root, modes, schema), modes)
+
+
+def _make_root(root: Path) -> None:
+    """Create the cache folder; in a group-shared folder it is shared with that group too."""
+    if root.is_dir():
+        return
+    parent = root.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    modes = FileModes.of(parent) if parent.is_dir() else FileModes()
+    root.mkdir(parents=True, exist_ok=True)
+    if modes.shared:
+        fd = os.open(root, os.O_RDONLY)
+        try:
+            modes.own(fd, folder=True)
+        finally:
+            os.close(fd)
 
 
 def read_only_reason(root: Path) -> str | None:
@@ -160,7 +177,11 @@ def _open_read_only(root: Path, why: str) -> sqlite3.Connection:
                                f"for you ({why}), so dagnb cannot set it aside; nothing in it is used.")
     problem: Exception | None = None
     for options in ("mode=ro", "mode=ro&immutable=1"):
-        db = sqlite3.connect(f"{path.as_uri()}?{options}", uri=True, check_same_thread=False, timeout=30)
+        try:
+            db = sqlite3.connect(f"{path.as_uri()}?{options}", uri=True, check_same_thread=False, timeout=30)
+        except sqlite3.Error as exc:
+            problem = exc
+            continue
         try:
             if _format_of(db, strict=True) == FORMAT_VERSION:
                 return db

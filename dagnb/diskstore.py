@@ -207,6 +207,8 @@ class DiskStore(Store):
                                      (entry.output, signature, written.nbytes, now, now))
                 elif entry.stored and not present:  # pruned by another process since we looked
                     entry.stored = False
+                elif not entry.stored and present:  # writing it failed, but the value is in the cache already
+                    entry.stored = True
                 record = entry.to_json()
                 self._db.execute(
                     "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)",
