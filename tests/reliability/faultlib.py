@@ -23,8 +23,8 @@ CASE_LOSSES = {
                        "value, then loaded by the next session; 0 wrong values",
     "test_corruption (malicious pickle)": "nothing: never unpickled (the file it would create never appeared); "
                                           "the right value recomputed",
-    "test_format": "nothing: the old cache's files all kept (value files byte for byte, the same rows); every "
-                   "value of the format-2 fixture read back equal",
+    "test_format": "nothing: the old caches' files all kept (value files byte for byte, the same rows); every "
+                   "value, head, hit count and run of the format-3 fixture read back equal",
     "test_mutation": "with a disk cache, nothing: InputMutated with the exact message, the damaged value "
                      "restored from disk, later tasks saw the original; without one, see the xfail tests",
     "test_key": "nothing: every bad key refused with its exact message, no empty key ever written, the "
