@@ -10,11 +10,9 @@ Invariants:
   symbolic link planted in the cache is never followed, so no cache
   operation creates, reads or deletes a file outside the cache.
 * A value is verified and unpickled from the same bytes: they are read once,
-  through one descriptor, into memory private to this process (a memfd for
-  large values, which then load memory-mapped from it), hashed while they
-  are read, and unpickled only after the caller has checked the signature.
-  A writer who swaps or rewrites the file meanwhile changes nothing that is
-  loaded.
+  through one descriptor, into memory private to this process
+  (:mod:`dagnb.valuecopy`). A writer who swaps or rewrites the file
+  meanwhile changes nothing that is loaded.
 * A value is written to ``.tmp-<random>.pkl`` beside its final name,
   fsynced, and renamed into place by :meth:`Written.place`.
 * In a group-shared cache (:class:`FileModes`), files and folders are
@@ -24,23 +22,21 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
-import mmap
 import os
 import re
 import secrets
 import stat
 import sys
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .trust import CHUNK, ChunkHasher, chunk_digest, hash_chunk
+from .trust import ChunkHasher
+from .valuecopy import Mismatch, Payload, read_private
 
-__all__ = ["MAP_FROM", "BlobFiles", "FileModes", "Mismatch", "Payload", "Written", "valid_fingerprint"]
+__all__ = ["BlobFiles", "FileModes", "Mismatch", "Payload", "Written", "valid_fingerprint"]
 
-MAP_FROM = 64 * 2**20  # values this large load memory-mapped (copy-on-write), from a private copy
 _HEX = re.compile(r"[0-9a-f]{32}(?:[0-9a-f]{32})?")
 _SHARD = re.compile(r"[0-9a-f]{2}")
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -54,14 +50,6 @@ _AT = {os.open, os.unlink, os.rename, os.mkdir, os.stat} <= os.supports_dir_fd a
 def valid_fingerprint(fingerprint: object) -> bool:
     """Whether ``fingerprint`` is what dagnb's hashes produce: 32 or 64 lowercase hex digits."""
     return isinstance(fingerprint, str) and _HEX.fullmatch(fingerprint) is not None
-
-
-class Mismatch(Exception):
-    """The file is not what the metadata says: another size, or not a regular file; ``owner`` is its uid."""
-
-    def __init__(self, problem: str, owner: int | None = None) -> None:
-        super().__init__(problem)
-        self.owner = owner
 
 
 @dataclass(frozen=True)
@@ -268,7 +256,7 @@ class BlobFiles:
     # ------------------------------------------------------------ reading
 
     def read(self, fingerprint: str, nbytes: int) -> Payload:
-        """The bytes of ``fingerprint``'s value file, read once into private memory, with their chunk digests.
+        """The bytes of ``fingerprint``'s value file, read once into private memory, their digests on the way.
 
         Raises:
             Mismatch: the file is not a regular file of ``nbytes`` bytes.
@@ -280,7 +268,7 @@ class BlobFiles:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode) or info.st_size != nbytes:
                 raise Mismatch(f"{info.st_size} bytes where {nbytes} were written", info.st_uid)
-            payload = _read_private(fd, nbytes)
+            payload = read_private(fd, nbytes)
             payload.owner = info.st_uid
             return payload
         finally:
@@ -400,141 +388,3 @@ class _HashingFile:
 
     def flush(self) -> None:
         self._handle.flush()
-
-
-# ------------------------------------------------------------ private copies
-
-
-class Payload:
-    """A value file's bytes in memory of this process only, and their chunk digests.
-
-    :meth:`load` unpickles them (once the caller has checked the digests
-    against the signature); :meth:`close` lets them go unloaded.
-    """
-
-    def __init__(self, digests: list[bytes], memory: memoryview | None, memfd: int | None) -> None:
-        self.digests = digests
-        self.owner: int | None = None  # the file's uid
-        self._memory = memory
-        self._memfd = memfd
-
-    def load(self) -> Any:
-        import joblib
-
-        try:
-            if self._memfd is not None:  # a real file of ours: joblib maps its arrays copy-on-write
-                return joblib.load(f"/proc/self/fd/{self._memfd}", mmap_mode="c")
-            assert self._memory is not None
-            return joblib.load(_MemoryReader(self._memory))
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        if self._memfd is not None:
-            os.close(self._memfd)
-            self._memfd = None
-        self._memory = None
-
-
-def _private_buffer(nbytes: int) -> tuple[memoryview, Callable[[], int | None]]:
-    """Memory for ``nbytes``: a memfd's mapping for a large value (Linux), else a bytearray.
-
-    Returns the buffer and a function that releases the mapping and hands
-    over the memfd (``None`` for a bytearray).
-    """
-    if nbytes >= MAP_FROM and hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
-        memfd = os.memfd_create("dagnb-value", os.MFD_CLOEXEC)
-        os.ftruncate(memfd, nbytes)
-        mapped = mmap.mmap(memfd, nbytes)
-        view = memoryview(mapped)
-
-        def finish() -> int:
-            view.release()
-            mapped.close()
-            return memfd
-
-        return view, finish
-    return memoryview(bytearray(nbytes)), lambda: None
-
-
-def _read_private(fd: int, nbytes: int) -> Payload:
-    """Read ``nbytes`` from ``fd`` into private memory, each chunk hashed on the pool while the next is read."""
-    buffer, finish = _private_buffer(nbytes)
-    chunks = [buffer[start : start + CHUNK] for start in range(0, nbytes, CHUNK)]
-    pending: list[Future[bytes]] = []
-    try:
-        with os.fdopen(fd, "rb", buffering=0, closefd=False) as handle:
-            for chunk in chunks:
-                _fill(handle, chunk)
-                pending.append(chunk_digest(chunk))
-        digests = [f.result() for f in pending] or [hash_chunk(b"")]
-    except BaseException:
-        for future in pending:  # no worker may still read the buffer once it is released
-            with contextlib.suppress(BaseException):
-                future.result()
-        _release(chunks)
-        memfd = finish()
-        if memfd is not None:
-            os.close(memfd)
-        raise
-    _release(chunks)
-    memfd = finish()
-    return Payload(digests, None if memfd is not None else buffer, memfd)
-
-
-def _release(chunks: list[memoryview]) -> None:
-    for chunk in chunks:
-        chunk.release()
-
-
-def _fill(handle: Any, chunk: memoryview) -> None:
-    filled = 0
-    while filled < len(chunk):
-        got = handle.readinto(chunk[filled:])
-        if not got:
-            raise Mismatch("the file ended early")
-        filled += got
-
-
-class _MemoryReader:
-    """A read-only file over bytes in memory, for the unpickler (no copy of the whole buffer)."""
-
-    def __init__(self, view: memoryview) -> None:
-        self._view = view
-        self._pos = 0
-
-    def read(self, size: int | None = -1) -> bytes:
-        end = len(self._view) if size is None or size < 0 else min(len(self._view), self._pos + size)
-        data = bytes(self._view[self._pos : end])
-        self._pos = end
-        return data
-
-    def readinto(self, target: Any) -> int:
-        out = memoryview(target).cast("B")
-        size = min(len(out), len(self._view) - self._pos)
-        out[:size] = self._view[self._pos : self._pos + size]
-        self._pos += size
-        return size
-
-    def readline(self, size: int | None = -1) -> bytes:
-        end = self._pos
-        limit = len(self._view) if size is None or size < 0 else min(len(self._view), self._pos + size)
-        while end < limit:
-            step = bytes(self._view[end : min(limit, end + 4096)])
-            found = step.find(b"\n")
-            if found >= 0:
-                end += found + 1
-                break
-            end += len(step)
-        return self.read(end - self._pos)
-
-    def peek(self, size: int = 0) -> bytes:
-        return bytes(self._view[self._pos : self._pos + max(size, 1)])
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self._pos, 2: len(self._view)}[whence]
-        self._pos = max(0, min(len(self._view), base + offset))
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos

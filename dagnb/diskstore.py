@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sqlite3
 import threading
 import time
 import warnings
@@ -34,11 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from . import runlog
-from .blobs import BlobFiles, Mismatch, Payload, valid_fingerprint
-from .cachedir import FORMAT_VERSION, open_cache, set_aside
+from .blobs import BlobFiles, valid_fingerprint
+from .cachedir import FORMAT_VERSION, open_cache
+from .valuecopy import Mismatch, Payload
 from .errors import DagnbCacheWarning
-from .runlog import ForgedRun, RunRecord, TaskRecord
-from .store import CacheEntry, CacheInfo, CacheMiss, CacheReadOnly, Pruned, Store, Verified
+from .runlog import RunRecord, TaskRecord
+from .store import CacheEntry, CacheInfo, CacheMiss, CacheReadOnly, Store
+from .upkeep import CacheUpkeep
 from .trust import DIGEST, cache_key, sign, user_name, verify
 
 __all__ = ["DiskStore", "FORMAT_VERSION"]
@@ -52,7 +53,7 @@ CREATE INDEX IF NOT EXISTS entries_task ON entries (task);
 CREATE INDEX IF NOT EXISTS entries_output ON entries (output);
 CREATE TABLE IF NOT EXISTS blobs (
     fingerprint TEXT PRIMARY KEY, signature TEXT NOT NULL, nbytes INTEGER NOT NULL,
-    created REAL NOT NULL, last_used REAL NOT NULL);
+    created REAL NOT NULL, last_used REAL NOT NULL, digests BLOB NOT NULL DEFAULT x'');
 CREATE TABLE IF NOT EXISTS heads (task TEXT PRIMARY KEY, key TEXT NOT NULL, signature TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS hits (
     key TEXT PRIMARY KEY, count INTEGER NOT NULL, saved REAL NOT NULL, signature TEXT NOT NULL);
@@ -60,20 +61,21 @@ CREATE TABLE IF NOT EXISTS hits (
 
 MISMATCH = ("its value file does not match its signature (it was altered or truncated, or written with another "
             "cache key)")
-_LEFTOVER_AGE = 3600.0  # seconds before a temporary or unnamed value file counts as a killed writer's
 
 
 def _blob_fields(fingerprint: str, nbytes: int) -> tuple[str, ...]:
     return ("blob", fingerprint, str(nbytes), DIGEST)
 
 
-class DiskStore(Store):
+class DiskStore(CacheUpkeep, Store):
     """The cache in a folder, shared safely by kernels, processes and (with a group) users.
 
     Responsibilities: sign and verify every row it writes or reads; write
     values atomically and read them back verified; keep the history bounded;
     open read-only what this user cannot write.
     """
+
+    SCHEMA = _SCHEMA
 
     def __init__(self, directory: str | os.PathLike[str], key: bytes | None = None) -> None:
         self.root = Path(directory).expanduser().resolve()
@@ -203,8 +205,8 @@ class DiskStore(Store):
                 if written is not None and not present:
                     written.place()
                     signature = sign(self._key, _blob_fields(entry.output, written.nbytes), written.digests)
-                    self._db.execute("INSERT INTO blobs VALUES (?, ?, ?, ?, ?)",
-                                     (entry.output, signature, written.nbytes, now, now))
+                    self._db.execute("INSERT INTO blobs VALUES (?, ?, ?, ?, ?, ?)",
+                                     (entry.output, signature, written.nbytes, now, now, b"".join(written.digests)))
                 elif entry.stored and not present:  # pruned by another process since we looked
                     entry.stored = False
                 elif not entry.stored and present:  # writing it failed, but the value is in the cache already
@@ -221,63 +223,81 @@ class DiskStore(Store):
 
     def _has_good_value(self, fingerprint: str) -> bool:
         """A stored value for ``fingerprint`` that this user's key signed (its file checked once per store)."""
-        rows = self._query("SELECT signature, nbytes FROM blobs WHERE fingerprint = ?", (fingerprint,))
+        rows = self._query("SELECT signature, nbytes, digests FROM blobs WHERE fingerprint = ?", (fingerprint,))
         if not rows:  # asked every time: a prune or clear (here or in another process) may have removed it
             self._verified.discard(fingerprint)
             return False
         if fingerprint in self._verified:
             return True
         try:
-            self._read_verified(fingerprint, *rows[0]).close()  # forgets a forged one, so it is written again
+            self._check_whole(fingerprint, *rows[0])  # forgets a forged one, so it is written again
         except CacheMiss:
             return False
         self._verified.add(fingerprint)
         return True
 
     def load(self, entry: CacheEntry) -> Any:
-        rows = self._query("SELECT signature, nbytes FROM blobs WHERE fingerprint = ?", (entry.output,))
+        rows = self._query("SELECT signature, nbytes, digests FROM blobs WHERE fingerprint = ?", (entry.output,))
         if not rows:
             raise CacheMiss("its value is not in the cache")
-        payload = self._read_verified(entry.output, *rows[0])
+        expected, payload = self._read_signed(entry.output, *rows[0])
         try:
-            return payload.load()
+            return payload.load(expected)  # each chunk unpickled only once its digest matched
+        except Mismatch:
+            raise self._forget_bad(entry.output, payload.owner) from None
         except Exception as exc:  # signed by us, and still unreadable: a bug or a library change
             raise CacheMiss(f"its value cannot be unpickled ({type(exc).__name__}: {exc})") from None
 
-    def _read_verified(self, fingerprint: str, signature: str, nbytes: int) -> Payload:
-        """The value's bytes, read once and checked against the signature before anyone unpickles them.
+    def _check_whole(self, fingerprint: str, signature: str, nbytes: int, digests: bytes) -> None:
+        """Read and check every byte of a value (for verify, and before trusting a file already there)."""
+        expected, payload = self._read_signed(fingerprint, signature, nbytes, digests)
+        try:
+            if not payload.matches(expected):
+                raise self._forget_bad(fingerprint, payload.owner)
+        finally:
+            payload.close()
 
-        A file that fails the signature is forgotten (row and file); one that
-        cannot be read right now is a miss and stays.
+    def _read_signed(self, fingerprint: str, signature: str, nbytes: int,
+                     digests: bytes) -> tuple[list[bytes], Payload]:
+        """The chunk digests the signature vouches for, and the value's bytes read once (not yet checked).
+
+        A row whose signature fails, or a file that is not what it says, is
+        forgotten (row and file); a file that cannot be read right now is a
+        miss and stays.
         """
         if not valid_fingerprint(fingerprint):
             self._forget_row(fingerprint)
-            raise CacheMiss("its value row names no valid fingerprint")
+            raise CacheMiss("its value row names no valid fingerprint", "bad")
+        expected = [bytes(digests[i : i + 32]) for i in range(0, len(digests), 32)]
+        if not verify(self._key, signature, _blob_fields(fingerprint, nbytes), expected):
+            raise self._forget_bad(fingerprint, self._owner(fingerprint))
         try:
-            payload = self._files.read(fingerprint, nbytes)
+            return expected, self._files.read(fingerprint, nbytes)
         except FileNotFoundError:
             self._forget_row(fingerprint)  # the file is gone: only the row is left to forget
-            raise CacheMiss("its value file cannot be read (No such file or directory)") from None
+            raise CacheMiss("its value file cannot be read (No such file or directory)", "bad") from None
         except Mismatch as exc:
-            raise CacheMiss(self._forget_bad(fingerprint, exc.owner)) from None
+            raise self._forget_bad(fingerprint, exc.owner) from None
         except OSError as exc:  # too many open files, a permission, a symbolic link in the way: not corruption
-            raise CacheMiss(f"its value file cannot be read ({exc.strerror or exc})") from None
-        if not verify(self._key, signature, _blob_fields(fingerprint, nbytes), payload.digests):
-            payload.close()
-            raise CacheMiss(self._forget_bad(fingerprint, payload.owner))
-        return payload
+            raise CacheMiss(f"its value file cannot be read ({exc.strerror or exc})", "unreadable") from None
 
-    def _forget_bad(self, fingerprint: str, owner: int | None) -> str:
+    def _owner(self, fingerprint: str) -> int | None:
+        try:
+            return self._files.path(fingerprint).lstat().st_uid
+        except OSError:
+            return None
+
+    def _forget_bad(self, fingerprint: str, owner: int | None) -> CacheMiss:
         """Remove a value that failed its signature, unless it is another user's (then: say whose)."""
         if self._files.modes.shared and owner is not None and owner != os.geteuid():
-            return (f"its value file was written by {user_name(owner)} with another cache key (share "
-                    f"`DAGNB_CACHE_KEY` to use each other's values)")
+            return CacheMiss(f"its value file was written by {user_name(owner)} with another cache key (share "
+                             f"`DAGNB_CACHE_KEY` to use each other's values)", "foreign")
         self._verified.discard(fingerprint)
         if not self.read_only:
             self._forget_row(fingerprint)
             with contextlib.suppress(OSError, ValueError):
                 self._files.remove(fingerprint)
-        return MISMATCH
+        return CacheMiss(MISMATCH, "bad")
 
     def _forget_row(self, fingerprint: str) -> None:
         if self.read_only:
@@ -346,116 +366,6 @@ class DiskStore(Store):
         with self._lock:
             return runlog.read(self._db, self._key, run_id)
 
-    # ---------------------------------------------------------- upkeep
-
-    def verify(self) -> Verified:
-        try:
-            damage = str(self._query("PRAGMA quick_check")[0][0])
-        except sqlite3.DatabaseError as exc:  # too damaged even to be checked
-            damage = str(exc)
-        if damage != "ok":
-            return self._set_aside_damaged(damage)
-        links = self._files.planted_links(remove=not self.read_only)
-        rows = self._query("SELECT key, record, signature FROM entries")
-        bad_entries = [key for key, record, signature in rows if not self._signed(signature, "entry", key, record)]
-        values = len(self._query("SELECT 1 FROM blobs"))
-        bad, kept, unreadable = self._verify_values()
-        forged = self._forged_runs()
-        if not self.read_only:
-            with self._lock, self._db:
-                self._db.executemany("DELETE FROM entries WHERE key = ?", [(k,) for k in bad_entries])
-                self._drop_unsigned_heads_and_hits()
-                self._db.executemany("DELETE FROM runs WHERE id = ?", [(r,) for r in forged])
-                runlog.sweep(self._db)
-            self._sweep()
-        return Verified(len(rows), values, bad_entries, bad, kept, unreadable, links, len(forged),
-                        read_only=bool(self.read_only))
-
-    def _verify_values(self) -> tuple[list[str], list[str], list[str]]:
-        bad, kept, unreadable = [], [], []
-        for fingerprint, signature, nbytes in self._query("SELECT fingerprint, signature, nbytes FROM blobs"):
-            try:
-                self._read_verified(fingerprint, signature, nbytes).close()
-            except CacheMiss as miss:
-                if miss.reason == MISMATCH or "no valid fingerprint" in miss.reason or "No such file" in miss.reason:
-                    bad.append(fingerprint)
-                elif "another cache key" in miss.reason:
-                    kept.append(fingerprint)
-                else:
-                    unreadable.append(miss.reason.split("(", 1)[-1].rstrip(")"))
-        return bad, kept, unreadable
-
-    def _forged_runs(self) -> list[int]:
-        forged = []
-        for (run,) in self._query("SELECT id FROM runs"):
-            try:
-                self.run(run)
-            except ForgedRun:
-                forged.append(run)
-        return forged
-
-    def _drop_unsigned_heads_and_hits(self) -> None:
-        heads = self._db.execute("SELECT task, key, signature FROM heads").fetchall()
-        self._db.executemany("DELETE FROM heads WHERE task = ?",
-                             [(t,) for t, k, s in heads if not self._signed(s, "head", t, k)])
-        self._db.execute("DELETE FROM heads WHERE key NOT IN (SELECT key FROM entries)")
-        hits = self._db.execute("SELECT key, count, saved, signature FROM hits").fetchall()
-        self._db.executemany("DELETE FROM hits WHERE key = ?", [
-            (k,) for k, c, v, s in hits if not self._signed(s, "hits", k, str(c), repr(float(v)))])
-
-    def _set_aside_damaged(self, problem: str) -> Verified:
-        """Metadata SQLite finds damaged: moved aside with the values (nothing deleted), the cache starts afresh."""
-        if self.read_only:
-            return Verified(0, 0, damaged=f"SQLite says: {problem}; the cache is read-only for you, so it was left "
-                                          f"as it is")
-        with self._lock:
-            self._db.close()
-            aside = set_aside(self.root, "damaged")
-            opened = open_cache(self.root, _SCHEMA)
-            self._db, self._files = opened.db, BlobFiles(self.root, opened.modes)
-        return Verified(0, 0, damaged=f"SQLite says: {problem}. It was set aside into {aside} (nothing deleted), "
-                                      f"and the cache starts afresh: its tasks recompute on the next run")
-
-    def _sweep(self) -> int:
-        known = {fp for (fp,) in self._query("SELECT fingerprint FROM blobs")}
-        return self._files.sweep(known, _LEFTOVER_AGE, time.time())
-
-    def prune(self, max_bytes: int, keep: Iterable[str] = ()) -> Pruned:
-        self._writable("prune")
-        self._sweep()
-        kept = set(keep)
-        blobs = self._query("SELECT fingerprint, nbytes FROM blobs ORDER BY last_used, created")
-        total = sum(n for _, n in blobs)
-        evicted: list[str] = []
-        freed = 0
-        for fingerprint, nbytes in blobs:
-            if total - freed <= max_bytes:
-                break
-            if fingerprint not in kept:
-                evicted.append(fingerprint)
-                freed += nbytes
-        with self._lock, self._db:
-            for fingerprint in evicted:
-                self._db.execute("DELETE FROM blobs WHERE fingerprint = ?", (fingerprint,))
-                self._mark_unstored(fingerprint)
-            runlog.trim(self._db)
-        for fingerprint in evicted:  # files go after the commit: a crash leaves an orphan, never a dangling row
-            with contextlib.suppress(OSError, ValueError):
-                self._files.remove(fingerprint)
-        return Pruned(len(evicted), freed, total - freed)
-
-    def _mark_unstored(self, fingerprint: str) -> None:
-        """Entries of an evicted value say so; only entries whose signature holds are re-signed."""
-        rows = self._db.execute("SELECT key, record, signature FROM entries WHERE output = ?", (fingerprint,))
-        for key, record, signature in rows.fetchall():
-            entry = self._entry(key, record, signature, warn=False)
-            if entry is None or entry.output != fingerprint:
-                continue  # not ours: left exactly as it is (ignored when read)
-            entry.stored = False
-            text = entry.to_json()
-            self._db.execute("UPDATE entries SET record = ?, signature = ? WHERE key = ?",
-                             (text, self._sign("entry", key, text), key))
-
     def info(self) -> CacheInfo:
         entries = self._query("SELECT task, COUNT(*) FROM entries GROUP BY task")
         blobs = self._query("SELECT COUNT(*), COALESCE(SUM(nbytes), 0) FROM blobs")[0]
@@ -465,26 +375,6 @@ class DiskStore(Store):
         tasks = {task: count for task, count in entries}
         return CacheInfo(self.location, sum(tasks.values()), blobs[0], blobs[1], tasks, metadata, runs, rows,
                          self.read_only)
-
-    def clear(self, task: str | None = None) -> int:
-        self._writable("clear")
-        with self._lock, self._db:
-            where, args = ("WHERE task = ?", (task,)) if task is not None else ("", ())
-            gone = self._db.execute(f"DELETE FROM entries {where}", args).rowcount
-            self._db.execute(f"DELETE FROM heads {where}", args)
-            self._db.execute("DELETE FROM hits WHERE key NOT IN (SELECT key FROM entries)")
-            if task is None:
-                runlog.clear(self._db)
-            else:
-                runlog.forget_task(self._db, self._key, task)
-            orphans = [fp for (fp,) in self._db.execute(
-                "SELECT fingerprint FROM blobs WHERE fingerprint NOT IN (SELECT output FROM entries) "
-                "AND fingerprint NOT IN (SELECT output FROM history_rows)")]
-            self._db.executemany("DELETE FROM blobs WHERE fingerprint = ?", [(fp,) for fp in orphans])
-        for fp in orphans:
-            with contextlib.suppress(OSError, ValueError):  # a row naming no valid fingerprint names no file
-                self._files.remove(fp)
-        return gone
 
     def close(self) -> None:
         with self._lock:

@@ -167,7 +167,7 @@ class Verified:
             parts.append(f"kept {len(self.kept)} values of other users that are not signed with your key (share "
                          f"`DAGNB_CACHE_KEY` to use each other's values)")
         if self.unreadable:
-            parts.append(f"could not read {len(self.unreadable)} values ({self.unreadable[0]}); they were kept, run "
+            parts.append(f"could not read {len(self.unreadable)} values ({self.unreadable[0]}); they were kept: run "
                          f"verify again")
         if self.links:
             parts.append(f"{removed} {len(self.links)} symbolic links planted where dagnb keeps its files "
@@ -218,11 +218,17 @@ class CacheReadOnly(DagnbError):
 
 
 class CacheMiss(Exception):
-    """A value the metadata promised could not be read back; ``reason`` says why."""
+    """A value the metadata promised could not be read back; ``reason`` says why.
 
-    def __init__(self, reason: str) -> None:
+    ``kind`` says what became of it: ``bad`` (it failed its signature, or its
+    file is gone: forgotten), ``foreign`` (another user's, failing this
+    user's key: left alone), ``unreadable`` (it could not be read right now:
+    left alone), or ``missing`` (nothing was there).
+    """
+
+    def __init__(self, reason: str, kind: str = "missing") -> None:
         super().__init__(reason)
-        self.reason = reason
+        self.reason, self.kind = reason, kind
 
 
 class Store(ABC):

@@ -51,7 +51,8 @@ def filled(tmp_path: Path) -> Path:
 def forge_row(root: Path, fingerprint: str) -> None:
     db = sqlite3.connect(root / "meta.sqlite")
     with db:
-        db.execute("INSERT INTO blobs VALUES (?, 'forged', 20, 0, 0)", (fingerprint,))
+        db.execute("INSERT INTO blobs (fingerprint, signature, nbytes, created, last_used) "
+                   "VALUES (?, 'forged', 20, 0, 0)", (fingerprint,))
     db.close()
 
 
