@@ -24,7 +24,6 @@ Invariants:
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import stat
@@ -277,13 +276,12 @@ class ChunkHasher:
 
 def sign(key: bytes, fields: Iterable[str], digests: Iterable[bytes] = ()) -> str:
     """HMAC-SHA256 of metadata ``fields`` and the chunk ``digests`` of the value's bytes."""
-    mac = hmac.new(key, b"dagnb-signature-3", hashlib.sha256)
+    message = [b"dagnb-signature-3"]
     for field in fields:  # each field's length first: no two lists of fields ever sign alike
         data = field.encode("utf-8", "surrogatepass")
-        mac.update(len(data).to_bytes(8, "little") + data)
-    for digest in digests:
-        mac.update(digest)
-    return mac.hexdigest()
+        message += (len(data).to_bytes(8, "little"), data)
+    message.extend(digests)
+    return hmac.digest(key, b"".join(message), "sha256").hex()  # one call into C: a few µs per row
 
 
 def verify(key: bytes, signature: str | None, fields: Iterable[str], digests: Iterable[bytes] = ()) -> bool:
