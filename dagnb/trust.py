@@ -16,10 +16,10 @@ Invariants:
   can read or write, or that is shorter than :data:`MIN_KEY` bytes, and a
   ``$DAGNB_CACHE_KEY`` shorter than :data:`MIN_SHARED_KEY` characters, raise
   :class:`CacheKeyError`, whose message says how to fix it.
-* A signature covers a value's bytes and the metadata that describes them.
-  The bytes are hashed in :data:`CHUNK`-sized chunks with BLAKE3 (on a small
-  thread pool, overlapping the reads: BLAKE3 releases the GIL), and the
-  chunk digests are signed with HMAC-SHA256.
+* A signature is HMAC-SHA256 over length-prefixed fields (so no two lists
+  of fields sign alike) and, for a value, the BLAKE3 digests of its
+  :data:`CHUNK`-sized chunks. Chunks are hashed on a small thread pool
+  (BLAKE3 releases the GIL), remade in a forked child.
 """
 
 from __future__ import annotations
@@ -235,15 +235,6 @@ def chunk_digest(chunk: memoryview) -> Future[bytes]:
         done.set_result(hash_chunk(chunk))
         return done
     return _workers().submit(hash_chunk, chunk)
-
-
-def digests_of(data: bytes | memoryview) -> list[bytes]:
-    """Chunk digests of bytes in memory, hashed on the pool."""
-    view = memoryview(data).cast("B")
-    chunks = [view[i : i + CHUNK] for i in range(0, len(view), CHUNK)] or [view]
-    if len(chunks) == 1:
-        return [hash_chunk(chunks[0])]
-    return [f.result() for f in [chunk_digest(c) for c in chunks]]
 
 
 class ChunkHasher:
