@@ -223,3 +223,20 @@ def test_verify_removes_forged_runs_heads_and_hits(tmp_path: Path) -> None:
     assert store.verify().ok and store.runs() == [] and store.head("seed") is None
     store.close()
     assert dagnb.Graph(cache_dir=str(root)).history().runs == []
+
+
+def test_restore_says_why_a_task_was_not_restored(tmp_path: Path) -> None:
+    nb = Notebook(tmp_path)
+    nb.task(SEED)
+    nb.task(PLUS)
+    nb.task("def broken():\n    note('broken')\n    raise ValueError('no')\n")
+    nb.run(raise_errors=False, keep_going=True)
+    run = nb.graph.last_history_id
+    nb.graph.store.prune(0)  # every value evicted; the entries stay
+    nb.graph.drop("seed")
+    assert nb.graph.restore(run) == {
+        "seed": "no longer a task",
+        "plus": "not restored: its value is not in the cache",
+        "broken": "not restored: it had no value in that run (failed)",
+    }
+    nb.graph.store.close()
