@@ -2,17 +2,29 @@
 
 Kernels started by nbval and nbclient inherit this process's environment,
 so a fresh cache directory here keeps every notebook run cold and
-independent of a developer's own ``.dagnb`` folders, and a test cache key
-keeps the developer's own key (``~/.local/share/dagnb/cache.key``) out of it.
+independent of a developer's own ``.dagnb`` folders, and a test key file
+(``$XDG_DATA_HOME/dagnb/cache.key`` in a fresh folder) keeps the developer's
+own key (``~/.local/share/dagnb/cache.key``) out of it. The key is a file,
+not ``$DAGNB_CACHE_KEY``: a shared key would switch fingerprints to BLAKE3,
+and the suite tests the default (tests of a shared cache set it themselves).
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
+
+TEST_KEY = b"dagnb-test-suite-key-of-32-bytes-or-more"  # tests/golden/golden_values.py signs with it too
 
 os.environ["DAGNB_CACHE_DIR"] = tempfile.mkdtemp(prefix="dagnb-test-cache-")
-os.environ["DAGNB_CACHE_KEY"] = "dagnb-test-suite-key"
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="dagnb-test-data-")
+os.environ.pop("DAGNB_CACHE_KEY", None)
+os.environ.pop("DAGNB_FINGERPRINT", None)
+_key = Path(os.environ["XDG_DATA_HOME"]) / "dagnb" / "cache.key"
+_key.parent.mkdir(mode=0o700)
+_key.write_bytes(TEST_KEY)
+_key.chmod(0o600)
 
 
 _notebook_caches: dict[str, str] = {}

@@ -39,7 +39,7 @@ from typing import Any
 
 from . import _arrays
 from .errors import Unfingerprintable
-from .hashing import _blob, _feed, _feed_pickle, _qualname, _text, fingerprint
+from .hashing import _blob, _feed, _feed_pickle, _hasher, _qualname, _text, fingerprint
 
 __all__ = ["HANDLERS", "feed_arrow_column", "feed_arrow_strings_as_objects", "is_arrow_text"]
 
@@ -81,9 +81,7 @@ class _Streams:
     """One column's parts, each a stream of its own, so where the chunks split does not count."""
 
     def __init__(self) -> None:
-        import xxhash
-
-        self.valid, self.sizes, self.data, self.other = (xxhash.xxh3_128() for _ in range(4))
+        self.valid, self.sizes, self.data, self.other = (_hasher() for _ in range(4))
 
     def digest(self) -> bytes:
         return b"".join(s.digest() for s in (self.valid, self.sizes, self.data, self.other))
@@ -368,9 +366,7 @@ def _feed_artist(artist: Any, h: Any) -> None:
         _feed_pickle(artist, h)
         return
     _library(h, artist)
-    import xxhash
-
-    inner = xxhash.xxh3_128()
+    inner = _hasher()
     try:
         _ArtistPickler(inner).dump(artist)
     except (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError) as exc:

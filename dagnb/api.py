@@ -49,6 +49,7 @@ from .graph import TaskGraph, TaskSpec, spec_from_function
 from .hashing import fingerprint
 from .inplace import InputGuard
 from .plan import Decision, Plan, Result, decide, plan_run
+from .runlog import ForgedRun
 from .store import CacheEntry, CacheMiss, MemoryStore, Pruned, RunRecord, Store, TaskRecord, open_store
 from .trace import Trace, TraceRecorder
 from ._scopes import FunctionNode, function_tree, holds_files
@@ -643,44 +644,64 @@ class Graph:
         return History(self.store.runs(limit))
 
     def run_record(self, run_id: int) -> RunRecord:
-        """One recorded run, by the id ``history`` shows."""
-        for run in self.store.runs():
-            if run.id == run_id:
-                return run
-        known = ", ".join(str(r.id) for r in self.store.runs(10)) or "none yet"
-        raise CommandError(f"There is no run {run_id} in the history of this cache. Recent runs: {known}.")
+        """One recorded run, by the id ``history`` shows (only that run is read)."""
+        try:
+            run = self.store.run(run_id)
+        except ForgedRun:
+            raise CommandError(
+                f"Run {run_id} in the history of this cache is not signed with your cache key (it was altered, or "
+                f"written by someone else), so dagnb does not use it. `dagnb cache verify` removes such runs."
+            ) from None
+        if run is None:
+            known = ", ".join(str(r.id) for r in self.store.runs(10)) or "none yet"
+            raise CommandError(f"There is no run {run_id} in the history of this cache. Recent runs: {known}.")
+        return run
 
     def diff(self, first: int, second: int) -> RunDiff:
         """Which tasks changed key or output from run ``first`` to run ``second``."""
         return diff_runs(self.run_record(first), self.run_record(second))
 
     def restore(self, run_id: int) -> dict[str, str]:
-        """Bind the values run ``run_id`` had, from the cache; say per task whether it was restored."""
+        """Bind exactly the values run ``run_id`` had, from the cache; say per task whether it was restored.
+
+        Each task gets the output its run recorded (a volatile or forced task
+        whose key later got another output included), never merely the
+        newest value of its key, so restored values are consistent with
+        each other. A history row that names an entry of another task is
+        refused.
+        """
         outcome = {}
         for row in self.run_record(run_id).tasks:
-            entry = self.store.entry(row.key) if row.key else None
-            if row.task not in self.tasks:
-                outcome[row.task] = "no longer a task"
-            elif entry is None or not entry.stored:
-                outcome[row.task] = "not in the cache"
-            else:
-                try:
-                    value = self.store.load(entry)
-                except CacheMiss as miss:
-                    outcome[row.task] = f"not restored: {miss.reason}"
-                    continue
-                self._bind(row.task, Result(entry.key, entry.output, value, entry.outputs))
-                self.statuses[row.task] = "cached"
-                outcome[row.task] = "restored"
+            outcome[row.task] = self._restore_row(row)
         return outcome
+
+    def _restore_row(self, row: TaskRecord) -> str:
+        if row.task not in self.tasks:
+            return "no longer a task"
+        if not row.key or not row.output:
+            return f"not restored: it had no value in that run ({row.status})"
+        entry = self.store.entry(row.key)
+        if entry is not None and entry.task != row.task:
+            return (f"not restored: the history names a cache entry of task `{entry.task}` for it, so dagnb refuses "
+                    f"it (`dagnb cache verify` checks the cache)")
+        if entry is None or row.output.startswith("key "):
+            return "not in the cache"
+        try:
+            value = self.store.load(CacheEntry(row.key, row.task, row.output))
+        except CacheMiss as miss:
+            return f"not restored: {miss.reason}"
+        outputs = entry.outputs if entry.output == row.output else []
+        self._bind(row.task, Result(row.key, row.output, value, outputs))
+        self.statuses[row.task] = "cached"
+        return "restored"
 
     def _restore(self, task: str) -> None:
         """Put back the value a task damaged in place, from the disk cache when it has a copy."""
         result = self.results.get(task)
-        entry = self.store.entry(result.key) if result is not None else None
-        if entry is not None and entry.stored and not isinstance(self.store, MemoryStore):
-            try:
-                self._bind(task, Result(result.key, result.output, self.store.load(entry), result.outputs))
+        if result is not None and not isinstance(self.store, MemoryStore):
+            try:  # by the output it had: a volatile task's key may since hold another
+                value = self.store.load(CacheEntry(result.key, task, result.output))
+                self._bind(task, Result(result.key, result.output, value, result.outputs))
                 return
             except CacheMiss:
                 pass
@@ -789,7 +810,7 @@ class Graph:
     def _store(self, entry: CacheEntry, value: Any) -> bool:
         try:
             self.store.put(entry, value)
-            return True
+            return entry.stored  # false in a read-only cache: the value stays in memory
         except sqlite3.Error as exc:
             message = f"The value of task `{entry.task}` could not be recorded in the cache ({exc})"
             category: type[Warning] = DagnbCacheWarning

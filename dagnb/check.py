@@ -119,15 +119,30 @@ def check_notebook(path: Path) -> CheckResult:
     """Check the notebook at ``path`` (read as JSON; nothing is executed)."""
     try:
         nb = json.loads(Path(path).read_text(encoding="utf-8"))
-        if not isinstance(nb, dict) or not isinstance(nb.get("cells", []), list):
-            raise ValueError("it has no list of cells")
+        if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list) or "nbformat" not in nb:
+            raise ValueError("it is JSON, but without the `cells` and `nbformat` of a notebook")
     except (ValueError, UnicodeDecodeError) as exc:
         result = CheckResult(str(path))
         message = f"The file cannot be read as a notebook ({exc}). Is it an .ipynb file, without merge conflict markers?"
         result.problems.append(Problem(0, message))
         return result
+    language = notebook_language(nb)
+    if language and language.lower() != "python":
+        result = CheckResult(str(path))
+        result.problems.append(Problem(0, f"The notebook is written for {language}; dagnb checks Python notebooks "
+                                          f"only, whose tasks are Python functions."))
+        return result
     sources = [(c.get("cell_type"), _text(c.get("source", ""))) for c in nb.get("cells", [])]
     return check_source(sources, str(path))
+
+
+def notebook_language(nb: Any) -> str:
+    """The language a notebook's kernelspec (else its language_info) names; ``""`` when it names none."""
+    metadata = nb.get("metadata") if isinstance(nb.get("metadata"), dict) else {}
+    kernelspec, info = metadata.get("kernelspec"), metadata.get("language_info")
+    language = (kernelspec.get("language") if isinstance(kernelspec, dict) else None) or (
+        info.get("name") if isinstance(info, dict) else None)
+    return language if isinstance(language, str) else ""
 
 
 def check_source(cells: list[tuple[str, str]], notebook: str = "<notebook>") -> CheckResult:

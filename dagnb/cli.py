@@ -7,16 +7,22 @@
 * ``dagnb kernel install`` installs a kernel that loads dagnb by itself.
 * ``dagnb cache info|verify|prune|clear`` manages a cache directory.
 
-Exit codes: 0 success, 1 a notebook failed or has problems, 2 bad usage.
+Exit codes: 0 success, 1 a notebook failed or has problems (or a cache
+failed its check), 2 bad usage. No command shows a traceback: a file that
+is no notebook, a notebook for another language, an ``--output`` that
+cannot be written, a damaged cache or an interrupt each get one message.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .errors import DagnbError
 
@@ -68,11 +74,16 @@ def _cache_dir(given: str | None, beside: Path | None = None) -> str:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .check import check_notebook
-    from .runner import print_report, run_notebook, unknown_forced
+    from .runner import load_notebook, print_report, run_notebook, unknown_forced
 
     if not args.notebook.is_file():
         print(f"dagnb: no notebook at {args.notebook}", file=sys.stderr)
         return 2
+    problem = _output_problem(args.output)
+    if problem:
+        print(f"dagnb run: {problem}", file=sys.stderr)
+        return 2
+    load_notebook(args.notebook)  # refuses what is no notebook, or one for another language, before a kernel starts
     problem = unknown_forced(args.force, list(check_notebook(args.notebook).tasks)) if args.force else None
     if problem:
         print(f"dagnb run: {problem}", file=sys.stderr)
@@ -86,6 +97,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     report = run_notebook(args.notebook, args.output, args.timeout, args.force)
     print_report(report, args.json)
     return 0 if report.ok else 1
+
+
+def _output_problem(output: Path | None) -> str | None:
+    """Why ``--output`` cannot be written (checked before the run, so its report is never lost)."""
+    if output is None:
+        return None
+    if output.is_dir():
+        return f"--output {output} is a folder; give the file to write, for example {output / 'executed.ipynb'}"
+    if not output.parent.is_dir():
+        return f"--output {output}: there is no folder {output.parent} to write it in"
+    return None
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -115,7 +137,7 @@ def _cmd_kernel(args: argparse.Namespace) -> int:
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
-    from .store import DiskStore, parse_size
+    from .diskstore import DiskStore
 
     directory = _cache_dir(args.cache_dir)
     if not (Path(directory) / "meta.sqlite").is_file():
@@ -126,29 +148,53 @@ def _cmd_cache(args: argparse.Namespace) -> int:
         return 2
     store = DiskStore(directory)
     try:
-        if args.action == "info":
-            print(store.info())
-        elif args.action == "verify":
-            result = store.verify()
-            print(result)
-            return 0 if result.ok else 1
-        elif args.action == "prune":
-            print(store.prune(parse_size(args.max_size)))
-        else:
-            gone = store.clear(args.task)
-            print(f"removed {gone} cache entries" + (f" of `{args.task}`" if args.task else ""))
+        return _cache_action(store, args)
+    except sqlite3.DatabaseError as exc:
+        print(f"dagnb cache {args.action}: the cache metadata at {Path(directory) / 'meta.sqlite'} is damaged "
+              f"(SQLite says: {exc}). Run `dagnb cache verify` to set it aside (nothing is deleted) and start the "
+              f"cache afresh, or move the cache folder away.", file=sys.stderr)
+        return 1
     finally:
         store.close()
+
+
+def _cache_action(store: Any, args: argparse.Namespace) -> int:
+    from .store import parse_size
+
+    if args.action == "info":
+        print(store.info())
+    elif args.action == "verify":
+        result = store.verify()
+        print(result)
+        return 0 if result.ok else 1
+    elif args.action == "prune":
+        print(store.prune(parse_size(args.max_size)))
+    else:
+        gone = store.clear(args.task)
+        print(f"removed {gone} cache entries" + (f" of `{args.task}`" if args.task else ""))
     return 0
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    """A warning on the command line is one line of text (dagnb's are whole sentences), not a source location."""
+    print(f"dagnb: {message}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    warnings.showwarning = _show_warning
     try:
         return int(globals()[f"_cmd_{args.command}"](args))
     except (DagnbError, ValueError) as exc:
         print(f"dagnb {args.command}: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file the command needed: said in one line, never a traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"dagnb {args.command}: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dagnb {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -24,6 +24,12 @@ No library is imported here: the handlers of numpy, pandas, pyarrow, polars,
 xarray, torch, dask, scikit-learn and matplotlib types (``_arrays``,
 ``_libraries``) register on the first value fingerprinted after their module
 is loaded.
+
+The hash is chosen once per process, at the first fingerprint
+(:func:`digest_name`): xxh3_128 by default; keyed BLAKE3 (256 bits, keyed
+with a key derived from ``$DAGNB_CACHE_KEY``) when a cache is shared, where
+inputs may come from others and xxh3's hand-made collisions matter.
+``$DAGNB_FINGERPRINT=xxh3|blake3`` overrides the choice.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ import xxhash
 
 from .errors import Unfingerprintable
 
-__all__ = ["FileRef", "file", "fingerprint", "register_fingerprint", "value_digest"]
+__all__ = ["FileRef", "digest_name", "file", "fingerprint", "register_fingerprint", "value_digest"]
 
 #: Bumped whenever the byte stream below changes; pinned-digest tests guard it.
 FORMAT = b"dagnb-fp-1"
@@ -52,12 +58,41 @@ Feeder = Callable[[Any, Any], None]
 
 # --------------------------------------------------------------------------- values
 
+_new_hash: Callable[..., Any] | None = None  # chosen once, by the first fingerprint
+
+
+def _choose_hash() -> tuple[str, Callable[..., Any]]:
+    """xxh3_128, or keyed BLAKE3 where a cache is shared (``$DAGNB_CACHE_KEY``) or ``$DAGNB_FINGERPRINT`` says."""
+    wanted = os.environ.get("DAGNB_FINGERPRINT") or ("blake3" if os.environ.get("DAGNB_CACHE_KEY") else "xxh3")
+    if wanted != "blake3":
+        return "xxh3", xxhash.xxh3_128
+    import blake3
+
+    secret = os.environ.get("DAGNB_CACHE_KEY", "").encode()
+    key = blake3.blake3(secret, derive_key_context="dagnb 2025 value fingerprints").digest()
+    return "blake3", functools.partial(blake3.blake3, key=key, max_threads=blake3.blake3.AUTO)
+
+
+def _hasher(data: bytes = b"") -> Any:
+    """A new hash object of the kind this process fingerprints with."""
+    global _new_hash
+    if _new_hash is None:
+        _new_hash = _choose_hash()[1]
+    return _new_hash(data)
+
+
+def digest_name() -> str:
+    """``xxh3`` or ``blake3``: the hash this process's fingerprints use (decided now if not yet)."""
+    if _new_hash is None:
+        _hasher()
+    return "blake3" if _new_hash is not xxhash.xxh3_128 else "xxh3"
+
 
 _state = threading.local()  # per thread: whether a fingerprint is under way, its code tokens, a deep retry
 
 
 def fingerprint(value: Any) -> str:
-    """Return the hex xxh3_128 fingerprint of ``value``.
+    """Return the hex fingerprint of ``value`` (xxh3_128; keyed BLAKE3 in a shared cache).
 
     Raises:
         Unfingerprintable: the value (or an element of it) has no stable
@@ -123,14 +158,14 @@ def _children(item: Any) -> list[Any] | None:
 
 
 def _digest(value: Any) -> str:
-    h = xxhash.xxh3_128(FORMAT)
+    h = _hasher(FORMAT)
     _feed(value, h)
     return h.hexdigest()
 
 
 def _cyclic_digest(value: Any) -> str:
     """A value that holds itself, pickled whole with a memo (sets and arrays in it pickle natively too)."""
-    h = xxhash.xxh3_128(FORMAT)
+    h = _hasher(FORMAT)
     h.update(b"cyclic")
     _state.cyclic = True
     try:
@@ -340,7 +375,7 @@ def _feed_pickle(value: Any, h: Any) -> None:
 
 def _pickle_into(value: Any, h: Any, fast: bool) -> None:
     """Pickle ``value`` into ``h``; a RecursionError goes up to :func:`fingerprint`, which retries deeper."""
-    inner = xxhash.xxh3_128()
+    inner = _hasher()
     pickler = _HashingPickler(inner, value)
     pickler.fast = fast  # no memo: identity must not change a fingerprint
     try:
@@ -465,7 +500,7 @@ def _directory_state(root: str, content: bool | None) -> list[tuple[Any, ...]]:
 
 
 def _file_digest(path: str) -> str:
-    h = xxhash.xxh3_128()
+    h = _hasher()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(2**22), b""):
             h.update(chunk)

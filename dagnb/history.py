@@ -1,10 +1,12 @@
 """Run history: what each run did, kept in the cache's metadata, compared and restored.
 
-Every run of a graph is recorded in its store (SQLite for a disk cache):
-start and end, and for each task its status, reason, key, output
-fingerprint, duration and worker. :class:`History` lists recent runs,
-:func:`diff_runs` says which tasks changed key or output between two runs,
-and ``Graph.restore(run)`` binds the values a past run had, from the cache.
+Every run of a graph is recorded in its store (SQLite for a disk cache,
+signed and bounded by :mod:`dagnb.runlog`): start and end, and for each task
+its status, reason, key, output fingerprint, duration and worker.
+:class:`History` lists recent runs, :func:`diff_runs` says which tasks
+changed key or output between two runs, and ``Graph.restore(run)`` binds
+exactly the values a past run had (each task's recorded output), from the
+cache.
 """
 
 from __future__ import annotations

@@ -18,9 +18,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import close_matches
+from .errors import DagnbError, close_matches
 
-__all__ = ["METADATA_FORMAT", "NotebookReport", "TaskLine", "read_report", "run_notebook"]
+__all__ = ["METADATA_FORMAT", "NotANotebook", "NotebookReport", "TaskLine", "load_notebook", "read_report", "run_notebook"]
 
 METADATA_FORMAT = 1  # the version of the `dagnb` output metadata this reader understands
 _BAD = ("failed", "skipped", "cancelled", "timed-out", "interrupted")
@@ -134,6 +134,39 @@ def _error_cells(nb: Any) -> list[int]:
     ]
 
 
+class NotANotebook(DagnbError):
+    """A file ``dagnb run`` cannot execute: not a notebook, or one for another language."""
+
+
+def load_notebook(path: Path) -> Any:
+    """The notebook at ``path``, read with nbformat.
+
+    Raises:
+        NotANotebook: the file is not a Jupyter notebook (valid JSON is not
+            enough), or it is written for another language's kernel.
+    """
+    import nbformat
+
+    from .check import notebook_language
+
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(raw, dict) or not isinstance(raw.get("cells"), list) or "nbformat" not in raw:
+            raise ValueError("it is JSON, but without the `cells` and `nbformat` of a notebook")
+        nb = nbformat.reads(json.dumps(raw), as_version=4)
+    except Exception as exc:  # JSON, schema, key and version errors alike
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise NotANotebook(f"{path} is not a Jupyter notebook ({detail}). Give `dagnb run` an .ipynb file saved by "
+                           f"Jupyter.") from None
+    language = notebook_language(nb)
+    if language and language.lower() != "python":
+        kernel = nb.metadata.get("kernelspec", {}).get("name")
+        named = f" (kernel `{kernel}`)" if kernel else ""
+        raise NotANotebook(f"{path} is a notebook for {language}{named}; dagnb runs Python notebooks only, whose "
+                           f"tasks are Python functions. Open it with a Python kernel, or run it with Jupyter.")
+    return nb
+
+
 def run_notebook(
     path: Path, output: Path | None = None, timeout: int = 1800, force: Sequence[str] = ()
 ) -> NotebookReport:
@@ -155,31 +188,37 @@ def run_notebook(
 def _execute(path: Path, output: Path | None, timeout: int, force: Sequence[str], log: Any) -> NotebookReport:
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
-    nb = nbformat.read(path, as_version=4)
+    nb = load_notebook(path)
     added = not any("load_ext dagnb" in cell.source for cell in nb.cells if cell.cell_type == "code")
     if added:
         nb.cells.insert(0, nbformat.v4.new_code_cell("%load_ext dagnb"))
     env = dict(os.environ, DAGNB_FORCE=",".join(force)) if force else None
-    failed_at: list[int] = []
+    started_at: list[int] = []
     client = NotebookClient(nb, kernel_name="python3", timeout=timeout,
                             resources={"metadata": {"path": str(path.parent.resolve())}},
-                            on_cell_error=lambda cell, cell_index, **_: failed_at.append(cell_index + 1 - added))
+                            on_cell_start=lambda cell, cell_index, **_: started_at.append(cell_index + 1 - added))
     error = None
+    where = lambda: f"cell {started_at[-1]}: " if started_at else ""  # noqa: E731 - read after the run
     try:
         client.execute(stderr=log, **({"env": env} if env else {}))
     except CellExecutionError as exc:
-        where = f"cell {failed_at[-1]}: " if failed_at else ""
-        error = f"{where}{exc.ename}: {exc.evalue}"
+        error = f"{where()}{exc.ename}: {exc.evalue}"
+    except CellTimeoutError:
+        error = f"{where()}did not finish within --timeout {timeout} s (raise --timeout, or make the cell faster)"
     except RuntimeError as exc:  # nbclient's DeadKernelError and startup failures
         error = f"{type(exc).__name__}: {exc}"
     if added:
         del nb.cells[0]
-    if output is not None:
-        nbformat.write(nb, output)
     report = read_report(nb, str(path))
     report.error = error
+    if output is not None:
+        try:
+            nbformat.write(nb, output)
+        except OSError as exc:  # the report of the run is still printed
+            report.error = (f"{error}; " if error else "") + (
+                f"the executed notebook could not be written to {output} ({exc.strerror or exc})")
     return report
 
 

@@ -5,44 +5,39 @@ output fingerprint, costs, captured outputs and the parts its key was made
 of; *blobs* map an output fingerprint to the value, so identical outputs are
 stored once. Every key a task ever had is kept, so undoing an edit is a hit.
 
+This module holds the records and the :class:`Store` interface, with
+:class:`MemoryStore`; the disk cache, :class:`~dagnb.diskstore.DiskStore`,
+is in :mod:`dagnb.diskstore` (importable from here too).
+
 Invariants:
 
 * Planning reads metadata only; a value is read when a task is loaded.
-* A blob is written to a temporary name, fsynced and renamed into place.
-  Every blob and every entry is signed with this user's cache key
-  (:mod:`dagnb.trust`); the signature is verified before anything is
-  unpickled, so a blob that is missing, truncated, altered or written by
-  someone else is reported (:class:`DagnbCacheWarning`) and treated as a
-  miss, never returned.
-* Metadata lives in SQLite in WAL mode: each write is one transaction, so a
-  killed kernel leaves the last committed state.
+* A record read from disk is parsed tolerantly (unknown fields ignored); a
+  record that is not a cache entry at all is never one (``ValueError``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
-import sqlite3
-import tempfile
-import threading
-import time
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any
 
 from .errors import DagnbCacheWarning, DagnbError
-from .trust import ChunkHasher, cache_key, file_digests, sign, verify
+from .runlog import KEEP_RUNS, RunRecord, TaskRecord
+
+if TYPE_CHECKING:
+    from .diskstore import DiskStore
 
 __all__ = [
     "CacheEntry",
     "CacheFormatError",
     "CacheInfo",
     "CacheMiss",
+    "CacheReadOnly",
     "DiskStore",
     "MemoryStore",
     "Pruned",
@@ -53,10 +48,6 @@ __all__ = [
     "open_store",
     "parse_size",
 ]
-
-FORMAT_VERSION = 2  # 1: unsigned entries (read as untrusted: the cache is rebuilt); 2: signed
-_MMAP_FROM = 64 * 2**20  # blobs this large load memory-mapped (copy-on-write)
-
 
 @dataclass
 class CacheEntry:
@@ -82,7 +73,18 @@ class CacheEntry:
 
     @classmethod
     def from_json(cls, text: str) -> CacheEntry:
-        return cls(**json.loads(text))
+        """The entry a record describes; ``ValueError`` when it is not a cache entry at all."""
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("a cache entry record is a JSON object")
+        known = {f.name for f in fields(cls)}
+        try:
+            entry = cls(**{name: value for name, value in data.items() if name in known})
+        except TypeError as exc:  # a required field is missing
+            raise ValueError(f"not a cache entry record ({exc})") from None
+        if not all(isinstance(v, str) for v in (entry.key, entry.task, entry.output)):
+            raise ValueError("a cache entry's key, task and output are strings")
+        return entry
 
 
 @dataclass(frozen=True)
@@ -94,14 +96,21 @@ class CacheInfo:
     blobs: int
     nbytes: int
     tasks: dict[str, int]
+    metadata_bytes: int = 0
+    runs: int = 0
+    history_rows: int = 0
+    read_only: str | None = None
 
     def __str__(self) -> str:
-        size = _human(self.nbytes)
         per_task = ", ".join(f"{t} ({n})" for t, n in sorted(self.tasks.items())) or "none"
-        return (
-            f"cache at {self.location}: {self.entries} keys, {self.blobs} values, {size}\n"
-            f"keys per task: {per_task}"
-        )
+        lines = [f"cache at {self.location}: {self.entries} keys, {self.blobs} values, {_human(self.nbytes)}"]
+        if self.location != "memory":
+            lines.append(f"metadata: {_human(self.metadata_bytes)}, with a history of {self.runs} "
+                         f"{'run' if self.runs == 1 else 'runs'} ({self.history_rows} task rows; the latest "
+                         f"{KEEP_RUNS} runs are kept)")
+        if self.read_only:
+            lines.append(f"read-only for you: {self.read_only}")
+        return "\n".join([*lines, f"keys per task: {per_task}"])
 
 
 def _human(nbytes: int) -> str:
@@ -114,52 +123,60 @@ def _human(nbytes: int) -> str:
 
 
 @dataclass(frozen=True)
-class TaskRecord:
-    """One task in a recorded run."""
-
-    task: str
-    status: str
-    reason: str = ""
-    key: str | None = None
-    output: str | None = None
-    duration: float = 0.0
-    worker: str = ""
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """A run as the history keeps it; ``id`` counts runs of this cache, across sessions."""
-
-    id: int
-    started: float
-    finished: float
-    tasks: list[TaskRecord] = field(default_factory=list)
-
-    def count(self, status: str) -> int:
-        return sum(1 for t in self.tasks if t.status == status)
-
-
-@dataclass(frozen=True)
 class Verified:
-    """What ``verify`` found: how many entries and values were checked, and which were bad (and removed)."""
+    """What ``verify`` found, and what it removed.
+
+    ``bad_entries`` and ``bad_values`` failed their signature (altered,
+    truncated, forged, or written with another key) and were removed;
+    ``kept`` failed it too but belong to another user of a shared cache, so
+    they were left alone; ``unreadable`` could not be read (a transient error
+    or a permission) and were left alone; ``links`` are symbolic links found
+    where dagnb keeps its folders or files, removed (never what they point
+    to); ``forged_runs`` history runs whose signature failed, removed;
+    ``damaged`` says where metadata SQLite could not read was set aside.
+    """
 
     entries: int
     values: int
     bad_entries: list[str] = field(default_factory=list)
     bad_values: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+    forged_runs: int = 0
+    damaged: str | None = None
+    read_only: bool = False
 
     @property
     def ok(self) -> bool:
-        return not (self.bad_entries or self.bad_values)
+        return not (self.bad_entries or self.bad_values or self.kept or self.unreadable or self.links
+                    or self.forged_runs or self.damaged)
 
     def __str__(self) -> str:
+        head = f"verified {self.entries} entries and {self.values} values: "
+        if self.damaged:
+            return f"the cache metadata was damaged; {self.damaged}"
         if self.ok:
-            return f"verified {self.entries} entries and {self.values} values: all intact and signed with your key"
-        return (
-            f"verified {self.entries} entries and {self.values} values: removed {len(self.bad_entries)} entries "
-            f"and {len(self.bad_values)} values that were altered, truncated or not signed with your key "
-            f"(their tasks recompute on the next run)"
-        )
+            return head + "all intact and signed with your key"
+        removed = "found" if self.read_only else "removed"
+        parts = []
+        if self.bad_entries or self.bad_values:
+            parts.append(f"{removed} {len(self.bad_entries)} entries and {len(self.bad_values)} values that were "
+                         f"altered, truncated or not signed with your key (their tasks recompute on the next run)")
+        if self.kept:
+            parts.append(f"kept {len(self.kept)} values of other users that are not signed with your key (share "
+                         f"`DAGNB_CACHE_KEY` to use each other's values)")
+        if self.unreadable:
+            parts.append(f"could not read {len(self.unreadable)} values ({self.unreadable[0]}); they were kept: run "
+                         f"verify again")
+        if self.links:
+            parts.append(f"{removed} {len(self.links)} symbolic links planted where dagnb keeps its files "
+                         f"({', '.join(self.links)}), never what they point to")
+        if self.forged_runs:
+            parts.append(f"{removed} {self.forged_runs} runs of the history that are not signed with your key")
+        if self.read_only:
+            parts.append("nothing was removed: the cache is read-only for you")
+        return head + "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -189,12 +206,29 @@ def parse_size(text: str) -> int:
     return int(float(match.group(1)) * _UNITS[unit])
 
 
-class CacheMiss(Exception):
-    """A value the metadata promised could not be read back; ``reason`` says why."""
+class CacheReadOnly(DagnbError):
+    """A change asked of a cache this user can only read."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, location: str, why: str, action: str) -> None:
+        self.location, self.why, self.action = location, why, action
+        super().__init__(
+            f"The cache at {location} is read-only for you ({why}), so `{action}` cannot change it. Ask its owner "
+            f"to run it, or use a cache of your own (`DAGNB_CACHE_DIR`, `%dag cache --dir PATH`)."
+        )
+
+
+class CacheMiss(Exception):
+    """A value the metadata promised could not be read back; ``reason`` says why.
+
+    ``kind`` says what became of it: ``bad`` (it failed its signature, or its
+    file is gone: forgotten), ``foreign`` (another user's, failing this
+    user's key: left alone), ``unreadable`` (it could not be read right now:
+    left alone), or ``missing`` (nothing was there).
+    """
+
+    def __init__(self, reason: str, kind: str = "missing") -> None:
         super().__init__(reason)
-        self.reason = reason
+        self.reason, self.kind = reason, kind
 
 
 class Store(ABC):
@@ -267,6 +301,14 @@ class Store(ABC):
     def runs(self, limit: int | None = None) -> list[RunRecord]:
         """Recent runs, newest first."""
         return []
+
+    def run(self, run_id: int) -> RunRecord | None:
+        """One recorded run, by id (``None`` if there is none).
+
+        Raises:
+            ForgedRun: a disk cache holds run ``run_id``, but not signed with this user's key.
+        """
+        return next((r for r in self.runs() if r.id == run_id), None)
 
     def prune(self, max_bytes: int, keep: Iterable[str] = ()) -> Pruned:
         """Evict least-recently-used values until the rest take at most ``max_bytes``.
@@ -367,457 +409,36 @@ class MemoryStore(Store):
         return len(gone)
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS entries (
-    key TEXT PRIMARY KEY, task TEXT NOT NULL, output TEXT NOT NULL,
-    record TEXT NOT NULL, signature TEXT NOT NULL, created REAL NOT NULL, last_used REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS entries_task ON entries (task);
-CREATE TABLE IF NOT EXISTS blobs (
-    fingerprint TEXT PRIMARY KEY, signature TEXT NOT NULL, nbytes INTEGER NOT NULL,
-    created REAL NOT NULL, last_used REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS heads (task TEXT PRIMARY KEY, key TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS hits (key TEXT PRIMARY KEY, count INTEGER NOT NULL, saved REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, started REAL NOT NULL, finished REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS run_tasks (
-    run INTEGER NOT NULL, position INTEGER NOT NULL, task TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL,
-    key TEXT, output TEXT, duration REAL NOT NULL, worker TEXT NOT NULL, PRIMARY KEY (run, position));
-"""
-
-
-class _HashingFile:
-    """A file handle that hashes what is written through it (the chunks a signature covers)."""
-
-    def __init__(self, handle: Any) -> None:
-        self._handle = handle
-        self.hash = ChunkHasher()
-        self.nbytes = 0
-
-    def write(self, data: Any) -> int:
-        self.hash.update(data)
-        written = self._handle.write(data)
-        self.nbytes += written
-        return written
-
-    def tell(self) -> int:
-        return self._handle.tell()
-
-    def flush(self) -> None:
-        self._handle.flush()
-
-
-class DiskStore(Store):
-    """Metadata in ``DIR/meta.sqlite``, values in ``DIR/blobs/ab/abcdef….pkl`` (joblib)."""
-
-    def __init__(self, directory: str | os.PathLike[str], key: bytes | None = None) -> None:
-        self.root = Path(directory).expanduser().resolve()
-        self.location = str(self.root)
-        self._key = key if key is not None else cache_key()
-        self._warned: set[str] = set()
-        self._verified: set[str] = set()  # fingerprints whose existing file this store has checked
-        self._lock = threading.RLock()
-        found = _stored_format(self.root)  # read-only: a cache this dagnb refuses is left exactly as it was
-        if found is not None and found > FORMAT_VERSION:
-            raise CacheFormatError(self.location, found)
-        self.root.mkdir(parents=True, exist_ok=True)
-        with _file_lock(self.root / ".dagnb.lock"):  # kernels opening one cache at once agree on its format
-            self._db = self._open()
-
-    def _open(self) -> sqlite3.Connection:
-        found = _stored_format(self.root)
-        if found is not None and found > FORMAT_VERSION:
-            raise CacheFormatError(self.location, found)
-        if found is not None and found < FORMAT_VERSION:
-            self._set_aside(found)
-        (self.root / "blobs").mkdir(exist_ok=True)
-        db = sqlite3.connect(self.root / "meta.sqlite", check_same_thread=False, timeout=30)
-        live = _format_of(db)  # the probe above reads only checkpointed pages: ask the live database too
-        if live is not None and live > FORMAT_VERSION:
-            db.close()
-            raise CacheFormatError(self.location, live)
-        with db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (str(FORMAT_VERSION),))
-        return db
-
-    def _set_aside(self, found: int) -> None:
-        """An older format's files move to ``old-format-N/`` (nothing is deleted); the cache starts afresh."""
-        aside = self.root / f"old-format-{found}"
-        number = 1
-        while aside.exists():  # never over an earlier set-aside copy
-            number += 1
-            aside = self.root / f"old-format-{found}-{number}"
-        aside.mkdir()
-        for name in ("meta.sqlite", "meta.sqlite-wal", "meta.sqlite-shm", "blobs"):
-            if (self.root / name).exists():
-                os.replace(self.root / name, aside / name)
-        warnings.warn(
-            f"The cache at {self.location} was written by an older dagnb (format {found}), whose entries "
-            f"are not signed, so they cannot be trusted; dagnb starts it afresh (format {FORMAT_VERSION}) "
-            f"and recomputes. The old files are in {aside}; delete them when you like.",
-            DagnbCacheWarning,
-            stacklevel=3,
-        )
-
-    def _sign_record(self, key: str, record: str) -> str:
-        return sign(self._key, ("entry", key, record))
-
-    def _entry(self, key: str, record: str, signature: str) -> CacheEntry | None:
-        """The entry, if this user's key signed it; else ``None`` (warned once per key)."""
-        if verify(self._key, signature, ("entry", key, record)):
-            return CacheEntry.from_json(record)
-        if key not in self._warned:
-            self._warned.add(key)
-            task = json.loads(record).get("task", "?") if record.startswith("{") else "?"
-            warnings.warn(
-                f"A cache entry of task `{task}` in {self.location} is not signed with your cache key, so "
-                f"dagnb ignores it and recomputes (it may come from someone else's cache; see "
-                f"'A cache you can trust' in dagnb's README to share a cache on purpose).",
-                DagnbCacheWarning,
-                stacklevel=3,
-            )
-        return None
-
-    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
-
-    def _blob_path(self, fingerprint: str) -> Path:
-        return self.root / "blobs" / fingerprint[:2] / f"{fingerprint}.pkl"
-
-    def entry(self, key: str) -> CacheEntry | None:
-        rows = self._query("SELECT record, signature FROM entries WHERE key = ?", (key,))
-        return self._entry(key, *rows[0]) if rows else None
-
-    def has_value(self, fingerprint: str) -> bool:
-        return bool(self._query("SELECT 1 FROM blobs WHERE fingerprint = ?", (fingerprint,)))
-
-    def put(self, entry: CacheEntry, value: Any) -> None:
-        """Write the value (once per fingerprint) and the entry.
-
-        The value is written to a temporary file first; the rename into place
-        and the rows are then done inside one write transaction, so of two
-        processes storing the same fingerprint at once exactly one file and
-        its own row win, and a file never sits beside another writer's row.
-        """
-        now = time.time()
-        entry.created = entry.created or now
-        tmp = blob = None
-        if entry.stored and not self._has_good_value(entry.output):
-            tmp, blob = self._write_temp(entry.output, value)
-            entry.nbytes = blob[1]
-        try:
-            with self._lock, self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                present = self._db.execute("SELECT 1 FROM blobs WHERE fingerprint = ?", (entry.output,)).fetchone()
-                if tmp is not None and blob is not None:
-                    if present:
-                        tmp.unlink(missing_ok=True)  # another writer stored this value meanwhile
-                    else:
-                        os.replace(tmp, self._blob_path(entry.output))
-                        self._db.execute("INSERT INTO blobs VALUES (?, ?, ?, ?, ?)",
-                                         (entry.output, blob[0], blob[1], now, now))
-                elif entry.stored and not present:  # pruned by another process since we looked
-                    entry.stored = False
-                record = entry.to_json()
-                self._db.execute(
-                    "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (entry.key, entry.task, entry.output, record, self._sign_record(entry.key, record), entry.created,
-                     now),
-                )
-        finally:
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
-
-    def _has_good_value(self, fingerprint: str) -> bool:
-        """A stored value for ``fingerprint`` that this user's key signed (its file checked once per store)."""
-        rows = self._query("SELECT signature, nbytes FROM blobs WHERE fingerprint = ?", (fingerprint,))
-        if not rows:  # asked every time: a prune or clear (here or in another process) may have removed it
-            self._verified.discard(fingerprint)
-            return False
-        if fingerprint in self._verified:
-            return True
-        try:
-            self._check_blob(fingerprint, *rows[0])  # forgets a bad one, so it is written again
-        except CacheMiss:
-            return False
-        self._verified.add(fingerprint)
-        return True
-
-    def _write_temp(self, fingerprint: str, value: Any) -> tuple[Path, tuple[str, int]]:
-        """The value pickled into a fsynced temporary file beside its final place, and its signature."""
-        import joblib
-
-        final = self._blob_path(fingerprint)
-        final.parent.mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".tmp-", suffix=".pkl")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                writer = _HashingFile(handle)
-                joblib.dump(value, writer)  # type: ignore[arg-type]
-                handle.flush()
-                os.fsync(handle.fileno())
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        signature = sign(self._key, _blob_fields(fingerprint, writer.nbytes), writer.hash.finish())
-        return Path(tmp), (signature, writer.nbytes)
-
-    def load(self, entry: CacheEntry) -> Any:
-        import joblib
-
-        rows = self._query("SELECT signature, nbytes FROM blobs WHERE fingerprint = ?", (entry.output,))
-        if not rows:
-            raise CacheMiss("its value is not in the cache")
-        data = self._check_blob(entry.output, *rows[0])
-        try:
-            if data is not None:
-                return joblib.load(io.BytesIO(data))
-            return joblib.load(self._blob_path(entry.output), mmap_mode="c")
-        except Exception as exc:  # signed by us, and still unreadable: a bug or a library change
-            raise CacheMiss(f"its value cannot be unpickled ({type(exc).__name__}: {exc})") from None
-
-    def _check_blob(self, fingerprint: str, signature: str, nbytes: int) -> bytes | None:
-        """Verify a value file against its signature before anything unpickles it.
-
-        Returns its bytes, or ``None`` for a large file (memory-mapped by the caller).
-        """
-        path = self._blob_path(fingerprint)
-        fields = _blob_fields(fingerprint, nbytes)
-        try:
-            data = path.read_bytes() if nbytes < _MMAP_FROM else None
-            if data is not None:
-                good = len(data) == nbytes and verify(self._key, signature, fields, data)
-            else:
-                good = path.stat().st_size == nbytes and sign(self._key, fields, file_digests(path)) == signature
-        except OSError as exc:
-            self._forget_blob(fingerprint)
-            raise CacheMiss(f"its value file cannot be read ({exc.strerror})") from None
-        if not good:
-            self._forget_blob(fingerprint)
-            raise CacheMiss(
-                "its value file does not match its signature (it was altered or truncated, or written "
-                "with another cache key)"
-            )
-        return data
-
-    def _forget_blob(self, fingerprint: str) -> None:
-        with self._lock, self._db:
-            self._db.execute("DELETE FROM blobs WHERE fingerprint = ?", (fingerprint,))
-        self._blob_path(fingerprint).unlink(missing_ok=True)
-
-    def last_durations(self, tasks: Iterable[str]) -> dict[str, float]:
-        wanted = set(tasks)
-        # unverified on purpose: a duration only orders the ready queue, it is never loaded as a value
-        rows = self._query("SELECT h.task, e.record FROM heads h JOIN entries e ON e.key = h.key")
-        return {task: CacheEntry.from_json(record).duration for task, record in rows if task in wanted}
-
-    def entries_of(self, task: str) -> list[CacheEntry]:
-        rows = self._query(
-            "SELECT key, record, signature FROM entries WHERE task = ? ORDER BY last_used DESC, created DESC", (task,)
-        )
-        return [e for e in (self._entry(*row) for row in rows) if e is not None]
-
-    def head(self, task: str) -> CacheEntry | None:
-        rows = self._query(
-            "SELECT e.key, e.record, e.signature FROM heads h JOIN entries e ON e.key = h.key WHERE h.task = ?", (task,)
-        )
-        return self._entry(*rows[0]) if rows else None
-
-    def set_head(self, task: str, key: str) -> None:
-        with self._lock, self._db:
-            self._db.execute("INSERT OR REPLACE INTO heads VALUES (?, ?)", (task, key))
-
-    def touch(self, hits: Iterable[tuple[str, float]]) -> None:
-        now = time.time()
-        hits = list(hits)
-        if not hits:
-            return
-        rows = [(now, key) for key, _ in hits]
-        with self._lock, self._db:
-            self._db.executemany("UPDATE entries SET last_used = ? WHERE key = ?", rows)
-            self._db.executemany(
-                "UPDATE blobs SET last_used = ? WHERE fingerprint = "
-                "(SELECT output FROM entries WHERE key = ?)",
-                rows,
-            )
-            self._db.executemany(
-                "INSERT INTO hits VALUES (?, 1, ?) "
-                "ON CONFLICT(key) DO UPDATE SET count = count + 1, saved = saved + excluded.saved",
-                hits,
-            )
-
-    def verify(self) -> Verified:
-        bad_entries = [
-            key for key, record, signature in self._query("SELECT key, record, signature FROM entries")
-            if not verify(self._key, signature, ("entry", key, record))
-        ]
-        bad_values = []
-        blobs = self._query("SELECT fingerprint, signature, nbytes FROM blobs")
-        for fingerprint, signature, nbytes in blobs:
-            try:
-                self._check_blob(fingerprint, signature, nbytes)  # forgets a bad one
-            except CacheMiss:
-                bad_values.append(fingerprint)
-        with self._lock, self._db:
-            self._db.executemany("DELETE FROM entries WHERE key = ?", [(k,) for k in bad_entries])
-            self._db.execute("DELETE FROM heads WHERE key NOT IN (SELECT key FROM entries)")
-        self._remove_leftovers()
-        return Verified(len(self._query("SELECT key FROM entries")) + len(bad_entries), len(blobs), bad_entries, bad_values)
-
-    def record_run(self, started: float, finished: float, tasks: list[TaskRecord]) -> int:
-        with self._lock, self._db:
-            run = self._db.execute("INSERT INTO runs (started, finished) VALUES (?, ?)", (started, finished)).lastrowid
-            self._db.executemany(
-                "INSERT INTO run_tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(run, i, t.task, t.status, t.reason, t.key, t.output, t.duration, t.worker) for i, t in enumerate(tasks)],
-            )
-        return int(run or 0)
-
-    def runs(self, limit: int | None = None) -> list[RunRecord]:
-        heads = self._query("SELECT id, started, finished FROM runs ORDER BY id DESC" + (f" LIMIT {int(limit)}" if limit else ""))
-        found = []
-        for run, started, finished in heads:
-            rows = self._query(
-                "SELECT task, status, reason, key, output, duration, worker FROM run_tasks WHERE run = ? ORDER BY position",
-                (run,),
-            )
-            found.append(RunRecord(run, started, finished, [TaskRecord(*row) for row in rows]))
-        return found
-
-    def _remove_leftovers(self, older_than: float = 3600.0) -> int:
-        """Delete temporary files of killed writers and value files no row names (an hour old at least)."""
-        known = {fp for (fp,) in self._query("SELECT fingerprint FROM blobs")}
-        cutoff, removed = time.time() - older_than, 0
-        for path in (self.root / "blobs").glob("*/*"):
-            stray = path.name.startswith(".tmp-") or (path.suffix == ".pkl" and path.stem not in known)
-            try:
-                if stray and path.stat().st_mtime < cutoff:
-                    path.unlink()
-                    removed += 1
-            except OSError:
-                continue  # another process removed or is replacing it
-        return removed
-
-    def prune(self, max_bytes: int, keep: Iterable[str] = ()) -> Pruned:
-        self._remove_leftovers()
-        kept = set(keep)
-        blobs = self._query("SELECT fingerprint, nbytes FROM blobs ORDER BY last_used, created")
-        total = sum(n for _, n in blobs)
-        evicted: list[str] = []
-        freed = 0
-        for fingerprint, nbytes in blobs:
-            if total - freed <= max_bytes:
-                break
-            if fingerprint not in kept:
-                evicted.append(fingerprint)
-                freed += nbytes
-        with self._lock, self._db:
-            for fingerprint in evicted:
-                self._db.execute("DELETE FROM blobs WHERE fingerprint = ?", (fingerprint,))
-                rows = self._db.execute("SELECT key, record FROM entries WHERE output = ?", (fingerprint,)).fetchall()
-                for key, record in rows:
-                    entry = CacheEntry.from_json(record)
-                    entry.stored = False
-                    text = entry.to_json()
-                    self._db.execute("UPDATE entries SET record = ?, signature = ? WHERE key = ?",
-                                     (text, self._sign_record(key, text), key))
-        for fingerprint in evicted:  # files go after the commit: a crash leaves an orphan, never a dangling row
-            self._blob_path(fingerprint).unlink(missing_ok=True)
-        return Pruned(len(evicted), freed, total - freed)
-
-    def hit_totals(self) -> dict[str, tuple[int, float]]:
-        rows = self._query(
-            "SELECT e.task, SUM(h.count), SUM(h.saved) FROM hits h JOIN entries e ON e.key = h.key GROUP BY e.task"
-        )
-        return {task: (int(count), float(saved)) for task, count, saved in rows}
-
-    def info(self) -> CacheInfo:
-        entries = self._query("SELECT task, COUNT(*) FROM entries GROUP BY task")
-        blobs = self._query("SELECT COUNT(*), COALESCE(SUM(nbytes), 0) FROM blobs")[0]
-        tasks = {task: count for task, count in entries}
-        return CacheInfo(self.location, sum(tasks.values()), blobs[0], blobs[1], tasks)
-
-    def clear(self, task: str | None = None) -> int:
-        with self._lock, self._db:
-            where, args = ("WHERE task = ?", (task,)) if task is not None else ("", ())
-            gone = self._db.execute(f"DELETE FROM entries {where}", args).rowcount
-            self._db.execute(f"DELETE FROM heads {where}", args)
-            self._db.execute("DELETE FROM hits WHERE key NOT IN (SELECT key FROM entries)")
-            orphans = [
-                fp
-                for (fp,) in self._db.execute(
-                    "SELECT fingerprint FROM blobs WHERE fingerprint NOT IN (SELECT output FROM entries)"
-                )
-            ]
-            self._db.executemany("DELETE FROM blobs WHERE fingerprint = ?", [(fp,) for fp in orphans])
-        for fp in orphans:
-            self._blob_path(fp).unlink(missing_ok=True)
-        return gone
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-
-def _blob_fields(fingerprint: str, nbytes: int) -> tuple[str, ...]:
-    return ("blob", fingerprint, str(nbytes))
-
-
-def _stored_format(root: Path) -> int | None:
-    """The format a cache directory records, read without changing anything (``None``: no cache yet)."""
-    path = root / "meta.sqlite"
-    if not path.is_file():
-        return None
-    try:
-        db = sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True, timeout=30)  # no -wal/-shm files
-        try:
-            row = db.execute("SELECT value FROM meta WHERE name = 'format'").fetchone()
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return None  # no meta table yet: a cache being created
-    return int(row[0]) if row else None
-
-
-def _format_of(db: sqlite3.Connection) -> int | None:
-    try:
-        row = db.execute("SELECT value FROM meta WHERE name = 'format'").fetchone()
-    except sqlite3.Error:
-        return None
-    return int(row[0]) if row else None
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock between processes (POSIX ``flock``; elsewhere, none)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: opening a cache at the same moment is not serialized
-        yield
-        return
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-class CacheFormatError(DagnbError):
-    """A cache written by a newer dagnb."""
-
-    def __init__(self, location: str, found: int) -> None:
-        self.location, self.found = location, found
-        super().__init__(
-            f"The cache at {location} was written by a newer dagnb (cache format {found}); this dagnb "
-            f"reads formats up to {FORMAT_VERSION}. Upgrade dagnb, or use another cache directory "
-            f"(`DAGNB_CACHE_DIR`, `%dag cache --dir PATH`)."
-        )
-
-
 def open_store(directory: str | os.PathLike[str] | None) -> Store:
-    """A :class:`DiskStore` at ``directory``, or a :class:`MemoryStore` for ``None``."""
-    return MemoryStore() if directory is None else DiskStore(directory)
+    """A disk cache at ``directory``, or a :class:`MemoryStore` for ``None``.
+
+    A disk cache that cannot be used at all (its folder cannot be created,
+    it is read-only with nothing usable in it, or the cache key cannot be
+    trusted) gives a :class:`DagnbCacheWarning` saying why and how to fix it,
+    and a :class:`MemoryStore`: the session works, without a disk cache.
+    """
+    if directory is None:
+        return MemoryStore()
+    from .cachedir import CacheUnavailable
+    from .diskstore import DiskStore
+    from .trust import CacheKeyError
+
+    try:
+        return DiskStore(directory)
+    except (CacheUnavailable, CacheKeyError) as exc:
+        warnings.warn(f"{exc} Until then, dagnb keeps results in memory only (nothing is cached on disk).",
+                      DagnbCacheWarning, stacklevel=2)
+        return MemoryStore()
+
+
+def __getattr__(name: str) -> Any:
+    """``DiskStore`` and ``CacheFormatError`` live in their own modules; they are importable from here too."""
+    if name == "DiskStore":
+        from .diskstore import DiskStore
+
+        return DiskStore
+    if name == "CacheFormatError":
+        from .cachedir import CacheFormatError
+
+        return CacheFormatError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -100,15 +100,21 @@ def rows(sizes: Sizes) -> list[Row]:
         disk, memory = time_dagnb(ddir, data, sizes.repeat)
     size = f"{data.nbytes / 1e6:.0f} MB"
     with tempfile.TemporaryDirectory(prefix="bench-verify-") as vdir:
-        raw, xxh3, verified = time_verified_load(vdir, 60 * 2**20 if not sizes.quick else 8 * 2**20, sizes.repeat)
+        # more repetitions than elsewhere: a load's time swings with the allocator's state after earlier rows
+        raw, xxh3, verified = time_verified_load(vdir, 60 * 2**20 if not sizes.quick else 8 * 2**20, 3 * sizes.repeat)
+    with tempfile.TemporaryDirectory(prefix="bench-verify-") as vdir:
+        big_raw, _, big = time_verified_load(vdir, 128 * 2**20 if not sizes.quick else 65 * 2**20, sizes.repeat)
     peer = f"joblib.Memory hit: {ms(joblib_hit)}"
     vsize = "60 MiB" if not sizes.quick else "8 MiB"
+    bsize = "128 MiB" if not sizes.quick else "65 MiB"
     return [
         Row(f"load a {vsize} float64 value from the disk cache, signature verified, vs reading + joblib.load alone",
             ms(verified), f"unverified: {ms(raw)}", ratio(raw, verified), "—", None),
-        Row(f"signature check (HMAC-SHA256 of the bytes, 2 threads) as a share of the unverified load of {vsize}",
-            f"{100 * (verified - raw) / raw:.0f}%", f"unverified: {ms(raw)}", None, "< 10% of load time",
-            (verified - raw) / raw < 0.10),
+        Row(f"signature check (BLAKE3 chunk digests, hashed as the unpickler reads; HMAC-SHA256) as a share of the unverified "
+            f"load of {vsize}", f"{100 * (verified - raw) / raw:.0f}%", f"unverified: {ms(raw)}", None,
+            "< 15% of load time", (verified - raw) / raw < 0.15),
+        Row(f"load a {bsize} value, verified from a private copy and memory-mapped from it, vs reading + "
+            f"joblib.load (info)", ms(big), f"unverified: {ms(big_raw)}", ratio(big_raw, big), "—", None),
         Row(f"for scale: a checksum only (xxh3_128 of the {vsize} in memory), no signature (info)",
             f"{100 * xxh3 / raw:.0f}% of the load", f"xxh3: {ms(xxh3)}", None, "—", None),
         Row(f"cached call on a {size} array: dagnb disk hit in a new Graph vs joblib.Memory",

@@ -21,6 +21,10 @@ What it measures and why:
    2 worker processes against inline, the per-task overhead of every
    backend against dask's threaded scheduler and ``distributed``, and a
    level-by-level ``joblib.Parallel`` baseline.
+9. Trust: the collision-resistant digest of a shared cache (keyed BLAKE3,
+   and BLAKE2b and SHA-256 as measured alternatives) against xxh3_128, and
+   (in the joblib.Memory rows) what checking a value's signature adds to a
+   load.
 
 Usage: ``python tests/benchmarks/run.py [--quick] [--output FILE]``. The
 Markdown table is printed and written to ``results.md`` beside this file by
@@ -51,12 +55,14 @@ import bench_inplace
 import bench_magic
 import bench_map
 import bench_parallel
+import bench_trust
 import bench_widgets
 from _common import Row, Sizes, render_table
 
 SUITES: list[tuple[str, Callable[[Sizes], list[Row]]]] = [
     ("fingerprints", bench_hashing.rows),
     ("in-place checks", bench_inplace.rows),
+    ("trust", bench_trust.rows),
     ("task graph", bench_graph.rows),
     ("joblib.Memory", bench_cache.rows),
     ("widget views", bench_widgets.rows),

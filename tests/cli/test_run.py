@@ -175,7 +175,9 @@ def test_cache_info_lists_keys_per_task(env: Path) -> None:
     _filled(env)
     lines = dagnb("cache", "info", cwd=env).stdout.splitlines()
     assert lines[0].startswith(f"cache at {env / 'cache'}: 5 keys, 5 values, ")
-    assert lines[1] == "keys per task: clean (1), raw (1), report (1), side (1), total (1)"
+    assert lines[1].startswith("metadata: ") and lines[1].endswith(
+        "with a history of 5 runs (8 task rows; the latest 500 runs are kept)")  # a run per task cell
+    assert lines[2] == "keys per task: clean (1), raw (1), report (1), side (1), total (1)"
 
 
 def test_prune_to_zero_evicts_every_value_and_the_next_run_recomputes(env: Path) -> None:
@@ -227,3 +229,113 @@ def test_kernel_install_into_a_prefix(env: Path) -> None:
     assert result.stdout.strip() == f'installed kernel "Python 3 (dagnb)" in {where}'
     spec: dict[str, Any] = json.loads((where / "kernel.json").read_text())
     assert "--ext=dagnb" in spec["argv"]
+
+
+# ------------------------------------------------- never a raw traceback
+
+
+def _no_traceback(result: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
+
+
+NOT_NOTEBOOKS = {
+    "JSON, not a notebook": ('{"cells": "none", "data": [1, 2]}',
+                             "it is JSON, but without the `cells` and `nbformat` of a notebook"),
+    "JSON list": ("[1, 2, 3]", "it is JSON, but without the `cells` and `nbformat` of a notebook"),
+    "not JSON": ("cells: []", "Expecting value: line 1 column 1 (char 0)"),
+}
+
+
+@pytest.mark.parametrize("case", list(NOT_NOTEBOOKS))
+def test_a_file_that_is_no_notebook_is_refused_in_one_line(env: Path, case: str) -> None:
+    text, detail = NOT_NOTEBOOKS[case]
+    path = env / "data.ipynb"
+    path.write_text(text)
+    result = dagnb("run", str(path), cwd=env)
+    _no_traceback(result)
+    assert (result.returncode, result.stderr.strip()) == (
+        2, f"dagnb run: {path} is not a Jupyter notebook ({detail}). Give `dagnb run` an .ipynb file saved by Jupyter.")
+    checked = dagnb("check", str(path), cwd=env)
+    assert checked.returncode == 1 and f"The file cannot be read as a notebook ({detail})." in checked.stdout
+
+
+def test_a_notebook_for_another_language_is_refused(env: Path) -> None:
+    nb = write(env / "nb.ipynb", PIPELINE)
+    notebook = nbformat.read(nb, as_version=4)
+    notebook.metadata["kernelspec"] = {"name": "ir", "display_name": "R", "language": "R"}
+    nbformat.write(notebook, nb)
+    result = dagnb("run", str(nb), cwd=env)
+    _no_traceback(result)
+    assert (result.returncode, result.stderr.strip()) == (2, (
+        f"dagnb run: {nb} is a notebook for R (kernel `ir`); dagnb runs Python notebooks only, whose tasks are "
+        f"Python functions. Open it with a Python kernel, or run it with Jupyter."))
+    assert runs(env) == []
+    checked = dagnb("check", str(nb), cwd=env)
+    assert checked.returncode == 1
+    assert checked.stdout.splitlines()[0] == (
+        f"{nb}: The notebook is written for R; dagnb checks Python notebooks only, whose tasks are Python functions.")
+
+
+def test_a_cell_past_the_timeout_is_reported_with_the_tasks_before_it(env: Path) -> None:
+    nb = write(env / "nb.ipynb", PIPELINE, ("import time\ntime.sleep(60)",))
+    out = env / "out.ipynb"
+    result = dagnb("run", str(nb), "--timeout", "3", "--output", str(out), "--json", cwd=env)
+    _no_traceback(result)
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["error"] == "cell 8: did not finish within --timeout 3 s (raise --timeout, or make the cell faster)"
+    assert report["counts"]["ran"] == 5, "the tasks before the slow cell are reported"
+    assert runs(env) == ["raw", "clean", "total", "report", "side"]
+    assert nbformat.read(out, as_version=4).cells[2].outputs, "the executed notebook is written all the same"
+
+
+@pytest.mark.parametrize("where", ["a folder", "in a missing folder"])
+def test_an_output_that_cannot_be_written_is_refused_before_the_run(env: Path, where: str) -> None:
+    nb = write(env / "nb.ipynb", PIPELINE)
+    out = env if where == "a folder" else env / "missing" / "out.ipynb"
+    result = dagnb("run", str(nb), "--output", str(out), cwd=env)
+    _no_traceback(result)
+    expected = (f"dagnb run: --output {out} is a folder; give the file to write, for example {out / 'executed.ipynb'}"
+                if where == "a folder" else f"dagnb run: --output {out}: there is no folder {out.parent} to write it in")
+    assert (result.returncode, result.stderr.strip()) == (2, expected)
+    assert runs(env) == [], "nothing ran: the report of a run is never thrown away after it"
+
+
+def test_a_damaged_metadata_file_is_set_aside_by_info_and_verify(env: Path) -> None:
+    nb = _filled(env)
+    cache = env / "cache"
+    (cache / "meta.sqlite").write_bytes(b"this is not a database" * 100)
+    for name in ("meta.sqlite-wal", "meta.sqlite-shm"):
+        (cache / name).unlink(missing_ok=True)
+    info = dagnb("cache", "info", cwd=env)
+    _no_traceback(info)
+    assert info.returncode == 0 and info.stdout.startswith(f"cache at {cache}: 0 keys, 0 values, 0 B")
+    assert info.stderr.strip() == (
+        f"dagnb: The cache metadata at {cache / 'meta.sqlite'} is damaged (SQLite says: file is not a database); "
+        f"dagnb starts the cache afresh and recomputes. The old files are in {cache / 'damaged'}; delete them when "
+        f"you like.")
+    assert (cache / "damaged" / "meta.sqlite").read_bytes().startswith(b"this is not a database"), "kept"
+    assert dagnb("run", str(nb), cwd=env).returncode == 0 and runs(env) == list(PIPELINE)
+
+    damage_a_page(cache / "meta.sqlite")
+    verify = dagnb("cache", "verify", cwd=env)
+    _no_traceback(verify)
+    assert verify.returncode == 1
+    assert verify.stdout.strip() == (
+        f"the cache metadata was damaged; SQLite says: database disk image is malformed. It was set aside into "
+        f"{cache / 'damaged-2'} (nothing deleted), and the cache starts afresh: its tasks recompute on the next run")
+    assert dagnb("cache", "verify", cwd=env).returncode == 0
+
+
+def damage_a_page(path: Path) -> None:
+    """Overwrite the page that holds the entries with noise (the file header stays valid)."""
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    page = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'entries'").fetchone()[0]
+    size = db.execute("PRAGMA page_size").fetchone()[0]
+    db.close()
+    data = bytearray(path.read_bytes())
+    data[(page - 1) * size : page * size] = b"\x5a" * size
+    path.write_bytes(bytes(data))

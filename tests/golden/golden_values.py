@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-KEY = b"dagnb-test-suite-key"  # the test suite's DAGNB_CACHE_KEY (root conftest.py)
+KEY = b"dagnb-test-suite-key-of-32-bytes-or-more"  # the test suite's key file (root conftest.py)
+KEY_FORMAT_2 = b"dagnb-test-suite-key"  # what format-2/ was signed with (the suite's key until format 3)
 CREATED = 1_700_000_000.0
 
 
@@ -33,3 +34,7 @@ def values() -> dict[str, tuple[str, Any, dict[str, Any]]]:
 UNSTORED = ("key-unstored", "huge", "fingerprint-of-an-unpicklable-value")  # an entry without a value
 HEADS = {"raw": "key-raw-2", "clean": "key-clean", "label": "key-label"}
 HITS = [("key-raw-1", 2.5), ("key-raw-1", 2.5), ("key-clean", 0.75)]
+# format 3 signs the run history: one recorded run, whose task rows name the keys above
+RUN = (1_700_000_100.0, 1_700_000_102.5, [("raw", "done", "new", "key-raw-2", 1.25, "main"),
+                                          ("clean", "cached", "", "key-clean", 0.0, "main"),
+                                          ("label", "failed", "ValueError: no", None, 0.5, "main")])

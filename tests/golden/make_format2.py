@@ -1,8 +1,8 @@
 """Build ``format-2/``: a small cache written by the current DiskStore (format 2, signed with the test key).
 
-Run ``python tests/golden/make_format2.py`` only when format 2 itself is
-meant to change (it never should: old caches must keep loading). The
-files are committed; tests copy them and never regenerate them.
+It needs the dagnb that wrote format 2 (before format 3: check out that
+commit to run it); the files are committed, and tests copy them and never
+regenerate them. Since format 3, a format-2 cache is set aside, kept.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from golden_values import HEADS, HITS, KEY, UNSTORED, values
+from golden_values import HEADS, HITS, UNSTORED, values
+from golden_values import KEY_FORMAT_2 as KEY
 
 from dagnb.hashing import fingerprint
-from dagnb.store import FORMAT_VERSION, CacheEntry, DiskStore
+from dagnb.cachedir import FORMAT_VERSION
+from dagnb.store import CacheEntry, DiskStore
 
 
 def compact(db_path: Path) -> None:

@@ -23,11 +23,26 @@ CASE_LOSSES = {
                        "value, then loaded by the next session; 0 wrong values",
     "test_corruption (malicious pickle)": "nothing: never unpickled (the file it would create never appeared); "
                                           "the right value recomputed",
-    "test_format": "nothing: the old cache's files all kept (value files byte for byte, the same rows); every "
-                   "value of the format-2 fixture read back equal",
+    "test_format": "nothing: the old caches' files all kept (value files byte for byte, the same rows); every "
+                   "value, head, hit count and run of the format-3 fixture read back equal",
     "test_mutation": "with a disk cache, nothing: InputMutated with the exact message, the damaged value "
                      "restored from disk, later tasks saw the original; without one, nothing either: a reader "
                      "fails with InputDamaged and the next run recomputes the value",
+    "test_key": "nothing: every bad key refused with its exact message, no empty key ever written, the "
+                "malicious pickle behind each never unpickled; the session ran in memory",
+    "test_history_rows": "nothing: every restored value exactly its run's (double == 2 * stamp each time); every "
+                         "edited or misdirected row refused or ignored with its exact message; nothing re-signed "
+                         "that dagnb had not verified",
+    "test_shared": "nothing: 0 files lost, 0 wrong values; every cache that could be read was read, every one "
+                   "that could not be written was left exactly as it was",
+    "test_transient": "nothing: a warned miss saying why, the value kept (byte for byte) and loaded once the "
+                      "error passed",
+    "test_collisions": "in a shared cache, nothing: the changed file rerun, each output its own value. With the "
+                       "default xxh3 (a cache nobody else writes) the twins collide, as the README says",
+    "test_history_bound": "nothing of the latest runs: each reads back whole and signed; older ones go by design",
+    "test_swap": "nothing: 0 wrong values, the malicious pickle never unpickled; each swap a miss, stored again",
+    "test_paths": "nothing: 0 files outside the cache deleted or changed; verify named every planted link "
+                  "(removing the link, never its target); the cache was usable afterwards",
     "test_disk_full": "nothing: each run went on with the value in memory and a DagnbCacheWarning saying it could "
                       "not be written, no temporary file left, recomputed after a restart, small values still "
                       "stored",
@@ -171,3 +186,84 @@ def assert_usable(root: Path) -> None:
         if attempt == 1:
             assert report.executed == [], f"a second run should load everything: {report.render_text()}"
         graph.store.close()
+
+
+def fill(folder: Path) -> None:
+    """Write a file until the disk is full."""
+    import errno
+
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------- files outside
+
+
+def plant_victims(folder: Path, names: tuple[str, ...] = ("notes.pkl", ".tmp-draft.pkl", "thesis.tex")) -> Path:
+    """Files outside the cache, as old as a killed writer's leftovers (two hours), that must all survive."""
+    import time
+
+    folder.mkdir(parents=True, exist_ok=True)
+    old = time.time() - 7200
+    for name in names:
+        path = folder / name
+        path.write_bytes(f"{name}: the user's own file".encode())
+        os.utime(path, (old, old))
+    return folder
+
+
+def lost(before: dict[str, bytes | None], folder: Path) -> list[str]:
+    """What of ``before`` (a :func:`snapshot`) is missing or changed in ``folder`` now."""
+    now = snapshot(folder)
+    return sorted(name for name, data in before.items() if now.get(name, b"\0missing") != data)
+
+
+def ipython_cell(shell: Any, source: str) -> str:
+    """Run a cell in a real IPython shell; it must succeed; return what it printed."""
+    from IPython.utils.capture import capture_output
+
+    with capture_output() as out:
+        result = shell.run_cell(source)
+    assert result.error_in_exec is None and result.error_before_exec is None, result
+    return shown(result, out)
+
+
+def shown(result: Any, out: Any) -> str:
+    """What a cell showed: the text of the object it returned (a magic's report), else what it printed and displayed."""
+    if result.result is not None:
+        bundle = getattr(result.result, "_repr_mimebundle_", lambda: {"text/plain": repr(result.result)})()
+        return str((bundle[0] if isinstance(bundle, tuple) else bundle)["text/plain"]).strip()
+    displayed = [o.data.get("text/plain", "") for o in out.outputs]
+    return "\n".join(part.strip() for part in [out.stdout, *displayed] if part.strip())
+
+
+def ipython_shell(cache: Path) -> Any:
+    """The process's IPython shell with dagnb freshly loaded over ``cache`` (as `%load_ext dagnb` in a notebook)."""
+    from IPython.testing import globalipapp
+
+    from dagnb import magics, session
+
+    globalipapp.start_ipython()
+    shell = globalipapp.get_ipython()
+    magics.unload(shell)
+    shell.extension_manager.loaded.discard("dagnb")
+    session.set_current(None)
+    shell.reset(new_session=False)
+    os.environ["DAGNB_CACHE_DIR"] = str(cache)
+    ipython_cell(shell, "%load_ext dagnb")
+    return shell
+
+
+def unload_ipython(shell: Any) -> None:
+    from dagnb import magics, session
+
+    session.current().close()
+    magics.unload(shell)
+    shell.extension_manager.loaded.discard("dagnb")
+    session.set_current(None)

@@ -117,17 +117,17 @@ def test_two_writers_of_an_equal_value_with_different_pickles_keep_it(tmp_path: 
     assert first == second and list(first) != list(second) and fingerprint(first) == fingerprint(second)
     root = tmp_path / "cache"
     a, b = DiskStore(root), DiskStore(root)
-    real_write = DiskStore._write_temp
+    real_write = a._files.write
     state = {"inside": False}
 
-    def write_then_let_b_store(self: DiskStore, fp: str, value: Any) -> Any:
-        written = real_write(self, fp, value)
-        if self is a and not state["inside"]:
+    def write_then_let_b_store(fp: str, dump: Any) -> Any:
+        written = real_write(fp, dump)
+        if not state["inside"]:
             state["inside"] = True
             b.put(CacheEntry("key-b", "t", fingerprint(second)), second)
         return written
 
-    monkeypatch.setattr(DiskStore, "_write_temp", write_then_let_b_store)
+    monkeypatch.setattr(a._files, "write", write_then_let_b_store)
     a.put(CacheEntry("key-a", "t", fingerprint(first)), first)
     monkeypatch.undo()
     assert state["inside"], "B stored the value while A was between its temporary file and its commit"

@@ -212,7 +212,8 @@ def _plant(root: Path, target: Path, pad_to: int = 0) -> tuple[str, int]:
     forged = sign(b"attacker", ("blob", fp, str(nbytes)), [b"\0" * 32])
     db = sqlite3.connect(root / "meta.sqlite")
     with db:
-        db.execute("INSERT OR REPLACE INTO blobs VALUES (?, ?, ?, 0, 0)", (fp, forged, nbytes))
+        db.execute("INSERT OR REPLACE INTO blobs (fingerprint, signature, nbytes, created, last_used) "
+                   "VALUES (?, ?, ?, 0, 0)", (fp, forged, nbytes))
     db.close()
     return fp, nbytes
 

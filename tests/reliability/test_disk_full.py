@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,21 +47,6 @@ NOT_WRITTEN = (
 )
 
 
-@pytest.fixture()
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 2 MB tmpfs mounted at a fresh folder (unmounted afterwards)."""
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)],
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode}); the patched ENOSPC tests run")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
-
-
 def session(folder: Path, cache: Path | None = None, tasks: tuple[str, ...] = (BIG, SMALL)) -> Notebook:
     """A notebook whose log is in ``folder`` and whose cache is ``cache`` (default ``folder/cache``)."""
     nb = Notebook(folder)
@@ -77,18 +60,6 @@ def session(folder: Path, cache: Path | None = None, tasks: tuple[str, ...] = (B
 
 def cache_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
     return [str(w.message) for w in caught if issubclass(w.category, DagnbCacheWarning)]
-
-
-def fill(folder: Path) -> None:
-    """Write a file until the disk is full."""
-    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError as exc:
-        assert exc.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
 
 
 def test_a_value_bigger_than_the_disk_stays_in_memory(tmp_path: Path, small_disk: Path) -> None:
@@ -125,7 +96,7 @@ def test_a_value_bigger_than_the_disk_stays_in_memory(tmp_path: Path, small_disk
 def test_a_disk_too_full_even_for_the_metadata_still_runs(tmp_path: Path, small_disk: Path) -> None:
     nb = session(tmp_path, small_disk / "cache", (TINY,))
     nb.graph.store.set_head("warm", "up")  # the cache exists, its log holds a little
-    fill(small_disk)
+    faultlib.fill(small_disk)
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         report, ran = nb.run()
@@ -139,7 +110,7 @@ def _fail_midway(monkeypatch: pytest.MonkeyPatch, where: str) -> list[int]:
     """Make the next value file's write, fsync or rename fail with ENOSPC; returns a list the failures count into."""
     failures: list[int] = []
     full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    real_dump, real_replace = joblib.dump, os.replace
+    real_dump, real_rename = joblib.dump, os.rename
 
     class HalfFull:
         """Takes half the pickle's bytes, then the disk is full."""
@@ -165,13 +136,13 @@ def _fail_midway(monkeypatch: pytest.MonkeyPatch, where: str) -> list[int]:
         failures.append(1)
         raise full
 
-    def replace(src: Any, dst: Any) -> None:
+    def rename(src: Any, dst: Any, **where: Any) -> None:  # a value file goes into place with renameat()
         if str(dst).endswith(".pkl"):
             failures.append(1)
             raise full
-        real_replace(src, dst)
+        real_rename(src, dst, **where)
 
-    patch = {"write": (joblib, "dump", dump), "fsync": (os, "fsync", fsync), "rename": (os, "replace", replace)}[where]
+    patch = {"write": (joblib, "dump", dump), "fsync": (os, "fsync", fsync), "rename": (os, "rename", rename)}[where]
     monkeypatch.setattr(*patch)
     return failures
 

@@ -348,11 +348,12 @@ def test_verify_removes_what_is_altered_or_foreign_and_keeps_the_rest(tmp_path: 
 def test_the_key_is_created_once_with_mode_0600(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from dagnb import trust
 
-    monkeypatch.delenv("DAGNB_CACHE_KEY")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     first = trust.cache_key()
     assert len(first) == 32 and trust.cache_key() == first
     assert trust.key_path() == tmp_path / "dagnb" / "cache.key"
     assert trust.key_path().stat().st_mode & 0o777 == 0o600
-    monkeypatch.setenv("DAGNB_CACHE_KEY", "team secret")
-    assert trust.cache_key() == b"team secret"
+    assert [p.name for p in (tmp_path / "dagnb").iterdir()] == ["cache.key"], "no temporary file is left"
+    team = "a team secret of at least 32 characters"
+    monkeypatch.setenv("DAGNB_CACHE_KEY", team)
+    assert trust.cache_key() == team.encode()
