@@ -201,9 +201,7 @@ class Graph:
         self._run_started = 0.0
         self._run_tasks: list[TaskFinished] = []  # this run's finished tasks, for the history
         self._recorder = TraceRecorder()
-        recorded = (RunStarted, TaskFinished, RunFinished)
-        self.bus.subscribe(self._on_event, recorded)  # first, so views see a settled session
-        self.bus.subscribe(self._recorder, recorded)
+        self.bus.subscribe(self._recorder, (RunStarted, TaskFinished, RunFinished))  # an observer, like the views
 
     # ------------------------------------------------------------ definition
 
@@ -464,7 +462,8 @@ class Graph:
         """How long each task took when it last ran (for scheduling); unknown ones are left out."""
         return self.store.last_durations(tasks)
 
-    def _on_event(self, event: Event) -> None:
+    def record(self, event: Event) -> None:
+        """The session's bookkeeping of a run (the executor calls it before the observers hear of the event)."""
         if isinstance(event, TaskFinished):  # the common case first: one per task
             self._run_tasks.append(event)
             if isinstance(event.error, InputMutated):

@@ -30,6 +30,7 @@ import asyncio
 import heapq
 import queue
 import time
+import warnings
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -51,7 +52,7 @@ from .backends import (
     make_backend,
 )
 from .errors import TaskInterrupted, TaskNotRun, TaskTimedOut
-from .events import EventBus, RunFinished, RunStarted, TaskFinished, TaskStarted
+from .events import Event, EventBus, RunFinished, RunStarted, TaskFinished, TaskStarted
 from .plan import Decision, priorities
 
 __all__ = [
@@ -88,6 +89,9 @@ class RunContext(Protocol):
     def commit(self, decision: Decision, outcome: Outcome) -> int: ...
 
     def estimates(self, tasks: Sequence[str]) -> dict[str, float]: ...
+
+    def record(self, event: Event) -> None:
+        """The session's own bookkeeping of a run's start, each task's end and the run's end."""
 
 
 @dataclass
@@ -255,13 +259,27 @@ class _Run:
             self.report.saved[task] = extra["saved"]
         if extra.get("items"):
             self.report.items[task] = extra["items"]
-        self.bus.emit(
+        self.announce(
             TaskFinished(self.run_id, time.perf_counter(), task=task, status=status, duration=duration, reason=reason, **extra)
         )
         for child in self.children[task]:
             self.waiting[child].discard(task)
             if not self.waiting[child]:
                 self.ready.push(child)
+
+    def announce(self, event: Event) -> None:
+        """Record ``event`` in the session (an explicit call, not an observer), then tell the observers.
+
+        Observers (the trace, views, hooks) may fail and be dropped by the
+        bus; the session's bookkeeping is never dropped: an error in it is
+        said, and the next event is recorded again.
+        """
+        try:
+            self.ctx.record(event)
+        except Exception as exc:
+            warnings.warn(f"dagnb could not record {type(event).__name__} of run {event.run_id} ({exc!r}); the "
+                          f"run goes on, and its next events are recorded.", RuntimeWarning, stacklevel=2)
+        self.bus.emit(event)
 
     def blocker(self, task: str) -> str | None:
         """The upstream task that keeps ``task`` from running, if any.
@@ -400,7 +418,7 @@ async def _drive(run: _Run, backend: Backend, waiter: _Blocking | _OnLoop, force
                  keep_going: bool) -> RunReport:
     started = time.perf_counter()
     edges = {t: tuple(ups) for t, ups in run.waiting.items()}
-    run.bus.emit(RunStarted(run.run_id, started, tasks=tuple(run.order), upstream=edges))
+    run.announce(RunStarted(run.run_id, started, tasks=tuple(run.order), upstream=edges))
     run.waiter = waiter
     try:
         while run.ready or run.running:
@@ -415,7 +433,7 @@ async def _drive(run: _Run, backend: Backend, waiter: _Blocking | _OnLoop, force
         _cancel_rest(run)
         run.report.statuses = {t: run.report.statuses[t] for t in run.order}
         run.report.wall_time = time.perf_counter() - started
-        run.bus.emit(RunFinished(run.run_id, time.perf_counter(), duration=run.report.wall_time))
+        run.announce(RunFinished(run.run_id, time.perf_counter(), duration=run.report.wall_time))
     if run.interrupted is not None:  # Ctrl-C was swallowed by a task: the run stops as for any Ctrl-C
         raise TaskInterrupted(run.interrupted, run.report)
     return run.report
@@ -546,10 +564,10 @@ def _cancel_rest(run: _Run) -> None:
     for future, attempt in list(run.running.items()):
         future.cancel()
         run.report.statuses[attempt.decision.task] = "cancelled"
-        run.bus.emit(TaskFinished(run.run_id, time.perf_counter(), task=attempt.decision.task, status="cancelled"))
+        run.announce(TaskFinished(run.run_id, time.perf_counter(), task=attempt.decision.task, status="cancelled"))
     run.running.clear()
     for task in run.order:
         if task not in run.report.statuses:
             status = "skipped" if run.blocked_by_failure(task) else "cancelled"
             run.report.statuses[task] = status
-            run.bus.emit(TaskFinished(run.run_id, time.perf_counter(), task=task, status=status))
+            run.announce(TaskFinished(run.run_id, time.perf_counter(), task=task, status=status))

@@ -1,0 +1,56 @@
+"""The session's own bookkeeping is not an observer: a raising observer can never change it.
+
+Observers (the trace, views, hooks) hear of each event after the session has
+recorded it. One that raises is dropped, with a warning, and the session goes
+on recording every run: its history, each task's status, the values it holds.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+
+from dagnb.events import TaskFinished
+from notebook_cells import diamond
+
+
+def test_a_raising_observer_changes_nothing_the_session_records(tmp_path: Path) -> None:
+    nb = diamond(tmp_path)
+
+    def broken(event: object) -> None:
+        raise ValueError("a view with a bug")
+
+    nb.graph.bus.subscribe(broken)
+    with pytest.warns(RuntimeWarning, match=r"An event subscriber raised ValueError\('a view with a bug'\)"):
+        nb.run()
+    nb.task("def a():\n    note('a')\n    return 3\n")
+    nb.task("def e(d):\n    note('e')\n    return d + 1\n")  # a new task gets a status too
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # dropped once: nothing more to say
+        assert nb.run()[1] == ["a", "b", "c", "d", "e"]
+    history = nb.graph.history()
+    assert len(history.runs) == 2, "both runs reached the history"
+    assert nb.graph.statuses == dict.fromkeys(["a", "b", "c", "d", "e"], "done")
+
+
+def test_an_error_in_the_bookkeeping_is_said_and_the_next_event_is_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nb = diamond(tmp_path)
+    record = nb.graph.record
+    failed: list[str] = []
+
+    def flaky(event: object) -> None:
+        if isinstance(event, TaskFinished) and event.task == "b" and not failed:
+            failed.append("b")
+            raise OSError("disk hiccup")
+        record(event)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(nb.graph, "record", flaky)
+    with pytest.warns(RuntimeWarning, match=r"^dagnb could not record TaskFinished of run 1 \(OSError\('disk hiccup'\)\); "
+                                            r"the run goes on, and its next events are recorded\.$"):
+        nb.run()
+    assert nb.graph.statuses["d"] == "done" and "b" not in nb.graph.statuses
+    assert nb.run()[1] == [] and nb.graph.statuses["b"] == "cached"
