@@ -73,13 +73,20 @@ class TaskSpec:
         fixed = fixed_code_fingerprint(self.func, self.code_digest, frozenset(self.params))
         object.__setattr__(self, "fixed_code", fixed)
 
+    def global_names(self, specs: Mapping[str, TaskSpec]) -> frozenset[str]:
+        """The global names its code, or a notebook helper it calls, reads (its parameters aside); the
+        helpers' names are not followed where they are tasks of ``specs``."""
+        if self.fixed_code is not None:  # it reads no global
+            return frozenset()
+        return global_reads(self.func, self.params, specs)
+
     def upstream_in(self, specs: Mapping[str, TaskSpec]) -> list[str]:
         """The tasks among ``specs`` this task reads: parameters first, then the tasks whose variable
         its code, or a notebook helper it calls, reads as a global (hidden)."""
         found = [p for p in self.params if p in specs and p != self.name]
-        if self.fixed_code is None:  # it reads globals
+        reads = self.global_names(specs)
+        if reads:
             params = set(self.params)
-            reads = global_reads(self.func, params, specs)
             found += sorted(g for g in reads if g in specs and g not in params and g != self.name)
         return found
 
@@ -202,24 +209,81 @@ class TaskGraph:
     Responsibilities:
         * hold the :class:`TaskSpec` of each task by name;
         * resolve each parameter to an :class:`Input`;
-        * refuse a definition that would make a cycle.
+        * refuse a definition that would make a cycle;
+        * keep the edges, their reverse and the run order up to date as tasks
+          come and go, at a cost that follows the task and its readers, not
+          the size of the graph.
+
+    Invariants: ``_upstream`` and ``_children`` hold every task; ``_readers``
+    maps each name a task mentions (a parameter, a global its code or its
+    helpers read) to those tasks, so a definition updates only the tasks that
+    mention its name. A table of specs assigned from outside (``specs = ...``)
+    is noticed by the next lookup, which rebuilds everything once.
     """
 
     def __init__(self) -> None:
         self.specs: dict[str, TaskSpec] = {}
-        self._forget()
+        self._rebuild()
 
-    def _forget(self) -> None:
-        """Drop what is derived from the specs (the edges, the order); it is rebuilt when next asked for.
-
-        Adding and dropping tasks call this; a new table assigned to ``specs``
-        is noticed by the first lookup that finds ``_source`` is not it.
-        """
+    def _rebuild(self) -> None:
+        """Derive everything from ``specs`` again."""
         self._source = self.specs
+        self._upstream: dict[str, list[str]] = {}
+        self._children: dict[str, list[str]] = {name: [] for name in self.specs}
+        self._mentions: dict[str, frozenset[str]] = {}
+        self._readers: dict[str, set[str]] = {}
+        self._fixed: dict[str, tuple[tuple[Input | None, ...], bool]] = {}  # per task: see `resolve`
         self._dag: nx.DiGraph | None = None
         self._order: list[str] | None = None
-        self._upstream: dict[str, list[str]] | None = None
-        self._fixed: dict[str, tuple[tuple[Input | None, ...], bool]] = {}  # per task: see `resolve`
+        self._position: dict[str, int] | None = None
+        for name in self.specs:
+            self._link(name)
+
+    def _current(self) -> None:
+        if self._source is not self.specs:
+            self._rebuild()
+
+    def _link(self, name: str) -> None:
+        """(Re)compute the edges of task ``name`` from its spec and the tasks there are now."""
+        self._unlink(name)
+        spec = self.specs[name]
+        mentions = frozenset(spec.params) | spec.global_names(self.specs)
+        self._mentions[name] = mentions
+        for mentioned in mentions:
+            self._readers.setdefault(mentioned, set()).add(name)
+        ups = spec.upstream_in(self.specs)
+        self._upstream[name] = ups
+        self._children.setdefault(name, [])
+        for up in ups:
+            self._children.setdefault(up, []).append(name)
+        self._fixed.pop(name, None)
+
+    def _unlink(self, name: str) -> None:
+        for up in self._upstream.pop(name, ()):
+            children = self._children.get(up)
+            if children is not None and name in children:
+                children.remove(name)
+        for mentioned in self._mentions.pop(name, ()):
+            readers = self._readers.get(mentioned)
+            if readers is not None:
+                readers.discard(name)
+        self._fixed.pop(name, None)
+
+    def _changed(self, name: str, appended: bool) -> None:
+        """Task ``name`` came, went or changed: relink it (if it is there) and every task that mentions it."""
+        for reader in sorted(self._readers.get(name, set()) - {name}):
+            self._link(reader)
+        if name in self.specs:
+            self._link(name)
+        else:
+            self._unlink(name)
+            self._children.pop(name, None)
+        self._dag = None
+        if appended and self._order is not None and self._position is not None:
+            self._position[name] = len(self._order)  # nobody reads it: last is a valid place, and Kahn's
+            self._order.append(name)
+        else:
+            self._order = self._position = None
 
     def __contains__(self, name: object) -> bool:
         return name in self.specs
@@ -230,28 +294,32 @@ class TaskGraph:
     def add(self, spec: TaskSpec) -> TaskSpec | None:
         """Add or replace a task; return the definition it replaced.
 
-        Only the new task's own edges can close a cycle, so the check walks
-        upstream from its inputs looking for it: cheap, whatever the graph size.
+        Only the new task's own edges can close a cycle, and only if some task
+        already reads its name: then the check walks upstream from its inputs
+        looking for it.
         """
+        self._current()
         _check_self_dependency(spec)
         old = self.specs.get(spec.name)
-        trial = dict(self.specs) if old is not None else self.specs
+        readers = self._readers.get(spec.name, set()) - {spec.name}
+        if old is None and not readers:
+            self.specs[spec.name] = spec  # nothing reads it yet: no cycle can pass through it
+            self._source = self.specs
+            self._changed(spec.name, appended=True)
+            return None
+        trial = dict(self.specs)
         trial[spec.name] = spec
-        try:
-            _check_cycle_through(trial, spec.name)
-        except CycleError:
-            if old is None:
-                del trial[spec.name]
-            raise
-        self.specs = trial
-        self._forget()
+        _check_cycle_through(trial, spec.name)
+        self.specs = self._source = trial
+        self._changed(spec.name, appended=False)
         return old
 
     def drop(self, name: str) -> TaskSpec:
         """Remove a task; its dependents will fail to resolve until redefined."""
+        self._current()
         spec = self.get(name)
         del self.specs[name]
-        self._forget()
+        self._changed(name, appended=False)
         return spec
 
     def get(self, name: str) -> TaskSpec:
@@ -262,17 +330,14 @@ class TaskGraph:
             raise UnknownTask(name, close_matches(name, self.specs)) from None
 
     def upstream(self, name: str) -> list[str]:
-        """Tasks that ``name`` reads directly, in parameter order (a shared list: do not change it).
-
-        Every task's list is built in one pass when first asked for and kept
-        until a task is added or dropped: a run asks several times per task.
-        """
-        if self._source is not self.specs:
-            self._forget()
-        if self._upstream is None:
-            specs = self.specs
-            self._upstream = {n: s.upstream_in(specs) for n, s in specs.items()}
+        """Tasks that ``name`` reads directly, parameters first (a shared list: do not change it)."""
+        self._current()
         return self._upstream[name]
+
+    def children(self, name: str) -> list[str]:
+        """Tasks that read ``name`` directly (a shared list: do not change it)."""
+        self._current()
+        return self._children.get(name, [])
 
     def hidden(self, name: str) -> list[str]:
         """Tasks that ``name`` reads as globals, not through a parameter."""
@@ -284,10 +349,9 @@ class TaskGraph:
     @property
     def dag(self) -> nx.DiGraph:
         """The dependency graph: an edge ``a -> b`` means ``b`` reads ``a``."""
-        if self._source is not self.specs:
-            self._forget()
+        self._current()
         if self._dag is None:
-            self._dag = _build_dag(self.specs)
+            self._dag = _build_dag(self.specs, self._upstream)
         return self._dag
 
     def order(self, targets: Iterable[str] | None = None) -> list[str]:
@@ -295,14 +359,14 @@ class TaskGraph:
 
         Ties break by definition order, so output is deterministic.
         """
-        if self._source is not self.specs:
-            self._forget()
-        if self._order is None:
+        self._current()
+        if self._order is None or self._position is None:
             self._order = _topological(self.specs, self.upstream)
+            self._position = {name: i for i, name in enumerate(self._order)}
         if targets is None:
             return list(self._order)
         wanted = self._ancestors_and_self([self.get(t).name for t in targets])
-        return [name for name in self._order if name in wanted]
+        return sorted(wanted, key=self._position.__getitem__)
 
     def _ancestors_and_self(self, names: list[str]) -> set[str]:
         seen, stack = set(names), list(names)
@@ -315,12 +379,18 @@ class TaskGraph:
 
     def downstream(self, name: str) -> list[str]:
         """Every task that depends on ``name``, directly or not, upstream first."""
-        below: set[str] = {name}
-        for task in self.order():  # upstream first: one pass finds every descendant
-            if task != name and any(up in below for up in self.upstream(task)):
+        self._current()
+        below: set[str] = set()
+        stack = list(self._children.get(name, []))
+        while stack:
+            task = stack.pop()
+            if task not in below:
                 below.add(task)
+                stack.extend(self._children.get(task, []))
         below.discard(name)
-        return [n for n in self.order() if n in below]
+        self.order()
+        assert self._position is not None
+        return sorted(below, key=self._position.__getitem__)
 
     def resolve(self, name: str, namespace: Mapping[str, Any]) -> list[Input]:
         """How each parameter of ``name`` is fed, or :class:`UnresolvedParameter`.
@@ -329,8 +399,7 @@ class TaskGraph:
         kept until a task is added or dropped; the other parameters are
         looked up in ``namespace`` on every call.
         """
-        if self._source is not self.specs:
-            self._forget()
+        self._current()
         known = self._fixed.get(name)
         if known is None:
             known = self._fixed[name] = _fixed_inputs(self.specs[name], self.specs)
@@ -366,11 +435,11 @@ def _resolve_param(spec: TaskSpec, param: str, specs: Mapping[str, TaskSpec], na
     raise UnresolvedParameter(spec.name, param, close_matches(param, names))
 
 
-def _build_dag(specs: Mapping[str, TaskSpec]) -> nx.DiGraph:
+def _build_dag(specs: Mapping[str, TaskSpec], upstream: Mapping[str, list[str]]) -> nx.DiGraph:
     dag = nx.DiGraph()
     dag.add_nodes_from(specs)
-    for name, spec in specs.items():
-        dag.add_edges_from((p, name) for p in spec.upstream_in(specs))
+    for name in specs:
+        dag.add_edges_from((p, name) for p in upstream[name])
     return dag
 
 
