@@ -32,7 +32,7 @@ def _spec(ns: dict[str, Any], name: str, params: tuple[str, ...], reads: tuple[s
 
 steps = st.lists(
     st.tuples(
-        st.sampled_from(("define", "define", "define", "drop")),
+        st.sampled_from(("define", "define", "define", "drop", "drop-keep")),
         st.sampled_from(NAMES),
         st.lists(st.sampled_from(NAMES), max_size=2, unique=True),
         st.lists(st.sampled_from(NAMES), max_size=2, unique=True),
@@ -42,16 +42,17 @@ steps = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(steps)
 def test_the_graph_kept_up_to_date_equals_the_graph_built_at_once(ops: list[Any]) -> None:
     ns: dict[str, Any] = {}
     graph = TaskGraph()
     for op, name, params, reads in ops:
-        if op == "drop":
+        if op.startswith("drop"):
             if name in graph:
-                graph.drop(name)
-                del ns[name]
+                if op == "drop":
+                    del ns[name]  # first, as `%dag drop` of a task that ran: its variable goes with it
+                graph.drop(name)  # "drop-keep": a task defined with --no-run leaves its function, now a helper
         else:
             params = tuple(p for p in params if p != name)
             reads = tuple(r for r in reads if r != name and r not in params)
