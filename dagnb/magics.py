@@ -473,6 +473,8 @@ def _task_failures(shell: Any) -> Iterator[None]:
     try:
         yield
     except TaskFailed as failure:
+        if hasattr(failure, "_render_traceback_"):  # shown by an inner guard (`%dag run` has two)
+            raise
         report = getattr(failure, "report", None)
         if report is not None:
             _show_line(report.render_text(), _metadata(report, None))
@@ -561,6 +563,21 @@ def _awaits_on_asyncio(shell: Any) -> bool:
     return bool(getattr(shell, "autoawait", False)) and getattr(shell, "loop_runner", None) is _asyncio_runner
 
 
+_HELP_ALONE = re.compile(r"%%task\b[^\n]*?(?<!\S)(-h|--help)(?!\S)")
+
+
+def help_alone(lines: list[str]) -> list[str]:
+    """An IPython input transformer: ``%%task --help`` alone in a cell shows the help.
+
+    IPython refuses a cell magic with an empty body before calling it ("cell
+    body is empty"), while every option error says to run ``%%task --help``;
+    a blank body line lets the call through.
+    """
+    if len(lines) == 1 and _HELP_ALONE.match(lines[0]):
+        return [lines[0].rstrip("\n") + "\n", "\n"]
+    return lines
+
+
 _magics: DagMagics | None = None
 
 
@@ -575,6 +592,8 @@ def load(ipython: Any) -> None:
     ipython.events.register("post_run_cell", _settle_views)
     if await_runs not in ipython.input_transformers_post:
         ipython.input_transformers_post.append(await_runs)
+    if help_alone not in ipython.input_transformers_cleanup:
+        ipython.input_transformers_cleanup.append(help_alone)
 
 
 def unload(ipython: Any) -> None:
@@ -586,6 +605,8 @@ def unload(ipython: Any) -> None:
     ipython.events.unregister("post_run_cell", _settle_views)
     if await_runs in ipython.input_transformers_post:
         ipython.input_transformers_post.remove(await_runs)
+    if help_alone in ipython.input_transformers_cleanup:
+        ipython.input_transformers_cleanup.remove(help_alone)
     ipython.magics_manager.magics["cell"].pop("task", None)
     ipython.magics_manager.magics["line"].pop("dag", None)
     _magics = None

@@ -346,6 +346,24 @@ def test_help_prints_and_does_not_exit(ip: Any) -> None:
     assert "--no-run" in ok(ip, "%%task --help\ndef f():\n    pass\n")
 
 
+@pytest.mark.parametrize("line", ["%%task --help", "%%task -h", "%%task --no-run --help\n"])
+def test_task_help_alone_in_a_cell_shows_the_help(ip: Any, line: str) -> None:
+    """Every `%%task` option error says to run `%%task --help`: alone in a cell, it must work."""
+    text = ok(ip, line)
+    assert text.startswith("usage: %%task [-h] [--no-run]") and "--volatile" in text, text
+    message = fails(ip, "%%task --bogus\ndef f():\n    pass\n")
+    assert message == "%%task: unrecognized arguments: --bogus. `%%task --help` lists the options."
+
+
+def test_a_failed_dag_run_shows_its_report_once(ip: Any) -> None:
+    ok(ip, "%%task --no-run\ndef a():\n    return 1\n")
+    ok(ip, "%%task --no-run\ndef b(a):\n    return a / 0\n")
+    result, out = run(ip, "%dag run")
+    assert isinstance(result.error_in_exec, TaskFailed)
+    reports = [o.data["text/plain"] for o in out.outputs if o.data.get("text/plain", "").startswith("run:")]
+    assert reports == ["run: 1 ran, 0 cached, 1 failed\n  a: ran (new)\n  b: failed (new)"]
+
+
 
 # ------------------------------------------------------------------- views
 # A terminal shell has no kernel, so views are text (the widgets' fallbacks).
