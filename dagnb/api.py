@@ -8,6 +8,7 @@ explain. Values live in ``graph.results`` and, when a namespace is given
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
 import os
@@ -30,10 +31,10 @@ from .errors import (
     DagnbSaveWarning,
     InputMutated,
     InputUnreadable,
+    RunInterrupted,
     SavePathTaken,
     SaveRefused,
     TaskFailed,
-    TaskInterrupted,
     UnfingerprintableWarning,
     UnpicklableOutputWarning,
     UntrackedWarning,
@@ -199,6 +200,7 @@ class Graph:
         self._backends: dict[tuple[str, int], Backend] = {}  # worker pools and clusters, reused across runs
         self._run_started = 0.0
         self._run_tasks: list[TaskFinished] = []  # this run's finished tasks, for the history
+        self._finished: RunReport | None = None  # the report of the run that ended last, complete or not
         self._recorder = TraceRecorder()
         recorded = (RunStarted, TaskFinished, RunFinished)
         self.bus.subscribe(self._on_event, recorded)  # first, so views see a settled session
@@ -428,8 +430,11 @@ class Graph:
         try:
             with counting_interrupts():
                 report = await execute_async(self, order, **how) if awaited else execute(self, order, **how)
-        except TaskInterrupted as stop:
+        except RunInterrupted as stop:  # Ctrl-C (TaskInterrupted: a task caught it): the report is complete
             self.last_run = stop.report  # type: ignore[assignment]
+            raise
+        except asyncio.CancelledError:  # an awaited run, cancelled: its report came with RunFinished
+            self.last_run = self._finished
             raise
         finally:
             if isinstance(chosen, ThreadBackend):
@@ -475,6 +480,7 @@ class Graph:
         elif isinstance(event, RunStarted):
             self._run_started, self._run_tasks = time.time(), []
         elif isinstance(event, RunFinished):
+            self._finished = event.report
             for param in self._damaged:  # not restorable: forgotten everywhere, so the next run recomputes it
                 result = self.results.pop(param, None)
                 self.namespace.pop(param, None)

@@ -32,7 +32,7 @@ from IPython.display import publish_display_data
 from . import session
 from .aio import complete_now
 from .capture import OutputLog, capture_streams, current_log, replay_streams
-from .errors import CommandError, DagnbError, TaskFailed
+from .errors import CommandError, DagnbError, RunInterrupted, TaskFailed
 from .executor import RunReport
 from .graph import parse_task_cell, spec_from_function
 from .runner import METADATA_FORMAT
@@ -238,15 +238,26 @@ class DagMagics(Magics):
             text += f" · {len(stale)} downstream now stale: {', '.join(stale)}"
         _show_line(text, _metadata(report, name))
 
-    def _running(self, body: Callable[[_Run], Awaitable[Any]], own: str | None = None) -> Any:
-        """``body(run)``: at once, or as a coroutine when the cell awaits it (see :func:`awaiting`)."""
-        if _awaited.get():
-            return self._guarded(body, self.graph.arun, own)
-        return complete_now(self._guarded(body, self._run_now, own))
+    def _running(self, body: Callable[[_Run], Awaitable[Any]], own: str | None = None,
+                 resume: str = "Run this cell again") -> Any:
+        """``body(run)``: at once, or as a coroutine when the cell awaits it (see :func:`awaiting`).
 
-    async def _guarded(self, body: Callable[[_Run], Awaitable[Any]], run: _Run, own: str | None) -> Any:
-        with _usage_errors(), _task_failures(self.shell), self._progress(own):
-            return await body(run)
+        ``resume`` is what an interrupted run's summary tells the user to do.
+        """
+        if _awaited.get():
+            return self._guarded(body, self.graph.arun, own, resume)
+        return complete_now(self._guarded(body, self._run_now, own, resume))
+
+    async def _guarded(self, body: Callable[[_Run], Awaitable[Any]], run: _Run, own: str | None, resume: str) -> Any:
+        try:
+            with _usage_errors(), _task_failures(self.shell), self._progress(own):
+                return await body(run)
+        except RunInterrupted as stop:  # Ctrl-C: one paragraph (what is kept, what is not), no traceback
+            stop.resume = resume
+            raise stop.with_traceback(None) from None
+        except asyncio.CancelledError:  # Ctrl-C in an awaited cell: `awaiting` says the same paragraph
+            _interrupted.set(resume)
+            raise
 
     async def _run_now(self, *args: Any, **kwargs: Any) -> RunReport:
         return self.graph.run(*args, **kwargs)
@@ -324,7 +335,8 @@ class DagMagics(Magics):
             report = await run(args.targets or None, **options)
             return _WithMetadata(report, _metadata(report, None))
 
-        return self._running(body)  # type: ignore[no-any-return]
+        command = " ".join(["%dag run", *args.targets, *(f"--force {t}" for t in args.force)])
+        return self._running(body, resume=f"Run `{command}` again")  # type: ignore[no-any-return]
 
     def _cmd_plan(self, args: argparse.Namespace) -> Any:
         return self.graph.plan(args.targets or None, force=args.force)
@@ -505,13 +517,15 @@ def _settle_views(*_: Any) -> None:
 
 _Run = Callable[..., Awaitable[RunReport]]  # Graph.arun, or Graph.run made awaitable
 _awaited: ContextVar[bool] = ContextVar("dagnb_awaited", default=False)
+_interrupted: ContextVar[str | None] = ContextVar("dagnb_interrupted", default=None)  # how to resume a cancelled run
 
 
 async def awaiting(call: Callable[[], Any]) -> Any:
     """What a rewritten cell awaits: the magic ``call``, whose run is then awaited on the kernel's loop.
 
     Ctrl-C (which ipykernel turns into cancelling the cell) stops the run as
-    it does a blocking one: KeyboardInterrupt, every finished result kept.
+    it does a blocking one: RunInterrupted (a KeyboardInterrupt) with its one-paragraph summary, every
+    finished result kept.
     """
     token = _awaited.set(True)
     try:
@@ -520,13 +534,17 @@ async def awaiting(call: Callable[[], Any]) -> Any:
         _awaited.reset(token)
     if not inspect.isawaitable(result):
         return result
+    resumed = _interrupted.set(None)
     try:
         return await result
     except asyncio.CancelledError:
         task = asyncio.current_task()
         if task is not None and hasattr(task, "uncancel"):  # Python 3.11+: the cancel is handled here
             task.uncancel()
-        raise KeyboardInterrupt from None
+        report = _magics.graph.last_run if _magics is not None else None
+        raise RunInterrupted(report, _interrupted.get() or "Run this cell again") from None
+    finally:
+        _interrupted.reset(resumed)
 
 
 _RUNS = re.compile(r"get_ipython\(\)\.run_(line_magic\('dag', 'run\b|cell_magic\('task', )")

@@ -24,7 +24,6 @@ import ipywidgets as w
 
 from ..events import (
     Event,
-    RunFinished,
     RunStarted,
     TaskFinished,
     TaskProgress,
@@ -35,6 +34,8 @@ from . import graph as graph_view
 from . import trace as trace_view
 from ._format import style
 from .live import LiveFeed
+from .progress import Tally
+from .progress import render_html as render_progress
 
 if TYPE_CHECKING:
     from ..api import Graph
@@ -147,13 +148,13 @@ class DagView(_View):
     def __init__(self, graph: Graph, live: bool = True) -> None:
         self.live_statuses: dict[str, str] = {}
         self.live_items: dict[str, tuple[int, int]] = {}
-        self.run_total = self.run_done = 0
-        self.run_id = 0
+        self.tally = Tally()  # the latest run
         super().__init__(graph, live)
 
     def _build(self) -> w.Widget:
         self.header = w.HTML()
-        self.progress = w.IntProgress(value=0, min=0, max=1, description="", layout=w.Layout(width="240px"))
+        self.progress = w.HTML()
+        self.progress.add_class("dagnb-run-progress")
         self.zoom = w.FloatSlider(value=1.0, min=0.25, max=2.0, step=0.25, description="zoom", readout_format=".2f",
                                   continuous_update=False, layout=w.Layout(width="260px"))
         self.graph_html, self.plan_html, self.trace_html = w.HTML(), w.HTML(), w.HTML()
@@ -169,9 +170,10 @@ class DagView(_View):
 
     def apply(self, event: Event) -> None:
         if isinstance(event, RunStarted):
-            self.run_total, self.run_done, self.run_id = len(event.tasks), 0, event.run_id
+            self.tally = Tally()
             self.live_statuses, self.live_items = {}, {}
-        elif isinstance(event, TaskStarted):
+        self.tally.apply(event)
+        if isinstance(event, TaskStarted):
             self.live_statuses[event.task] = "running"
         elif isinstance(event, TaskProgress):
             if self.live_statuses.get(event.task) == "running":  # a count that arrives late is dropped
@@ -182,7 +184,6 @@ class DagView(_View):
             before = self.view.statuses.get(event.task)
             kept = event.in_memory and before in ("done", "cached")
             self.live_statuses[event.task] = before if kept else event.status  # type: ignore[assignment]
-            self.run_done += 1
 
     def flush(self, full: bool) -> None:
         if full:
@@ -197,10 +198,9 @@ class DagView(_View):
             shown = self.statuses()
             counts = _counts(shown)
             self.header.value = f"{style()}<b>dag</b> · {escape(counts)}"
-            self.progress.max = max(self.run_total, 1)
-            self.progress.value = self.run_done
-            self.progress.description = f"run {self.run_id}" if self.run_id else ""
-            self.progress.bar_style = "success" if self.run_total and self.run_done == self.run_total else ""
+            tally = self.tally
+            run = f"<span class='dagnb-run-label'>run {tally.run_id}: {escape(tally.label())}</span>" if tally.run_id else ""
+            self.progress.value = f"<div class='dagnb-run'>{render_progress(tally)}{run}</div>"
         self._draw_graph()
         if full:  # the slow parts change only between runs
             self.plan_html.value = _plan_html(self.view)
@@ -310,7 +310,8 @@ class RunProgress:
 
     It is displayed as a widget-only output (validators never compare it) and
     replaced by an empty view at the end, so a saved notebook keeps only the
-    cell's deterministic summary.
+    cell's deterministic summary. Its bar has one segment per outcome (done,
+    cached, failed, cancelled ...), so an interrupted run never looks complete.
     """
 
     _ids = itertools.count(1)
@@ -322,9 +323,7 @@ class RunProgress:
         self.own = own
         self.widget: w.HBox | None = None  # made when first shown: most cells never show one
         self.display_id = f"dagnb-progress-{id(self)}-{next(self._ids)}"
-        self.total = self.done = 0
-        self.running: list[str] = []
-        self.items: dict[str, tuple[int, int]] = {}  # running map tasks: elements computed, to compute
+        self.tally = Tally()
         self.feed = LiveFeed(graph.bus, self)
 
     @property
@@ -332,44 +331,23 @@ class RunProgress:
         return self.widget is not None
 
     def _show(self) -> None:
-        self.bar = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="240px"))
+        self.bar = w.HTML()
         self.label = w.HTML()
         self.widget = w.HBox([self.bar, self.label])
         self.widget.add_class("dagnb-progress")
         self._display({WIDGET_MIME: _widget_ref(self.widget)}, raw=True, display_id=self.display_id)
 
     def apply(self, event: Event) -> None:
-        if isinstance(event, RunStarted):
-            self.total, self.running = self.total + len(event.tasks), []
-        elif isinstance(event, TaskStarted):
-            self.running.append(event.task)
-            if not self.shown and event.task != self.own:
-                self._show()
-        elif isinstance(event, TaskProgress):
-            if event.task in self.running:
-                self.items[event.task] = (event.done, event.total)
-        elif isinstance(event, TaskFinished):
-            self.done += 1
-            self.items.pop(event.task, None)
-            if event.task in self.running:
-                self.running.remove(event.task)
-        elif isinstance(event, RunFinished):
-            self.running = []
+        self.tally.apply(event)
+        if isinstance(event, TaskStarted) and not self.shown and event.task != self.own:
+            self._show()
 
     def flush(self, full: bool) -> None:
         if self.widget is None:
             return
         with self.bar.hold_sync(), self.label.hold_sync():
-            self.bar.max = max(self.total, 1)
-            self.bar.value = self.done
-            doing = ", ".join(map(self._doing, self.running[:3])) + (" …" if len(self.running) > 3 else "")
-            self.label.value = f"{self.done}/{self.total} tasks" + (f" · running {escape(doing)}" if doing else "")
-
-    def _doing(self, task: str) -> str:
-        if task not in self.items:
-            return task
-        done, total = self.items[task]
-        return f"{task} ({done}/{total} items)"
+            self.bar.value = render_progress(self.tally)
+            self.label.value = escape(self.tally.label())
 
     def close(self) -> None:
         self.feed.stop()
