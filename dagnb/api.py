@@ -56,7 +56,7 @@ from ._scopes import FunctionNode, function_tree, holds_files
 from .untracked import Untracked, task_findings
 
 if TYPE_CHECKING:
-    from .overview import Overview
+    from .overview import Overview, Planned
 
 __all__ = ["Graph", "Why"]
 
@@ -336,11 +336,11 @@ class Graph:
             return self.store.entry(result.key)
         return self.store.head(task)
 
-    def overview(self) -> Overview:
-        """A snapshot for display: statuses, plan, costs and the latest trace."""
+    def overview(self, now: Planned | None = None) -> Overview:
+        """A snapshot for display: statuses, plan, costs and the latest trace (``now``: a plan just taken)."""
         from .overview import overview
 
-        return overview(self)
+        return overview(self, now)
 
     def plan(self, targets: Iterable[str] | None = None, force: Iterable[str] = ()) -> Plan:
         """What ``run`` would do, without running or loading anything."""

@@ -34,6 +34,7 @@ from .aio import complete_now
 from .capture import OutputLog, capture_streams, current_log, replay_streams
 from .errors import CommandError, DagnbError, RunInterrupted, TaskFailed
 from .executor import RunReport
+from .follow import Follower
 from .graph import parse_task_cell, spec_from_function
 from .runner import METADATA_FORMAT
 from .store import open_store
@@ -89,7 +90,8 @@ def _dag_parser() -> _Parser:
         "drop": "remove a task and its value",
         "cache": "inspect or clear the disk cache, or move it",
         "mode": "lazy (list stale downstream tasks) or auto (rerun them at once)",
-        "config": "settings: --check-mutation fails tasks that change their inputs in place; --no-verify-inputs",
+        "config": "settings: --check-mutation fails tasks that change their inputs in place; --no-verify-inputs; "
+                  "--no-follow",
         "history": "recent runs of this cache; --diff A B: which tasks changed between two runs",
         "trace": "Gantt chart of the latest run, with its critical path",
         "costs": "per-task time, CPU, memory, bytes, cache hits and time saved",
@@ -123,6 +125,11 @@ def _dag_parser() -> _Parser:
                                 help="before a task reads a value, check it was not changed in place (the default)")
     subs["config"].add_argument("--no-verify-inputs", dest="verify_inputs", action="store_false",
                                 help="trust values not to change in place (for very large object graphs)")
+    subs["config"].add_argument("--follow", dest="follow", action="store_true", default=None,
+                                help="after each cell, re-plan once and update status lines and views (the default)")
+    subs["config"].add_argument("--no-follow", dest="follow", action="store_false",
+                                help="update them only when tasks run (for notebook variables too large to "
+                                     "fingerprint after every cell)")
     parser.subcommands = subs  # type: ignore[attr-defined]
     return parser
 
@@ -149,6 +156,7 @@ class DagMagics(Magics):
         self.graph.replay = _replay
         self.cell_id: str | None = None
         self.cell_tasks: dict[str, str] = {}
+        self.follower = Follower(self.graph, shell)
         self._task_parser, self._dag_parser = _task_parser(), _dag_parser()
 
     def pre_run_cell(self, info: Any) -> None:
@@ -167,14 +175,17 @@ class DagMagics(Magics):
         with _usage_errors(), _task_failures(self.shell):
             name, notes = self._define(cell, args)
             if args.no_run:
-                stale = ", ".join(self.graph.stale([name])) or "none"
-                _show_line(f"{name}: defined (not run){notes} · stale: {stale}", {"task": name})
+                status, why = self._status_now(name)
+                stale = name if status in ("stale", "pending") else "none"
+                text = f"{name}: defined (not run){notes} · stale: {stale}"
+                self.follower.show_line(name, status, text, {"dagnb": {"task": name}}, why)
                 return None
         return self._running(lambda run: self._bring_up_to_date(name, notes, run), own=name)
 
     def _define(self, cell: str, args: argparse.Namespace) -> tuple[str, str]:
         node = parse_task_cell(cell, line_offset=1)  # the `%%task` line is line 1 of the cell
         name, cell_id = node.name, self.cell_id
+        self.follower.forget(name)  # this cell shows its line anew
         func = self._compile(cell, node)
         old = self.graph.tasks.specs.get(name)
         if old is not None and old.cell_id and cell_id and old.cell_id != cell_id:
@@ -214,6 +225,7 @@ class DagMagics(Magics):
         if old is None or old == name or old not in self.graph.tasks:
             return ""
         self.graph.drop(old)
+        self.follower.forget(old)
         return f" · replaces `{old}`"
 
     async def _bring_up_to_date(self, name: str, notes: str, run: _Run) -> None:
@@ -236,7 +248,14 @@ class DagMagics(Magics):
             text += f" · downstream ran: {', '.join(ran_down)}"
         if stale:
             text += f" · {len(stale)} downstream now stale: {', '.join(stale)}"
-        _show_line(text, _metadata(report, name))
+        self.follower.show_line(name, report.statuses[name], text, _metadata(report, name))
+
+    def _status_now(self, name: str) -> tuple[str, str]:
+        """The status task ``name`` shows now (``pending``, ``stale``, ``done`` ...) and why it would run."""
+        plan = self.graph.plan([name])
+        known = lambda t: t in self.graph.results or self.graph.store.head(t) is not None  # noqa: E731
+        decision = plan[name]
+        return plan.statuses(self.graph.statuses, known)[name], decision.reason if decision.action in ("run", "pending") else ""
 
     def _running(self, body: Callable[[_Run], Awaitable[Any]], own: str | None = None,
                  resume: str = "Run this cell again") -> Any:
@@ -346,6 +365,7 @@ class DagMagics(Magics):
 
     def _cmd_drop(self, args: argparse.Namespace) -> None:
         self.graph.drop(args.task)
+        self.follower.forget(args.task)
         self.cell_tasks = {c: t for c, t in self.cell_tasks.items() if t != args.task}
         print(f"dropped task `{args.task}`; its cache entries are kept (`%dag cache clear {args.task}` removes them)")
 
@@ -367,11 +387,13 @@ class DagMagics(Magics):
             print(self.graph.store.info())
 
     def _cmd_config(self, args: argparse.Namespace) -> None:
-        given = [name for name in ("check_mutation", "verify_inputs") if getattr(args, name) is not None]
+        owners = {"check_mutation": self.graph, "verify_inputs": self.graph, "follow": self.follower}
+        given = [name for name in owners if getattr(args, name) is not None]
         for name in given:
-            setattr(self.graph, name, getattr(args, name))
-        for name in given or ("check_mutation", "verify_inputs"):
-            print(f"{name.replace('_', ' ')}: {'on' if getattr(self.graph, name) else 'off'}")
+            setattr(owners[name], "enabled" if name == "follow" else name, getattr(args, name))
+        for name in given or owners:
+            on = getattr(owners[name], "enabled" if name == "follow" else name)
+            print(f"{name.replace('_', ' ')}: {'on' if on else 'off'}")
 
     def _cmd_mode(self, args: argparse.Namespace) -> None:
         if args.mode:
@@ -411,6 +433,7 @@ def _metadata(report: RunReport, task: str | None) -> dict[str, Any]:
     return {
         "dagnb": {
             "format": METADATA_FORMAT,
+            "output": "status" if task else "report",
             "task": task,
             "statuses": report.statuses,
             "reasons": report.reasons,
@@ -422,9 +445,11 @@ def _metadata(report: RunReport, task: str | None) -> dict[str, Any]:
     }
 
 
-def _show_line(text: str, metadata: dict[str, Any]) -> None:
-    data = {"text/plain": text, "text/html": f"<code class='dagnb-status'>{escape(text)}</code>"}
-    publish_display_data(data, metadata={"dagnb": metadata.get("dagnb", metadata)})
+def _show_report(report: RunReport) -> None:
+    """A failed run's report, shown before its error (``dagnb run`` reads its metadata)."""
+    text = report.render_text()
+    data = {"text/plain": text, "text/html": f"<code class='dagnb-report'>{escape(text)}</code>"}
+    publish_display_data(data, metadata=_metadata(report, None))
 
 
 def _replay(outputs: list[dict[str, Any]]) -> None:
@@ -489,7 +514,7 @@ def _task_failures(shell: Any) -> Iterator[None]:
             raise
         report = getattr(failure, "report", None)
         if report is not None:
-            _show_line(report.render_text(), _metadata(report, None))
+            _show_report(report)
         error = failure.error
         remote = getattr(error, "remote_traceback", None)  # raised in a worker process
         if remote is not None:
@@ -508,11 +533,10 @@ def _user_frames(tb: Any) -> Any:
     return tb
 
 
-def _settle_views(*_: Any) -> None:
-    """After each cell, views that saw a task defined or dropped redraw once."""
-    live = sys.modules.get("dagnb.widgets.live")
-    if live is not None:
-        live.settle_all()
+def _after_cell(*_: Any) -> None:
+    """After each cell: status lines and views show the plan of this moment (see :mod:`dagnb.follow`)."""
+    if _magics is not None:
+        _magics.follower.after_cell()
 
 
 _Run = Callable[..., Awaitable[RunReport]]  # Graph.arun, or Graph.run made awaitable
@@ -607,7 +631,7 @@ def load(ipython: Any) -> None:
     _magics = DagMagics(ipython)
     ipython.register_magics(_magics)
     ipython.events.register("pre_run_cell", _magics.pre_run_cell)
-    ipython.events.register("post_run_cell", _settle_views)
+    ipython.events.register("post_run_cell", _after_cell)
     if await_runs not in ipython.input_transformers_post:
         ipython.input_transformers_post.append(await_runs)
     if help_alone not in ipython.input_transformers_cleanup:
@@ -620,7 +644,7 @@ def unload(ipython: Any) -> None:
     if _magics is None:
         return
     ipython.events.unregister("pre_run_cell", _magics.pre_run_cell)
-    ipython.events.unregister("post_run_cell", _settle_views)
+    ipython.events.unregister("post_run_cell", _after_cell)
     if await_runs in ipython.input_transformers_post:
         ipython.input_transformers_post.remove(await_runs)
     if help_alone in ipython.input_transformers_cleanup:

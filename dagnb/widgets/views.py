@@ -17,6 +17,7 @@ Responsibilities:
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from html import escape
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -29,6 +30,7 @@ from ..events import (
     TaskProgress,
     TaskStarted,
 )
+from ..overview import Planned
 from . import costs as costs_view
 from . import graph as graph_view
 from . import trace as trace_view
@@ -86,12 +88,24 @@ class _View:
     def apply(self, event: Event) -> None:
         """Record an event; drawing waits for :meth:`flush`."""
 
-    def flush(self, full: bool) -> None:
-        """Redraw; ``full`` takes a new snapshot first and redraws everything."""
+    def flush(self, full: bool, now: Planned | None = None) -> None:
+        """Redraw; ``full`` takes a new snapshot first (with the plan ``now``, if taken) and redraws everything."""
         if full:
-            self.view = self.graph.overview()
+            self.view = self.graph.overview(now)
         if self.widget is not None:
             self._draw(full)
+
+    def follow(self, now: Planned) -> None:
+        """The plan after a cell: redraw only if it changes a status, a reason or the problem shown."""
+        view = self.view
+        shown = Planned(view.plan, view.problem, view.statuses)
+        if (shown.statuses, shown.problem, shown.reasons()) == (now.statuses, now.problem, now.reasons()):
+            return
+        statuses = {t: now.statuses.get(t, "pending") for t in view.tasks}
+        costs = [replace(row, status=statuses.get(row.task, row.status)) for row in view.costs]
+        self.view = replace(view, statuses=statuses, plan=now.plan, problem=now.problem, costs=costs)
+        if self.widget is not None:
+            self._draw(full=True)
 
     def _draw(self, full: bool) -> None:
         """Set trait values from the snapshot; a partial redraw only shows live statuses."""
@@ -185,10 +199,10 @@ class DagView(_View):
             kept = event.in_memory and before in ("done", "cached")
             self.live_statuses[event.task] = before if kept else event.status  # type: ignore[assignment]
 
-    def flush(self, full: bool) -> None:
+    def flush(self, full: bool, now: Planned | None = None) -> None:
         if full:
             self.live_statuses = {}
-        super().flush(full)
+        super().flush(full, now)
 
     def statuses(self) -> dict[str, str]:
         return {**self.view.statuses, **self.live_statuses}
@@ -291,9 +305,12 @@ class TraceView(_View):
         self.html.add_class("dagnb-trace-view")
         return self.html
 
-    def flush(self, full: bool) -> None:
+    def flush(self, full: bool, now: Planned | None = None) -> None:
         if full:  # a trace changes only when a run ends
-            super().flush(full)
+            super().flush(full, now)
+
+    def follow(self, now: Planned) -> None:
+        """A trace shows runs that happened: a new plan changes nothing in it."""
 
     def _draw(self, full: bool) -> None:
         self.html.value = trace_view.render_html(self.view.trace)
@@ -342,7 +359,7 @@ class RunProgress:
         if isinstance(event, TaskStarted) and not self.shown and event.task != self.own:
             self._show()
 
-    def flush(self, full: bool) -> None:
+    def flush(self, full: bool, now: Planned | None = None) -> None:
         if self.widget is None:
             return
         with self.bar.hold_sync(), self.label.hold_sync():

@@ -67,6 +67,15 @@ class Cell:
     def errors(self) -> list[Message]:
         return self.of("error")
 
+    def widget_values(self) -> list[str]:
+        """The string ``value`` of every widget state update the cell sent (an HTML widget's markup)."""
+        found = []
+        for m in self.of("comm_msg"):
+            state = m.content.get("data", {}).get("state", {})
+            if m.content["data"].get("method") == "update" and isinstance(state.get("value"), str):
+                found.append(state["value"])
+        return found
+
     @property
     def stdout(self) -> str:
         return "".join(m.text for m in self.of("stream") if m.content["name"] == "stdout")
@@ -101,7 +110,7 @@ class LiveKernel:
             kind = msg["msg_type"]
             if kind == "status" and msg["content"]["execution_state"] == "idle":
                 break
-            if kind not in ("status", "execute_input") and not kind.startswith("comm"):
+            if kind not in ("status", "execute_input"):
                 cell.messages.append(Message(kind, msg["content"]))
         reply = self.client.get_shell_msg(timeout=timeout)
         cell.status = reply["content"]["status"]

@@ -323,6 +323,30 @@ def test_a_closed_view_stops_following_and_closes_its_widgets(tmp_path: Path, co
     assert view.graph_html.value == html
 
 
+def test_after_a_cell_a_view_follows_a_changed_notebook_variable(tmp_path: Path, comms: CommLog) -> None:
+    """``threshold = 4`` in an ordinary cell: the plan after the cell reaches the view; nothing runs."""
+    from dagnb.overview import planned
+    from dagnb.widgets.live import follow_all
+
+    session = Session(tmp_path, cache=False)
+    session.cell("threshold = 3\n")
+    session.tasks(["def a():\n    note('a')\n    return 1\n",
+                   "def b(a, threshold):\n    note('b')\n    return a + threshold\n"])
+    session.graph.run()
+    view, costs = DagView(session.graph), CostsView(session.graph)
+    mark = comms.mark()
+    follow_all(planned(session.graph))
+    assert comms.updates(mark) == [], "a cell that changed nothing redraws nothing"
+
+    session.cell("threshold = 4\n")
+    follow_all(planned(session.graph))
+    assert graph_statuses(view.graph_html.value) == {"a": "done", "b": "stale"}
+    assert "<td><code>b</code></td><td>run</td><td>input threshold changed</td>" in view.plan_html.value
+    assert "1 stale, 1 done" in view.header.value
+    assert 'dagnb-swatch" style="background:#f2c744"></span> stale' in costs.panel.table.value
+    assert session.runs() == ["a", "b"], "following never runs a task"
+
+
 # ---------------------------------------------------------------- RunProgress
 
 
