@@ -104,6 +104,7 @@ class RunReport:
     by_condition: list[str] = field(default_factory=list)  # skipped by a false `--when` (theirs or upstream)
     items: dict[str, tuple[int, int]] = field(default_factory=dict)  # map tasks: (elements computed, elements)
     attempts: dict[str, int] = field(default_factory=dict)  # tasks that needed more than one
+    loaded: list[str] = field(default_factory=list)  # `cached` tasks whose value came from the disk (not memory)
     run_id: int = 0
     wall_time: float = 0.0
     stale: list[str] = field(default_factory=list)
@@ -175,6 +176,7 @@ class RunReport:
     def merge(self, later: RunReport) -> RunReport:
         """Add the tasks of a later run (auto mode's downstream run); this run's word wins."""
         self.by_condition += [t for t in later.by_condition if t not in self.by_condition]
+        self.loaded += [t for t in later.loaded if t not in self.loaded]
         for name in ("statuses", "reasons", "durations", "errors", "saved", "attempts", "items"):
             mine = getattr(self, name)
             for task, value in getattr(later, name).items():
@@ -496,6 +498,8 @@ def _load(run: _Run, decision: Decision) -> bool:
     loaded = decision.action == "load"
     saved = decision.entry.duration if loaded and decision.entry is not None else 0.0
     duration = time.perf_counter() - started if loaded else 0.0
+    if loaded:
+        run.report.loaded.append(decision.task)
     run.finish(decision.task, "cached", duration, started=started, saved=saved, worker=current_lane(),
                in_memory=not loaded)
     return True

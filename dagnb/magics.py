@@ -236,6 +236,7 @@ class DagMagics(Magics):
             report = report.merge(await run(downstream))
         stale = self.graph.stale(downstream)
         report.stale = stale
+        self._replay_loaded(report, but=name)
         result = self.graph.results.get(name)  # none when skipped by its condition
         if report.statuses[name] == "cached" and result is not None:
             _replay(result.outputs)
@@ -249,6 +250,18 @@ class DagMagics(Magics):
         if stale:
             text += f" · {len(stale)} downstream now stale: {', '.join(stale)}"
         self.follower.show_line(name, report.statuses[name], text, _metadata(report, name))
+
+    def _replay_loaded(self, report: RunReport, but: str | None = None) -> None:
+        """What the tasks this run loaded from the disk cache printed when they ran, shown again here.
+
+        A cold cache runs them in this cell, where they print: a warm one shows
+        the same, so a saved notebook reads the same whatever the cache held
+        (values already in memory stay quiet either way).
+        """
+        for task in report.loaded:
+            result = self.graph.results.get(task)
+            if task != but and result is not None:
+                _replay(result.outputs)
 
     def _status_now(self, name: str) -> tuple[str, str]:
         """The status task ``name`` shows now (``pending``, ``stale``, ``done`` ...) and why it would run."""
@@ -340,28 +353,30 @@ class DagMagics(Magics):
             progress.close()
 
     def _cmd_history(self, args: argparse.Namespace) -> Any:
-        return self.graph.diff(*args.diff) if args.diff else self.graph.history(args.limit)
+        return _kind(self.graph.diff(*args.diff) if args.diff else self.graph.history(args.limit), "history")
 
     def _cmd_run(self, args: argparse.Namespace) -> RunReport | None:
         if args.as_of is not None:
             restored = self.graph.restore(args.as_of)
             width = max((len(t) for t in restored), default=0)
-            print(f"values of run {args.as_of}:\n" + "\n".join(f"  {t.ljust(width)}  {w}" for t, w in restored.items()))
+            lines = "\n".join(f"  {t.ljust(width)}  {w}" for t, w in restored.items())
+            _show_text(f"values of run {args.as_of}:\n{lines}", "history")
             return None
         options = {"force": args.force, "keep_going": args.keep_going, "backend": args.backend, "jobs": args.jobs}
 
         async def body(run: _Run) -> _WithMetadata:
             report = await run(args.targets or None, **options)
+            self._replay_loaded(report)
             return _WithMetadata(report, _metadata(report, None))
 
         command = " ".join(["%dag run", *args.targets, *(f"--force {t}" for t in args.force)])
         return self._running(body, resume=f"Run `{command}` again")  # type: ignore[no-any-return]
 
     def _cmd_plan(self, args: argparse.Namespace) -> Any:
-        return self.graph.plan(args.targets or None, force=args.force)
+        return _kind(self.graph.plan(args.targets or None, force=args.force), "plan")
 
     def _cmd_why(self, args: argparse.Namespace) -> Any:
-        return self.graph.why(args.task)
+        return _kind(self.graph.why(args.task), "why")
 
     def _cmd_drop(self, args: argparse.Namespace) -> None:
         self.graph.drop(args.task)
@@ -378,13 +393,13 @@ class DagMagics(Magics):
             if args.task:
                 self.graph.tasks.get(args.task)
             gone = self.graph.store.clear(args.task)
-            print(f"removed {gone} cache entries" + (f" of `{args.task}`" if args.task else ""))
+            _show_text(f"removed {gone} cache entries" + (f" of `{args.task}`" if args.task else ""), "cache")
         elif args.action == "prune":
-            print(self.graph.prune(_size(args.max_size)))
+            _show_text(str(self.graph.prune(_size(args.max_size))), "cache")
         elif args.action == "verify":
-            print(self.graph.store.verify())
+            _show_text(str(self.graph.store.verify()), "cache")
         elif not args.dir:
-            print(self.graph.store.info())
+            _show_text(str(self.graph.store.info()), "cache")
 
     def _cmd_config(self, args: argparse.Namespace) -> None:
         owners = {"check_mutation": self.graph, "verify_inputs": self.graph, "follow": self.follower}
@@ -413,19 +428,33 @@ def _size(text: str | None) -> int:
 
 
 class _WithMetadata:
-    """Displays a report and carries per-task timings in output metadata (never compared)."""
+    """A result of ``%dag`` (a report, a plan, an explanation ...), displayed with dagnb's output metadata.
 
-    def __init__(self, report: RunReport, metadata: dict[str, Any]) -> None:
-        self.report, self.metadata = report, metadata
+    The metadata says which kind of output it is (``dagnb.output``): what
+    ``dagnb run`` reads, and how dagnb's pytest plugin has nbval compare an
+    output whose text depends on the cache. Attributes are the result's.
+    """
+
+    def __init__(self, shown: Any, metadata: dict[str, Any]) -> None:
+        self.shown, self.metadata = shown, metadata
 
     def __getattr__(self, attr: str) -> Any:
-        return getattr(self.report, attr)
+        return getattr(self.shown, attr)
 
     def __repr__(self) -> str:
-        return repr(self.report)
+        return repr(self.shown)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, str], dict[str, Any]]:
-        return self.report._repr_mimebundle_(), self.metadata
+        return self.shown._repr_mimebundle_(), self.metadata
+
+
+def _kind(shown: Any, output: str) -> _WithMetadata:
+    return _WithMetadata(shown, {"dagnb": {"output": output}})
+
+
+def _show_text(text: str, output: str) -> None:
+    """Text that depends on the cache (its size, its history), shown as an output dagnb's nbval plugin knows."""
+    publish_display_data({"text/plain": text}, metadata={"dagnb": {"output": output}})
 
 
 def _metadata(report: RunReport, task: str | None) -> dict[str, Any]:

@@ -43,5 +43,5 @@ class StaticView:
     def __repr__(self) -> str:
         return self.render_text()
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        return {"text/plain": self.render_text(), "text/html": self.render_html()}
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, str], dict[str, Any]]:
+        return {"text/plain": self.render_text(), "text/html": self.render_html()}, {"dagnb": {"view": "static"}}

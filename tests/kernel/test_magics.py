@@ -417,8 +417,8 @@ def test_trace_and_costs_before_and_after_a_run(ip: Any) -> None:
 def test_static_show_is_html_with_every_number_maskable(ip: Any) -> None:
     chain(ip)
     result, _ = run(ip, "%dag show --static")
-    bundle = result.result._repr_mimebundle_()
-    assert set(bundle) == {"text/plain", "text/html"}
+    bundle, metadata = result.result._repr_mimebundle_()
+    assert set(bundle) == {"text/plain", "text/html"} and metadata == {"dagnb": {"view": "static"}}
     html = bundle["text/html"]
     for part in ('<svg class="dagnb-graph"', "dagnb-costs", 'class="dagnb-gantt"', "critical path"):
         assert part in html
