@@ -48,6 +48,15 @@ __all__ = ["WIDGET_MIME", "CostsView", "DagView", "RunProgress", "TraceView"]
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 HIDDEN = {WIDGET_MIME: {"version_major": 2, "version_minor": 0, "model_id": ""}}
 MAX_LIVE = 6  # older views keep their last drawing and stop following events
+# the graph's scale: "fit" scales it down to the output's width; a number keeps that scale and scrolls
+ZOOMS = [("fit to width", "fit"), ("50%", 0.5), ("75%", 0.75), ("100%", 1.0), ("150%", 1.5), ("200%", 2.0)]
+
+
+def _fitted() -> w.HTML:
+    """An HTML widget as wide as its output and no wider: a wide drawing scrolls in its own frame."""
+    html = w.HTML()
+    html.add_class("dagnb-fit")
+    return html
 
 
 def _static(html: str) -> str:
@@ -169,9 +178,8 @@ class DagView(_View):
         self.header = w.HTML()
         self.progress = w.HTML()
         self.progress.add_class("dagnb-run-progress")
-        self.zoom = w.FloatSlider(value=1.0, min=0.25, max=2.0, step=0.25, description="zoom", readout_format=".2f",
-                                  continuous_update=False, layout=w.Layout(width="260px"))
-        self.graph_html, self.plan_html, self.trace_html = w.HTML(), w.HTML(), w.HTML()
+        self.zoom = w.Dropdown(options=ZOOMS, value="fit", description="zoom", layout=w.Layout(width="220px"))
+        self.graph_html, self.plan_html, self.trace_html = _fitted(), _fitted(), _fitted()
         self.costs = _CostsPanel()
         self.zoom.observe(lambda _: self._draw_graph(), "value")
         tabs = w.Tab(
@@ -259,7 +267,7 @@ class _CostsPanel:
         options = [(heading, column) for column, (heading, _) in costs_view.COLUMNS.items()]
         self.by = w.Dropdown(options=options, value="duration", description="sort by", layout=w.Layout(width="240px"))
         self.descending = w.ToggleButton(value=True, description="descending", layout=w.Layout(width="110px"))
-        self.table = w.HTML()
+        self.table = _fitted()
         self.box = w.VBox([w.HBox([self.by, self.descending]), self.table])
         self.view: Overview | None = None
         self.by.observe(lambda _: self._redraw(), "value")
@@ -301,7 +309,7 @@ class TraceView(_View):
     kind = "trace"
 
     def _build(self) -> w.Widget:
-        self.html = w.HTML()
+        self.html = _fitted()
         self.html.add_class("dagnb-trace-view")
         return self.html
 

@@ -295,7 +295,9 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        # scrollbars drawn as a user sees them (headless hides them by default), so screenshots show overflow
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
+                                             ignore_default_args=["--hide-scrollbars"])
         try:
             yield browser
         finally:

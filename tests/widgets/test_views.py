@@ -151,11 +151,15 @@ def test_zoom_redraws_the_graph_scaled(tmp_path: Path, comms: CommLog) -> None:
         m = re.search(r'<svg class="dagnb-graph" [^>]*width="(\d+)" height="(\d+)"', view.graph_html.value)
         return int(m.group(1)), int(m.group(2))
 
+    assert view.zoom.value == "fit" and 'style="max-width:100%;height:auto"' in view.graph_html.value, "it fits"
+    view.zoom.value = 1.0
     w, h = size()
     mark = comms.mark()
     view.zoom.value = 2.0
     assert size() == (2 * w, 2 * h)
     assert len(_sent_to(comms, view.graph_html, mark)) == 1
+    session.graph.run()
+    assert size() == (2 * w, 2 * h), "a redraw keeps the zoom"
 
 
 def test_bundle_is_the_widget_plus_deterministic_fallbacks(tmp_path: Path) -> None:
