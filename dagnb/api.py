@@ -51,7 +51,7 @@ from .hashing import fingerprint
 from .inplace import InputGuard
 from .plan import Decision, Plan, Result, decide, plan_run
 from .store import CacheEntry, CacheMiss, MemoryStore, Pruned, RunRecord, Store, TaskRecord, open_store
-from .trace import Trace, TraceRecorder
+from .trace import Timeline, Trace, TraceRecorder
 from ._scopes import FunctionNode, function_tree, holds_files
 from .untracked import Untracked, task_findings
 
@@ -201,7 +201,8 @@ class Graph:
         self._run_started = 0.0
         self._run_tasks: list[TaskFinished] = []  # this run's finished tasks, for the history
         self._finished: RunReport | None = None  # the report of the run that ended last, complete or not
-        self._recorder = TraceRecorder()
+        self.origin = ""  # what starts the next runs (the notebook glue names the cell), kept with their traces
+        self._recorder = TraceRecorder(lambda: self.origin)
         recorded = (RunStarted, TaskFinished, RunFinished)
         self.bus.subscribe(self._on_event, recorded)  # first, so views see a settled session
         self.bus.subscribe(self._recorder, recorded)
@@ -321,6 +322,11 @@ class Graph:
     def trace(self) -> Trace | None:
         """The trace (Gantt data and critical path) of the latest run."""
         return self._recorder.last
+
+    @property
+    def timeline(self) -> Timeline:
+        """The traces of every run since this session started, oldest first."""
+        return self._recorder.timeline()
 
     def prune(self, max_bytes: int) -> Pruned:
         """Bound the disk cache to ``max_bytes``, least recently used values first.

@@ -93,7 +93,7 @@ def _dag_parser() -> _Parser:
         "config": "settings: --check-mutation fails tasks that change their inputs in place; --no-verify-inputs; "
                   "--no-follow",
         "history": "recent runs of this cache; --diff A B: which tasks changed between two runs",
-        "trace": "Gantt chart of the latest run, with its critical path",
+        "trace": "the runs since the kernel started on one timeline (--run N: one run's Gantt chart)",
         "costs": "per-task time, CPU, memory, bytes, cache hits and time saved",
     }
     subs = {name: sub.add_parser(name, help=text, description=text, add_help=False) for name, text in commands.items()}
@@ -107,6 +107,8 @@ def _dag_parser() -> _Parser:
     subs["run"].add_argument("--backend", default=None, metavar="B",
                              help="inline (default), threads, processes, dask, or dask://HOST:PORT")
     subs["show"].add_argument("--static", action="store_true", help="render HTML only, no widget")
+    subs["trace"].add_argument("--run", type=int, default=None, metavar="N",
+                               help="show run N alone (the view's menu lists the runs)")
     subs["run"].add_argument("--as-of", type=int, metavar="RUN", help="restore the values run RUN had, from the cache")
     subs["history"].add_argument("limit", nargs="?", type=int, default=10, metavar="N", help="how many runs (10)")
     subs["history"].add_argument("--diff", nargs=2, type=int, metavar=("A", "B"), help="compare run A with run B")
@@ -161,6 +163,12 @@ class DagMagics(Magics):
 
     def pre_run_cell(self, info: Any) -> None:
         self.cell_id = getattr(info, "cell_id", None)
+        first = next((line.strip() for line in (getattr(info, "raw_cell", "") or "").splitlines() if line.strip()), "")
+        self.graph.origin = self._cell_label(first[:60])
+
+    def _cell_label(self, what: str) -> str:
+        """``[7] %dag run``: the cell that runs now, by its execution count, as the trace names its runs."""
+        return f"[{getattr(self.shell, 'execution_count', '?')}] {what}".rstrip()
 
     # ------------------------------------------------------------- %%task
 
@@ -186,6 +194,7 @@ class DagMagics(Magics):
         node = parse_task_cell(cell, line_offset=1)  # the `%%task` line is line 1 of the cell
         name, cell_id = node.name, self.cell_id
         self.follower.forget(name)  # this cell shows its line anew
+        self.graph.origin = self._cell_label(f"%%task {name}")
         func = self._compile(cell, node)
         old = self.graph.tasks.specs.get(name)
         if old is not None and old.cell_id and cell_id and old.cell_id != cell_id:
@@ -328,7 +337,9 @@ class DagMagics(Magics):
     def _cmd_trace(self, args: argparse.Namespace) -> Any:
         from .widgets.views import TraceView
 
-        return TraceView(self.graph, live=self._live())
+        if args.run is not None and self.graph.timeline.run(args.run) is None:
+            raise CommandError(_no_such_run(args.run, self.graph.timeline))
+        return TraceView(self.graph, live=self._live(), run=args.run)
 
     def _cmd_costs(self, args: argparse.Namespace) -> Any:
         from .widgets.views import CostsView
@@ -414,6 +425,13 @@ class DagMagics(Magics):
         if args.mode:
             self.graph.mode = args.mode
         print(f"mode: {self.graph.mode}")
+
+
+def _no_such_run(run: int, timeline: Any) -> str:
+    kept = [t.run_id for t in timeline.runs]
+    known = f"runs {kept[0]} to {kept[-1]}" if len(kept) > 1 else (f"run {kept[0]}" if kept else "no run yet")
+    return (f"There is no run {run} in this session's trace: it has {known} (since the kernel started). "
+            f"`%dag trace` shows them all.")
 
 
 def _size(text: str | None) -> int:

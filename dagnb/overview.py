@@ -18,7 +18,7 @@ from .errors import DagnbError
 if TYPE_CHECKING:
     from .api import Graph
     from .plan import Plan
-    from .trace import Trace
+    from .trace import Timeline, Trace
 
 __all__ = ["STATUSES", "Overview", "Planned", "levels", "overview", "planned"]
 
@@ -36,7 +36,8 @@ class Overview:
     plan: Plan | None = None
     problem: str | None = None
     costs: list[TaskCosts] = field(default_factory=list)
-    trace: Trace | None = None
+    trace: Trace | None = None  # the latest run's
+    timeline: Timeline | None = None  # every run since the session started
 
     def counts(self) -> dict[str, int]:
         """How many tasks show each status, in the order of :data:`STATUSES`."""
@@ -102,4 +103,4 @@ def overview(graph: Graph, now: Planned | None = None) -> Overview:
     statuses = {t: now.statuses.get(t, "pending") for t in tasks}
     entries = {t: graph.current_entry(t) for t in tasks}
     costs = task_costs(tasks, statuses, entries, graph.store.hit_totals())
-    return Overview(tasks, upstream, statuses, now.plan, now.problem, costs, graph.trace)
+    return Overview(tasks, upstream, statuses, now.plan, now.problem, costs, graph.trace, graph.timeline)

@@ -179,11 +179,12 @@ class DagView(_View):
         self.progress = w.HTML()
         self.progress.add_class("dagnb-run-progress")
         self.zoom = w.Dropdown(options=ZOOMS, value="fit", description="zoom", layout=w.Layout(width="220px"))
-        self.graph_html, self.plan_html, self.trace_html = _fitted(), _fitted(), _fitted()
-        self.costs = _CostsPanel()
+        self.graph_html, self.plan_html = _fitted(), _fitted()
+        self.costs, self.traces = _CostsPanel(), _TracePanel()
+        self.trace_html = self.traces.html
         self.zoom.observe(lambda _: self._draw_graph(), "value")
         tabs = w.Tab(
-            children=[w.VBox([self.zoom, self.graph_html]), self.plan_html, self.costs.box, self.trace_html],
+            children=[w.VBox([self.zoom, self.graph_html]), self.plan_html, self.costs.box, self.traces.box],
             titles=("Graph", "Plan", "Costs", "Trace"),
         )
         root = w.VBox([w.HBox([self.header, self.progress]), tabs])
@@ -227,7 +228,7 @@ class DagView(_View):
         if full:  # the slow parts change only between runs
             self.plan_html.value = _plan_html(self.view)
             self.costs.draw(self.view)
-            self.trace_html.value = trace_view.render_html(self.view.trace)
+            self.traces.draw(self.view)
 
     def _draw_graph(self) -> None:
         view = self.view
@@ -282,6 +283,39 @@ class _CostsPanel:
             self.table.value = costs_view.render_html(self.view.costs, self.by.value, self.descending.value)
 
 
+class _TracePanel:
+    """The session's timeline, or one run of it (a menu of the runs since the kernel started)."""
+
+    WHOLE = 0  # the menu's value for the whole session (run ids start at 1)
+
+    def __init__(self, first: int | None = None) -> None:
+        self.run = w.Dropdown(options=[("the whole session", self.WHOLE)], value=self.WHOLE, description="show",
+                              layout=w.Layout(width="420px"))
+        self.html = _fitted()
+        self.box = w.VBox([self.run, self.html])
+        self.view: Overview | None = None
+        self.wanted = first  # the run to show once it is in the menu
+        self.run.observe(lambda _: self._redraw(), "value")
+
+    def draw(self, view: Overview) -> None:
+        self.view = view
+        runs = view.timeline.runs if view.timeline is not None else []
+        options = [("the whole session", self.WHOLE), *((trace_view.run_label(t)[:80], t.run_id) for t in runs)]
+        values = {v for _, v in options}
+        chosen = self.run.value if self.run.value in values else self.WHOLE
+        if self.wanted in values:
+            chosen, self.wanted = self.wanted, None
+        with self.run.hold_sync():  # one message for options and choice
+            if options != list(self.run.options):
+                self.run.options = options
+            self.run.value = chosen
+        self._redraw()
+
+    def _redraw(self) -> None:
+        if self.view is not None:
+            self.html.value = trace_view.render_timeline_html(self.view.timeline, self.run.value or None)
+
+
 class CostsView(_View):
     """``%dag costs``: the sortable table of per-task costs."""
 
@@ -304,14 +338,19 @@ class CostsView(_View):
 
 
 class TraceView(_View):
-    """``%dag trace``: the Gantt chart of the latest run with its critical path."""
+    """``%dag trace``: the session's runs on one timeline, or one run's Gantt chart with its critical path."""
 
     kind = "trace"
 
+    def __init__(self, graph: Graph, live: bool = True, run: int | None = None) -> None:
+        self.asked = run  # `%dag trace --run N`: that run first (the menu lists the others)
+        super().__init__(graph, live)
+
     def _build(self) -> w.Widget:
-        self.html = _fitted()
-        self.html.add_class("dagnb-trace-view")
-        return self.html
+        self.panel = _TracePanel(first=self.asked)
+        self.html = self.panel.html
+        self.panel.box.add_class("dagnb-trace-view")
+        return self.panel.box
 
     def flush(self, full: bool, now: Planned | None = None) -> None:
         if full:  # a trace changes only when a run ends
@@ -321,13 +360,15 @@ class TraceView(_View):
         """A trace shows runs that happened: a new plan changes nothing in it."""
 
     def _draw(self, full: bool) -> None:
-        self.html.value = trace_view.render_html(self.view.trace)
+        self.panel.draw(self.view)
 
     def render_text(self) -> str:
-        return trace_view.render_text(self.view.trace)
+        if self.asked is not None and self.view.timeline is not None:
+            return trace_view.render_text(self.view.timeline.run(self.asked))
+        return trace_view.render_timeline_text(self.view.timeline)
 
     def render_html(self) -> str:
-        return trace_view.render_html(self.view.trace, numbers=False)
+        return trace_view.render_timeline_html(self.view.timeline, self.asked, numbers=False)
 
 
 class RunProgress:

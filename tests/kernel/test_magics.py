@@ -401,11 +401,22 @@ def test_trace_and_costs_before_and_after_a_run(ip: Any) -> None:
     assert ok(ip, "%dag costs") == "costs: no tasks yet"
     chain(ip)
     ok(ip, "%dag run --force clean")
-    assert ok(ip, "%dag trace") == (
-        "trace of run 4: 1 ran, 2 cached (timings are in the live view)\n"
-        "  raw    cached\n"
-        "  clean  done\n"
-        "  model  cached"
+    trace = re.sub(r"\[\d+\] ", "[n] ", ok(ip, "%dag trace"))
+    assert trace == (
+        "trace: 4 runs since the kernel started: 4 ran, 5 already in memory (timings are in the live view)\n"
+        "  run 1 · [n] %%task raw: raw ran\n"
+        "  run 2 · [n] %%task clean: clean ran; raw already in memory\n"
+        "  run 3 · [n] %%task model: model ran; raw, clean already in memory\n"
+        "  run 4 · [n] %dag run --force clean: clean ran; raw, model already in memory"
+    ), "every cell's run, not only the last one's; what earlier cells ran is not called cached"
+    assert re.sub(r"\[\d+\] ", "", ok(ip, "%dag trace --run 2")) == (
+        "trace of run 2 · %%task clean: 1 ran, 1 already in memory (timings are in the live view)\n"
+        "  raw    already in memory\n"
+        "  clean  ran"
+    )
+    assert fails(ip, "%dag trace --run 9") == (
+        "There is no run 9 in this session's trace: it has runs 1 to 4 (since the kernel started). "
+        "`%dag trace` shows them all."
     )
     assert ok(ip, "%dag costs").splitlines()[1:] == [
         "  raw    done       cached value, 0 hits",

@@ -187,7 +187,7 @@ class Session:
 
     def task(self, source: str) -> str:
         """A ``%%task`` cell; returns the task's name."""
-        (node,) = [n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)]
+        (node,) = [n for n in ast.parse(source).body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
         self.cell(source)
         self.graph.task(self.ns[node.name])
         return node.name

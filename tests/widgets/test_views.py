@@ -82,7 +82,7 @@ def test_a_run_through_the_real_event_bus_updates_every_panel(tmp_path: Path) ->
     assert "<span class='dagnb-run-label'>run 1: 4/4 tasks: 4 ran</span>" in view.progress.value
     assert "4 done" in view.header.value
     assert "<b>plan: 0 to run, 4 cached</b>" in view.plan_html.value
-    assert "<b>run 1: 4 ran, 0 cached</b>" in view.trace_html.value
+    assert "<b>1 run since the kernel started: 4 ran</b>" in view.trace_html.value
     assert view.costs.table.value != before["costs"]
     assert before["trace"] != view.trace_html.value and before["plan"] != view.plan_html.value
     assert sorted(session.runs()) == ["a", "b", "c", "d"]
@@ -97,7 +97,7 @@ def test_a_second_run_keeps_values_already_in_memory_done(tmp_path: Path, clock:
     assert session.runs() == ["a", "b", "c", "d"], "nothing ran twice"
     assert graph_statuses(view.graph_html.value) == dict.fromkeys("abcd", "done")
     assert progress_of(view.progress.value) == (4, 4, {"cached": 4})
-    assert "<b>run 2: 0 ran, 4 cached</b>" in view.trace_html.value
+    assert "<b>2 runs since the kernel started: 4 ran, 4 already in memory</b>" in view.trace_html.value
 
 
 def test_a_failed_run_shows_failed_and_skipped_tasks(tmp_path: Path, clock: FakeClock) -> None:
@@ -259,12 +259,16 @@ def test_trace_view_follows_the_newest_run(tmp_path: Path, clock: FakeClock) -> 
     fake_feed(view, session.graph.bus, clock)
     assert "no run yet" in view.html.value
     session.graph.run()
-    assert "<b>run 1: 4 ran, 0 cached</b>" in view.html.value
+    assert "<b>1 run since the kernel started: 4 ran</b>" in view.html.value
     session.graph.run(["b"], force=["b"])
-    assert "<b>run 2: 1 ran, 1 cached</b>" in view.html.value
-    assert "run 1" not in view.html.value
+    assert "<b>2 runs since the kernel started: 5 ran, 1 already in memory</b>" in view.html.value
+    assert view.panel.run.options == (("the whole session", 0), ("run 1", 1), ("run 2", 2))
+    view.panel.run.value = 2  # one run alone: its Gantt chart
+    assert "<b>run 2: 1 ran, 1 already in memory</b>" in view.html.value and "dagnb-runs" not in view.html.value
     assert view.render_text() == (
-        "trace of run 2: 1 ran, 1 cached (timings are in the live view)\n  a  cached\n  b  done"
+        "trace: 2 runs since the kernel started: 5 ran, 1 already in memory (timings are in the live view)\n"
+        "  run 1: a, b, c, d ran\n"
+        "  run 2: b ran; a already in memory"
     )
 
 
@@ -276,7 +280,7 @@ def test_views_beyond_max_live_keep_their_drawing_but_stop_following(tmp_path: P
     views = [TraceView(session.graph) for _ in range(MAX_LIVE + 1)]
     session.graph.run()
     assert "no run yet" in views[0].html.value, "the oldest view stopped following events"
-    assert all("<b>run 1:" in v.html.value for v in views[1:])
+    assert all("<b>1 run since the kernel started" in v.html.value for v in views[1:])
     assert views[0].html.comm is not None, "its widget is still open, showing its last drawing"
 
 
@@ -319,7 +323,7 @@ def test_a_closed_view_stops_following_and_closes_its_widgets(tmp_path: Path, co
     ids = {w.model_id for w in tree}
     view.close()
     closed = {m.comm_id for m in comms.messages if m.msg_type == "comm_close"}
-    assert len(tree) == 15 and ids <= closed
+    assert len(tree) == 17 and ids <= closed
     assert all(w.comm is None for w in tree)
     mark = comms.mark()
     session.graph.run()
