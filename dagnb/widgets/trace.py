@@ -57,12 +57,13 @@ def _tip(trace: Trace, span: Span, shift: float = 0.0) -> str:
 
 
 def _axis(total: float, rows: int, top: int) -> str:
+    """Five ticks, their times along the top edge, their lines down to the last row."""
     ticks = []
     for k in range(5):
         x = LABEL_W + k * CHART_W / 4
         ticks.append(
-            f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{top + rows * LANE_H}" stroke="#eaeef2"/>'
-            f'<text x="{x:.1f}" y="{top - 10}" fill="#57606a" text-anchor="middle">{escape(seconds(total * k / 4))}</text>'
+            f'<line x1="{x:.1f}" y1="{AXIS_H - 4}" x2="{x:.1f}" y2="{top + rows * LANE_H}" stroke="#eaeef2"/>'
+            f'<text x="{x:.1f}" y="12" fill="#57606a" text-anchor="middle">{escape(seconds(total * k / 4))}</text>'
         )
     return "".join(ticks)
 
@@ -115,7 +116,7 @@ def render_timeline_svg(timeline: Timeline) -> str:
             f'<g class="dagnb-run" data-run="{trace.run_id}"><title>{escape(tip)}</title>'
             f'<rect x="{x0:.1f}" y="{AXIS_H - 2}" width="{max(w, 1.0):.1f}" height="{RUN_H + len(rows) * LANE_H}" '
             f'fill="#f6f8fa" stroke="#d0d7de" stroke-width="0.5"/>'
-            + (f'<text x="{x0 + 3:.1f}" y="{AXIS_H + 9}" fill="#57606a">run {trace.run_id}</text>' if w >= 40 else "")
+            + (f'<text x="{x0 + 3:.1f}" y="{AXIS_H + 10}" fill="#57606a">run {trace.run_id}</text>' if w >= 40 else "")
             + "</g>"
         )
     for i, (label, spans) in enumerate(rows):
@@ -136,8 +137,13 @@ def counts(trace: Trace) -> str:
     return ", ".join(f"{len(parts.get(p, []))} {p}" for p in PARTS if parts.get(p) or p == "ran")
 
 
+def _parallelism(task: float, wall: float) -> str:
+    share = task / wall
+    return f"{share:.1f}×" if share >= 0.05 else "<0.1×"  # tasks of microseconds in a run of milliseconds
+
+
 def _totals(wall: float, task: float, saved: float) -> str:
-    ran = (f"task time {num(seconds(task))} · parallelism {num(f'{task / wall:.1f}×')}" if task > 0 and wall > 0
+    ran = (f"task time {num(seconds(task))} · parallelism {num(_parallelism(task, wall))}" if task > 0 and wall > 0
            else "no task ran")
     return f"wall time {num(seconds(wall))} · {ran} · saved by cache loads {num(seconds(saved))}"
 

@@ -420,6 +420,23 @@ class LabNotebook:
         self.start_cell(index)
         self.wait_cell_done(index, timeout)
 
+    def prompt(self, index: int) -> str:
+        return str(self.cell(index).locator(".jp-InputArea-prompt").first.inner_text()).strip()
+
+    def edit_end_of_cell(self, index: int, backspaces: int, text: str) -> None:
+        """Edit cell ``index`` as a person would: delete the last ``backspaces`` characters, type ``text``."""
+        cell = self.cell(index)
+        cell.scroll_into_view_if_needed()
+        cell.locator(".jp-InputArea-editor").click()
+        self.page.keyboard.press("Control+End")
+        for _ in range(backspaces):
+            self.page.keyboard.press("Backspace")
+        self.page.keyboard.type(text)
+
+    def interrupt_kernel(self) -> None:
+        """Press the toolbar's stop button (Kernel → Interrupt Kernel)."""
+        self.panel.locator('.jp-Toolbar [data-command="notebook:interrupt-kernel"]').first.click()
+
 
 @pytest.fixture()
 def open_notebook(page: Any, lab_server: LabServer, request: pytest.FixtureRequest) -> Any:
