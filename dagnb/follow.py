@@ -95,7 +95,7 @@ class Follower:
         """The plan after a cell, for every line and live view on the page (failing soft)."""
         try:
             self._follow()
-        except Exception:  # noqa: BLE001 - a view that cannot follow must not break the user's cell
+        except (Exception, KeyboardInterrupt):  # noqa: BLE001 - the cell is over: following never fails it
             pass
 
     def _follow(self) -> None:

@@ -3,15 +3,14 @@
 nbclient keeps only what a notebook saves; these tests need what a frontend
 receives: every iopub message of a cell (``update_display_data`` included,
 with its display id), a cell started but not awaited, and an interrupt sent
-while it runs (Kernel → Interrupt). Execute requests carry a ``cellId`` in
-their metadata, as JupyterLab sends it.
+while it runs (Kernel → Interrupt). Given a cell id, an execute request
+carries it in its metadata (``cellId``), as JupyterLab sends it.
 """
 
 from __future__ import annotations
 
 import queue
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,7 +90,8 @@ class LiveKernel:
         """Send an execute request; return its id without waiting."""
         content = {"code": code, "silent": False, "store_history": True, "user_expressions": {},
                    "allow_stdin": False, "stop_on_error": True}
-        msg = self.client.session.msg("execute_request", content, metadata={"cellId": cell_id or uuid.uuid4().hex})
+        metadata = {"cellId": cell_id} if cell_id else {}  # nbclient and jupyter_client send none
+        msg = self.client.session.msg("execute_request", content, metadata=metadata)
         self.client.shell_channel.send(msg)
         return str(msg["header"]["msg_id"])
 
