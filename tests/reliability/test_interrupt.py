@@ -120,7 +120,8 @@ def test_an_interrupted_run_keeps_what_finished_and_resumes_with_the_rest(tmp_pa
     faultlib.record(
         "test_interrupt",
         "a real SIGINT while `slow` ran (inline backend); 2 tasks done before it, 2 not finished",
-        "nothing: KeyboardInterrupt raised; the 2 finished tasks bound and cached; the resumed run executed "
+        "nothing: RunInterrupted (a KeyboardInterrupt) raised, its one paragraph naming the 2 tasks kept, `slow` "
+        "as running and `last` as not started; the 2 finished tasks bound and cached; the resumed run executed "
         "only the 2 unfinished; a restart loaded all 4; no temporary files",
     )
 
