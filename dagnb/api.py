@@ -8,6 +8,7 @@ explain. Values live in ``graph.results`` and, when a namespace is given
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
 import os
@@ -30,10 +31,10 @@ from .errors import (
     DagnbSaveWarning,
     InputMutated,
     InputUnreadable,
+    RunInterrupted,
     SavePathTaken,
     SaveRefused,
     TaskFailed,
-    TaskInterrupted,
     UnfingerprintableWarning,
     UnpicklableOutputWarning,
     UntrackedWarning,
@@ -51,12 +52,12 @@ from .inplace import InputGuard
 from .plan import Decision, Plan, Result, decide, plan_run
 from .runlog import ForgedRun
 from .store import CacheEntry, CacheMiss, MemoryStore, Pruned, RunRecord, Store, TaskRecord, open_store
-from .trace import Trace, TraceRecorder
+from .trace import Timeline, Trace, TraceRecorder
 from ._scopes import FunctionNode, function_tree, holds_files
 from .untracked import Untracked, task_findings
 
 if TYPE_CHECKING:
-    from .overview import Overview
+    from .overview import Overview, Planned
 
 __all__ = ["Graph", "Why"]
 
@@ -200,7 +201,9 @@ class Graph:
         self._backends: dict[tuple[str, int], Backend] = {}  # worker pools and clusters, reused across runs
         self._run_started = 0.0
         self._run_tasks: list[TaskFinished] = []  # this run's finished tasks, for the history
-        self._recorder = TraceRecorder()
+        self._finished: RunReport | None = None  # the report of the run that ended last, complete or not
+        self.origin = ""  # what starts the next runs (the notebook glue names the cell), kept with their traces
+        self._recorder = TraceRecorder(lambda: self.origin)
         self.bus.subscribe(self._recorder, (RunStarted, TaskFinished, RunFinished))  # an observer, like the views
 
     # ------------------------------------------------------------ definition
@@ -319,6 +322,11 @@ class Graph:
         """The trace (Gantt data and critical path) of the latest run."""
         return self._recorder.last
 
+    @property
+    def timeline(self) -> Timeline:
+        """The traces of every run since this session started, oldest first."""
+        return self._recorder.timeline()
+
     def prune(self, max_bytes: int) -> Pruned:
         """Bound the disk cache to ``max_bytes``, least recently used values first.
 
@@ -333,11 +341,11 @@ class Graph:
             return self.store.entry(result.key)
         return self.store.head(task)
 
-    def overview(self) -> Overview:
-        """A snapshot for display: statuses, plan, costs and the latest trace."""
+    def overview(self, now: Planned | None = None) -> Overview:
+        """A snapshot for display: statuses, plan, costs and the latest trace (``now``: a plan just taken)."""
         from .overview import overview
 
-        return overview(self)
+        return overview(self, now)
 
     def plan(self, targets: Iterable[str] | None = None, force: Iterable[str] = ()) -> Plan:
         """What ``run`` would do, without running or loading anything."""
@@ -427,8 +435,11 @@ class Graph:
         try:
             with counting_interrupts():
                 report = await execute_async(self, order, **how) if awaited else execute(self, order, **how)
-        except TaskInterrupted as stop:
+        except RunInterrupted as stop:  # Ctrl-C (TaskInterrupted: a task caught it): the report is complete
             self.last_run = stop.report  # type: ignore[assignment]
+            raise
+        except asyncio.CancelledError:  # an awaited run, cancelled: its report came with RunFinished
+            self.last_run = self._finished
             raise
         finally:
             if isinstance(chosen, ThreadBackend):
@@ -475,6 +486,7 @@ class Graph:
         elif isinstance(event, RunStarted):
             self._run_started, self._run_tasks = time.time(), []
         elif isinstance(event, RunFinished):
+            self._finished = event.report
             for param in self._damaged:  # not restorable: forgotten everywhere, so the next run recomputes it
                 result = self.results.pop(param, None)
                 self.namespace.pop(param, None)

@@ -7,10 +7,11 @@ each task with the cache's hit statistics into rows for ``%dag costs``.
 
 Peak memory is the rise of the process's resident set above its level when
 the task started. On Linux the kernel's high-water mark is reset before each
-task (``/proc/self/clear_refs``), so the peak is the task's own; elsewhere it
-is the rise of the process's lifetime peak, which stays 0 for a task that
-uses less memory than an earlier one. With the ``threads`` backend, tasks
-running at once share the process, so their CPU time and peaks overlap.
+task (``/proc/self/clear_refs``) and read back from ``/proc/self/status``
+(``VmHWM``), so the peak is the task's own; elsewhere it is the rise of the
+process's lifetime peak, which stays 0 for a task that uses less memory than
+an earlier one. With the ``threads`` backend, tasks running at once share the
+process, so their CPU time and peaks overlap.
 """
 
 from __future__ import annotations
@@ -43,25 +44,30 @@ class _ProcMemory:
     """Linux: the resident set from ``/proc/self/statm``, a peak reset per task.
 
     Writing ``5`` to ``/proc/self/clear_refs`` resets the kernel's high-water
-    mark of the resident set, which ``getrusage`` then reports: the peak of
-    this task alone. The files stay open, so each probe costs about 1 µs.
+    mark of the resident set (``VmHWM`` in ``/proc/self/status``): read back,
+    it is the peak of this task alone. Not ``getrusage``: its ``ru_maxrss``
+    also keeps the largest peak of the process before its last ``exec``,
+    which for a Jupyter kernel is the peak of the server that forked it, so a
+    task of a few bytes showed tens of MiB. The files stay open, so each probe
+    costs a few microseconds.
     """
 
     def __init__(self) -> None:
-        import resource
-
         self._statm = os.open("/proc/self/statm", os.O_RDONLY)
+        self._status = os.open("/proc/self/status", os.O_RDONLY)
         self._clear = os.open("/proc/self/clear_refs", os.O_WRONLY)
         os.write(self._clear, b"5")  # fails here, not per task, where /proc is read-only
         self._page = os.sysconf("SC_PAGE_SIZE")
-        self._getrusage, self._self = resource.getrusage, resource.RUSAGE_SELF
+        self.peak()  # fails here where the status file has no high-water mark
 
     def start(self) -> int:
         os.write(self._clear, b"5")
         return int(os.pread(self._statm, 64, 0).split()[1]) * self._page
 
     def peak(self) -> int:
-        return int(self._getrusage(self._self).ru_maxrss) * 1024
+        status = os.pread(self._status, 8192, 0)
+        at = status.index(b"VmHWM:")  # ValueError where it is missing
+        return int(status[at + 6 : status.index(b"kB", at)]) * 1024
 
 
 class _RusageMemory:
@@ -92,7 +98,7 @@ def _memory_probe() -> _ProcMemory | _RusageMemory | _NoMemory:
     for probe in (_ProcMemory, _RusageMemory):
         try:
             return probe()
-        except (OSError, ImportError, ValueError):
+        except (OSError, ImportError, ValueError):  # no /proc, read-only, or no VmHWM line
             continue
     return _NoMemory()
 

@@ -24,6 +24,7 @@ __all__ = [
     "InputUnreadable",
     "IteratorReused",
     "LocalModuleChangedWarning",
+    "RunInterrupted",
     "SavePathTaken",
     "SaveRefused",
     "TaskDefinitionError",
@@ -219,24 +220,94 @@ class InputDamaged(TaskNotRun):
         )
 
 
-class TaskInterrupted(KeyboardInterrupt):
+_KEPT = {"done": "ran", "cached": "cached", "interrupted": "interrupted: its value is partial, in memory only"}
+_MOST_NAMED = 8  # a summary names this many tasks of a kind, then counts the rest
+
+
+def _named(items: list[str]) -> str:
+    """```a` (ran), `b` (cached) and 3 more``."""
+    shown = items[:_MOST_NAMED]
+    more = f" and {len(items) - len(shown)} more" if len(items) > len(shown) else ""
+    if len(shown) > 1 and not more:
+        return ", ".join(shown[:-1]) + f" and {shown[-1]}"
+    return ", ".join(shown) + more
+
+
+def interrupt_summary(statuses: dict[str, str], reasons: dict[str, str], resume: str) -> str:
+    """One paragraph after Ctrl-C: what finished and is kept, what did not, how to resume.
+
+    ``statuses`` and ``reasons`` are a run report's (upstream first). A task
+    the run stopped before is ``cancelled`` (or ``skipped``: its upstream was
+    cancelled); the executor gives the one that was running the reason
+    ``it was running``.
+    """
+    kept = [f"`{t}` ({_KEPT[s]})" for t, s in statuses.items() if s in _KEPT]
+    failed = [f"`{t}` ({s})" for t, s in statuses.items() if s in ("failed", "timed-out")]
+    stopped = [t for t, s in statuses.items() if s in ("cancelled", "skipped") and "condition" not in reasons.get(t, "")]
+    running = [f"`{t}` (it was running)" for t in stopped if reasons.get(t) == "it was running"]
+    waiting = [f"`{t}`" for t in stopped if reasons.get(t) != "it was running"]
+    parts = [f"Finished and kept: {_named(kept)}." if kept else "No task finished."]
+    if failed:
+        parts.append(f"Failed: {_named(failed)}.")
+    if running or waiting:
+        not_started = f"{_named(waiting)} (not started)" if waiting else ""
+        parts.append(f"Cancelled: {_named(running + ([not_started] if not_started else []))}.")
+        again = len(stopped) + sum(1 for s in statuses.values() if s == "interrupted")
+        parts.append(f"{resume} to resume: only the {again} unfinished task{'s' if again != 1 else ''} run, "
+                     f"the others are kept.")
+    return " ".join(parts)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a run; ``report`` is the run's report (every finished result is kept).
+
+    A KeyboardInterrupt, so whatever waits for the run stops as for any
+    Ctrl-C. ``resume`` says how to run the rest (the magics name their own
+    command); the message is built when shown, so it names it.
+    """
+
+    def __init__(self, report: Any = None, resume: str = "Run it again") -> None:
+        super().__init__()
+        self.report, self.resume = report, resume
+
+    def _summary(self) -> str:
+        if self.report is None:
+            return ""
+        return interrupt_summary(self.report.statuses, self.report.reasons, self.resume)
+
+    def __str__(self) -> str:
+        return f"The run was interrupted. {self._summary()}".rstrip()
+
+    def paragraph(self) -> str:
+        """The one paragraph a notebook shows instead of a traceback."""
+        return str(self)
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython shows this paragraph instead of a traceback from inside dagnb."""
+        return [f"{type(self).__name__}: {self.paragraph()}"]
+
+
+class TaskInterrupted(RunInterrupted):
     """Ctrl-C arrived while a task ran, and the task caught it and returned (its value may be partial).
 
     A KeyboardInterrupt, so the run stops as it does for any Ctrl-C; ``report``
     is the run's report.
     """
 
-    def __init__(self, task: str, report: object = None) -> None:
-        self.task, self.report = task, report
-        super().__init__(
+    def __init__(self, task: str, report: Any = None, resume: str = "Run it again") -> None:
+        super().__init__(report, resume)
+        self.task = task
+
+    def __str__(self) -> str:
+        task = self.task
+        return (
             f"Task `{task}` was interrupted: it caught the KeyboardInterrupt and returned early, so its value "
             f"may be partial. The value is bound for you to look at, but not cached; its status is `interrupted`, "
             f"tasks after it did not start, and the next run runs `{task}` again."
         )
 
-    def _render_traceback_(self) -> list[str]:
-        """IPython shows this paragraph instead of a traceback from inside dagnb."""
-        return [f"{type(self).__name__}: {self}"]
+    def paragraph(self) -> str:
+        return f"{self} {self._summary()}".rstrip()
 
 
 class SaveRefused(DagnbError):

@@ -15,7 +15,9 @@ Invariants:
   ``skipped``.
 * After the first failure no new task starts unless ``keep_going``; tasks
   that never started are ``cancelled``. The same on KeyboardInterrupt, which
-  is re-raised once the report is complete; every finished result is kept.
+  becomes :class:`~dagnb.errors.RunInterrupted` (a KeyboardInterrupt that
+  carries the complete report); every finished result is kept, and the task
+  that was running is ``cancelled`` with the reason ``it was running``.
 * A task that caught a Ctrl-C and returned is ``interrupted``: its value is
   bound but never cached, nothing new starts, and the run raises
   :class:`~dagnb.errors.TaskInterrupted` (a KeyboardInterrupt) at the end.
@@ -51,7 +53,7 @@ from .backends import (
     keyboard_interrupts,
     make_backend,
 )
-from .errors import TaskInterrupted, TaskNotRun, TaskTimedOut
+from .errors import RunInterrupted, TaskInterrupted, TaskNotRun, TaskTimedOut
 from .events import Event, EventBus, RunFinished, RunStarted, TaskFinished, TaskStarted
 from .plan import Decision, priorities
 
@@ -106,6 +108,7 @@ class RunReport:
     by_condition: list[str] = field(default_factory=list)  # skipped by a false `--when` (theirs or upstream)
     items: dict[str, tuple[int, int]] = field(default_factory=dict)  # map tasks: (elements computed, elements)
     attempts: dict[str, int] = field(default_factory=dict)  # tasks that needed more than one
+    loaded: list[str] = field(default_factory=list)  # `cached` tasks whose value came from the disk (not memory)
     run_id: int = 0
     wall_time: float = 0.0
     stale: list[str] = field(default_factory=list)
@@ -177,6 +180,7 @@ class RunReport:
     def merge(self, later: RunReport) -> RunReport:
         """Add the tasks of a later run (auto mode's downstream run); this run's word wins."""
         self.by_condition += [t for t in later.by_condition if t not in self.by_condition]
+        self.loaded += [t for t in later.loaded if t not in self.loaded]
         for name in ("statuses", "reasons", "durations", "errors", "saved", "attempts", "items"):
             mine = getattr(self, name)
             for task, value in getattr(later, name).items():
@@ -247,6 +251,7 @@ class _Run:
         self.waiter: Any = None  # how tasks are submitted and awaited: set by the driver
         self.stopped = False
         self.interrupted: str | None = None  # a task that caught Ctrl-C: the run stops, then raises
+        self.submitting: str | None = None  # the task being handed to the backend (run there, if inline)
         self.by_condition: set[str] = set()  # tasks skipped because their `--when` was false
         self.any_async = any(ctx.is_async(t) for t in order)
 
@@ -429,11 +434,15 @@ async def _drive(run: _Run, backend: Backend, waiter: _Blocking | _OnLoop, force
                 for future in await waiter.wait(run, timeout):
                     _complete(run, backend, future, keep_going)
                 _expire(run, backend, keep_going)
+    except KeyboardInterrupt as stop:  # Ctrl-C: the report (completed below) goes with it
+        if isinstance(stop, RunInterrupted):
+            raise
+        raise RunInterrupted(run.report).with_traceback(stop.__traceback__) from None  # where Ctrl-C landed
     finally:  # also on KeyboardInterrupt and cancellation, which go on to the caller
         _cancel_rest(run)
         run.report.statuses = {t: run.report.statuses[t] for t in run.order}
         run.report.wall_time = time.perf_counter() - started
-        run.announce(RunFinished(run.run_id, time.perf_counter(), duration=run.report.wall_time))
+        run.announce(RunFinished(run.run_id, time.perf_counter(), duration=run.report.wall_time, report=run.report))
     if run.interrupted is not None:  # Ctrl-C was swallowed by a task: the run stops as for any Ctrl-C
         raise TaskInterrupted(run.interrupted, run.report)
     return run.report
@@ -489,11 +498,13 @@ def _submit(run: _Run, backend: Backend, decision: Decision, work: Work, number:
                                  attempt=number))
     deadline = now + work.timeout if work.timeout else None
     attempt = _Attempt(decision, work, number, now, deadline)
+    run.submitting = decision.task  # an inline backend runs it inside `submit`: Ctrl-C may land there
     if work.parts:  # a map task's elements, on several workers at once
         settle = work.progress.settle if work.progress is not None else None
         future = gather([backend.submit(part) for part in work.parts], on_part=settle)
     else:
         future = run.waiter.submit(backend, work)
+    run.submitting = None
     run.running[future] = attempt
 
 
@@ -505,6 +516,8 @@ def _load(run: _Run, decision: Decision) -> bool:
     loaded = decision.action == "load"
     saved = decision.entry.duration if loaded and decision.entry is not None else 0.0
     duration = time.perf_counter() - started if loaded else 0.0
+    if loaded:
+        run.report.loaded.append(decision.task)
     run.finish(decision.task, "cached", duration, started=started, saved=saved, worker=current_lane(),
                in_memory=not loaded)
     return True
@@ -561,13 +574,23 @@ def _expire(run: _Run, backend: Backend, keep_going: bool) -> None:
 
 
 def _cancel_rest(run: _Run) -> None:
+    """The run stopped early (Ctrl-C, cancellation): what was running and what never started is cancelled."""
     for future, attempt in list(run.running.items()):
         future.cancel()
-        run.report.statuses[attempt.decision.task] = "cancelled"
-        run.announce(TaskFinished(run.run_id, time.perf_counter(), task=attempt.decision.task, status="cancelled"))
+        _stop(run, attempt.decision.task, "cancelled", "it was running")
     run.running.clear()
+    if run.submitting is not None and run.submitting not in run.report.statuses:
+        _stop(run, run.submitting, "cancelled", "it was running")
     for task in run.order:
         if task not in run.report.statuses:
-            status = "skipped" if run.blocked_by_failure(task) else "cancelled"
-            run.report.statuses[task] = status
-            run.announce(TaskFinished(run.run_id, time.perf_counter(), task=task, status=status))
+            blocker = run.blocker(task)
+            if blocker is not None:
+                _stop(run, task, "skipped", f"upstream {blocker} {run.report.statuses[blocker]}")
+            else:
+                _stop(run, task, "cancelled", "the run was interrupted")
+
+
+def _stop(run: _Run, task: str, status: str, reason: str) -> None:
+    run.report.statuses[task] = status
+    run.report.reasons[task] = reason
+    run.announce(TaskFinished(run.run_id, time.perf_counter(), task=task, status=status, reason=reason))

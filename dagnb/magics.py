@@ -32,8 +32,9 @@ from IPython.display import publish_display_data
 from . import session
 from .aio import complete_now
 from .capture import OutputLog, capture_streams, current_log, replay_streams
-from .errors import CommandError, DagnbError, TaskFailed
+from .errors import CommandError, DagnbError, RunInterrupted, TaskFailed
 from .executor import RunReport
+from .follow import Follower
 from .graph import parse_task_cell, spec_from_function
 from .runner import METADATA_FORMAT
 from .store import open_store
@@ -89,9 +90,10 @@ def _dag_parser() -> _Parser:
         "drop": "remove a task and its value",
         "cache": "inspect or clear the disk cache, or move it",
         "mode": "lazy (list stale downstream tasks) or auto (rerun them at once)",
-        "config": "settings: --check-mutation fails tasks that change their inputs in place; --no-verify-inputs",
+        "config": "settings: --check-mutation fails tasks that change their inputs in place; --no-verify-inputs; "
+                  "--no-follow",
         "history": "recent runs of this cache; --diff A B: which tasks changed between two runs",
-        "trace": "Gantt chart of the latest run, with its critical path",
+        "trace": "the runs since the kernel started on one timeline (--run N: one run's Gantt chart)",
         "costs": "per-task time, CPU, memory, bytes, cache hits and time saved",
     }
     subs = {name: sub.add_parser(name, help=text, description=text, add_help=False) for name, text in commands.items()}
@@ -105,6 +107,8 @@ def _dag_parser() -> _Parser:
     subs["run"].add_argument("--backend", default=None, metavar="B",
                              help="inline (default), threads, processes, dask, or dask://HOST:PORT")
     subs["show"].add_argument("--static", action="store_true", help="render HTML only, no widget")
+    subs["trace"].add_argument("--run", type=int, default=None, metavar="N",
+                               help="show run N alone (the view's menu lists the runs)")
     subs["run"].add_argument("--as-of", type=int, metavar="RUN", help="restore the values run RUN had, from the cache")
     subs["history"].add_argument("limit", nargs="?", type=int, default=10, metavar="N", help="how many runs (10)")
     subs["history"].add_argument("--diff", nargs=2, type=int, metavar=("A", "B"), help="compare run A with run B")
@@ -123,6 +127,11 @@ def _dag_parser() -> _Parser:
                                 help="before a task reads a value, check it was not changed in place (the default)")
     subs["config"].add_argument("--no-verify-inputs", dest="verify_inputs", action="store_false",
                                 help="trust values not to change in place (for very large object graphs)")
+    subs["config"].add_argument("--follow", dest="follow", action="store_true", default=None,
+                                help="after each cell, re-plan once and update status lines and views (the default)")
+    subs["config"].add_argument("--no-follow", dest="follow", action="store_false",
+                                help="update them only when tasks run (for notebook variables too large to "
+                                     "fingerprint after every cell)")
     parser.subcommands = subs  # type: ignore[attr-defined]
     return parser
 
@@ -149,10 +158,17 @@ class DagMagics(Magics):
         self.graph.replay = _replay
         self.cell_id: str | None = None
         self.cell_tasks: dict[str, str] = {}
+        self.follower = Follower(self.graph, shell)
         self._task_parser, self._dag_parser = _task_parser(), _dag_parser()
 
     def pre_run_cell(self, info: Any) -> None:
         self.cell_id = getattr(info, "cell_id", None)
+        first = next((line.strip() for line in (getattr(info, "raw_cell", "") or "").splitlines() if line.strip()), "")
+        self.graph.origin = self._cell_label(first[:60])
+
+    def _cell_label(self, what: str) -> str:
+        """``[7] %dag run``: the cell that runs now, by its execution count, as the trace names its runs."""
+        return f"[{getattr(self.shell, 'execution_count', '?')}] {what}".rstrip()
 
     # ------------------------------------------------------------- %%task
 
@@ -167,14 +183,18 @@ class DagMagics(Magics):
         with _usage_errors(), _task_failures(self.shell):
             name, notes = self._define(cell, args)
             if args.no_run:
-                stale = ", ".join(self.graph.stale([name])) or "none"
-                _show_line(f"{name}: defined (not run){notes} · stale: {stale}", {"task": name})
+                status, why = self._status_now(name)
+                stale = name if status in ("stale", "pending") else "none"
+                text = f"{name}: defined (not run){notes} · stale: {stale}"
+                self.follower.show_line(name, status, text, {"dagnb": {"task": name}}, why)
                 return None
         return self._running(lambda run: self._bring_up_to_date(name, notes, run), own=name)
 
     def _define(self, cell: str, args: argparse.Namespace) -> tuple[str, str]:
         node = parse_task_cell(cell, line_offset=1)  # the `%%task` line is line 1 of the cell
         name, cell_id = node.name, self.cell_id
+        self.follower.forget(name)  # this cell shows its line anew
+        self.graph.origin = self._cell_label(f"%%task {name}")
         func = self._compile(cell, node)
         old = self.graph.tasks.specs.get(name)
         if old is not None and old.cell_id and cell_id and old.cell_id != cell_id:
@@ -214,6 +234,7 @@ class DagMagics(Magics):
         if old is None or old == name or old not in self.graph.tasks:
             return ""
         self.graph.drop(old)
+        self.follower.forget(old)
         return f" · replaces `{old}`"
 
     async def _bring_up_to_date(self, name: str, notes: str, run: _Run) -> None:
@@ -224,6 +245,7 @@ class DagMagics(Magics):
             report = report.merge(await run(downstream))
         stale = self.graph.stale(downstream)
         report.stale = stale
+        self._replay_loaded(report, but=name)
         result = self.graph.results.get(name)  # none when skipped by its condition
         if report.statuses[name] == "cached" and result is not None:
             _replay(result.outputs)
@@ -236,17 +258,47 @@ class DagMagics(Magics):
             text += f" · downstream ran: {', '.join(ran_down)}"
         if stale:
             text += f" · {len(stale)} downstream now stale: {', '.join(stale)}"
-        _show_line(text, _metadata(report, name))
+        self.follower.show_line(name, report.statuses[name], text, _metadata(report, name))
 
-    def _running(self, body: Callable[[_Run], Awaitable[Any]], own: str | None = None) -> Any:
-        """``body(run)``: at once, or as a coroutine when the cell awaits it (see :func:`awaiting`)."""
+    def _replay_loaded(self, report: RunReport, but: str | None = None) -> None:
+        """What the tasks this run loaded from the disk cache printed when they ran, shown again here.
+
+        A cold cache runs them in this cell, where they print: a warm one shows
+        the same, so a saved notebook reads the same whatever the cache held
+        (values already in memory stay quiet either way).
+        """
+        for task in report.loaded:
+            result = self.graph.results.get(task)
+            if task != but and result is not None:
+                _replay(result.outputs)
+
+    def _status_now(self, name: str) -> tuple[str, str]:
+        """The status task ``name`` shows now (``pending``, ``stale``, ``done`` ...) and why it would run."""
+        plan = self.graph.plan([name])
+        known = lambda t: t in self.graph.results or self.graph.store.head(t) is not None  # noqa: E731
+        decision = plan[name]
+        return plan.statuses(self.graph.statuses, known)[name], decision.reason if decision.action in ("run", "pending") else ""
+
+    def _running(self, body: Callable[[_Run], Awaitable[Any]], own: str | None = None,
+                 resume: str = "Run this cell again") -> Any:
+        """``body(run)``: at once, or as a coroutine when the cell awaits it (see :func:`awaiting`).
+
+        ``resume`` is what an interrupted run's summary tells the user to do.
+        """
         if _awaited.get():
-            return self._guarded(body, self.graph.arun, own)
-        return complete_now(self._guarded(body, self._run_now, own))
+            return self._guarded(body, self.graph.arun, own, resume)
+        return complete_now(self._guarded(body, self._run_now, own, resume))
 
-    async def _guarded(self, body: Callable[[_Run], Awaitable[Any]], run: _Run, own: str | None) -> Any:
-        with _usage_errors(), _task_failures(self.shell), self._progress(own):
-            return await body(run)
+    async def _guarded(self, body: Callable[[_Run], Awaitable[Any]], run: _Run, own: str | None, resume: str) -> Any:
+        try:
+            with _usage_errors(), _task_failures(self.shell), self._progress(own):
+                return await body(run)
+        except RunInterrupted as stop:  # Ctrl-C: one paragraph (what is kept, what is not), no traceback
+            stop.resume = resume
+            raise stop.with_traceback(None) from None
+        except asyncio.CancelledError:  # Ctrl-C in an awaited cell: `awaiting` says the same paragraph
+            _interrupted.set(resume)
+            raise
 
     async def _run_now(self, *args: Any, **kwargs: Any) -> RunReport:
         return self.graph.run(*args, **kwargs)
@@ -285,7 +337,9 @@ class DagMagics(Magics):
     def _cmd_trace(self, args: argparse.Namespace) -> Any:
         from .widgets.views import TraceView
 
-        return TraceView(self.graph, live=self._live())
+        if args.run is not None and self.graph.timeline.run(args.run) is None:
+            raise CommandError(_no_such_run(args.run, self.graph.timeline))
+        return TraceView(self.graph, live=self._live(), run=args.run)
 
     def _cmd_costs(self, args: argparse.Namespace) -> Any:
         from .widgets.views import CostsView
@@ -310,30 +364,34 @@ class DagMagics(Magics):
             progress.close()
 
     def _cmd_history(self, args: argparse.Namespace) -> Any:
-        return self.graph.diff(*args.diff) if args.diff else self.graph.history(args.limit)
+        return _kind(self.graph.diff(*args.diff) if args.diff else self.graph.history(args.limit), "history")
 
     def _cmd_run(self, args: argparse.Namespace) -> RunReport | None:
         if args.as_of is not None:
             restored = self.graph.restore(args.as_of)
             width = max((len(t) for t in restored), default=0)
-            print(f"values of run {args.as_of}:\n" + "\n".join(f"  {t.ljust(width)}  {w}" for t, w in restored.items()))
+            lines = "\n".join(f"  {t.ljust(width)}  {w}" for t, w in restored.items())
+            _show_text(f"values of run {args.as_of}:\n{lines}", "history")
             return None
         options = {"force": args.force, "keep_going": args.keep_going, "backend": args.backend, "jobs": args.jobs}
 
         async def body(run: _Run) -> _WithMetadata:
             report = await run(args.targets or None, **options)
+            self._replay_loaded(report)
             return _WithMetadata(report, _metadata(report, None))
 
-        return self._running(body)  # type: ignore[no-any-return]
+        command = " ".join(["%dag run", *args.targets, *(f"--force {t}" for t in args.force)])
+        return self._running(body, resume=f"Run `{command}` again")  # type: ignore[no-any-return]
 
     def _cmd_plan(self, args: argparse.Namespace) -> Any:
-        return self.graph.plan(args.targets or None, force=args.force)
+        return _kind(self.graph.plan(args.targets or None, force=args.force), "plan")
 
     def _cmd_why(self, args: argparse.Namespace) -> Any:
-        return self.graph.why(args.task)
+        return _kind(self.graph.why(args.task), "why")
 
     def _cmd_drop(self, args: argparse.Namespace) -> None:
         self.graph.drop(args.task)
+        self.follower.forget(args.task)
         self.cell_tasks = {c: t for c, t in self.cell_tasks.items() if t != args.task}
         print(f"dropped task `{args.task}`; its cache entries are kept (`%dag cache clear {args.task}` removes them)")
 
@@ -346,25 +404,34 @@ class DagMagics(Magics):
             if args.task:
                 self.graph.tasks.get(args.task)
             gone = self.graph.store.clear(args.task)
-            print(f"removed {gone} cache entries" + (f" of `{args.task}`" if args.task else ""))
+            _show_text(f"removed {gone} cache entries" + (f" of `{args.task}`" if args.task else ""), "cache")
         elif args.action == "prune":
-            print(self.graph.prune(_size(args.max_size)))
+            _show_text(str(self.graph.prune(_size(args.max_size))), "cache")
         elif args.action == "verify":
-            print(self.graph.store.verify())
+            _show_text(str(self.graph.store.verify()), "cache")
         elif not args.dir:
-            print(self.graph.store.info())
+            _show_text(str(self.graph.store.info()), "cache")
 
     def _cmd_config(self, args: argparse.Namespace) -> None:
-        given = [name for name in ("check_mutation", "verify_inputs") if getattr(args, name) is not None]
+        owners = {"check_mutation": self.graph, "verify_inputs": self.graph, "follow": self.follower}
+        given = [name for name in owners if getattr(args, name) is not None]
         for name in given:
-            setattr(self.graph, name, getattr(args, name))
-        for name in given or ("check_mutation", "verify_inputs"):
-            print(f"{name.replace('_', ' ')}: {'on' if getattr(self.graph, name) else 'off'}")
+            setattr(owners[name], "enabled" if name == "follow" else name, getattr(args, name))
+        for name in given or owners:
+            on = getattr(owners[name], "enabled" if name == "follow" else name)
+            print(f"{name.replace('_', ' ')}: {'on' if on else 'off'}")
 
     def _cmd_mode(self, args: argparse.Namespace) -> None:
         if args.mode:
             self.graph.mode = args.mode
         print(f"mode: {self.graph.mode}")
+
+
+def _no_such_run(run: int, timeline: Any) -> str:
+    kept = [t.run_id for t in timeline.runs]
+    known = f"runs {kept[0]} to {kept[-1]}" if len(kept) > 1 else (f"run {kept[0]}" if kept else "no run yet")
+    return (f"There is no run {run} in this session's trace: it has {known} (since the kernel started). "
+            f"`%dag trace` shows them all.")
 
 
 def _size(text: str | None) -> int:
@@ -379,19 +446,33 @@ def _size(text: str | None) -> int:
 
 
 class _WithMetadata:
-    """Displays a report and carries per-task timings in output metadata (never compared)."""
+    """A result of ``%dag`` (a report, a plan, an explanation ...), displayed with dagnb's output metadata.
 
-    def __init__(self, report: RunReport, metadata: dict[str, Any]) -> None:
-        self.report, self.metadata = report, metadata
+    The metadata says which kind of output it is (``dagnb.output``): what
+    ``dagnb run`` reads, and how dagnb's pytest plugin has nbval compare an
+    output whose text depends on the cache. Attributes are the result's.
+    """
+
+    def __init__(self, shown: Any, metadata: dict[str, Any]) -> None:
+        self.shown, self.metadata = shown, metadata
 
     def __getattr__(self, attr: str) -> Any:
-        return getattr(self.report, attr)
+        return getattr(self.shown, attr)
 
     def __repr__(self) -> str:
-        return repr(self.report)
+        return repr(self.shown)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, str], dict[str, Any]]:
-        return self.report._repr_mimebundle_(), self.metadata
+        return self.shown._repr_mimebundle_(), self.metadata
+
+
+def _kind(shown: Any, output: str) -> _WithMetadata:
+    return _WithMetadata(shown, {"dagnb": {"output": output}})
+
+
+def _show_text(text: str, output: str) -> None:
+    """Text that depends on the cache (its size, its history), shown as an output dagnb's nbval plugin knows."""
+    publish_display_data({"text/plain": text}, metadata={"dagnb": {"output": output}})
 
 
 def _metadata(report: RunReport, task: str | None) -> dict[str, Any]:
@@ -399,6 +480,7 @@ def _metadata(report: RunReport, task: str | None) -> dict[str, Any]:
     return {
         "dagnb": {
             "format": METADATA_FORMAT,
+            "output": "status" if task else "report",
             "task": task,
             "statuses": report.statuses,
             "reasons": report.reasons,
@@ -410,9 +492,11 @@ def _metadata(report: RunReport, task: str | None) -> dict[str, Any]:
     }
 
 
-def _show_line(text: str, metadata: dict[str, Any]) -> None:
-    data = {"text/plain": text, "text/html": f"<code class='dagnb-status'>{escape(text)}</code>"}
-    publish_display_data(data, metadata={"dagnb": metadata.get("dagnb", metadata)})
+def _show_report(report: RunReport) -> None:
+    """A failed run's report, shown before its error (``dagnb run`` reads its metadata)."""
+    text = report.render_text()
+    data = {"text/plain": text, "text/html": f"<code class='dagnb-report'>{escape(text)}</code>"}
+    publish_display_data(data, metadata=_metadata(report, None))
 
 
 def _replay(outputs: list[dict[str, Any]]) -> None:
@@ -473,9 +557,11 @@ def _task_failures(shell: Any) -> Iterator[None]:
     try:
         yield
     except TaskFailed as failure:
+        if hasattr(failure, "_render_traceback_"):  # shown by an inner guard (`%dag run` has two)
+            raise
         report = getattr(failure, "report", None)
         if report is not None:
-            _show_line(report.render_text(), _metadata(report, None))
+            _show_report(report)
         error = failure.error
         remote = getattr(error, "remote_traceback", None)  # raised in a worker process
         if remote is not None:
@@ -494,22 +580,23 @@ def _user_frames(tb: Any) -> Any:
     return tb
 
 
-def _settle_views(*_: Any) -> None:
-    """After each cell, views that saw a task defined or dropped redraw once."""
-    live = sys.modules.get("dagnb.widgets.live")
-    if live is not None:
-        live.settle_all()
+def _after_cell(*_: Any) -> None:
+    """After each cell: status lines and views show the plan of this moment (see :mod:`dagnb.follow`)."""
+    if _magics is not None:
+        _magics.follower.after_cell()
 
 
 _Run = Callable[..., Awaitable[RunReport]]  # Graph.arun, or Graph.run made awaitable
 _awaited: ContextVar[bool] = ContextVar("dagnb_awaited", default=False)
+_interrupted: ContextVar[str | None] = ContextVar("dagnb_interrupted", default=None)  # how to resume a cancelled run
 
 
 async def awaiting(call: Callable[[], Any]) -> Any:
     """What a rewritten cell awaits: the magic ``call``, whose run is then awaited on the kernel's loop.
 
     Ctrl-C (which ipykernel turns into cancelling the cell) stops the run as
-    it does a blocking one: KeyboardInterrupt, every finished result kept.
+    it does a blocking one: RunInterrupted (a KeyboardInterrupt) with its one-paragraph summary, every
+    finished result kept.
     """
     token = _awaited.set(True)
     try:
@@ -518,13 +605,17 @@ async def awaiting(call: Callable[[], Any]) -> Any:
         _awaited.reset(token)
     if not inspect.isawaitable(result):
         return result
+    resumed = _interrupted.set(None)
     try:
         return await result
     except asyncio.CancelledError:
         task = asyncio.current_task()
         if task is not None and hasattr(task, "uncancel"):  # Python 3.11+: the cancel is handled here
             task.uncancel()
-        raise KeyboardInterrupt from None
+        report = _magics.graph.last_run if _magics is not None else None
+        raise RunInterrupted(report, _interrupted.get() or "Run this cell again") from None
+    finally:
+        _interrupted.reset(resumed)
 
 
 _RUNS = re.compile(r"get_ipython\(\)\.run_(line_magic\('dag', 'run\b|cell_magic\('task', )")
@@ -561,6 +652,21 @@ def _awaits_on_asyncio(shell: Any) -> bool:
     return bool(getattr(shell, "autoawait", False)) and getattr(shell, "loop_runner", None) is _asyncio_runner
 
 
+_HELP_ALONE = re.compile(r"%%task\b[^\n]*?(?<!\S)(-h|--help)(?!\S)")
+
+
+def help_alone(lines: list[str]) -> list[str]:
+    """An IPython input transformer: ``%%task --help`` alone in a cell shows the help.
+
+    IPython refuses a cell magic with an empty body before calling it ("cell
+    body is empty"), while every option error says to run ``%%task --help``;
+    a blank body line lets the call through.
+    """
+    if len(lines) == 1 and _HELP_ALONE.match(lines[0]):
+        return [lines[0].rstrip("\n") + "\n", "\n"]
+    return lines
+
+
 _magics: DagMagics | None = None
 
 
@@ -572,9 +678,11 @@ def load(ipython: Any) -> None:
     _magics = DagMagics(ipython)
     ipython.register_magics(_magics)
     ipython.events.register("pre_run_cell", _magics.pre_run_cell)
-    ipython.events.register("post_run_cell", _settle_views)
+    ipython.events.register("post_run_cell", _after_cell)
     if await_runs not in ipython.input_transformers_post:
         ipython.input_transformers_post.append(await_runs)
+    if help_alone not in ipython.input_transformers_cleanup:
+        ipython.input_transformers_cleanup.append(help_alone)
 
 
 def unload(ipython: Any) -> None:
@@ -583,9 +691,11 @@ def unload(ipython: Any) -> None:
     if _magics is None:
         return
     ipython.events.unregister("pre_run_cell", _magics.pre_run_cell)
-    ipython.events.unregister("post_run_cell", _settle_views)
+    ipython.events.unregister("post_run_cell", _after_cell)
     if await_runs in ipython.input_transformers_post:
         ipython.input_transformers_post.remove(await_runs)
+    if help_alone in ipython.input_transformers_cleanup:
+        ipython.input_transformers_cleanup.remove(help_alone)
     ipython.magics_manager.magics["cell"].pop("task", None)
     ipython.magics_manager.magics["line"].pop("dag", None)
     _magics = None

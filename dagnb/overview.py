@@ -18,9 +18,9 @@ from .errors import DagnbError
 if TYPE_CHECKING:
     from .api import Graph
     from .plan import Plan
-    from .trace import Trace
+    from .trace import Timeline, Trace
 
-__all__ = ["STATUSES", "Overview", "levels", "overview"]
+__all__ = ["STATUSES", "Overview", "Planned", "levels", "overview", "planned"]
 
 STATUSES = ("pending", "stale", "running", "done", "cached", "failed", "skipped", "cancelled", "timed-out",
             "interrupted")
@@ -36,7 +36,8 @@ class Overview:
     plan: Plan | None = None
     problem: str | None = None
     costs: list[TaskCosts] = field(default_factory=list)
-    trace: Trace | None = None
+    trace: Trace | None = None  # the latest run's
+    timeline: Timeline | None = None  # every run since the session started
 
     def counts(self) -> dict[str, int]:
         """How many tasks show each status, in the order of :data:`STATUSES`."""
@@ -62,19 +63,44 @@ def levels(tasks: list[str], upstream: dict[str, list[str]]) -> dict[str, int]:
     return level
 
 
-def overview(graph: Graph) -> Overview:
-    """Snapshot ``graph`` for the views."""
-    tasks = graph.tasks.order(None)
-    upstream = {t: graph.tasks.upstream(t) for t in tasks}
-    plan, problem = None, None
+@dataclass(frozen=True)
+class Planned:
+    """The plan of one moment and the status it gives each task: what views and status lines share.
+
+    Taking it fingerprints the notebook variables tasks read, so the
+    notebook glue takes one per cell, for every view and line on the page.
+    """
+
+    plan: Plan | None
+    problem: str | None
+    statuses: dict[str, str]
+
+    def reasons(self) -> dict[str, str]:
+        """Why each task would run (or wait for an upstream task that reruns, or be loaded)."""
+        if self.plan is None:
+            return {}
+        found = {d.task: d.reason for d in self.plan.decisions if d.action in ("run", "pending")}
+        found.update({d.task: "its value for these inputs is in the cache" for d in self.plan.decisions
+                      if d.action == "load"})
+        return found
+
+
+def planned(graph: Graph) -> Planned:
+    """Plan ``graph`` now; when it cannot be planned, say why and keep the last known statuses."""
     try:
         plan = graph.plan()
     except DagnbError as exc:
-        problem = str(exc)
-    if plan is not None:
-        statuses = plan.statuses(graph.statuses, lambda t: t in graph.results or graph.store.head(t) is not None)
-    else:
-        statuses = {t: graph.statuses.get(t, "pending") for t in tasks}
+        return Planned(None, str(exc), {t: graph.statuses.get(t, "pending") for t in graph.tasks.order(None)})
+    statuses = plan.statuses(graph.statuses, lambda t: t in graph.results or graph.store.head(t) is not None)
+    return Planned(plan, None, statuses)
+
+
+def overview(graph: Graph, now: Planned | None = None) -> Overview:
+    """Snapshot ``graph`` for the views (``now``: a plan already taken at this moment)."""
+    tasks = graph.tasks.order(None)
+    upstream = {t: graph.tasks.upstream(t) for t in tasks}
+    now = now if now is not None else planned(graph)
+    statuses = {t: now.statuses.get(t, "pending") for t in tasks}
     entries = {t: graph.current_entry(t) for t in tasks}
     costs = task_costs(tasks, statuses, entries, graph.store.hit_totals())
-    return Overview(tasks, upstream, statuses, plan, problem, costs, graph.trace)
+    return Overview(tasks, upstream, statuses, now.plan, now.problem, costs, graph.trace, graph.timeline)

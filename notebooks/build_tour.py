@@ -45,14 +45,19 @@ def headline(total):
     ("md", """Run everything. A progress bar shows while tasks run, and the view above
 flips each task to `running`, then `done`."""),
     ("code", "%dag run"),
-    ("md", """The trace: a Gantt chart of that run, one lane per worker, with the critical
-path outlined (`numbers -> cubes -> total -> headline`: speeding up `squares`
-would not shorten the run)."""),
-    ("code", "%dag trace"),
+    ("md", """The trace: every run since the kernel started (here one: the cells above only
+defined tasks), naming what ran, what was loaded from the cache and what was
+already in memory. `--run N` (or the menu of the live view) shows one run's Gantt
+chart, one lane per worker, with the critical path outlined
+(`numbers -> cubes -> total -> headline`: speeding up `squares` would not shorten
+the run)."""),
+    ("code", "%dag trace --run 1"),
     ("md", "Costs per task: time, CPU, peak memory, output and cache bytes, cache hits and the time they saved. Sort by any column."),
     ("code", "%dag costs"),
     ("md", """Change an input. Nothing runs yet (`lazy` mode), but every task that reads
-`size`, directly or through an upstream task, is now stale, and `%dag why` says why."""),
+`size`, directly or through an upstream task, is now stale: the status line of
+each of their cells above now says so, in place, and so does the live view at
+the top, before this cell ends. `%dag why` says why."""),
     ("code", "size = 3_000"),
     ("code", "%dag why numbers"),
     ("code", "%dag show"),

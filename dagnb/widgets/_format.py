@@ -75,7 +75,18 @@ def style() -> str:
         ".dagnb-legend{display:flex;flex-wrap:wrap;gap:10px;font-size:12px;margin:4px 0}"
         ".dagnb-legend-item{display:inline-flex;align-items:center;gap:4px}"
         ".dagnb-swatch{display:inline-block;width:11px;height:11px;border-radius:2px;border:1px solid #0003}"
-        ".dagnb-scroll{overflow:auto;max-height:480px;border:1px solid #d0d7de;border-radius:4px}"
+        ".dagnb-scroll{overflow:auto;max-height:480px;max-width:100%;border:1px solid #d0d7de;border-radius:4px;"
+        # a drawing wider or taller than its frame shows it: shadows at the edges with more to see (they scroll
+        # away with the content), and scrollbars that stay drawn where the system hides them until used
+        "background:linear-gradient(to right,#fff 30%,#fff0) left/32px 100% no-repeat local,"
+        "linear-gradient(to left,#fff 30%,#fff0) right/32px 100% no-repeat local,"
+        "radial-gradient(farthest-side at 0 50%,#0003,#0000) left/12px 100% no-repeat scroll,"
+        "radial-gradient(farthest-side at 100% 50%,#0003,#0000) right/12px 100% no-repeat scroll;"
+        "scrollbar-width:thin;scrollbar-color:#8c959f #f6f8fa}"
+        ".dagnb-scroll::-webkit-scrollbar{width:10px;height:10px;background:#f6f8fa}"
+        ".dagnb-scroll::-webkit-scrollbar-thumb{background:#8c959f;border-radius:5px}"
+        # an HTML widget grows to its content's width unless told not to: then its frame, not the page, scrolls
+        ".dagnb-fit,.dagnb-fit>.widget-html-content,.dagnb-fit>.jupyter-widget-html-content{min-width:0;max-width:100%}"
         ".dagnb-table{border-collapse:collapse;font-size:12px}"
         ".dagnb-table th,.dagnb-table td{padding:2px 8px;text-align:left;border-bottom:1px solid #eaeef2}"
         ".dagnb-table td.r,.dagnb-table th.r{text-align:right}"

@@ -1,9 +1,13 @@
 """The graph view: tasks laid out by dependency level, colored by status.
 
 Upstream is on the left, downstream on the right; a level with many tasks
-wraps into several columns so a wide graph stays compact. The SVG has no
-ids and no scripts, so copies of it can share a page and it renders with
-no network and no JavaScript.
+wraps into several columns so a wide graph stays compact, and a graph with
+more levels than fit in :data:`WRAP_WIDTH` continues in a band below (a long
+chain turns like a line of text), its edges routed through the gaps between
+boxes. The SVG fits the width it is given (``zoom="fit"``: scaled down, never
+up) or keeps a fixed scale and scrolls inside its frame, with a visible
+scrollbar. It has no ids and no scripts, so copies of it can share a page and
+it renders with no network and no JavaScript.
 """
 
 from __future__ import annotations
@@ -14,20 +18,24 @@ from html import escape
 from ..overview import Overview, levels
 from ._format import COLORS, legend, style
 
-__all__ = ["Layout", "layout", "render_html", "render_svg", "render_text"]
+__all__ = ["WRAP_WIDTH", "Layout", "layout", "render_html", "render_svg", "render_text"]
 
 NODE_W, NODE_H, GAP_X, GAP_Y, PAD = 150, 26, 56, 10, 12
+BAND_GAP = 30  # between two bands of levels: room for the edges that go from one to the next
 MAX_ROWS = 40  # a level with more tasks wraps into further columns
+WRAP_WIDTH = 880  # a drawing wider than this continues in a band below (a notebook's output is ~900 px wide)
 _LIGHT_TEXT = {"running", "done", "failed", "cancelled", "timed-out", "interrupted"}
 
 
 @dataclass(frozen=True)
 class Layout:
-    """Top-left corner of each task's box, and the size of the drawing."""
+    """Top-left corner of each task's box, the size of the drawing, and the band of each task."""
 
     positions: dict[str, tuple[int, int]]
     width: int
     height: int
+    bands: dict[str, int] | None = None  # task -> band (0 = top), when the levels wrap
+    band_bottoms: tuple[int, ...] = ()  # the lowest y of each band's boxes
 
 
 def _columns(tasks: list[str], upstream: dict[str, list[str]]) -> list[list[str]]:
@@ -48,29 +56,52 @@ def _columns(tasks: list[str], upstream: dict[str, list[str]]) -> list[list[str]
     return columns
 
 
-def layout(tasks: list[str], upstream: dict[str, list[str]]) -> Layout:
-    """Place ``tasks`` (upstream first) in columns by level, centered vertically."""
+def layout(tasks: list[str], upstream: dict[str, list[str]], width: int | None = None) -> Layout:
+    """Place ``tasks`` (upstream first) in columns by level; wider than ``width``, in bands of columns."""
     columns = _columns(tasks, upstream)
-    rows = max((len(c) for c in columns), default=0)
-    positions = {}
-    for x, column in enumerate(columns):
-        offset = (rows - len(column)) * (NODE_H + GAP_Y) // 2
-        for y, task in enumerate(column):
-            positions[task] = (PAD + x * (NODE_W + GAP_X), PAD + offset + y * (NODE_H + GAP_Y))
-    width = PAD * 2 + len(columns) * (NODE_W + GAP_X) - (GAP_X if columns else 0)
-    height = PAD * 2 + rows * (NODE_H + GAP_Y) - (GAP_Y if rows else 0)
-    return Layout(positions, width, height)
+    per_band = len(columns) or 1
+    if width is not None:
+        per_band = max(1, (width - 2 * PAD + GAP_X) // (NODE_W + GAP_X))
+    bands = [columns[i : i + per_band] for i in range(0, len(columns), per_band)] or [[]]
+    left = PAD + (GAP_X // 2 if len(bands) > 1 else 0)  # room for edges coming down into a band's first column
+    positions: dict[str, tuple[int, int]] = {}
+    band_of: dict[str, int] = {}
+    bottoms: list[int] = []
+    top = PAD
+    for b, band in enumerate(bands):
+        rows = max((len(c) for c in band), default=0)
+        for x, column in enumerate(band):
+            offset = (rows - len(column)) * (NODE_H + GAP_Y) // 2
+            for y, task in enumerate(column):
+                positions[task] = (left + x * (NODE_W + GAP_X), top + offset + y * (NODE_H + GAP_Y))
+                band_of[task] = b
+        bottom = top + rows * (NODE_H + GAP_Y) - (GAP_Y if rows else 0)
+        bottoms.append(bottom)
+        top = bottom + BAND_GAP
+    if not tasks:
+        return Layout({}, PAD * 2, PAD * 2)
+    widest = max(len(band) for band in bands)
+    margin = GAP_X // 2 if len(bands) > 1 else 0  # edges leave a band's last column to the right
+    full = left + widest * (NODE_W + GAP_X) - GAP_X + margin + PAD
+    return Layout(positions, full, bottoms[-1] + PAD, band_of if len(bands) > 1 else None, tuple(bottoms))
 
 
 def _label(task: str) -> str:
     return task if len(task) <= 20 else task[:19] + "…"
 
 
-def _edge(a: tuple[int, int], b: tuple[int, int]) -> str:
+def _edge(place: Layout, upstream: str, task: str) -> str:
+    """A curve between neighbouring columns; from one band to a later one, a path through the gaps."""
+    a, b = place.positions[upstream], place.positions[task]
     x1, y1 = a[0] + NODE_W, a[1] + NODE_H // 2
     x2, y2 = b[0], b[1] + NODE_H // 2
-    bend = max(20, (x2 - x1) // 2)
-    return f'<path d="M{x1} {y1}C{x1 + bend} {y1} {x2 - bend} {y2} {x2} {y2}"/>'
+    bands = place.bands
+    if bands is None or bands[upstream] == bands[task]:
+        bend = max(20, (x2 - x1) // 2)
+        return f'<path d="M{x1} {y1}C{x1 + bend} {y1} {x2 - bend} {y2} {x2} {y2}"/>'
+    down = place.band_bottoms[bands[upstream]] + BAND_GAP // 2  # the gap under the upstream task's band
+    out, into = x1 + GAP_X // 2, x2 - GAP_X // 2  # the column gaps right of one box and left of the other
+    return f'<path d="M{x1} {y1}H{out}V{down}H{into}V{y2}H{x2}"/>'
 
 
 def _node(task: str, at: tuple[int, int], status: str, reason: str, items: tuple[int, int] | None = None) -> str:
@@ -93,20 +124,30 @@ def render_svg(
     upstream: dict[str, list[str]],
     statuses: dict[str, str],
     reasons: dict[str, str] | None = None,
-    zoom: float = 1.0,
+    zoom: float | str = "fit",
     items: dict[str, tuple[int, int]] | None = None,
+    width: int | None = WRAP_WIDTH,
 ) -> str:
-    """The graph as one inline SVG; ``zoom`` scales it (the viewBox keeps coordinates)."""
-    place = layout(tasks, upstream)
+    """The graph as one inline SVG, its levels wrapped into bands past ``width`` (``None``: never).
+
+    ``zoom="fit"`` scales the drawing down to the width it is given (never
+    up); a number draws it at that scale, to scroll inside its frame. The
+    viewBox keeps the coordinates either way.
+    """
+    place = layout(tasks, upstream, width)
     reasons, items = reasons or {}, items or {}
-    edges = "".join(_edge(place.positions[u], place.positions[t]) for t in tasks for u in upstream[t])
+    edges = "".join(_edge(place, u, t) for t in tasks for u in upstream[t])
     nodes = "".join(
         _node(t, place.positions[t], statuses.get(t, "pending"), reasons.get(t, ""), items.get(t)) for t in tasks
     )
     w, h = max(place.width, 1), max(place.height, 1)
+    if zoom == "fit":  # drawn at its size, scaled down where the output is narrower (where styles are kept)
+        size = f'width="{w}" height="{h}" style="max-width:100%;height:auto" data-zoom="fit"'
+    else:
+        scale = float(zoom)
+        size = f'width="{round(w * scale)}" height="{round(h * scale)}" data-zoom="{scale:g}"'
     return (
-        f'<svg class="dagnb-graph" xmlns="http://www.w3.org/2000/svg" width="{round(w * zoom)}" '
-        f'height="{round(h * zoom)}" viewBox="0 0 {w} {h}">'
+        f'<svg class="dagnb-graph" xmlns="http://www.w3.org/2000/svg" {size} viewBox="0 0 {w} {h}">'
         f'<g class="dagnb-edges" fill="none" stroke="#8c959f" stroke-width="1.2">{edges}</g>{nodes}</svg>'
     )
 
@@ -135,7 +176,7 @@ def render_text(view: Overview) -> str:
     return "\n".join(lines)
 
 
-def render_html(view: Overview, zoom: float = 1.0) -> str:
+def render_html(view: Overview, zoom: float | str = "fit") -> str:
     """Summary, legend and the scrollable SVG graph."""
     problem = f'<p class="dagnb-problem">{escape(view.problem)}</p>' if view.problem else ""
     items = view.trace.items if view.trace is not None else {}

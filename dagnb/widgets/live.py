@@ -7,9 +7,12 @@ at most once per ``interval`` seconds: at once when the last flush is old
 enough, else by a timer, so a long task never leaves a status unshown for
 longer than ``interval`` and a run of 1,000 quick tasks sends a bounded
 number of updates. Run boundaries redraw at once (fully at the end); a
-graph edit only marks the view for a full redraw, done by :func:`settle_all`
-when the cell ends (the magics call it), so defining tasks in a loop under
-a live view costs one redraw, not one per task.
+graph edit only marks the view for a full redraw, done by :func:`follow_all`
+when the cell ends (the notebook glue calls it), so defining tasks in a loop
+under a live view costs one redraw, not one per task. At the end of every
+cell :func:`follow_all` also hands each view the plan taken after the cell,
+one for all of them, so a view follows a notebook variable that changed;
+a view whose statuses did not change sends nothing.
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..events import Event, EventBus, GraphChanged, RunFinished, RunStarted
 
-__all__ = ["LiveFeed", "LiveView", "settle_all"]
+if TYPE_CHECKING:
+    from ..overview import Planned
+
+__all__ = ["LiveFeed", "LiveView", "follow_all", "settle_all", "watching"]
 
 Schedule = Callable[[float, Callable[[], None]], Any]
 
@@ -30,10 +36,23 @@ Schedule = Callable[[float, Callable[[], None]], Any]
 class LiveView(Protocol):
     def apply(self, event: Event) -> None: ...
 
-    def flush(self, full: bool) -> None: ...
+    def flush(self, full: bool, now: Planned | None = None) -> None: ...
+
+    def follow(self, now: Planned) -> None: ...
 
 
 _feeds: weakref.WeakSet[LiveFeed] = weakref.WeakSet()
+
+
+def watching() -> bool:
+    """Whether any live view follows a session (else the plan after a cell need not be taken)."""
+    return any(feed.follows for feed in list(_feeds))
+
+
+def follow_all(now: Planned) -> None:
+    """After a cell: every live view redraws what ``now`` changes (fully, if it saw a graph edit)."""
+    for feed in list(_feeds):
+        feed.settle(now)
 
 
 def settle_all() -> None:
@@ -73,12 +92,21 @@ class LiveFeed:
         self.bus.unsubscribe(self)
         _feeds.discard(self)
 
-    def settle(self) -> None:
-        """Redraw fully now if a graph edit asked for it."""
+    @property
+    def follows(self) -> bool:
+        """Whether its view is alive and wants the plan after each cell (a progress bar does not)."""
+        return self._view() is not None and hasattr(self._view(), "follow")
+
+    def settle(self, now: Planned | None = None) -> None:
+        """Redraw fully now if a graph edit asked for it; else give the view the plan ``now``."""
         with self._lock:
             view = self._view()
-            if view is not None and self._needs_full:
-                self._flush(view, full=True)
+            if view is None:
+                return
+            if self._needs_full:
+                self._flush(view, full=True, now=now)
+            elif now is not None and hasattr(view, "follow"):
+                view.follow(now)
 
     def __call__(self, event: Event) -> None:
         view = self._view()
@@ -108,9 +136,12 @@ class LiveFeed:
             if view is not None and self._dirty:
                 self._flush(view, full=False)
 
-    def _flush(self, view: LiveView, full: bool) -> None:
+    def _flush(self, view: LiveView, full: bool, now: Planned | None = None) -> None:
         self._dirty = False
         self._needs_full = self._needs_full and not full
         self._last = self.clock()
         self.flushes += 1
-        view.flush(full)
+        if now is None:
+            view.flush(full)
+        else:
+            view.flush(full, now)

@@ -30,18 +30,19 @@ class StaticView:
             ("Graph", graph_view.render_html(view)),
             ("Plan", plan),
             ("Costs", costs_view.render_html(view.costs, by=None)),  # task order: timing must not reorder rows
-            ("Trace", trace_view.render_html(view.trace)),
+            ("Trace", trace_view.render_timeline_html(view.timeline)),
         ]
         body = "".join(f"<h4>{escape(title)}</h4>{html}" for title, html in sections)
         return f'<div class="dagnb-static-full">{body}</div>'
 
     def render_text(self) -> str:
         view = self.view
-        parts = [graph_view.render_text(view), costs_view.render_text(view.costs), trace_view.render_text(view.trace)]
+        parts = [graph_view.render_text(view), costs_view.render_text(view.costs),
+                 trace_view.render_timeline_text(view.timeline)]
         return "\n".join(parts)
 
     def __repr__(self) -> str:
         return self.render_text()
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        return {"text/plain": self.render_text(), "text/html": self.render_html()}
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict[str, str], dict[str, Any]]:
+        return {"text/plain": self.render_text(), "text/html": self.render_html()}, {"dagnb": {"view": "static"}}

@@ -17,6 +17,7 @@ Responsibilities:
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from html import escape
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -24,17 +25,19 @@ import ipywidgets as w
 
 from ..events import (
     Event,
-    RunFinished,
     RunStarted,
     TaskFinished,
     TaskProgress,
     TaskStarted,
 )
+from ..overview import Planned
 from . import costs as costs_view
 from . import graph as graph_view
 from . import trace as trace_view
 from ._format import style
 from .live import LiveFeed
+from .progress import Tally
+from .progress import render_html as render_progress
 
 if TYPE_CHECKING:
     from ..api import Graph
@@ -45,6 +48,15 @@ __all__ = ["WIDGET_MIME", "CostsView", "DagView", "RunProgress", "TraceView"]
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 HIDDEN = {WIDGET_MIME: {"version_major": 2, "version_minor": 0, "model_id": ""}}
 MAX_LIVE = 6  # older views keep their last drawing and stop following events
+# the graph's scale: "fit" scales it down to the output's width; a number keeps that scale and scrolls
+ZOOMS = [("fit to width", "fit"), ("50%", 0.5), ("75%", 0.75), ("100%", 1.0), ("150%", 1.5), ("200%", 2.0)]
+
+
+def _fitted() -> w.HTML:
+    """An HTML widget as wide as its output and no wider: a wide drawing scrolls in its own frame."""
+    html = w.HTML()
+    html.add_class("dagnb-fit")
+    return html
 
 
 def _static(html: str) -> str:
@@ -85,12 +97,24 @@ class _View:
     def apply(self, event: Event) -> None:
         """Record an event; drawing waits for :meth:`flush`."""
 
-    def flush(self, full: bool) -> None:
-        """Redraw; ``full`` takes a new snapshot first and redraws everything."""
+    def flush(self, full: bool, now: Planned | None = None) -> None:
+        """Redraw; ``full`` takes a new snapshot first (with the plan ``now``, if taken) and redraws everything."""
         if full:
-            self.view = self.graph.overview()
+            self.view = self.graph.overview(now)
         if self.widget is not None:
             self._draw(full)
+
+    def follow(self, now: Planned) -> None:
+        """The plan after a cell: redraw only if it changes a status, a reason or the problem shown."""
+        view = self.view
+        shown = Planned(view.plan, view.problem, view.statuses)
+        if (shown.statuses, shown.problem, shown.reasons()) == (now.statuses, now.problem, now.reasons()):
+            return
+        statuses = {t: now.statuses.get(t, "pending") for t in view.tasks}
+        costs = [replace(row, status=statuses.get(row.task, row.status)) for row in view.costs]
+        self.view = replace(view, statuses=statuses, plan=now.plan, problem=now.problem, costs=costs)
+        if self.widget is not None:
+            self._draw(full=True)
 
     def _draw(self, full: bool) -> None:
         """Set trait values from the snapshot; a partial redraw only shows live statuses."""
@@ -147,20 +171,20 @@ class DagView(_View):
     def __init__(self, graph: Graph, live: bool = True) -> None:
         self.live_statuses: dict[str, str] = {}
         self.live_items: dict[str, tuple[int, int]] = {}
-        self.run_total = self.run_done = 0
-        self.run_id = 0
+        self.tally = Tally()  # the latest run
         super().__init__(graph, live)
 
     def _build(self) -> w.Widget:
         self.header = w.HTML()
-        self.progress = w.IntProgress(value=0, min=0, max=1, description="", layout=w.Layout(width="240px"))
-        self.zoom = w.FloatSlider(value=1.0, min=0.25, max=2.0, step=0.25, description="zoom", readout_format=".2f",
-                                  continuous_update=False, layout=w.Layout(width="260px"))
-        self.graph_html, self.plan_html, self.trace_html = w.HTML(), w.HTML(), w.HTML()
-        self.costs = _CostsPanel()
+        self.progress = w.HTML()
+        self.progress.add_class("dagnb-run-progress")
+        self.zoom = w.Dropdown(options=ZOOMS, value="fit", description="zoom", layout=w.Layout(width="220px"))
+        self.graph_html, self.plan_html = _fitted(), _fitted()
+        self.costs, self.traces = _CostsPanel(), _TracePanel()
+        self.trace_html = self.traces.html
         self.zoom.observe(lambda _: self._draw_graph(), "value")
         tabs = w.Tab(
-            children=[w.VBox([self.zoom, self.graph_html]), self.plan_html, self.costs.box, self.trace_html],
+            children=[w.VBox([self.zoom, self.graph_html]), self.plan_html, self.costs.box, self.traces.box],
             titles=("Graph", "Plan", "Costs", "Trace"),
         )
         root = w.VBox([w.HBox([self.header, self.progress]), tabs])
@@ -169,9 +193,10 @@ class DagView(_View):
 
     def apply(self, event: Event) -> None:
         if isinstance(event, RunStarted):
-            self.run_total, self.run_done, self.run_id = len(event.tasks), 0, event.run_id
+            self.tally = Tally()
             self.live_statuses, self.live_items = {}, {}
-        elif isinstance(event, TaskStarted):
+        self.tally.apply(event)
+        if isinstance(event, TaskStarted):
             self.live_statuses[event.task] = "running"
         elif isinstance(event, TaskProgress):
             if self.live_statuses.get(event.task) == "running":  # a count that arrives late is dropped
@@ -182,12 +207,11 @@ class DagView(_View):
             before = self.view.statuses.get(event.task)
             kept = event.in_memory and before in ("done", "cached")
             self.live_statuses[event.task] = before if kept else event.status  # type: ignore[assignment]
-            self.run_done += 1
 
-    def flush(self, full: bool) -> None:
+    def flush(self, full: bool, now: Planned | None = None) -> None:
         if full:
             self.live_statuses = {}
-        super().flush(full)
+        super().flush(full, now)
 
     def statuses(self) -> dict[str, str]:
         return {**self.view.statuses, **self.live_statuses}
@@ -197,15 +221,14 @@ class DagView(_View):
             shown = self.statuses()
             counts = _counts(shown)
             self.header.value = f"{style()}<b>dag</b> · {escape(counts)}"
-            self.progress.max = max(self.run_total, 1)
-            self.progress.value = self.run_done
-            self.progress.description = f"run {self.run_id}" if self.run_id else ""
-            self.progress.bar_style = "success" if self.run_total and self.run_done == self.run_total else ""
+            tally = self.tally
+            run = f"<span class='dagnb-run-label'>run {tally.run_id}: {escape(tally.label())}</span>" if tally.run_id else ""
+            self.progress.value = f"<div class='dagnb-run'>{render_progress(tally)}{run}</div>"
         self._draw_graph()
         if full:  # the slow parts change only between runs
             self.plan_html.value = _plan_html(self.view)
             self.costs.draw(self.view)
-            self.trace_html.value = trace_view.render_html(self.view.trace)
+            self.traces.draw(self.view)
 
     def _draw_graph(self) -> None:
         view = self.view
@@ -245,7 +268,7 @@ class _CostsPanel:
         options = [(heading, column) for column, (heading, _) in costs_view.COLUMNS.items()]
         self.by = w.Dropdown(options=options, value="duration", description="sort by", layout=w.Layout(width="240px"))
         self.descending = w.ToggleButton(value=True, description="descending", layout=w.Layout(width="110px"))
-        self.table = w.HTML()
+        self.table = _fitted()
         self.box = w.VBox([w.HBox([self.by, self.descending]), self.table])
         self.view: Overview | None = None
         self.by.observe(lambda _: self._redraw(), "value")
@@ -258,6 +281,39 @@ class _CostsPanel:
     def _redraw(self) -> None:
         if self.view is not None:
             self.table.value = costs_view.render_html(self.view.costs, self.by.value, self.descending.value)
+
+
+class _TracePanel:
+    """The session's timeline, or one run of it (a menu of the runs since the kernel started)."""
+
+    WHOLE = 0  # the menu's value for the whole session (run ids start at 1)
+
+    def __init__(self, first: int | None = None) -> None:
+        self.run = w.Dropdown(options=[("the whole session", self.WHOLE)], value=self.WHOLE, description="show",
+                              layout=w.Layout(width="420px"))
+        self.html = _fitted()
+        self.box = w.VBox([self.run, self.html])
+        self.view: Overview | None = None
+        self.wanted = first  # the run to show once it is in the menu
+        self.run.observe(lambda _: self._redraw(), "value")
+
+    def draw(self, view: Overview) -> None:
+        self.view = view
+        runs = view.timeline.runs if view.timeline is not None else []
+        options = [("the whole session", self.WHOLE), *((trace_view.run_label(t)[:80], t.run_id) for t in runs)]
+        values = {v for _, v in options}
+        chosen = self.run.value if self.run.value in values else self.WHOLE
+        if self.wanted in values:
+            chosen, self.wanted = self.wanted, None
+        with self.run.hold_sync():  # one message for options and choice
+            if options != list(self.run.options):
+                self.run.options = options
+            self.run.value = chosen
+        self._redraw()
+
+    def _redraw(self) -> None:
+        if self.view is not None:
+            self.html.value = trace_view.render_timeline_html(self.view.timeline, self.run.value or None)
 
 
 class CostsView(_View):
@@ -282,27 +338,37 @@ class CostsView(_View):
 
 
 class TraceView(_View):
-    """``%dag trace``: the Gantt chart of the latest run with its critical path."""
+    """``%dag trace``: the session's runs on one timeline, or one run's Gantt chart with its critical path."""
 
     kind = "trace"
 
-    def _build(self) -> w.Widget:
-        self.html = w.HTML()
-        self.html.add_class("dagnb-trace-view")
-        return self.html
+    def __init__(self, graph: Graph, live: bool = True, run: int | None = None) -> None:
+        self.asked = run  # `%dag trace --run N`: that run first (the menu lists the others)
+        super().__init__(graph, live)
 
-    def flush(self, full: bool) -> None:
+    def _build(self) -> w.Widget:
+        self.panel = _TracePanel(first=self.asked)
+        self.html = self.panel.html
+        self.panel.box.add_class("dagnb-trace-view")
+        return self.panel.box
+
+    def flush(self, full: bool, now: Planned | None = None) -> None:
         if full:  # a trace changes only when a run ends
-            super().flush(full)
+            super().flush(full, now)
+
+    def follow(self, now: Planned) -> None:
+        """A trace shows runs that happened: a new plan changes nothing in it."""
 
     def _draw(self, full: bool) -> None:
-        self.html.value = trace_view.render_html(self.view.trace)
+        self.panel.draw(self.view)
 
     def render_text(self) -> str:
-        return trace_view.render_text(self.view.trace)
+        if self.asked is not None and self.view.timeline is not None:
+            return trace_view.render_text(self.view.timeline.run(self.asked))
+        return trace_view.render_timeline_text(self.view.timeline)
 
     def render_html(self) -> str:
-        return trace_view.render_html(self.view.trace, numbers=False)
+        return trace_view.render_timeline_html(self.view.timeline, self.asked, numbers=False)
 
 
 class RunProgress:
@@ -310,7 +376,8 @@ class RunProgress:
 
     It is displayed as a widget-only output (validators never compare it) and
     replaced by an empty view at the end, so a saved notebook keeps only the
-    cell's deterministic summary.
+    cell's deterministic summary. Its bar has one segment per outcome (done,
+    cached, failed, cancelled ...), so an interrupted run never looks complete.
     """
 
     _ids = itertools.count(1)
@@ -322,9 +389,7 @@ class RunProgress:
         self.own = own
         self.widget: w.HBox | None = None  # made when first shown: most cells never show one
         self.display_id = f"dagnb-progress-{id(self)}-{next(self._ids)}"
-        self.total = self.done = 0
-        self.running: list[str] = []
-        self.items: dict[str, tuple[int, int]] = {}  # running map tasks: elements computed, to compute
+        self.tally = Tally()
         self.feed = LiveFeed(graph.bus, self)
 
     @property
@@ -332,44 +397,23 @@ class RunProgress:
         return self.widget is not None
 
     def _show(self) -> None:
-        self.bar = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="240px"))
+        self.bar = w.HTML()
         self.label = w.HTML()
         self.widget = w.HBox([self.bar, self.label])
         self.widget.add_class("dagnb-progress")
         self._display({WIDGET_MIME: _widget_ref(self.widget)}, raw=True, display_id=self.display_id)
 
     def apply(self, event: Event) -> None:
-        if isinstance(event, RunStarted):
-            self.total, self.running = self.total + len(event.tasks), []
-        elif isinstance(event, TaskStarted):
-            self.running.append(event.task)
-            if not self.shown and event.task != self.own:
-                self._show()
-        elif isinstance(event, TaskProgress):
-            if event.task in self.running:
-                self.items[event.task] = (event.done, event.total)
-        elif isinstance(event, TaskFinished):
-            self.done += 1
-            self.items.pop(event.task, None)
-            if event.task in self.running:
-                self.running.remove(event.task)
-        elif isinstance(event, RunFinished):
-            self.running = []
+        self.tally.apply(event)
+        if isinstance(event, TaskStarted) and not self.shown and event.task != self.own:
+            self._show()
 
-    def flush(self, full: bool) -> None:
+    def flush(self, full: bool, now: Planned | None = None) -> None:
         if self.widget is None:
             return
         with self.bar.hold_sync(), self.label.hold_sync():
-            self.bar.max = max(self.total, 1)
-            self.bar.value = self.done
-            doing = ", ".join(map(self._doing, self.running[:3])) + (" …" if len(self.running) > 3 else "")
-            self.label.value = f"{self.done}/{self.total} tasks" + (f" · running {escape(doing)}" if doing else "")
-
-    def _doing(self, task: str) -> str:
-        if task not in self.items:
-            return task
-        done, total = self.items[task]
-        return f"{task} ({done}/{total} items)"
+            self.bar.value = render_progress(self.tally)
+            self.label.value = escape(self.tally.label())
 
     def close(self) -> None:
         self.feed.stop()

@@ -8,7 +8,12 @@ up to 2 earlier ones) with no-op tasks:
    costs, trace), the costs table, the trace Gantt and its critical path,
    building a live ``DagView``, and one full redraw of it (what every run
    end and every task definition costs each live view).
-2. What a live ``DagView`` adds to a run: the same ``graph.run()`` with and
+2. What following the notebook costs each cell: the plan taken after a cell
+   for every status line and live view on the page (``planned`` then
+   ``StatusLines.on_plan`` and ``follow_all``), when the cell changed nothing
+   (nothing is sent), and what a notebook variable of ``memory_input_bytes``
+   that a task reads adds to it (it is fingerprinted again after every cell).
+3. What a live ``DagView`` adds to a run: the same ``graph.run()`` with and
    without one attached (real clock, default interval, thread timers), the
    overhead per task, and how many comm messages and bytes the run sends.
    Its goal comes from the design of ``LiveFeed``: at most one redraw at
@@ -203,6 +208,46 @@ def define_with_views(n: int, repeat: int) -> tuple[float, float]:
     return bare, live
 
 
+def after_cell_times(n: int, input_bytes: int, repeat: int) -> tuple[float, int, float, float]:
+    """The plan after a cell: (seconds with ``n`` status lines and a live view, messages it sent when nothing
+    changed; seconds for one task that reads an ``input_bytes`` notebook variable, and without it)."""
+    import numpy as np
+
+    from dagnb.overview import planned
+    from dagnb.status_lines import StatusLines
+    from dagnb.widgets.live import follow_all
+    from dagnb.widgets.views import DagView
+
+    graph = _ran(n)
+    lines = StatusLines()
+    for task in graph.tasks.specs:
+        lines.shown(task, "done", f"{task}: ran (new)", {})
+
+    def after_cell(_: None) -> None:
+        now = planned(graph)
+        lines.on_plan(now.statuses, now.reasons())
+        follow_all(now)
+
+    with counting_comms() as count:
+        views = [DagView(graph)]
+        count.reset()
+        seconds = best_of(after_cell, lambda: None, repeat)
+        sent = count.messages
+        _close(views)
+
+    def reader(variable: bool) -> dagnb.Graph:
+        namespace: dict[str, Any] = {"data": np.ones(input_bytes // 8)} if variable else {}
+        small = dagnb.Graph(namespace=namespace)
+        exec("def reader(data" + ("" if variable else "=1") + "):\n    return None\n", namespace)  # noqa: S102
+        small.task(namespace["reader"])
+        small.run()
+        return small
+
+    big, none = reader(True), reader(False)
+    return (seconds, sent, best_of(lambda _: planned(big), lambda: None, repeat),
+            best_of(lambda _: planned(none), lambda: None, repeat))
+
+
 def _span(values: list[int]) -> str:
     return f"{min(values):,}" if min(values) == max(values) else f"{min(values):,}–{max(values):,}"
 
@@ -216,6 +261,8 @@ def rows(sizes: Sizes) -> list[Row]:
     bare = run_without_view(n, sizes.repeat)
     live = run_with_view(n, sizes.repeat)
     define_bare, define_live = define_with_views(n, sizes.repeat)
+    follow, follow_sent, with_input, without_input = after_cell_times(n, sizes.memory_input_bytes, sizes.repeat)
+    mib = sizes.memory_input_bytes / 2**20
     interval = 0.25
     bounds = [WIDGETS_DRAWN_PER_FLUSH * (2 + math.ceil(wall / interval)) for wall in live.walls]
     within = all(m <= b for m, b in zip(live.messages, bounds, strict=True))
@@ -243,6 +290,10 @@ def rows(sizes: Sizes) -> list[Row]:
         Row(f"redefining one task of {n:,}, to the end of its cell, with 6 live `DagView`s "
             "(one full redraw each) vs none (info)",
             ms(define_live), f"none: {ms(define_bare)}", None, "—", None),
+        Row(f"the plan after a cell that changed nothing: {n:,} tasks, {n:,} status lines and a live `DagView` "
+            "(info)", f"{ms(follow)}, {follow_sent} messages sent", "—", None, "—", None),
+        Row(f"the plan after a cell: one task that reads a {mib:.0f} MiB numpy notebook variable vs one that reads "
+            "none (info)", ms(with_input), f"none: {ms(without_input)}", None, "—", None),
         Row(f"{n:,} no-op tasks under a live `DagView`: comm messages (bytes) per run, {len(live.walls)} runs",
             f"{_span(live.messages)} msgs ({mean_bytes / 1e6:.2f} MB mean), {_span(live.opened)} widgets built",
             "—", None,

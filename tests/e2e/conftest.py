@@ -295,7 +295,9 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        # scrollbars drawn as a user sees them (headless hides them by default), so screenshots show overflow
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
+                                             ignore_default_args=["--hide-scrollbars"])
         try:
             yield browser
         finally:
@@ -417,6 +419,23 @@ class LabNotebook:
     def run_cell(self, index: int, timeout: float = 60_000) -> None:
         self.start_cell(index)
         self.wait_cell_done(index, timeout)
+
+    def prompt(self, index: int) -> str:
+        return str(self.cell(index).locator(".jp-InputArea-prompt").first.inner_text()).strip()
+
+    def edit_end_of_cell(self, index: int, backspaces: int, text: str) -> None:
+        """Edit cell ``index`` as a person would: delete the last ``backspaces`` characters, type ``text``."""
+        cell = self.cell(index)
+        cell.scroll_into_view_if_needed()
+        cell.locator(".jp-InputArea-editor").click()
+        self.page.keyboard.press("Control+End")
+        for _ in range(backspaces):
+            self.page.keyboard.press("Backspace")
+        self.page.keyboard.type(text)
+
+    def interrupt_kernel(self) -> None:
+        """Press the toolbar's stop button (Kernel → Interrupt Kernel)."""
+        self.panel.locator('.jp-Toolbar [data-command="notebook:interrupt-kernel"]').first.click()
 
 
 @pytest.fixture()

@@ -160,3 +160,142 @@ def _assert_live_transitions(timeline: list[dict[str, Any]]) -> None:
     assert any(entry["prompt"] == "[*]:" for entry in running), f"never `running` while the run cell ran: {timeline}"
     first_done = next(entry for entry in timeline if entry["status"] == "done")
     assert first_done["ms"] - running[0]["ms"] >= 3000, f"`slow` sleeps 4 s but ran for less than 3 s: {timeline}"
+
+
+# ------------------------------------------------------------ the notebook follows
+
+FOLLOW_NOTEBOOK = [
+    "%load_ext dagnb",
+    "threshold = 3",
+    "%%task\ndef a():\n    return 1",
+    "%%task\ndef b(a, threshold):\n    return a + threshold",
+    "%%task\ndef c(b):\n    return b * 2",
+    "%dag",
+    "%dag run",
+    "threshold = 4",
+]
+F_LOAD, F_THRESHOLD, F_A, F_B, F_C, F_VIEW, F_RUN, F_CHANGE = range(8)
+
+
+def _line(nb: LabNotebook, index: int, task: str) -> Any:
+    """The status line task ``task``'s cell shows (its HTML rendering, updated in place)."""
+    return nb.outputs(index).locator(f'code.dagnb-status[data-task="{task}"]')
+
+
+def test_status_lines_and_the_view_follow_the_notebook(open_notebook: Any) -> None:
+    """An edited upstream cell turns the downstream cells' lines stale where they are (their cells are not
+    rerun); a run elsewhere updates them; a changed notebook variable reaches the lines and the view."""
+    from playwright.sync_api import expect
+
+    nb = open_notebook("follow.ipynb", FOLLOW_NOTEBOOK)
+    for cell in (F_LOAD, F_THRESHOLD, F_A, F_B, F_C, F_VIEW):
+        nb.run_cell(cell)
+    for cell, task in ((F_A, "a"), (F_B, "b"), (F_C, "c")):
+        expect(_line(nb, cell, task)).to_have_text(f"{task}: ran (new)")
+    prompts = {cell: nb.prompt(cell) for cell in (F_B, F_C, F_VIEW)}
+
+    nb.edit_end_of_cell(F_A, 1, "2")  # `return 1` becomes `return 2`
+    nb.run_cell(F_A)
+    expect(_line(nb, F_A, "a")).to_have_text("a: ran (code changed) · 2 downstream now stale: b, c")
+    expect(_line(nb, F_B, "b")).to_have_attribute("data-status", "stale")
+    expect(_line(nb, F_B, "b")).to_have_text("b: stale (upstream a changed)")
+    expect(_line(nb, F_C, "c")).to_have_text("c: stale (upstream b reruns first)")
+    graph = nb.outputs(F_VIEW).locator(".dagnb-view svg.dagnb-graph")
+    expect(graph.locator('g.dagnb-task[data-task="c"]')).to_have_attribute("data-status", "stale")
+    out = artifacts_dir()
+    nb.cell(F_B).scroll_into_view_if_needed()
+    nb.page.screenshot(path=str(out / "status-lines-stale.png"))
+
+    nb.run_cell(F_RUN)
+    expect(_line(nb, F_B, "b")).to_have_text("b: ran (upstream a changed)")
+    expect(_line(nb, F_C, "c")).to_have_text("c: ran (upstream b changed)")
+    expect(graph.locator('g.dagnb-task[data-status="done"]')).to_have_count(3)
+
+    nb.run_cell(F_CHANGE)  # an ordinary cell: `threshold = 4`
+    expect(_line(nb, F_B, "b")).to_have_text("b: stale (input threshold changed)")
+    expect(graph.locator('g.dagnb-task[data-task="b"]')).to_have_attribute("data-status", "stale")
+    expect(graph.locator('g.dagnb-task[data-task="a"]')).to_have_attribute("data-status", "done")
+    assert {cell: nb.prompt(cell) for cell in prompts} == prompts, "no cell above was run again"
+    view = nb.outputs(F_VIEW).locator(".dagnb-view")
+    view.screenshot(path=str(out / "dag-view-follows.png"))
+
+    view.locator(".lm-TabBar-tab", has_text="Trace").click()
+    runs = view.locator("table.dagnb-runs tr[data-run]")
+    expect(runs).to_have_count(5)  # a, b, c in their cells, a again, then %dag run
+    expect(runs.nth(4)).to_contain_text("%dag run")
+    expect(runs.nth(1).locator("td").nth(4)).to_have_text("a")  # b's cell: `a` was already in memory
+    expect(view.locator("svg.dagnb-gantt g.dagnb-run")).to_have_count(5)
+    view.screenshot(path=str(out / "dag-timeline.png"))
+
+
+CHAIN_NOTEBOOK = ["%load_ext dagnb"] + [
+    f"%%task --no-run\ndef step{i}({f'step{i - 1}' if i else ''}):\n    return {i}" for i in range(6)
+] + ["%dag", "%dag run"]
+
+
+def test_a_six_task_chain_is_drawn_whole(open_notebook: Any) -> None:
+    """Every node of a 6-task chain is inside the view's frame, at the default zoom; at 200% the frame scrolls."""
+    from playwright.sync_api import expect
+
+    nb = open_notebook("chain.ipynb", CHAIN_NOTEBOOK)
+    for cell in range(len(CHAIN_NOTEBOOK)):
+        nb.run_cell(cell)
+    view = nb.outputs(7).locator(".dagnb-view")
+    expect(view.locator('svg.dagnb-graph g.dagnb-task[data-status="done"]')).to_have_count(6)
+    view.scroll_into_view_if_needed()
+    frame = view.locator(".dagnb-scroll").first
+    box = frame.bounding_box()
+    for i in range(6):
+        node = view.locator(f'svg.dagnb-graph g.dagnb-task[data-task="step{i}"] rect').bounding_box()
+        assert box["x"] <= node["x"] and node["x"] + node["width"] <= box["x"] + box["width"], f"step{i} is cut off"
+        assert box["y"] <= node["y"] and node["y"] + node["height"] <= box["y"] + box["height"], f"step{i} is cut off"
+    assert frame.evaluate("e => e.scrollWidth <= e.clientWidth"), "nothing to scroll at the default zoom"
+    view.screenshot(path=str(artifacts_dir() / "dag-chain.png"))
+
+    view.locator("select").first.select_option(label="200%")
+    expect(view.locator('svg.dagnb-graph[data-zoom="2"]')).to_have_count(1)
+    assert frame.evaluate("e => e.scrollWidth > e.clientWidth"), "the drawing is wider than its frame"
+    page_width = nb.page.evaluate("() => document.documentElement.scrollWidth")
+    assert page_width <= nb.page.viewport_size["width"], "the frame scrolls, not the page"
+    frame.evaluate("e => { e.scrollLeft = e.scrollWidth; }")
+    last = view.locator('svg.dagnb-graph g.dagnb-task[data-task="step3"] rect').bounding_box()
+    box = frame.bounding_box()
+    assert last["x"] + last["width"] <= box["x"] + box["width"] + 1, "scrolled to its end, the frame shows it"
+
+
+INTERRUPT_NOTEBOOK = [
+    "%load_ext dagnb",
+    "%%task --no-run\ndef first():\n    return 1",
+    "%%task --no-run\ndef slow(first):\n    import time\n    time.sleep(60)\n    return first",
+    "%%task --no-run\ndef last(slow):\n    return slow",
+    "%dag",
+    "%dag run",
+]
+
+
+def test_interrupting_a_run_ends_in_one_paragraph_and_a_bar_that_says_what_finished(open_notebook: Any) -> None:
+    from playwright.sync_api import expect
+
+    nb = open_notebook("interrupt.ipynb", INTERRUPT_NOTEBOOK)
+    for cell in range(5):
+        nb.run_cell(cell)
+    view = nb.outputs(4).locator(".dagnb-view")
+    slow = view.locator('svg.dagnb-graph g.dagnb-task[data-task="slow"]')
+    nb.start_cell(5)
+    expect(slow).to_have_attribute("data-status", "running", timeout=30_000)
+    nb.interrupt_kernel()
+    expect(nb.cell(5).locator(".jp-InputArea-prompt").first).to_have_text(LabNotebook.PROMPT_DONE, timeout=30_000)
+    error = nb.outputs(5).filter(has_text="RunInterrupted")
+    expect(error).to_have_count(1)
+    assert error.inner_text().strip() == (
+        "RunInterrupted: The run was interrupted. Finished and kept: `first` (ran). Cancelled: `slow` (it was "
+        "running) and `last` (not started). Run `%dag run` again to resume: only the 2 unfinished tasks run, "
+        "the others are kept."
+    )
+    bar = view.locator(".dagnb-bar")
+    for status, count in (("done", "1"), ("cancelled", "1"), ("skipped", "1")):
+        expect(bar.locator(f'.dagnb-seg[data-status="{status}"]')).to_have_attribute("data-count", count)
+    expect(bar).to_have_attribute("aria-valuenow", "3")
+    expect(slow).to_have_attribute("data-status", "cancelled")
+    nb.cell(4).scroll_into_view_if_needed()
+    nb.page.screenshot(path=str(artifacts_dir() / "interrupt.png"))

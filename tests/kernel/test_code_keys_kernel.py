@@ -47,7 +47,8 @@ def test_a_module_beside_the_notebook_is_code(env: Path, monkeypatch: pytest.Mon
     done = execute(nb, env)
     assert log_lines(env) == ["t", "t", "t"]
     assert stdout_of(done.cells[4]) == "edited, not reloaded: 6\n"
-    assert "`helpers.py` changed on disk after `helpers` was imported" in text_of(done.cells[4])
+    # said in the cell that wrote the file: the plan after each cell (status lines, views) sees it first
+    assert "`helpers.py` changed on disk after `helpers` was imported" in text_of(done.cells[3])
     assert stdout_of(done.cells[5]) == "reloaded: 7\n"
     assert stdout_of(done.cells[6]) == "state set from the notebook: 31\n"
 

@@ -346,6 +346,24 @@ def test_help_prints_and_does_not_exit(ip: Any) -> None:
     assert "--no-run" in ok(ip, "%%task --help\ndef f():\n    pass\n")
 
 
+@pytest.mark.parametrize("line", ["%%task --help", "%%task -h", "%%task --no-run --help\n"])
+def test_task_help_alone_in_a_cell_shows_the_help(ip: Any, line: str) -> None:
+    """Every `%%task` option error says to run `%%task --help`: alone in a cell, it must work."""
+    text = ok(ip, line)
+    assert text.startswith("usage: %%task [-h] [--no-run]") and "--volatile" in text, text
+    message = fails(ip, "%%task --bogus\ndef f():\n    pass\n")
+    assert message == "%%task: unrecognized arguments: --bogus. `%%task --help` lists the options."
+
+
+def test_a_failed_dag_run_shows_its_report_once(ip: Any) -> None:
+    ok(ip, "%%task --no-run\ndef a():\n    return 1\n")
+    ok(ip, "%%task --no-run\ndef b(a):\n    return a / 0\n")
+    result, out = run(ip, "%dag run")
+    assert isinstance(result.error_in_exec, TaskFailed)
+    reports = [o.data["text/plain"] for o in out.outputs if o.data.get("text/plain", "").startswith("run:")]
+    assert reports == ["run: 1 ran, 0 cached, 1 failed\n  a: ran (new)\n  b: failed (new)"]
+
+
 
 # ------------------------------------------------------------------- views
 # A terminal shell has no kernel, so views are text (the widgets' fallbacks).
@@ -383,11 +401,22 @@ def test_trace_and_costs_before_and_after_a_run(ip: Any) -> None:
     assert ok(ip, "%dag costs") == "costs: no tasks yet"
     chain(ip)
     ok(ip, "%dag run --force clean")
-    assert ok(ip, "%dag trace") == (
-        "trace of run 4: 1 ran, 2 cached (timings are in the live view)\n"
-        "  raw    cached\n"
-        "  clean  done\n"
-        "  model  cached"
+    trace = re.sub(r"\[\d+\] ", "[n] ", ok(ip, "%dag trace"))
+    assert trace == (
+        "trace: 4 runs since the kernel started: 4 ran, 5 already in memory (timings are in the live view)\n"
+        "  run 1 · [n] %%task raw: raw ran\n"
+        "  run 2 · [n] %%task clean: clean ran; raw already in memory\n"
+        "  run 3 · [n] %%task model: model ran; raw, clean already in memory\n"
+        "  run 4 · [n] %dag run --force clean: clean ran; raw, model already in memory"
+    ), "every cell's run, not only the last one's; what earlier cells ran is not called cached"
+    assert re.sub(r"\[\d+\] ", "", ok(ip, "%dag trace --run 2")) == (
+        "trace of run 2 · %%task clean: 1 ran, 1 already in memory (timings are in the live view)\n"
+        "  raw    already in memory\n"
+        "  clean  ran"
+    )
+    assert fails(ip, "%dag trace --run 9") == (
+        "There is no run 9 in this session's trace: it has runs 1 to 4 (since the kernel started). "
+        "`%dag trace` shows them all."
     )
     assert ok(ip, "%dag costs").splitlines()[1:] == [
         "  raw    done       cached value, 0 hits",
@@ -399,8 +428,8 @@ def test_trace_and_costs_before_and_after_a_run(ip: Any) -> None:
 def test_static_show_is_html_with_every_number_maskable(ip: Any) -> None:
     chain(ip)
     result, _ = run(ip, "%dag show --static")
-    bundle = result.result._repr_mimebundle_()
-    assert set(bundle) == {"text/plain", "text/html"}
+    bundle, metadata = result.result._repr_mimebundle_()
+    assert set(bundle) == {"text/plain", "text/html"} and metadata == {"dagnb": {"view": "static"}}
     html = bundle["text/html"]
     for part in ('<svg class="dagnb-graph"', "dagnb-costs", 'class="dagnb-gantt"', "critical path"):
         assert part in html

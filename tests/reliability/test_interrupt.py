@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from notebook_cells import Notebook, runs
 
+from dagnb.errors import RunInterrupted
 from dagnb.store import DiskStore
 
 TASKS = [
@@ -78,9 +79,16 @@ def test_an_interrupted_run_keeps_what_finished_and_resumes_with_the_rest(tmp_pa
     nb = session(tmp_path)
     (tmp_path / "hold").touch()
     watcher = interrupt_when_started(nb.log, "slow")
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as raised:
         nb.graph.run()
     watcher.join()
+    assert isinstance(raised.value, RunInterrupted) and raised.value.report is nb.graph.last_run
+    assert str(raised.value) == (
+        "The run was interrupted. Finished and kept: `first` (ran) and `side` (ran). Cancelled: `slow` (it was "
+        "running) and `last` (not started). Run it again to resume: only the 2 unfinished tasks run, the others "
+        "are kept."
+    )
+    assert nb.graph.last_run.reasons["slow"] == "it was running"
     assert runs(nb.log) == ["first", "side", "slow"]
     assert nb.graph.statuses["slow"] == "cancelled" and nb.graph.statuses["last"] == "skipped"
     assert nb.ns["first"] == list(range(10)) and faultlib.same(nb.ns["side"], np.arange(10) * 1.5)
@@ -112,7 +120,8 @@ def test_an_interrupted_run_keeps_what_finished_and_resumes_with_the_rest(tmp_pa
     faultlib.record(
         "test_interrupt",
         "a real SIGINT while `slow` ran (inline backend); 2 tasks done before it, 2 not finished",
-        "nothing: KeyboardInterrupt raised; the 2 finished tasks bound and cached; the resumed run executed "
+        "nothing: RunInterrupted (a KeyboardInterrupt) raised, its one paragraph naming the 2 tasks kept, `slow` "
+        "as running and `last` as not started; the 2 finished tasks bound and cached; the resumed run executed "
         "only the 2 unfinished; a restart loaded all 4; no temporary files",
     )
 
@@ -168,6 +177,11 @@ def test_a_task_that_catches_the_interrupt_is_interrupted_not_cached_and_reruns(
         "it did not start, and the next run runs `train` again."
     )
     assert isinstance(raised.value, KeyboardInterrupt)
+    assert raised.value.paragraph() == str(raised.value) + (
+        " Finished and kept: `first` (ran) and `train` (interrupted: its value is partial, in memory only). "
+        "Cancelled: `report` (not started). Run it again to resume: only the 2 unfinished tasks run, the others "
+        "are kept."
+    )
     assert runs(nb.log) == ["first", "train"]
     assert nb.graph.statuses == {"first": "done", "train": "interrupted", "report": "skipped"}
     assert nb.ns["train"] == nb.graph["train"] == "partial", "the partial value stays in memory, to look at"

@@ -12,6 +12,7 @@ SCRIPT = textwrap.dedent(
     """
     import json, sys
     import dagnb, dagnb.graph, dagnb.hashing, dagnb.store, dagnb.plan, dagnb.executor, dagnb.api, dagnb.session
+    import dagnb.status_lines, dagnb.overview, dagnb.trace
 
     graph = dagnb.Graph()
 

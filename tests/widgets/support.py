@@ -187,7 +187,7 @@ class Session:
 
     def task(self, source: str) -> str:
         """A ``%%task`` cell; returns the task's name."""
-        (node,) = [n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)]
+        (node,) = [n for n in ast.parse(source).body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
         self.cell(source)
         self.graph.task(self.ns[node.name])
         return node.name
@@ -259,3 +259,18 @@ def graph_statuses(html: str) -> dict[str, str]:
 def table_tasks(html: str) -> list[str]:
     """The task column of a costs table, top to bottom."""
     return re.findall(r"<tr><td><code>([^<]*)</code></td>", html)
+
+
+_BAR = re.compile(r'<div class="dagnb-bar" role="progressbar" aria-valuenow="(\d+)" aria-valuemax="(\d+)"')
+_SEGMENT = re.compile(r'<span class="dagnb-seg" data-status="([\w-]+)" data-count="(\d+)"')
+
+
+def progress_of(html: str) -> tuple[int, int, dict[str, int]]:
+    """``(tasks finished, tasks in the run, finished tasks per status)`` of a progress bar; the segments
+    must add up to the tasks finished."""
+    bars = _BAR.findall(html)
+    assert len(bars) == 1, f"{len(bars)} progress bars in {html!r}"
+    segments = {status: int(count) for status, count in _SEGMENT.findall(html)}
+    done, total = int(bars[0][0]), int(bars[0][1])
+    assert sum(segments.values()) == done, (segments, done)
+    return done, total, segments

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -115,16 +116,61 @@ def test_a_long_task_name_is_shortened_in_its_box_but_kept_in_data_and_title() -
     assert label == "compute_the_monthly…"
 
 
+def _size(svg: str) -> tuple[int, int, str]:
+    m = re.search(r'<svg [^>]*width="(\d+)" height="(\d+)" data-zoom="[^"]+" viewBox="([^"]+)"', svg)
+    assert m is not None, svg[:300]
+    return int(m.group(1)), int(m.group(2)), m.group(3)
+
+
 @pytest.mark.parametrize("zoom", [0.5, 2.0])
 def test_zoom_scales_the_drawn_size_but_not_the_view_box(zoom: float) -> None:
-    def size(svg: str) -> tuple[int, int, str]:
-        m = re.search(r'<svg [^>]*width="(\d+)" height="(\d+)" viewBox="([^"]+)"', svg)
-        return int(m.group(1)), int(m.group(2)), m.group(3)
-
-    w1, h1, box1 = size(render_svg(PIPELINE, PIPELINE_UP, {}))
-    wz, hz, boxz = size(render_svg(PIPELINE, PIPELINE_UP, {}, zoom=zoom))
+    w1, h1, box1 = _size(render_svg(PIPELINE, PIPELINE_UP, {}, zoom=1.0))
+    wz, hz, boxz = _size(render_svg(PIPELINE, PIPELINE_UP, {}, zoom=zoom))
     assert (wz, hz) == (round(w1 * zoom), round(h1 * zoom))
     assert boxz == box1 == f"0 0 {w1} {h1}"
+
+
+def test_by_default_the_drawing_fits_the_width_it_is_given_and_never_grows() -> None:
+    svg = render_svg(PIPELINE, PIPELINE_UP, {})
+    w, h, _ = _size(render_svg(PIPELINE, PIPELINE_UP, {}, zoom=1.0))
+    assert re.search(rf'<svg [^>]*width="{w}" height="{h}" style="max-width:100%;height:auto" data-zoom="fit"', svg)
+
+
+CHAIN = [f"t{i}" for i in range(6)]
+CHAIN_UP = {t: ([CHAIN[i - 1]] if i else []) for i, t in enumerate(CHAIN)}
+
+
+def _boxes(place: graph_view.Layout) -> list[tuple[int, int, int, int]]:
+    return [(x, y, x + NODE_W, y + NODE_H) for x, y in place.positions.values()]
+
+
+def test_a_long_chain_turns_into_a_second_band_within_the_wrap_width() -> None:
+    place = layout(CHAIN, CHAIN_UP, graph_view.WRAP_WIDTH)
+    assert place.width <= graph_view.WRAP_WIDTH
+    assert place.bands == {"t0": 0, "t1": 0, "t2": 0, "t3": 0, "t4": 1, "t5": 1}
+    first, second = place.positions["t0"], place.positions["t4"]
+    assert second[0] == first[0], "the second band starts at the left, like a new line of text"
+    assert second[1] > place.positions["t3"][1] + NODE_H, "below the first band"
+    for (x1, y1, x2, y2), (a1, b1, a2, b2) in itertools.combinations(_boxes(place), 2):
+        assert x2 <= a1 or a2 <= x1 or y2 <= b1 or b2 <= y1, "no two boxes overlap"
+    assert all(0 <= x and x2 <= place.width and 0 <= y and y2 <= place.height for x, y, x2, y2 in _boxes(place))
+
+
+def test_an_edge_to_the_next_band_runs_through_the_gaps_between_boxes() -> None:
+    place = layout(CHAIN, CHAIN_UP, graph_view.WRAP_WIDTH)
+    svg = render_svg(CHAIN, CHAIN_UP, {})
+    turn = re.search(r'<path d="M(\d+) (\d+)H(\d+)V(\d+)H(\d+)V(\d+)H(\d+)"/>', svg)
+    assert turn is not None and svg.count("<path ") == 5
+    x1, y1, out, down, into, y2, x2 = map(int, turn.groups())
+    t3, t4 = place.positions["t3"], place.positions["t4"]
+    assert (x1, y1) == (t3[0] + NODE_W, t3[1] + NODE_H // 2) and (x2, y2) == (t4[0], t4[1] + NODE_H // 2)
+    assert t3[1] + NODE_H < down < t4[1], "across the gap between the bands"
+    assert out > t3[0] + NODE_W and 0 < into < t4[0], "down and up beside the boxes, not through them"
+
+
+def test_without_a_width_a_chain_stays_on_one_line() -> None:
+    place = layout(CHAIN, CHAIN_UP)
+    assert place.bands is None and len({y for _, y in place.positions.values()}) == 1
 
 
 # ---------------------------------------------------------------------- text

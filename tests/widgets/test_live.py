@@ -21,6 +21,7 @@ from .support import (
     fake_feed,
     graph_statuses,
     layered_upstream,
+    progress_of,
 )
 
 INTERVAL = 0.25
@@ -162,7 +163,7 @@ def test_a_running_task_is_shown_by_the_timer(tmp_path: Path, clock: FakeClock, 
     fake_feed(view, session.graph.bus, clock)
     bus = session.graph.bus
     bus.emit(RunStarted(1, 0.0, tasks=("a", "b", "c", "d")))
-    assert view.progress.max == 4 and view.progress.value == 0
+    assert progress_of(view.progress.value) == (0, 4, {})
     clock.advance(0.01)
     bus.emit(TaskStarted(1, 0.0, task="a"))
     assert graph_statuses(view.graph_html.value)["a"] == "pending", "drawn at most once per interval"
@@ -170,12 +171,14 @@ def test_a_running_task_is_shown_by_the_timer(tmp_path: Path, clock: FakeClock, 
     clock.advance(INTERVAL)
     assert graph_statuses(view.graph_html.value)["a"] == "running"
     assert "1 running" in view.header.value
-    assert {m.comm_id for m in comms.updates(mark)} <= {view.graph_html.model_id, view.header.model_id}
+    drawn = {view.graph_html.model_id, view.header.model_id, view.progress.model_id}
+    assert {m.comm_id for m in comms.updates(mark)} <= drawn
+    assert "run 1: 0/4 tasks · running a" in view.progress.value
     clock.advance(0.01)
     bus.emit(TaskFinished(1, 0.0, task="a", status="done"))
     clock.advance(INTERVAL)
     assert graph_statuses(view.graph_html.value)["a"] == "done"
-    assert view.progress.value == 1
+    assert progress_of(view.progress.value) == (1, 4, {"done": 1})
 
 
 def test_a_long_task_shows_running_during_a_real_run(tmp_path: Path, clock: FakeClock) -> None:
@@ -221,7 +224,7 @@ def _run_counting(tmp_path: Path, comms: CommLog, n: int) -> dict[str, Any]:
     mark = comms.mark()
     report = session.graph.run()
     assert len(report.executed) == n
-    assert view.progress.value == n
+    assert progress_of(view.progress.value) == (n, n, {"done": n})
     return {
         "flushes": feed.flushes,
         "elapsed": clock.now,

@@ -100,8 +100,8 @@ def test_two_sessions_of_the_same_notebook_render_identically_after_masking(tmp_
 
 def test_static_view_is_a_plain_bundle_without_a_widget(tmp_path: Path) -> None:
     session = diamond(tmp_path, cache=False)
-    bundle = _static(session)._repr_mimebundle_()
-    assert set(bundle) == {"text/plain", "text/html"}
+    bundle, metadata = _static(session)._repr_mimebundle_()
+    assert set(bundle) == {"text/plain", "text/html"} and metadata == {"dagnb": {"view": "static"}}
     assert bundle["text/plain"].splitlines()[0] == "dag: 4 tasks: 4 pending"
     assert "trace: no run yet (%dag run records one)" in bundle["text/plain"]
     assert repr(_static(session)) == bundle["text/plain"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dagnb.events import Event, TaskFinished
-from dagnb.trace import Span, Trace, critical_path
+from dagnb.trace import Span, Trace, critical_path, lane_rows
 from dagnb.widgets import trace as trace_view
 
 from .support import DIAMOND, NUM_SPAN, Session, diamond, durations, nbval_sanitize
@@ -135,7 +135,7 @@ def test_a_failed_run_traces_the_failure_and_what_it_stopped(tmp_path: Path) -> 
     assert trace.statuses == {"a": "failed", "b": "skipped"}
     assert [(s.task, s.status) for s in trace.spans] == [("a", "failed")]
     assert trace_view.render_text(trace) == (
-        "trace of run 1: 0 ran, 0 cached, 1 failed, 1 skipped (timings are in the live view)\n"
+        "trace of run 1: 0 ran, 1 failed, 1 skipped (timings are in the live view)\n"
         "  a  failed\n"
         "  b  skipped"
     )
@@ -203,7 +203,7 @@ def test_gantt_bars_are_placed_by_time() -> None:
 
 def test_html_names_the_run_its_counts_and_critical_path() -> None:
     html = trace_view.render_html(_trace())
-    assert "<b>run 3: 3 ran, 1 cached</b>" in html
+    assert "<b>run 3: 3 ran, 1 loaded from cache</b>" in html
     assert 'critical path (outlined): <span class="dagnb-num">a → b → d</span>' in html
     assert 'data-kind="load"' in html
 
@@ -213,11 +213,11 @@ def test_fallbacks_carry_no_timing() -> None:
     text = trace_view.render_text(trace)
     html = trace_view.render_html(trace, numbers=False)
     assert text == (
-        "trace of run 3: 3 ran, 1 cached (timings are in the live view)\n"
-        "  a  cached\n"
-        "  b  done\n"
-        "  c  done\n"
-        "  d  done"
+        "trace of run 3: 3 ran, 1 loaded from cache (timings are in the live view)\n"
+        "  a  loaded from cache\n"
+        "  b  ran\n"
+        "  c  ran\n"
+        "  d  ran"
     )
     assert durations(text) == [] and durations(html) == []
     assert "dagnb-num" not in html and "<svg" not in html
@@ -245,3 +245,94 @@ def test_the_numbers_of_the_live_trace_all_sit_where_validators_mask_them() -> N
     assert durations(masked) == []
     assert '<svg class="dagnb-gantt">…</svg>' in masked
     assert "<title>" not in masked, "every bar tooltip (with its time) went with the Gantt"
+
+
+# ---------------------------------------------------------- the session timeline
+
+
+def test_tasks_that_ran_at_the_same_time_get_rows_of_their_own_and_never_overlap(tmp_path: Path) -> None:
+    session = Session(tmp_path, cache=False)
+    session.cell("import asyncio\n")
+    session.tasks([
+        "async def first():\n    note('first')\n    await asyncio.sleep(0.05)\n    return 1\n",
+        "async def second():\n    note('second')\n    await asyncio.sleep(0.05)\n    return 2\n",
+        "def after(first, second):\n    note('after')\n    return first + second\n",
+    ])
+    session.graph.run()
+    trace = session.graph.trace
+    spans = {s.task: s for s in trace.spans}
+    assert spans["first"].lane == spans["second"].lane == "async"
+    assert spans["second"].start < spans["first"].end, "the two async tasks did run at the same time"
+    rows = trace.rows()
+    assert [label for label, _ in rows] == ["main", "async", "async ·2"]
+    assert sorted(s.task for _, row in rows[1:] for s in row) == ["first", "second"]
+    svg = trace_view.render_svg(trace)
+    bars = {t: (float(x), int(y), float(w)) for t, x, y, w in re.findall(
+        r'data-task="(\w+)" data-kind="run"><title>[^<]*</title><rect x="([\d.]+)" y="(\d+)" width="([\d.]+)"', svg)}
+    assert bars["first"][1] != bars["second"][1], "drawn on different rows"
+    for a, b in itertools.combinations(bars.values(), 2):
+        assert a[1] != b[1] or a[0] + a[2] <= b[0] + 0.1 or b[0] + b[2] <= a[0] + 0.1, "no bar over another"
+    assert sorted(session.runs()) == ["after", "first", "second"]
+
+
+def test_a_lane_is_split_only_where_spans_overlap() -> None:
+    spans = [_span("a", 0, 2), _span("b", 1, 3), _span("c", 2, 4), _span("d", 3.5, 5)]
+    rows = [(label, [s.task for s in row]) for label, row in lane_rows(spans, ["main"])]
+    assert rows == [("main", ["a", "c"]), ("main ·2", ["b", "d"])]
+
+
+def _cell_by_cell(tmp_path: Path) -> Session:
+    """Three cells, as a notebook run cell by cell: each defines a task and brings it up to date."""
+    session = Session(tmp_path)
+    for label, source in zip(("[1] %%task a", "[2] %%task b", "[3] %%task c"), DIAMOND[:3]):
+        session.graph.origin = label
+        session.graph.run([session.task(source)])
+    session.graph.origin = "[4] %dag run"
+    session.task(DIAMOND[3])
+    session.graph.run()
+    return session
+
+
+def test_the_timeline_has_every_run_of_the_session_in_order(tmp_path: Path) -> None:
+    session = _cell_by_cell(tmp_path)
+    timeline = session.graph.timeline
+    assert [(t.run_id, t.origin) for t in timeline.runs] == [
+        (1, "[1] %%task a"), (2, "[2] %%task b"), (3, "[3] %%task c"), (4, "[4] %dag run")]
+    assert trace_view.render_timeline_text(timeline) == (
+        "trace: 4 runs since the kernel started: 4 ran, 5 already in memory (timings are in the live view)\n"
+        "  run 1 · [1] %%task a: a ran\n"
+        "  run 2 · [2] %%task b: b ran; a already in memory\n"
+        "  run 3 · [3] %%task c: c ran; a already in memory\n"
+        "  run 4 · [4] %dag run: d ran; a, b, c already in memory"
+    )
+    svg = trace_view.render_timeline_svg(timeline)
+    assert re.findall(r'<g class="dagnb-run" data-run="(\d+)">', svg) == ["1", "2", "3", "4"]
+    placed = dict(re.findall(r'data-task="(\w)" data-kind="run" data-run="(\d)"', svg))
+    assert placed == {"a": "1", "b": "2", "c": "3", "d": "4"}
+    xs = {t: float(x) for t, x in re.findall(r'data-task="(\w)" data-kind="run" data-run="\d"><title>[^<]*</title>'
+                                             r'<rect x="([\d.]+)"', svg)}
+    assert xs["a"] < xs["b"] < xs["c"] < xs["d"], "runs side by side in the order they ran"
+    assert session.runs() == ["a", "b", "c", "d"]
+
+
+def test_the_timeline_names_what_each_run_loaded_and_what_was_in_memory(tmp_path: Path) -> None:
+    _cell_by_cell(tmp_path)
+    again = Session(tmp_path)  # a restarted kernel: its timeline starts empty
+    assert again.graph.timeline.runs == []
+    again.tasks(DIAMOND)
+    again.graph.origin = "[1] %dag run"
+    again.graph.run(["b"])
+    again.graph.run()
+    html = trace_view.render_timeline_html(again.graph.timeline)
+    assert "<b>2 runs since the kernel started: 0 ran, 4 loaded from cache, 2 already in memory</b>" in html
+    rows = re.findall(r"<tr data-run='(\d)'><td>\d</td><td>([^<]*)</td><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td>",
+                      html)
+    assert rows == [
+        ("1", "[1] %dag run", "", "<code>a</code>, <code>b</code>", ""),
+        ("2", "[1] %dag run", "", "<code>c</code>, <code>d</code>", "<code>a</code>, <code>b</code>"),
+    ]
+    assert "no task ran" in html, "no parallelism of 0.0× when nothing ran"
+    deterministic = trace_view.render_timeline_html(again.graph.timeline, numbers=False)
+    assert durations(deterministic) == [] and "<svg" not in deterministic
+    masked = nbval_sanitize(html)
+    assert durations(masked) == [] and '<svg class="dagnb-gantt">…</svg>' in masked

@@ -31,6 +31,7 @@ from .support import (
     durations,
     fake_feed,
     graph_statuses,
+    progress_of,
     table_tasks,
 )
 
@@ -64,7 +65,7 @@ def test_dag_view_is_one_widget_tree_with_four_tabs(tmp_path: Path, comms: CommL
     assert "<b>plan: 4 to run, 0 cached</b>" in view.plan_html.value
     assert "no run yet" in view.trace_html.value
     assert table_tasks(view.costs.table.value) == ["a", "b", "c", "d"]
-    assert (view.progress.value, view.progress.max, view.progress.description) == (0, 1, "")
+    assert progress_of(view.progress.value) == (0, 0, {}) and "dagnb-run-label" not in view.progress.value
     assert "4 pending" in view.header.value
     assert session.runs() == [], "showing a view never runs a task"
     opened = {m.comm_id for m in comms.opened()}
@@ -77,11 +78,11 @@ def test_a_run_through_the_real_event_bus_updates_every_panel(tmp_path: Path) ->
     before = {"plan": view.plan_html.value, "costs": view.costs.table.value, "trace": view.trace_html.value}
     session.graph.run()
     assert graph_statuses(view.graph_html.value) == dict.fromkeys("abcd", "done")
-    assert view.progress.value == view.progress.max == 4
-    assert view.progress.bar_style == "success" and view.progress.description == "run 1"
+    assert progress_of(view.progress.value) == (4, 4, {"done": 4})
+    assert "<span class='dagnb-run-label'>run 1: 4/4 tasks: 4 ran</span>" in view.progress.value
     assert "4 done" in view.header.value
     assert "<b>plan: 0 to run, 4 cached</b>" in view.plan_html.value
-    assert "<b>run 1: 4 ran, 0 cached</b>" in view.trace_html.value
+    assert "<b>1 run since the kernel started: 4 ran</b>" in view.trace_html.value
     assert view.costs.table.value != before["costs"]
     assert before["trace"] != view.trace_html.value and before["plan"] != view.plan_html.value
     assert sorted(session.runs()) == ["a", "b", "c", "d"]
@@ -95,8 +96,8 @@ def test_a_second_run_keeps_values_already_in_memory_done(tmp_path: Path, clock:
     session.graph.run()
     assert session.runs() == ["a", "b", "c", "d"], "nothing ran twice"
     assert graph_statuses(view.graph_html.value) == dict.fromkeys("abcd", "done")
-    assert view.progress.value == view.progress.max == 4
-    assert "<b>run 2: 0 ran, 4 cached</b>" in view.trace_html.value
+    assert progress_of(view.progress.value) == (4, 4, {"cached": 4})
+    assert "<b>2 runs since the kernel started: 4 ran, 4 already in memory</b>" in view.trace_html.value
 
 
 def test_a_failed_run_shows_failed_and_skipped_tasks(tmp_path: Path, clock: FakeClock) -> None:
@@ -111,8 +112,7 @@ def test_a_failed_run_shows_failed_and_skipped_tasks(tmp_path: Path, clock: Fake
     session.graph.run(raise_errors=False)
     assert graph_statuses(view.graph_html.value) == {"ok": "done", "bad": "failed", "after": "skipped"}
     assert "1 done, 1 failed, 1 skipped" in view.header.value
-    assert view.progress.value == view.progress.max == 3
-    assert view.progress.bar_style == "success", "every task of the run reached a final status"
+    assert progress_of(view.progress.value) == (3, 3, {"done": 1, "failed": 1, "skipped": 1}), "one color per outcome"
     assert session.runs() == ["ok", "bad"]
 
 
@@ -151,11 +151,15 @@ def test_zoom_redraws_the_graph_scaled(tmp_path: Path, comms: CommLog) -> None:
         m = re.search(r'<svg class="dagnb-graph" [^>]*width="(\d+)" height="(\d+)"', view.graph_html.value)
         return int(m.group(1)), int(m.group(2))
 
+    assert view.zoom.value == "fit" and 'style="max-width:100%;height:auto"' in view.graph_html.value, "it fits"
+    view.zoom.value = 1.0
     w, h = size()
     mark = comms.mark()
     view.zoom.value = 2.0
     assert size() == (2 * w, 2 * h)
     assert len(_sent_to(comms, view.graph_html, mark)) == 1
+    session.graph.run()
+    assert size() == (2 * w, 2 * h), "a redraw keeps the zoom"
 
 
 def test_bundle_is_the_widget_plus_deterministic_fallbacks(tmp_path: Path) -> None:
@@ -255,12 +259,16 @@ def test_trace_view_follows_the_newest_run(tmp_path: Path, clock: FakeClock) -> 
     fake_feed(view, session.graph.bus, clock)
     assert "no run yet" in view.html.value
     session.graph.run()
-    assert "<b>run 1: 4 ran, 0 cached</b>" in view.html.value
+    assert "<b>1 run since the kernel started: 4 ran</b>" in view.html.value
     session.graph.run(["b"], force=["b"])
-    assert "<b>run 2: 1 ran, 1 cached</b>" in view.html.value
-    assert "run 1" not in view.html.value
+    assert "<b>2 runs since the kernel started: 5 ran, 1 already in memory</b>" in view.html.value
+    assert view.panel.run.options == (("the whole session", 0), ("run 1", 1), ("run 2", 2))
+    view.panel.run.value = 2  # one run alone: its Gantt chart
+    assert "<b>run 2: 1 ran, 1 already in memory</b>" in view.html.value and "dagnb-runs" not in view.html.value
     assert view.render_text() == (
-        "trace of run 2: 1 ran, 1 cached (timings are in the live view)\n  a  cached\n  b  done"
+        "trace: 2 runs since the kernel started: 5 ran, 1 already in memory (timings are in the live view)\n"
+        "  run 1: a, b, c, d ran\n"
+        "  run 2: b ran; a already in memory"
     )
 
 
@@ -272,7 +280,7 @@ def test_views_beyond_max_live_keep_their_drawing_but_stop_following(tmp_path: P
     views = [TraceView(session.graph) for _ in range(MAX_LIVE + 1)]
     session.graph.run()
     assert "no run yet" in views[0].html.value, "the oldest view stopped following events"
-    assert all("<b>run 1:" in v.html.value for v in views[1:])
+    assert all("<b>1 run since the kernel started" in v.html.value for v in views[1:])
     assert views[0].html.comm is not None, "its widget is still open, showing its last drawing"
 
 
@@ -315,12 +323,36 @@ def test_a_closed_view_stops_following_and_closes_its_widgets(tmp_path: Path, co
     ids = {w.model_id for w in tree}
     view.close()
     closed = {m.comm_id for m in comms.messages if m.msg_type == "comm_close"}
-    assert len(tree) == 15 and ids <= closed
+    assert len(tree) == 17 and ids <= closed
     assert all(w.comm is None for w in tree)
     mark = comms.mark()
     session.graph.run()
     assert comms.messages[mark:] == []
     assert view.graph_html.value == html
+
+
+def test_after_a_cell_a_view_follows_a_changed_notebook_variable(tmp_path: Path, comms: CommLog) -> None:
+    """``threshold = 4`` in an ordinary cell: the plan after the cell reaches the view; nothing runs."""
+    from dagnb.overview import planned
+    from dagnb.widgets.live import follow_all
+
+    session = Session(tmp_path, cache=False)
+    session.cell("threshold = 3\n")
+    session.tasks(["def a():\n    note('a')\n    return 1\n",
+                   "def b(a, threshold):\n    note('b')\n    return a + threshold\n"])
+    session.graph.run()
+    view, costs = DagView(session.graph), CostsView(session.graph)
+    mark = comms.mark()
+    follow_all(planned(session.graph))
+    assert comms.updates(mark) == [], "a cell that changed nothing redraws nothing"
+
+    session.cell("threshold = 4\n")
+    follow_all(planned(session.graph))
+    assert graph_statuses(view.graph_html.value) == {"a": "done", "b": "stale"}
+    assert "<td><code>b</code></td><td>run</td><td>input threshold changed</td>" in view.plan_html.value
+    assert "1 stale, 1 done" in view.header.value
+    assert 'dagnb-swatch" style="background:#f2c744"></span> stale' in costs.panel.table.value
+    assert session.runs() == ["a", "b"], "following never runs a task"
 
 
 # ---------------------------------------------------------------- RunProgress
@@ -352,8 +384,8 @@ def test_progress_is_shown_once_another_task_starts_and_hidden_at_close(tmp_path
     data, options = shown.calls[0]
     assert data == {WIDGET_MIME: {"version_major": 2, "version_minor": 0, "model_id": progress.widget.model_id}}
     assert options == {"raw": True, "display_id": progress.display_id}
-    assert (progress.bar.value, progress.bar.max) == (5, 5), "counts add up over the cell's runs"
-    assert progress.label.value == "5/5 tasks"
+    assert progress_of(progress.bar.value) == (5, 5, {"done": 4, "cached": 1}), "counts add up over the cell's runs"
+    assert progress.label.value == "5/5 tasks: 4 ran, 1 cached"
     bar = progress.bar
     progress.close()
     assert shown.calls[1] == (HIDDEN, {"raw": True, "display_id": progress.display_id, "update": True})
@@ -386,10 +418,37 @@ def test_progress_lists_running_tasks_while_a_long_task_runs(tmp_path: Path, clo
 
     session.graph.bus.subscribe(long_body)
     session.graph.run()
-    assert labels == ["2/4 tasks · running c"]
-    assert progress.label.value == "4/4 tasks"
+    assert labels == ["2/4 tasks: 2 ran · running c"]
+    assert progress.label.value == "4/4 tasks: 4 ran"
     progress.close()
     assert len(shown.calls) == 2
+
+
+def test_a_run_stopped_by_ctrl_c_shows_what_finished_and_what_was_cancelled(tmp_path: Path, clock: FakeClock) -> None:
+    """Ctrl-C in ``stop``'s body: one task finished, two did not; neither bar looks complete."""
+    from dagnb.errors import RunInterrupted
+
+    session = Session(tmp_path, cache=False)
+    session.tasks([
+        "def ok():\n    note('ok')\n    return 1\n",
+        "def stop(ok):\n    note('stop')\n    raise KeyboardInterrupt\n",
+        "def after(stop):\n    note('after')\n    return stop\n",
+    ])
+    view = DagView(session.graph)
+    fake_feed(view, session.graph.bus, clock)
+    progress, _ = _progress(session, clock, own=None)
+    with pytest.raises(RunInterrupted):
+        session.graph.run()
+    assert session.runs() == ["ok", "stop"]
+    outcome = {"done": 1, "cancelled": 1, "skipped": 1}
+    assert progress_of(view.progress.value) == (3, 3, outcome)
+    assert progress_of(progress.bar.value) == (3, 3, outcome)
+    assert progress.label.value == "3/3 tasks: 1 ran, 1 skipped, 1 cancelled"
+    widths = dict(re.findall(r'data-status="([\w-]+)" data-count="\d+" style="width:([\d.]+)%', view.progress.value))
+    assert widths == {"done": "33.333", "skipped": "33.333", "cancelled": "33.333"}
+    colors = set(re.findall(r"background:(#[0-9a-f]{6})\"></span>", view.progress.value))
+    assert len(colors) == 3, "each outcome has its own color"
+    progress.close()
 
 
 # ----------------------------------------------------------- map tasks, live
@@ -435,5 +494,5 @@ def test_progress_names_the_item_count_of_a_running_map_task(tmp_path: Path, clo
     session.graph.run()
     counted = [label for label in labels if re.fullmatch(r"0/2 tasks · running count \(\d+/12 items\)", label)]
     assert len(counted) >= 2, labels
-    assert progress.label.value == "2/2 tasks"
+    assert progress.label.value == "2/2 tasks: 2 ran"
     progress.close()
