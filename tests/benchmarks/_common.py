@@ -109,6 +109,7 @@ def guarded(name: str, measure: Callable[[], list[Row] | None]) -> list[Row]:
     A benchmark that drives a kernel can meet a dagnb bug (a crash, a hang);
     the other measurements still run, and ``run.py`` exits with 1.
     """
+    started = time.perf_counter()
     try:
         return measure() or []
     except Exception as exc:  # noqa: BLE001 - reported as a failed row
@@ -116,6 +117,8 @@ def guarded(name: str, measure: Callable[[], list[Row] | None]) -> list[Row]:
         text = " ".join(str(exc).split())[:300]
         return [Row(f"{name}: the measurement failed", f"{type(exc).__name__}: {text}", "—", None, "—", False,
                     failed=True)]
+    finally:
+        print(f"  [{name}: {time.perf_counter() - started:.1f} s]", file=sys.stderr, flush=True)
 
 
 def ms(seconds: float) -> str:

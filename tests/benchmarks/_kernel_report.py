@@ -31,6 +31,12 @@ def us(seconds: float) -> str:
     return f"{seconds * 1e6:,.0f} µs"
 
 
+def _loads(curves: Curves, kind: str, n: int) -> str:
+    """The 1-minute load average before → after each shape's measurement at ``n``."""
+    shown = [curves.loads.get((kind, shape, n)) for shape in SHAPES]
+    return " / ".join(f"{a:.1f}→{b:.1f}" if a is not None else "—" for a, b in (x or (None, None) for x in shown))
+
+
 def _wall(curves: Curves, shape: str, n: int, variant: str) -> float:
     return median([r.wall for r in curves.run_all[(shape, n)][variant]])
 
@@ -59,6 +65,17 @@ def run_all_rows(shape: str, n: int, curves: Curves) -> list[Row]:
         Row(f"{label}: dagnb vs `joblib.Memory` cells", secs(d), f"joblib.Memory: {secs(j)}", ratio(j, d),
             "faster than joblib.Memory" if chain else "—", d < j if chain else None),
     ]
+
+
+def first_cell_row(n: int, curves: Curves) -> list[Row]:
+    """The first ``%%task`` cell of a restarted kernel (a hit), which pays dagnb's imports."""
+    if ("chain", n) not in curves.run_all:
+        return []
+    runs = curves.run_all[("chain", n)]
+    first, second = (median([r.cells[i] for r in runs["dagnb"]]) for i in (1, 2))
+    return [Row("the first `%%task` cell of a restarted kernel, a cache hit (the chain's cell 1; info)", ms(first),
+                f"the second: {ms(second)}; a plain cell 1: {ms(median([r.cells[1] for r in runs['plain']]))}",
+                None, "—", None)]
 
 
 def cached_cell_rows(plan: Plan, curves: Curves) -> list[Row]:
@@ -131,6 +148,7 @@ def headline_rows(plan: Plan, curves: Curves) -> list[Row]:
     n = plan.headline
     out = [r for shape in SHAPES for r in run_all_rows(shape, n, curves)]
     out += cached_cell_rows(plan, curves)
+    out += first_cell_row(n, curves)
     out += [r for shape in SHAPES for r in first_run_rows(shape, n, curves)]
     out += definition_rows(plan, curves)
     out += history_rows(n, curves)
@@ -152,12 +170,14 @@ def _run_all_table(plan: Plan, curves: Curves) -> Table:
             line += [secs(d), secs(p), secs(j), f"{d / p:.1f}x"]
         line.append(" / ".join(str(len(curves.run_all[(s, n)]["dagnb"])) if (s, n) in curves.run_all else "—"
                                for s in SHAPES))
+        line.append(_loads(curves, "run_all", n))
         lines.append(tuple(line))
     return Table(
         "Restart & Run All, every task a cache hit (wall time of all cells at the client; kernel start not counted)",
         ("N", "chain: dagnb", "plain", "joblib.Memory", "dagnb / plain", "fan: dagnb", "plain", "joblib.Memory",
-         "dagnb / plain", "runs (chain / fan)"),
-        lines, "Medians of runs that rotate dagnb, plain and joblib.Memory; each run is a new kernel.")
+         "dagnb / plain", "runs (chain / fan)", "load (chain / fan)"),
+        lines, "Medians of runs that rotate dagnb, plain and joblib.Memory; each run is a new kernel. "
+        "Load: the 1-minute load average before → after each measurement (2 cores; above 2 means waiting).")
 
 
 def _cached_cell_table(plan: Plan, curves: Curves) -> Table:
@@ -217,11 +237,12 @@ def _first_run_table(plan: Plan, curves: Curves) -> Table:
             line += [us(d / n), us(k / n), f"{k / d:.2f}x"]
         line.append(" / ".join(str(len(curves.first[(s, n)]["dagnb"])) if (s, n) in curves.first else "—"
                                for s in SHAPES))
+        line.append(_loads(curves, "first", n))
         lines.append(tuple(line))
     return Table(
         "First run: `%dag run` of N tasks into an empty disk cache, per task (kernel time of the cell)",
         ("N", "chain: dagnb", "get_sync", "ratio (get_sync / dagnb)", "fan: dagnb", "get_sync",
-         "ratio (get_sync / dagnb)", "runs (chain / fan)"),
+         "ratio (get_sync / dagnb)", "runs (chain / fan)", "load (chain / fan)"),
         lines, "dask's `get_sync` runs the same function objects on the same graph in the same kernel.")
 
 

@@ -27,13 +27,16 @@ cells, as plain cells and as ``joblib.Memory`` cells with the same bodies.
    k-th definition is the median of cells k-4..k over all sessions of at
    least k tasks.
 
-Repetitions: 5 (medians) for N <= 1,000, fewer for the slowest runs, as the
-curve tables say. ``--quick`` runs N = 20 and 40 once. ``--full`` adds
+Repetitions (each a new kernel; medians): 5 up to N = 100, 3 at N = 1,000
+(a chain's Restart & Run All takes over half a minute), 1 beyond, as the
+rows and tables say; the load average before and after each measurement is
+in the tables. ``--quick`` runs N = 20 and 40 once. ``--full`` adds
 N = 5,000 (a chain's Restart & Run All then takes many minutes).
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -71,13 +74,11 @@ class Plan:
         return cls((10, 100, 1_000, *big), (10, 100, 1_000, 2_000, *big), (20, 100, 1_000, 2_000, *big),
                    1_000, False)
 
-    def repeats(self, kind: str, shape: str, n: int) -> int:
-        """Timed runs per size: 5, except the slowest (a chain's Run All at 1,000; 2,000 and 5,000)."""
-        if self.quick or n >= 5_000:
+    def repeats(self, n: int) -> int:
+        """Timed runs (each a new kernel) per size: 5 up to N = 100, 3 at 1,000, 1 beyond (minutes each)."""
+        if self.quick or n > 1_000:
             return 1
-        if kind == "run_all" and shape == "chain" and n >= 1_000:
-            return 3
-        return 2 if n >= 2_000 else 5
+        return 3 if n == 1_000 else 5
 
 
 @dataclass
@@ -96,6 +97,7 @@ class Curves:
     definitions: dict[str, list[list[float]]] = field(default_factory=dict)  # per session, k-th at k - 1
     plain_defs: list[float] = field(default_factory=list)
     first: dict[tuple[str, int], dict[str, list[float]]] = field(default_factory=dict)
+    loads: dict[tuple[str, str, int], tuple[float, float]] = field(default_factory=dict)  # 1-min load: start, end
 
 
 # ------------------------------------------------------------- Restart & Run All
@@ -121,13 +123,13 @@ def restart_run_all(shape: str, n: int, plan: Plan, work: Path, curves: Curves) 
     cache, joblib_dir = base / "cache", base / "joblib"
     sources = {v: notebook(v, shape, n, joblib_dir) for v in VARIANTS}
     run_notebook(base, cache, sources["dagnb"], expect="done")
-    if shape == "chain":
+    if shape == "chain" and n <= plan.headline:  # beyond, the N²/2 records of today's history fill gigabytes
         curves.history_rows[n] = history_rows(cache)
         if n == plan.headline:
             history_commands(base, cache, n, plan, curves)
     run_notebook(base, cache, sources["joblib"], expect=None)
     timed: dict[str, list[RunAll]] = {v: [] for v in VARIANTS}
-    for order in interleaved(plan.repeats("run_all", shape, n), *VARIANTS):
+    for order in interleaved(plan.repeats(n), *VARIANTS):
         for variant in order:
             expect = "cached" if variant == "dagnb" else None
             timed[variant].append(run_notebook(base, cache, sources[variant], expect))
@@ -170,7 +172,7 @@ def history_commands(base: Path, cache: Path, n: int, plan: Plan, curves: Curves
         k.run("%load_ext dagnb")
         for i in range(1, n + 1):
             k.run(cell("dagnb", "chain", i, " --no-run"), CELL_TIMEOUT)
-        for order in interleaved(plan.repeats("history", "chain", n), diff, as_of):
+        for order in interleaved(plan.repeats(n), diff, as_of):
             for command in order:
                 done = k.run(command, CELL_TIMEOUT)
                 if command == as_of and done.stdout.count(" restored") != n:
@@ -185,7 +187,7 @@ def history_commands(base: Path, cache: Path, n: int, plan: Plan, curves: Curves
 def define_and_run(shape: str, n: int, plan: Plan, work: Path, curves: Curves) -> None:
     """Sessions that define ``n`` tasks cell by cell, then run them all, and dask on the same functions."""
     dagnb_times, dask_times = [], []
-    for r, order in enumerate(interleaved(plan.repeats("first", shape, n), "dagnb", "dask")):
+    for r, order in enumerate(interleaved(plan.repeats(n), "dagnb", "dask")):
         base = work / f"first-{shape}-{n}-{r}"
         base.mkdir()
         with kernel(base, {"DAGNB_CACHE_DIR": str(base / "cache")}) as k:
@@ -228,14 +230,16 @@ def definition_at(curves: Curves, shape: str, k: int) -> float:
 
 
 def collect(plan: Plan, work: Path) -> tuple[Curves, list[Row]]:
+    """Every measurement, each guarded (a failure is a row) and with the load average around it."""
     curves, failures = Curves(), []
-    for shape in SHAPES:
-        for n in plan.run_all:
-            failures += guarded(f"Restart & Run All, {n:,}-cell {shape}",
-                                 lambda s=shape, n=n: restart_run_all(s, n, plan, work, curves))
-        for n in plan.first:
-            failures += guarded(f"definitions and first run, {n:,} tasks, {shape}",
-                                 lambda s=shape, n=n: define_and_run(s, n, plan, work, curves))
+    groups = [("run_all", f"Restart & Run All, {n:,}-cell {shape}", shape, n, restart_run_all)
+              for shape in SHAPES for n in plan.run_all]
+    groups += [("first", f"definitions and first run, {n:,} tasks, {shape}", shape, n, define_and_run)
+               for shape in SHAPES for n in plan.first]
+    for kind, name, shape, n, measure in groups:
+        before = os.getloadavg()[0]
+        failures += guarded(name, lambda m=measure, s=shape, n=n: m(s, n, plan, work, curves))  # type: ignore[misc]
+        curves.loads[(kind, shape, n)] = (before, os.getloadavg()[0])
     return curves, failures
 
 
