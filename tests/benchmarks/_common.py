@@ -144,7 +144,7 @@ def render_table(rows: list[Row]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for row in rows:
-        shown_ratio = "—" if row.ratio is None else f"{row.ratio:.2f}x"
+        shown_ratio = "—" if row.ratio is None else f"{row.ratio:.2f}x" if row.ratio >= 0.1 else f"{row.ratio:.2g}x"
         met = "**failed**" if row.failed else {True: "yes", False: "**no**", None: "—"}[row.met]
         lines.append(f"| {row.metric} | {row.dagnb} | {row.peer} | {shown_ratio} | {row.goal} | {met} |")
     return "\n".join(lines)

@@ -243,7 +243,8 @@ def _first_run_table(plan: Plan, curves: Curves) -> Table:
         "First run: `%dag run` of N tasks into an empty disk cache, per task (kernel time of the cell)",
         ("N", "chain: dagnb", "get_sync", "ratio (get_sync / dagnb)", "fan: dagnb", "get_sync",
          "ratio (get_sync / dagnb)", "runs (chain / fan)", "load (chain / fan)"),
-        lines, "dask's `get_sync` runs the same function objects on the same graph in the same kernel.")
+        lines, "dask's `get_sync` runs the same function objects on the same graph in the same kernel. At "
+        "small N the cell also pays what the kernel's first run imports (joblib, ipywidgets).")
 
 
 def curve_tables(plan: Plan, curves: Curves) -> list[Table]:
