@@ -3,8 +3,11 @@
 The benchmarks of the user's path (``bench_kernel.py``) send cells to a
 kernel started by ``jupyter_client``, one ``execute_request`` at a time,
 and read the shell reply and every iopub message of the cell, as nbclient
-and JupyterLab do. What they time is the wall time a user waits: from
-sending the request to the later of the reply and the kernel going idle.
+and JupyterLab do. Two clocks: the wall time at the client, from sending
+the request to the kernel's idle status (what a user waits for), and the
+kernel's own time for the cell, from its ``execute_input`` message to its
+``execute_reply`` (the header timestamps nbclient records as a cell's
+duration; it leaves out the messaging).
 
 Invariants:
 
@@ -52,7 +55,7 @@ class CellFailed(RuntimeError):
 class Cell:
     """What one executed cell cost and sent back."""
 
-    seconds: float  # request sent -> reply received and kernel idle
+    seconds: float  # at the client: request sent -> idle status received (the reply was sent before it)
     status: str
     kernel_seconds: float = 0.0  # the kernel's own clock: execute_input sent -> execute_reply sent
     stdout: str = ""

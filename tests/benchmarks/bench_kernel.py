@@ -155,8 +155,7 @@ def history_rows(cache: Path) -> tuple[int, int, int, int]:
     try:
         runs = graph.history(None).runs
     finally:
-        graph.close()
-        graph.store.close()
+        graph.close()  # closes its store
     nbytes = sum(p.stat().st_size for p in cache.glob("*.sqlite*"))
     ids = [r.id for r in runs] or [0]
     return sum(len(r.tasks) for r in runs), nbytes, min(ids), max(ids)
@@ -177,7 +176,7 @@ def history_commands(base: Path, cache: Path, n: int, plan: Plan, curves: Curves
                 if command == as_of and done.stdout.count(" restored") != n:
                     raise RuntimeError(f"`{as_of}` did not restore the {n} values: {done.stdout[-500:]}")
                 times[command].append(done.kernel_seconds)
-    curves.history_ms = {"diff": times[diff], "as_of": times[as_of], "first": [first], "last": [last]}
+    curves.history_ms = {"diff": times[diff], "as_of": times[as_of]}
 
 
 # ------------------------------------------------------- definitions, first run
