@@ -14,6 +14,7 @@ import itertools
 import os
 import sqlite3
 import time
+import types
 import warnings
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from contextlib import AbstractContextManager
@@ -22,7 +23,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from .capture import OutputLog, capture_streams, replay_streams
-from .codehash import helper_sources
+from .codehash import helper_sources, is_immutable, same_key_while_bound
 from .costs import measure, value_nbytes
 from .errors import (
     CommandError,
@@ -46,6 +47,7 @@ from .mapping import ItemProgress, MapPlan, assemble, await_items, call_items, p
 from .backends import DaskBackend, ThreadBackend, Work, counting_interrupts, interrupts_seen
 from .aio import complete_now
 from .executor import Backend, Outcome, RunReport, execute, execute_async, make_backend
+from .freshness import Freshness, Reads
 from .graph import TaskGraph, TaskSpec, spec_from_function
 from .hashing import fingerprint
 from .inplace import InputGuard
@@ -147,6 +149,16 @@ def _warn_untracked(spec: TaskSpec, findings: list[Untracked], node: FunctionNod
     warnings.warn_explicit(shown, UntrackedWarning, code.co_filename, lineno, module=spec.func.__module__)
 
 
+_MISSING = object()  # a name not bound in the namespace (a builtin, or nothing yet)
+
+
+def _code_and_defaults(obj: Any) -> tuple[Any, Any]:
+    """A function's code object and defaults (compared by identity and equality): what rebinding them changes."""
+    if isinstance(obj, types.FunctionType):
+        return obj.__code__, (obj.__defaults__, tuple((obj.__kwdefaults__ or {}).items()))
+    return None, None
+
+
 def _fingerprint_or_none(value: Any) -> str | None:
     """A value's fingerprint, or ``None``: never an exception from the value's own pickling."""
     try:
@@ -205,6 +217,10 @@ class Graph:
         self.origin = ""  # what starts the next runs (the notebook glue names the cell), kept with their traces
         self._recorder = TraceRecorder(lambda: self.origin)
         self.bus.subscribe(self._recorder, (RunStarted, TaskFinished, RunFinished))  # an observer, like the views
+        self.freshness = Freshness(self.tasks.upstream, self.tasks.below)  # values known up to date: see freshness.py
+        self._decided: dict[str, Decision] = {}  # this run's decisions, until each task's end is recorded
+        self._fresh: dict[str, Decision] = {}  # the decision of each fresh task, for plans
+        self.tasks.watchers.append(self._definition_changed)
 
     # ------------------------------------------------------------ definition
 
@@ -253,6 +269,46 @@ class Graph:
 
     def _changed(self, *names: str) -> None:
         self.bus.emit(GraphChanged(0, time.perf_counter(), tasks=names))
+
+    def _definition_changed(self, name: str | None) -> None:
+        if name is None:
+            self.freshness.clear()
+        else:
+            self.freshness.forget(name)
+
+    def namespace_changed(self) -> None:
+        """The namespace may have changed (each run and plan starts with this): tasks that read it are decided
+        again, unless every name they read is still bound to the same unchanging object."""
+        self.freshness.forget_readers(self._still_bound)
+
+    def _still_bound(self, reads: Reads) -> bool:
+        get = self.namespace.get
+        return all(get(name, _MISSING) is obj and _code_and_defaults(obj) == (code, defaults)
+                   for name, obj, code, defaults in reads.seen)
+
+    def _reads(self, task: str, spec: TaskSpec) -> Reads | None:
+        """What ``task``'s key reads from the namespace, to compare at the next cell (None: nothing)."""
+        names = []
+        for item in self.tasks.resolve(task, self.namespace):
+            if item.kind == "external":
+                names.append(item.param)
+            elif item.kind == "constant" and not is_immutable(item.value):
+                return Reads(always=True)
+        if spec.fixed_code is None:
+            names += [g for g in spec.global_names(self.tasks.specs) if g not in self.tasks.specs]
+        if not names:
+            return None
+        seen = []
+        for name in names:
+            obj = self.namespace.get(name, _MISSING)
+            if obj is not _MISSING and not same_key_while_bound(obj, self.namespace):
+                return Reads(always=True)
+            seen.append((name, obj, *_code_and_defaults(obj)))
+        return Reads(tuple(seen))
+
+    def fresh_decision(self, task: str) -> Decision | None:
+        """What a run would decide for ``task`` when its value is known up to date (see :mod:`dagnb.freshness`)."""
+        return self._fresh.get(task) if task in self.freshness else None
 
     def check(self, name: str) -> None:
         """Raise now if any parameter of ``name`` (or of a task upstream) cannot resolve."""
@@ -351,6 +407,7 @@ class Graph:
         """What ``run`` would do, without running or loading anything."""
         targets = None if targets is None else list(targets)
         self._validate(targets)
+        self.namespace_changed()
         return plan_run(self, targets, force)
 
     def why(self, name: str) -> Why:
@@ -367,9 +424,31 @@ class Graph:
         names = list(names)
         if not names:
             return []
+        self.namespace_changed()
         plan = plan_run(self, names)
         wanted = set(names)
         return [t for t in plan.to_run if t in wanted]
+
+    def _not_fresh(self, targets: list[str], forced: frozenset[str]) -> list[str]:
+        """The run order for ``targets``: them and the upstream tasks not known fresh (the walk stops at fresh ones).
+
+        Fresh upstream tasks outside the run are bound again where the user overwrote their variable, as a
+        decision would (a task may read them as globals).
+        """
+        names = [self.tasks.get(t).name for t in targets]
+        need, stack = set(names), list(names)
+        while stack:
+            for up in self.tasks.upstream(stack.pop()):
+                if up not in need and (up not in self.freshness or up in forced or up in self.force_once):
+                    need.add(up)
+                    stack.append(up)
+        order = self.tasks.sort(need)
+        for task in order:
+            self.tasks.resolve(task, self.namespace)
+            for up in self.tasks.upstream(task):
+                if up not in need and self.namespace.get(up) is not self.results[up].value:
+                    self.namespace[up] = self.results[up].value
+        return order
 
     def _validate(self, targets: Iterable[str] | None) -> list[str]:
         """The run order for ``targets``, once every parameter in it resolves."""
@@ -389,6 +468,7 @@ class Graph:
         backend: str | Backend | Any | None = None,
         jobs: int | None = None,
         raise_errors: bool = True,
+        skip_fresh: bool = False,
     ) -> RunReport:
         """Bring ``targets`` (default: every task) up to date, running only stale tasks.
 
@@ -396,13 +476,17 @@ class Graph:
         ``dask`` (a LocalCluster on 127.0.0.1), ``dask://HOST:PORT``, a
         ``distributed.Client``, or a :class:`~dagnb.backends.Backend`;
         ``jobs`` is how many tasks run at once. Pools and clusters are kept
-        for the next run; :meth:`close` ends them.
+        for the next run; :meth:`close` ends them. With ``skip_fresh``, upstream
+        tasks whose values are known up to date in memory (see
+        :mod:`dagnb.freshness`) are not decided again and are not part of the
+        run (what a ``%%task`` cell does).
 
         Raises:
             TaskFailed: a task raised (after every other result is committed),
                 unless ``raise_errors`` is false; the report is ``error.report``.
         """
-        return complete_now(self._run(targets, force, keep_going, backend, jobs, raise_errors, awaited=False))
+        return complete_now(self._run(targets, force, keep_going, backend, jobs, raise_errors, awaited=False,
+                                      skip_fresh=skip_fresh))
 
     async def arun(
         self,
@@ -413,6 +497,7 @@ class Graph:
         backend: str | Backend | Any | None = None,
         jobs: int | None = None,
         raise_errors: bool = True,
+        skip_fresh: bool = False,
     ) -> RunReport:
         """:meth:`run`, awaited: async tasks run on the running event loop (the kernel's, in a notebook).
 
@@ -421,13 +506,20 @@ class Graph:
         never started are ``cancelled``, every finished result is kept) and
         raises CancelledError.
         """
-        return await self._run(targets, force, keep_going, backend, jobs, raise_errors, awaited=True)
+        return await self._run(targets, force, keep_going, backend, jobs, raise_errors, awaited=True,
+                               skip_fresh=skip_fresh)
 
     async def _run(self, targets: Iterable[str] | None, force: Iterable[str], keep_going: bool,
                    backend: str | Backend | Any | None, jobs: int | None, raise_errors: bool,
-                   awaited: bool) -> RunReport:
-        order = self._validate(targets)
-        forced = frozenset(self.tasks.get(f).name for f in force) | (self.force_once & set(order))
+                   awaited: bool, skip_fresh: bool = False) -> RunReport:
+        self.namespace_changed()  # a cell or a task may have changed what they read since
+        self._decided.clear()
+        explicit = frozenset(self.tasks.get(f).name for f in force)
+        if skip_fresh and targets is not None:
+            order = self._not_fresh(list(targets), explicit)
+        else:
+            order = self._validate(targets)
+        forced = explicit | (self.force_once & set(order))
         chosen = self._backend(backend if backend is not None else self.backend, jobs or self.jobs)
         self._run_jobs = chosen.jobs
         self._run_id = next(self._run_ids)
@@ -483,12 +575,14 @@ class Graph:
             kept = event.in_memory and self.statuses.get(event.task) in ("done", "cached")
             if not kept:  # a value already in memory keeps saying how it got there
                 self.statuses[event.task] = event.status
+            self._settle(event.task, event.status)
         elif isinstance(event, RunStarted):
             self._run_started, self._run_tasks = time.time(), []
         elif isinstance(event, RunFinished):
             self._finished = event.report
             for param in self._damaged:  # not restorable: forgotten everywhere, so the next run recomputes it
                 result = self.results.pop(param, None)
+                self.freshness.changed(param)
                 self.namespace.pop(param, None)
                 if result is not None:
                     self.store.discard_value(result.output)
@@ -500,6 +594,21 @@ class Graph:
             except sqlite3.Error as exc:  # a full disk: the values are fine, the bookkeeping waits
                 warnings.warn(f"dagnb could not record this run in the cache ({exc}); values are unaffected.",
                               DagnbCacheWarning, stacklevel=2)
+
+    def _settle(self, task: str, status: str) -> None:
+        """A task's end in a run: fresh when its bound value is what its key gives and it may be (see freshness.py)."""
+        decision = self._decided.pop(task, None)
+        result = self.results.get(task)
+        if status not in ("done", "cached") or decision is None or decision.key is None or result is None:
+            self.freshness.changed(task)
+            return
+        spec = self.tasks.specs.get(task)
+        info = decision.key
+        if spec is None or spec.volatile or info.untracked or info.key != result.key:
+            self.freshness.changed(task)
+            return
+        if self.freshness.mark(task, self._reads(task, spec)):
+            self._fresh[task] = Decision(task, "fresh", ("cached",), info, CacheEntry(info.key, task, result.output))
 
     # RunContext: what the executor calls back.
 
@@ -522,6 +631,7 @@ class Graph:
 
             if not condition_holds(task, spec.when, self._inputs(task, decision)):
                 return Decision(task, "skip", (f"condition `{spec.when}` is false",), decision.key)
+        self._decided[task] = decision
         return decision
 
     def _decide(self, task: str, ups: dict[str, str], force: frozenset[str], defaulted: frozenset[str]) -> Decision:
@@ -669,22 +779,50 @@ class Graph:
         return run
 
     def diff(self, first: int, second: int) -> RunDiff:
-        """Which tasks changed key or output from run ``first`` to run ``second``."""
-        return diff_runs(self.run_record(first), self.run_record(second))
+        """Which tasks changed key or output from run ``first`` to run ``second`` (the values each run left)."""
+        return diff_runs(self.state_at(first), self.state_at(second))
+
+    def state_at(self, run_id: int) -> RunRecord:
+        """Run ``run_id`` with, for each task it did not decide, the row of the latest earlier run that did.
+
+        A ``%%task`` cell's run decides its own task and the upstream tasks
+        not already up to date in memory; the others kept the values earlier
+        runs gave them. So this is every value the session had when that run
+        ended. The walk back stops at a run that is missing or not signed.
+        """
+        run = self.run_record(run_id)
+        rows = list(run.tasks)
+        seen = {row.task for row in rows}
+        wanted = set(self.tasks.specs) - seen
+        earlier = run_id - 1
+        while wanted and earlier > 0:
+            try:
+                found = self.store.run(earlier)
+            except ForgedRun:
+                break
+            if found is None:
+                break
+            for row in found.tasks:
+                if row.task in wanted:
+                    rows.append(row)
+                    wanted.discard(row.task)
+            earlier -= 1
+        order = {task: i for i, task in enumerate(self.tasks.sort(t for t in seen | {r.task for r in rows}
+                                                                  if t in self.tasks))}
+        rows.sort(key=lambda row: order.get(row.task, len(order)))
+        return RunRecord(run.id, run.started, run.finished, rows)
 
     def restore(self, run_id: int) -> dict[str, str]:
         """Bind exactly the values run ``run_id`` had, from the cache; say per task whether it was restored.
 
-        Each task gets the output its run recorded (a volatile or forced task
+        The values are those the session had when the run ended (:meth:`state_at`). Each task gets the
+        output its run recorded (a volatile or forced task
         whose key later got another output included), never merely the
         newest value of its key, so restored values are consistent with
         each other. A history row that names an entry of another task is
         refused.
         """
-        outcome = {}
-        for row in self.run_record(run_id).tasks:
-            outcome[row.task] = self._restore_row(row)
-        return outcome
+        return {row.task: self._restore_row(row) for row in self.state_at(run_id).tasks}
 
     def _restore_row(self, row: TaskRecord) -> str:
         if row.task not in self.tasks:
@@ -782,6 +920,7 @@ class Graph:
             plan = self._maps.pop(task)
             value = assemble(plan, dict(zip(plan.missing, value)))
         self.results.pop(task, None)  # an older value must not stand for this one
+        self.freshness.changed(task)
         self._guard.forget(task)
         self.interrupted[task] = value
         self.namespace[task] = value
@@ -855,6 +994,8 @@ class Graph:
         old = self.results.get(task)
         if old is None or old.value is not result.value:  # a new object: what was known of the old one is void
             self._guard.forget(task)
+        if old is None or old.key != result.key or old.output != result.output:
+            self.freshness.changed(task)
         self.interrupted.pop(task, None)
         self.results[task] = result
         self.namespace[task] = result.value

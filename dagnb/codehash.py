@@ -239,6 +239,40 @@ def _is_user_class(cls: type) -> bool:
     return any(isinstance(v, types.FunctionType) for v in vars(cls).values())
 
 
+_PLAIN = (int, float, complex, str, bytes, bool, type(None))
+
+
+def is_immutable(value: Any) -> bool:
+    """A value nothing can change in place: ``3``, ``"a"``, ``("a", 2)``."""
+    if isinstance(value, (tuple, frozenset)):
+        return all(is_immutable(v) for v in value)
+    return type(value) in _PLAIN
+
+
+def same_key_while_bound(obj: Any, namespace: Mapping[str, Any]) -> bool:
+    """Whether ``obj``'s part of a key cannot change as long as a name stays bound to this very object.
+
+    True for immutable values, library modules, classes and functions (a
+    key holds their version), and notebook functions of ``namespace`` with
+    no closure and immutable defaults, whose own global reads a caller
+    checks too (their code object and defaults are compared by identity).
+    False for anything a cell can change in place: data, user classes and
+    modules (their state counts), functions of other modules.
+    """
+    if is_immutable(obj):
+        return True
+    if isinstance(obj, types.ModuleType):
+        return not is_user_module(obj)
+    if isinstance(obj, types.FunctionType):
+        if not _is_user_function(obj):
+            return True
+        defaults = (*(obj.__defaults__ or ()), *(obj.__kwdefaults__ or {}).values())
+        return obj.__globals__ is namespace and obj.__closure__ is None and is_immutable(defaults)
+    if isinstance(obj, type):
+        return not _is_user_class(obj)
+    return isinstance(obj, types.BuiltinFunctionType)
+
+
 # ------------------------------------------------------------ what code reads
 
 _GLOBAL_OPS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "STORE_GLOBAL", "DELETE_GLOBAL"})

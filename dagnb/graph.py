@@ -223,6 +223,7 @@ class TaskGraph:
 
     def __init__(self) -> None:
         self.specs: dict[str, TaskSpec] = {}
+        self.watchers: list[Callable[[str | None], None]] = []  # told a name before and after it changes (None: all)
         self._rebuild()
 
     def _rebuild(self) -> None:
@@ -242,6 +243,11 @@ class TaskGraph:
     def _current(self) -> None:
         if self._source is not self.specs:
             self._rebuild()
+            self._tell(None)
+
+    def _tell(self, name: str | None) -> None:
+        for watcher in self.watchers:
+            watcher(name)
 
     def _link(self, name: str) -> None:
         """(Re)compute the edges of task ``name`` from its spec and the tasks there are now."""
@@ -306,20 +312,25 @@ class TaskGraph:
             self.specs[spec.name] = spec  # nothing reads it yet: no cycle can pass through it
             self._source = self.specs
             self._changed(spec.name, appended=True)
+            self._tell(spec.name)
             return None
         trial = dict(self.specs)
         trial[spec.name] = spec
         _check_cycle_through(trial, spec.name)
+        self._tell(spec.name)  # along the edges before the change, then after it
         self.specs = self._source = trial
         self._changed(spec.name, appended=False)
+        self._tell(spec.name)
         return old
 
     def drop(self, name: str) -> TaskSpec:
         """Remove a task; its dependents will fail to resolve until redefined."""
         self._current()
         spec = self.get(name)
+        self._tell(name)
         del self.specs[name]
         self._changed(name, appended=False)
+        self._tell(name)
         return spec
 
     def get(self, name: str) -> TaskSpec:
@@ -377,20 +388,28 @@ class TaskGraph:
                     stack.append(up)
         return seen
 
-    def downstream(self, name: str) -> list[str]:
-        """Every task that depends on ``name``, directly or not, upstream first."""
+    def below(self, name: str) -> set[str]:
+        """Every task that depends on ``name``, directly or not, in no order (cheaper than :meth:`downstream`)."""
         self._current()
         below: set[str] = set()
-        stack = list(self._children.get(name, []))
+        stack = list(self._children.get(name, ()))
         while stack:
             task = stack.pop()
             if task not in below:
                 below.add(task)
-                stack.extend(self._children.get(task, []))
+                stack.extend(self._children.get(task, ()))
         below.discard(name)
+        return below
+
+    def sort(self, names: Iterable[str]) -> list[str]:
+        """``names`` in run order (upstream first, ties by definition order)."""
         self.order()
         assert self._position is not None
-        return sorted(below, key=self._position.__getitem__)
+        return sorted(names, key=self._position.__getitem__)
+
+    def downstream(self, name: str) -> list[str]:
+        """Every task that depends on ``name``, directly or not, upstream first."""
+        return self.sort(self.below(name))
 
     def resolve(self, name: str, namespace: Mapping[str, Any]) -> list[Input]:
         """How each parameter of ``name`` is fed, or :class:`UnresolvedParameter`.

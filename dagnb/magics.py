@@ -239,10 +239,10 @@ class DagMagics(Magics):
 
     async def _bring_up_to_date(self, name: str, notes: str, run: _Run) -> None:
         """Run the cell's task (and, in auto mode, its downstream tasks); show one line."""
-        report = await run([name])
+        report = await run([name], skip_fresh=True)  # upstream values known up to date are not asked again
         downstream = self.graph.tasks.downstream(name)
         if self.graph.mode == "auto" and downstream:
-            report = report.merge(await run(downstream))
+            report = report.merge(await run(downstream, skip_fresh=True))
         stale = self.graph.stale(downstream)
         report.stale = stale
         self._replay_loaded(report, but=name)

@@ -279,7 +279,14 @@ def plan_run(
     forced = frozenset(state.tasks.get(f).name for f in force)
     known: dict[str, str] = {}
     decisions: list[Decision] = []
+    fresh = getattr(state, "fresh_decision", None)  # a session's values known up to date need no key again
     for name in state.tasks.order(targets):
+        if fresh is not None and name not in forced:
+            same = fresh(name)
+            if same is not None:
+                decisions.append(same)
+                known[name] = same.output  # type: ignore[assignment]
+                continue
         ups = state.tasks.upstream(name)
         waiting = [u for u in ups if u not in known]
         if waiting:
