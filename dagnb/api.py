@@ -221,6 +221,7 @@ class Graph:
         self._decided: dict[str, Decision] = {}  # this run's decisions, until each task's end is recorded
         self._fresh: dict[str, Decision] = {}  # the decision of each fresh task, for plans
         self.tasks.watchers.append(self._definition_changed)
+        self._ran_before: dict[str, bool] = {}  # see ran_before
 
     # ------------------------------------------------------------ definition
 
@@ -306,13 +307,28 @@ class Graph:
             seen.append((name, obj, *_code_and_defaults(obj)))
         return Reads(tuple(seen))
 
+    def ran_before(self, task: str) -> bool:
+        """Whether ``task`` has a value in memory or a head in the cache (``stale`` rather than ``pending``).
+
+        Asked for every task after each cell: the answer is kept, and forgotten when this session binds a
+        value (another session's writes only turn a ``pending`` into ``stale`` later than they could).
+        """
+        if task in self.results:
+            return True
+        known = self._ran_before.get(task)
+        if known is None:
+            known = self._ran_before[task] = self.store.head(task) is not None
+        return known
+
     def fresh_decision(self, task: str) -> Decision | None:
         """What a run would decide for ``task`` when its value is known up to date (see :mod:`dagnb.freshness`)."""
         return self._fresh.get(task) if task in self.freshness else None
 
     def check(self, name: str) -> None:
-        """Raise now if any parameter of ``name`` (or of a task upstream) cannot resolve."""
-        self._validate([name])
+        """Raise now if any parameter of ``name``, or of an upstream task that ran before and is not known
+        fresh, cannot resolve (one that never ran was checked when it was defined, and is when it runs)."""
+        self.namespace_changed()
+        self._not_fresh([name], new_runs=True)
 
     def say_untracked(self, name: str, node: FunctionNode | None = None, line_offset: int | None = None) -> list[Untracked]:
         """Warn once (:class:`UntrackedWarning`) if task ``name`` reads what its key does not cover.
@@ -403,11 +419,14 @@ class Graph:
 
         return overview(self, now)
 
-    def plan(self, targets: Iterable[str] | None = None, force: Iterable[str] = ()) -> Plan:
-        """What ``run`` would do, without running or loading anything."""
+    def plan(self, targets: Iterable[str] | None = None, force: Iterable[str] = (), skip_fresh: bool = False) -> Plan:
+        """What ``run`` would do, without running or loading anything (``skip_fresh``: as from a cell, leaving
+        out upstream tasks known fresh)."""
         targets = None if targets is None else list(targets)
-        self._validate(targets)
         self.namespace_changed()
+        if skip_fresh and targets is not None:
+            return plan_run(self, force=force, order=self._not_fresh(targets, frozenset(force), new_runs=True))
+        self._validate(targets)
         return plan_run(self, targets, force)
 
     def why(self, name: str) -> Why:
@@ -425,30 +444,40 @@ class Graph:
         if not names:
             return []
         self.namespace_changed()
-        plan = plan_run(self, names)
+        plan = plan_run(self, order=self._not_fresh(names, new_runs=True))
         wanted = set(names)
         return [t for t in plan.to_run if t in wanted]
 
-    def _not_fresh(self, targets: list[str], forced: frozenset[str]) -> list[str]:
-        """The run order for ``targets``: them and the upstream tasks not known fresh (the walk stops at fresh ones).
+    def _not_fresh(self, targets: list[str], forced: frozenset[str] = frozenset(), new_runs: bool = False) -> list[str]:
+        """``targets`` and the upstream tasks not known fresh, in run order, once every parameter among them
+        resolves (the walk stops at fresh tasks, which resolved when they were decided).
 
-        Fresh upstream tasks outside the run are bound again where the user overwrote their variable, as a
-        decision would (a task may read them as globals).
+        ``new_runs`` (planning only): the walk also stops at an upstream task that never ran in this cache,
+        which must run, so everything below it waits (a plan then says ``pending`` without deciding it).
         """
         names = [self.tasks.get(t).name for t in targets]
         need, stack = set(names), list(names)
         while stack:
             for up in self.tasks.upstream(stack.pop()):
-                if up not in need and (up not in self.freshness or up in forced or up in self.force_once):
-                    need.add(up)
-                    stack.append(up)
+                if up in need or (up in self.freshness and up not in forced and up not in self.force_once):
+                    continue
+                if new_runs and not self.ran_before(up):
+                    continue
+                need.add(up)
+                stack.append(up)
         order = self.tasks.sort(need)
         for task in order:
             self.tasks.resolve(task, self.namespace)
-            for up in self.tasks.upstream(task):
-                if up not in need and self.namespace.get(up) is not self.results[up].value:
-                    self.namespace[up] = self.results[up].value
         return order
+
+    def _bind_fresh_upstream(self, order: list[str]) -> None:
+        """Fresh upstream tasks outside a run are bound again where the user overwrote their variable, as a
+        decision would (a task may read them as globals)."""
+        inside = set(order)
+        for task in order:
+            for up in self.tasks.upstream(task):
+                if up not in inside and self.namespace.get(up) is not self.results[up].value:
+                    self.namespace[up] = self.results[up].value
 
     def _validate(self, targets: Iterable[str] | None) -> list[str]:
         """The run order for ``targets``, once every parameter in it resolves."""
@@ -517,6 +546,7 @@ class Graph:
         explicit = frozenset(self.tasks.get(f).name for f in force)
         if skip_fresh and targets is not None:
             order = self._not_fresh(list(targets), explicit)
+            self._bind_fresh_upstream(order)
         else:
             order = self._validate(targets)
         forced = explicit | (self.force_once & set(order))
@@ -996,6 +1026,7 @@ class Graph:
             self._guard.forget(task)
         if old is None or old.key != result.key or old.output != result.output:
             self.freshness.changed(task)
+        self._ran_before.pop(task, None)
         self.interrupted.pop(task, None)
         self.results[task] = result
         self.namespace[task] = result.value

@@ -237,6 +237,7 @@ class TaskGraph:
         self._dag: nx.DiGraph | None = None
         self._order: list[str] | None = None
         self._position: dict[str, int] | None = None
+        self._async = {name for name, spec in self.specs.items() if spec.is_async}
         for name in self.specs:
             self._link(name)
 
@@ -277,6 +278,11 @@ class TaskGraph:
 
     def _changed(self, name: str, appended: bool) -> None:
         """Task ``name`` came, went or changed: relink it (if it is there) and every task that mentions it."""
+        spec = self.specs.get(name)
+        if spec is not None and spec.is_async:
+            self._async.add(name)
+        else:
+            self._async.discard(name)
         for reader in sorted(self._readers.get(name, set()) - {name}):
             self._link(reader)
         if name in self.specs:
@@ -293,6 +299,11 @@ class TaskGraph:
 
     def __contains__(self, name: object) -> bool:
         return name in self.specs
+
+    def any_async(self) -> bool:
+        """Whether some task is an ``async def`` (kept as tasks come and go)."""
+        self._current()
+        return bool(self._async)
 
     def __len__(self) -> int:
         return len(self.specs)

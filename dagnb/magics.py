@@ -274,10 +274,10 @@ class DagMagics(Magics):
 
     def _status_now(self, name: str) -> tuple[str, str]:
         """The status task ``name`` shows now (``pending``, ``stale``, ``done`` ...) and why it would run."""
-        plan = self.graph.plan([name])
-        known = lambda t: t in self.graph.results or self.graph.store.head(t) is not None  # noqa: E731
+        plan = self.graph.plan([name], skip_fresh=True)
         decision = plan[name]
-        return plan.statuses(self.graph.statuses, known)[name], decision.reason if decision.action in ("run", "pending") else ""
+        status = plan.statuses(self.graph.statuses, self.graph.ran_before, only=name)[name]
+        return status, decision.reason if decision.action in ("run", "pending") else ""
 
     def _running(self, body: Callable[[_Run], Awaitable[Any]], own: str | None = None,
                  resume: str = "Run this cell again") -> Any:
@@ -635,7 +635,7 @@ def await_runs(lines: list[str]) -> list[str]:
     if not runs or _magics is None or not _awaits_on_asyncio(_magics.shell):
         return lines
     graph = _magics.graph
-    if not any(graph.is_async(task) for task in graph.tasks.specs) and not any(
+    if not graph.tasks.any_async() and not any(
         _ASYNC_TASK.search(lines[i]) for i in runs
     ):
         return lines

@@ -91,7 +91,7 @@ def planned(graph: Graph) -> Planned:
         plan = graph.plan()
     except DagnbError as exc:
         return Planned(None, str(exc), {t: graph.statuses.get(t, "pending") for t in graph.tasks.order(None)})
-    statuses = plan.statuses(graph.statuses, lambda t: t in graph.results or graph.store.head(t) is not None)
+    statuses = plan.statuses(graph.statuses, graph.ran_before)
     return Planned(plan, None, statuses)
 
 

@@ -198,12 +198,12 @@ class Plan:
     """What a run would do, task by task, upstream first."""
 
     decisions: list[Decision]
+    _index: dict[str, Decision] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __getitem__(self, name: str) -> Decision:
-        for decision in self.decisions:
-            if decision.task == name:
-                return decision
-        raise KeyError(name)
+        if self._index is None or len(self._index) != len(self.decisions):
+            self._index = {d.task: d for d in self.decisions}
+        return self._index[name]
 
     @property
     def to_run(self) -> list[str]:
@@ -219,17 +219,18 @@ class Plan:
         words = {"fresh": "up to date", "load": "load from cache", "run": "run", "pending": "run if needed"}
         return [(d.task, words[d.action], d.reason) for d in self.decisions]
 
-    def statuses(self, last: Mapping[str, str], known: Callable[[str], bool]) -> dict[str, str]:
+    def statuses(self, last: Mapping[str, str], known: Callable[[str], bool], only: str | None = None) -> dict[str, str]:
         """The status each task shows until the next run starts.
 
         A task whose key is current keeps the status it last ended with
         (``done`` or ``cached``); one that failed, was skipped or cancelled
         keeps that; a task that has run before under another key is
         ``stale``; one that never has (``known`` says) is ``pending``, and
-        so is one whose value is in the cache but not loaded yet.
+        so is one whose value is in the cache but not loaded yet. ``only``:
+        the status of that one task.
         """
         shown = {}
-        for d in self.decisions:
+        for d in self.decisions if only is None else [self[only]]:
             before = last.get(d.task)
             if d.action == "fresh":
                 shown[d.task] = before if before in ("done", "cached") else "done"
@@ -273,14 +274,25 @@ class Plan:
 
 
 def plan_run(
-    state: PlanState, targets: Iterable[str] | None = None, force: Iterable[str] = ()
+    state: PlanState, targets: Iterable[str] | None = None, force: Iterable[str] = (),
+    order: Sequence[str] | None = None,
 ) -> Plan:
-    """Dry run: decide every task needed for ``targets`` without running or loading any."""
+    """Dry run: decide every task needed for ``targets`` without running or loading any.
+
+    ``order``: decide these tasks only (upstream first); an upstream task left out must be fresh.
+    """
     forced = frozenset(state.tasks.get(f).name for f in force)
     known: dict[str, str] = {}
     decisions: list[Decision] = []
     fresh = getattr(state, "fresh_decision", None)  # a session's values known up to date need no key again
-    for name in state.tasks.order(targets):
+    if order is not None and fresh is not None:
+        inside = set(order)
+        for name in order:
+            for up in state.tasks.upstream(name):
+                same = fresh(up) if up not in inside else None
+                if same is not None:
+                    known[up] = same.output  # type: ignore[assignment]
+    for name in state.tasks.order(targets) if order is None else order:
         if fresh is not None and name not in forced:
             same = fresh(name)
             if same is not None:
