@@ -113,6 +113,8 @@ class LiveKernel:
             if kind not in ("status", "execute_input"):
                 cell.messages.append(Message(kind, msg["content"]))
         reply = self.client.get_shell_msg(timeout=timeout)
+        while reply["parent_header"].get("msg_id") != msg_id:  # a reply to an earlier request (kernel info)
+            reply = self.client.get_shell_msg(timeout=timeout)
         cell.status = reply["content"]["status"]
         return cell
 

@@ -66,7 +66,7 @@ def test_interrupting_an_awaited_run_keeps_what_finished_and_resumes(kernel: Liv
     wait_for(lambda: "held" in notes(tmp_path))
     kernel.interrupt()
     cell = kernel.collect(msg_id)
-    assert cell.status == "error"
+    assert cell.status == "error", cell
     assert [m.content["traceback"] for m in cell.errors] == [[
         "RunInterrupted: The run was interrupted. Finished and kept: `quick` (ran). Cancelled: `held` (it was "
         "running) and `after` (not started). Run `%dag run` again to resume: only the 2 unfinished tasks run, "
