@@ -59,6 +59,7 @@ class Cell:
     status: str
     kernel_seconds: float = 0.0  # the kernel's own clock: execute_input sent -> execute_reply sent
     stdout: str = ""
+    shown: str = ""  # the text/plain of what the cell displayed (dagnb's reports are displays, not prints)
     error: str = ""
     messages: Counter[str] = field(default_factory=Counter)  # iopub messages by type
     nbytes: int = 0  # iopub bytes (JSON frames + buffers)
@@ -141,6 +142,7 @@ class Kernel:
         elif kind == "error":
             cell.error += "\n".join(content.get("traceback", []))
         elif kind in ("display_data", "execute_result"):
+            cell.shown += str(content.get("data", {}).get("text/plain", "")) + "\n"
             meta = content.get("metadata", {}).get("dagnb")
             if meta:
                 cell.dagnb.append(meta)
