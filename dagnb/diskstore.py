@@ -302,13 +302,7 @@ class DiskStore(CacheUpkeep, Store):
         try:
             with self._lock, self._db:
                 self._db.execute("BEGIN IMMEDIATE")
-                now = time.time()
-                for write in writes:
-                    if isinstance(write, HeadWrite):
-                        self._db.execute("INSERT OR REPLACE INTO heads VALUES (?, ?, ?)",
-                                         (write.task, write.key, self._sign("head", write.task, write.key)))
-                    else:
-                        failures += self._commit_put(write, now)
+                failures += self._commit_rows(writes)
         finally:
             for write in writes:
                 if isinstance(write, PutWrite) and write.written is not None:
@@ -321,34 +315,50 @@ class DiskStore(CacheUpkeep, Store):
         write.written, write.entry.stored = None, False
         return write.entry, exc
 
-    def _commit_put(self, write: PutWrite, now: float) -> list[Failure]:
-        entry, failures = write.entry, []
-        present = self._db.execute("SELECT 1 FROM blobs WHERE fingerprint = ?", (entry.output,)).fetchone()
-        if not present and write.row is not None:
-            signature = sign(self._key, _blob_fields(entry.output, len(write.row), row=True), write.digests)
-            self._db.execute("INSERT INTO blobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                             (entry.output, signature, len(write.row), now, now, b"".join(write.digests), write.row,
-                              os.geteuid() if hasattr(os, "geteuid") else None))
-            present = True
-        elif not present and write.written is not None:
-            try:
-                write.written.place()
-            except OSError as exc:
-                failures.append(self._unstored(write, exc))
-            else:
-                written = write.written
-                signature = sign(self._key, _blob_fields(entry.output, written.nbytes), written.digests)
-                self._db.execute("INSERT INTO blobs (fingerprint, signature, nbytes, created, last_used, digests) "
-                                 "VALUES (?, ?, ?, ?, ?, ?)",
-                                 (entry.output, signature, written.nbytes, now, now, b"".join(written.digests)))
-                present = True
-        if entry.stored != bool(present):  # pruned by another process since we looked, or stored by one meanwhile
-            entry.stored = bool(present)
-        record = entry.to_json()
-        self._db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)",
-                         (entry.key, entry.task, entry.output, record, self._sign("entry", entry.key, record),
-                          entry.created, now))
+    def _commit_rows(self, writes: list[Write]) -> list[Failure]:
+        """Inside the write transaction: values placed and their rows, entries and heads, a statement per table."""
+        now, failures = time.time(), []
+        puts = [w for w in writes if isinstance(w, PutWrite)]
+        present = self._present({w.entry.output for w in puts})
+        values, entries = [], []
+        for write in puts:
+            entry = write.entry
+            if entry.output not in present and (write.row is not None or write.written is not None):
+                try:
+                    values.append(self._value_values(write, now))
+                    present.add(entry.output)
+                except OSError as exc:  # the rename into place failed
+                    failures.append(self._unstored(write, exc))
+            entry.stored = entry.output in present  # pruned by another process since we looked, or stored by one
+            record = entry.to_json()
+            entries.append((entry.key, entry.task, entry.output, record, self._sign("entry", entry.key, record),
+                            entry.created, now))
+        self._db.executemany("INSERT INTO blobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
+        self._db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", entries)
+        self._db.executemany("INSERT OR REPLACE INTO heads VALUES (?, ?, ?)", [
+            (w.task, w.key, self._sign("head", w.task, w.key)) for w in writes if isinstance(w, HeadWrite)])
         return failures
+
+    def _present(self, fingerprints: set[str]) -> set[str]:
+        found, wanted = set(), sorted(fingerprints)
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            found.update(fp for (fp,) in self._db.execute(
+                f"SELECT fingerprint FROM blobs WHERE fingerprint IN ({', '.join('?' * len(part))})", part))
+        return found
+
+    def _value_values(self, write: PutWrite, now: float) -> tuple[Any, ...]:
+        """The ``blobs`` row of a value: its bytes in the row, or its file placed (raising what the rename raises)."""
+        output = write.entry.output
+        if write.row is not None:
+            signature = sign(self._key, _blob_fields(output, len(write.row), row=True), write.digests)
+            owner = os.geteuid() if hasattr(os, "geteuid") else None
+            return output, signature, len(write.row), now, now, b"".join(write.digests), write.row, owner
+        written = write.written
+        assert written is not None
+        written.place()
+        signature = sign(self._key, _blob_fields(output, written.nbytes), written.digests)
+        return output, signature, written.nbytes, now, now, b"".join(written.digests), None, None
 
     def _value_row(self, fingerprint: str) -> list[tuple[Any, ...]]:
         return self._query(f"SELECT signature, nbytes, digests, {self._value_columns} FROM blobs "
