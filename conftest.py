@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 TEST_KEY = b"dagnb-test-suite-key-of-32-bytes-or-more"  # tests/golden/golden_values.py signs with it too
 
@@ -38,3 +41,19 @@ def pytest_runtest_setup(item: object) -> None:
         if path not in _notebook_caches:
             _notebook_caches[path] = tempfile.mkdtemp(prefix="dagnb-nbval-cache-")
         os.environ["DAGNB_CACHE_DIR"] = _notebook_caches[path]
+
+
+
+@pytest.fixture(autouse=True)
+def _value_files(request: pytest.FixtureRequest) -> Iterator[None]:
+    """``@pytest.mark.value_files``: no value is small enough to live in its row, so each one has a file."""
+    if request.node.get_closest_marker("value_files") is None:
+        yield
+        return
+    import dagnb.writer
+
+    saved, dagnb.writer.ROW_LIMIT = dagnb.writer.ROW_LIMIT, 0
+    try:
+        yield
+    finally:
+        dagnb.writer.ROW_LIMIT = saved

@@ -608,6 +608,7 @@ class Graph:
             self._settle(event.task, event.status)
         elif isinstance(event, RunStarted):
             self._run_started, self._run_tasks = time.time(), []
+            self.store.begin_batch()  # values are written off the run loop, and are durable when the run returns
         elif isinstance(event, RunFinished):
             self._finished = event.report
             for param in self._damaged:  # not restorable: forgotten everywhere, so the next run recomputes it
@@ -617,6 +618,8 @@ class Graph:
                 if result is not None:
                     self.store.discard_value(result.output)
             self._damaged.clear()
+            for entry, exc in self.store.flush():
+                self._not_stored(entry, exc)
             hits, self._touched = self._touched, []
             try:
                 self.store.touch(hits)  # one transaction per run
@@ -991,19 +994,23 @@ class Graph:
         try:
             self.store.put(entry, value)
             return entry.stored  # false in a read-only cache: the value stays in memory
-        except sqlite3.Error as exc:
+        except Exception as exc:
+            self._not_stored(entry, exc)
+            return False
+
+    def _not_stored(self, entry: CacheEntry, exc: BaseException) -> None:
+        """Say why a value could not be cached (now, or when its batch was written): it is kept in memory only."""
+        category: type[Warning] = DagnbCacheWarning
+        if isinstance(exc, sqlite3.Error):
             message = f"The value of task `{entry.task}` could not be recorded in the cache ({exc})"
-            category: type[Warning] = DagnbCacheWarning
-        except OSError as exc:
+        elif isinstance(exc, OSError):
             message = f"The value of task `{entry.task}` could not be written to the cache ({exc.strerror or exc})"
-            category = DagnbCacheWarning
-        except Exception as exc:  # pickling failures come in many types
+        else:  # pickling failures come in many types
             message = f"The value of task `{entry.task}` cannot be pickled ({type(exc).__name__}: {exc})"
             category = UnpicklableOutputWarning
         entry.stored = False
         spec = self.tasks.specs.get(entry.task.removesuffix("[item]"))
         _warn_at(spec, f"{message}; it is kept in memory only and recomputed after a restart.", category)
-        return False
 
     def _stand_in(self, task: str, key: str, value: Any) -> str:
         """The output fingerprint of a value that has none: its key; said once per task."""

@@ -14,7 +14,8 @@ Invariants:
   (:mod:`dagnb.valuecopy`). A writer who swaps or rewrites the file
   meanwhile changes nothing that is loaded.
 * A value is written to ``.tmp-<random>.pkl`` beside its final name,
-  fsynced, and renamed into place by :meth:`Written.place`.
+  fsynced (:meth:`Written.sync`, on the cache's writer thread when a run
+  writes it) and renamed into place by :meth:`Written.place`.
 * In a group-shared cache (:class:`FileModes`), files and folders are
   created readable and writable by the folder's group.
 """
@@ -230,7 +231,7 @@ class BlobFiles:
     # ------------------------------------------------------------ writing
 
     def write(self, fingerprint: str, dump: Callable[[Any], None]) -> Written:
-        """``dump(file)`` into a new temporary file beside ``fingerprint``'s place, fsynced and hashed."""
+        """``dump(file)`` into a new temporary file beside ``fingerprint``'s place, hashed (not yet fsynced)."""
         with self._shard(fingerprint, create=True) as shard:
             name = f".tmp-{secrets.token_hex(8)}.pkl"
             fd = _open_at(shard, name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, self.modes.file)
@@ -240,8 +241,6 @@ class BlobFiles:
                 with os.fdopen(fd, "wb") as handle:
                     writer = _HashingFile(handle)
                     dump(writer)
-                    handle.flush()
-                    os.fsync(handle.fileno())
             except BaseException:
                 written.discard()
                 raise
@@ -350,6 +349,15 @@ class Written:
     nbytes: int = 0
     digests: list[bytes] = field(default_factory=list)
     placed: bool = False
+
+    def sync(self) -> None:
+        """Make the temporary file's bytes durable (before it is placed, so a placed file is whole)."""
+        with self.files._shard(self.fingerprint) as shard:
+            fd = _open_at(shard, self.name, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def place(self) -> None:
         """Rename it to its fingerprint's name (replacing a file that failed its signature)."""

@@ -4,6 +4,9 @@ Invariants:
 
 * A cache of a newer format is refused and left exactly as it was (its
   format is read without writing anything).
+* A cache of format 3 is upgraded in place (its tables gain the columns
+  of format 4; every row and file stays valid), also when it is opened
+  read-only (then it is read as it is).
 * A cache of an older format, or metadata SQLite cannot read at all, is
   moved aside into the folder (``old-format-N/``, ``damaged-N/``): nothing is
   deleted, and the cache starts afresh.
@@ -33,7 +36,9 @@ __all__ = ["FORMAT_VERSION", "CacheFormatError", "CacheUnavailable", "Opened", "
 
 # 1: unsigned entries; 2: signed entries and values (SHA-256 chunks), unsigned history and heads;
 # 3: values signed over BLAKE3 chunks, signed heads, hit counts and history (deduplicated and bounded)
-FORMAT_VERSION = 3
+# 4: small values live in their metadata row (``blobs.data``, signed as a "row"), not in a file
+FORMAT_VERSION = 4
+_UPGRADES = {3: (("blobs", "data", "BLOB"), ("blobs", "owner", "INTEGER"))}  # the columns a format gains
 _UNSIGNED = {1: "whose entries are not signed, so they cannot be trusted",
              2: "whose run history and heads are not signed, so they cannot be trusted"}
 _FILES = ("meta.sqlite", "meta.sqlite-wal", "meta.sqlite-shm", "blobs")
@@ -120,7 +125,7 @@ def _open_writable(root: Path, modes: FileModes, schema: str) -> sqlite3.Connect
     found = _stored_format(root)
     if found is not None and found > FORMAT_VERSION:
         raise CacheFormatError(str(root), found)
-    if found is not None and found < FORMAT_VERSION:
+    if found is not None and found < FORMAT_VERSION and found not in _UPGRADES:
         aside = set_aside(root, f"old-format-{found}")
         _warn(f"The cache at {root} was written by an older dagnb (format {found}), "
               f"{_UNSIGNED.get(found, 'which this dagnb does not read')}; dagnb starts it afresh (format "
@@ -156,12 +161,24 @@ def _connect(root: Path, modes: FileModes, schema: str) -> sqlite3.Connection:
         with db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
+            _upgrade(db)
             db.executescript(schema)
             db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (str(FORMAT_VERSION),))
     except BaseException:
         db.close()
         raise
     return db
+
+
+def _upgrade(db: sqlite3.Connection) -> None:
+    """Bring a cache of a format in :data:`_UPGRADES` to this format, in the caller's transaction."""
+    found = _format_of(db)
+    if found not in _UPGRADES:
+        return
+    for table, column, kind in _UPGRADES[found]:  # a column already there: a kill came before the format's row
+        if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+    db.execute("UPDATE meta SET value = ? WHERE name = 'format'", (str(FORMAT_VERSION),))
 
 
 def _open_read_only(root: Path, why: str) -> sqlite3.Connection:
@@ -172,7 +189,7 @@ def _open_read_only(root: Path, why: str) -> sqlite3.Connection:
     found = _stored_format(root)
     if found is not None and found > FORMAT_VERSION:
         raise CacheFormatError(str(root), found)
-    if found is not None and found < FORMAT_VERSION:
+    if found is not None and found < FORMAT_VERSION and found not in _UPGRADES:
         raise CacheUnavailable(f"The cache at {root} was written by an older dagnb (format {found}) and is read-only "
                                f"for you ({why}), so dagnb cannot set it aside; nothing in it is used.")
     problem: Exception | None = None
@@ -183,7 +200,7 @@ def _open_read_only(root: Path, why: str) -> sqlite3.Connection:
             problem = exc
             continue
         try:
-            if _format_of(db, strict=True) == FORMAT_VERSION:
+            if _format_of(db, strict=True) in (FORMAT_VERSION, *_UPGRADES):
                 return db
             problem = None
         except sqlite3.Error as exc:

@@ -1,4 +1,4 @@
-"""The disk cache: metadata in ``DIR/meta.sqlite``, values in ``DIR/blobs/ab/abcdef….pkl`` (joblib).
+"""The disk cache: metadata in ``DIR/meta.sqlite``; a small value in its row there, a large one in ``DIR/blobs/ab/abcdef….pkl``.
 
 Invariants:
 
@@ -13,9 +13,15 @@ Invariants:
 * Only a value that fails its signature is removed (and, in a cache shared
   with a group, only if it is this user's file); a value that cannot be read
   right now (too many open files, a permission) is a miss and stays.
-* Metadata lives in SQLite in WAL mode: each write is one transaction, so a
-  killed kernel leaves the last committed state. The run history is bounded
-  (:mod:`dagnb.runlog`).
+* A value whose pickle is at most :data:`~dagnb.writer.ROW_LIMIT` bytes is
+  kept in its ``blobs`` row (plain pickle, signed as a ``row``); a larger
+  one in a file (joblib, signed as a ``blob``). Either is signed over the
+  BLAKE3 digests of its bytes.
+* Metadata lives in SQLite in WAL mode: each write (or, during a run, each
+  batch of writes: :mod:`dagnb.writer`) is one transaction, so a killed
+  kernel leaves the last committed state. ``flush`` returns once every
+  write is committed: a run that returned is in the cache. The run history
+  is bounded (:mod:`dagnb.runlog`).
 * A cache this user cannot write is used read-only: hits load, nothing is
   written, and the commands that would change it say why they cannot.
 """
@@ -23,8 +29,10 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
+import pickle
 import threading
 import time
 import warnings
@@ -40,7 +48,8 @@ from .errors import DagnbCacheWarning
 from .runlog import RunRecord, TaskRecord
 from .store import CacheEntry, CacheInfo, CacheMiss, CacheReadOnly, Store
 from .upkeep import CacheUpkeep
-from .trust import DIGEST, cache_key, sign, user_name, verify
+from .trust import DIGEST, cache_key, hash_chunk, sign, user_name, verify
+from .writer import BatchWriter, Failure, HeadWrite, Pending, PutWrite, Write, small_pickle
 
 __all__ = ["DiskStore", "FORMAT_VERSION"]
 
@@ -53,7 +62,7 @@ CREATE INDEX IF NOT EXISTS entries_task ON entries (task);
 CREATE INDEX IF NOT EXISTS entries_output ON entries (output);
 CREATE TABLE IF NOT EXISTS blobs (
     fingerprint TEXT PRIMARY KEY, signature TEXT NOT NULL, nbytes INTEGER NOT NULL,
-    created REAL NOT NULL, last_used REAL NOT NULL, digests BLOB NOT NULL DEFAULT x'');
+    created REAL NOT NULL, last_used REAL NOT NULL, digests BLOB NOT NULL DEFAULT x'', data BLOB, owner INTEGER);
 CREATE TABLE IF NOT EXISTS heads (task TEXT PRIMARY KEY, key TEXT NOT NULL, signature TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS hits (
     key TEXT PRIMARY KEY, count INTEGER NOT NULL, saved REAL NOT NULL, signature TEXT NOT NULL);
@@ -63,8 +72,26 @@ MISMATCH = ("its value file does not match its signature (it was altered or trun
             "cache key)")
 
 
-def _blob_fields(fingerprint: str, nbytes: int) -> tuple[str, ...]:
-    return ("blob", fingerprint, str(nbytes), DIGEST)
+def _blob_fields(fingerprint: str, nbytes: int, row: bool = False) -> tuple[str, ...]:
+    return ("row" if row else "blob", fingerprint, str(nbytes), DIGEST)
+
+
+class _RowBytes:
+    """A small value's pickle, read from its row: the same bytes are checked and unpickled (a Payload's duties)."""
+
+    def __init__(self, data: bytes, owner: int | None) -> None:
+        self._data, self.owner = bytes(data), owner
+
+    def matches(self, expected: list[bytes]) -> bool:
+        return expected == [hash_chunk(self._data)]
+
+    def load(self, expected: list[bytes]) -> Any:
+        if not self.matches(expected):
+            raise Mismatch("the row's bytes do not match their signed digest")
+        return pickle.loads(self._data)
+
+    def close(self) -> None:
+        pass
 
 
 class DiskStore(CacheUpkeep, Store):
@@ -84,9 +111,13 @@ class DiskStore(CacheUpkeep, Store):
         self._warned: set[str] = set()
         self._verified: set[str] = set()  # fingerprints whose existing file this store has checked
         self._lock = threading.RLock()
+        self._pending = Pending()  # writes handed to the writer and not yet committed
+        self._writer: BatchWriter | None = None  # during a batch
         opened = open_cache(self.root, _SCHEMA)
         self._db, self.read_only = opened.db, opened.read_only
         self._files = BlobFiles(self.root, opened.modes)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(blobs)")}
+        self._value_columns = "data, owner" if "data" in columns else "NULL, NULL"  # format 3, read-only
         if self.read_only:
             warnings.warn(
                 f"The cache at {self.location} is read-only for you ({self.read_only}). dagnb uses it read-only: "
@@ -138,16 +169,28 @@ class DiskStore(CacheUpkeep, Store):
     # ---------------------------------------------------------- entries
 
     def entry(self, key: str) -> CacheEntry | None:
+        with self._lock:
+            pending = self._pending.entry(key)
+        if pending is not None:
+            return pending
         rows = self._query("SELECT record, signature FROM entries WHERE key = ?", (key,))
         return self._entry(key, *rows[0]) if rows else None
 
     def entries_of(self, task: str) -> list[CacheEntry]:
+        with self._lock:
+            pending = [copy.copy(w.entry) for w in self._pending.entries.values() if w.entry.task == task][::-1]
         rows = self._query(
             "SELECT key, record, signature FROM entries WHERE task = ? ORDER BY last_used DESC, created DESC", (task,)
         )
-        return [e for e in (self._entry(*row) for row in rows) if e is not None and e.task == task]
+        keys = {e.key for e in pending}
+        found = [e for e in (self._entry(*row) for row in rows) if e is not None and e.task == task]
+        return pending + [e for e in found if e.key not in keys]
 
     def head(self, task: str) -> CacheEntry | None:
+        with self._lock:
+            written = self._pending.heads.get(task)
+        if written is not None:
+            return self.entry(written.key)
         rows = self._query(
             "SELECT h.key, h.signature, e.record, e.signature FROM heads h JOIN entries e ON e.key = h.key "
             "WHERE h.task = ?", (task,)
@@ -158,10 +201,8 @@ class DiskStore(CacheUpkeep, Store):
         return entry if entry is not None and entry.task == task else None
 
     def set_head(self, task: str, key: str) -> None:
-        if self.read_only:
-            return
-        with self._lock, self._db:
-            self._db.execute("INSERT OR REPLACE INTO heads VALUES (?, ?, ?)", (task, key, self._sign("head", task, key)))
+        if not self.read_only:
+            self._write(HeadWrite(task, key))
 
     def last_durations(self, tasks: Iterable[str]) -> dict[str, float]:
         wanted = set(tasks)
@@ -176,54 +217,159 @@ class DiskStore(CacheUpkeep, Store):
     # ---------------------------------------------------------- values
 
     def has_value(self, fingerprint: str) -> bool:
+        with self._lock:
+            if fingerprint in self._pending.values:
+                return True
         return bool(self._query("SELECT 1 FROM blobs WHERE fingerprint = ?", (fingerprint,)))
 
     def put(self, entry: CacheEntry, value: Any) -> None:
         """Write the value (once per fingerprint) and the entry.
 
-        The value is written to a temporary file first; the rename into place
-        and the rows are then done inside one write transaction, so of two
-        processes storing the same fingerprint at once exactly one file and
-        its own row win, and a file never sits beside another writer's row.
+        The value is pickled here (a small one to bytes, a large one into a
+        temporary file); the fsync, the rename into place and the rows are
+        then done for a whole batch of writes, the rename and rows inside one
+        write transaction, so of two processes storing the same fingerprint
+        at once exactly one value and its own row win, and a file never sits
+        beside another writer's row. Outside a batch that happens before
+        ``put`` returns; in a batch, by the next :meth:`flush`.
         In a read-only cache nothing is written and ``entry.stored`` is false.
         """
         if self.read_only:
             entry.stored = False
             return
+        entry.created = entry.created or time.time()
+        self._write(self._prepare(entry, value))
+
+    def _prepare(self, entry: CacheEntry, value: Any) -> PutWrite:
+        """The write of ``entry``, with the value's bytes unless a good copy is stored already."""
+        if not entry.stored or self._has_good_value(entry.output):
+            return PutWrite(copy.copy(entry))
+        data = small_pickle(value)
+        if data is not None:
+            entry.nbytes = len(data)
+            return PutWrite(copy.copy(entry), row=data, digests=[hash_chunk(data)])
         import joblib
 
-        now = time.time()
-        entry.created = entry.created or now
-        written = None
-        if entry.stored and not self._has_good_value(entry.output):
-            written = self._files.write(entry.output, lambda handle: joblib.dump(value, handle))
-            entry.nbytes = written.nbytes
+        written = self._files.write(entry.output, lambda handle: joblib.dump(value, handle))
+        entry.nbytes = written.nbytes
+        return PutWrite(copy.copy(entry), written=written)
+
+    def _write(self, write: Write) -> None:
+        """Hand ``write`` to the batch, or commit it now (raising what its value's write raised)."""
+        with self._lock:
+            if self._writer is not None:
+                self._pending.add(write)
+                self._writer.add(write)
+                return
+        failures = self._commit([write])
+        if failures:
+            raise failures[0][1]
+
+    def begin_batch(self) -> None:
+        with self._lock:
+            if self._writer is None and not self.read_only:
+                self._writer = BatchWriter(self._commit, self._committed)
+
+    def flush(self) -> list[Failure]:
+        with self._lock:
+            writer, self._writer = self._writer, None  # writes from now on are committed by their caller
+        return writer.close() if writer is not None else []
+
+    def commit_pending(self) -> None:
+        """Commit the writes of the batch so far, and go on batching (its failures wait for :meth:`flush`)."""
+        with self._lock:
+            writer = self._writer
+        if writer is not None:
+            writer.flush(keep=True)
+
+    def _committed(self, writes: list[Write]) -> None:
+        with self._lock:
+            self._pending.done(writes)
+
+    def _commit(self, writes: list[Write]) -> list[Failure]:
+        """Commit ``writes`` in one transaction; a value whose file cannot be synced or placed is recorded unstored.
+
+        Returns the failed values, with their error (the others are committed).
+        Raises what SQLite raises (then nothing of the batch is committed).
+        """
+        failures: list[Failure] = []
+        for write in writes:  # before the transaction: an fsync holds no lock
+            if isinstance(write, PutWrite) and write.written is not None:
+                try:
+                    write.written.sync()
+                except OSError as exc:
+                    failures.append(self._unstored(write, exc))
         try:
             with self._lock, self._db:
                 self._db.execute("BEGIN IMMEDIATE")
-                present = self._db.execute("SELECT 1 FROM blobs WHERE fingerprint = ?", (entry.output,)).fetchone()
-                if written is not None and not present:
-                    written.place()
-                    signature = sign(self._key, _blob_fields(entry.output, written.nbytes), written.digests)
-                    self._db.execute("INSERT INTO blobs VALUES (?, ?, ?, ?, ?, ?)",
-                                     (entry.output, signature, written.nbytes, now, now, b"".join(written.digests)))
-                elif entry.stored and not present:  # pruned by another process since we looked
-                    entry.stored = False
-                elif not entry.stored and present:  # writing it failed, but the value is in the cache already
-                    entry.stored = True
-                record = entry.to_json()
-                self._db.execute(
-                    "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (entry.key, entry.task, entry.output, record, self._sign("entry", entry.key, record),
-                     entry.created, now),
-                )
+                failures += self._commit_rows(writes)
         finally:
-            if written is not None:
-                written.discard()  # another writer stored this value meanwhile (or the transaction failed)
+            for write in writes:
+                if isinstance(write, PutWrite) and write.written is not None:
+                    write.written.discard()  # another writer stored this value meanwhile (or the transaction failed)
+        return failures
+
+    def _unstored(self, write: PutWrite, exc: BaseException) -> Failure:
+        if write.written is not None:
+            write.written.discard()
+        write.written, write.entry.stored = None, False
+        return write.entry, exc
+
+    def _commit_rows(self, writes: list[Write]) -> list[Failure]:
+        """Inside the write transaction: values placed and their rows, entries and heads, a statement per table."""
+        now, failures = time.time(), []
+        puts = [w for w in writes if isinstance(w, PutWrite)]
+        present = self._present({w.entry.output for w in puts})
+        values, entries = [], []
+        for write in puts:
+            entry = write.entry
+            if entry.output not in present and (write.row is not None or write.written is not None):
+                try:
+                    values.append(self._value_values(write, now))
+                    present.add(entry.output)
+                except OSError as exc:  # the rename into place failed
+                    failures.append(self._unstored(write, exc))
+            entry.stored = entry.output in present  # pruned by another process since we looked, or stored by one
+            record = entry.to_json()
+            entries.append((entry.key, entry.task, entry.output, record, self._sign("entry", entry.key, record),
+                            entry.created, now))
+        self._db.executemany("INSERT INTO blobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
+        self._db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", entries)
+        self._db.executemany("INSERT OR REPLACE INTO heads VALUES (?, ?, ?)", [
+            (w.task, w.key, self._sign("head", w.task, w.key)) for w in writes if isinstance(w, HeadWrite)])
+        return failures
+
+    def _present(self, fingerprints: set[str]) -> set[str]:
+        found, wanted = set(), sorted(fingerprints)
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            found.update(fp for (fp,) in self._db.execute(
+                f"SELECT fingerprint FROM blobs WHERE fingerprint IN ({', '.join('?' * len(part))})", part))
+        return found
+
+    def _value_values(self, write: PutWrite, now: float) -> tuple[Any, ...]:
+        """The ``blobs`` row of a value: its bytes in the row, or its file placed (raising what the rename raises)."""
+        output = write.entry.output
+        if write.row is not None:
+            signature = sign(self._key, _blob_fields(output, len(write.row), row=True), write.digests)
+            owner = os.geteuid() if hasattr(os, "geteuid") else None
+            return output, signature, len(write.row), now, now, b"".join(write.digests), write.row, owner
+        written = write.written
+        assert written is not None
+        written.place()
+        signature = sign(self._key, _blob_fields(output, written.nbytes), written.digests)
+        return output, signature, written.nbytes, now, now, b"".join(written.digests), None, None
+
+    def _value_row(self, fingerprint: str) -> list[tuple[Any, ...]]:
+        return self._query(f"SELECT signature, nbytes, digests, {self._value_columns} FROM blobs "
+                           f"WHERE fingerprint = ?", (fingerprint,))
 
     def _has_good_value(self, fingerprint: str) -> bool:
-        """A stored value for ``fingerprint`` that this user's key signed (its file checked once per store)."""
-        rows = self._query("SELECT signature, nbytes, digests FROM blobs WHERE fingerprint = ?", (fingerprint,))
+        """A stored value for ``fingerprint`` that this user's key signed (its bytes checked once per store)."""
+        with self._lock:
+            if fingerprint in self._pending.values:  # written by this store, in the batch not yet committed
+                return True
+        rows = self._value_row(fingerprint)
         if not rows:  # asked every time: a prune or clear (here or in another process) may have removed it
             self._verified.discard(fingerprint)
             return False
@@ -237,7 +383,13 @@ class DiskStore(CacheUpkeep, Store):
         return True
 
     def load(self, entry: CacheEntry) -> Any:
-        rows = self._query("SELECT signature, nbytes, digests FROM blobs WHERE fingerprint = ?", (entry.output,))
+        with self._lock:
+            pending = self._pending.values.get(entry.output)
+        if pending is not None and pending.row is not None:
+            return pickle.loads(pending.row)  # this process's own bytes, not yet committed
+        if pending is not None:  # a file not yet in place: wait for it
+            self.commit_pending()
+        rows = self._value_row(entry.output)
         if not rows:
             raise CacheMiss("its value is not in the cache")
         expected, payload = self._read_signed(entry.output, *rows[0])
@@ -248,17 +400,18 @@ class DiskStore(CacheUpkeep, Store):
         except Exception as exc:  # signed by us, and still unreadable: a bug or a library change
             raise CacheMiss(f"its value cannot be unpickled ({type(exc).__name__}: {exc})") from None
 
-    def _check_whole(self, fingerprint: str, signature: str, nbytes: int, digests: bytes) -> None:
-        """Read and check every byte of a value (for verify, and before trusting a file already there)."""
-        expected, payload = self._read_signed(fingerprint, signature, nbytes, digests)
+    def _check_whole(self, fingerprint: str, signature: str, nbytes: int, digests: bytes,
+                     data: bytes | None = None, owner: int | None = None) -> None:
+        """Read and check every byte of a value (for verify, and before trusting a value already there)."""
+        expected, payload = self._read_signed(fingerprint, signature, nbytes, digests, data, owner)
         try:
             if not payload.matches(expected):
                 raise self._forget_bad(fingerprint, payload.owner)
         finally:
             payload.close()
 
-    def _read_signed(self, fingerprint: str, signature: str, nbytes: int,
-                     digests: bytes) -> tuple[list[bytes], Payload]:
+    def _read_signed(self, fingerprint: str, signature: str, nbytes: int, digests: bytes,
+                     data: bytes | None = None, owner: int | None = None) -> tuple[list[bytes], Payload | _RowBytes]:
         """The chunk digests the signature vouches for, and the value's bytes read once (not yet checked).
 
         A row whose signature fails, or a file that is not what it says, is
@@ -269,8 +422,11 @@ class DiskStore(CacheUpkeep, Store):
             self._forget_row(fingerprint)
             raise CacheMiss("its value row names no valid fingerprint", "bad")
         expected = [bytes(digests[i : i + 32]) for i in range(0, len(digests), 32)]
-        if not verify(self._key, signature, _blob_fields(fingerprint, nbytes), expected):
-            raise self._forget_bad(fingerprint, self._owner(fingerprint))
+        row = data is not None
+        if not verify(self._key, signature, _blob_fields(fingerprint, nbytes, row), expected):
+            raise self._forget_bad(fingerprint, owner if row else self._owner(fingerprint))
+        if row:
+            return expected, _RowBytes(data, owner)  # type: ignore[arg-type]
         try:
             return expected, self._files.read(fingerprint, nbytes)
         except FileNotFoundError:
@@ -377,6 +533,9 @@ class DiskStore(CacheUpkeep, Store):
                          self.read_only)
 
     def close(self) -> None:
+        for failed, exc in self.flush():  # a run flushes and says why; this is a batch no run ended
+            warnings.warn(f"The value of task `{failed.task}` could not be written to the cache at {self.location} "
+                          f"({exc}); it was not kept.", DagnbCacheWarning, stacklevel=2)
         with self._lock:
             self._db.close()
 

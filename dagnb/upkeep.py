@@ -44,6 +44,7 @@ class CacheUpkeep:
     """``verify``, ``prune`` and ``clear`` of a :class:`~dagnb.diskstore.DiskStore`."""
 
     def verify(self: DiskStore) -> Verified:
+        self.commit_pending()
         try:
             damage = str(self._query("PRAGMA quick_check")[0][0])
         except sqlite3.DatabaseError as exc:  # too damaged even to be checked
@@ -68,7 +69,8 @@ class CacheUpkeep:
 
     def _verify_values(self: DiskStore) -> tuple[list[str], list[str], list[str]]:
         bad, kept, unreadable = [], [], []
-        for fingerprint, *row in self._query("SELECT fingerprint, signature, nbytes, digests FROM blobs"):
+        for fingerprint, *row in self._query(f"SELECT fingerprint, signature, nbytes, digests, {self._value_columns} "
+                                             f"FROM blobs"):
             try:
                 self._check_whole(fingerprint, *row)
             except CacheMiss as miss:
@@ -115,6 +117,7 @@ class CacheUpkeep:
 
     def prune(self: DiskStore, max_bytes: int, keep: Iterable[str] = ()) -> Pruned:
         self._writable("prune")
+        self.commit_pending()
         self._sweep()
         kept = set(keep)
         blobs = self._query("SELECT fingerprint, nbytes FROM blobs ORDER BY last_used, created")
@@ -151,6 +154,7 @@ class CacheUpkeep:
 
     def clear(self: DiskStore, task: str | None = None) -> int:
         self._writable("clear")
+        self.commit_pending()
         with self._lock, self._db:
             where, args = ("WHERE task = ?", (task,)) if task is not None else ("", ())
             gone = self._db.execute(f"DELETE FROM entries {where}", args).rowcount

@@ -104,6 +104,7 @@ def test_two_sessions_run_the_same_dag_on_one_cache_at_once(tmp_path: Path) -> N
     )
 
 
+@pytest.mark.value_files
 def test_two_writers_of_an_equal_value_with_different_pickles_keep_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The interleaving that eight real writers of a set hit within seconds, played in order.
 

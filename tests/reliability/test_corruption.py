@@ -148,6 +148,7 @@ CASES = {
 }
 
 
+@pytest.mark.value_files
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_damaged_cache_is_a_warned_miss_and_is_recomputed(tmp_path: Path, case: str) -> None:
     damage, reason = CASES[case]

@@ -5,8 +5,10 @@ a test: ``format-1/`` (the unsigned layout, written by ``make_format1.py``
 with sqlite3 and joblib), ``format-2/`` (written by ``make_format2.py`` with
 the DiskStore of format 2; its history and heads are unsigned) and
 ``format-3/`` (written by ``make_format3.py`` with the DiskStore of format 3,
-signed with the test suite's key, history included). If a change of dagnb
-stops reading ``format-3/``, the test of it fails: the on-disk format is pinned.
+signed with the test suite's key, history included; upgraded in place when
+opened) and ``format-4/`` (``make_format4.py``, format 4: its small values
+live in their rows). If a change of dagnb stops reading either, the test of
+it fails: the on-disk format is pinned.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def test_an_older_cache_is_set_aside_with_a_warning_and_kept(tmp_path: Path, nam
     aside = root.resolve() / f"old-format-{found}"
     assert [str(w.message) for w in caught] == [(
         f"The cache at {root.resolve()} was written by an older dagnb (format {found}), {why}; dagnb starts it "
-        f"afresh (format 3) and recomputes. The old files are in {aside}; delete them when you like."
+        f"afresh (format 4) and recomputes. The old files are in {aside}; delete them when you like."
     )]
     kept = faultlib.snapshot(aside)
     for path, data in original.items():  # nothing deleted; every value file byte for byte
@@ -73,14 +75,14 @@ def test_an_older_cache_is_set_aside_with_a_warning_and_kept(tmp_path: Path, nam
             assert kept[path] == data, path
     assert tables(aside / "meta.sqlite") == tables(GOLDEN / name / "meta.sqlite")
 
-    info = store.info()  # the new store: empty, format 3, working
+    info = store.info()  # the new store: empty, format 4, working
     assert (info.entries, info.blobs) == (0, 0)
-    assert faultlib.rows(root, "SELECT value FROM meta WHERE name = 'format'") == [("3",)]
+    assert faultlib.rows(root, "SELECT value FROM meta WHERE name = 'format'") == [("4",)]
     for key in values():
         assert store.entry(key) is None
     store.close()
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # opened again: format 3 now, no warning
+        warnings.simplefilter("error")  # opened again: format 4 now, no warning
         DiskStore(root).close()
     faultlib.assert_usable(root)
     faultlib.record_case("test_format", f"format {found} set aside (warned, kept byte for byte, new store works)")
@@ -96,8 +98,10 @@ def test_a_graph_over_a_format_1_cache_recomputes(tmp_path: Path) -> None:
     graph.store.close()
 
 
-def test_the_format_3_fixture_loads_every_value(tmp_path: Path) -> None:
-    root = copy("format-3", tmp_path)
+@pytest.mark.parametrize("name", ["format-3", "format-4"])
+def test_the_fixture_loads_every_value(tmp_path: Path, name: str) -> None:
+    """Format 4 as written; format 3 upgraded in place (its rows and files unchanged, the format's columns added)."""
+    root = copy(name, tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         store = DiskStore(root)
@@ -132,14 +136,15 @@ def test_the_format_3_fixture_loads_every_value(tmp_path: Path) -> None:
         assert (info.runs, info.history_rows) == (1, 3)
     store.close()
     faultlib.assert_usable(root)
-    faultlib.record_case("test_format", f"format 3 fixture: all {len(values())} values, heads, hits and the "
+    assert faultlib.rows(root, "SELECT value FROM meta WHERE name = 'format'") == [("4",)]
+    faultlib.record_case("test_format", f"{name} fixture: all {len(values())} values, heads, hits and the "
                                         f"signed run load and are equal")
 
 
 def newer(root: Path) -> None:
     db = sqlite3.connect(root / "meta.sqlite")
     with db:
-        db.execute("UPDATE meta SET value = '4' WHERE name = 'format'")
+        db.execute("UPDATE meta SET value = '5' WHERE name = 'format'")
     db.close()
 
 
@@ -147,30 +152,30 @@ def refused(root: Path) -> None:
     with pytest.raises(CacheFormatError) as raised:
         DiskStore(root)
     assert str(raised.value) == (
-        f"The cache at {root.resolve()} was written by a newer dagnb (cache format 4); this dagnb reads formats "
-        f"up to 3. Upgrade dagnb, or use another cache directory (`DAGNB_CACHE_DIR`, `%dag cache --dir PATH`)."
+        f"The cache at {root.resolve()} was written by a newer dagnb (cache format 5); this dagnb reads formats "
+        f"up to 4. Upgrade dagnb, or use another cache directory (`DAGNB_CACHE_DIR`, `%dag cache --dir PATH`)."
     )
 
 
-def test_a_format_4_cache_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
-    root = copy("format-3", tmp_path)
+def test_a_format_5_cache_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    root = copy("format-4", tmp_path)
     newer(root)
     before = faultlib.snapshot(root)
     refused(root)
     with pytest.raises(CacheFormatError):
         dagnb.Graph(cache_dir=str(root))
     assert faultlib.snapshot(root) == before, "opening a newer cache changed it"
-    faultlib.record_case("test_format", "format 4 refused (exact message), nothing on disk changed")
+    faultlib.record_case("test_format", "format 5 refused (exact message), nothing on disk changed")
 
 
-def test_a_format_4_cache_of_another_layout_is_left_as_it_was(tmp_path: Path) -> None:
+def test_a_format_5_cache_of_another_layout_is_left_as_it_was(tmp_path: Path) -> None:
     root = tmp_path / "cache"
     root.mkdir()
     db = sqlite3.connect(root / "meta.sqlite")  # rollback journal, the SQLite default
     with db:
         db.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        db.execute("INSERT INTO meta VALUES ('format', '4')")
-        db.execute("CREATE TABLE values_v4 (id INTEGER PRIMARY KEY, data BLOB)")
+        db.execute("INSERT INTO meta VALUES ('format', '5')")
+        db.execute("CREATE TABLE values_v5 (id INTEGER PRIMARY KEY, data BLOB)")
     db.close()
     before = faultlib.snapshot(root)
     refused(root)
@@ -186,7 +191,7 @@ def _open_in_a_process(root: str) -> None:
 
 
 def test_two_processes_opening_a_format_1_cache_at_once_keep_it(tmp_path: Path) -> None:
-    """Eight processes open one format-1 cache at the same moment: one sets it aside, the others see format 3."""
+    """Eight processes open one format-1 cache at the same moment: one sets it aside, the others see format 4."""
     import multiprocessing
 
     root = copy("format-1", tmp_path)

@@ -133,6 +133,7 @@ def _link_blobs(root: Path, victims: Path) -> str:
     return "blobs"
 
 
+@pytest.mark.value_files
 @pytest.mark.parametrize("where", ["a shard folder", "the blobs folder"])
 @pytest.mark.parametrize("operation", [o for o in OPERATIONS if "clear" not in o])
 def test_a_symbolic_link_in_the_cache_is_never_followed(tmp_path: Path, operation: str, where: str) -> None:

@@ -27,6 +27,7 @@ import pytest
 import users
 from notebook_cells import Notebook
 
+import dagnb.writer
 from dagnb.errors import DagnbCacheWarning
 
 TEAM_KEY = "the team's shared cache key, 32 characters or more"
@@ -40,7 +41,9 @@ CELLS = {
 SESSION = """
 import json, linecache, os, warnings
 import dagnb
+import dagnb.writer
 from dagnb.errors import DagnbCacheWarning
+dagnb.writer.ROW_LIMIT = int(os.environ["ROW_LIMIT"])  # 0: every value in a file, whose owner and mode are checked
 names = json.loads(os.environ["TASKS"])
 cells = json.loads(os.environ["CELLS"])
 namespace = {"LOG": os.environ["LOG"], "__name__": "__main__"}
@@ -71,7 +74,8 @@ def session(user: str, shared: Path, *tasks: str) -> Any:
         log.touch()
         log.chmod(0o666)
     env = {"DAGNB_CACHE_KEY": TEAM_KEY, "CACHE": str(shared / "cache"), "LOG": str(shared / "log.txt"),
-           "TASKS": json.dumps(tasks), "CELLS": json.dumps(CELLS)}
+           "TASKS": json.dumps(tasks), "CELLS": json.dumps(CELLS),
+           "ROW_LIMIT": str(dagnb.writer.ROW_LIMIT)}
     return users.run_as(user, SESSION, env)
 
 
@@ -79,6 +83,7 @@ def files(root: Path) -> dict[str, os.stat_result]:
     return {str(p.relative_to(root)): p.lstat() for p in sorted(root.rglob("*")) if not p.name.startswith(".tmp-")}
 
 
+@pytest.mark.value_files
 def test_a_group_shared_cache_serves_both_users_and_loses_nothing() -> None:
     alice, bob = users.require_users()
     team = grp.getgrnam(users.GROUP).gr_gid
@@ -186,6 +191,7 @@ def test_a_cache_of_another_user_opens_read_only_in_a_real_shell() -> None:
                                         "the new task in memory, prune refused, nothing changed")
 
 
+@pytest.mark.value_files
 def test_values_another_user_keeps_private_are_misses_and_stay(tmp_path: Path) -> None:
     """Bob may write the folder but not read alice's 0600 value files: misses (Permission denied), nothing removed."""
     alice, bob = users.require_users()

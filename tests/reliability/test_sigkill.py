@@ -222,6 +222,7 @@ def test_sigkill_during_prune_and_clear_leaves_no_dangling_entry(tmp_path: Path)
     )
 
 
+@pytest.mark.value_files
 def test_verify_removes_what_killed_writers_left_behind_once_it_is_an_hour_old(tmp_path: Path) -> None:
     import os
     import time

@@ -173,6 +173,7 @@ def test_a_self_referencing_output_does_not_crash_the_run(tmp_path: Path) -> Non
     assert nb.graph["loop"][1] is nb.graph["loop"]
 
 
+@pytest.mark.value_files
 def test_a_corrupt_blob_warns_and_the_task_recomputes_the_right_value(tmp_path: Path) -> None:
     first = _diamond(tmp_path)
     first.run()

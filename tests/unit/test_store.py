@@ -162,6 +162,7 @@ def disk(tmp_path: Path) -> Any:
     made.close()
 
 
+@pytest.mark.value_files
 def test_disk_store_leaves_no_temporary_files(disk: DiskStore) -> None:
     for i in range(5):
         disk.put(_entry(f"k{i}", "t", i), i)
@@ -170,6 +171,7 @@ def test_disk_store_leaves_no_temporary_files(disk: DiskStore) -> None:
     assert not [n for n in names if n.startswith(".tmp-")]
 
 
+@pytest.mark.value_files
 def test_a_write_that_fails_midway_leaves_no_entry_no_blob_and_a_usable_store(
     disk: DiskStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -215,6 +217,7 @@ def _flip_a_bit(path: Path) -> None:
         pytest.param("value", Path.unlink, "cannot be read", id="deleted"),
     ],
 )
+@pytest.mark.value_files
 def test_a_damaged_blob_is_a_miss_never_wrong_data_and_is_forgotten(
     disk: DiskStore, value: Any, damage: Callable[[Path], None], reason: str
 ) -> None:
@@ -227,6 +230,7 @@ def test_a_damaged_blob_is_a_miss_never_wrong_data_and_is_forgotten(
     assert not path.exists()
 
 
+@pytest.mark.value_files
 def test_a_forgotten_blob_is_written_again_on_the_next_put(disk: DiskStore) -> None:
     entry, path = _stored(disk, "value")
     path.unlink()
@@ -270,6 +274,7 @@ def _aged(disk: DiskStore, names: list[str]) -> dict[str, CacheEntry]:
     return entries
 
 
+@pytest.mark.value_files
 def test_prune_evicts_least_recently_used_values_first(disk: DiskStore) -> None:
     entries = _aged(disk, ["old", "mid", "new"])
     disk.touch([("k-old", 0.0)])  # `old` used again: now `mid` is the least recently used
@@ -329,6 +334,7 @@ def test_a_value_signed_with_another_key_is_never_unpickled(tmp_path: Path) -> N
     ours.close()
 
 
+@pytest.mark.value_files
 def test_verify_removes_what_is_altered_or_foreign_and_keeps_the_rest(tmp_path: Path) -> None:
     store = DiskStore(tmp_path / "cache", key=b"me")
     good, bad = _entry("k1", "a", "kept"), _entry("k2", "b", "flipped")
@@ -357,3 +363,116 @@ def test_the_key_is_created_once_with_mode_0600(tmp_path: Path, monkeypatch: pyt
     team = "a team secret of at least 32 characters"
     monkeypatch.setenv("DAGNB_CACHE_KEY", team)
     assert trust.cache_key() == team.encode()
+
+
+# ------------------------------------------------------- values in rows, batches
+
+
+def _value_row(root: Path, fingerprint_: str) -> tuple[Any, ...] | None:
+    import sqlite3
+
+    db = sqlite3.connect(root / "meta.sqlite")
+    try:
+        return db.execute("SELECT nbytes, data FROM blobs WHERE fingerprint = ?", (fingerprint_,)).fetchone()
+    finally:
+        db.close()
+
+
+def _set_row(root: Path, fingerprint_: str, sql: str, args: tuple[Any, ...]) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(root / "meta.sqlite")
+    with db:
+        db.execute(sql + " WHERE fingerprint = ?", (*args, fingerprint_))
+    db.close()
+
+
+def test_a_small_value_lives_in_its_row_and_a_large_one_in_a_file(disk: DiskStore) -> None:
+    small, large = {"rows": list(range(100))}, np.arange(20_000, dtype=np.float64)  # ~0.3 KiB and 160 KB pickled
+    disk.put(_entry("small", "t", small), small)
+    assert _blob_files(disk.root) == []
+    row = _value_row(disk.root, fingerprint(small))
+    assert row is not None and row[1] is not None and row[0] == len(row[1])
+    disk.put(_entry("large", "t", large), large)
+    (path,) = _blob_files(disk.root)
+    assert path.name == f"{fingerprint(large)}.pkl" and _value_row(disk.root, fingerprint(large))[1] is None  # type: ignore[index]
+    reopened = DiskStore(disk.root)
+    assert reopened.load(reopened.entry("small")) == small  # type: ignore[arg-type]
+    np.testing.assert_array_equal(reopened.load(reopened.entry("large")), large)  # type: ignore[arg-type]
+    reopened.close()
+
+
+@pytest.mark.parametrize("damage", ["a flipped byte", "another signed row's bytes", "a forged signature"])
+def test_a_damaged_row_is_a_miss_never_wrong_data_and_is_forgotten(disk: DiskStore, damage: str) -> None:
+    value, other = ["ours", 1, 2, 3], ["theirs", 4, 5, 6]
+    disk.put(_entry("k1", "t", value), value)
+    disk.put(_entry("k2", "t", other), other)
+    nbytes, data = _value_row(disk.root, fingerprint(value))  # type: ignore[misc]
+    if damage == "a flipped byte":
+        _set_row(disk.root, fingerprint(value), "UPDATE blobs SET data = ?", (data[:-3] + b"\x00" + data[-2:],))
+    elif damage == "another signed row's bytes":
+        theirs = _value_row(disk.root, fingerprint(other))[1]  # type: ignore[index]
+        _set_row(disk.root, fingerprint(value), "UPDATE blobs SET data = ?", (theirs,))
+    else:
+        _set_row(disk.root, fingerprint(value), "UPDATE blobs SET signature = ?", ("0" * 64,))
+    reopened = DiskStore(disk.root)
+    with pytest.raises(CacheMiss) as missed:
+        reopened.load(reopened.entry("k1"))  # type: ignore[arg-type]
+    assert missed.value.reason == ("its value file does not match its signature (it was altered or truncated, or "
+                                   "written with another cache key)")
+    assert _value_row(disk.root, fingerprint(value)) is None, "the damaged row was not forgotten"
+    assert reopened.load(reopened.entry("k2")) == other  # type: ignore[arg-type]
+    reopened.put(_entry("k1", "t", value), value)  # written again on the next put
+    assert reopened.load(reopened.entry("k1")) == value  # type: ignore[arg-type]
+    reopened.close()
+
+
+def test_a_batch_is_seen_by_its_own_store_at_once_and_by_others_after_flush(disk: DiskStore) -> None:
+    small, large = [1, 2, 3], np.arange(30_000)
+    other = DiskStore(disk.root)
+    disk.begin_batch()
+    disk.put(_entry("small", "t", small), small)
+    disk.put(_entry("large", "u", large), large)
+    disk.put(_entry("again", "v", small), small)  # the same value: stored once
+    disk.set_head("t", "small")
+    assert disk.head("t").key == "small" and disk.has_value(fingerprint(large))  # type: ignore[union-attr]
+    assert disk.load(disk.entry("small")) == small  # type: ignore[arg-type]
+    assert [e.key for e in disk.entries_of("u")] == ["large"]
+    assert other.entry("small") is None and other.head("t") is None, "a batch not flushed was seen by another store"
+    np.testing.assert_array_equal(disk.load(disk.entry("large")), large)  # type: ignore[arg-type]
+    assert disk.flush() == []
+    for store in (disk, other):
+        assert store.head("t").key == "small"  # type: ignore[union-attr]
+        assert store.load(store.entry("again")) == small  # type: ignore[arg-type]
+        np.testing.assert_array_equal(store.load(store.entry("large")), large)  # type: ignore[arg-type]
+    assert disk.info().blobs == 2
+    other.close()
+
+
+@pytest.mark.parametrize("where", ["fsync", "rename"])
+def test_a_value_a_batch_cannot_write_is_reported_by_flush_and_recorded_unstored(
+    disk: DiskStore, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    import errno
+    import os
+
+    full = OSError(errno.ENOSPC, "No space left on device")
+    large, small = np.arange(30_000), {"fits": True}
+    real_rename = os.rename
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        if where == "fsync" or str(args[1]).endswith(".pkl"):
+            raise full
+        real_rename(*args, **kwargs)
+
+    disk.begin_batch()
+    monkeypatch.setattr(os, where, fail)
+    disk.put(_entry("large", "t", large), large)
+    disk.put(_entry("small", "u", small), small)
+    failures = disk.flush()
+    monkeypatch.undo()
+    assert [(entry.key, exc) for entry, exc in failures] == [("large", full)]
+    entry = disk.entry("large")
+    assert entry is not None and not entry.stored and not disk.has_value(fingerprint(large))
+    assert _blob_files(disk.root) == []
+    assert disk.load(disk.entry("small")) == small  # type: ignore[arg-type]
