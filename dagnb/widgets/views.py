@@ -143,8 +143,8 @@ class _View:
     def follow(self, now: Planned) -> None:
         """The plan after a cell: redraw only if it changes a status, a reason or the problem shown."""
         view = self.view
-        shown = Planned(view.plan, view.problem, view.statuses)
-        if (shown.statuses, shown.problem, shown.reasons()) == (now.statuses, now.problem, now.reasons()):
+        shown = view.derived("reasons-shown", lambda: Planned(view.plan, view.problem, view.statuses).reasons())
+        if (view.statuses, view.problem, shown) == (now.statuses, now.problem, _reasons_of(now)):
             return
         self.view = _shared(self.graph, (now, view), lambda: _replanned(view, now))
         if self.widget is not None:
@@ -189,6 +189,16 @@ class _View:
             self.feed.stop()
         if self.widget is not None:
             _close_tree(self.widget)
+
+
+_last_reasons: list[tuple[Planned, dict[str, str]]] = []  # the reasons of the latest plan, for every view
+
+
+def _reasons_of(now: Planned) -> dict[str, str]:
+    """``now.reasons()``, computed once for all the views that follow one plan."""
+    if not _last_reasons or _last_reasons[0][0] is not now:
+        _last_reasons[:] = [(now, now.reasons())]
+    return _last_reasons[0][1]
 
 
 def _replanned(view: Overview, now: Planned) -> Overview:
