@@ -118,7 +118,7 @@ def _edge(place: Layout, upstream: str, task: str) -> str:
 
 
 def _node(task: str, at: tuple[int, int], status: str, reason: str, items: tuple[int, int] | None = None) -> str:
-    tip = f"{task}: {status}" + (f" ({reason})" if reason else "")
+    tip = f"{task}: {status}" + (f" ({reason})" if reason and status in ("stale", "pending") else "")
     label = _label(task)
     if items is not None:  # a map task: elements computed of those to compute (running), or of all (after)
         tip += f"; {items[0]} of {items[1]} items " + ("to compute are done" if status == "running" else "ran")
