@@ -24,6 +24,7 @@ drawn exactly as :func:`render_svg` draws it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from html import escape
 
 from ..overview import Overview, levels
@@ -117,6 +118,7 @@ def _edge(place: Layout, upstream: str, task: str) -> str:
     return f'<path d="M{x1} {y1}H{out}V{down}H{into}V{y2}H{x2}"/>'
 
 
+@lru_cache(maxsize=8192)  # a redraw after a change draws most boxes as they were: each is drawn once
 def _node(task: str, at: tuple[int, int], status: str, reason: str, items: tuple[int, int] | None = None) -> str:
     tip = f"{task}: {status}" + (f" ({reason})" if reason and status in ("stale", "pending") else "")
     label = _label(task)
