@@ -4,8 +4,8 @@ Two questions, on the seeded random DAG of ``bench_graph`` (each task reads
 up to 2 earlier ones) with no-op tasks:
 
 1. How long each view takes to render for ``Sizes.tasks`` tasks: the graph
-   SVG, the snapshot every full redraw takes (``graph.overview()``: plan,
-   costs, trace), the costs table, the trace Gantt and its critical path,
+   SVG, the snapshot every full redraw takes (``graph.overview()``: plan and
+   statuses; its costs are read when first shown), the costs table, the trace Gantt and its critical path,
    building a live ``DagView``, and one full redraw of it (what every run
    end and every task definition costs: views redrawn at one moment share
    the snapshot and its drawing, so the views on a page pay it once).
@@ -275,7 +275,8 @@ def rows(sizes: Sizes) -> list[Row]:
     mean_bytes = sum(live.nbytes) / len(live.nbytes)
     return [
         Row(f"{n:,}-task graph view: SVG (`graph.render_svg`) (info)", ms(t["svg"]), "—", None, "—", None),
-        Row(f"{n:,}-task snapshot for a full redraw (`graph.overview()`: plan, statuses, costs) (info)",
+        Row(f"{n:,}-task snapshot for a full redraw (`graph.overview()`: plan and statuses; costs are read when "
+            "shown) (info)",
             ms(t["overview"]), "—", None, "—", None),
         Row(f"{n:,}-task costs table (`costs.render_html`) (info)", ms(t["costs"]), "—", None, "—", None),
         Row(f"{n:,}-task trace Gantt (`trace.render_html`, critical path known) (info)", ms(t["gantt"]), "—",
