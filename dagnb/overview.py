@@ -4,13 +4,15 @@ Views render an :class:`Overview` and nothing else, so they never reach into
 the executor or the store. Building one plans (reads metadata) but never
 loads or runs anything; when the graph cannot be planned (a parameter no
 longer resolves), ``problem`` says why and statuses fall back to the last
-known ones.
+known ones. Its costs (a cache entry read per task) are read when first
+asked for, once: a view that shows no costs never pays for them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from .costs import TaskCosts, task_costs
 from .errors import DagnbError
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
     from .trace import Timeline, Trace
 
 __all__ = ["STATUSES", "Overview", "Planned", "levels", "overview", "planned"]
+
+T = TypeVar("T")
 
 STATUSES = ("pending", "stale", "running", "done", "cached", "failed", "skipped", "cancelled", "timed-out",
             "interrupted")
@@ -35,9 +39,27 @@ class Overview:
     statuses: dict[str, str]
     plan: Plan | None = None
     problem: str | None = None
-    costs: list[TaskCosts] = field(default_factory=list)
+    # reads the rows of `costs` for these statuses; None: no costs
+    costs_of: Callable[[dict[str, str]], list[TaskCosts]] | None = field(default=None, repr=False, compare=False)
     trace: Trace | None = None  # the latest run's
     timeline: Timeline | None = None  # every run since the session started
+    # what views derived from this snapshot (a layout, rendered HTML), kept so that views showing the same
+    # snapshot derive it once; a snapshot is never changed after it is taken, and `replace` starts a new memo
+    memo: dict[object, object] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    @property
+    def costs(self) -> list[TaskCosts]:
+        """One row per task (read at the first call, then kept)."""
+        read = self.costs_of
+        return self.derived("costs", lambda: read(self.statuses) if read is not None else [])
+
+    def derived(self, key: object, make: Callable[[], T]) -> T:
+        """``make()``, computed once per snapshot and ``key``."""
+        try:
+            return self.memo[key]  # type: ignore[return-value]
+        except KeyError:
+            found = self.memo[key] = make()
+            return found
 
     def counts(self) -> dict[str, int]:
         """How many tasks show each status, in the order of :data:`STATUSES`."""
@@ -101,6 +123,9 @@ def overview(graph: Graph, now: Planned | None = None) -> Overview:
     upstream = {t: graph.tasks.upstream(t) for t in tasks}
     now = now if now is not None else planned(graph)
     statuses = {t: now.statuses.get(t, "pending") for t in tasks}
-    entries = {t: graph.current_entry(t) for t in tasks}
-    costs = task_costs(tasks, statuses, entries, graph.store.hit_totals())
-    return Overview(tasks, upstream, statuses, now.plan, now.problem, costs, graph.trace, graph.timeline)
+
+    def costs_of(shown: dict[str, str]) -> list[TaskCosts]:
+        entries = {t: graph.current_entry(t) for t in tasks}
+        return task_costs(tasks, shown, entries, graph.store.hit_totals())
+
+    return Overview(tasks, upstream, statuses, now.plan, now.problem, costs_of, graph.trace, graph.timeline)

@@ -87,6 +87,10 @@ def style() -> str:
         ".dagnb-scroll::-webkit-scrollbar-thumb{background:#8c959f;border-radius:5px}"
         # an HTML widget grows to its content's width unless told not to: then its frame, not the page, scrolls
         ".dagnb-fit,.dagnb-fit>.widget-html-content,.dagnb-fit>.jupyter-widget-html-content{min-width:0;max-width:100%}"
+        # a drawing in tiles: stacked with no gap, each as wide as its frame (the edges into a tile start above it)
+        ".dagnb-tiles>.dagnb-tile{margin:0;flex-shrink:0}"
+        ".dagnb-tile>.widget-html-content,.dagnb-tile>.jupyter-widget-html-content{line-height:0}"
+        ".dagnb-tile svg{display:block}"
         ".dagnb-table{border-collapse:collapse;font-size:12px}"
         ".dagnb-table th,.dagnb-table td{padding:2px 8px;text-align:left;border-bottom:1px solid #eaeef2}"
         ".dagnb-table td.r,.dagnb-table th.r{text-align:right}"

@@ -8,21 +8,35 @@ boxes. The SVG fits the width it is given (``zoom="fit"``: scaled down, never
 up) or keeps a fixed scale and scrolls inside its frame, with a visible
 scrollbar. It has no ids and no scripts, so copies of it can share a page and
 it renders with no network and no JavaScript.
+
+A live view draws the same picture in tiles (:func:`render_tiles`): runs of
+whole bands, at most :data:`TILE_TASKS` tasks each, every tile an SVG as wide
+as the whole drawing whose viewBox is its slice of the same coordinates, so
+stacked with no gap they show the one drawing. A tile draws its tasks and the
+edges into them (an edge from a band above leaves the tile's box, hence
+``overflow="visible"``). A tile's text depends only on its own tasks, their
+upstream positions and the drawing's width, so a status change, or a task
+appended below, changes the text of one tile and leaves the others equal:
+a live view sends only the tiles whose text changed. A graph of one tile is
+drawn exactly as :func:`render_svg` draws it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from html import escape
 
 from ..overview import Overview, levels
 from ._format import COLORS, legend, style
 
-__all__ = ["WRAP_WIDTH", "Layout", "layout", "render_html", "render_svg", "render_text"]
+__all__ = ["TILE_TASKS", "WRAP_WIDTH", "Layout", "layout", "render_html", "render_svg", "render_text", "render_tiles",
+           "tiles"]
 
 NODE_W, NODE_H, GAP_X, GAP_Y, PAD = 150, 26, 56, 10, 12
 BAND_GAP = 30  # between two bands of levels: room for the edges that go from one to the next
 MAX_ROWS = 40  # a level with more tasks wraps into further columns
+TILE_TASKS = 32  # at most this many tasks per tile of a live view (unless one band holds more)
 WRAP_WIDTH = 880  # a drawing wider than this continues in a band below (a notebook's output is ~900 px wide)
 _LIGHT_TEXT = {"running", "done", "failed", "cancelled", "timed-out", "interrupted"}
 
@@ -104,8 +118,9 @@ def _edge(place: Layout, upstream: str, task: str) -> str:
     return f'<path d="M{x1} {y1}H{out}V{down}H{into}V{y2}H{x2}"/>'
 
 
+@lru_cache(maxsize=8192)  # a redraw after a change draws most boxes as they were: each is drawn once
 def _node(task: str, at: tuple[int, int], status: str, reason: str, items: tuple[int, int] | None = None) -> str:
-    tip = f"{task}: {status}" + (f" ({reason})" if reason else "")
+    tip = f"{task}: {status}" + (f" ({reason})" if reason and status in ("stale", "pending") else "")
     label = _label(task)
     if items is not None:  # a map task: elements computed of those to compute (running), or of all (after)
         tip += f"; {items[0]} of {items[1]} items " + ("to compute are done" if status == "running" else "ran")
@@ -119,6 +134,20 @@ def _node(task: str, at: tuple[int, int], status: str, reason: str, items: tuple
     )
 
 
+def _size(w: int, h: int, zoom: float | str) -> str:
+    if zoom == "fit":  # drawn at its size, scaled down where the output is narrower (where styles are kept)
+        return f'width="{w}" height="{h}" style="max-width:100%;height:auto" data-zoom="fit"'
+    scale = float(zoom)
+    return f'width="{round(w * scale)}" height="{round(h * scale)}" data-zoom="{scale:g}"'
+
+
+def _svg(size: str, view_box: str, edges: str, nodes: str, extra: str = "") -> str:
+    return (
+        f'<svg class="dagnb-graph" xmlns="http://www.w3.org/2000/svg" {size} viewBox="{view_box}"{extra}>'
+        f'<g class="dagnb-edges" fill="none" stroke="#8c959f" stroke-width="1.2">{edges}</g>{nodes}</svg>'
+    )
+
+
 def render_svg(
     tasks: list[str],
     upstream: dict[str, list[str]],
@@ -127,29 +156,97 @@ def render_svg(
     zoom: float | str = "fit",
     items: dict[str, tuple[int, int]] | None = None,
     width: int | None = WRAP_WIDTH,
+    place: Layout | None = None,
 ) -> str:
     """The graph as one inline SVG, its levels wrapped into bands past ``width`` (``None``: never).
 
     ``zoom="fit"`` scales the drawing down to the width it is given (never
     up); a number draws it at that scale, to scroll inside its frame. The
-    viewBox keeps the coordinates either way.
+    viewBox keeps the coordinates either way. ``place``: the layout, when already known.
     """
-    place = layout(tasks, upstream, width)
+    place = place if place is not None else layout(tasks, upstream, width)
     reasons, items = reasons or {}, items or {}
     edges = "".join(_edge(place, u, t) for t in tasks for u in upstream[t])
     nodes = "".join(
         _node(t, place.positions[t], statuses.get(t, "pending"), reasons.get(t, ""), items.get(t)) for t in tasks
     )
     w, h = max(place.width, 1), max(place.height, 1)
-    if zoom == "fit":  # drawn at its size, scaled down where the output is narrower (where styles are kept)
-        size = f'width="{w}" height="{h}" style="max-width:100%;height:auto" data-zoom="fit"'
-    else:
-        scale = float(zoom)
-        size = f'width="{round(w * scale)}" height="{round(h * scale)}" data-zoom="{scale:g}"'
-    return (
-        f'<svg class="dagnb-graph" xmlns="http://www.w3.org/2000/svg" {size} viewBox="0 0 {w} {h}">'
-        f'<g class="dagnb-edges" fill="none" stroke="#8c959f" stroke-width="1.2">{edges}</g>{nodes}</svg>'
-    )
+    return _svg(_size(w, h, zoom), f"0 0 {w} {h}", edges, nodes)
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A run of whole bands: its tasks (in drawing order) and its slice ``[top, bottom)`` of the drawing."""
+
+    tasks: tuple[str, ...]
+    top: int
+    bottom: int
+
+
+def tiles(tasks: list[str], place: Layout, most: int = TILE_TASKS) -> list[Tile]:
+    """Cut the drawing into tiles of whole bands, at most ``most`` tasks each (a bigger band is one tile).
+
+    Bands are taken greedily from the top, so a change below a tile never
+    moves its cut; tiles meet in the middle of the gap between two bands.
+    """
+    if place.bands is None:
+        return [Tile(tuple(tasks), 0, max(place.height, 1))]
+    members: list[list[str]] = [[] for _ in place.band_bottoms]
+    for task in tasks:
+        members[place.bands[task]].append(task)
+    cut: list[list[int]] = [[]]
+    count = 0
+    for b, band in enumerate(members):
+        if cut[-1] and count + len(band) > most:
+            cut.append([])
+            count = 0
+        cut[-1].append(b)
+        count += len(band)
+    out = []
+    top = 0
+    for i, group in enumerate(cut):
+        last = i == len(cut) - 1
+        bottom = max(place.height, 1) if last else place.band_bottoms[group[-1]] + BAND_GAP // 2
+        out.append(Tile(tuple(t for b in group for t in members[b]), top, bottom))
+        top = bottom
+    return out
+
+
+def render_tiles(
+    tasks: list[str],
+    upstream: dict[str, list[str]],
+    statuses: dict[str, str],
+    reasons: dict[str, str] | None = None,
+    zoom: float | str = "fit",
+    items: dict[str, tuple[int, int]] | None = None,
+    place: Layout | None = None,
+    cut: list[Tile] | None = None,
+    only: set[int] | None = None,
+) -> list[str | None]:
+    """The drawing of :func:`render_svg` as one SVG per tile, to stack with no gap.
+
+    ``place`` and ``cut`` (the layout and its tiles) can be passed when
+    already known; with ``only``, tiles not in it are not drawn (``None``).
+    """
+    place = place if place is not None else layout(tasks, upstream, WRAP_WIDTH)
+    cut = cut if cut is not None else tiles(tasks, place)
+    if len(cut) == 1 and (only is None or 0 in only):
+        return [render_svg(tasks, upstream, statuses, reasons, zoom, items, place=place)]
+    reasons, items = reasons or {}, items or {}
+    w = max(place.width, 1)
+    drawn: list[str | None] = []
+    for i, tile in enumerate(cut):
+        if only is not None and i not in only:
+            drawn.append(None)
+            continue
+        edges = "".join(_edge(place, u, t) for t in tile.tasks for u in upstream[t])
+        nodes = "".join(
+            _node(t, place.positions[t], statuses.get(t, "pending"), reasons.get(t, ""), items.get(t))
+            for t in tile.tasks
+        )
+        h = tile.bottom - tile.top
+        drawn.append(_svg(_size(w, h, zoom), f"0 {tile.top} {w} {h}", edges, nodes, ' overflow="visible"'))
+    return drawn
 
 
 def _reasons(view: Overview) -> dict[str, str]:

@@ -10,6 +10,14 @@ timings in the output metadata.
 Responsibilities:
     * build the widget tree once, and set only trait values afterwards,
       inside ``hold_sync`` so one redraw is one message per widget;
+    * send what changed: a trait set to the value it has sends nothing, the
+      graph is drawn in tiles (:func:`~dagnb.widgets.graph.render_tiles`) of
+      which a redraw renders only those whose tasks changed and sends only
+      those whose text changed, and the plan, costs and trace tabs are drawn
+      when shown (a hidden tab is redrawn when it is selected);
+    * share one snapshot: views redrawn at the same moment (after a cell, at
+      a run's end) take one :class:`~dagnb.overview.Overview` between them
+      and derive its drawings once (:meth:`~dagnb.overview.Overview.derived`);
     * never print and never use an ``Output`` widget: updates travel as
       comm messages, which validators ignore.
 """
@@ -17,6 +25,9 @@ Responsibilities:
 from __future__ import annotations
 
 import itertools
+import weakref
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from html import escape
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -67,6 +78,27 @@ def _widget_ref(widget: w.Widget) -> dict[str, Any]:
     return {"version_major": 2, "version_minor": 0, "model_id": widget.model_id}
 
 
+# the last snapshot taken for views of each graph, and the moment it stands for
+_snapshots: weakref.WeakKeyDictionary[Any, tuple[tuple[object, ...], Overview]] = weakref.WeakKeyDictionary()
+
+
+def _shared(graph: Graph, moment: tuple[object, ...], take: Callable[[], Overview]) -> Overview:
+    """The snapshot of ``moment`` (objects compared by identity: a plan, an event, a snapshot), taken once.
+
+    Every view redrawn at one moment is handed the same objects (the plan
+    after a cell, the event that ended a run), so the first view takes the
+    snapshot and the others reuse it. A moment of only ``None`` is never shared.
+    """
+    if all(part is None for part in moment):
+        return take()
+    last = _snapshots.get(graph)
+    if last is not None and len(last[0]) == len(moment) and all(a is b for a, b in zip(last[0], moment)):
+        return last[1]
+    view = take()
+    _snapshots[graph] = (moment, view)
+    return view
+
+
 class _View:
     """A snapshot, an optional live widget, and a bundle with fallbacks."""
 
@@ -94,25 +126,27 @@ class _View:
     def _build(self) -> w.Widget:
         raise NotImplementedError
 
+    seen: Event | None = None  # the last event applied: the moment a full redraw without a plan stands for
+
     def apply(self, event: Event) -> None:
         """Record an event; drawing waits for :meth:`flush`."""
+        self.seen = event
 
     def flush(self, full: bool, now: Planned | None = None) -> None:
         """Redraw; ``full`` takes a new snapshot first (with the plan ``now``, if taken) and redraws everything."""
         if full:
-            self.view = self.graph.overview(now)
+            moment = (now,) if now is not None else (None, self.seen)
+            self.view = _shared(self.graph, moment, lambda: self.graph.overview(now))
         if self.widget is not None:
             self._draw(full)
 
     def follow(self, now: Planned) -> None:
         """The plan after a cell: redraw only if it changes a status, a reason or the problem shown."""
         view = self.view
-        shown = Planned(view.plan, view.problem, view.statuses)
-        if (shown.statuses, shown.problem, shown.reasons()) == (now.statuses, now.problem, now.reasons()):
+        shown = view.derived("reasons-shown", lambda: Planned(view.plan, view.problem, view.statuses).reasons())
+        if (view.statuses, view.problem, shown) == (now.statuses, now.problem, _reasons_of(now)):
             return
-        statuses = {t: now.statuses.get(t, "pending") for t in view.tasks}
-        costs = [replace(row, status=statuses.get(row.task, row.status)) for row in view.costs]
-        self.view = replace(view, statuses=statuses, plan=now.plan, problem=now.problem, costs=costs)
+        self.view = _shared(self.graph, (now, view), lambda: _replanned(view, now))
         if self.widget is not None:
             self._draw(full=True)
 
@@ -157,6 +191,22 @@ class _View:
             _close_tree(self.widget)
 
 
+_last_reasons: list[tuple[Planned, dict[str, str]]] = []  # the reasons of the latest plan, for every view
+
+
+def _reasons_of(now: Planned) -> dict[str, str]:
+    """``now.reasons()``, computed once for all the views that follow one plan."""
+    if not _last_reasons or _last_reasons[0][0] is not now:
+        _last_reasons[:] = [(now, now.reasons())]
+    return _last_reasons[0][1]
+
+
+def _replanned(view: Overview, now: Planned) -> Overview:
+    """``view`` with the statuses, plan and problem of ``now`` (a new snapshot: it derives its drawings anew)."""
+    statuses = {t: now.statuses.get(t, "pending") for t in view.tasks}
+    return replace(view, statuses=statuses, plan=now.plan, problem=now.problem)
+
+
 def _close_tree(widget: w.Widget) -> None:
     for child in getattr(widget, "children", ()):
         _close_tree(child)
@@ -167,6 +217,7 @@ class DagView(_View):
     """``%dag``: graph, plan, costs and trace in tabs, with a progress bar."""
 
     kind = "dag"
+    GRAPH, PLAN, COSTS, TRACE = range(4)  # the tabs, in order
 
     def __init__(self, graph: Graph, live: bool = True) -> None:
         self.live_statuses: dict[str, str] = {}
@@ -175,23 +226,27 @@ class DagView(_View):
         super().__init__(graph, live)
 
     def _build(self) -> w.Widget:
+        self.css = w.HTML(style())  # the stylesheet, sent once
         self.header = w.HTML()
         self.progress = w.HTML()
         self.progress.add_class("dagnb-run-progress")
-        self.zoom = w.Dropdown(options=ZOOMS, value="fit", description="zoom", layout=w.Layout(width="220px"))
-        self.graph_html, self.plan_html = _fitted(), _fitted()
+        self.drawing = _GraphPanel(self._draw_graph)
+        self.zoom, self.graph_html = self.drawing.zoom, self.drawing
+        self.plan_html = _fitted()
         self.costs, self.traces = _CostsPanel(), _TracePanel()
         self.trace_html = self.traces.html
-        self.zoom.observe(lambda _: self._draw_graph(), "value")
-        tabs = w.Tab(
-            children=[w.VBox([self.zoom, self.graph_html]), self.plan_html, self.costs.box, self.traces.box],
+        self.tabs = w.Tab(
+            children=[self.drawing.box, self.plan_html, self.costs.box, self.traces.box],
             titles=("Graph", "Plan", "Costs", "Trace"),
         )
-        root = w.VBox([w.HBox([self.header, self.progress]), tabs])
+        self.drawn: dict[int, Overview] = {}  # tab -> the snapshot it shows
+        self.tabs.observe(lambda _: self._draw_tab(), "selected_index")
+        root = w.VBox([self.css, w.HBox([self.header, self.progress]), self.tabs])
         root.add_class("dagnb-view")
         return root
 
     def apply(self, event: Event) -> None:
+        super().apply(event)
         if isinstance(event, RunStarted):
             self.tally = Tally()
             self.live_statuses, self.live_items = {}, {}
@@ -210,36 +265,41 @@ class DagView(_View):
 
     def flush(self, full: bool, now: Planned | None = None) -> None:
         if full:
-            self.live_statuses = {}
+            self.live_statuses, self.live_items = {}, {}
         super().flush(full, now)
 
     def statuses(self) -> dict[str, str]:
         return {**self.view.statuses, **self.live_statuses}
 
     def _draw(self, full: bool) -> None:
+        tally = self.tally
+        run = f"<span class='dagnb-run-label'>run {tally.run_id}: {escape(tally.label())}</span>" if tally.run_id else ""
         with self.header.hold_sync(), self.progress.hold_sync():
-            shown = self.statuses()
-            counts = _counts(shown)
-            self.header.value = f"{style()}<b>dag</b> · {escape(counts)}"
-            tally = self.tally
-            run = f"<span class='dagnb-run-label'>run {tally.run_id}: {escape(tally.label())}</span>" if tally.run_id else ""
+            self.header.value = f"<b>dag</b> · {escape(_counts(self.view, self.live_statuses))}"
             self.progress.value = f"<div class='dagnb-run'>{render_progress(tally)}{run}</div>"
         self._draw_graph()
-        if full:  # the slow parts change only between runs
-            self.plan_html.value = _plan_html(self.view)
-            self.costs.draw(self.view)
-            self.traces.draw(self.view)
+        if not self.drawn:  # a new view draws every tab, so none is ever empty
+            for tab in (self.PLAN, self.COSTS, self.TRACE):
+                self._draw_tab(tab)
+        elif full:  # the slow parts change only between runs, and only the tab on show is drawn now
+            self._draw_tab()
+
+    def _draw_tab(self, tab: int | None = None) -> None:
+        """Draw the tab on show (or ``tab``), unless it already shows the current snapshot."""
+        tab = self.tabs.selected_index if tab is None else tab
+        view = self.view
+        if tab is None or tab == self.GRAPH or self.drawn.get(tab) is view:
+            return
+        self.drawn[tab] = view
+        if tab == self.PLAN:
+            self.plan_html.value = view.derived("plan", lambda: _plan_html(view))
+        elif tab == self.COSTS:
+            self.costs.draw(view)
+        else:
+            self.traces.draw(view)
 
     def _draw_graph(self) -> None:
-        view = self.view
-        items = {**(view.trace.items if view.trace is not None else {}), **self.live_items}
-        svg = graph_view.render_svg(view.tasks, view.upstream, self.statuses(), graph_view._reasons(view),
-                                    self.zoom.value, items)
-        with self.graph_html.hold_sync():
-            self.graph_html.value = (
-                f"{style()}{graph_view.legend()}<div class='dagnb-scroll'>{svg if view.tasks else ''}</div>"
-                + (f"<p class='dagnb-problem'>{escape(view.problem)}</p>" if view.problem else "")
-            )
+        self.drawing.draw(self.view, self.live_statuses, self.live_items)
 
     def render_text(self) -> str:
         return graph_view.render_text(self.view)
@@ -248,11 +308,97 @@ class DagView(_View):
         return graph_view.render_html(self.view) + _plan_html(self.view)
 
 
-def _counts(statuses: dict[str, str]) -> str:
+class _GraphPanel:
+    """The graph tab: a zoom menu, the legend, the drawing in tiles, and why the graph cannot be planned.
+
+    It remembers what each task's box shows, so a redraw during a run renders
+    the tiles of the tasks whose status or item count changed and nothing
+    else; a new snapshot's tiles are rendered once for every view showing it
+    (and sent only where their text changed).
+    """
+
+    def __init__(self, redraw: Callable[[], None]) -> None:
+        self.zoom = w.Dropdown(options=ZOOMS, value="fit", description="zoom", layout=w.Layout(width="220px"))
+        self.legend = w.HTML(graph_view.legend())
+        self.frame = w.VBox([])
+        self.frame.add_class("dagnb-scroll")
+        self.frame.add_class("dagnb-tiles")
+        self.problem = w.HTML()
+        self.tiles: list[w.HTML] = []
+        self.box = w.VBox([self.zoom, self.legend, self.frame, self.problem])
+        self.drawn: tuple[Overview | None, object] = (None, None)  # (snapshot, zoom) the tiles were drawn for
+        # task -> (status, items) shown, for the tasks shown otherwise than in the snapshot (a run going on)
+        self.overlaid: dict[str, tuple[str, tuple[int, int] | None]] = {}
+        self.zoom.observe(lambda _: redraw(), "value")
+
+    @property
+    def value(self) -> str:
+        """The panel's HTML as one string (the tiles stacked), as a frontend shows it."""
+        tiles = "".join(t.value for t in self.tiles)
+        return f"{self.legend.value}<div class='dagnb-scroll'>{tiles}</div>{self.problem.value}"
+
+    def draw(self, view: Overview, live: dict[str, str], live_items: dict[str, tuple[int, int]]) -> None:
+        """Show ``view`` with the statuses and item counts of a run going on (``live``, ``live_items``)."""
+        place, cut, tile_of = view.derived("tiles", lambda: _tiling(view))
+        base = view.derived("items", lambda: dict(view.trace.items) if view.trace is not None else {})
+        reasons = view.derived("reasons", lambda: graph_view._reasons(view))
+        zoom = self.zoom.value
+        items = {**base, **live_items} if live_items else base
+        statuses = {**view.statuses, **live} if live else view.statuses
+
+        def state(t: str) -> tuple[str, tuple[int, int] | None]:
+            return statuses.get(t, "pending"), items.get(t)
+
+        def drawn(t: str) -> tuple[str, tuple[int, int] | None]:
+            return self.overlaid.get(t) or (view.statuses.get(t, "pending"), base.get(t))
+
+        same = self.drawn[0] is view and self.drawn[1] == zoom
+        overlaid = {t: state(t) for t in (*live, *live_items) if state(t) != (view.statuses.get(t, "pending"),
+                                                                          base.get(t))}
+        if same:  # what changed since the last drawing: tasks shown with a live value, now or then
+            changed = {tile_of[t] for t in {*overlaid, *self.overlaid} if state(t) != drawn(t)}
+            svgs = graph_view.render_tiles(view.tasks, view.upstream, statuses, reasons, zoom, items, place, cut,
+                                           only=changed) if changed else []
+        elif not overlaid:  # the snapshot as taken: every view showing it shares its drawing
+            svgs = view.derived(("svg", zoom), lambda: graph_view.render_tiles(
+                view.tasks, view.upstream, statuses, reasons, zoom, items, place, cut))
+        else:
+            svgs = graph_view.render_tiles(view.tasks, view.upstream, statuses, reasons, zoom, items, place, cut)
+        self.drawn, self.overlaid = (view, zoom), overlaid
+        self._show(svgs, len(cut) if view.tasks else 0)
+        self.problem.value = f"<p class='dagnb-problem'>{escape(view.problem)}</p>" if view.problem else ""
+
+    def _show(self, svgs: list[str | None], count: int) -> None:
+        """Set the tiles' values (only those drawn); add or close tile widgets when their number changed."""
+        if count != len(self.tiles):
+            while len(self.tiles) > count:
+                self.tiles.pop().close()
+            while len(self.tiles) < count:
+                tile = _fitted()
+                tile.add_class("dagnb-tile")
+                self.tiles.append(tile)
+            self.frame.children = tuple(self.tiles)
+        for tile, svg in zip(self.tiles, svgs):
+            if svg is not None:
+                tile.value = svg
+
+
+def _tiling(view: Overview) -> tuple[graph_view.Layout, list[graph_view.Tile], dict[str, int]]:
+    place = graph_view.layout(view.tasks, view.upstream, graph_view.WRAP_WIDTH)
+    cut = graph_view.tiles(view.tasks, place)
+    return place, cut, {t: i for i, tile in enumerate(cut) for t in tile.tasks}
+
+
+def _counts(view: Overview, live: dict[str, str]) -> str:
+    """``2 done, 1 running``: the snapshot's counts (counted once per snapshot), moved by the live statuses."""
     from ..overview import STATUSES
 
-    found = [(s, sum(1 for v in statuses.values() if v == s)) for s in STATUSES]
-    return ", ".join(f"{n} {s}" for s, n in found if n) or "no tasks yet"
+    found = Counter(view.derived("counts", lambda: Counter(view.statuses.values())))
+    for task, status in live.items():
+        if task in view.statuses:
+            found[view.statuses[task]] -= 1
+        found[status] += 1
+    return ", ".join(f"{found[s]} {s}" for s in STATUSES if found[s] > 0) or "no tasks yet"
 
 
 def _plan_html(view: Overview) -> str:

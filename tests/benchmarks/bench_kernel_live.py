@@ -11,7 +11,11 @@
    for 0.5 s (so redraws sent from a timer are counted too), JSON frames
    plus buffers (see ``_kernel.py``). Without and with views cannot be
    interleaved in one kernel (views stay open), so they run one after the
-   other.
+   other. The same kernel then times a run under the views: a new chain of
+   ``RUN_TASKS`` tasks is defined in one cell and run with ``%dag run``,
+   once before the views are opened and once (another chain) with them,
+   counting its iopub bytes the same way; the run with views plans a graph
+   larger by the first chain.
 2. **The dask backend.** A kernel starts a ``LocalCluster`` of 2
    single-threaded worker processes, defines the 1,000 no-op tasks of
    ``bench_graph``'s random DAG (each reads up to 2 earlier ones), and
@@ -35,6 +39,7 @@ from bench_graph import random_edges, task_source
 from bench_kernel import CELL_TIMEOUT
 
 VIEWS = 6
+RUN_TASKS = 1_000
 QUIET = 0.5  # seconds without an iopub message that end a cell's count
 GOAL_VIEWS_MS = 50.0
 GOAL_VIEWS_BYTES = 100_000
@@ -48,12 +53,27 @@ class Definition:
     comm_msgs: list[int] = field(default_factory=list)
 
 
-def _chain_cell(n: int) -> str:
+def _chain_cell(n: int, prefix: str = "t") -> str:
     """One cell defining ``t1`` .. ``t{n}`` (a chain) through ``@dagnb.task``."""
-    lines = ["import dagnb", "@dagnb.task", "def t1():", "    return 1"]
+    p = prefix
+    lines = ["import dagnb", "@dagnb.task", f"def {p}1():", "    return 1"]
     for i in range(2, n + 1):
-        lines += ["@dagnb.task", f"def t{i}(t{i - 1}):", f"    return t{i - 1} + 1"]
+        lines += ["@dagnb.task", f"def {p}{i}({p}{i - 1}):", f"    return {p}{i - 1} + 1"]
     return "\n".join(lines) + "\n"
+
+
+def _run_chain(k: Kernel, prefix: str, n: int, into: Definition) -> None:
+    """Define a new chain of ``n`` tasks, then time ``%dag run`` (which runs them) and count its bytes."""
+    k.run(_chain_cell(n, prefix), CELL_TIMEOUT)
+    k.drain(QUIET)
+    done = k.run("%dag run", CELL_TIMEOUT)
+    later = k.drain(QUIET)
+    ran = sum(s == "done" for s in done.dagnb[-1]["statuses"].values()) if done.dagnb else 0
+    if ran < n:
+        raise RuntimeError(f"the run was to run the {n} tasks of chain {prefix}, it ran {ran}")
+    into.seconds.append(done.kernel_seconds)
+    into.nbytes.append(done.nbytes + later.nbytes)
+    into.comm_msgs.append((done.messages + later.messages)["comm_msg"])
 
 
 def _define_one(k: Kernel, name: str, last: int, into: Definition) -> None:
@@ -64,9 +84,10 @@ def _define_one(k: Kernel, name: str, last: int, into: Definition) -> None:
     into.comm_msgs.append((done.messages + later.messages)["comm_msg"])
 
 
-def views_session(n: int, repeat: int, work: Path) -> tuple[Definition, Definition, Counter[str]]:
-    """(without views, with 6 views, iopub messages of opening the views)."""
-    bare, live = Definition(), Definition()
+def views_session(n: int, repeat: int, work: Path, run_n: int = RUN_TASKS
+                  ) -> tuple[Definition, Definition, Counter[str], Definition, Definition]:
+    """(definitions without views, with 6 views, iopub messages of opening the views, runs without and with)."""
+    bare, live, bare_run, live_run = Definition(), Definition(), Definition(), Definition()
     with kernel(work, {"DAGNB_CACHE_DIR": str(work / "cache-views")}) as k:
         k.run("%load_ext dagnb")
         k.run(_chain_cell(n), CELL_TIMEOUT)
@@ -76,17 +97,19 @@ def views_session(n: int, repeat: int, work: Path) -> tuple[Definition, Definiti
         k.drain(QUIET)
         for r in range(repeat):
             _define_one(k, f"bare{r}", n, bare)
+        _run_chain(k, "b", run_n, bare_run)
         opened: Counter[str] = Counter()
         for _ in range(VIEWS):
             opened += k.run("%dag", CELL_TIMEOUT).messages
         opened += k.drain(QUIET).messages
         for r in range(repeat):
             _define_one(k, f"live{r}", n, live)
-    return bare, live, opened
+        _run_chain(k, "l", run_n, live_run)
+    return bare, live, opened, bare_run, live_run
 
 
-def view_rows(n: int, repeat: int, work: Path) -> list[Row]:
-    bare, live, opened = views_session(n, repeat, work)
+def view_rows(n: int, repeat: int, work: Path, run_n: int = RUN_TASKS) -> list[Row]:
+    bare, live, opened, bare_run, live_run = views_session(n, repeat, work, run_n)
     took, sent = median(live.seconds), median([float(b) for b in live.nbytes])
     label = f"one definition (`%%task --no-run`) of a {n:,}-task graph with {VIEWS} live `%dag` views"
     return [
@@ -96,6 +119,13 @@ def view_rows(n: int, repeat: int, work: Path) -> list[Row]:
             f"{sent / 1e6:.2f} MB in {median([float(c) for c in live.comm_msgs]):.0f} comm messages",
             f"no view: {median([float(b) for b in bare.nbytes]) / 1e3:.1f} KB", None,
             f"<= {GOAL_VIEWS_BYTES / 1e3:.0f} KB", sent <= GOAL_VIEWS_BYTES),
+        Row(f"`%dag run` of {run_n:,} new tasks (a chain) in a graph of {n:,}, with {VIEWS} live `%dag` views vs "
+            "none open: kernel time (info)", ms(live_run.seconds[0]), f"no view: {ms(bare_run.seconds[0])}",
+            None, "—", None),
+        Row(f"`%dag run` of {run_n:,} new tasks (a chain) in a graph of {n:,}, with {VIEWS} live `%dag` views vs "
+            "none open: bytes on iopub (info)",
+            f"{live_run.nbytes[0] / 1e6:.2f} MB in {live_run.comm_msgs[0]} comm messages",
+            f"no view: {bare_run.nbytes[0] / 1e3:.1f} KB", None, "—", None),
     ]
 
 
@@ -162,10 +192,11 @@ def dask_rows(n: int, repeat: int, work: Path) -> list[Row]:
 
 def rows(sizes: Sizes) -> list[Row]:
     views_n, dask_n = (100, 50) if sizes.quick else (2_000, 1_000)
+    run_n = 50 if sizes.quick else RUN_TASKS
     repeat, dask_repeat = (1, 1) if sizes.quick else (5, 3)
     out: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="dagnb-bench-live-") as tmp:
         work = Path(tmp)
-        out += guarded(f"{VIEWS} live views, {views_n:,} tasks", lambda: view_rows(views_n, repeat, work))
+        out += guarded(f"{VIEWS} live views, {views_n:,} tasks", lambda: view_rows(views_n, repeat, work, run_n))
         out += guarded(f"dask backend, {dask_n:,} tasks", lambda: dask_rows(dask_n, dask_repeat, work))
     return out

@@ -299,3 +299,49 @@ def test_interrupting_a_run_ends_in_one_paragraph_and_a_bar_that_says_what_finis
     expect(slow).to_have_attribute("data-status", "cancelled")
     nb.cell(4).scroll_into_view_if_needed()
     nb.page.screenshot(path=str(artifacts_dir() / "interrupt.png"))
+
+
+LONG_CHAIN = 120  # tasks: the drawing is cut into tiles (TILE_TASKS per tile at most)
+TILES_NOTEBOOK = [
+    "%load_ext dagnb",
+    "import dagnb\n@dagnb.task\ndef c0():\n    return 0\n" + "".join(
+        f"@dagnb.task\ndef c{i}(c{i - 1}):\n    return c{i - 1} + 1\n" for i in range(1, LONG_CHAIN)),
+    "%dag",
+    "%dag run",
+    "%%task --no-run\ndef extra(c119):\n    return c119",
+]
+
+
+def test_a_large_graph_is_drawn_in_tiles_that_stack_into_one_drawing(open_notebook: Any) -> None:
+    """A 120-task chain: its tiles stack with no gap, as wide as each other; a run turns every box done; a task
+    defined below appears in the last tile."""
+    from playwright.sync_api import expect
+
+    nb = open_notebook("tiles.ipynb", TILES_NOTEBOOK)
+    for cell in range(3):
+        nb.run_cell(cell)
+    view = nb.outputs(2).locator(".dagnb-view")
+    tiles = view.locator("svg.dagnb-graph")
+    expect(view.locator("g.dagnb-task")).to_have_count(LONG_CHAIN)
+    assert tiles.count() > 3, "drawn in tiles"
+    view.scroll_into_view_if_needed()
+    boxes = [tiles.nth(i).bounding_box() for i in range(tiles.count())]
+    for above, below in zip(boxes, boxes[1:]):
+        assert abs(above["y"] + above["height"] - below["y"]) < 1, f"a gap or an overlap between tiles: {boxes}"
+        assert abs(above["width"] - below["width"]) < 1 and abs(above["x"] - below["x"]) < 1
+    frame = view.locator(".dagnb-scroll").first
+    assert frame.evaluate("e => e.scrollWidth <= e.clientWidth"), "fits the width at the default zoom"
+    assert frame.evaluate("e => e.scrollHeight > e.clientHeight"), "a tall drawing scrolls in its frame"
+    view.screenshot(path=str(artifacts_dir() / "dag-tiles.png"))
+
+    nb.run_cell(3)
+    expect(view.locator('g.dagnb-task[data-status="done"]')).to_have_count(LONG_CHAIN)
+    nb.run_cell(4)
+    expect(view.locator('g.dagnb-task[data-task="extra"]')).to_have_attribute("data-status", "pending")
+    last = tiles.last.locator('g.dagnb-task[data-task="extra"]')
+    expect(last).to_have_count(1)
+    frame.evaluate("e => { e.scrollTop = e.scrollHeight; }")
+    node = last.locator("rect").bounding_box()
+    box = frame.bounding_box()
+    assert box["y"] <= node["y"] and node["y"] + node["height"] <= box["y"] + box["height"] + 1, "scrolled, it shows"
+    view.screenshot(path=str(artifacts_dir() / "dag-tiles-end.png"))

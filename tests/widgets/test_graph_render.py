@@ -173,6 +173,59 @@ def test_without_a_width_a_chain_stays_on_one_line() -> None:
     assert place.bands is None and len({y for _, y in place.positions.values()}) == 1
 
 
+# --------------------------------------------------------------------- tiles
+
+LONG = [f"t{i}" for i in range(300)]
+LONG_UP = {t: ([LONG[i - 1]] if i else []) for i, t in enumerate(LONG)}
+_VIEW_BOX = re.compile(r'viewBox="0 (\d+) (\d+) (\d+)"')
+_BOX = re.compile(r'data-task="([^"]*)"[^>]*transform="translate\((\d+),(\d+)\)"')
+
+
+def _tiles(tasks: list[str], upstream: dict[str, list[str]], statuses: dict[str, str] | None = None) -> list[str]:
+    drawn = graph_view.render_tiles(tasks, upstream, statuses or {})
+    assert all(svg is not None for svg in drawn)
+    return [svg for svg in drawn if svg is not None]
+
+
+def test_a_small_graph_is_one_tile_drawn_as_the_whole_svg() -> None:
+    assert _tiles(CHAIN, CHAIN_UP, {"t0": "done"}) == [render_svg(CHAIN, CHAIN_UP, {"t0": "done"})]
+
+
+def test_tiles_stack_into_the_whole_drawing() -> None:
+    whole = render_svg(LONG, LONG_UP, {})
+    tiles = _tiles(LONG, LONG_UP)
+    assert len(tiles) > 5
+    assert all(len(graph_statuses(t)) <= graph_view.TILE_TASKS for t in tiles)
+    boxes = [box for t in tiles for box in _BOX.findall(t)]
+    assert sorted(boxes) == sorted(_BOX.findall(whole)), "every box once, where the whole drawing puts it"
+    assert sum(t.count("<path ") for t in tiles) == whole.count("<path ") == len(LONG) - 1
+    _, full_w, full_h = map(int, _VIEW_BOX.search(whole).groups())
+    top = 0
+    for tile in tiles:  # one slice after the other, no gap, all as wide as the drawing
+        y, w, h = map(int, _VIEW_BOX.search(tile).groups())
+        assert (y, w) == (top, full_w) and f'width="{w}" height="{h}"' in tile
+        assert 'overflow="visible"' in tile, "edges from the band above reach into the tile"
+        top = y + h
+    assert top == full_h
+
+
+def test_appending_a_task_or_changing_a_status_changes_one_tile() -> None:
+    before = _tiles(LONG, LONG_UP)
+    after = _tiles([*LONG, "new"], {**LONG_UP, "new": [LONG[-1]]})
+    assert len([1 for a, b in zip(before, after) if a != b]) + len(after) - len(before) == 1
+    ran = _tiles(LONG, LONG_UP, {"t150": "running"})
+    changed = [i for i, (a, b) in enumerate(zip(before, ran)) if a != b]
+    assert len(changed) == 1 and graph_statuses(ran[changed[0]])["t150"] == "running"
+
+
+def test_a_band_larger_than_a_tile_is_one_tile() -> None:
+    wide = ["root", *(f"leaf{i}" for i in range(200))]
+    up = {"root": [], **{f"leaf{i}": ["root"] for i in range(200)}}
+    tiles = _tiles(wide, up)
+    assert sorted(t for tile in tiles for t in graph_statuses(tile)) == sorted(wide)
+    assert max(len(graph_statuses(t)) for t in tiles) > graph_view.TILE_TASKS
+
+
 # ---------------------------------------------------------------------- text
 
 

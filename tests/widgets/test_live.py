@@ -171,7 +171,7 @@ def test_a_running_task_is_shown_by_the_timer(tmp_path: Path, clock: FakeClock, 
     clock.advance(INTERVAL)
     assert graph_statuses(view.graph_html.value)["a"] == "running"
     assert "1 running" in view.header.value
-    drawn = {view.graph_html.model_id, view.header.model_id, view.progress.model_id}
+    drawn = {*(t.model_id for t in view.drawing.tiles), view.header.model_id, view.progress.model_id}
     assert {m.comm_id for m in comms.updates(mark)} <= drawn
     assert "run 1: 0/4 tasks · running a" in view.progress.value
     clock.advance(0.01)
@@ -242,11 +242,24 @@ def test_a_run_of_many_quick_tasks_sends_a_bounded_number_of_updates(tmp_path: P
         # run start + run end, and at most one timed flush per interval of (fake) time
         assert run["flushes"] <= 2 + run["elapsed"] / INTERVAL
         assert all(len(ids) == len(set(ids)) for ids in run["per_flush"]), "one message per widget per flush"
-        assert len(run["updates"]) <= WIDGETS_DRAWN_PER_FLUSH * run["flushes"]
+        tiles = len(run["view"].drawing.tiles)
+        assert len(run["updates"]) <= (WIDGETS_DRAWN_PER_FLUSH + tiles) * run["flushes"]
     assert small["flushes"] == 2, "100 tasks take 0.2 s of fake time: only the run boundaries draw"
     assert large["flushes"] <= 2 + 2.002 / INTERVAL
     # per-task drawing would add >= 900 updates for 900 more tasks; batching adds a few per interval
-    extra_intervals = (large["elapsed"] - small["elapsed"]) / INTERVAL
-    assert len(large["updates"]) - len(small["updates"]) <= 3 * (extra_intervals + 1)
-    assert len(large["updates"]) < 1000 / 20
+    assert len(large["updates"]) < 1000 / 10
     assert graph_statuses(large["view"].graph_html.value) == {f"t{i}": "done" for i in range(1000)}
+
+
+def test_a_run_sends_the_tiles_whose_tasks_changed_not_the_whole_drawing(tmp_path: Path, comms: CommLog) -> None:
+    """1,000 tasks run layer by layer: each flush redraws the few tiles where tasks finished since the last."""
+    run = _run_counting(tmp_path, comms, 1000)
+    view = run["view"]
+    tiles = {t.model_id: t for t in view.drawing.tiles}
+    assert len(tiles) >= 10, "a large drawing is cut in tiles"
+    whole = sum(len(t.value) for t in tiles.values())
+    sent = [m for m in run["updates"] if m.comm_id in tiles]
+    # the drawing redrawn whole at each flush would send flushes x whole
+    assert sum(m.size for m in sent) < 3 * whole < run["flushes"] * whole
+    for ids in run["per_flush"][1:-1]:  # while tasks run: the tiles of the tasks that changed, a few per flush
+        assert len(set(ids) & set(tiles)) <= 4

@@ -27,6 +27,7 @@ from .support import (
     CommLog,
     FakeClock,
     Session,
+    define_noop_tasks,
     diamond,
     durations,
     fake_feed,
@@ -39,7 +40,18 @@ pytestmark = pytest.mark.usefixtures("comms")
 
 
 def _tabs(view: DagView) -> Any:
-    return view.widget.children[1]
+    return view.widget.children[2]
+
+
+def _tile(view: DagView) -> Any:
+    """The one tile of a small graph's drawing."""
+    assert len(view.drawing.tiles) == 1
+    return view.drawing.tiles[0]
+
+
+def _show(view: DagView, tab: int) -> None:
+    """Select a tab, as a click in the frontend does."""
+    _tabs(view).selected_index = tab
 
 
 def _walk(widget: Any) -> Any:
@@ -69,23 +81,44 @@ def test_dag_view_is_one_widget_tree_with_four_tabs(tmp_path: Path, comms: CommL
     assert "4 pending" in view.header.value
     assert session.runs() == [], "showing a view never runs a task"
     opened = {m.comm_id for m in comms.opened()}
-    assert view.widget.model_id in opened and view.graph_html.model_id in opened
+    assert view.widget.model_id in opened and _tile(view).model_id in opened
 
 
-def test_a_run_through_the_real_event_bus_updates_every_panel(tmp_path: Path) -> None:
+def test_a_run_through_the_real_event_bus_updates_every_panel(tmp_path: Path, comms: CommLog) -> None:
     session = diamond(tmp_path)
     view = DagView(session.graph)  # its own feed: real clock, real timers
     before = {"plan": view.plan_html.value, "costs": view.costs.table.value, "trace": view.trace_html.value}
+    mark = comms.mark()
     session.graph.run()
     assert graph_statuses(view.graph_html.value) == dict.fromkeys("abcd", "done")
     assert progress_of(view.progress.value) == (4, 4, {"done": 4})
     assert "<span class='dagnb-run-label'>run 1: 4/4 tasks: 4 ran</span>" in view.progress.value
     assert "4 done" in view.header.value
+    hidden = {view.plan_html.model_id, view.costs.table.model_id, view.trace_html.model_id}
+    assert not hidden & {m.comm_id for m in comms.updates(mark)}, "a hidden tab is not redrawn"
+    assert before == {"plan": view.plan_html.value, "costs": view.costs.table.value, "trace": view.trace_html.value}
+    _show(view, DagView.PLAN)
     assert "<b>plan: 0 to run, 4 cached</b>" in view.plan_html.value
+    _show(view, DagView.TRACE)
     assert "<b>1 run since the kernel started: 4 ran</b>" in view.trace_html.value
+    _show(view, DagView.COSTS)
     assert view.costs.table.value != before["costs"]
     assert before["trace"] != view.trace_html.value and before["plan"] != view.plan_html.value
+    sent = len(comms.updates())
+    _show(view, DagView.PLAN)
+    _show(view, DagView.COSTS)
+    assert len(comms.updates()) == sent + 2, "a tab shown again sends only the selection: it shows this snapshot"
     assert sorted(session.runs()) == ["a", "b", "c", "d"]
+
+
+def test_the_tab_on_show_follows_each_run(tmp_path: Path, clock: FakeClock) -> None:
+    session = diamond(tmp_path, cache=False)
+    view = DagView(session.graph)
+    fake_feed(view, session.graph.bus, clock)
+    _show(view, DagView.TRACE)
+    session.graph.run()
+    assert "<b>1 run since the kernel started: 4 ran</b>" in view.trace_html.value
+    assert "<b>plan: 4 to run, 0 cached</b>" in view.plan_html.value, "hidden: drawn when shown"
 
 
 def test_a_second_run_keeps_values_already_in_memory_done(tmp_path: Path, clock: FakeClock) -> None:
@@ -97,6 +130,7 @@ def test_a_second_run_keeps_values_already_in_memory_done(tmp_path: Path, clock:
     assert session.runs() == ["a", "b", "c", "d"], "nothing ran twice"
     assert graph_statuses(view.graph_html.value) == dict.fromkeys("abcd", "done")
     assert progress_of(view.progress.value) == (4, 4, {"cached": 4})
+    _show(view, DagView.TRACE)
     assert "<b>2 runs since the kernel started: 4 ran, 4 already in memory</b>" in view.trace_html.value
 
 
@@ -138,9 +172,36 @@ def test_defining_a_task_redraws_once_when_the_cell_ends(tmp_path: Path, comms: 
     assert "e" not in graph_statuses(view.graph_html.value)
     settle_all()  # what the magics do after each cell
     assert graph_statuses(view.graph_html.value)["e"] == "pending"
+    assert len(_sent_to(comms, _tile(view), mark)) == 1
+    _show(view, DagView.PLAN)
     assert "<b>plan: 5 to run, 0 cached</b>" in view.plan_html.value
-    assert len(_sent_to(comms, view.graph_html, mark)) == 1
     assert comms.opened(mark) == [], "a redraw sets values; it builds no widgets"
+
+
+def test_six_views_share_one_snapshot_and_a_definition_sends_what_changed(tmp_path: Path, comms: CommLog,
+                                                                          clock: FakeClock) -> None:
+    """A task added below a 300-task chain under 6 live views: each sends its header and its last tile."""
+    from dagnb.overview import planned
+    from dagnb.widgets.live import follow_all
+
+    session = Session(tmp_path, cache=False)
+    define_noop_tasks(session.graph, [[i - 1] if i else [] for i in range(300)])
+    session.graph.run()
+    views = [DagView(session.graph) for _ in range(MAX_LIVE)]
+    for view in views:
+        fake_feed(view, session.graph.bus, clock)
+    whole = sum(len(t.value) for t in views[0].drawing.tiles)
+    mark = comms.mark()
+    session.task("def extra(t299):\n    return None\n")
+    follow_all(planned(session.graph))  # what the notebook glue does when the cell ends
+    assert all(view.view is views[0].view for view in views), "one snapshot for every view"
+    for view in views:
+        assert graph_statuses(view.graph_html.value)["extra"] == "pending"
+        assert "1 pending, 300 done" in view.header.value
+    sent = comms.updates(mark)
+    assert {m.comm_id for m in sent} == {m for v in views for m in (v.header.model_id, v.drawing.tiles[-1].model_id)}
+    assert sum(m.size for m in sent) < len(views) * whole / 10, "a tile, not the drawing again"
+    assert comms.opened(mark) == []
 
 
 def test_zoom_redraws_the_graph_scaled(tmp_path: Path, comms: CommLog) -> None:
@@ -157,7 +218,7 @@ def test_zoom_redraws_the_graph_scaled(tmp_path: Path, comms: CommLog) -> None:
     mark = comms.mark()
     view.zoom.value = 2.0
     assert size() == (2 * w, 2 * h)
-    assert len(_sent_to(comms, view.graph_html, mark)) == 1
+    assert len(_sent_to(comms, _tile(view), mark)) == 1
     session.graph.run()
     assert size() == (2 * w, 2 * h), "a redraw keeps the zoom"
 
@@ -323,7 +384,7 @@ def test_a_closed_view_stops_following_and_closes_its_widgets(tmp_path: Path, co
     ids = {w.model_id for w in tree}
     view.close()
     closed = {m.comm_id for m in comms.messages if m.msg_type == "comm_close"}
-    assert len(tree) == 17 and ids <= closed
+    assert len(tree) == 21 and ids <= closed
     assert all(w.comm is None for w in tree)
     mark = comms.mark()
     session.graph.run()
@@ -349,6 +410,7 @@ def test_after_a_cell_a_view_follows_a_changed_notebook_variable(tmp_path: Path,
     session.cell("threshold = 4\n")
     follow_all(planned(session.graph))
     assert graph_statuses(view.graph_html.value) == {"a": "done", "b": "stale"}
+    _show(view, DagView.PLAN)
     assert "<td><code>b</code></td><td>run</td><td>input threshold changed</td>" in view.plan_html.value
     assert "1 stale, 1 done" in view.header.value
     assert 'dagnb-swatch" style="background:#f2c744"></span> stale' in costs.panel.table.value
