@@ -18,11 +18,13 @@ Responsibilities:
 from __future__ import annotations
 
 import contextlib
+import pickle
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -359,7 +361,22 @@ class ProcessBackend:
 
 
 class DaskBackend:
-    """Submits tasks to a ``distributed`` cluster; results come back to the kernel."""
+    """Runs tasks on a ``distributed`` cluster's workers; results come back to the kernel.
+
+    Each worker holds a :class:`~dagnb.worker.TaskRunner` actor, placed when
+    the first task is submitted; a task goes straight to the runner with the
+    fewest tasks in flight, and its reply carries the outcome: one round trip
+    per task, not the scheduler's several (which cost more than a no-op task:
+    issue 16). A runner whose worker was lost is placed again at the next
+    submission; with no runner (no worker yet, or dagnb not importable on
+    the workers) a task is submitted through the scheduler instead.
+
+    Invariants: the kernel pickles what a task needs (its function, inputs
+    and the user modules it reaches, by value) in the thread that submits,
+    so a value that cannot travel fails its own task at once; a task the
+    run abandoned (a timeout, Ctrl-C) finishes on its worker and its reply
+    is dropped.
+    """
 
     name = "dask"
 
@@ -367,6 +384,8 @@ class DaskBackend:
         self.client, self._owned, self._close_client = client, owned, close_client
         workers = client.scheduler_info().get("workers", {})
         self.jobs = max(1, sum(w.get("nthreads", 1) for w in workers.values()))
+        self._runners: list[_Runner] | None = None  # placed at the first submission
+        self._lock = threading.Lock()  # in-flight counts change in the kernel's thread and the client's loop
 
     @classmethod
     def connect(cls, address: str | None, jobs: int) -> DaskBackend:
@@ -385,17 +404,65 @@ class DaskBackend:
         return cls(Client(cluster), owned=cluster)
 
     def submit(self, work: Work) -> Future[Outcome]:
-        from .worker import run_remote, with_kernel_source
+        future: Future[Outcome] = Future()
+        try:
+            payload = _payload(work.func, work.kwargs)
+        except Exception as exc:  # an input (or the function) cannot be pickled: only this task fails
+            future.set_result(Outcome(error=exc, remote=True))
+            return future
+        runner = self._runner()
+        if runner is None:
+            return self._through_scheduler(work, payload)
+        self.client.loop.add_callback(self._call, runner, payload, work.func, future)
+        return future
+
+    def _runner(self) -> _Runner | None:
+        """The live runner with the fewest tasks in flight (counted as taken); placed first if need be.
+
+        Placing waits on the client's event loop, so it happens without the
+        lock, which that loop takes when a call ends.
+        """
+        runners = self._runners
+        if runners is None or any(r.lost for r in runners):
+            runners = self._runners = _place_runners(self.client, runners or [])
+        if not runners:
+            return None
+        with self._lock:
+            runner = min(runners, key=lambda r: r.in_flight / r.threads)
+            runner.in_flight += 1
+        return runner
+
+    async def _call(self, runner: _Runner, payload: bytes, func: Any, future: Future[Outcome]) -> None:
+        """On the client's event loop: call the runner, then settle ``future`` with what came back."""
+        from .worker import with_kernel_source
+
+        try:
+            reply = await runner.actor.run(payload)
+            outcome = pickle.loads(reply)
+        except BaseException as exc:  # noqa: BLE001 - a lost worker, a reply that cannot be loaded: the task failed
+            if isinstance(exc, OSError) or runner.future.status != "finished":
+                runner.lost = True
+            outcome = Outcome(error=exc, remote=True)
+        finally:
+            with self._lock:
+                runner.in_flight -= 1
+        if future.cancelled():  # abandoned (a timeout, Ctrl-C): nobody waits for it
+            return
+        with contextlib.suppress(InvalidStateError):  # cancelled meanwhile, from the kernel's thread
+            future.set_result(with_kernel_source(outcome, func))
+
+    def _through_scheduler(self, work: Work, payload: bytes) -> Future[Outcome]:
+        """Submit one task as a dask task (no runner could be placed)."""
+        from .worker import run_pickled, with_kernel_source
 
         future: Future[Outcome] = Future()
-        modules = _send_by_value(work.func)
-        remote = self.client.submit(run_remote, work.func, work.kwargs, modules, pure=False)
+        remote = self.client.submit(run_pickled, payload, pure=False)
 
         def settle(done: Any) -> None:
             if future.cancelled():  # abandoned (a timeout, Ctrl-C): nobody waits for it
                 return
             try:
-                future.set_result(with_kernel_source(done.result(), work.func))
+                future.set_result(with_kernel_source(pickle.loads(done.result()), work.func))
             except BaseException as exc:  # cancelled, lost worker: the task failed
                 future.set_result(Outcome(error=exc, remote=True))
 
@@ -404,11 +471,52 @@ class DaskBackend:
         return future
 
     def shutdown(self) -> None:
+        self._runners = None  # releasing their futures ends the actors
         if self._close_client and self._owned is None:
             self.client.close()
         if self._owned is not None:
             self.client.close()
             self._owned.close()
+
+
+@dataclass
+class _Runner:
+    """One worker's :class:`~dagnb.worker.TaskRunner`: the future that holds it, where it is, its load."""
+
+    future: Any
+    actor: Any
+    address: str
+    threads: int
+    in_flight: int = 0
+    lost: bool = False
+
+
+def _place_runners(client: Any, previous: list[_Runner]) -> list[_Runner]:
+    """A runner on each worker the scheduler knows (those of ``previous`` still alive are kept)."""
+    from .worker import TaskRunner
+
+    runners = [r for r in previous if not r.lost and r.future.status == "finished"]
+    held = {r.address for r in runners}
+    workers = client.scheduler_info().get("workers", {})
+    futures = {address: client.submit(TaskRunner, actor=True, workers=[address], allow_other_workers=False,
+                                      pure=False, key=f"dagnb-runner-{uuid.uuid4().hex}")
+               for address in workers if address not in held}
+    for address, future in futures.items():
+        try:
+            actor = future.result(timeout=30)
+        except Exception:  # dagnb is not importable there, or the worker left: tasks go elsewhere
+            future.release()
+            continue
+        runners.append(_Runner(future, actor, address, max(1, workers[address].get("nthreads", 1))))
+    return runners
+
+
+def _payload(func: Callable[..., Any], kwargs: dict[str, Any]) -> bytes:
+    """What a worker needs to run a task: its function, inputs and user modules, pickled once here."""
+    import cloudpickle
+
+    modules = _send_by_value(func)
+    return cloudpickle.dumps((func, kwargs, modules), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 class AsyncRunner:
