@@ -423,7 +423,7 @@ class DaskBackend:
         lock, which that loop takes when a call ends.
         """
         runners = self._runners
-        if runners is None or any(r.lost for r in runners):
+        if runners is None or any(r.lost or r.future.status != "finished" for r in runners):  # a worker left
             runners = self._runners = _place_runners(self.client, runners or [])
         if not runners:
             return None
@@ -433,15 +433,24 @@ class DaskBackend:
         return runner
 
     async def _call(self, runner: _Runner, payload: bytes, func: Any, future: Future[Outcome]) -> None:
-        """On the client's event loop: call the runner, then settle ``future`` with what came back."""
+        """On the client's event loop: call the runner, then settle ``future`` with what came back.
+
+        The call is the message a dask ``Actor`` proxy sends, made here so
+        that a lost worker fails the task at once (the proxy would wait for
+        the actor to come back, and run the task again there).
+        """
+        from distributed.protocol import to_serialize
+
         from .worker import with_kernel_source
 
         try:
-            reply = await runner.actor.run(payload)
-            outcome = pickle.loads(reply)
+            reply = await runner.rpc.actor_execute(actor=runner.key, function="run", args=[to_serialize(payload)],
+                                                   kwargs={})
+            if reply["status"] != "OK":
+                raise reply["exception"]
+            outcome = pickle.loads(reply["result"])
         except BaseException as exc:  # noqa: BLE001 - a lost worker, a reply that cannot be loaded: the task failed
-            if isinstance(exc, OSError) or runner.future.status != "finished":
-                runner.lost = True
+            runner.lost = runner.lost or isinstance(exc, OSError) or runner.future.status != "finished"
             outcome = Outcome(error=exc, remote=True)
         finally:
             with self._lock:
@@ -484,15 +493,21 @@ class _Runner:
     """One worker's :class:`~dagnb.worker.TaskRunner`: the future that holds it, where it is, its load."""
 
     future: Any
-    actor: Any
+    rpc: Any  # the worker, directly or through the scheduler, as the client reaches workers
     address: str
     threads: int
     in_flight: int = 0
     lost: bool = False
 
+    @property
+    def key(self) -> str:
+        return self.future.key
+
 
 def _place_runners(client: Any, previous: list[_Runner]) -> list[_Runner]:
     """A runner on each worker the scheduler knows (those of ``previous`` still alive are kept)."""
+    from distributed.actor import ProxyRPC
+
     from .worker import TaskRunner
 
     runners = [r for r in previous if not r.lost and r.future.status == "finished"]
@@ -503,11 +518,12 @@ def _place_runners(client: Any, previous: list[_Runner]) -> list[_Runner]:
                for address in workers if address not in held}
     for address, future in futures.items():
         try:
-            actor = future.result(timeout=30)
+            future.result(timeout=30)  # `distributed.wait` would look for the default client, maybe another
         except Exception:  # dagnb is not importable there, or the worker left: tasks go elsewhere
             future.release()
             continue
-        runners.append(_Runner(future, actor, address, max(1, workers[address].get("nthreads", 1))))
+        rpc = client.rpc(address) if client.direct_to_workers else ProxyRPC(client.scheduler, address)
+        runners.append(_Runner(future, rpc, address, max(1, workers[address].get("nthreads", 1))))
     return runners
 
 
