@@ -364,7 +364,7 @@ class DaskBackend:
     """Runs tasks on a ``distributed`` cluster's workers; results come back to the kernel.
 
     Each worker holds a :class:`~dagnb.worker.TaskRunner` actor, placed when
-    the first task is submitted; a task goes straight to the runner with the
+    the first task is submitted and kept for the client's later runs; a task goes straight to the runner with the
     fewest tasks in flight, and its reply carries the outcome: one round trip
     per task, not the scheduler's several (which cost more than a no-op task:
     issue 16). A runner whose worker was lost is placed again at the next
@@ -384,7 +384,6 @@ class DaskBackend:
         self.client, self._owned, self._close_client = client, owned, close_client
         workers = client.scheduler_info().get("workers", {})
         self.jobs = max(1, sum(w.get("nthreads", 1) for w in workers.values()))
-        self._runners: list[_Runner] | None = None  # placed at the first submission
         self._lock = threading.Lock()  # in-flight counts change in the kernel's thread and the client's loop
 
     @classmethod
@@ -422,9 +421,10 @@ class DaskBackend:
         Placing waits on the client's event loop, so it happens without the
         lock, which that loop takes when a call ends.
         """
-        runners = self._runners
+        runners = getattr(self.client, _RUNNERS, None)
         if runners is None or any(r.lost or r.future.status != "finished" for r in runners):  # a worker left
-            runners = self._runners = _place_runners(self.client, runners or [])
+            runners = _place_runners(self.client, runners or [])
+            setattr(self.client, _RUNNERS, runners)
         if not runners:
             return None
         with self._lock:
@@ -480,12 +480,18 @@ class DaskBackend:
         return future
 
     def shutdown(self) -> None:
-        self._runners = None  # releasing their futures ends the actors
+        with contextlib.suppress(AttributeError):
+            delattr(self.client, _RUNNERS)  # releasing their futures ends the actors
         if self._close_client and self._owned is None:
             self.client.close()
         if self._owned is not None:
             self.client.close()
             self._owned.close()
+
+
+# A client's runners, kept on the client itself: a table keyed by clients would keep every client alive
+# (the runners' futures refer to it), while a client and its runners are collected together.
+_RUNNERS = "_dagnb_runners"
 
 
 @dataclass
