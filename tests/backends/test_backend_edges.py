@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+import dagnb.graph
 from dagnb.errors import TaskFailed
 from notebook_cells import Notebook
 
@@ -155,6 +156,21 @@ def test_dask_an_abandoned_task_finishing_later_logs_no_error(tmp_path: Path, da
     finally:
         logger.removeHandler(errors)
     assert [r.getMessage() for r in errors.records] == []
+
+
+def test_dask_a_map_task_splits_its_elements_across_the_workers(tmp_path: Path, dask_client: Any) -> None:
+    nb = Notebook(tmp_path)
+    nb.cell("import os, time\n")
+    nb.ns["files"] = [f"f{i}" for i in range(8)]
+    nb.task("def where(files):\n    time.sleep(0.05)\n    note(f'{files}@{os.getpid()}')\n    return files.upper()\n")
+    nb.graph.add(dagnb.graph.spec_from_function(nb.ns["where"], map="files"))
+    report = nb.graph.run(backend=dask_client, jobs=2)
+    assert nb.graph["where"] == [f"F{i}" for i in range(8)], "results in element order"
+    assert report.items == {"where": (8, 8)}
+    calls = _runs(nb)
+    assert sorted(c.split("@")[0] for c in calls) == [f"f{i}" for i in range(8)], "each element once"
+    workers = set(dask_client.run(os.getpid).values())
+    assert {int(c.split("@")[1]) for c in calls} == workers, f"both workers shared the elements: {calls}"
 
 
 RENDEZVOUS = [  # each returns whether it saw the other's file within 10 s
