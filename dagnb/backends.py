@@ -6,7 +6,8 @@ of an :class:`Outcome`; the executor needs nothing else (dask's
 reference; ``threads`` suits tasks that wait on I/O or release the GIL;
 ``processes`` (loky's reusable executor, as vendored by joblib: functions
 defined in a notebook travel by value with cloudpickle) suits CPU-bound
-Python; ``dask`` submits to a ``distributed`` cluster, local or remote.
+Python; ``dask`` (:mod:`dagnb.dask_backend`) sends tasks to a ``distributed``
+cluster's workers, local or remote.
 Remote workers only compute: the kernel alone writes the cache.
 
 Responsibilities:
@@ -358,59 +359,6 @@ class ProcessBackend:
             self._pool = None
 
 
-class DaskBackend:
-    """Submits tasks to a ``distributed`` cluster; results come back to the kernel."""
-
-    name = "dask"
-
-    def __init__(self, client: Any, owned: Any = None, close_client: bool = False) -> None:
-        self.client, self._owned, self._close_client = client, owned, close_client
-        workers = client.scheduler_info().get("workers", {})
-        self.jobs = max(1, sum(w.get("nthreads", 1) for w in workers.values()))
-
-    @classmethod
-    def connect(cls, address: str | None, jobs: int) -> DaskBackend:
-        """A client of the scheduler at ``address``, or of a new LocalCluster on 127.0.0.1."""
-        try:
-            from distributed import Client, LocalCluster
-        except ImportError:
-            raise CommandError(
-                "The `dask` backend needs `distributed`, which is not installed. "
-                'Install it with `pip install "dagnb[dask]"`, or use `--backend processes`.'
-            ) from None
-        if address:
-            return cls(Client(address, timeout="10s", set_as_default=False), close_client=True)
-        cluster = LocalCluster(n_workers=max(1, jobs), threads_per_worker=1, host="127.0.0.1",
-                               dashboard_address=None, processes=True)
-        return cls(Client(cluster), owned=cluster)
-
-    def submit(self, work: Work) -> Future[Outcome]:
-        from .worker import run_remote, with_kernel_source
-
-        future: Future[Outcome] = Future()
-        modules = _send_by_value(work.func)
-        remote = self.client.submit(run_remote, work.func, work.kwargs, modules, pure=False)
-
-        def settle(done: Any) -> None:
-            if future.cancelled():  # abandoned (a timeout, Ctrl-C): nobody waits for it
-                return
-            try:
-                future.set_result(with_kernel_source(done.result(), work.func))
-            except BaseException as exc:  # cancelled, lost worker: the task failed
-                future.set_result(Outcome(error=exc, remote=True))
-
-        remote.add_done_callback(settle)
-        future.add_done_callback(lambda f: remote.cancel() if f.cancelled() else None)
-        return future
-
-    def shutdown(self) -> None:
-        if self._close_client and self._owned is None:
-            self.client.close()
-        if self._owned is not None:
-            self.client.close()
-            self._owned.close()
-
-
 class AsyncRunner:
     """Runs async tasks, all at once, on one event loop in a background thread.
 
@@ -464,3 +412,6 @@ def make_backend(name: str | None, jobs: int = 1) -> Backend:
         address = name[len("dask://"):] if name and name.startswith("dask://") else None
         return DaskBackend.connect(f"tcp://{address}" if address else None, jobs)
     raise CommandError(f"There is no backend `{name}`. Use one of: {', '.join(BACKENDS)}.")
+
+
+from .dask_backend import DaskBackend  # noqa: E402 - it builds on the names above

@@ -37,7 +37,7 @@ from .costs import measure, value_nbytes
 from .executor import Outcome
 from .hashing import fingerprint
 
-__all__ = ["RemoteError", "run_remote", "with_kernel_source"]
+__all__ = ["RemoteError", "TaskRunner", "run_pickled", "run_remote", "with_kernel_source"]
 
 
 class RemoteError(Exception):
@@ -78,6 +78,53 @@ def run_remote(func: Callable[..., Any], kwargs: dict[str, Any], modules: Sequen
         output = None
     return Outcome(value, output, list(log), cost.duration, None, cost.started, cost.cpu_time, cost.peak_memory,
                    value_nbytes(value), worker, remote=True, interrupted=interrupts_seen() != seen)
+
+
+def run_pickled(payload: bytes) -> bytes:
+    """:func:`run_remote` on ``(func, kwargs, modules)`` pickled by the kernel; its :class:`Outcome`, pickled.
+
+    Whatever fails on the way in (the payload cannot be loaded here) or out
+    (the value cannot be pickled back) is that task's error, described.
+    """
+    try:
+        func, kwargs, modules = pickle.loads(payload)
+    except Exception as exc:  # a class or module the worker cannot import
+        return _pickled(Outcome(error=_portable(exc), worker=f"pid {os.getpid()}", remote=True))
+    outcome = run_remote(func, kwargs, modules)
+    try:
+        return _pickled(outcome)
+    except Exception as exc:  # the value (or the exception) cannot travel back
+        return _pickled(Outcome(error=_portable(exc), outputs=outcome.outputs, duration=outcome.duration,
+                                started=outcome.started, cpu_time=outcome.cpu_time, worker=outcome.worker,
+                                remote=True))
+
+
+def _pickled(outcome: Outcome) -> bytes:
+    import cloudpickle  # notebook classes in a value or an exception travel by value
+
+    return cloudpickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class TaskRunner:
+    """A dask actor, one per worker: runs task bodies there, sent to it directly by the kernel.
+
+    An actor call is one round trip between the kernel and the worker, and
+    its reply carries the outcome; a task submitted through the scheduler
+    costs several (the graph update, the worker's report, the scheduler's
+    word to the client, fetching the result). Bodies run on the worker's own
+    thread pool, so a worker of N threads runs N tasks at once, beside any
+    other dask work it has.
+    """
+
+    def __init__(self) -> None:
+        from distributed import get_worker
+
+        self._pool = get_worker().executors["default"]
+
+    async def run(self, payload: bytes) -> bytes:
+        import asyncio
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, run_pickled, payload)
 
 
 def _portable(exc: BaseException) -> BaseException:

@@ -3,6 +3,8 @@
 * ``dask_cluster`` / ``dask_client``: a ``distributed.LocalCluster`` of two
   single-threaded worker processes on 127.0.0.1, started once for the
   session and closed at its end.
+* ``dask_one_worker``: a client of a cluster of its own, one worker process
+  of two threads, for the tests that kill a worker or need two tasks on one.
 * loky: the ``processes`` backend uses the reusable executor that joblib's
   vendored loky keeps per process. After each test, work a test abandoned
   (a timed-out or interrupted task) must have drained so the next test gets
@@ -50,6 +52,22 @@ def dask_client(dask_cluster: Any) -> Iterator[Any]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture(scope="module")
+def dask_one_worker() -> Iterator[Any]:
+    distributed = pytest.importorskip("distributed")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        cluster = distributed.LocalCluster(
+            n_workers=1, threads_per_worker=2, host="127.0.0.1", dashboard_address=None, processes=True
+        )
+    client = distributed.Client(cluster, set_as_default=False)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
 
 
 def _loky_executor() -> Any:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+import dagnb.graph
 from dagnb.errors import TaskFailed
 from notebook_cells import Notebook
 
@@ -32,8 +33,11 @@ CRASH = "import os\ndef crash():\n    note('crash')\n    os._exit(3)\n"  # ends 
 # ------------------------------------------------------------------ processes
 
 
+@pytest.mark.parametrize("backend", REMOTE)
 @pytest.mark.parametrize("what", ["output", "input"])
-def test_processes_a_value_that_cannot_travel_fails_only_its_task(tmp_path: Path, what: str) -> None:
+def test_remote_a_value_that_cannot_travel_fails_only_its_task(
+    tmp_path: Path, what: str, backend: str, request: pytest.FixtureRequest
+) -> None:
     """``handle`` returns a lock. As an output it cannot come back from a worker; as the input
     of ``use`` (computed inline first, kept in memory) it cannot be sent to one."""
     nb = Notebook(tmp_path)
@@ -47,9 +51,11 @@ def test_processes_a_value_that_cannot_travel_fails_only_its_task(tmp_path: Path
             nb.run("handle")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        failure = _failure(nb, backend="processes", jobs=2)
+        failure = _failure(nb, backend=_backend(backend, request), jobs=2)
     failed = "handle" if what == "output" else "use"
     assert failure.task == failed
+    if backend == "dask":  # the kernel pickles what a task needs before sending it, the worker what it returns
+        assert str(failure).startswith(f"Task `{failed}` raised TypeError: cannot pickle '_thread.lock' object.")
     report = failure.report  # type: ignore[attr-defined]
     assert report.statuses["ok"] in ("done", "cancelled") and report.statuses[failed] == "failed"
 
@@ -150,6 +156,59 @@ def test_dask_an_abandoned_task_finishing_later_logs_no_error(tmp_path: Path, da
     finally:
         logger.removeHandler(errors)
     assert [r.getMessage() for r in errors.records] == []
+
+
+def test_dask_a_map_task_splits_its_elements_across_the_workers(tmp_path: Path, dask_client: Any) -> None:
+    nb = Notebook(tmp_path)
+    nb.cell("import os, time\n")
+    nb.ns["files"] = [f"f{i}" for i in range(8)]
+    nb.task("def where(files):\n    time.sleep(0.05)\n    note(f'{files}@{os.getpid()}')\n    return files.upper()\n")
+    nb.graph.add(dagnb.graph.spec_from_function(nb.ns["where"], map="files"))
+    report = nb.graph.run(backend=dask_client, jobs=2)
+    assert nb.graph["where"] == [f"F{i}" for i in range(8)], "results in element order"
+    assert report.items == {"where": (8, 8)}
+    calls = _runs(nb)
+    assert sorted(c.split("@")[0] for c in calls) == [f"f{i}" for i in range(8)], "each element once"
+    workers = set(dask_client.run(os.getpid).values())
+    assert {int(c.split("@")[1]) for c in calls} == workers, f"both workers shared the elements: {calls}"
+
+
+RENDEZVOUS = [  # each returns whether it saw the other's file within 10 s
+    "def left():\n    note('left')\n    wait_for(GATE + '-right', 10)\n    open(GATE + '-left', 'w').close()\n"
+    "    return os.path.exists(GATE + '-right')\n",
+    "def right():\n    note('right')\n    open(GATE + '-right', 'w').close()\n    wait_for(GATE + '-left', 10)\n"
+    "    return os.path.exists(GATE + '-left')\n",
+]
+
+
+def test_dask_a_worker_of_two_threads_runs_two_tasks_at_once(tmp_path: Path, dask_one_worker: Any) -> None:
+    """``left`` waits for a file ``right`` writes first, and ``right`` for one ``left`` writes after:
+    both see the other's file only if they run at the same time."""
+    nb, _ = _with_gate(tmp_path)
+    nb.cell("import os\n")
+    nb.ns["GATE"] = str(tmp_path / "gate")
+    for source in RENDEZVOUS:
+        nb.task(source)
+    report, ran = nb.run(backend=dask_one_worker, jobs=2)
+    assert sorted(ran) == ["left", "right"] and sorted(report.executed) == ["left", "right"]
+    assert (nb.graph["left"], nb.graph["right"]) == (True, True)
+    assert len({s.lane for s in nb.graph.trace.spans}) == 1, "one worker process ran both"
+
+
+def test_dask_a_task_that_kills_its_worker_fails_and_the_next_run_uses_the_new_worker(
+    tmp_path: Path, dask_one_worker: Any
+) -> None:
+    nb = Notebook(tmp_path)
+    nb.task(CRASH)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        failure = _failure(nb, backend=dask_one_worker, jobs=2)
+    assert failure.task == "crash" and _runs(nb) == ["crash"], "run once, never again on another worker"
+    nb.graph.drop("crash")
+    nb.task("def healthy():\n    note('healthy')\n    return os.getpid()\n")
+    report, ran = nb.run(backend=dask_one_worker, jobs=2)
+    assert ran == ["healthy"] and report.executed == ["healthy"]
+    assert nb.graph["healthy"] in set(dask_one_worker.run(os.getpid).values())
 
 
 def test_dask_close_disconnects_the_client_opened_for_an_address(
