@@ -33,7 +33,7 @@ from .trust import sign, verify
 
 __all__ = ["KEEP_RUNS", "SCHEMA", "ForgedRun", "RunRecord", "TaskRecord"]
 
-KEEP_RUNS = 500
+KEEP_RUNS = 5000  # a Run All of a long notebook records one small run per cell
 _SLACK = 50  # trimming waits until this many runs are over the bound: one sweep per 50 runs
 _BATCH = 500  # ids per `IN (...)` query, below SQLite's limit on parameters
 
