@@ -111,7 +111,7 @@ class CacheInfo:
         if self.location != "memory":
             lines.append(f"metadata: {_human(self.metadata_bytes)}, with a history of {self.runs} "
                          f"{'run' if self.runs == 1 else 'runs'} ({self.history_rows} task rows; the latest "
-                         f"{KEEP_RUNS} runs are kept)")
+                         f"{KEEP_RUNS:,} runs are kept)")
         if self.read_only:
             lines.append(f"read-only for you: {self.read_only}")
         return "\n".join([*lines, f"keys per task: {per_task}"])

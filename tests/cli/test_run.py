@@ -176,7 +176,7 @@ def test_cache_info_lists_keys_per_task(env: Path) -> None:
     lines = dagnb("cache", "info", cwd=env).stdout.splitlines()
     assert lines[0].startswith(f"cache at {env / 'cache'}: 5 keys, 5 values, ")
     assert lines[1].startswith("metadata: ") and lines[1].endswith(
-        "with a history of 5 runs (8 task rows; the latest 500 runs are kept)")  # a run per task cell
+        "with a history of 5 runs (5 task rows; the latest 5,000 runs are kept)")  # a run per task cell, of its task
     assert lines[2] == "keys per task: clean (1), raw (1), report (1), side (1), total (1)"
 
 
