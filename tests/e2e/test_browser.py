@@ -223,7 +223,8 @@ def test_status_lines_and_the_view_follow_the_notebook(open_notebook: Any) -> No
     runs = view.locator("table.dagnb-runs tr[data-run]")
     expect(runs).to_have_count(5)  # a, b, c in their cells, a again, then %dag run
     expect(runs.nth(4)).to_contain_text("%dag run")
-    expect(runs.nth(1).locator("td").nth(4)).to_have_text("a")  # b's cell: `a` was already in memory
+    expect(runs.nth(1).locator("td").nth(4)).to_have_text("")  # b's cell asks only for b: `a` is not part of it
+    expect(runs.nth(4).locator("td").nth(4)).to_have_text("a")  # %dag run decides every task: `a` was in memory
     expect(view.locator("svg.dagnb-gantt g.dagnb-run")).to_have_count(5)
     view.screenshot(path=str(out / "dag-timeline.png"))
 
