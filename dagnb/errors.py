@@ -157,9 +157,10 @@ class TaskFailed(DagnbError):
         if isinstance(error, DagnbError):  # dagnb's own finding (a mutated input, a timeout) says it all
             super().__init__(str(error))
             return
-        kind = type(error).__name__
+        kind, said = type(error).__name__, str(error)
+        end = "" if said.endswith((".", "!", "?")) else "."  # "workers." must not read "workers.. Fix"
         super().__init__(
-            f"Task `{task}` raised {kind}: {error}. Fix the task (or its inputs) and "
+            f"Task `{task}` raised {kind}: {said}{end} Fix the task (or its inputs) and "
             f"run it again; the values of other tasks are kept."
         )
 

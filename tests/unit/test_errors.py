@@ -70,6 +70,12 @@ MESSAGES = [
         "the values of other tasks are kept.",
     ),
     (
+        "task failed, its error a sentence already",
+        TaskFailed("fit", RuntimeError("Could not pickle the task to send it to the workers.")),
+        "Task `fit` raised RuntimeError: Could not pickle the task to send it to the workers. Fix the task (or its "
+        "inputs) and run it again; the values of other tasks are kept.",
+    ),
+    (
         "task definition, with a task",
         TaskDefinitionError("it takes `*parts`.", "List each input.", task="combine"),
         "Task `combine`: it takes `*parts`. List each input.",
