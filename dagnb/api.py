@@ -840,8 +840,7 @@ class Graph:
                     rows.append(row)
                     wanted.discard(row.task)
             earlier -= 1
-        order = {task: i for i, task in enumerate(self.tasks.sort(t for t in seen | {r.task for r in rows}
-                                                                  if t in self.tasks))}
+        order = {task: i for i, task in enumerate(self.tasks.sort({r.task for r in rows} & self.tasks.specs.keys()))}
         rows.sort(key=lambda row: order.get(row.task, len(order)))
         return RunRecord(run.id, run.started, run.finished, rows)
 

@@ -60,9 +60,6 @@ class Freshness:
     def __contains__(self, task: object) -> bool:
         return task in self._fresh
 
-    def __len__(self) -> int:
-        return len(self._fresh)
-
     def mark(self, task: str, reads: Reads | None) -> bool:
         """``task`` was just decided and its value is bound: fresh, if all its upstream are. Returns whether.
 
@@ -80,7 +77,7 @@ class Freshness:
         if not self._fresh:
             return
         self._drop(task)
-        for below in self._below(task):
+        for below in self._downstream(task):
             self._drop(below)
 
     def changed(self, task: str) -> None:
@@ -90,12 +87,6 @@ class Freshness:
         """
         if task in self._fresh:
             self.forget(task)
-
-    def _below(self, task: str) -> Iterable[str]:
-        try:
-            return self._downstream(task)
-        except KeyError:  # a task no longer defined: nothing is below it any more
-            return ()
 
     def forget_readers(self, unchanged: Callable[[Reads], bool]) -> None:
         """The namespace may have changed (a cell or a run starts): forget the tasks whose reads did not stay
