@@ -50,10 +50,10 @@ def _value_files(request: pytest.FixtureRequest) -> Iterator[None]:
     if request.node.get_closest_marker("value_files") is None:
         yield
         return
-    import dagnb.writer
+    import dagnb.cache.writer
 
-    saved, dagnb.writer.ROW_LIMIT = dagnb.writer.ROW_LIMIT, 0
+    saved, dagnb.cache.writer.ROW_LIMIT = dagnb.cache.writer.ROW_LIMIT, 0
     try:
         yield
     finally:
-        dagnb.writer.ROW_LIMIT = saved
+        dagnb.cache.writer.ROW_LIMIT = saved

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .api import Graph, Why
-from .errors import DagnbError, TaskFailed
-from .executor import RunReport
-from .hashing import FileRef, file, fingerprint, register_fingerprint
-from .hooks import on, subscribe
-from .plan import Plan
-from .session import current
+from dagnb import _moved
+
+from dagnb.api import Graph, Why
+from dagnb.errors import DagnbError, TaskFailed
+from dagnb.run.executor import RunReport
+from dagnb.fingerprints.values import FileRef, file, fingerprint, register_fingerprint
+from dagnb.hooks import on, subscribe
+from dagnb.plan import Plan
+from dagnb.session import current
 
 __all__ = [
     "DagnbError",
@@ -39,6 +41,8 @@ __all__ = [
 
 __version__ = "0.1.0"
 
+_moved.install()
+
 
 def task(func: Callable[..., Any] | None = None, **options: Any) -> Any:
     """Define a task of the session's graph: ``@dagnb.task``, or with options, ``@dagnb.task(map="files")``.
@@ -51,13 +55,13 @@ def task(func: Callable[..., Any] | None = None, **options: Any) -> Any:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext dagnb``: register ``%%task`` and ``%dag``."""
-    from .magics import load
+    from dagnb.notebook.magics import load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext dagnb``."""
-    from .magics import unload
+    from dagnb.notebook.magics import unload
 
     unload(ipython)

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from .capture import OutputLog, capture_streams, replay_streams
-from .codehash import helper_sources, is_immutable, same_key_while_bound
-from .costs import measure, value_nbytes
-from .errors import (
+from dagnb.run.capture import OutputLog, capture_streams, replay_streams
+from dagnb.fingerprints.code import helper_sources, is_immutable, same_key_while_bound
+from dagnb.run.costs import measure, value_nbytes
+from dagnb.errors import (
     CommandError,
     InputDamaged,
     DagnbCacheWarning,
@@ -41,25 +41,25 @@ from .errors import (
     UntrackedWarning,
     warn_at,
 )
-from .events import Event, EventBus, GraphChanged, RunFinished, RunStarted, TaskFinished, TaskProgress
-from .history import History, RunDiff, diff_runs
-from .mapping import ItemProgress, MapPlan, assemble, await_items, call_items, plan_items
-from .backends import DaskBackend, ThreadBackend, Work, counting_interrupts, interrupts_seen
-from .aio import complete_now
-from .executor import Backend, Outcome, RunReport, execute, execute_async, make_backend
-from .freshness import Freshness, Reads
-from .graph import TaskGraph, TaskSpec, spec_from_function
-from .hashing import fingerprint
-from .inplace import InputGuard
-from .plan import Decision, Plan, Result, decide, plan_run
-from .runlog import ForgedRun
-from .store import CacheEntry, CacheMiss, MemoryStore, Pruned, RunRecord, Store, TaskRecord, open_store
-from .trace import Timeline, Trace, TraceRecorder
-from ._scopes import FunctionNode, function_tree, holds_files
-from .untracked import Untracked, task_findings
+from dagnb.events import Event, EventBus, GraphChanged, RunFinished, RunStarted, TaskFinished, TaskProgress
+from dagnb.history import History, RunDiff, diff_runs
+from dagnb.run.mapping import ItemProgress, MapPlan, assemble, await_items, call_items, plan_items
+from dagnb.run.backends import DaskBackend, ThreadBackend, Work, counting_interrupts, interrupts_seen
+from dagnb.run.aio import complete_now
+from dagnb.run.executor import Backend, Outcome, RunReport, execute, execute_async, make_backend
+from dagnb.freshness import Freshness, Reads
+from dagnb.graph import TaskGraph, TaskSpec, spec_from_function
+from dagnb.fingerprints.values import fingerprint
+from dagnb.inplace import InputGuard
+from dagnb.plan import Decision, Plan, Result, decide, plan_run
+from dagnb.cache.runlog import ForgedRun
+from dagnb.cache.store import CacheEntry, CacheMiss, MemoryStore, Pruned, RunRecord, Store, TaskRecord, open_store
+from dagnb.trace import Timeline, Trace, TraceRecorder
+from dagnb.fingerprints.scopes import FunctionNode, function_tree, holds_files
+from dagnb.fingerprints.untracked import Untracked, task_findings
 
 if TYPE_CHECKING:
-    from .overview import Overview, Planned
+    from dagnb.overview import Overview, Planned
 
 __all__ = ["Graph", "Why"]
 
@@ -173,7 +173,7 @@ class Graph:
     Args:
         cache_dir: where the disk cache lives; ``None`` keeps the cache in memory.
         namespace: a mapping to bind task values into (a notebook's ``user_ns``).
-        store: a ready-made :class:`~dagnb.store.Store` (overrides ``cache_dir``).
+        store: a ready-made :class:`~dagnb.cache.store.Store` (overrides ``cache_dir``).
     """
 
     def __init__(
@@ -260,7 +260,7 @@ class Graph:
         return replaced
 
     def _check_save_path(self, spec: TaskSpec) -> None:
-        from .save import saved_path
+        from dagnb.run.save import saved_path
 
         assert spec.save is not None
         path = saved_path(spec.name, spec.save)
@@ -415,7 +415,7 @@ class Graph:
 
     def overview(self, now: Planned | None = None) -> Overview:
         """A snapshot for display: statuses, plan, costs and the latest trace (``now``: a plan just taken)."""
-        from .overview import overview
+        from dagnb.overview import overview
 
         return overview(self, now)
 
@@ -503,7 +503,7 @@ class Graph:
 
         ``backend`` is ``inline`` (the default), ``threads``, ``processes``,
         ``dask`` (a LocalCluster on 127.0.0.1), ``dask://HOST:PORT``, a
-        ``distributed.Client``, or a :class:`~dagnb.backends.Backend`;
+        ``distributed.Client``, or a :class:`~dagnb.run.backends.Backend`;
         ``jobs`` is how many tasks run at once. Pools and clusters are kept
         for the next run; :meth:`close` ends them. With ``skip_fresh``, upstream
         tasks whose values are known up to date in memory (see
@@ -660,7 +660,7 @@ class Graph:
             if self.verify_inputs and self._guard.before(task, read):  # recomputed with another output: new key
                 decision = self._decide(task, {u: self.results[u].output for u in read}, force, defaulted)
         if spec.when and decision.key is not None:
-            from .condition import condition_holds
+            from dagnb.run.condition import condition_holds
 
             if not condition_holds(task, spec.when, self._inputs(task, decision)):
                 return Decision(task, "skip", (f"condition `{spec.when}` is false",), decision.key)
@@ -974,7 +974,7 @@ class Graph:
 
     def _save(self, spec: TaskSpec, value: Any, output: str) -> None:
         """``--save``: a copy of the value in a named file; failing to write it is a warning, not a failed task."""
-        from .save import save_value
+        from dagnb.run.save import save_value
 
         assert spec.save is not None
         path = spec.save.format(name=spec.name)

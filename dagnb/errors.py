@@ -424,7 +424,7 @@ class UnpicklableOutputWarning(UserWarning):
 class UntrackedWarning(UserWarning):
     """A task reads what its key does not cover (random numbers, the clock, the environment, plain files).
 
-    Built from the task's name and its findings (:class:`dagnb.untracked.Untracked`:
+    Built from the task's name and its findings (:class:`dagnb.fingerprints.untracked.Untracked`:
     ``kind``, ``what``, ``code``, ``line``, ``helper``, ``path``); ``line_offset``
     turns a finding's line into the line the user sees (1 for a ``%%task``
     cell, whose magic line comes first).

@@ -91,7 +91,7 @@ class TaskFinished(Event):
 
 @dataclass(frozen=True)
 class RunFinished(Event):
-    """A run ended, completed or not; ``report`` is its :class:`~dagnb.executor.RunReport` (read-only)."""
+    """A run ended, completed or not; ``report`` is its :class:`~dagnb.run.executor.RunReport` (read-only)."""
 
     duration: float = 0.0
     report: Any = field(default=None, compare=False)

@@ -27,14 +27,14 @@ from typing import Any, Literal
 
 import networkx as nx
 
-from .errors import (
+from dagnb.errors import (
     CycleError,
     TaskDefinitionError,
     UnknownTask,
     UnresolvedParameter,
     close_matches,
 )
-from .codehash import CodeFingerprint, fixed_code_fingerprint, function_digest, global_reads, source_digest
+from dagnb.fingerprints.code import CodeFingerprint, fixed_code_fingerprint, function_digest, global_reads, source_digest
 
 __all__ = ["Input", "TaskGraph", "TaskSpec", "parse_task_cell", "spec_from_function"]
 
@@ -48,7 +48,7 @@ class TaskSpec:
 
     ``code_digest`` is the AST-normalized fingerprint of the function's own
     source, computed once at definition; so are ``is_async`` and
-    ``fixed_code`` (:func:`~dagnb.codehash.fixed_code_fingerprint`), which
+    ``fixed_code`` (:func:`~dagnb.fingerprints.code.fixed_code_fingerprint`), which
     every run asks for.
     """
 
@@ -121,7 +121,7 @@ def spec_from_function(
     name = func.__name__
     _check_options(name, retries, timeout)
     if save is not None:
-        from .save import check_save_path
+        from dagnb.run.save import check_save_path
 
         check_save_path(name, save)
     try:
@@ -142,7 +142,7 @@ def spec_from_function(
             defaults[param.name] = param.default
     digest = source_digest(source) if source is not None else function_digest(func)
     if when is not None:
-        from .condition import check_condition
+        from dagnb.run.condition import check_condition
 
         check_condition(name, params, when)
     if map is not None and map not in params:

@@ -1,7 +1,7 @@
 """Run history: what each run did, kept in the cache's metadata, compared and restored.
 
 Every run of a graph is recorded in its store (SQLite for a disk cache,
-signed and bounded by :mod:`dagnb.runlog`): start and end, and for each task
+signed and bounded by :mod:`dagnb.cache.runlog`): start and end, and for each task
 its status, reason, key, output fingerprint, duration and worker.
 :class:`History` lists recent runs, :func:`diff_runs` says which tasks
 changed key or output between two runs, and ``Graph.restore(run)`` binds
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from .store import RunRecord
+from dagnb.cache.store import RunRecord
 
 __all__ = ["History", "RunDiff", "diff_runs"]
 

@@ -15,11 +15,11 @@ import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .errors import CommandError, close_matches
-from .events import Event, GraphChanged, RunFinished, RunStarted, TaskFinished, TaskProgress, TaskStarted
+from dagnb.errors import CommandError, close_matches
+from dagnb.events import Event, GraphChanged, RunFinished, RunStarted, TaskFinished, TaskProgress, TaskStarted
 
 if TYPE_CHECKING:
-    from .api import Graph
+    from dagnb.api import Graph
 
 __all__ = ["EVENTS", "Subscription", "on", "subscribe"]
 
@@ -87,6 +87,6 @@ def subscribe(subscriber: object, graph: Graph | None = None) -> Subscription:
 def _graph(graph: Graph | None) -> Graph:
     if graph is not None:
         return graph
-    from .session import current
+    from dagnb.session import current
 
     return current()

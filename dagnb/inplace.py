@@ -44,14 +44,14 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import InputDamaged, IteratorReused, ValueChangedWarning
-from .hashing import FileRef, fingerprint
-from .mapping import assemble, call_items, plan_items
-from .plan import Result
-from .store import CacheMiss, MemoryStore
+from dagnb.errors import InputDamaged, IteratorReused, ValueChangedWarning
+from dagnb.fingerprints.values import FileRef, fingerprint
+from dagnb.run.mapping import assemble, call_items, plan_items
+from dagnb.plan import Result
+from dagnb.cache.store import CacheMiss, MemoryStore
 
 if TYPE_CHECKING:
-    from .api import Graph
+    from dagnb.api import Graph
 
 __all__ = ["InputGuard", "immutable"]
 

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from .costs import TaskCosts, task_costs
-from .errors import DagnbError
+from dagnb.run.costs import TaskCosts, task_costs
+from dagnb.errors import DagnbError
 
 if TYPE_CHECKING:
-    from .api import Graph
-    from .plan import Plan
-    from .trace import Timeline, Trace
+    from dagnb.api import Graph
+    from dagnb.plan import Plan
+    from dagnb.trace import Timeline, Trace
 
 __all__ = ["STATUSES", "Overview", "Planned", "levels", "overview", "planned"]
 

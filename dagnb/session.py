@@ -16,7 +16,7 @@ from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .api import Graph
+    from dagnb.api import Graph
 
 __all__ = ["current", "default_cache_dir", "set_current"]
 
@@ -32,7 +32,7 @@ def current(namespace: MutableMapping[str, Any] | None = None) -> Graph:
     """The session's graph, created on first use with the default cache directory."""
     global _current
     if _current is None:
-        from .api import Graph
+        from dagnb.api import Graph
 
         _current = Graph(cache_dir=default_cache_dir(), namespace=namespace)
         _current.force_once = {t for t in os.environ.get("DAGNB_FORCE", "").split(",") if t}

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from .events import Event, RunFinished, RunStarted, TaskFinished
+from dagnb.events import Event, RunFinished, RunStarted, TaskFinished
 
 __all__ = ["MAX_RUNS", "Span", "Timeline", "Trace", "TraceRecorder", "critical_path"]
 

@@ -12,7 +12,7 @@ __all__ = ["CostsView", "DagView", "RunProgress", "TraceView"]
 
 def __getattr__(name: str) -> object:
     if name in __all__:
-        from . import views
+        from dagnb.widgets import views
 
         return getattr(views, name)
     raise AttributeError(name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from html import escape
 
-from ..overview import STATUSES
+from dagnb.overview import STATUSES
 
 __all__ = ["COLORS", "bytes_", "legend", "num", "seconds", "style"]
 

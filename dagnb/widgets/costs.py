@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from html import escape
 
-from ..costs import TaskCosts
-from ._format import badge, bytes_, num, seconds, style
+from dagnb.run.costs import TaskCosts
+from dagnb.widgets._format import badge, bytes_, num, seconds, style
 
 __all__ = ["COLUMNS", "render_html", "render_text", "sort_rows"]
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from html import escape
 
-from ..overview import Overview, levels
-from ._format import COLORS, legend, style
+from dagnb.overview import Overview, levels
+from dagnb.widgets._format import COLORS, legend, style
 
 __all__ = ["TILE_TASKS", "WRAP_WIDTH", "Layout", "layout", "render_html", "render_svg", "render_text", "render_tiles",
            "tiles"]

@@ -23,10 +23,10 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..events import Event, EventBus, GraphChanged, RunFinished, RunStarted
+from dagnb.events import Event, EventBus, GraphChanged, RunFinished, RunStarted
 
 if TYPE_CHECKING:
-    from ..overview import Planned
+    from dagnb.overview import Planned
 
 __all__ = ["LiveFeed", "LiveView", "follow_all", "settle_all", "watching"]
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from html import escape
 
-from ..events import Event, RunFinished, RunStarted, TaskFinished, TaskProgress, TaskStarted
-from ._format import COLORS
+from dagnb.events import Event, RunFinished, RunStarted, TaskFinished, TaskProgress, TaskStarted
+from dagnb.widgets._format import COLORS
 
 __all__ = ["ORDER", "Tally", "render_html"]
 

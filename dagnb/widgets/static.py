@@ -9,10 +9,10 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from ..overview import Overview
-from . import costs as costs_view
-from . import graph as graph_view
-from . import trace as trace_view
+from dagnb.overview import Overview
+from dagnb.widgets import costs as costs_view
+from dagnb.widgets import graph as graph_view
+from dagnb.widgets import trace as trace_view
 
 __all__ = ["StaticView"]
 

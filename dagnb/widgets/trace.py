@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from html import escape
 
-from ..trace import Span, Timeline, Trace, lane_rows
-from ._format import COLORS, legend, num, seconds, style
+from dagnb.trace import Span, Timeline, Trace, lane_rows
+from dagnb.widgets._format import COLORS, legend, num, seconds, style
 
 __all__ = ["render_html", "render_svg", "render_text", "render_timeline_html", "render_timeline_svg",
            "render_timeline_text", "run_label"]

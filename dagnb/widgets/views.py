@@ -34,25 +34,25 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import ipywidgets as w
 
-from ..events import (
+from dagnb.events import (
     Event,
     RunStarted,
     TaskFinished,
     TaskProgress,
     TaskStarted,
 )
-from ..overview import Planned
-from . import costs as costs_view
-from . import graph as graph_view
-from . import trace as trace_view
-from ._format import style
-from .live import LiveFeed
-from .progress import Tally
-from .progress import render_html as render_progress
+from dagnb.overview import Planned
+from dagnb.widgets import costs as costs_view
+from dagnb.widgets import graph as graph_view
+from dagnb.widgets import trace as trace_view
+from dagnb.widgets._format import style
+from dagnb.widgets.live import LiveFeed
+from dagnb.widgets.progress import Tally
+from dagnb.widgets.progress import render_html as render_progress
 
 if TYPE_CHECKING:
-    from ..api import Graph
-    from ..overview import Overview
+    from dagnb.api import Graph
+    from dagnb.overview import Overview
 
 __all__ = ["WIDGET_MIME", "CostsView", "DagView", "RunProgress", "TraceView"]
 
@@ -391,7 +391,7 @@ def _tiling(view: Overview) -> tuple[graph_view.Layout, list[graph_view.Tile], d
 
 def _counts(view: Overview, live: dict[str, str]) -> str:
     """``2 done, 1 running``: the snapshot's counts (counted once per snapshot), moved by the live statuses."""
-    from ..overview import STATUSES
+    from dagnb.overview import STATUSES
 
     found = Counter(view.derived("counts", lambda: Counter(view.statuses.values())))
     for task, status in live.items():

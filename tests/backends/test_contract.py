@@ -33,7 +33,7 @@ import psutil
 import pytest
 
 import dagnb
-from dagnb.backends import make_backend
+from dagnb.run.backends import make_backend
 from dagnb.errors import CommandError, TaskDefinitionError, TaskFailed, TaskTimedOut
 from dagnb.events import Event, TaskFinished, TaskStarted
 from notebook_cells import Notebook

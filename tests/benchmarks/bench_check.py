@@ -37,12 +37,12 @@ from typing import Any
 
 from _common import Row, Sizes, best_of_call, ms
 
-from dagnb.check import check_notebook, plan_notebook
+from dagnb.ci.check import check_notebook, plan_notebook
 
 GOAL_CLI_S = 1.0
 TASKS, CODE, MARKDOWN = 100, 60, 40
 PATTERN = "tcmtctmttc"  # per 10 cells: 5 task, 3 code, 2 markdown cells
-IMPORTS = "import dagnb.cli, dagnb.check; from IPython.core.inputtransformer2 import TransformerManager"
+IMPORTS = "import dagnb.ci.cli, dagnb.ci.check; from IPython.core.inputtransformer2 import TransformerManager"
 
 
 # ----------------------------------------------------------------- the notebook
@@ -174,7 +174,7 @@ def rows(sizes: Sizes) -> list[Row]:
         Row(f"`python -m dagnb check` wall time, {shape}, interpreter start-up included",
             ms(cli), f"`python -c pass`: {ms(startup)}", None,
             f"< {GOAL_CLI_S:.0f} s", cli < GOAL_CLI_S),
-        Row("of which imports: `dagnb.check` and IPython's input transformer, in a new interpreter (info)",
+        Row("of which imports: `dagnb.ci.check` and IPython's input transformer, in a new interpreter (info)",
             ms(imports), "—", None, "—", None),
         Row("filling the cache: `dagnb run` of that notebook in a kernel (info)", ms(fill), "—", None, "—", None),
         Row(f"`python -m dagnb check --plan` wall time, {TASKS} tasks all cached (info)",

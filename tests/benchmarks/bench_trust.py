@@ -24,7 +24,7 @@ from _common import Row, Sizes, best_of_call, gb_per_s, ms, ratio
 from bench_hashing import make_array, make_frame
 
 import dagnb
-from dagnb import hashing
+from dagnb.fingerprints import values as hashing
 
 KEY = blake3.blake3(b"a team key", derive_key_context="dagnb benchmarks").digest()
 

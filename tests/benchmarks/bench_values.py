@@ -36,7 +36,7 @@ from typing import Any
 from _common import Row, Sizes, interleaved, median, ms, ratio
 
 import dagnb
-from dagnb.store import CacheEntry, open_store
+from dagnb.cache.store import CacheEntry, open_store
 
 GOAL_STORE_OVER_SAVE = 1.2
 GOAL_LOAD_OVER_MMAP = 2.0

@@ -220,7 +220,7 @@ def after_cell_times(n: int, input_bytes: int, repeat: int) -> tuple[float, int,
     import numpy as np
 
     from dagnb.overview import planned
-    from dagnb.status_lines import StatusLines
+    from dagnb.notebook.status_lines import StatusLines
     from dagnb.widgets.live import follow_all
     from dagnb.widgets.views import DagView
 

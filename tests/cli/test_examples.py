@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dagnb.check import check_notebook
+from dagnb.ci.check import check_notebook
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
 

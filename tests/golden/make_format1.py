@@ -25,7 +25,7 @@ sys.path.insert(0, str(HERE))
 
 from golden_values import CREATED, HEADS, HITS, UNSTORED, values
 
-from dagnb.hashing import fingerprint
+from dagnb.fingerprints.values import fingerprint
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -17,9 +17,9 @@ sys.path.insert(0, str(HERE))
 from golden_values import HEADS, HITS, KEY, RUN, UNSTORED, values
 from make_format2 import compact  # same rows, smaller pages, back to WAL
 
-from dagnb.diskstore import FORMAT_VERSION, DiskStore
-from dagnb.hashing import fingerprint
-from dagnb.store import CacheEntry, TaskRecord
+from dagnb.cache.disk import FORMAT_VERSION, DiskStore
+from dagnb.fingerprints.values import fingerprint
+from dagnb.cache.store import CacheEntry, TaskRecord
 
 
 def main(target: Path = HERE / "format-3") -> None:

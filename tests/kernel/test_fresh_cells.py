@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dagnb import Graph, magics, session
+from dagnb import Graph, session
+from dagnb.notebook import magics
 from tests.kernel.test_magics import executions, ip, ok, task  # noqa: F401 - `ip` is a fixture
 
 __all__ = ["ip"]

@@ -17,7 +17,8 @@ from IPython.utils.capture import capture_output
 
 import dagnb
 from dagnb.errors import DagnbError, TaskFailed
-from dagnb import magics, session
+from dagnb import session
+from dagnb.notebook import magics
 
 
 @pytest.fixture()

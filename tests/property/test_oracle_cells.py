@@ -29,7 +29,8 @@ from hypothesis import strategies as st
 from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 
-from dagnb import magics, session
+from dagnb import session
+from dagnb.notebook import magics
 
 NAMES = [f"t{i}" for i in range(5)]
 

@@ -424,9 +424,9 @@ EVERY_USE = [
 
 def _plant(bug: str, patch: pytest.MonkeyPatch) -> None:
     """Put one bug the oracle was written for back into dagnb."""
-    import dagnb.codehash as codehash
+    import dagnb.fingerprints.code as codehash
     import dagnb.graph as graph
-    import dagnb.hashing as hashing
+    import dagnb.fingerprints.values as hashing
 
     if bug == "modules-by-version":
         patch.setattr(codehash, "is_user_module", lambda m: m.__name__ == "__main__")
@@ -445,7 +445,7 @@ def _klass_without_bases(self: Any, cls: type, path: frozenset[int]) -> str:
     """A class digest of the class's own attributes only (how bases were missed)."""
     import xxhash
 
-    from dagnb.hashing import _text
+    from dagnb.fingerprints.values import _text
 
     h = xxhash.xxh3_128(b"class")
     _text(h, cls.__qualname__)

@@ -161,7 +161,7 @@ def usable_total(usable_numbers: list[int]) -> int:
 def assert_usable(root: Path) -> None:
     """A put + load round trip of a new value, and a Graph run twice over ``root`` (computed, then loaded)."""
     import dagnb
-    from dagnb.store import CacheEntry, DiskStore
+    from dagnb.cache.store import CacheEntry, DiskStore
 
     store = DiskStore(root)
     try:
@@ -247,7 +247,8 @@ def ipython_shell(cache: Path) -> Any:
     """The process's IPython shell with dagnb freshly loaded over ``cache`` (as `%load_ext dagnb` in a notebook)."""
     from IPython.testing import globalipapp
 
-    from dagnb import magics, session
+    from dagnb import session
+    from dagnb.notebook import magics
 
     globalipapp.start_ipython()
     shell = globalipapp.get_ipython()
@@ -261,7 +262,8 @@ def ipython_shell(cache: Path) -> Any:
 
 
 def unload_ipython(shell: Any) -> None:
-    from dagnb import magics, session
+    from dagnb import session
+    from dagnb.notebook import magics
 
     session.current().close()
     magics.unload(shell)

@@ -20,7 +20,7 @@ from notebook_cells import Notebook, runs
 
 import dagnb
 from dagnb.errors import InputUnreadable
-from dagnb.store import DiskStore
+from dagnb.cache.store import DiskStore
 
 
 class Unsized:

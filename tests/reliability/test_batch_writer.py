@@ -1,7 +1,7 @@
 """The cache's writer thread: killed while a batch is written, and killed right after a run returned.
 
 During a run, values and entries are committed in batches on a thread of
-the store's own (``dagnb/writer.py``), and the run flushes before it
+the store's own (``dagnb/cache/writer.py``), and the run flushes before it
 returns. Two promises follow, tested with real SIGKILLs of forked children:
 
 * a kill while a batch is being written (pickled, fsynced, placed or
@@ -25,8 +25,8 @@ import pytest
 from test_sigkill import _check, _kill_midway
 
 import dagnb
-from dagnb.hashing import fingerprint
-from dagnb.store import CacheEntry, DiskStore
+from dagnb.fingerprints.values import fingerprint
+from dagnb.cache.store import CacheEntry, DiskStore
 
 TRIALS = 60
 PUTS = 200

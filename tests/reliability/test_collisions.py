@@ -27,7 +27,7 @@ import faultlib
 import xxhash
 
 import dagnb
-from dagnb.hashing import FORMAT
+from dagnb.fingerprints.values import FORMAT
 
 # The first 24 bytes of XXH3's default secret (XXH3_kSecret in the xxHash specification).
 SECRET = bytes.fromhex("b8fe6c3923a44bbe7c01812cf721ad1cded46de9839097db")
@@ -68,7 +68,7 @@ for number, cell in enumerate(cells):
     graph.task(namespace[cell.split("def ", 1)[1].split("(", 1)[0]])
 report = graph.run()
 print(json.dumps({"executed": report.executed, "values": {t: graph[t].hex() for t in graph.tasks.specs},
-                  "digest": dagnb.hashing.digest_name()}))
+                  "digest": dagnb.fingerprints.values.digest_name()}))
 """
 
 RAW = """

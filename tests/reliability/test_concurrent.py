@@ -22,8 +22,8 @@ import pytest
 import workers
 from notebook_cells import runs
 
-from dagnb.hashing import fingerprint
-from dagnb.store import CacheEntry, DiskStore
+from dagnb.fingerprints.values import fingerprint
+from dagnb.cache.store import CacheEntry, DiskStore
 
 WORKERS = Path(workers.__file__)
 WRITERS, READERS, ROUNDS = 8, 2, 3

@@ -26,8 +26,8 @@ from notebook_cells import Notebook
 
 import dagnb
 from dagnb.errors import DagnbCacheWarning
-from dagnb.store import CacheEntry, CacheMiss, DiskStore
-from dagnb.trust import sign
+from dagnb.cache.store import CacheEntry, CacheMiss, DiskStore
+from dagnb.cache.trust import sign
 
 DATA = """
 def data():

@@ -21,8 +21,8 @@ from notebook_cells import Notebook
 
 import dagnb
 from dagnb.errors import DagnbCacheWarning
-from dagnb.hashing import fingerprint
-from dagnb.store import CacheEntry, DiskStore
+from dagnb.fingerprints.values import fingerprint
+from dagnb.cache.store import CacheEntry, DiskStore
 
 BIG = """
 def big():

@@ -24,7 +24,7 @@ import pytest
 
 import dagnb
 from dagnb.errors import DagnbCacheWarning
-from dagnb.store import CacheFormatError, CacheMiss, DiskStore
+from dagnb.cache.store import CacheFormatError, CacheMiss, DiskStore
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 sys.path.insert(0, str(GOLDEN))
@@ -48,7 +48,7 @@ def tables(path: Path) -> dict[str, list[tuple[object, ...]]]:
 
 
 def test_the_test_key_is_the_key_the_fixtures_are_signed_with() -> None:
-    from dagnb.trust import cache_key
+    from dagnb.cache.trust import cache_key
 
     assert cache_key() == KEY
 

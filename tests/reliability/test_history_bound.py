@@ -17,8 +17,8 @@ from pathlib import Path
 import faultlib
 from notebook_cells import Notebook
 
-from dagnb.runlog import KEEP_RUNS
-from dagnb.store import DiskStore, TaskRecord
+from dagnb.cache.runlog import KEEP_RUNS
+from dagnb.cache.store import DiskStore, TaskRecord
 
 DEPTH = 300
 
@@ -52,7 +52,7 @@ def test_a_run_all_over_a_chain_stores_rows_linear_in_its_depth(tmp_path: Path) 
 
 
 def faultlib_human(nbytes: int) -> str:
-    from dagnb.store import _human
+    from dagnb.cache.store import _human
 
     return _human(nbytes)
 

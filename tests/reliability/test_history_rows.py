@@ -25,8 +25,8 @@ from notebook_cells import Notebook
 
 import dagnb
 from dagnb.errors import CommandError, DagnbCacheWarning
-from dagnb.store import CacheEntry, DiskStore, TaskRecord
-from dagnb.trust import sign
+from dagnb.cache.store import CacheEntry, DiskStore, TaskRecord
+from dagnb.cache.trust import sign
 
 STAMP = """
 def stamp():

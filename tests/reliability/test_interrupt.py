@@ -21,7 +21,7 @@ import pytest
 from notebook_cells import Notebook, runs
 
 from dagnb.errors import RunInterrupted
-from dagnb.store import DiskStore
+from dagnb.cache.store import DiskStore
 
 TASKS = [
     """

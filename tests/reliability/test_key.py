@@ -23,10 +23,10 @@ import pytest
 from notebook_cells import Notebook
 
 import dagnb
-from dagnb import trust
+from dagnb.cache import trust
 from dagnb.errors import DagnbCacheWarning
-from dagnb.store import CacheEntry, DiskStore, MemoryStore
-from dagnb.trust import CacheKeyError
+from dagnb.cache.store import CacheEntry, DiskStore, MemoryStore
+from dagnb.cache.trust import CacheKeyError
 
 DATA = """
 def data():

@@ -25,7 +25,7 @@ import faultlib
 import pytest
 from notebook_cells import Notebook
 
-from dagnb.store import DiskStore
+from dagnb.cache.store import DiskStore
 
 DATA = """
 def data():

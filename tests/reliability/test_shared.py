@@ -27,7 +27,7 @@ import pytest
 import users
 from notebook_cells import Notebook
 
-import dagnb.writer
+import dagnb.cache.writer
 from dagnb.errors import DagnbCacheWarning
 
 TEAM_KEY = "the team's shared cache key, 32 characters or more"
@@ -41,9 +41,9 @@ CELLS = {
 SESSION = """
 import json, linecache, os, warnings
 import dagnb
-import dagnb.writer
+import dagnb.cache.writer
 from dagnb.errors import DagnbCacheWarning
-dagnb.writer.ROW_LIMIT = int(os.environ["ROW_LIMIT"])  # 0: every value in a file, whose owner and mode are checked
+dagnb.cache.writer.ROW_LIMIT = int(os.environ["ROW_LIMIT"])  # 0: every value in a file, whose owner and mode are checked
 names = json.loads(os.environ["TASKS"])
 cells = json.loads(os.environ["CELLS"])
 namespace = {"LOG": os.environ["LOG"], "__name__": "__main__"}
@@ -75,7 +75,7 @@ def session(user: str, shared: Path, *tasks: str) -> Any:
         log.chmod(0o666)
     env = {"DAGNB_CACHE_KEY": TEAM_KEY, "CACHE": str(shared / "cache"), "LOG": str(shared / "log.txt"),
            "TASKS": json.dumps(tasks), "CELLS": json.dumps(CELLS),
-           "ROW_LIMIT": str(dagnb.writer.ROW_LIMIT)}
+           "ROW_LIMIT": str(dagnb.cache.writer.ROW_LIMIT)}
     return users.run_as(user, SESSION, env)
 
 

@@ -27,8 +27,8 @@ from pathlib import Path
 import faultlib
 import pytest
 
-from dagnb.hashing import fingerprint
-from dagnb.store import CacheEntry, CacheMiss, DiskStore
+from dagnb.fingerprints.values import fingerprint
+from dagnb.cache.store import CacheEntry, CacheMiss, DiskStore
 
 TRIALS = 200
 PUTS = 200  # the most puts a child does (it is always killed long before)
@@ -227,8 +227,8 @@ def test_verify_removes_what_killed_writers_left_behind_once_it_is_an_hour_old(t
     import os
     import time
 
-    from dagnb.store import CacheEntry, DiskStore
-    from dagnb.hashing import fingerprint
+    from dagnb.cache.store import CacheEntry, DiskStore
+    from dagnb.fingerprints.values import fingerprint
 
     store = DiskStore(tmp_path / "cache")
     store.put(CacheEntry("k", "t", fingerprint(1)), 1)

@@ -23,8 +23,8 @@ import pytest
 from notebook_cells import Notebook
 
 from dagnb.errors import DagnbCacheWarning
-from dagnb.hashing import fingerprint
-from dagnb.store import CacheEntry, CacheMiss, DiskStore
+from dagnb.fingerprints.values import fingerprint
+from dagnb.cache.store import CacheEntry, CacheMiss, DiskStore
 
 DATA = """
 def data():

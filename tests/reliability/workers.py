@@ -39,8 +39,8 @@ def wait_for(go: Path) -> None:
 
 
 def writer(root: str, go: str, index: str, rounds: str) -> dict[str, int]:
-    from dagnb.hashing import fingerprint
-    from dagnb.store import CacheEntry, CacheMiss, DiskStore
+    from dagnb.fingerprints.values import fingerprint
+    from dagnb.cache.store import CacheEntry, CacheMiss, DiskStore
 
     me = int(index)
     order = random.Random(me)
@@ -69,7 +69,7 @@ def writer(root: str, go: str, index: str, rounds: str) -> dict[str, int]:
 
 
 def reader(root: str, go: str, stop: str, writers: str) -> dict[str, int]:
-    from dagnb.store import CacheMiss, DiskStore
+    from dagnb.cache.store import CacheMiss, DiskStore
 
     counts = dict.fromkeys(["passes", "loads", "misses", "wrong", "absent"], 0)
     wait_for(Path(go))

@@ -16,7 +16,7 @@ import pytest
 from notebook_cells import Notebook, runs
 
 import dagnb
-from dagnb.costs import value_nbytes
+from dagnb.run.costs import value_nbytes
 from dagnb.errors import (
     InputUnreadable,
     IteratorReused,

@@ -16,7 +16,7 @@ import pytest
 
 from notebook_cells import define
 
-from dagnb.codehash import code_fingerprint, source_digest
+from dagnb.fingerprints.code import code_fingerprint, source_digest
 
 BASE = """
 def clean(raw, threshold=0.5):
@@ -199,7 +199,7 @@ def test_closure_values_count() -> None:
 
 
 def test_the_python_version_is_a_part_of_the_digest(monkeypatch: pytest.MonkeyPatch) -> None:
-    import dagnb.codehash as codehash
+    import dagnb.fingerprints.code as codehash
 
     ns = _notebook("def task(x):\n    return x\n")
     before = _fp(ns)

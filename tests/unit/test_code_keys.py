@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 import dagnb
-from dagnb.codehash import code_fingerprint, module_version
+from dagnb.fingerprints.code import code_fingerprint, module_version
 from dagnb.errors import CycleError, LocalModuleChangedWarning, Unfingerprintable, UnfingerprintableWarning
 from notebook_cells import Notebook, define
 
@@ -234,7 +234,7 @@ def test_a_namespace_package_has_the_version_of_the_distribution_that_owns_the_m
     _fake_distribution(site, "acme-storage", "1.5", "acme.storage")
     _fake_distribution(site, "acme-compute", "7.0", "acme.compute")
     monkeypatch.syspath_prepend(str(site))
-    import dagnb.codehash as codehash
+    import dagnb.fingerprints.code as codehash
 
     for cached in (codehash.module_version, codehash._distributions):
         cached.cache_clear()
@@ -604,7 +604,7 @@ def test_a_callable_object_is_refused_as_a_task_with_the_fix() -> None:
 def test_a_cells_source_digest_is_read_from_linecache_as_inspect_reads_it() -> None:
     import inspect
 
-    from dagnb.codehash import function_digest, source_digest
+    from dagnb.fingerprints.code import function_digest, source_digest
 
     ns = define({}, "import functools\n\n@functools.lru_cache\ndef f(x):\n    '''doc'''\n    return x  # note\n\n"
                     "def g():\n    return 1\n")

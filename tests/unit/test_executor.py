@@ -327,7 +327,7 @@ def test_tasks_without_source_and_equal_bodies_keep_distinct_keys() -> None:
 
 
 def test_merging_a_later_report_adds_its_tasks_and_keeps_this_runs_word() -> None:
-    from dagnb.executor import RunReport
+    from dagnb.run.executor import RunReport
 
     first = RunReport(statuses={"a": "done"}, reasons={"a": "code changed"}, durations={"a": 1.0})
     later = RunReport(statuses={"a": "cached", "b": "done"}, reasons={"b": "upstream a changed"},

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 import dagnb
-from dagnb import hashing
+from dagnb.fingerprints import values as hashing
 from dagnb.errors import Unfingerprintable
 
 

@@ -11,8 +11,8 @@ import textwrap
 SCRIPT = textwrap.dedent(
     """
     import json, sys
-    import dagnb, dagnb.graph, dagnb.hashing, dagnb.store, dagnb.plan, dagnb.executor, dagnb.api, dagnb.session
-    import dagnb.status_lines, dagnb.overview, dagnb.trace
+    import dagnb, dagnb.graph, dagnb.fingerprints.values, dagnb.cache.store, dagnb.plan, dagnb.run.executor, dagnb.api, dagnb.session
+    import dagnb.notebook.status_lines, dagnb.overview, dagnb.trace
 
     graph = dagnb.Graph()
 

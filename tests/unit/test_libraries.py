@@ -1,4 +1,4 @@
-"""Fingerprints of the PyData libraries' values (``dagnb/_libraries.py``).
+"""Fingerprints of the PyData libraries' values (``dagnb/fingerprints/libraries.py``).
 
 For each library: pinned digests where the bytes are dagnb's own encoding of
 stable facts (Arrow buffers and type names, tensor bytes, numpy data); values
@@ -30,7 +30,7 @@ import pytest
 import xxhash
 
 import dagnb
-from dagnb import hashing
+from dagnb.fingerprints import values as hashing
 from dagnb.errors import Unfingerprintable
 
 pa = pytest.importorskip("pyarrow")
@@ -195,7 +195,7 @@ def test_a_pandas_arrow_string_column_hashes_like_its_object_array() -> None:
     assert series.array._pa_array is not None  # stored in Arrow here
     slow = xxhash.xxh3_128(hashing.FORMAT)
     hashing._feed(series.name, slow)  # as _feed_series would, with the values as Python objects
-    from dagnb import _arrays
+    from dagnb.fingerprints import arrays as _arrays
 
     slow_frame = xxhash.xxh3_128()
     slow_frame.update(b"S")
@@ -336,7 +336,7 @@ def test_no_library_is_imported_until_the_user_imports_it() -> None:
 
 
 def test_output_bytes_of_library_values_never_raise_and_count_buffers() -> None:
-    from dagnb.costs import value_nbytes
+    from dagnb.run.costs import value_nbytes
 
     dd = pytest.importorskip("dask.dataframe")
     lazy = dd.from_pandas(pd.DataFrame({"a": range(4)}), npartitions=2)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from dagnb.store import CacheMiss
+from dagnb.cache.store import CacheMiss
 from notebook_cells import Notebook, runs
 
 

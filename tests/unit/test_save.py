@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import dagnb
-from dagnb.check import check_source
+from dagnb.ci.check import check_source
 from dagnb.errors import DagnbSaveWarning, TaskDefinitionError
 from notebook_cells import Notebook
 

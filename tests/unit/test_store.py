@@ -11,9 +11,9 @@ import joblib
 import numpy as np
 import pytest
 
-from dagnb.hashing import fingerprint
+from dagnb.fingerprints.values import fingerprint
 from dagnb.errors import DagnbCacheWarning
-from dagnb.store import CacheEntry, CacheMiss, DiskStore, MemoryStore, Store, parse_size
+from dagnb.cache.store import CacheEntry, CacheMiss, DiskStore, MemoryStore, Store, parse_size
 
 
 @pytest.fixture(params=["memory", "disk"])
@@ -352,7 +352,7 @@ def test_verify_removes_what_is_altered_or_foreign_and_keeps_the_rest(tmp_path: 
 
 
 def test_the_key_is_created_once_with_mode_0600(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dagnb import trust
+    from dagnb.cache import trust
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     first = trust.cache_key()

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 import dagnb
-from dagnb.check import check_source
+from dagnb.ci.check import check_source
 from dagnb.errors import UntrackedWarning
 
 from notebook_cells import define
@@ -224,7 +224,7 @@ def test_an_analysis_that_cannot_read_the_source_says_nothing() -> None:
 
 
 def test_parsing_is_done_once_per_function() -> None:
-    from dagnb._scopes import function_tree
+    from dagnb.fingerprints.scopes import function_tree
 
     namespace = define({}, "def f():\n    return 1\n")
     code = namespace["f"].__code__

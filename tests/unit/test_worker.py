@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from dagnb.worker import run_remote, with_kernel_source
+from dagnb.run.worker import run_remote, with_kernel_source
 
 CELL = "<cell-worker-test>"
 SOURCE = "def parse(row):\n    return int(row)\n\ndef task():\n    return parse('x')\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dagnb.costs import TaskCosts
+from dagnb.run.costs import TaskCosts
 from dagnb.widgets import costs as costs_view
 from dagnb.widgets.costs import COLUMNS, sort_rows
 
@@ -131,7 +131,7 @@ def _costs(session: Session) -> dict[str, TaskCosts]:
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the per-task peak is exact only on Linux (/proc/self/clear_refs)")
 def test_peak_memory_is_the_tasks_own_allocation(tmp_path: Path) -> None:
-    from dagnb import costs
+    from dagnb.run import costs
 
     session = Session(tmp_path, cache=False)
     session.tasks([
@@ -169,7 +169,7 @@ def test_a_kernels_peak_memory_excludes_what_the_process_that_started_it_used(tm
     trivial task once showed the server's size (tens of MiB in JupyterLab, 0 when started from a small process)."""
     import subprocess
 
-    from dagnb import costs
+    from dagnb.run import costs
 
     if not isinstance(costs._probe or costs._set_probe(), costs._ProcMemory):
         pytest.skip("/proc/self/clear_refs is not writable here; peaks fall back to the lifetime peak")

@@ -1,0 +1,228 @@
+"""The run history in a cache's metadata: signed, each task row stored once, bounded.
+
+A run is one row of ``runs``: its id, start and end, the ids of its task
+rows in order, and a signature (HMAC-SHA256 with the cache key) over all of
+that *and* the content of each of those task rows. Task rows live in
+``history_rows``, one per distinct (task, status, reason, key, output,
+duration, worker): a task that was already up to date in many runs (every
+cell of a long chain re-runs the cells above it) is stored once, so a Run
+All over a chain of N tasks writes O(N) task rows, not O(N²).
+
+Invariants:
+
+* A run is read back only if its signature verifies: an edited, moved or
+  forged row, or a run written with another key, is never used (a forged
+  run raises :class:`ForgedRun` when asked for by id, and is left out of
+  listings).
+* At most :data:`KEEP_RUNS` runs are kept; recording more drops the oldest,
+  and the task rows no kept run names.
+* Reading one run reads that run and its own task rows, nothing else.
+
+The caller holds the write transaction and the lock around each function
+that writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from dagnb.cache.trust import sign, verify
+
+__all__ = ["KEEP_RUNS", "SCHEMA", "ForgedRun", "RunRecord", "TaskRecord"]
+
+KEEP_RUNS = 5000  # a Run All of a long notebook records one small run per cell
+_SLACK = 50  # trimming waits until this many runs are over the bound: one sweep per 50 runs
+_BATCH = 500  # ids per `IN (...)` query, below SQLite's limit on parameters
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS history_rows (
+    id INTEGER PRIMARY KEY, task TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL,
+    key TEXT NOT NULL, output TEXT NOT NULL, duration REAL NOT NULL, worker TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS history_rows_all ON history_rows (task, status, reason, key, output, duration, worker);
+CREATE INDEX IF NOT EXISTS history_rows_output ON history_rows (output);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, started REAL NOT NULL, finished REAL NOT NULL,
+    rows TEXT NOT NULL, signature TEXT NOT NULL);
+"""
+_COLUMNS = "task, status, reason, key, output, duration, worker"
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """One task in a recorded run."""
+
+    task: str
+    status: str
+    reason: str = ""
+    key: str | None = None
+    output: str | None = None
+    duration: float = 0.0
+    worker: str = ""
+
+    def stored(self) -> tuple[str, str, str, str, str, float, str]:
+        """The row as stored (no NULLs: a UNIQUE index would not deduplicate them)."""
+        return (self.task, self.status, self.reason, self.key or "", self.output or "", float(self.duration),
+                self.worker)
+
+    @classmethod
+    def from_row(cls, row: tuple[str, str, str, str, str, float, str]) -> TaskRecord:
+        task, status, reason, key, output, duration, worker = row
+        return cls(task, status, reason, key or None, output or None, duration, worker)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run as the history keeps it; ``id`` counts runs of this cache, across sessions."""
+
+    id: int
+    started: float
+    finished: float
+    tasks: list[TaskRecord] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for t in self.tasks if t.status == status)
+
+
+class ForgedRun(Exception):
+    """A recorded run whose signature does not verify."""
+
+    def __init__(self, run: int) -> None:
+        super().__init__(run)
+        self.run = run
+
+
+def _fields(run: int, started: float, finished: float, rows: Iterable[tuple[object, ...]]) -> list[str]:
+    fields = ["run", str(run), repr(float(started)), repr(float(finished))]
+    for row in rows:
+        fields += [repr(part) if isinstance(part, float) else str(part) for part in row]
+    return fields
+
+
+def record(db: sqlite3.Connection, key: bytes, started: float, finished: float, tasks: list[TaskRecord]) -> int:
+    """Add a run (its task rows stored once each), sign it, and keep the history bounded; return its id."""
+    rows = [t.stored() for t in tasks]
+    ids = [_row_id(db, row) for row in rows]
+    run = int(db.execute("INSERT INTO runs (started, finished, rows, signature) VALUES (?, ?, ?, '')",
+                         (started, finished, json.dumps(ids))).lastrowid or 0)
+    db.execute("UPDATE runs SET signature = ? WHERE id = ?", (sign(key, _fields(run, started, finished, rows)), run))
+    if run % _SLACK == 0:
+        trim(db)
+    return run
+
+
+def _row_id(db: sqlite3.Connection, row: tuple[object, ...]) -> int:
+    where = " AND ".join(f"{c.strip()} = ?" for c in _COLUMNS.split(","))
+    found = db.execute(f"SELECT id FROM history_rows WHERE {where}", row).fetchone()
+    if found:
+        return int(found[0])
+    return int(db.execute(f"INSERT INTO history_rows ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", row).lastrowid or 0)
+
+
+def read(db: sqlite3.Connection, key: bytes, run: int) -> RunRecord | None:
+    """Run ``run``, verified (``None`` if there is no such run).
+
+    Raises:
+        ForgedRun: its signature does not verify.
+    """
+    head = db.execute("SELECT started, finished, rows, signature FROM runs WHERE id = ?", (run,)).fetchone()
+    if head is None:
+        return None
+    started, finished, ids_text, signature = head
+    try:
+        ids = [int(i) for i in json.loads(ids_text)]
+    except (ValueError, TypeError):
+        raise ForgedRun(run) from None
+    rows = _rows(db, ids)
+    if rows is None or not verify(key, signature, _fields(run, started, finished, rows)):
+        raise ForgedRun(run)
+    return RunRecord(run, started, finished, [TaskRecord.from_row(r) for r in rows])  # type: ignore[arg-type]
+
+
+def _rows(db: sqlite3.Connection, ids: list[int]) -> list[tuple[object, ...]] | None:
+    """The task rows ``ids`` in that order (``None`` if any is missing)."""
+    found: dict[int, tuple[object, ...]] = {}
+    unique = sorted(set(ids))
+    for start in range(0, len(unique), _BATCH):
+        batch = unique[start : start + _BATCH]
+        marks = ", ".join("?" * len(batch))
+        for row_id, *row in db.execute(f"SELECT id, {_COLUMNS} FROM history_rows WHERE id IN ({marks})", batch):
+            found[row_id] = tuple(row)
+    if len(found) != len(unique):
+        return None
+    return [found[i] for i in ids]
+
+
+def recent(db: sqlite3.Connection, key: bytes, limit: int | None) -> tuple[list[RunRecord], int]:
+    """The newest ``limit`` runs (all when ``None``), newest first, and how many were left out as forged."""
+    query = "SELECT id FROM runs ORDER BY id DESC" + (" LIMIT ?" if limit else "")
+    found, forged = [], 0
+    for (run,) in db.execute(query, (int(limit),) if limit else ()).fetchall():
+        try:
+            record_ = read(db, key, run)
+        except ForgedRun:
+            forged += 1
+            continue
+        if record_ is not None:
+            found.append(record_)
+    return found, forged
+
+
+def trim(db: sqlite3.Connection, keep: int = KEEP_RUNS) -> int:
+    """Drop runs older than the newest ``keep``, then task rows no run names; return how many runs went."""
+    cutoff = db.execute("SELECT id FROM runs ORDER BY id DESC LIMIT 1 OFFSET ?", (keep,)).fetchone()
+    gone = db.execute("DELETE FROM runs WHERE id <= ?", (cutoff[0],)).rowcount if cutoff else 0
+    sweep(db)
+    return int(gone)
+
+
+def sweep(db: sqlite3.Connection) -> None:
+    """Delete task rows that no run names any longer."""
+    named: set[int] = set()
+    for (ids_text,) in db.execute("SELECT rows FROM runs"):
+        try:
+            named.update(int(i) for i in json.loads(ids_text))
+        except (ValueError, TypeError):
+            continue  # a damaged run: its rows go (it cannot be read anyway)
+    stale = [row_id for (row_id,) in db.execute("SELECT id FROM history_rows") if row_id not in named]
+    db.executemany("DELETE FROM history_rows WHERE id = ?", [(i,) for i in stale])
+
+
+def forget_task(db: sqlite3.Connection, key: bytes, task: str) -> None:
+    """Take ``task`` out of every run (each re-signed after its signature is checked; forged runs go)."""
+    mine = {row_id for (row_id,) in db.execute("SELECT id FROM history_rows WHERE task = ?", (task,))}
+    if not mine:
+        return
+    for run, ids_text in db.execute("SELECT id, rows FROM runs").fetchall():
+        try:
+            ids = [int(i) for i in json.loads(ids_text)]
+        except (ValueError, TypeError):
+            ids = []
+        if not mine & set(ids):
+            continue
+        try:
+            kept = read(db, key, run)
+        except ForgedRun:
+            kept = None
+        if kept is None:
+            db.execute("DELETE FROM runs WHERE id = ?", (run,))
+            continue
+        rest = [(row_id, t) for row_id, t in zip(ids, kept.tasks) if t.task != task]
+        fields = _fields(run, kept.started, kept.finished, [t.stored() for _, t in rest])
+        db.execute("UPDATE runs SET rows = ?, signature = ? WHERE id = ?",
+                   (json.dumps([row_id for row_id, _ in rest]), sign(key, fields), run))
+    sweep(db)
+
+
+def clear(db: sqlite3.Connection) -> None:
+    db.execute("DELETE FROM runs")
+    db.execute("DELETE FROM history_rows")
+
+
+def counts(db: sqlite3.Connection) -> tuple[int, int]:
+    """How many runs and distinct task rows the history holds."""
+    runs = db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    rows = db.execute("SELECT COUNT(*) FROM history_rows").fetchone()[0]
+    return int(runs), int(rows)
