@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dagnb.run.capture import OutputLog, capture_streams, replay_streams
 from dagnb.fingerprints.code import helper_sources, is_immutable, same_key_while_bound
@@ -51,15 +51,13 @@ from dagnb.freshness import Freshness, Reads
 from dagnb.graph import TaskGraph, TaskSpec, spec_from_function
 from dagnb.fingerprints.values import fingerprint
 from dagnb.inplace import InputGuard
+from dagnb.overview import Overview, Planned, overview
 from dagnb.plan import Decision, Plan, Result, decide, plan_run
 from dagnb.cache.runlog import ForgedRun
 from dagnb.cache.store import CacheEntry, CacheMiss, MemoryStore, Pruned, RunRecord, Store, TaskRecord, open_store
 from dagnb.trace import Timeline, Trace, TraceRecorder
 from dagnb.fingerprints.scopes import FunctionNode, function_tree, holds_files
 from dagnb.fingerprints.untracked import Untracked, task_findings
-
-if TYPE_CHECKING:
-    from dagnb.overview import Overview, Planned
 
 __all__ = ["Graph", "Why"]
 
@@ -415,8 +413,6 @@ class Graph:
 
     def overview(self, now: Planned | None = None) -> Overview:
         """A snapshot for display: statuses, plan, costs and the latest trace (``now``: a plan just taken)."""
-        from dagnb.overview import overview
-
         return overview(self, now)
 
     def plan(self, targets: Iterable[str] | None = None, force: Iterable[str] = (), skip_fresh: bool = False) -> Plan:

@@ -41,8 +41,8 @@ import fractions
 import pathlib
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dagnb.errors import InputDamaged, IteratorReused, ValueChangedWarning
 from dagnb.fingerprints.values import FileRef, fingerprint
@@ -51,7 +51,8 @@ from dagnb.plan import Result
 from dagnb.cache.store import CacheMiss, MemoryStore
 
 if TYPE_CHECKING:
-    from dagnb.api import Graph
+    from dagnb.cache.store import Store
+    from dagnb.graph import TaskGraph
 
 __all__ = ["InputGuard", "immutable"]
 
@@ -87,6 +88,23 @@ def _immutable(value: Any, budget: list[int]) -> bool:
     return False
 
 
+class Guarded(Protocol):
+    """What the guard reads and repairs of a graph in a run (:class:`dagnb.Graph` is one).
+
+    A Protocol, not the class: the graph holds a guard, so this module must
+    not import it back.
+    """
+
+    tasks: TaskGraph
+    namespace: MutableMapping[str, Any]
+    store: Store
+    results: dict[str, Result]
+    _run_id: int
+    _damaged: set[str]
+
+    def _bind(self, task: str, result: Result) -> None: ...
+
+
 class InputGuard:
     """Checks the upstream values a task reads, and repairs those changed in place.
 
@@ -98,7 +116,7 @@ class InputGuard:
           name the one that changed it.
     """
 
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: Guarded) -> None:
         self.graph = graph
         self.readers: dict[str, list[tuple[str, int]]] = {}  # value -> (task, run) that read it since its check
         self.checked: dict[str, int] = {}  # value -> the run in which it was last found intact after its readers

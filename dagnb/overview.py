@@ -10,21 +10,44 @@ asked for, once: a view that shows no costs never pays for them.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from dagnb.run.costs import TaskCosts, task_costs
 from dagnb.errors import DagnbError
+from dagnb.run.costs import TaskCosts, task_costs
 
 if TYPE_CHECKING:
-    from dagnb.api import Graph
+    from dagnb.cache.store import CacheEntry, Store
+    from dagnb.graph import TaskGraph
     from dagnb.plan import Plan
     from dagnb.trace import Timeline, Trace
 
-__all__ = ["STATUSES", "Overview", "Planned", "levels", "overview", "planned"]
+__all__ = ["STATUSES", "Overview", "Planned", "Session", "levels", "overview", "planned"]
 
 T = TypeVar("T")
+
+
+class Session(Protocol):
+    """What a snapshot reads of a graph (:class:`dagnb.Graph` is one), read-only.
+
+    A Protocol, not the class: the graph builds its snapshots with this module,
+    so this module must not import it back.
+    """
+
+    @property
+    def tasks(self) -> TaskGraph: ...
+    @property
+    def statuses(self) -> Mapping[str, str]: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def trace(self) -> Trace | None: ...
+    @property
+    def timeline(self) -> Timeline: ...
+    def plan(self) -> Plan: ...
+    def ran_before(self, task: str) -> bool: ...
+    def current_entry(self, task: str) -> CacheEntry | None: ...
 
 STATUSES = ("pending", "stale", "running", "done", "cached", "failed", "skipped", "cancelled", "timed-out",
             "interrupted")
@@ -107,7 +130,7 @@ class Planned:
         return found
 
 
-def planned(graph: Graph) -> Planned:
+def planned(graph: Session) -> Planned:
     """Plan ``graph`` now; when it cannot be planned, say why and keep the last known statuses."""
     try:
         plan = graph.plan()
@@ -117,7 +140,7 @@ def planned(graph: Graph) -> Planned:
     return Planned(plan, None, statuses)
 
 
-def overview(graph: Graph, now: Planned | None = None) -> Overview:
+def overview(graph: Session, now: Planned | None = None) -> Overview:
     """Snapshot ``graph`` for the views (``now``: a plan already taken at this moment)."""
     tasks = graph.tasks.order(None)
     upstream = {t: graph.tasks.upstream(t) for t in tasks}

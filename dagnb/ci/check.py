@@ -23,7 +23,6 @@ after such a cell; names bound conditionally count as bound.
 from __future__ import annotations
 
 import ast
-import json
 import shlex
 import symtable
 from dataclasses import dataclass, field
@@ -40,11 +39,12 @@ from dagnb.errors import (
     UsedBeforeDefinition,
     close_matches,
 )
+from dagnb.ci.notebook_file import notebook_cells, notebook_language, read_notebook, to_python
 from dagnb.graph import parse_task_cell
 from dagnb.fingerprints.scopes import NotebookScope
 from dagnb.fingerprints.untracked import find_untracked
 
-__all__ = ["CheckResult", "Problem", "StaticTask", "check_notebook", "check_source", "plan_notebook"]
+__all__ = ["CheckResult", "Problem", "StaticTask", "check_notebook", "check_source", "notebook_language"]
 
 _TRANSPARENT_MAGICS = {"time", "capture", "prun"}  # cell magics that run their body in the notebook namespace
 
@@ -118,10 +118,8 @@ class CheckResult:
 def check_notebook(path: Path) -> CheckResult:
     """Check the notebook at ``path`` (read as JSON; nothing is executed)."""
     try:
-        nb = json.loads(Path(path).read_text(encoding="utf-8"))
-        if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list) or "nbformat" not in nb:
-            raise ValueError("it is JSON, but without the `cells` and `nbformat` of a notebook")
-    except (ValueError, UnicodeDecodeError) as exc:
+        nb = read_notebook(path)
+    except ValueError as exc:  # not JSON, not a notebook's JSON, not UTF-8
         result = CheckResult(str(path))
         message = f"The file cannot be read as a notebook ({exc}). Is it an .ipynb file, without merge conflict markers?"
         result.problems.append(Problem(0, message))
@@ -132,17 +130,7 @@ def check_notebook(path: Path) -> CheckResult:
         result.problems.append(Problem(0, f"The notebook is written for {language}; dagnb checks Python notebooks "
                                           f"only, whose tasks are Python functions."))
         return result
-    sources = [(c.get("cell_type"), _text(c.get("source", ""))) for c in nb.get("cells", [])]
-    return check_source(sources, str(path))
-
-
-def notebook_language(nb: Any) -> str:
-    """The language a notebook's kernelspec (else its language_info) names; ``""`` when it names none."""
-    metadata = nb.get("metadata") if isinstance(nb.get("metadata"), dict) else {}
-    kernelspec, info = metadata.get("kernelspec"), metadata.get("language_info")
-    language = (kernelspec.get("language") if isinstance(kernelspec, dict) else None) or (
-        info.get("name") if isinstance(info, dict) else None)
-    return language if isinstance(language, str) else ""
+    return check_source(notebook_cells(nb), str(path))
 
 
 def check_source(cells: list[tuple[str, str]], notebook: str = "<notebook>") -> CheckResult:
@@ -155,10 +143,6 @@ def check_source(cells: list[tuple[str, str]], notebook: str = "<notebook>") -> 
     _resolve(parsed, result)
     _find_cycles(result)
     return result
-
-
-def _text(source: Any) -> str:
-    return "".join(source) if isinstance(source, list) else str(source)
 
 
 # ------------------------------------------------------------------ parsing
@@ -178,7 +162,7 @@ def _parse_cell(number: int, source: str, result: CheckResult) -> _Cell:
             bound.add(words[-1])  # `%%capture out` binds `out`
         source, offset = body, 1  # lines count from the magic line
     try:
-        tree = ast.parse(_to_python(source))
+        tree = ast.parse(to_python(source))
     except SyntaxError as exc:
         line = exc.lineno + offset if exc.lineno else None
         result.problems.append(Problem(number, f"The cell has a syntax error: {exc.msg}.", line))
@@ -187,13 +171,6 @@ def _parse_cell(number: int, source: str, result: CheckResult) -> _Cell:
     _collect(tree, cell)
     cell.reads = {name: line + offset for name, line in cell.reads.items()}
     return cell
-
-
-def _to_python(source: str) -> str:
-    """IPython syntax (``%magic``, ``!cmd``, ``x?``) as the Python it stands for; nothing runs."""
-    from IPython.core.inputtransformer2 import TransformerManager
-
-    return TransformerManager().transform_cell(source)
 
 
 def _parse_task(number: int, first: str, body: str, result: CheckResult) -> _Cell:
@@ -471,10 +448,3 @@ def _find_cycles(result: CheckResult) -> None:
         hidden = [(reader, read) for read, reader in zip(loop, [*loop[1:], loop[0]]) if read not in tasks[reader].params]
         problem = CycleError(loop, hidden)
         result.problems.append(Problem(tasks[last].cell, str(problem), tasks[last].node.lineno + 1, last))
-
-
-def plan_notebook(result: CheckResult, cache_dir: str) -> Any:
-    """What a run of the checked notebook would execute, against the cache at ``cache_dir``."""
-    from dagnb.ci.static_plan import plan_statically
-
-    return plan_statically(result, cache_dir)

@@ -73,7 +73,8 @@ def _cache_dir(given: str | None, beside: Path | None = None) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from dagnb.ci.check import check_notebook
+    from dagnb.ci.check import check_source
+    from dagnb.ci.notebook_file import notebook_cells
     from dagnb.ci.runner import load_notebook, print_report, run_notebook, unknown_forced
 
     if not args.notebook.is_file():
@@ -83,8 +84,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if problem:
         print(f"dagnb run: {problem}", file=sys.stderr)
         return 2
-    load_notebook(args.notebook)  # refuses what is no notebook, or one for another language, before a kernel starts
-    problem = unknown_forced(args.force, list(check_notebook(args.notebook).tasks)) if args.force else None
+    nb = load_notebook(args.notebook)  # refuses what is no notebook, or one for another language, before a kernel starts
+    tasks = list(check_source(notebook_cells(nb), str(args.notebook)).tasks) if args.force else []
+    problem = unknown_forced(args.force, tasks) if args.force else None
     if problem:
         print(f"dagnb run: {problem}", file=sys.stderr)
         return 2
@@ -111,7 +113,8 @@ def _output_problem(output: Path | None) -> str | None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from dagnb.ci.check import check_notebook, plan_notebook
+    from dagnb.ci.check import check_notebook
+    from dagnb.ci.static_plan import plan_notebook
 
     status = 0
     for path in args.notebooks:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dagnb.ci.notebook_file import notebook_language, read_notebook
 from dagnb.errors import DagnbError, close_matches
 
 __all__ = ["METADATA_FORMAT", "NotANotebook", "NotebookReport", "TaskLine", "load_notebook", "read_report", "run_notebook"]
@@ -147,13 +148,8 @@ def load_notebook(path: Path) -> Any:
     """
     import nbformat
 
-    from dagnb.ci.check import notebook_language
-
     try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-        if not isinstance(raw, dict) or not isinstance(raw.get("cells"), list) or "nbformat" not in raw:
-            raise ValueError("it is JSON, but without the `cells` and `nbformat` of a notebook")
-        nb = nbformat.reads(json.dumps(raw), as_version=4)
+        nb = nbformat.reads(json.dumps(read_notebook(path)), as_version=4)  # nbformat's upgrade to version 4
     except Exception as exc:  # JSON, schema, key and version errors alike
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise NotANotebook(f"{path} is not a Jupyter notebook ({detail}). Give `dagnb run` an .ipynb file saved by "

@@ -29,12 +29,13 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from dagnb.ci.check import CheckResult, StaticTask, _to_python
+from dagnb.ci.check import CheckResult, StaticTask
+from dagnb.ci.notebook_file import notebook_cells, read_notebook, to_python
 from dagnb.fingerprints.code import PYTHON, module_version, source_digest
 from dagnb.fingerprints.values import file as file_ref, value_digest
 from dagnb.cache.store import CacheEntry, DiskStore, Store
 
-__all__ = ["StaticDecision", "StaticPlan", "plan_statically"]
+__all__ = ["StaticDecision", "StaticPlan", "plan_notebook", "plan_statically"]
 
 _UNKNOWN = object()
 
@@ -96,7 +97,7 @@ class _Namespace:
         for number, (kind, source) in enumerate(cells, 1):
             if kind == "code" and source.strip() and not source.lstrip().startswith("%%"):
                 with contextlib.suppress(SyntaxError):
-                    self._read(number, _to_python(source))
+                    self._read(number, to_python(source))
 
     def _read(self, number: int, source: str) -> None:
         lines = source.splitlines(keepends=True)
@@ -140,6 +141,11 @@ def _literal(node: ast.AST) -> Any:
 # ---------------------------------------------------------------- the plan
 
 
+def plan_notebook(result: CheckResult, cache_dir: str) -> StaticPlan:
+    """What a run of the checked notebook would execute, against the cache at ``cache_dir``."""
+    return plan_statically(result, cache_dir)
+
+
 def plan_statically(result: CheckResult, cache_dir: str) -> StaticPlan:
     """Plan ``result`` (a notebook that passed ``dagnb check``) against ``cache_dir``."""
     plan = StaticPlan(result.notebook, cache_dir)
@@ -147,7 +153,7 @@ def plan_statically(result: CheckResult, cache_dir: str) -> StaticPlan:
     if not (Path(cache_dir) / "meta.sqlite").is_file():
         plan.decisions = [StaticDecision(t.name, "run", ("nothing cached yet",)) for t in tasks]
         return plan
-    cells = _cells(result.notebook)
+    cells = notebook_cells(read_notebook(result.notebook))
     namespace = _Namespace(cells)
     store = DiskStore(cache_dir)
     outputs: dict[str, str | None] = {}  # a cached task's output fingerprint; None when it runs
@@ -159,13 +165,6 @@ def plan_statically(result: CheckResult, cache_dir: str) -> StaticPlan:
     finally:
         store.close()
     return plan
-
-
-def _cells(notebook: str) -> list[tuple[str, str]]:
-    import json
-
-    nb = json.loads(Path(notebook).read_text(encoding="utf-8"))
-    return [(c.get("cell_type"), "".join(c.get("source", ""))) for c in nb.get("cells", [])]
 
 
 @contextlib.contextmanager

@@ -6,6 +6,18 @@ and local modules (:mod:`.code`), what a global name stands for
 (:mod:`.scopes`) and what a task reads that its key cannot cover
 (:mod:`.untracked`).
 
+Arrows inside the wing: :mod:`.values` at the bottom; :mod:`.arrow`,
+:mod:`.arrays`, :mod:`.libraries` and :mod:`.code` build on it. A value can
+hold code or a library's type, so values must reach upward: this module hands
+it :func:`.code.value_code_token` and the library handler table once, when
+the wing is first imported (any ``dagnb.fingerprints.*`` import runs it first).
+
 May import: :mod:`dagnb.errors`. Nothing else of dagnb: every other room
 fingerprints through here. A new value type goes in this room.
 """
+
+from dagnb.fingerprints import code as _code
+from dagnb.fingerprints import libraries as _libraries
+from dagnb.fingerprints import values as _values
+
+_values.connect(_code.value_code_token, _libraries.HANDLERS)

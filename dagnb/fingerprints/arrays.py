@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from dagnb.fingerprints.arrow import feed_arrow_column, feed_arrow_strings_as_objects, is_arrow_text
 from dagnb.fingerprints.values import _blob, _feed, _feed_pickle, _qualname, _text
 
 __all__ = ["register_numpy", "register_pandas"]
@@ -102,8 +103,6 @@ def _feed_arrow_backed(values: Any, h: Any) -> None:
     pyarrow installed (and the pinned digests hold); other Arrow types are
     hashed as Arrow columns.
     """
-    from dagnb.fingerprints.libraries import feed_arrow_column, feed_arrow_strings_as_objects, is_arrow_text
-
     column = values._pa_array
     if is_arrow_text(column.type):
         feed_arrow_strings_as_objects(column, values.dtype.na_value, h)

@@ -42,7 +42,7 @@ import struct
 import sys
 import threading
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import xxhash
@@ -378,6 +378,32 @@ class _HashingPickler(pickle.Pickler):
         super().__init__(writer, protocol=5, buffer_callback=lambda buf: _blob(h, buf.raw()))
 
 
+class _Wiring:
+    """What value fingerprints reach above them, set once by :func:`connect`.
+
+    Code fingerprints (:mod:`dagnb.fingerprints.code`) and the library
+    handlers (:mod:`dagnb.fingerprints.libraries`) build on this module, and
+    a value can hold code or a library's type: the wing's ``__init__`` hands
+    them in, so neither is imported from here (no import circle).
+    """
+
+    def __init__(self) -> None:
+        self.code_token: Callable[[Any], str | None] = lambda obj: None
+        self.library_handlers: Mapping[str, Callable[[Any], None]] = {}
+
+
+_wiring = _Wiring()
+
+
+def connect(code_token: Callable[[Any], str | None], library_handlers: Mapping[str, Callable[[Any], None]]) -> None:
+    """Hand in what values reach above them: the digest of code inside a value, the library handler table.
+
+    Called by :mod:`dagnb.fingerprints` when the wing is imported, before any value is fingerprinted.
+    """
+    _wiring.code_token = code_token
+    _wiring.library_handlers = library_handlers
+
+
 # What may be user code inside a value; functions made by decorators (functools.wraps) are functions.
 _CODE_TYPES = (type, types.FunctionType, functools._lru_cache_wrapper)
 
@@ -392,10 +418,8 @@ def _code_token(obj: Any) -> str | None:
     key = id(obj)
     if tokens is not None and key in tokens:
         return tokens[key]  # type: ignore[no-any-return]
-    from dagnb.fingerprints.code import value_code_token  # code fingerprints build on value fingerprints
-
     try:
-        token = value_code_token(obj)
+        token = _wiring.code_token(obj)
     except (Unfingerprintable, RecursionError):
         raise
     except Exception as exc:  # a class whose attributes cannot be read: the value has no stable code
@@ -452,16 +476,14 @@ _MODULES_SEEN = -1  # len(sys.modules) at the last look
 
 
 def _register_lazy_handlers() -> None:
-    """Register the handlers of library types (the table ``_libraries.HANDLERS``) once their module is
+    """Register the handlers of library types (the table handed to :func:`connect`) once their module is
     loaded; never import one. Modules are looked for again only when ``sys.modules`` grew."""
     global _LAZY_PENDING, _MODULES_SEEN
     if len(sys.modules) == _MODULES_SEEN:  # called for every value: nothing can have loaded since
         return
     _MODULES_SEEN = len(sys.modules)
     if _LAZY_PENDING is None:
-        from dagnb.fingerprints.libraries import HANDLERS
-
-        _LAZY_PENDING = dict(HANDLERS)
+        _LAZY_PENDING = dict(_wiring.library_handlers)
     for module in [m for m in _LAZY_PENDING if m in sys.modules]:
         register = _LAZY_PENDING.pop(module, None)  # another thread may have taken it
         if register is not None:

@@ -24,10 +24,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from dagnb.errors import CommandError, TaskTimedOut
+from dagnb.run.dask_backend import DaskBackend
+from dagnb.run.interrupts import counting_interrupts, interrupts_seen, keyboard_interrupts
+from dagnb.run.work import Outcome, Work, send_by_value
+from dagnb.run.worker import run_remote, with_kernel_source
 
 __all__ = [
     "Backend",
@@ -46,44 +49,6 @@ __all__ = [
     "keyboard_interrupts",
     "make_backend",
 ]
-
-
-@dataclass
-class Outcome:
-    """What running one task produced (in a worker)."""
-
-    value: Any = None
-    output: str | None = None
-    outputs: list[dict[str, Any]] = field(default_factory=list)
-    duration: float = 0.0
-    error: BaseException | None = None
-    started: float = 0.0
-    cpu_time: float = 0.0
-    peak_memory: int = 0
-    output_bytes: int = 0
-    worker: str = "main"
-    remote: bool = False  # ran in another process: its prints were recorded, not shown live
-    items: tuple[int, int] | None = None  # a map task: (elements computed, elements), set when committed
-    interrupted: bool = False  # Ctrl-C arrived while it ran and the task caught it: its value may be partial
-
-
-@dataclass
-class Work:
-    """One task body, ready to run where the backend chooses.
-
-    ``local`` runs it in this process with the session's output capture;
-    remote backends send ``func`` and ``kwargs`` to a worker instead.
-    """
-
-    task: str
-    func: Callable[..., Any] = field(repr=False)
-    kwargs: dict[str, Any] = field(repr=False)
-    local: Callable[[], Outcome] = field(repr=False)
-    timeout: float | None = None
-    retries: int = 0
-    run_async: Callable[[], Any] | None = field(default=None, repr=False)  # an async task: makes its coroutine
-    parts: list[Work] | None = field(default=None, repr=False)  # a map task's elements, split across workers
-    progress: Any = field(default=None, repr=False)  # a map task's ItemProgress
 
 
 def gather(futures: list[Future[Outcome]], on_part: Callable[[int], None] | None = None) -> Future[Outcome]:
@@ -175,76 +140,6 @@ def _alarm(seconds: float | None) -> Iterator[None]:
             signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 0.001))
 
 
-@contextlib.contextmanager
-def keyboard_interrupts() -> Iterator[None]:
-    """Ctrl-C raises KeyboardInterrupt in this block, whatever handler the caller's event loop set.
-
-    ipykernel turns Ctrl-C during an awaited cell into cancelling it, which
-    waits for the running code to return; a task blocking the loop must be
-    interrupted instead.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGINT)
-    if previous in (signal.default_int_handler, signal.SIG_IGN, None):  # None: set outside Python
-        yield
-        return
-    if isinstance(previous, _Counting) and previous.previous is signal.default_int_handler:
-        yield
-        return
-    signal.signal(signal.SIGINT, _Counting(signal.default_int_handler))  # counted, for tasks that catch it
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-_interrupts = [0]  # how many SIGINTs dagnb's handler has seen in this process
-
-
-def interrupts_seen() -> int:
-    """How many times Ctrl-C (SIGINT) arrived while dagnb counted: compare before and after a task body."""
-    return _interrupts[0]
-
-
-class _Counting:
-    """A SIGINT handler that counts, then does what the handler it wraps did (raise KeyboardInterrupt, as a rule)."""
-
-    __slots__ = ("previous",)
-
-    def __init__(self, previous: Callable[[int, Any], Any]) -> None:
-        self.previous = previous
-
-    def __call__(self, signum: int, frame: Any) -> Any:
-        _interrupts[0] += 1
-        return self.previous(signum, frame)
-
-
-@contextlib.contextmanager
-def counting_interrupts() -> Iterator[None]:
-    """Count Ctrl-C while a run goes, so a task that catches it and returns is noticed.
-
-    Training loops catch ``KeyboardInterrupt`` and return a partial result
-    (``except KeyboardInterrupt: break``; scikit-learn's ``MLPClassifier.fit``):
-    the result looks finished, but must not be cached. The handler is
-    wrapped once per run (not per task: changing a signal handler is a system
-    call), in the main thread only, where signals arrive.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGINT)
-    if not callable(previous) or isinstance(previous, _Counting):  # SIG_IGN, SIG_DFL, a C handler; or counted
-        yield
-        return
-    signal.signal(signal.SIGINT, _Counting(previous))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _with_alarm(work: Work) -> Outcome:
     """Run ``work`` here, stopped by :class:`TimedOut` at its timeout."""
     with _alarm(work.timeout):
@@ -287,26 +182,6 @@ class ThreadBackend:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _send_by_value(func: Callable[..., Any]) -> list[Any]:
-    """The user modules ``func`` reaches, which cloudpickle will send by value, as the kernel holds them.
-
-    Otherwise a worker imports the module's file again, which may have been
-    edited since the kernel imported it (or whose state the notebook set):
-    the task would run code its key does not describe.
-    """
-    from dagnb.fingerprints.code import user_modules
-
-    bodies = [func, *getattr(func, "args", ())]  # a map task's body is a partial over the task's function
-    modules = list({id(m): m for body in bodies if callable(body) for m in user_modules(body)}.values())
-    try:
-        import cloudpickle  # what loky and distributed send functions with
-    except ImportError:  # loky falls back to pickle, which sends nothing by value
-        return modules
-    for module in modules:
-        cloudpickle.register_pickle_by_value(module)
-    return modules
-
-
 class ProcessBackend:
     """Runs tasks in worker processes: a loky pool of its own, kept warm across runs of a graph.
 
@@ -330,10 +205,8 @@ class ProcessBackend:
         return self._pool
 
     def submit(self, work: Work) -> Future[Outcome]:
-        from dagnb.run.worker import run_remote, with_kernel_source
-
         future: Future[Outcome] = Future()
-        modules = _send_by_value(work.func)
+        modules = send_by_value(work.func)
         try:
             remote = self._executor().submit(run_remote, work.func, work.kwargs, modules)
         except Exception:  # a broken pool: start a new one, once
@@ -413,5 +286,3 @@ def make_backend(name: str | None, jobs: int = 1) -> Backend:
         return DaskBackend.connect(f"tcp://{address}" if address else None, jobs)
     raise CommandError(f"There is no backend `{name}`. Use one of: {', '.join(BACKENDS)}.")
 
-
-from dagnb.run.dask_backend import DaskBackend  # noqa: E402 - it builds on the names above

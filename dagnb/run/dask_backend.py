@@ -27,8 +27,9 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Any
 
-from dagnb.run.backends import Outcome, Work, _send_by_value
 from dagnb.errors import CommandError
+from dagnb.run.work import Outcome, Work, send_by_value
+from dagnb.run.worker import TaskRunner, run_pickled, with_kernel_source
 
 __all__ = ["DaskBackend"]
 
@@ -109,8 +110,6 @@ class DaskBackend:
         """
         from distributed.protocol import to_serialize
 
-        from dagnb.run.worker import with_kernel_source
-
         try:
             reply = await runner.rpc.actor_execute(actor=runner.key, function="run", args=[to_serialize(payload)],
                                                    kwargs={})
@@ -130,8 +129,6 @@ class DaskBackend:
 
     def _through_scheduler(self, work: Work, payload: bytes) -> Future[Outcome]:
         """Submit one task as a dask task (no runner could be placed)."""
-        from dagnb.run.worker import run_pickled, with_kernel_source
-
         future: Future[Outcome] = Future()
         remote = self.client.submit(run_pickled, payload, pure=False)
 
@@ -182,8 +179,6 @@ def _place_runners(client: Any, previous: list[_Runner]) -> list[_Runner]:
     """A runner on each worker the scheduler knows (those of ``previous`` still alive are kept)."""
     from distributed.actor import ProxyRPC
 
-    from dagnb.run.worker import TaskRunner
-
     runners = [r for r in previous if not r.lost and r.future.status == "finished"]
     held = {r.address for r in runners}
     workers = client.scheduler_info().get("workers", {})
@@ -205,5 +200,5 @@ def _payload(func: Callable[..., Any], kwargs: dict[str, Any]) -> bytes:
     """What a worker needs to run a task: its function, inputs and user modules, pickled once here."""
     import cloudpickle
 
-    modules = _send_by_value(func)
+    modules = send_by_value(func)
     return cloudpickle.dumps((func, kwargs, modules), protocol=pickle.HIGHEST_PROTOCOL)

@@ -31,11 +31,11 @@ import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from dagnb.run.backends import counting_interrupts, interrupts_seen
+from dagnb.fingerprints.values import fingerprint
 from dagnb.run.capture import OutputLog
 from dagnb.run.costs import measure, value_nbytes
-from dagnb.run.executor import Outcome
-from dagnb.fingerprints.values import fingerprint
+from dagnb.run.interrupts import counting_interrupts, interrupts_seen
+from dagnb.run.work import Outcome
 
 __all__ = ["RemoteError", "TaskRunner", "run_pickled", "run_remote", "with_kernel_source"]
 

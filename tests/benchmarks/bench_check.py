@@ -37,7 +37,8 @@ from typing import Any
 
 from _common import Row, Sizes, best_of_call, ms
 
-from dagnb.ci.check import check_notebook, plan_notebook
+from dagnb.ci.check import check_notebook
+from dagnb.ci.static_plan import plan_notebook
 
 GOAL_CLI_S = 1.0
 TASKS, CODE, MARKDOWN = 100, 60, 40
