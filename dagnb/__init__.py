@@ -8,17 +8,23 @@ cache, in this kernel or after a restart.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import importlib
+from typing import TYPE_CHECKING, Any, Callable
 
 from dagnb import _moved
-
-from dagnb.api import Graph, Why
 from dagnb.errors import DagnbError, TaskFailed
-from dagnb.run.executor import RunReport
 from dagnb.fingerprints.values import FileRef, file, fingerprint, register_fingerprint
 from dagnb.hooks import on, subscribe
-from dagnb.plan import Plan
 from dagnb.session import current
+
+if TYPE_CHECKING:
+    from dagnb.api import Graph, Why
+    from dagnb.plan import Plan
+    from dagnb.run.executor import RunReport
+
+#: Public names imported when first used: a loky or dask worker imports ``dagnb.run.worker``, which runs
+#: this module first, and must not pay for the graph (networkx), the store (sqlite3) or the planner.
+_LAZY = {"Graph": "dagnb.api", "Why": "dagnb.api", "Plan": "dagnb.plan", "RunReport": "dagnb.run.executor"}
 
 __all__ = [
     "DagnbError",
@@ -42,6 +48,26 @@ __all__ = [
 __version__ = "0.1.0"
 
 _moved.install()
+
+
+def __getattr__(name: str) -> Any:
+    """``dagnb.Graph`` and friends (see ``_LAZY``), and ``dagnb.api``-style access to any submodule."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # once: later lookups do not come back here
+        return value
+    if name.startswith("__"):  # probes such as `__wrapped__` or `__path__` lookups: never a submodule
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{name}":
+            raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 def task(func: Callable[..., Any] | None = None, **options: Any) -> Any:
