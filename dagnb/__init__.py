@@ -20,11 +20,11 @@ from dagnb.session import current
 if TYPE_CHECKING:
     from dagnb.api import Graph, Why
     from dagnb.plan import Plan
-    from dagnb.run.executor import RunReport
+    from dagnb.report import RunReport
 
 #: Public names imported when first used: a loky or dask worker imports ``dagnb.run.worker``, which runs
 #: this module first, and must not pay for the graph (networkx), the store (sqlite3) or the planner.
-_LAZY = {"Graph": "dagnb.api", "Why": "dagnb.api", "Plan": "dagnb.plan", "RunReport": "dagnb.run.executor"}
+_LAZY = {"Graph": "dagnb.api", "Why": "dagnb.api", "Plan": "dagnb.plan", "RunReport": "dagnb.report"}
 
 __all__ = [
     "DagnbError",

@@ -46,7 +46,8 @@ from dagnb.history import History, RunDiff, diff_runs
 from dagnb.run.mapping import ItemProgress, MapPlan, assemble, await_items, call_items, plan_items
 from dagnb.run.backends import DaskBackend, ThreadBackend, Work, counting_interrupts, interrupts_seen
 from dagnb.run.aio import complete_now
-from dagnb.run.executor import Backend, Outcome, RunReport, execute, execute_async, make_backend
+from dagnb.report import RunReport
+from dagnb.run.executor import Backend, Outcome, execute, execute_async, make_backend
 from dagnb.freshness import Freshness, Reads
 from dagnb.graph import TaskGraph, TaskSpec, spec_from_function
 from dagnb.fingerprints.values import fingerprint

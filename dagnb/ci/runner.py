@@ -2,7 +2,7 @@
 
 The notebook runs in a real kernel (nbclient) with dagnb loaded. What each
 task did is read back from the ``dagnb`` metadata of the notebook's outputs
-(format :data:`METADATA_FORMAT`, written by the magics), never guessed from
+(format :data:`dagnb.report.METADATA_FORMAT`, written by the magics), never guessed from
 text. A run fails (exit 1) when a cell raises, when a task failed, was
 skipped or cancelled, or when any cell shows an ``error`` output, including
 one a magic displayed while the cell itself reported success.
@@ -20,10 +20,10 @@ from typing import Any
 
 from dagnb.ci.notebook_file import notebook_language, read_notebook
 from dagnb.errors import DagnbError, close_matches
+from dagnb.report import METADATA_FORMAT  # the version of the `dagnb` output metadata this reader understands
 
 __all__ = ["METADATA_FORMAT", "NotANotebook", "NotebookReport", "TaskLine", "load_notebook", "read_report", "run_notebook"]
 
-METADATA_FORMAT = 1  # the version of the `dagnb` output metadata this reader understands
 _BAD = ("failed", "skipped", "cancelled", "timed-out", "interrupted")
 
 

@@ -33,10 +33,9 @@ from dagnb import session
 from dagnb.run.aio import complete_now
 from dagnb.run.capture import OutputLog, capture_streams, current_log, replay_streams
 from dagnb.errors import CommandError, DagnbError, RunInterrupted, TaskFailed
-from dagnb.run.executor import RunReport
 from dagnb.notebook.follow import Follower
 from dagnb.graph import parse_task_cell, spec_from_function
-from dagnb.ci.runner import METADATA_FORMAT
+from dagnb.report import RunReport, cell_line, output_kind, run_metadata
 from dagnb.cache.store import open_store
 
 __all__ = ["DagMagics", "awaiting", "load", "unload"]
@@ -250,16 +249,8 @@ class DagMagics(Magics):
         result = self.graph.results.get(name)  # none when skipped by its condition
         if report.statuses[name] == "cached" and result is not None:
             _replay(result.outputs)
-        text = report.line(name) + notes
-        ran_up = [t for t in report.executed if t != name and t not in downstream]
-        if ran_up:
-            text += f" · upstream ran: {', '.join(ran_up)}"
-        ran_down = [t for t in report.executed if t in downstream]
-        if ran_down:
-            text += f" · downstream ran: {', '.join(ran_down)}"
-        if stale:
-            text += f" · {len(stale)} downstream now stale: {', '.join(stale)}"
-        self.follower.show_line(name, report.statuses[name], text, _metadata(report, name))
+        text = cell_line(report, name, downstream, notes)
+        self.follower.show_line(name, report.statuses[name], text, run_metadata(report, name))
 
     def _replay_loaded(self, report: RunReport, but: str | None = None) -> None:
         """What the tasks this run loaded from the disk cache printed when they ran, shown again here.
@@ -379,7 +370,7 @@ class DagMagics(Magics):
         async def body(run: _Run) -> _WithMetadata:
             report = await run(args.targets or None, **options)
             self._replay_loaded(report)
-            return _WithMetadata(report, _metadata(report, None))
+            return _WithMetadata(report, run_metadata(report, None))
 
         command = " ".join(["%dag run", *args.targets, *(f"--force {t}" for t in args.force)])
         return self._running(body, resume=f"Run `{command}` again")  # type: ignore[no-any-return]
@@ -468,36 +459,19 @@ class _WithMetadata:
 
 
 def _kind(shown: Any, output: str) -> _WithMetadata:
-    return _WithMetadata(shown, {"dagnb": {"output": output}})
+    return _WithMetadata(shown, output_kind(output))
 
 
 def _show_text(text: str, output: str) -> None:
     """Text that depends on the cache (its size, its history), shown as an output dagnb's nbval plugin knows."""
-    publish_display_data({"text/plain": text}, metadata={"dagnb": {"output": output}})
-
-
-def _metadata(report: RunReport, task: str | None) -> dict[str, Any]:
-    """What ``dagnb run`` reads back (``format`` versions it; see :mod:`dagnb.ci.runner`)."""
-    return {
-        "dagnb": {
-            "format": METADATA_FORMAT,
-            "output": "status" if task else "report",
-            "task": task,
-            "statuses": report.statuses,
-            "reasons": report.reasons,
-            "durations": {t: round(d, 6) for t, d in report.durations.items()},
-            "saved": {t: round(d, 6) for t, d in report.saved.items()},
-            "by_condition": report.by_condition,
-            "stale": report.stale,
-        }
-    }
+    publish_display_data({"text/plain": text}, metadata=output_kind(output))
 
 
 def _show_report(report: RunReport) -> None:
     """A failed run's report, shown before its error (``dagnb run`` reads its metadata)."""
     text = report.render_text()
     data = {"text/plain": text, "text/html": f"<code class='dagnb-report'>{escape(text)}</code>"}
-    publish_display_data(data, metadata=_metadata(report, None))
+    publish_display_data(data, metadata=run_metadata(report, None))
 
 
 def _replay(outputs: list[dict[str, Any]]) -> None:

@@ -24,11 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dagnb.events import Event, TaskFinished, TaskStarted
+from dagnb.report import outcome_text
 
 __all__ = ["Line", "StatusLines", "outcome_text"]
-
-_FINAL_WORDS = {"done": "ran"}
-
 
 @dataclass
 class Line:
@@ -40,19 +38,6 @@ class Line:
     why: str = ""  # for a stale task: the reason shown (a new reason is a new line)
     result: str = ""  # the text of the latest outcome that left a value (ran, cached)
     record: dict[str, Any] = field(default_factory=dict)  # the cell's own run record, kept on every update
-
-
-def outcome_text(event: TaskFinished) -> str:
-    """``clean: ran (code changed)``, ``clean: cached``, ``clean: failed (ZeroDivisionError)``."""
-    word = _FINAL_WORDS.get(event.status, event.status)
-    if event.status == "cached":
-        return f"{event.task}: cached"
-    if event.status in ("failed", "timed-out") and event.error is not None:
-        return f"{event.task}: {word} ({type(event.error).__name__})"
-    if event.status == "done" and event.items is not None:
-        reason = f" ({event.reason})" if event.reason else ""
-        return f"{event.task}: ran{reason} · {event.items[0]} of {event.items[1]} items ran"
-    return f"{event.task}: {word} ({event.reason})" if event.reason else f"{event.task}: {word}"
 
 
 class StatusLines:

@@ -36,8 +36,7 @@ import warnings
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
-from html import escape
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from dagnb.run.aio import complete_now
@@ -56,6 +55,7 @@ from dagnb.run.backends import (
 from dagnb.errors import RunInterrupted, TaskInterrupted, TaskNotRun, TaskTimedOut
 from dagnb.events import Event, EventBus, RunFinished, RunStarted, TaskFinished, TaskStarted
 from dagnb.plan import Decision, priorities
+from dagnb.report import RunReport  # moved to dagnb.report; importable from here too
 
 __all__ = [
     "Backend",
@@ -94,104 +94,6 @@ class RunContext(Protocol):
 
     def record(self, event: Event) -> None:
         """The session's own bookkeeping of a run's start, each task's end and the run's end."""
-
-
-@dataclass
-class RunReport:
-    """What a run did, task by task (``statuses`` keeps upstream-first order)."""
-
-    statuses: dict[str, str] = field(default_factory=dict)
-    reasons: dict[str, str] = field(default_factory=dict)
-    durations: dict[str, float] = field(default_factory=dict)
-    errors: dict[str, BaseException] = field(default_factory=dict)
-    saved: dict[str, float] = field(default_factory=dict)  # compute time each cache load avoided
-    by_condition: list[str] = field(default_factory=list)  # skipped by a false `--when` (theirs or upstream)
-    items: dict[str, tuple[int, int]] = field(default_factory=dict)  # map tasks: (elements computed, elements)
-    attempts: dict[str, int] = field(default_factory=dict)  # tasks that needed more than one
-    loaded: list[str] = field(default_factory=list)  # `cached` tasks whose value came from the disk (not memory)
-    run_id: int = 0
-    wall_time: float = 0.0
-    stale: list[str] = field(default_factory=list)
-
-    def _with(self, status: str) -> list[str]:
-        return [t for t, s in self.statuses.items() if s == status]
-
-    @property
-    def executed(self) -> list[str]:
-        """Tasks whose function ran to completion in this run."""
-        return self._with("done")
-
-    @property
-    def cached(self) -> list[str]:
-        return self._with("cached")
-
-    @property
-    def failed(self) -> list[str]:
-        return self._with("failed")
-
-    @property
-    def skipped(self) -> list[str]:
-        return self._with("skipped")
-
-    @property
-    def cancelled(self) -> list[str]:
-        return self._with("cancelled")
-
-    @property
-    def timed_out(self) -> list[str]:
-        return self._with("timed-out")
-
-    @property
-    def interrupted(self) -> list[str]:
-        """Tasks that caught Ctrl-C and returned: their values are in memory only."""
-        return self._with("interrupted")
-
-    @property
-    def ok(self) -> bool:
-        """No task failed, timed out, was cancelled, or was skipped for any reason but a condition."""
-        return not any(s in _BAD and t not in self.by_condition for t, s in self.statuses.items())
-
-    def line(self, task: str) -> str:
-        """``clean: ran (code changed)`` — deterministic, no timings."""
-        status = self.statuses[task]
-        word = {"done": "ran", "cached": "cached"}.get(status, status)
-        reason = self.reasons.get(task, "")
-        line = f"{task}: {word} ({reason})" if reason and status != "cached" else f"{task}: {word}"
-        if task in self.items and status == "done":
-            ran, total = self.items[task]
-            line += f" · {ran} of {total} items ran"
-        return line
-
-    def summary(self) -> str:
-        counts = [(len(self.executed), "ran"), (len(self.cached), "cached")]
-        counts += [(len(self._with(s)), s) for s in ("failed", "timed-out", "interrupted", "skipped", "cancelled")]
-        return "run: " + ", ".join(f"{n} {word}" for n, word in counts if n or word in ("ran", "cached"))
-
-    def render_text(self) -> str:
-        lines = [self.summary(), *(f"  {self.line(t)}" for t in self.statuses)]
-        if self.stale:
-            lines.append(f"  now stale: {', '.join(self.stale)}")
-        return "\n".join(lines)
-
-    def render_html(self) -> str:
-        items = "".join(f"<li><code>{escape(self.line(t))}</code></li>" for t in self.statuses)
-        return f"<div class='dagnb-report'><b>{escape(self.summary())}</b><ul>{items}</ul></div>"
-
-    def merge(self, later: RunReport) -> RunReport:
-        """Add the tasks of a later run (auto mode's downstream run); this run's word wins."""
-        self.by_condition += [t for t in later.by_condition if t not in self.by_condition]
-        self.loaded += [t for t in later.loaded if t not in self.loaded]
-        for name in ("statuses", "reasons", "durations", "errors", "saved", "attempts", "items"):
-            mine = getattr(self, name)
-            for task, value in getattr(later, name).items():
-                mine.setdefault(task, value)
-        return self
-
-    def __repr__(self) -> str:
-        return self.render_text()
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        return {"text/plain": self.render_text(), "text/html": self.render_html()}
 
 
 class _Ready:
