@@ -27,6 +27,8 @@ from dagnb.fingerprints.code import helper_sources, is_immutable, same_key_while
 from dagnb.run.costs import measure, value_nbytes
 from dagnb.errors import (
     CommandError,
+    DagnbError,
+    DuplicateTask,
     InputDamaged,
     DagnbCacheWarning,
     DagnbSaveWarning,
@@ -49,6 +51,7 @@ from dagnb.run.aio import complete_now
 from dagnb.report import RunReport
 from dagnb.run.executor import Backend, Outcome, execute, execute_async, make_backend
 from dagnb.freshness import Freshness, Reads
+from dagnb.cells import CellTasks
 from dagnb.graph import TaskGraph, TaskSpec, spec_from_function
 from dagnb.fingerprints.values import fingerprint
 from dagnb.inplace import InputGuard
@@ -182,6 +185,7 @@ class Graph:
         store: Store | None = None,
     ) -> None:
         self.tasks = TaskGraph()
+        self.cells = CellTasks()  # which task each notebook cell defines (a renamed function replaces its task)
         self.namespace: MutableMapping[str, Any] = namespace if namespace is not None else {}
         self.store = store if store is not None else open_store(cache_dir)
         self.results: dict[str, Result] = {}
@@ -257,6 +261,38 @@ class Graph:
         replaced = self.tasks.add(spec)
         self._changed(spec.name)
         return replaced
+
+    def define(self, spec: TaskSpec) -> str | None:
+        """Add or replace ``spec`` as a notebook cell defines it; a definition that does not check leaves the
+        graph as it was (the last good definition stays).
+
+        A task of the same name defined in another cell is a duplicate. A cell
+        that now defines another name replaces the task it defined before
+        (:class:`~dagnb.cells.CellTasks`). Returns that replaced task's name, if any.
+
+        Raises:
+            DuplicateTask: another cell already defines ``spec.name``.
+            DagnbError: from :meth:`add` or :meth:`check` (a parameter that does not resolve ...).
+        """
+        old = self.tasks.specs.get(spec.name)
+        if old is not None and old.cell_id and spec.cell_id and old.cell_id != spec.cell_id:
+            raise DuplicateTask(spec.name)
+        replaced = self.add(spec)
+        try:
+            self.check(spec.name)
+        except DagnbError:
+            self._undefine(spec.name, replaced)
+            raise
+        renamed = self.cells.defines(spec.cell_id, spec.name, self.tasks)
+        if renamed is not None:
+            self.drop(renamed)
+        return renamed
+
+    def _undefine(self, name: str, replaced: TaskSpec | None) -> None:
+        """Undo a definition of ``name``: the definition it replaced comes back, or none is there."""
+        self.tasks.drop(name)
+        if replaced is not None:
+            self.add(replaced)
 
     def _check_save_path(self, spec: TaskSpec) -> None:
         from dagnb.run.save import saved_path

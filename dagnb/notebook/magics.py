@@ -157,7 +157,6 @@ class DagMagics(Magics):
         self.graph.capture = self._capture
         self.graph.replay = _replay
         self.cell_id: str | None = None
-        self.cell_tasks: dict[str, str] = {}
         self.follower = Follower(self.graph, shell)
         self._task_parser, self._dag_parser = _task_parser(), _dag_parser()
 
@@ -196,24 +195,15 @@ class DagMagics(Magics):
         self.follower.forget(name)  # this cell shows its line anew
         self.graph.origin = self._cell_label(f"%%task {name}")
         func = self._compile(cell, node)
-        old = self.graph.tasks.specs.get(name)
-        if old is not None and old.cell_id and cell_id and old.cell_id != cell_id:
-            from dagnb.errors import DuplicateTask
-
-            raise DuplicateTask(name)
         spec = spec_from_function(func, source=cell, cell_id=cell_id, volatile=args.volatile,
                                   retries=args.retries, timeout=args.timeout, save=args.save, when=args.when,
                                   map=args.map)
-        replaced = self.graph.add(spec)
-        try:
-            self.graph.check(name)
-        except DagnbError:  # keep the last good definition
-            self.graph.tasks.drop(name)
-            if replaced is not None:
-                self.graph.add(replaced)
-            raise
+        renamed = self.graph.define(spec)  # the last good definition stays if this one does not check
         self.graph.say_untracked(name, node, line_offset=1)  # the `%%task` line is line 1 of the cell
-        return name, self._forget_renamed(name, cell_id)
+        if renamed is None:
+            return name, ""
+        self.follower.forget(renamed)
+        return name, f" · replaces `{renamed}`"
 
     def _compile(self, cell: str, node: ast.FunctionDef | ast.AsyncFunctionDef) -> Any:
         # IPython's compiler registers the source so tracebacks can show it.
@@ -225,17 +215,6 @@ class DagMagics(Magics):
             if key != node.name:
                 self.shell.user_ns[key] = value
         return scratch[node.name]
-
-    def _forget_renamed(self, name: str, cell_id: str | None) -> str:
-        if cell_id is None:
-            return ""
-        old = self.cell_tasks.get(cell_id)
-        self.cell_tasks[cell_id] = name
-        if old is None or old == name or old not in self.graph.tasks:
-            return ""
-        self.graph.drop(old)
-        self.follower.forget(old)
-        return f" · replaces `{old}`"
 
     async def _bring_up_to_date(self, name: str, notes: str, run: _Run) -> None:
         """Run the cell's task (and, in auto mode, its downstream tasks); show one line."""

@@ -1,0 +1,85 @@
+"""A cell's definition in the engine, no IPython: the last good definition stays, and a renamed function
+replaces its cell's task (:meth:`dagnb.Graph.define`, :class:`dagnb.cells.CellTasks`).
+
+Executions are counted from a log the task bodies append to.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dagnb import Graph
+from dagnb.cells import CellTasks
+from dagnb.errors import DuplicateTask, UnresolvedParameter
+from dagnb.graph import spec_from_function
+from notebook_cells import NOTE, define, runs
+
+
+def _cell(graph: Graph, ns: dict[str, Any], source: str, cell_id: str) -> str | None:
+    """Define the one function of ``source`` as the cell ``cell_id`` would."""
+    define(ns, source)
+    name = source.split("def ", 1)[1].split("(", 1)[0]
+    return graph.define(spec_from_function(ns[name], source=source, cell_id=cell_id))
+
+
+@pytest.fixture
+def notebook(tmp_path: Path) -> tuple[Graph, dict[str, Any], Path]:
+    log = tmp_path / "runs.log"
+    ns: dict[str, Any] = {"LOG": str(log)}
+    define(ns, NOTE)
+    return Graph(namespace=ns), ns, log
+
+
+def test_a_definition_that_does_not_check_leaves_the_last_good_one(notebook: Any) -> None:
+    graph, ns, log = notebook
+    _cell(graph, ns, "def raw():\n    note('raw')\n    return 1\n", "c1")
+    assert graph.run().executed == ["raw"]
+    with pytest.raises(UnresolvedParameter) as caught:
+        _cell(graph, ns, "def raw(sizes):\n    note('raw-new')\n    return 2\n", "c1")
+    assert str(caught.value) == (
+        "Task `raw` has a parameter `sizes` that is neither a task, a default, nor a notebook variable. "
+        "Define it in a cell above, give it a default, or add a `%%task def sizes(...)`.")
+    graph.run()
+    assert (graph["raw"], runs(log)) == (1, ["raw"])  # the old definition, still up to date: nothing ran
+
+
+def test_a_new_task_that_does_not_check_is_not_defined(notebook: Any) -> None:
+    graph, ns, _ = notebook
+    with pytest.raises(UnresolvedParameter):
+        _cell(graph, ns, "def clean(raw):\n    return raw\n", "c2")
+    assert "clean" not in graph.tasks
+
+
+def test_a_name_another_cell_defines_is_a_duplicate(notebook: Any) -> None:
+    graph, ns, log = notebook
+    _cell(graph, ns, "def raw():\n    note('raw')\n    return 1\n", "c1")
+    with pytest.raises(DuplicateTask) as caught:
+        _cell(graph, ns, "def raw():\n    note('raw-2')\n    return 2\n", "c2")
+    assert str(caught.value) == ("Task `raw` is already defined in another cell. Rename one of the two functions, "
+                                 "or run `%dag drop raw` to remove the other definition first.")
+    graph.run()
+    assert (graph["raw"], runs(log)) == (1, ["raw"])
+
+
+def test_renaming_a_cells_function_replaces_its_task(notebook: Any) -> None:
+    graph, ns, log = notebook
+    assert _cell(graph, ns, "def first():\n    note('first')\n    return 1\n", "c1") is None
+    graph.run()
+    assert _cell(graph, ns, "def second():\n    note('second')\n    return 2\n", "c1") == "first"
+    assert list(graph.tasks.order(None)) == ["second"]
+    assert "first" not in ns  # its value is unbound with it
+    graph.run()
+    assert runs(log) == ["first", "second"]
+
+
+def test_cell_tasks_name_only_a_task_renamed_away_and_still_defined() -> None:
+    cells = CellTasks()
+    assert cells.defines("c1", "a", {"a"}) is None
+    assert cells.defines("c1", "a", {"a"}) is None  # the same name again
+    assert cells.defines("c1", "b", {"a", "b"}) == "a"
+    assert cells.defines("c1", "c", {"c"}) is None  # `b` is gone already (dropped)
+    assert cells.defines(None, "d", {"c", "d"}) is None  # no cell id: nothing is replaced
+    assert cells.defines("c2", "e", {"c", "e"}) is None
