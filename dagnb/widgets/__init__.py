@@ -2,7 +2,8 @@
 
 Each module renders one view as deterministic text and HTML (pure functions
 of an :class:`~dagnb.overview.Overview`); :mod:`.views` wraps them in
-ipywidgets fed by run events. Only :mod:`.views` imports ipywidgets.
+ipywidgets fed by run events, one module per view (``*_view.py``, collected
+in :mod:`.views`). Only those import ipywidgets.
 """
 
 from __future__ import annotations
