@@ -404,6 +404,7 @@ class Graph:
     def drop(self, name: str) -> TaskSpec:
         """Remove a task, its value and its binding (its cache entries stay)."""
         spec = self.tasks.drop(name)
+        self.cells.forget(name)
         self._untracked_said.pop(name, None)
         self._untracked_seen.pop(name, None)
         if self.results.pop(name, None) is not None or self.interrupted.pop(name, None) is not None:

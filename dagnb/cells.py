@@ -23,7 +23,9 @@ class CellTasks:
     Responsibilities:
         * remember, per cell id, the name of the task it defines;
         * on a new definition, name the task the cell defined before, if it
-          was another one and is still defined (the task to drop).
+          was another one and is still defined (the task to drop);
+        * forget a dropped task, so that a cell defining its name later is
+          not taken for the cell that defined it.
     """
 
     def __init__(self) -> None:
@@ -38,3 +40,7 @@ class CellTasks:
         if old is None or old == name or old not in defined:
             return None
         return old
+
+    def forget(self, name: str) -> None:
+        """Task ``name`` is dropped: no cell defines it any more."""
+        self._by_cell = {cell: task for cell, task in self._by_cell.items() if task != name}

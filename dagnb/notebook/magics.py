@@ -363,7 +363,6 @@ class DagMagics(Magics):
     def _cmd_drop(self, args: argparse.Namespace) -> None:
         self.graph.drop(args.task)
         self.follower.forget(args.task)
-        self.cell_tasks = {c: t for c, t in self.cell_tasks.items() if t != args.task}
         print(f"dropped task `{args.task}`; its cache entries are kept (`%dag cache clear {args.task}` removes them)")
 
     def _cmd_cache(self, args: argparse.Namespace) -> None:

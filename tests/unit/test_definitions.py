@@ -83,3 +83,14 @@ def test_cell_tasks_name_only_a_task_renamed_away_and_still_defined() -> None:
     assert cells.defines("c1", "c", {"c"}) is None  # `b` is gone already (dropped)
     assert cells.defines(None, "d", {"c", "d"}) is None  # no cell id: nothing is replaced
     assert cells.defines("c2", "e", {"c", "e"}) is None
+
+
+def test_a_dropped_task_is_no_cells_any_more(notebook: Any) -> None:
+    """`%dag drop first`, another cell defines `first` anew: renaming the first cell's function keeps it."""
+    graph, ns, log = notebook
+    _cell(graph, ns, "def first():\n    note('first')\n    return 1\n", "c1")
+    graph.drop("first")
+    _cell(graph, ns, "def first():\n    note('first-again')\n    return 2\n", "c2")
+    assert _cell(graph, ns, "def second():\n    note('second')\n    return 3\n", "c1") is None
+    graph.run()
+    assert (graph["first"], sorted(runs(log))) == (2, ["first-again", "second"])
