@@ -83,9 +83,14 @@ def _immutable(value: Any, budget: list[int]) -> bool:
     numpy = sys.modules.get("numpy")
     if numpy is not None and isinstance(value, numpy.generic) and not isinstance(value, numpy.void):
         return True
-    if dataclasses.is_dataclass(value) and not isinstance(value, type) and value.__dataclass_params__.frozen:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type) and _frozen(value):
         return all(_immutable(getattr(value, f.name), budget) for f in dataclasses.fields(value))
     return False
+
+
+def _frozen(instance: Any) -> bool:
+    """A dataclass instance declared ``frozen=True``."""
+    return bool(instance.__dataclass_params__.frozen)
 
 
 class Guarded(Protocol):

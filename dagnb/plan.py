@@ -291,13 +291,13 @@ def plan_run(
             for up in state.tasks.upstream(name):
                 same = fresh(up) if up not in inside else None
                 if same is not None:
-                    known[up] = same.output  # type: ignore[assignment]
+                    known[up] = same.output
     for name in state.tasks.order(targets) if order is None else order:
         if fresh is not None and name not in forced:
             same = fresh(name)
             if same is not None:
                 decisions.append(same)
-                known[name] = same.output  # type: ignore[assignment]
+                known[name] = same.output
                 continue
         ups = state.tasks.upstream(name)
         waiting = [u for u in ups if u not in known]

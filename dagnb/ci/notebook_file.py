@@ -58,4 +58,4 @@ def to_python(source: str) -> str:
     """IPython syntax (``%magic``, ``!cmd``, ``x?``) as the Python it stands for; nothing runs."""
     from IPython.core.inputtransformer2 import TransformerManager  # the CLI only: the engine stays IPython-free
 
-    return TransformerManager().transform_cell(source)
+    return str(TransformerManager().transform_cell(source))  # type: ignore[no-untyped-call]

@@ -43,7 +43,7 @@ import sys
 import threading
 import types
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import xxhash
 
@@ -75,12 +75,21 @@ def _choose_hash() -> tuple[str, Callable[..., Any]]:
     return "blake3", functools.partial(blake3.blake3, key=key, max_threads=blake3.blake3.AUTO)
 
 
-def _hasher(data: bytes = b"") -> Any:
+class Hasher(Protocol):
+    """What fingerprints need of a hash object (xxhash's and blake3's both are one)."""
+
+    def update(self, data: Any, /) -> Any: ...
+    def digest(self) -> bytes: ...
+    def hexdigest(self) -> str: ...
+
+
+def _hasher(data: bytes = b"") -> Hasher:
     """A new hash object of the kind this process fingerprints with."""
     global _new_hash
     if _new_hash is None:
         _new_hash = _choose_hash()[1]
-    return _new_hash(data)
+    hasher: Hasher = _new_hash(data)
+    return hasher
 
 
 def digest_name() -> str:
@@ -303,21 +312,41 @@ def _feed_plain(tag: bytes, walk: Feeder) -> Feeder:
     return feed
 
 
+def _feed_str(v: str, h: Any) -> None:
+    h.update(b"s")
+    _text(h, v)
+
+
+def _feed_bytes(v: bytes, h: Any) -> None:
+    h.update(b"b")
+    _blob(h, v)
+
+
+def _feed_bytearray(v: bytearray, h: Any) -> None:
+    h.update(b"a")
+    _blob(h, bytes(v))
+
+
+def _feed_range(v: range, h: Any) -> None:
+    h.update(b"r")
+    _feed((v.start, v.stop, v.step), h)
+
+
 _EXACT: dict[type, Feeder] = {
     type(None): lambda v, h: h.update(b"N"),
     bool: lambda v, h: h.update(b"T" if v else b"F"),
     int: _feed_int,
     float: lambda v, h: h.update(b"f" + struct.pack("<d", v)),
     complex: lambda v, h: h.update(b"c" + struct.pack("<dd", v.real, v.imag)),
-    str: lambda v, h: (h.update(b"s"), _text(h, v)),
-    bytes: lambda v, h: (h.update(b"b"), _blob(h, v)),
-    bytearray: lambda v, h: (h.update(b"a"), _blob(h, bytes(v))),
+    str: _feed_str,
+    bytes: _feed_bytes,
+    bytearray: _feed_bytearray,
     tuple: _feed_plain(b"p(", _feed_sequence(b"(")),
     list: _feed_plain(b"p[", _feed_sequence(b"[")),
     dict: _feed_plain(b"p{", _feed_dict),
     set: _feed_set(b"<"),
     frozenset: _feed_set(b">"),
-    range: lambda v, h: (h.update(b"r"), _feed((v.start, v.stop, v.step), h)),
+    range: _feed_range,
 }
 
 
