@@ -9,8 +9,7 @@ cache, in this kernel or after a restart.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from dagnb import _moved
 from dagnb.errors import DagnbError, TaskFailed

@@ -22,16 +22,16 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from dagnb.cache.runlog import ForgedRun
-from dagnb.cache.store import CacheEntry, CacheMiss, MemoryStore, Pruned, RunRecord, Store, TaskRecord, open_store
-from dagnb.cells import CellTasks
+from dagnb.run.capture import OutputLog, capture_streams, replay_streams
+from dagnb.fingerprints.code import helper_sources, is_immutable, same_key_while_bound
+from dagnb.run.costs import measure, value_nbytes
 from dagnb.errors import (
     CommandError,
-    DagnbCacheWarning,
     DagnbError,
-    DagnbSaveWarning,
     DuplicateTask,
     InputDamaged,
+    DagnbCacheWarning,
+    DagnbSaveWarning,
     InputMutated,
     InputUnreadable,
     RunInterrupted,
@@ -44,24 +44,24 @@ from dagnb.errors import (
     warn_at,
 )
 from dagnb.events import Event, EventBus, GraphChanged, RunFinished, RunStarted, TaskFinished, TaskProgress
-from dagnb.fingerprints.code import helper_sources, is_immutable, same_key_while_bound
-from dagnb.fingerprints.scopes import FunctionNode, function_tree, holds_files
-from dagnb.fingerprints.untracked import Untracked, task_findings
-from dagnb.fingerprints.values import fingerprint
-from dagnb.freshness import Freshness, Reads
-from dagnb.graph import TaskGraph, TaskSpec, spec_from_function
 from dagnb.history import History, RunDiff, diff_runs
+from dagnb.run.mapping import ItemProgress, MapPlan, assemble, await_items, call_items, plan_items
+from dagnb.run.backends import DaskBackend, ThreadBackend, Work, counting_interrupts, interrupts_seen
+from dagnb.run.aio import complete_now
+from dagnb.report import RunReport
+from dagnb.run.executor import Backend, Outcome, execute, execute_async, make_backend
+from dagnb.freshness import Freshness, Reads
+from dagnb.cells import CellTasks
+from dagnb.graph import TaskGraph, TaskSpec, spec_from_function
+from dagnb.fingerprints.values import fingerprint
 from dagnb.inplace import InputGuard
 from dagnb.overview import Overview, Planned, overview
 from dagnb.plan import Decision, Plan, Result, decide, plan_run
-from dagnb.report import RunReport
-from dagnb.run.aio import complete_now
-from dagnb.run.backends import DaskBackend, ThreadBackend, Work, counting_interrupts, interrupts_seen
-from dagnb.run.capture import OutputLog, capture_streams, replay_streams
-from dagnb.run.costs import measure, value_nbytes
-from dagnb.run.executor import Backend, Outcome, execute, execute_async, make_backend
-from dagnb.run.mapping import ItemProgress, MapPlan, assemble, await_items, call_items, plan_items
+from dagnb.cache.runlog import ForgedRun
+from dagnb.cache.store import CacheEntry, CacheMiss, MemoryStore, Pruned, RunRecord, Store, TaskRecord, open_store
 from dagnb.trace import Timeline, Trace, TraceRecorder
+from dagnb.fingerprints.scopes import FunctionNode, function_tree, holds_files
+from dagnb.fingerprints.untracked import Untracked, task_findings
 
 __all__ = ["Graph", "Why"]
 

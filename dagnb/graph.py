@@ -34,13 +34,7 @@ from dagnb.errors import (
     UnresolvedParameter,
     close_matches,
 )
-from dagnb.fingerprints.code import (
-    CodeFingerprint,
-    fixed_code_fingerprint,
-    function_digest,
-    global_reads,
-    source_digest,
-)
+from dagnb.fingerprints.code import CodeFingerprint, fixed_code_fingerprint, function_digest, global_reads, source_digest
 
 __all__ = ["Input", "TaskGraph", "TaskSpec", "parse_task_cell", "spec_from_function"]
 

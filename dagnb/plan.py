@@ -24,10 +24,10 @@ from typing import Any, Literal, Protocol
 
 import xxhash
 
-from dagnb.cache.store import CacheEntry, Store
-from dagnb.errors import UnfingerprintableWarning, untracked_message, warn_at
 from dagnb.fingerprints.code import Untracked, code_fingerprint, untracked_value
+from dagnb.errors import UnfingerprintableWarning, untracked_message, warn_at
 from dagnb.graph import Input, TaskGraph, TaskSpec
+from dagnb.cache.store import CacheEntry, Store
 
 __all__ = ["Decision", "KeyInfo", "Plan", "Result", "compute_key", "decide", "plan_run", "priorities"]
 

@@ -43,13 +43,13 @@ from typing import Any
 from dagnb.cache import runlog
 from dagnb.cache.blobs import BlobFiles, valid_fingerprint
 from dagnb.cache.folder import FORMAT_VERSION, open_cache
+from dagnb.cache.valuecopy import Mismatch, Payload
+from dagnb.errors import DagnbCacheWarning
 from dagnb.cache.runlog import RunRecord, TaskRecord
 from dagnb.cache.store import CacheEntry, CacheInfo, CacheMiss, CacheReadOnly, Store
-from dagnb.cache.trust import DIGEST, cache_key, hash_chunk, sign, user_name, verify
 from dagnb.cache.upkeep import CacheUpkeep
-from dagnb.cache.valuecopy import Mismatch, Payload
+from dagnb.cache.trust import DIGEST, cache_key, hash_chunk, sign, user_name, verify
 from dagnb.cache.writer import BatchWriter, Failure, HeadWrite, Pending, PutWrite, Write, small_pickle
-from dagnb.errors import DagnbCacheWarning
 
 __all__ = ["DiskStore", "FORMAT_VERSION"]
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dagnb.cache.blobs import BlobFiles, FileModes
-from dagnb.cache.trust import user_name
 from dagnb.errors import DagnbCacheWarning, DagnbError
+from dagnb.cache.trust import user_name
 
 __all__ = ["FORMAT_VERSION", "CacheFormatError", "CacheUnavailable", "Opened", "open_cache", "read_only_reason", "set_aside"]
 

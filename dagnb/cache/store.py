@@ -26,8 +26,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from dagnb.cache.runlog import KEEP_RUNS, RunRecord, TaskRecord
 from dagnb.errors import DagnbCacheWarning, DagnbError
+from dagnb.cache.runlog import KEEP_RUNS, RunRecord, TaskRecord
 
 if TYPE_CHECKING:
     from dagnb.cache.disk import DiskStore
@@ -434,8 +434,8 @@ def open_store(directory: str | os.PathLike[str] | None) -> Store:
     """
     if directory is None:
         return MemoryStore()
-    from dagnb.cache.disk import DiskStore
     from dagnb.cache.folder import CacheUnavailable
+    from dagnb.cache.disk import DiskStore
     from dagnb.cache.trust import CacheKeyError
 
     try:

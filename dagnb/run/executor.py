@@ -39,10 +39,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from dagnb.errors import RunInterrupted, TaskInterrupted, TaskNotRun, TaskTimedOut
-from dagnb.events import Event, EventBus, RunFinished, RunStarted, TaskFinished, TaskStarted
-from dagnb.plan import Decision, priorities
-from dagnb.report import RunReport  # moved to dagnb.report; importable from here too
 from dagnb.run.aio import complete_now
 from dagnb.run.backends import (
     Backend,
@@ -56,6 +52,10 @@ from dagnb.run.backends import (
     keyboard_interrupts,
     make_backend,
 )
+from dagnb.errors import RunInterrupted, TaskInterrupted, TaskNotRun, TaskTimedOut
+from dagnb.events import Event, EventBus, RunFinished, RunStarted, TaskFinished, TaskStarted
+from dagnb.plan import Decision, priorities
+from dagnb.report import RunReport  # moved to dagnb.report; importable from here too
 
 __all__ = [
     "Backend",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
 import linecache
+import itertools
 from pathlib import Path
 from typing import Any
 

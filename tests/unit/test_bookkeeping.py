@@ -16,6 +16,7 @@ import pytest
 from notebook_cells import Notebook, runs
 
 import dagnb
+from dagnb.run.costs import value_nbytes
 from dagnb.errors import (
     InputUnreadable,
     IteratorReused,
@@ -23,7 +24,6 @@ from dagnb.errors import (
     UnfingerprintableWarning,
     UnpicklableOutputWarning,
 )
-from dagnb.run.costs import value_nbytes
 
 
 class UnsizedFrame:

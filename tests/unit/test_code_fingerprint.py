@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from notebook_cells import define
 
 from dagnb.fingerprints.code import code_fingerprint, source_digest

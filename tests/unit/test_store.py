@@ -11,9 +11,9 @@ import joblib
 import numpy as np
 import pytest
 
-from dagnb.cache.store import CacheEntry, CacheMiss, DiskStore, MemoryStore, Store, parse_size
-from dagnb.errors import DagnbCacheWarning
 from dagnb.fingerprints.values import fingerprint
+from dagnb.errors import DagnbCacheWarning
+from dagnb.cache.store import CacheEntry, CacheMiss, DiskStore, MemoryStore, Store, parse_size
 
 
 @pytest.fixture(params=["memory", "disk"])
