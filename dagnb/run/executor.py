@@ -74,7 +74,7 @@ _BAD = ("failed", "timed-out", "interrupted", "skipped", "cancelled")
 
 
 class RunContext(Protocol):
-    """What the executor needs from a session."""
+    """What the executor needs from a run of a session (:class:`~dagnb.run.taskrunner.TaskRunner`)."""
 
     def upstream(self, task: str) -> list[str]: ...
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from dagnb.events import TaskFinished
+from dagnb.run.taskrunner import TaskRunner
 from notebook_cells import diamond
 
 
@@ -39,16 +40,16 @@ def test_an_error_in_the_bookkeeping_is_said_and_the_next_event_is_recorded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     nb = diamond(tmp_path)
-    record = nb.graph.record
+    record = TaskRunner.record
     failed: list[str] = []
 
-    def flaky(event: object) -> None:
+    def flaky(runner: TaskRunner, event: object) -> None:
         if isinstance(event, TaskFinished) and event.task == "b" and not failed:
             failed.append("b")
             raise OSError("disk hiccup")
-        record(event)  # type: ignore[arg-type]
+        record(runner, event)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(nb.graph, "record", flaky)
+    monkeypatch.setattr(TaskRunner, "record", flaky)
     with pytest.warns(RuntimeWarning, match=r"^dagnb could not record TaskFinished of run 1 \(OSError\('disk hiccup'\)\); "
                                             r"the run goes on, and its next events are recorded\.$"):
         nb.run()
