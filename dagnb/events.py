@@ -6,8 +6,9 @@ bookkeeping of a run (history, statuses, freshness) is not one of them: the
 executor calls it explicitly before the bus delivers the event
 (:meth:`dagnb.run.taskrunner.TaskRunner.record`), so no observer can stop
 it. Events are frozen dataclasses named in the past tense; a subscriber
-that raises is reported and unsubscribed, never allowed to break a run. A subscriber may take only some kinds of event, and an
-event no subscriber takes need not be made (``EventBus.wants``).
+that raises is reported and unsubscribed, never allowed to break a run. A
+subscriber may take only some kinds of event, and an event no subscriber
+takes need not be made (``EventBus.wants``).
 """
 
 from __future__ import annotations

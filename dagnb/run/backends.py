@@ -24,10 +24,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import replace
 from typing import Any, Protocol
 
 from dagnb.errors import CommandError, TaskTimedOut
+from dagnb.run.costs import Costs
+from dagnb.run.work import Outcome, Work
 
 __all__ = [
     "Backend",
@@ -46,44 +48,6 @@ __all__ = [
     "keyboard_interrupts",
     "make_backend",
 ]
-
-
-@dataclass
-class Outcome:
-    """What running one task produced (in a worker)."""
-
-    value: Any = None
-    output: str | None = None
-    outputs: list[dict[str, Any]] = field(default_factory=list)
-    duration: float = 0.0
-    error: BaseException | None = None
-    started: float = 0.0
-    cpu_time: float = 0.0
-    peak_memory: int = 0
-    output_bytes: int = 0
-    worker: str = "main"
-    remote: bool = False  # ran in another process: its prints were recorded, not shown live
-    items: tuple[int, int] | None = None  # a map task: (elements computed, elements), set when committed
-    interrupted: bool = False  # Ctrl-C arrived while it ran and the task caught it: its value may be partial
-
-
-@dataclass
-class Work:
-    """One task body, ready to run where the backend chooses.
-
-    ``local`` runs it in this process with the session's output capture;
-    remote backends send ``func`` and ``kwargs`` to a worker instead.
-    """
-
-    task: str
-    func: Callable[..., Any] = field(repr=False)
-    kwargs: dict[str, Any] = field(repr=False)
-    local: Callable[[], Outcome] = field(repr=False)
-    timeout: float | None = None
-    retries: int = 0
-    run_async: Callable[[], Any] | None = field(default=None, repr=False)  # an async task: makes its coroutine
-    parts: list[Work] | None = field(default=None, repr=False)  # a map task's elements, split across workers
-    progress: Any = field(default=None, repr=False)  # a map task's ItemProgress
 
 
 def gather(futures: list[Future[Outcome]], on_part: Callable[[int], None] | None = None) -> Future[Outcome]:
@@ -106,12 +70,12 @@ def gather(futures: list[Future[Outcome]], on_part: Callable[[int], None] | None
         error = next((o.error for o in outcomes if o.error is not None), None)
         merged = Outcome(
             value=None if error else [v for o in outcomes for v in o.value],
-            outputs=[out for o in outcomes for out in o.outputs],
-            duration=max(o.duration for o in outcomes),
+            captured=[out for o in outcomes for out in o.captured],
+            costs=Costs(started=min(o.costs.started for o in outcomes),
+                        duration=max(o.costs.duration for o in outcomes),
+                        cpu_time=sum(o.costs.cpu_time for o in outcomes)),
             error=error,
-            started=min(o.started for o in outcomes),
-            cpu_time=sum(o.cpu_time for o in outcomes),
-            worker=outcomes[0].worker,
+            lane=outcomes[0].lane,
             remote=any(o.remote for o in outcomes),
             interrupted=any(o.interrupted for o in outcomes),
         )
@@ -145,9 +109,7 @@ def current_lane() -> str:
 
 def _in_lane(fn: Callable[[], Outcome]) -> Callable[[], Outcome]:
     def call() -> Outcome:
-        outcome = fn()
-        outcome.worker = current_lane()
-        return outcome
+        return replace(fn(), lane=current_lane())
 
     return call
 
@@ -262,9 +224,9 @@ class InlineBackend:
         try:
             outcome = _with_alarm(work) if work.timeout else work.local()  # KeyboardInterrupt reaches the run loop
         except TimedOut:
-            outcome = Outcome(error=TaskTimedOut(work.task, work.timeout or 0.0), duration=work.timeout or 0.0)
-        outcome.worker = current_lane()
-        future.set_result(outcome)
+            timeout = work.timeout or 0.0
+            outcome = Outcome(error=TaskTimedOut(work.task, timeout), costs=Costs(duration=timeout))
+        future.set_result(replace(outcome, lane=current_lane()))
         return future
 
     def shutdown(self) -> None:

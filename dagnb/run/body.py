@@ -28,9 +28,10 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from dagnb.fingerprints.values import fingerprint
-from dagnb.run.backends import Outcome, interrupts_seen
+from dagnb.run.backends import interrupts_seen
 from dagnb.run.capture import OutputLog
-from dagnb.run.costs import measure, value_nbytes
+from dagnb.run.costs import Costs, Measure, measure, value_nbytes
+from dagnb.run.work import Outcome
 
 __all__ = ["Capture", "fingerprint_or_none", "run_body", "run_body_async"]
 
@@ -49,16 +50,15 @@ def run_body(func: Callable[..., Any], kwargs: dict[str, Any], capture: Capture)
     """``func(**kwargs)`` here, its prints recorded by ``capture`` and its costs measured."""
     seen = interrupts_seen()
     log = OutputLog()
+    cost = Measure()
     try:
         with capture() as log, measure() as cost:
             value = func(**kwargs)
     except Exception as exc:
-        return Outcome(error=exc, outputs=list(log), duration=cost.duration, started=cost.started,
-                       cpu_time=cost.cpu_time)
+        return Outcome(error=exc, captured=list(log), costs=cost.costs())
     if interrupts_seen() != seen:  # Ctrl-C arrived and the task caught it: its value may be partial
-        return Outcome(value, None, list(log), cost.duration, None, cost.started, cost.cpu_time, interrupted=True)
-    return Outcome(value, fingerprint_or_none(value), list(log), cost.duration, None, cost.started, cost.cpu_time,
-                   cost.peak_memory, value_nbytes(value))
+        return Outcome(value, captured=list(log), costs=cost.costs(), interrupted=True)
+    return Outcome(value, fingerprint_or_none(value), list(log), cost.costs(value_nbytes(value)))
 
 
 async def run_body_async(func: Callable[..., Any], kwargs: dict[str, Any], capture: Capture) -> Outcome:
@@ -73,8 +73,7 @@ async def run_body_async(func: Callable[..., Any], kwargs: dict[str, Any], captu
         with capture() as log:
             value = await func(**kwargs)
     except Exception as exc:
-        return Outcome(error=exc, outputs=list(log), duration=time.perf_counter() - started, started=started,
-                       worker="async")
-    duration = time.perf_counter() - started
-    return Outcome(value, fingerprint_or_none(value), list(log), duration, None, started, 0.0, 0,
-                   value_nbytes(value), "async")
+        costs = Costs(started, time.perf_counter() - started)
+        return Outcome(error=exc, captured=list(log), costs=costs, lane="async")
+    costs = Costs(started, time.perf_counter() - started, output_bytes=value_nbytes(value))
+    return Outcome(value, fingerprint_or_none(value), list(log), costs, lane="async")

@@ -19,21 +19,22 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from dagnb.cache.store import CacheEntry, MemoryStore
 from dagnb.errors import DagnbCacheWarning, DagnbSaveWarning, SaveRefused, UnfingerprintableWarning, \
     UnpicklableOutputWarning, warn_at
 from dagnb.fingerprints.code import helper_sources
-from dagnb.plan import Decision, Result
+from dagnb.plan import Decision, KeyInfo, Result
 from dagnb.run.body import fingerprint_or_none
 from dagnb.run.costs import value_nbytes
 from dagnb.run.mapping import assemble
+from dagnb.run.work import Committed, Outcome
 
 if TYPE_CHECKING:
     from dagnb.api import Graph
     from dagnb.graph import TaskSpec
-    from dagnb.run.backends import Outcome
     from dagnb.run.taskrunner import TaskRunner
 
 __all__ = ["commit", "copy_stamp", "fingerprint_or_none", "not_stored", "save", "store_value", "warn_about"]
@@ -55,24 +56,21 @@ def copy_stamp(spec: TaskSpec, output: str) -> tuple[str, int, int] | None:
     return output, st.st_size, st.st_mtime_ns
 
 
-def commit(runner: TaskRunner, decision: Decision, outcome: Outcome) -> int:
-    """Cache and bind what a task produced; the bytes its entry took in the cache."""
+def commit(runner: TaskRunner, decision: Decision, outcome: Outcome) -> Committed:
+    """Cache and bind what a task produced."""
     graph, task, key = runner.graph, decision.task, decision.key
     if outcome.remote:  # printed in a worker: shown now, in the cell that ran it
-        graph.replay(outcome.outputs)
+        graph.replay(outcome.captured)
     assert key is not None
     spec = graph.tasks.specs[task]
     if outcome.interrupted:
         _keep_interrupted(runner, task, outcome)
-        return 0
+        return Committed(outcome)
     if spec.map:
-        _commit_items(runner, task, outcome)
-    output = outcome.output or _stand_in(graph, task, key.key, outcome.value)
-    entry = CacheEntry(key.key, task, output, key.parts, key.inputs, outcome.outputs, outcome.duration,
-                       cpu_time=outcome.cpu_time, peak_memory=outcome.peak_memory,
-                       value_bytes=outcome.output_bytes,
-                       sources=helper_sources(spec.func, frozenset(spec.params)) if key.parts.keys() - _OWN else {})
-    entry.stored = outcome.output is not None and store_value(graph, entry, outcome.value)
+        outcome = _commit_items(runner, task, outcome)
+    output = outcome.fingerprint or _stand_in(graph, task, key.key, outcome.value)
+    entry = _entry(spec, key, output, outcome)
+    entry.stored = outcome.fingerprint is not None and store_value(graph, entry, outcome.value)
     try:
         if not entry.stored:
             graph.store.put(entry, None)
@@ -80,12 +78,21 @@ def commit(runner: TaskRunner, decision: Decision, outcome: Outcome) -> int:
     except sqlite3.Error as exc:  # the metadata could not be written (a full disk): keep the value in memory
         warn_about(spec, f"The cache could not record task `{task}` ({exc}); its value is kept in memory only.",
                    DagnbCacheWarning)
-    graph._bind(task, Result(key.key, output, outcome.value, outcome.outputs))
+    graph._bind(task, Result(key.key, output, outcome.value, outcome.captured))
     if graph.verify_inputs and not outcome.remote:  # a worker process changed only its own copies
         graph._guard.after(task, graph.tasks.upstream(task))
     if spec.save:
         save(graph, spec, outcome.value, output)
-    return entry.nbytes
+    return Committed(outcome, entry.nbytes)
+
+
+def _entry(spec: TaskSpec, key: KeyInfo, output: str, outcome: Outcome) -> CacheEntry:
+    """The cache entry of a task's value: its costs under the entry's own (on-disk) names."""
+    costs = outcome.costs
+    sources = helper_sources(spec.func, frozenset(spec.params)) if key.parts.keys() - _OWN else {}
+    return CacheEntry(key.key, spec.name, output, key.parts, key.inputs, outcome.captured, costs.duration,
+                      cpu_time=costs.cpu_time, peak_memory=costs.peak_memory, value_bytes=costs.output_bytes,
+                      sources=sources)
 
 
 def _keep_interrupted(runner: TaskRunner, task: str, outcome: Outcome) -> None:
@@ -101,20 +108,19 @@ def _keep_interrupted(runner: TaskRunner, task: str, outcome: Outcome) -> None:
     graph.namespace[task] = value
 
 
-def _commit_items(runner: TaskRunner, task: str, outcome: Outcome) -> None:
-    """Cache each computed element on its own; the outcome becomes the whole collection."""
+def _commit_items(runner: TaskRunner, task: str, outcome: Outcome) -> Outcome:
+    """Cache each computed element on its own; the outcome of the whole collection."""
     plan = runner.maps.pop(task)
     computed = dict(zip(plan.missing, outcome.value))
-    outcome.items = (len(computed), len(plan.items))
     for i, value in computed.items():
         output = fingerprint_or_none(value)
         if output is None:
             continue  # such an element is recomputed next time
-        entry = CacheEntry(plan.keys[i], f"{task}[item]", output, duration=outcome.duration / max(1, len(computed)))
-        store_value(runner.graph, entry, value)
-    outcome.value = assemble(plan, computed)
-    outcome.output = fingerprint_or_none(outcome.value)
-    outcome.output_bytes = value_nbytes(outcome.value)
+        duration = outcome.costs.duration / max(1, len(computed))
+        store_value(runner.graph, CacheEntry(plan.keys[i], f"{task}[item]", output, duration=duration), value)
+    whole = assemble(plan, computed)
+    return replace(outcome, value=whole, fingerprint=fingerprint_or_none(whole), items=(len(computed), len(plan.items)),
+                   costs=replace(outcome.costs, output_bytes=value_nbytes(whole)))
 
 
 def save(graph: Graph, spec: TaskSpec, value: Any, output: str) -> None:

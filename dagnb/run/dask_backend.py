@@ -1,6 +1,6 @@
 """The ``dask`` backend: task bodies run on a ``distributed`` cluster's workers, local or remote.
 
-Each worker holds a :class:`~dagnb.run.worker.TaskRunner` actor; the kernel sends
+Each worker holds a :class:`~dagnb.run.worker.WorkerActor` actor; the kernel sends
 a task straight to the runner with the fewest tasks in flight, and the
 reply carries its outcome (one round trip per task; the scheduler's own path
 costs several, more than a small task itself: issue 16).
@@ -164,7 +164,7 @@ _RUNNERS = "_dagnb_runners"
 
 @dataclass
 class _Runner:
-    """One worker's :class:`~dagnb.run.worker.TaskRunner`: the future that holds it, where it is, its load."""
+    """One worker's :class:`~dagnb.run.worker.WorkerActor`: the future that holds it, where it is, its load."""
 
     future: Any
     rpc: Any  # the worker, directly or through the scheduler, as the client reaches workers
@@ -182,12 +182,12 @@ def _place_runners(client: Any, previous: list[_Runner]) -> list[_Runner]:
     """A runner on each worker the scheduler knows (those of ``previous`` still alive are kept)."""
     from distributed.actor import ProxyRPC
 
-    from dagnb.run.worker import TaskRunner
+    from dagnb.run.worker import WorkerActor
 
     runners = [r for r in previous if not r.lost and r.future.status == "finished"]
     held = {r.address for r in runners}
     workers = client.scheduler_info().get("workers", {})
-    futures = {address: client.submit(TaskRunner, actor=True, workers=[address], allow_other_workers=False,
+    futures = {address: client.submit(WorkerActor, actor=True, workers=[address], allow_other_workers=False,
                                       pure=False, key=f"dagnb-runner-{uuid.uuid4().hex}")
                for address in workers if address not in held}
     for address, future in futures.items():

@@ -26,6 +26,7 @@ import sqlite3
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from dagnb.cache.store import CacheEntry, CacheMiss, MemoryStore, TaskRecord
@@ -33,7 +34,7 @@ from dagnb.errors import DagnbCacheWarning, InputDamaged, InputMutated, InputUnr
 from dagnb.events import Event, RunFinished, RunStarted, TaskFinished, TaskProgress
 from dagnb.plan import Decision, Result, decide
 from dagnb.run import commit as committing
-from dagnb.run.backends import Outcome, Work
+from dagnb.run.work import Committed, Outcome, Work
 from dagnb.run.body import run_body, run_body_async
 from dagnb.run.mapping import ItemProgress, MapPlan, await_items, call_items, plan_items
 
@@ -182,8 +183,8 @@ class TaskRunner:
         if before and outcome.error is None and not outcome.interrupted:
             changed = [p for p, fp in before.items() if committing.fingerprint_or_none(kwargs[p]) != fp]
             if changed:
-                return Outcome(error=InputMutated(spec.name, changed), duration=outcome.duration,
-                               started=outcome.started)
+                costs = replace(outcome.costs, peak_memory=0, output_bytes=0)
+                return Outcome(error=InputMutated(spec.name, changed), costs=costs)
         return outcome
 
     def _progressed(self, task: str, done: int, total: int) -> None:
@@ -199,6 +200,7 @@ class TaskRunner:
     def _map_slices(self, spec: TaskSpec, kwargs: dict[str, Any], missing: list[Any], sizes: list[int],
                     progress: ItemProgress) -> list[Work]:
         """One work per worker, each a contiguous slice of the missing elements."""
+        assert spec.map is not None
         slices, start = [], 0
         for index, size in enumerate(sizes):
             part = functools.partial(call_items, spec.func, spec.map, missing[start : start + size], progress, index)
@@ -225,7 +227,7 @@ class TaskRunner:
 
     # -------------------------------------------------------------- commit
 
-    def commit(self, decision: Decision, outcome: Outcome) -> int:
+    def commit(self, decision: Decision, outcome: Outcome) -> Committed:
         return committing.commit(self, decision, outcome)
 
     # ---------------------------------------------------------- bookkeeping
