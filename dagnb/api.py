@@ -8,7 +8,6 @@ explain. Values live in ``graph.results`` and, when a namespace is given
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 import types
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from dagnb.cache.runlog import ForgedRun
 from dagnb.cache.store import CacheEntry, CacheMiss, Pruned, RunRecord, Store, TaskRecord, open_store
-from dagnb.errors import CommandError, RunInterrupted, SavePathTaken, TaskFailed, UntrackedWarning
+from dagnb.errors import CommandError, SavePathTaken, TaskFailed, UntrackedWarning
 from dagnb.events import EventBus, GraphChanged, RunFinished, RunStarted, TaskFinished
 from dagnb.fingerprints.code import is_immutable, same_key_while_bound
 from dagnb.fingerprints.scopes import FunctionNode, function_tree, holds_files
@@ -32,9 +31,9 @@ from dagnb.history import History, RunDiff, diff_runs
 from dagnb.inplace import InputGuard
 from dagnb.plan import Decision, Plan, Result, plan_run
 from dagnb.run.aio import complete_now
-from dagnb.run.backends import DaskBackend, ThreadBackend, counting_interrupts
+from dagnb.run.backends import BackendPool
 from dagnb.run.capture import OutputLog, capture_streams, replay_streams
-from dagnb.run.executor import Backend, RunReport, execute, execute_async, make_backend
+from dagnb.run.executor import Backend, RunReport
 from dagnb.run.taskrunner import TaskRunner
 from dagnb.trace import Timeline, Trace, TraceRecorder
 
@@ -151,8 +150,7 @@ class Graph:
         self._saved: dict[str, tuple[str, int, int] | None] = {}  # --save path -> (output, size, mtime) written
         self.backend: str | Backend = "inline"  # where `run` sends tasks when not told
         self.jobs = 1
-        self._backends: dict[tuple[str, int], Backend] = {}  # worker pools and clusters, reused across runs
-        self._finished: RunReport | None = None  # the report of the run that ended last, complete or not
+        self._pool = BackendPool()  # worker pools and clusters, reused across runs
         self.origin = ""  # what starts the next runs (the notebook glue names the cell), kept with their traces
         self._recorder = TraceRecorder(lambda: self.origin)
         self.bus.subscribe(self._recorder, (RunStarted, TaskFinished, RunFinished))  # an observer, like the views
@@ -488,23 +486,10 @@ class Graph:
         else:
             order = self._validate(targets)
         forced = explicit | (self.force_once & set(order))
-        chosen = self._backend(backend if backend is not None else self.backend, jobs or self.jobs)
+        chosen = self._pool.get(backend if backend is not None else self.backend, jobs or self.jobs)
         self._run_id = next(self._run_ids)
-        runner = self._runner = TaskRunner(self, self._run_id, chosen.jobs)
-        how = dict(backend=chosen, bus=self.bus, force=forced, keep_going=keep_going, run_id=self._run_id)
-        try:
-            with counting_interrupts():
-                report = await execute_async(runner, order, **how) if awaited else execute(runner, order, **how)
-        except RunInterrupted as stop:  # Ctrl-C (TaskInterrupted: a task caught it): the report is complete
-            self.last_run = stop.report  # type: ignore[assignment]
-            raise
-        except asyncio.CancelledError:  # an awaited run, cancelled: its report came with RunFinished
-            self.last_run = self._finished
-            raise
-        finally:
-            if isinstance(chosen, ThreadBackend):
-                chosen.shutdown()
-        self.last_run = report
+        self._runner = TaskRunner(self, self._run_id, chosen.jobs)
+        report = await self._runner.execute(order, chosen, forced, keep_going, awaited)
         self.force_once -= set(report.executed)
         if raise_errors and report.errors:
             task, error = next(iter(report.errors.items()))
@@ -513,20 +498,9 @@ class Graph:
             raise failure from error
         return report
 
-    def _backend(self, backend: str | Backend | Any, jobs: int) -> Backend:
-        if not isinstance(backend, str):
-            return DaskBackend(backend) if hasattr(backend, "scheduler_info") else backend
-        if backend in ("inline", "threads"):
-            return make_backend(backend, jobs)
-        if (backend, jobs) not in self._backends:
-            self._backends[(backend, jobs)] = make_backend(backend, jobs)
-        return self._backends[(backend, jobs)]
-
     def close(self) -> None:
         """End worker pools and clusters this graph started; close the cache."""
-        for backend in self._backends.values():
-            backend.shutdown()
-        self._backends.clear()
+        self._pool.shutdown()
         self.store.close()
 
     @property

@@ -33,6 +33,7 @@ from dagnb.run.work import Outcome, Work
 
 __all__ = [
     "Backend",
+    "BackendPool",
     "DaskBackend",
     "InlineBackend",
     "Outcome",
@@ -360,6 +361,30 @@ def async_runner() -> AsyncRunner:
 
 
 BACKENDS = ("inline", "threads", "processes", "dask", "dask://HOST:PORT")
+
+
+class BackendPool:
+    """The backends a session chose, by name: worker pools and clusters are started once and reused
+    across its runs (until :meth:`shutdown`); ``inline`` and ``threads`` are made for each run."""
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[str, int], Backend] = {}
+
+    def get(self, backend: str | Backend | Any, jobs: int) -> Backend:
+        """A backend by name, a ready-made one, or a ``distributed.Client`` (wrapped)."""
+        if not isinstance(backend, str):
+            return DaskBackend(backend) if hasattr(backend, "scheduler_info") else backend  # type: ignore[no-any-return]
+        if backend in ("inline", "threads"):
+            return make_backend(backend, jobs)
+        if (backend, jobs) not in self._kept:
+            self._kept[(backend, jobs)] = make_backend(backend, jobs)
+        return self._kept[(backend, jobs)]
+
+    def shutdown(self) -> None:
+        """End every worker pool and cluster kept."""
+        for backend in self._kept.values():
+            backend.shutdown()
+        self._kept.clear()
 
 
 def make_backend(name: str | None, jobs: int = 1) -> Backend:

@@ -21,6 +21,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import sqlite3
 import time
@@ -30,10 +31,12 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from dagnb.cache.store import CacheEntry, CacheMiss, MemoryStore, TaskRecord
-from dagnb.errors import DagnbCacheWarning, InputDamaged, InputMutated, InputUnreadable
+from dagnb.errors import DagnbCacheWarning, InputDamaged, InputMutated, InputUnreadable, RunInterrupted
 from dagnb.events import Event, RunFinished, RunStarted, TaskFinished, TaskProgress
 from dagnb.plan import Decision, Result, decide
 from dagnb.run import commit as committing
+from dagnb.run.backends import Backend, ThreadBackend, counting_interrupts
+from dagnb.run.executor import RunReport, execute, execute_async
 from dagnb.run.work import Committed, Outcome, Work
 from dagnb.run.body import run_body, run_body_async
 from dagnb.run.mapping import ItemProgress, MapPlan, await_items, call_items, plan_items
@@ -67,6 +70,27 @@ class TaskRunner:
         self.maps: dict[str, MapPlan] = {}  # a running map task's items, from prepare to commit
         self.started = 0.0
         self.finished: list[TaskFinished] = []  # for the history
+        self.report: RunReport | None = None  # the run's report once it ended, complete or not
+
+    async def execute(self, order: list[str], backend: Backend, force: frozenset[str], keep_going: bool,
+                      awaited: bool) -> RunReport:
+        """Run ``order`` (upstream first); the session's ``last_run`` is its report, also when it stops early."""
+        graph = self.graph
+        how = dict(backend=backend, bus=graph.bus, force=force, keep_going=keep_going, run_id=self.run_id)
+        try:
+            with counting_interrupts():
+                report = await execute_async(self, order, **how) if awaited else execute(self, order, **how)
+        except RunInterrupted as stop:  # Ctrl-C (TaskInterrupted: a task caught it): the report is complete
+            graph.last_run = stop.report  # type: ignore[assignment]
+            raise
+        except asyncio.CancelledError:  # an awaited run, cancelled: its report came with RunFinished
+            graph.last_run = self.report
+            raise
+        finally:
+            if isinstance(backend, ThreadBackend):
+                backend.shutdown()
+        graph.last_run = report
+        return report
 
     # ------------------------------------------------------- what it reads
 
@@ -255,7 +279,7 @@ class TaskRunner:
 
     def _run_finished(self, event: RunFinished) -> None:
         graph = self.graph
-        graph._finished = event.report
+        self.report = event.report
         for param in self.damaged:  # not restorable: forgotten everywhere, so the next run recomputes it
             result = graph.results.pop(param, None)
             graph.freshness.changed(param)
