@@ -110,7 +110,8 @@ def current_lane() -> str:
 
 def _in_lane(fn: Callable[[], Outcome]) -> Callable[[], Outcome]:
     def call() -> Outcome:
-        return replace(fn(), lane=current_lane())
+        outcome, lane = fn(), current_lane()
+        return outcome if outcome.lane == lane else replace(outcome, lane=lane)  # a body names its own lane
 
     return call
 
@@ -227,7 +228,8 @@ class InlineBackend:
         except TimedOut:
             timeout = work.timeout or 0.0
             outcome = Outcome(error=TaskTimedOut(work.task, timeout), costs=Costs(duration=timeout))
-        future.set_result(replace(outcome, lane=current_lane()))
+        lane = current_lane()
+        future.set_result(outcome if outcome.lane == lane else replace(outcome, lane=lane))
         return future
 
     def shutdown(self) -> None:
@@ -373,7 +375,8 @@ class BackendPool:
     def get(self, backend: str | Backend | Any, jobs: int) -> Backend:
         """A backend by name, a ready-made one, or a ``distributed.Client`` (wrapped)."""
         if not isinstance(backend, str):
-            return DaskBackend(backend) if hasattr(backend, "scheduler_info") else backend  # type: ignore[no-any-return]
+            chosen: Backend = DaskBackend(backend) if hasattr(backend, "scheduler_info") else backend
+            return chosen
         if backend in ("inline", "threads"):
             return make_backend(backend, jobs)
         if (backend, jobs) not in self._kept:

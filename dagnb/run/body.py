@@ -28,7 +28,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from dagnb.fingerprints.values import fingerprint
-from dagnb.run.backends import interrupts_seen
+from dagnb.run.backends import current_lane, interrupts_seen
 from dagnb.run.capture import OutputLog
 from dagnb.run.costs import Costs, Measure, measure, value_nbytes
 from dagnb.run.work import Outcome
@@ -47,7 +47,7 @@ def fingerprint_or_none(value: Any) -> str | None:
 
 
 def run_body(func: Callable[..., Any], kwargs: dict[str, Any], capture: Capture) -> Outcome:
-    """``func(**kwargs)`` here, its prints recorded by ``capture`` and its costs measured."""
+    """``func(**kwargs)`` here, its prints recorded by ``capture`` and its costs measured, in this thread's lane."""
     seen = interrupts_seen()
     log = OutputLog()
     cost = Measure()
@@ -55,10 +55,10 @@ def run_body(func: Callable[..., Any], kwargs: dict[str, Any], capture: Capture)
         with capture() as log, measure() as cost:
             value = func(**kwargs)
     except Exception as exc:
-        return Outcome(error=exc, captured=list(log), costs=cost.costs())
+        return Outcome(error=exc, captured=list(log), costs=cost.costs(), lane=current_lane())
     if interrupts_seen() != seen:  # Ctrl-C arrived and the task caught it: its value may be partial
-        return Outcome(value, captured=list(log), costs=cost.costs(), interrupted=True)
-    return Outcome(value, fingerprint_or_none(value), list(log), cost.costs(value_nbytes(value)))
+        return Outcome(value, captured=list(log), costs=cost.costs(), lane=current_lane(), interrupted=True)
+    return Outcome(value, fingerprint_or_none(value), list(log), cost.costs(value_nbytes(value)), lane=current_lane())
 
 
 async def run_body_async(func: Callable[..., Any], kwargs: dict[str, Any], capture: Capture) -> Outcome:
