@@ -8,11 +8,7 @@ explain. Values live in ``graph.results`` and, when a namespace is given
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import itertools
-import os
-import sqlite3
 import time
 import types
 import warnings
@@ -22,51 +18,29 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from dagnb.run.capture import OutputLog, capture_streams, replay_streams
-from dagnb.fingerprints.code import helper_sources, is_immutable, same_key_while_bound
-from dagnb.run.costs import measure, value_nbytes
-from dagnb.errors import (
-    CommandError,
-    DagnbError,
-    DuplicateTask,
-    InputDamaged,
-    DagnbCacheWarning,
-    DagnbSaveWarning,
-    InputMutated,
-    InputUnreadable,
-    RunInterrupted,
-    SavePathTaken,
-    SaveRefused,
-    TaskFailed,
-    UnfingerprintableWarning,
-    UnpicklableOutputWarning,
-    UntrackedWarning,
-    warn_at,
-)
-from dagnb.events import Event, EventBus, GraphChanged, RunFinished, RunStarted, TaskFinished, TaskProgress
-from dagnb.history import History, RunDiff, diff_runs
-from dagnb.run.mapping import ItemProgress, MapPlan, assemble, await_items, call_items, plan_items
-from dagnb.run.backends import DaskBackend, ThreadBackend, Work, counting_interrupts, interrupts_seen
-from dagnb.run.aio import complete_now
-from dagnb.report import RunReport
-from dagnb.run.executor import Backend, Outcome, execute, execute_async, make_backend
-from dagnb.freshness import Freshness, Reads
-from dagnb.cells import CellTasks
-from dagnb.graph import TaskGraph, TaskSpec, spec_from_function
-from dagnb.fingerprints.values import fingerprint
-from dagnb.inplace import InputGuard
-from dagnb.overview import Overview, Planned, overview
-from dagnb.plan import Decision, Plan, Result, decide, plan_run
 from dagnb.cache.runlog import ForgedRun
-from dagnb.cache.store import CacheEntry, CacheMiss, MemoryStore, Pruned, RunRecord, Store, TaskRecord, open_store
-from dagnb.trace import Timeline, Trace, TraceRecorder
+from dagnb.cache.store import CacheEntry, CacheMiss, Pruned, RunRecord, Store, TaskRecord, open_store
+from dagnb.errors import CommandError, DagnbError, DuplicateTask, SavePathTaken, TaskFailed, UntrackedWarning
+from dagnb.events import EventBus, GraphChanged, RunFinished, RunStarted, TaskFinished
+from dagnb.fingerprints.code import is_immutable, same_key_while_bound
 from dagnb.fingerprints.scopes import FunctionNode, function_tree, holds_files
 from dagnb.fingerprints.untracked import Untracked, task_findings
+from dagnb.freshness import Freshness, Reads
+from dagnb.graph import TaskGraph, TaskSpec, spec_from_function
+from dagnb.history import History, RunDiff, diff_runs
+from dagnb.inplace import InputGuard
+from dagnb.plan import Decision, Plan, Result, plan_run
+from dagnb.run.aio import complete_now
+from dagnb.run.backends import BackendPool
+from dagnb.run.capture import OutputLog, capture_streams, replay_streams
+from dagnb.run.executor import Backend
+from dagnb.report import RunReport
+from dagnb.cells import CellTasks
+from dagnb.overview import Overview, Planned, overview
+from dagnb.run.taskrunner import TaskRunner
+from dagnb.trace import Timeline, Trace, TraceRecorder
 
 __all__ = ["Graph", "Why"]
-
-_OWN = frozenset({"python", "code"})  # key parts that name no helper, global or module
-
 
 @dataclass(frozen=True)
 class Why:
@@ -89,30 +63,6 @@ class Why:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         return {"text/plain": self.render_text(), "text/html": f"<code>{escape(self.render_text())}</code>"}
 
-
-def _copy_stamp(spec: TaskSpec, output: str) -> tuple[str, int, int] | None:
-    """What identifies a ``--save`` copy of the value ``output``: the value, the file's size and mtime."""
-    try:
-        st = os.stat(spec.save.format(name=spec.name))  # type: ignore[union-attr]
-    except OSError:
-        return None
-    return output, st.st_size, st.st_mtime_ns
-
-
-def _warn_at(spec: TaskSpec | None, message: str, category: type[Warning]) -> None:
-    """A warning about a task, shown at the cell that defines it (not at a line of dagnb)."""
-    warn_at(getattr(spec, "func", None), message, category)
-
-
-def _unpicklable(value: Any) -> str | None:
-    """Why ``value`` cannot be pickled (``None`` if it can); whatever its ``__reduce__`` raises."""
-    import pickle
-
-    try:
-        pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
 
 
 def _same_reads_key(spec: TaskSpec, tracked: list[str]) -> tuple[Any, ...]:
@@ -161,14 +111,6 @@ def _code_and_defaults(obj: Any) -> tuple[Any, Any]:
     return None, None
 
 
-def _fingerprint_or_none(value: Any) -> str | None:
-    """A value's fingerprint, or ``None``: never an exception from the value's own pickling."""
-    try:
-        return fingerprint(value)
-    except Exception:  # Unfingerprintable, or what a `__reduce__` raises (a multiprocessing.Queue)
-        return None
-
-
 class Graph:
     """A DAG of tasks with an incremental, cached ``run``.
 
@@ -200,7 +142,6 @@ class Graph:
         self._unhashable_warned: set[str] = set()
         self._untracked_said: dict[str, frozenset[tuple[str, str, str | None]]] = {}  # per task: what it was told
         self._untracked_seen: dict[str, tuple[tuple[Any, ...], list[Untracked]]] = {}  # per task: last analysis
-        self._touched: list[tuple[str, float]] = []  # cache loads of the current run: (key, time saved)
         self.statuses: dict[str, str] = {}  # each task's status at the end of its latest run
         self.force_once: set[str] = set()  # tasks to rerun the next time a run reaches them
         self.check_mutation = False  # debug mode: re-fingerprint a task's inputs after it runs
@@ -208,23 +149,17 @@ class Graph:
         self._guard = InputGuard(self)
         self.interrupted: dict[str, Any] = {}  # values of tasks that caught Ctrl-C: in memory, never cached
         self._saved: dict[str, tuple[str, int, int] | None] = {}  # --save path -> (output, size, mtime) written
-        self._damaged: set[str] = set()  # values changed in place by a task, to forget when the run ends
-        self._maps: dict[str, MapPlan] = {}  # a running map task's items, from prepare to commit
-        self._run_jobs = 1  # workers of the current run's backend: a map task splits its elements over them
         self.backend: str | Backend = "inline"  # where `run` sends tasks when not told
         self.jobs = 1
-        self._backends: dict[tuple[str, int], Backend] = {}  # worker pools and clusters, reused across runs
-        self._run_started = 0.0
-        self._run_tasks: list[TaskFinished] = []  # this run's finished tasks, for the history
-        self._finished: RunReport | None = None  # the report of the run that ended last, complete or not
+        self._pool = BackendPool()  # worker pools and clusters, reused across runs
         self.origin = ""  # what starts the next runs (the notebook glue names the cell), kept with their traces
         self._recorder = TraceRecorder(lambda: self.origin)
         self.bus.subscribe(self._recorder, (RunStarted, TaskFinished, RunFinished))  # an observer, like the views
         self.freshness = Freshness(self.tasks.upstream, self.tasks.below)  # values known up to date: see freshness.py
-        self._decided: dict[str, Decision] = {}  # this run's decisions, until each task's end is recorded
         self._fresh: dict[str, Decision] = {}  # the decision of each fresh task, for plans
         self.tasks.watchers.append(self._definition_changed)
         self._ran_before: dict[str, bool] = {}  # see ran_before
+        self._runner = TaskRunner(self)  # the current (or last) run's: what lives for one run only
 
     # ------------------------------------------------------------ definition
 
@@ -576,7 +511,6 @@ class Graph:
                    backend: str | Backend | Any | None, jobs: int | None, raise_errors: bool,
                    awaited: bool, skip_fresh: bool = False) -> RunReport:
         self.namespace_changed()  # a cell or a task may have changed what they read since
-        self._decided.clear()
         explicit = frozenset(self.tasks.get(f).name for f in force)
         if skip_fresh and targets is not None:
             order = self._not_fresh(list(targets), explicit)
@@ -584,23 +518,10 @@ class Graph:
         else:
             order = self._validate(targets)
         forced = explicit | (self.force_once & set(order))
-        chosen = self._backend(backend if backend is not None else self.backend, jobs or self.jobs)
-        self._run_jobs = chosen.jobs
+        chosen = self._pool.get(backend if backend is not None else self.backend, jobs or self.jobs)
         self._run_id = next(self._run_ids)
-        how = dict(backend=chosen, bus=self.bus, force=forced, keep_going=keep_going, run_id=self._run_id)
-        try:
-            with counting_interrupts():
-                report = await execute_async(self, order, **how) if awaited else execute(self, order, **how)
-        except RunInterrupted as stop:  # Ctrl-C (TaskInterrupted: a task caught it): the report is complete
-            self.last_run = stop.report  # type: ignore[assignment]
-            raise
-        except asyncio.CancelledError:  # an awaited run, cancelled: its report came with RunFinished
-            self.last_run = self._finished
-            raise
-        finally:
-            if isinstance(chosen, ThreadBackend):
-                chosen.shutdown()
-        self.last_run = report
+        self._runner = TaskRunner(self, self._run_id, chosen.jobs)
+        report = await self._runner.execute(order, chosen, forced, keep_going, awaited)
         self.force_once -= set(report.executed)
         if raise_errors and report.errors:
             task, error = next(iter(report.errors.items()))
@@ -609,223 +530,19 @@ class Graph:
             raise failure from error
         return report
 
-    def _backend(self, backend: str | Backend | Any, jobs: int) -> Backend:
-        if not isinstance(backend, str):
-            return DaskBackend(backend) if hasattr(backend, "scheduler_info") else backend
-        if backend in ("inline", "threads"):
-            return make_backend(backend, jobs)
-        if (backend, jobs) not in self._backends:
-            self._backends[(backend, jobs)] = make_backend(backend, jobs)
-        return self._backends[(backend, jobs)]
-
     def close(self) -> None:
         """End worker pools and clusters this graph started; close the cache."""
-        for backend in self._backends.values():
-            backend.shutdown()
-        self._backends.clear()
+        self._pool.shutdown()
         self.store.close()
+
+    @property
+    def _damaged(self) -> set[str]:
+        """Values a task changed in place in the current run, with no copy to put back (see inplace.py)."""
+        return self._runner.damaged
 
     def estimates(self, tasks: Sequence[str]) -> dict[str, float]:
         """How long each task took when it last ran (for scheduling); unknown ones are left out."""
         return self.store.last_durations(tasks)
-
-    def record(self, event: Event) -> None:
-        """The session's bookkeeping of a run (the executor calls it before the observers hear of the event)."""
-        if isinstance(event, TaskFinished):  # the common case first: one per task
-            self._run_tasks.append(event)
-            if isinstance(event.error, InputMutated):
-                for param in event.error.params:
-                    self._restore(param)
-            kept = event.in_memory and self.statuses.get(event.task) in ("done", "cached")
-            if not kept:  # a value already in memory keeps saying how it got there
-                self.statuses[event.task] = event.status
-            self._settle(event.task, event.status)
-        elif isinstance(event, RunStarted):
-            self._run_started, self._run_tasks = time.time(), []
-            self.store.begin_batch()  # values are written off the run loop, and are durable when the run returns
-        elif isinstance(event, RunFinished):
-            self._finished = event.report
-            for param in self._damaged:  # not restorable: forgotten everywhere, so the next run recomputes it
-                result = self.results.pop(param, None)
-                self.freshness.changed(param)
-                self.namespace.pop(param, None)
-                if result is not None:
-                    self.store.discard_value(result.output)
-            self._damaged.clear()
-            for entry, exc in self.store.flush():
-                self._not_stored(entry, exc)
-            hits, self._touched = self._touched, []
-            try:
-                self.store.touch(hits)  # one transaction per run
-                self.last_history_id = self.store.record_run(self._run_started, time.time(), self._history_rows())
-            except sqlite3.Error as exc:  # a full disk: the values are fine, the bookkeeping waits
-                warnings.warn(f"dagnb could not record this run in the cache ({exc}); values are unaffected.",
-                              DagnbCacheWarning, stacklevel=2)
-
-    def _settle(self, task: str, status: str) -> None:
-        """A task's end in a run: fresh when its bound value is what its key gives and it may be (see freshness.py)."""
-        decision = self._decided.pop(task, None)
-        result = self.results.get(task)
-        if status not in ("done", "cached") or decision is None or decision.key is None or result is None:
-            self.freshness.changed(task)
-            return
-        spec = self.tasks.specs.get(task)
-        info = decision.key
-        if spec is None or spec.volatile or info.untracked or info.key != result.key:
-            self.freshness.changed(task)
-            return
-        if self.freshness.mark(task, self._reads(task, spec)):
-            self._fresh[task] = Decision(task, "fresh", ("cached",), info, CacheEntry(info.key, task, result.output))
-
-    # RunContext: what the executor calls back.
-
-    def decide(self, task: str, force: frozenset[str], skipped: frozenset[str] = frozenset()) -> Decision:
-        spec = self.tasks.specs[task]
-        upstream = self.tasks.upstream(task)
-        damaged = [u for u in upstream if u in self._damaged] if self._damaged else []
-        if damaged:  # a task changed it in place and there is no copy to put back: do not feed it on
-            raise InputDamaged(task, damaged[0])
-        defaulted = frozenset(skipped & spec.defaults.keys()) if skipped else frozenset()
-        ups = {u: self.results[u].output for u in upstream if u not in defaulted}
-        decision = self._decide(task, ups, force, defaulted)
-        if upstream and (decision.action == "run" or spec.when):
-            read = [u for u in upstream if u not in defaulted]
-            self._guard.iterators(task, read)
-            if self.verify_inputs and self._guard.before(task, read):  # recomputed with another output: new key
-                decision = self._decide(task, {u: self.results[u].output for u in read}, force, defaulted)
-        if spec.when and decision.key is not None:
-            from dagnb.run.condition import condition_holds
-
-            if not condition_holds(task, spec.when, self._inputs(task, decision)):
-                return Decision(task, "skip", (f"condition `{spec.when}` is false",), decision.key)
-        self._decided[task] = decision
-        return decision
-
-    def _decide(self, task: str, ups: dict[str, str], force: frozenset[str], defaulted: frozenset[str]) -> Decision:
-        try:
-            return decide(self, task, ups, force, defaulted)
-        except InputUnreadable as exc:  # an input file could not be read: this task's failure, not the run's
-            raise InputUnreadable(exc.path, exc.error, task) from None
-
-    def optional(self, task: str, param: str) -> bool:
-        return param in self.tasks.specs[task].defaults
-
-    def is_async(self, task: str) -> bool:
-        return self.tasks.specs[task].is_async
-
-    def _inputs(self, task: str, decision: Decision) -> dict[str, Any]:
-        assert decision.key is not None
-        upstream, hidden = self.tasks.upstream(task), self.tasks.hidden(task)
-        params = upstream[: len(upstream) - len(hidden)]  # tasks read as globals are not arguments
-        kwargs = {p: self.results[p].value for p in params if p not in decision.key.values}
-        kwargs.update(decision.key.values)
-        return kwargs
-
-    def load(self, decision: Decision) -> bool:
-        if decision.action == "fresh":  # rebind: the user may have overwritten the variable
-            self._bind(decision.task, self.results[decision.task])
-            self._resave(decision.task)
-            return True
-        assert decision.entry is not None and decision.key is not None
-        try:
-            value = self.store.load(decision.entry)
-        except CacheMiss as miss:
-            _warn_at(self.tasks.specs.get(decision.task), f"The cached value of task `{decision.task}` cannot be "
-                     f"used: {miss.reason}. dagnb recomputes it.", DagnbCacheWarning)
-            return False
-        self._touched.append((decision.key.key, decision.entry.duration))
-        self._bind(decision.task, Result(decision.key.key, decision.entry.output, value, decision.entry.outputs))
-        self._resave(decision.task)
-        return True
-
-    def _resave(self, task: str) -> None:
-        """On a hit, a ``--save`` copy is written again unless this session wrote this value there, unchanged since."""
-        spec = self.tasks.specs[task]
-        if spec.save:
-            result = self.results[task]
-            if self._saved.get(spec.save.format(name=spec.name)) != _copy_stamp(spec, result.output):
-                self._save(spec, result.value, result.output)
-
-    def prepare(self, decision: Decision) -> Work:
-        spec = self.tasks.specs[decision.task]
-        kwargs = self._inputs(decision.task, decision)
-        before = self._input_fingerprints(kwargs) if self.check_mutation else None
-        func, parts, progress = spec.func, None, None
-        is_async = spec.is_async
-        if spec.map:  # only the elements the cache lacks are sent to run, split across the workers
-            plan = self._maps[spec.name] = self._plan_items(spec, decision, kwargs.pop(spec.map))
-            missing = [plan.items[i] for i in plan.missing]
-            before = {p: d for p, d in (before or {}).items() if p != spec.map} or None
-            sizes = [len(missing)] if is_async else self._part_sizes(len(missing))  # async: all at once on the loop
-            progress = ItemProgress(sizes, functools.partial(self._progressed, spec.name))
-            func = functools.partial(await_items if is_async else call_items, spec.func, spec.map, missing, progress)
-            if len(sizes) > 1:
-                parts = self._map_parts(spec, kwargs, missing, sizes, progress)
-        work = Work(spec.name, func, kwargs, lambda: self._work(spec, kwargs, before, func), spec.timeout, spec.retries)
-        work.parts, work.progress = parts, progress
-        if is_async:
-            work.run_async = lambda: self._awork(spec, kwargs, func)
-        return work
-
-    def _progressed(self, task: str, done: int, total: int) -> None:
-        self.bus.emit(TaskProgress(self._run_id, time.perf_counter(), task=task, done=done, total=total))
-
-    async def _awork(self, spec: TaskSpec, kwargs: dict[str, Any], func: Any) -> Outcome:
-        """An async task's body, awaited (its prints and displays recorded like a sync task's).
-
-        Its CPU time and peak memory are not measured: other tasks run on the
-        same thread while it waits.
-        """
-        started = time.perf_counter()
-        try:
-            with self.capture() as log:
-                value = await func(**kwargs)
-        except Exception as exc:
-            return Outcome(error=exc, duration=time.perf_counter() - started, started=started, worker="async")
-        duration = time.perf_counter() - started
-        return Outcome(value, _fingerprint_or_none(value), list(log), duration, None, started, 0.0, 0,
-                       value_nbytes(value), "async")
-
-    def _part_sizes(self, count: int) -> list[int]:
-        """How many of ``count`` elements each worker of this run computes: contiguous, even slices."""
-        if not count:
-            return [0]
-        size = -(-count // min(self._run_jobs, count))
-        return [min(size, count - start) for start in range(0, count, size)]
-
-    def _map_parts(self, spec: TaskSpec, kwargs: dict[str, Any], missing: list[Any], sizes: list[int],
-                   progress: ItemProgress) -> list[Work]:
-        """One work per worker, each a contiguous slice of the missing elements."""
-        parts, start = [], 0
-        for index, size in enumerate(sizes):
-            part = functools.partial(call_items, spec.func, spec.map, missing[start : start + size], progress, index)
-            parts.append(Work(spec.name, part, kwargs, functools.partial(self._work, spec, kwargs, None, part)))
-            start += size
-        return parts
-
-    def _plan_items(self, spec: TaskSpec, decision: Decision, collection: Any) -> MapPlan:
-        assert decision.key is not None and spec.map is not None
-        base = "\0".join([*(f"{k}={v}" for k, v in sorted(decision.key.parts.items())),
-                          *(f"{p}={f}" for p, f in sorted(decision.key.inputs.items()) if p != spec.map)])
-
-        def lookup(key: str) -> tuple[bool, Any]:
-            entry = self.store.entry(key)
-            if entry is None or not entry.stored:
-                return False, None
-            try:
-                return True, self.store.load(entry)
-            except CacheMiss:
-                return False, None
-
-        return plan_items(collection, base, lookup)
-
-    def _history_rows(self) -> list[TaskRecord]:
-        rows = []
-        for e in self._run_tasks:
-            result = self.results.get(e.task) if e.status in ("done", "cached") else None
-            rows.append(TaskRecord(e.task, e.status, e.reason, result.key if result else None,
-                                   result.output if result else None, e.duration, e.worker))
-        return rows
 
     def history(self, limit: int | None = 10) -> History:
         """Recent runs of this cache, newest first."""
@@ -909,156 +626,6 @@ class Graph:
         self._bind(row.task, Result(row.key, row.output, value, outputs))
         self.statuses[row.task] = "cached"
         return "restored"
-
-    def _restore(self, task: str) -> None:
-        """Put back the value a task damaged in place, from the disk cache when it has a copy."""
-        result = self.results.get(task)
-        if result is not None and not isinstance(self.store, MemoryStore):
-            try:  # by the output it had: a volatile task's key may since hold another
-                value = self.store.load(CacheEntry(result.key, task, result.output))
-                self._bind(task, Result(result.key, result.output, value, result.outputs))
-                return
-            except CacheMiss:
-                pass
-        self._damaged.add(task)
-
-    def _input_fingerprints(self, kwargs: dict[str, Any]) -> dict[str, str]:
-        """What each input's fingerprint is before the task runs (unfingerprintable inputs are left out)."""
-        found = {}
-        for param, value in kwargs.items():  # the value as it is now: an earlier task may have damaged it
-            digest = _fingerprint_or_none(value)
-            if digest is not None:
-                found[param] = digest
-        return found
-
-    def _work(
-        self, spec: TaskSpec, kwargs: dict[str, Any], before: dict[str, str] | None = None, func: Any = None
-    ) -> Outcome:
-        seen = interrupts_seen()
-        try:
-            with self.capture() as log, measure() as cost:
-                value = (func or spec.func)(**kwargs)
-        except Exception as exc:
-            return Outcome(error=exc, duration=cost.duration, started=cost.started, cpu_time=cost.cpu_time)
-        if interrupts_seen() != seen:  # Ctrl-C arrived and the task caught it: its value may be partial
-            return Outcome(value, None, list(log), cost.duration, None, cost.started, cost.cpu_time, interrupted=True)
-        changed = [p for p, fp in before.items() if _fingerprint_or_none(kwargs[p]) != fp] if before else []
-        if changed:
-            return Outcome(error=InputMutated(spec.name, changed), duration=cost.duration, started=cost.started)
-        return Outcome(value, _fingerprint_or_none(value), list(log), cost.duration, None, cost.started, cost.cpu_time,
-                       cost.peak_memory, value_nbytes(value))
-
-    def commit(self, decision: Decision, outcome: Outcome) -> int:
-        task, key = decision.task, decision.key
-        if outcome.remote:  # printed in a worker: shown now, in the cell that ran it
-            self.replay(outcome.outputs)
-        assert key is not None
-        spec = self.tasks.specs[task]
-        if outcome.interrupted:
-            self._keep_interrupted(task, outcome)
-            return 0
-        if spec.map:
-            self._commit_items(task, outcome)
-        output = outcome.output or self._stand_in(task, key.key, outcome.value)
-        entry = CacheEntry(key.key, task, output, key.parts, key.inputs, outcome.outputs, outcome.duration,
-                           cpu_time=outcome.cpu_time, peak_memory=outcome.peak_memory,
-                           value_bytes=outcome.output_bytes,
-                           sources=helper_sources(spec.func, frozenset(spec.params)) if key.parts.keys() - _OWN else {})
-        entry.stored = outcome.output is not None and self._store(entry, outcome.value)
-        try:
-            if not entry.stored:
-                self.store.put(entry, None)
-            self.store.set_head(task, key.key)
-        except sqlite3.Error as exc:  # the metadata could not be written (a full disk): keep the value in memory
-            _warn_at(spec, f"The cache could not record task `{task}` ({exc}); its value is kept in memory only.",
-                     DagnbCacheWarning)
-        self._bind(task, Result(key.key, output, outcome.value, outcome.outputs))
-        if self.verify_inputs and not outcome.remote:  # a worker process changed only its own copies
-            self._guard.after(task, self.tasks.upstream(task))
-        if spec.save:
-            self._save(spec, outcome.value, output)
-        return entry.nbytes
-
-    def _keep_interrupted(self, task: str, outcome: Outcome) -> None:
-        """A value computed while Ctrl-C arrived: bound for the user, never cached or saved, rerun next time."""
-        value = outcome.value
-        if self.tasks.specs[task].map:  # the elements computed so far are not cached either
-            plan = self._maps.pop(task)
-            value = assemble(plan, dict(zip(plan.missing, value)))
-        self.results.pop(task, None)  # an older value must not stand for this one
-        self.freshness.changed(task)
-        self._guard.forget(task)
-        self.interrupted[task] = value
-        self.namespace[task] = value
-
-    def _commit_items(self, task: str, outcome: Outcome) -> None:
-        """Cache each computed element on its own; the outcome becomes the whole collection."""
-        plan = self._maps.pop(task)
-        computed = dict(zip(plan.missing, outcome.value))
-        outcome.items = (len(computed), len(plan.items))
-        for i, value in computed.items():
-            output = _fingerprint_or_none(value)
-            if output is None:
-                continue  # such an element is recomputed next time
-            entry = CacheEntry(plan.keys[i], f"{task}[item]", output, duration=outcome.duration / max(1, len(computed)))
-            self._store(entry, value)
-        outcome.value = assemble(plan, computed)
-        outcome.output = _fingerprint_or_none(outcome.value)
-        outcome.output_bytes = value_nbytes(outcome.value)
-
-    def _save(self, spec: TaskSpec, value: Any, output: str) -> None:
-        """``--save``: a copy of the value in a named file; failing to write it is a warning, not a failed task."""
-        from dagnb.run.save import save_value
-
-        assert spec.save is not None
-        path = spec.save.format(name=spec.name)
-        self._saved.pop(path, None)
-        try:
-            save_value(spec.name, spec.save, value)
-        except SaveRefused as exc:
-            _warn_at(spec, f"{exc} The task's value and cache are fine.", DagnbSaveWarning)
-        except Exception as exc:  # writers raise many types (missing pyarrow, a value of the wrong kind)
-            _warn_at(spec, f"The value of task `{spec.name}` could not be saved to `{path}` ({type(exc).__name__}: "
-                     f"{exc}). The task's value and cache are fine; fix the path or the format.", DagnbSaveWarning)
-        else:
-            self._saved[path] = _copy_stamp(spec, output)
-
-    def _store(self, entry: CacheEntry, value: Any) -> bool:
-        try:
-            self.store.put(entry, value)
-            return entry.stored  # false in a read-only cache: the value stays in memory
-        except Exception as exc:
-            self._not_stored(entry, exc)
-            return False
-
-    def _not_stored(self, entry: CacheEntry, exc: BaseException) -> None:
-        """Say why a value could not be cached (now, or when its batch was written): it is kept in memory only."""
-        category: type[Warning] = DagnbCacheWarning
-        if isinstance(exc, sqlite3.Error):
-            message = f"The value of task `{entry.task}` could not be recorded in the cache ({exc})"
-        elif isinstance(exc, OSError):
-            message = f"The value of task `{entry.task}` could not be written to the cache ({exc.strerror or exc})"
-        else:  # pickling failures come in many types
-            message = f"The value of task `{entry.task}` cannot be pickled ({type(exc).__name__}: {exc})"
-            category = UnpicklableOutputWarning
-        entry.stored = False
-        spec = self.tasks.specs.get(entry.task.removesuffix("[item]"))
-        _warn_at(spec, f"{message}; it is kept in memory only and recomputed after a restart.", category)
-
-    def _stand_in(self, task: str, key: str, value: Any) -> str:
-        """The output fingerprint of a value that has none: its key; said once per task."""
-        if task not in self._unhashable_warned:
-            self._unhashable_warned.add(task)
-            reason = None if isinstance(self.store, MemoryStore) else _unpicklable(value)
-            if reason is not None:  # the reason it has no fingerprint, and why it stays in memory
-                _warn_at(self.tasks.specs.get(task), f"The value of task `{task}` cannot be pickled ({reason}); it "
-                         f"is kept in memory only and recomputed after a restart.", UnpicklableOutputWarning)
-                return f"key {key}"
-            _warn_at(self.tasks.specs.get(task),
-                     f"The output of task `{task}` cannot be fingerprinted; its key stands in for it, so "
-                     f"its dependents rerun whenever it does (no early cutoff). Register a fingerprint "
-                     f"with `dagnb.register_fingerprint` to enable it.", UnfingerprintableWarning)
-        return f"key {key}"
 
     def _bind(self, task: str, result: Result) -> None:
         old = self.results.get(task)

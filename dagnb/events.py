@@ -1,10 +1,14 @@
 """Typed events the executor emits, and the bus that delivers them.
 
-The executor knows nothing of who listens: views, the trace recorder and
-run history subscribe here. Events are frozen dataclasses named in the past
-tense; a subscriber that raises is reported and unsubscribed, never allowed
-to break a run. A subscriber may take only some kinds of event, and an
-event no subscriber takes need not be made (``EventBus.wants``).
+The executor knows nothing of who listens: observers (views, the trace
+recorder, hooks, user subscribers) subscribe here. The session's own
+bookkeeping of a run (history, statuses, freshness) is not one of them: the
+executor calls it explicitly before the bus delivers the event
+(:meth:`dagnb.run.taskrunner.TaskRunner.record`), so no observer can stop
+it. Events are frozen dataclasses named in the past tense; a subscriber
+that raises is reported and unsubscribed, never allowed to break a run. A
+subscriber may take only some kinds of event, and an event no subscriber
+takes need not be made (``EventBus.wants``).
 """
 
 from __future__ import annotations

@@ -24,16 +24,19 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any, Protocol
 
 from dagnb.errors import CommandError, TaskTimedOut
+from dagnb.run.costs import Costs
 from dagnb.run.dask_backend import DaskBackend
 from dagnb.run.interrupts import counting_interrupts, interrupts_seen, keyboard_interrupts
-from dagnb.run.work import Outcome, Work, send_by_value
+from dagnb.run.work import Outcome, Work, current_lane, send_by_value
 from dagnb.run.worker import run_remote, with_kernel_source
 
 __all__ = [
     "Backend",
+    "BackendPool",
     "DaskBackend",
     "InlineBackend",
     "Outcome",
@@ -71,12 +74,12 @@ def gather(futures: list[Future[Outcome]], on_part: Callable[[int], None] | None
         error = next((o.error for o in outcomes if o.error is not None), None)
         merged = Outcome(
             value=None if error else [v for o in outcomes for v in o.value],
-            outputs=[out for o in outcomes for out in o.outputs],
-            duration=max(o.duration for o in outcomes),
+            captured=[out for o in outcomes for out in o.captured],
+            costs=Costs(started=min(o.costs.started for o in outcomes),
+                        duration=max(o.costs.duration for o in outcomes),
+                        cpu_time=sum(o.costs.cpu_time for o in outcomes)),
             error=error,
-            started=min(o.started for o in outcomes),
-            cpu_time=sum(o.cpu_time for o in outcomes),
-            worker=outcomes[0].worker,
+            lane=outcomes[0].lane,
             remote=any(o.remote for o in outcomes),
             interrupted=any(o.interrupted for o in outcomes),
         )
@@ -102,17 +105,10 @@ class Backend(Protocol):
     def shutdown(self) -> None: ...
 
 
-def current_lane() -> str:
-    """The trace lane of the calling thread: ``main`` for the main thread, else the thread's name."""
-    thread = threading.current_thread()
-    return "main" if thread is threading.main_thread() else thread.name
-
-
 def _in_lane(fn: Callable[[], Outcome]) -> Callable[[], Outcome]:
     def call() -> Outcome:
-        outcome = fn()
-        outcome.worker = current_lane()
-        return outcome
+        outcome, lane = fn(), current_lane()
+        return outcome if outcome.lane == lane else replace(outcome, lane=lane)  # a body names its own lane
 
     return call
 
@@ -157,9 +153,10 @@ class InlineBackend:
         try:
             outcome = _with_alarm(work) if work.timeout else work.local()  # KeyboardInterrupt reaches the run loop
         except TimedOut:
-            outcome = Outcome(error=TaskTimedOut(work.task, work.timeout or 0.0), duration=work.timeout or 0.0)
-        outcome.worker = current_lane()
-        future.set_result(outcome)
+            timeout = work.timeout or 0.0
+            outcome = Outcome(error=TaskTimedOut(work.task, timeout), costs=Costs(duration=timeout))
+        lane = current_lane()
+        future.set_result(outcome if outcome.lane == lane else replace(outcome, lane=lane))
         return future
 
     def shutdown(self) -> None:
@@ -271,6 +268,31 @@ def async_runner() -> AsyncRunner:
 
 
 BACKENDS = ("inline", "threads", "processes", "dask", "dask://HOST:PORT")
+
+
+class BackendPool:
+    """The backends a session chose, by name: worker pools and clusters are started once and reused
+    across its runs (until :meth:`shutdown`); ``inline`` and ``threads`` are made for each run."""
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[str, int], Backend] = {}
+
+    def get(self, backend: str | Backend | Any, jobs: int) -> Backend:
+        """A backend by name, a ready-made one, or a ``distributed.Client`` (wrapped)."""
+        if not isinstance(backend, str):
+            chosen: Backend = DaskBackend(backend) if hasattr(backend, "scheduler_info") else backend
+            return chosen
+        if backend in ("inline", "threads"):
+            return make_backend(backend, jobs)
+        if (backend, jobs) not in self._kept:
+            self._kept[(backend, jobs)] = make_backend(backend, jobs)
+        return self._kept[(backend, jobs)]
+
+    def shutdown(self) -> None:
+        """End every worker pool and cluster kept."""
+        for backend in self._kept.values():
+            backend.shutdown()
+        self._kept.clear()
 
 
 def make_backend(name: str | None, jobs: int = 1) -> Backend:

@@ -27,7 +27,24 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from dagnb.cache.store import CacheEntry
 
-__all__ = ["COST_COLUMNS", "Measure", "TaskCosts", "measure", "task_costs", "value_nbytes"]
+__all__ = ["COST_COLUMNS", "Costs", "Measure", "TaskCosts", "measure", "task_costs", "value_nbytes"]
+
+
+@dataclass(frozen=True)
+class Costs:
+    """What one run of a task body cost: the one record costs travel in, from the body to the run's events.
+
+    ``started`` is ``time.perf_counter()`` in the process that ran it;
+    ``output_bytes`` is :func:`value_nbytes` of its value (0 when it failed).
+    A cache entry keeps the same numbers under its own on-disk names
+    (``value_bytes``), mapped where the entry is made.
+    """
+
+    started: float = 0.0
+    duration: float = 0.0
+    cpu_time: float = 0.0
+    peak_memory: int = 0
+    output_bytes: int = 0
 
 
 @dataclass(slots=True)
@@ -38,6 +55,10 @@ class Measure:
     duration: float = 0.0
     cpu_time: float = 0.0
     peak_memory: int = 0
+
+    def costs(self, output_bytes: int = 0) -> Costs:
+        """What was measured, with the size of the value it produced."""
+        return Costs(self.started, self.duration, self.cpu_time, self.peak_memory, output_bytes)
 
 
 class _ProcMemory:

@@ -1,6 +1,6 @@
 """The ``dask`` backend: task bodies run on a ``distributed`` cluster's workers, local or remote.
 
-Each worker holds a :class:`~dagnb.run.worker.TaskRunner` actor; the kernel sends
+Each worker holds a :class:`~dagnb.run.worker.WorkerActor` actor; the kernel sends
 a task straight to the runner with the fewest tasks in flight, and the
 reply carries its outcome (one round trip per task; the scheduler's own path
 costs several, more than a small task itself: issue 16).
@@ -29,7 +29,7 @@ from typing import Any
 
 from dagnb.errors import CommandError
 from dagnb.run.work import Outcome, Work, send_by_value
-from dagnb.run.worker import TaskRunner, run_pickled, with_kernel_source
+from dagnb.run.worker import WorkerActor, run_pickled, with_kernel_source
 
 __all__ = ["DaskBackend"]
 
@@ -161,7 +161,7 @@ _RUNNERS = "_dagnb_runners"
 
 @dataclass
 class _Runner:
-    """One worker's :class:`~dagnb.run.worker.TaskRunner`: the future that holds it, where it is, its load."""
+    """One worker's :class:`~dagnb.run.worker.WorkerActor`: the future that holds it, where it is, its load."""
 
     future: Any
     rpc: Any  # the worker, directly or through the scheduler, as the client reaches workers
@@ -182,7 +182,7 @@ def _place_runners(client: Any, previous: list[_Runner]) -> list[_Runner]:
     runners = [r for r in previous if not r.lost and r.future.status == "finished"]
     held = {r.address for r in runners}
     workers = client.scheduler_info().get("workers", {})
-    futures = {address: client.submit(TaskRunner, actor=True, workers=[address], allow_other_workers=False,
+    futures = {address: client.submit(WorkerActor, actor=True, workers=[address], allow_other_workers=False,
                                       pure=False, key=f"dagnb-runner-{uuid.uuid4().hex}")
                for address in workers if address not in held}
     for address, future in futures.items():

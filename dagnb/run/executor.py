@@ -34,6 +34,7 @@ import queue
 import time
 import warnings
 from collections import deque
+from dataclasses import replace
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -43,9 +44,7 @@ from dagnb.run.aio import complete_now
 from dagnb.run.backends import (
     Backend,
     InlineBackend,
-    Outcome,
     ThreadBackend,
-    Work,
     async_runner,
     current_lane,
     gather,
@@ -56,6 +55,8 @@ from dagnb.errors import RunInterrupted, TaskInterrupted, TaskNotRun, TaskTimedO
 from dagnb.events import Event, EventBus, RunFinished, RunStarted, TaskFinished, TaskStarted
 from dagnb.plan import Decision, priorities
 from dagnb.report import RunReport  # moved to dagnb.report; importable from here too
+from dagnb.run.costs import Costs
+from dagnb.run.work import Committed, Outcome, Work
 
 __all__ = [
     "Backend",
@@ -74,7 +75,7 @@ _BAD = ("failed", "timed-out", "interrupted", "skipped", "cancelled")
 
 
 class RunContext(Protocol):
-    """What the executor needs from a session."""
+    """What the executor needs from a run of a session (:class:`~dagnb.run.taskrunner.TaskRunner`)."""
 
     def upstream(self, task: str) -> list[str]: ...
 
@@ -88,7 +89,7 @@ class RunContext(Protocol):
 
     def prepare(self, decision: Decision) -> Work: ...
 
-    def commit(self, decision: Decision, outcome: Outcome) -> int: ...
+    def commit(self, decision: Decision, outcome: Outcome) -> Committed: ...
 
     def estimates(self, tasks: Sequence[str]) -> dict[str, float]: ...
 
@@ -428,24 +429,27 @@ def _load(run: _Run, decision: Decision) -> bool:
 def _complete(run: _Run, backend: Backend, future: Future[Outcome], keep_going: bool) -> None:
     attempt = run.running.pop(future)
     decision, outcome = attempt.decision, future.result()
+    costs = outcome.costs
     if outcome.remote:  # a worker's clock may not be ours: place the span by when the kernel saw it end
-        outcome.started = max(attempt.submitted, time.perf_counter() - outcome.duration)
+        costs = replace(costs, started=max(attempt.submitted, time.perf_counter() - costs.duration))
+        outcome = replace(outcome, costs=costs)
     timeout = attempt.work.timeout
-    if outcome.error is None and timeout and outcome.duration > timeout:
-        outcome.error = TaskTimedOut(decision.task, timeout)  # could not be interrupted: its result is late
+    if outcome.error is None and timeout and costs.duration > timeout:  # not interruptible: its result is late
+        outcome = replace(outcome, error=TaskTimedOut(decision.task, timeout))
     if outcome.error is not None:
         _failed(run, backend, attempt, outcome, keep_going)
         return
-    nbytes = run.ctx.commit(decision, outcome)
+    committed = run.ctx.commit(decision, outcome)
     if outcome.interrupted:  # its value is kept in memory, never cached; nothing new starts
         run.stopped, run.interrupted = True, run.interrupted or decision.task
-        run.finish(decision.task, "interrupted", outcome.duration, "it caught Ctrl-C; not cached",
-                   started=outcome.started, worker=outcome.worker, cpu_time=outcome.cpu_time, attempt=attempt.number)
+        run.finish(decision.task, "interrupted", costs.duration, "it caught Ctrl-C; not cached",
+                   started=costs.started, worker=outcome.lane, cpu_time=costs.cpu_time, attempt=attempt.number)
         return
+    costs = committed.outcome.costs  # a map task's: the size of its assembled value
     run.finish(
-        decision.task, "done", outcome.duration, decision.reason, nbytes=nbytes, started=outcome.started,
-        worker=outcome.worker, cpu_time=outcome.cpu_time, peak_memory=outcome.peak_memory,
-        output_bytes=outcome.output_bytes, attempt=attempt.number, items=outcome.items,
+        decision.task, "done", costs.duration, decision.reason, nbytes=committed.nbytes, started=costs.started,
+        worker=outcome.lane, cpu_time=costs.cpu_time, peak_memory=costs.peak_memory,
+        output_bytes=costs.output_bytes, attempt=attempt.number, items=committed.outcome.items,
     )
 
 
@@ -459,8 +463,9 @@ def _failed(run: _Run, backend: Backend, attempt: _Attempt, outcome: Outcome, ke
     run.report.errors[task] = error
     run.stopped = run.stopped or not keep_going
     status = "timed-out" if isinstance(error, TaskTimedOut) else "failed"
-    run.finish(task, status, outcome.duration, attempt.decision.reason, error=error, started=outcome.started,
-               worker=outcome.worker, cpu_time=outcome.cpu_time, attempt=attempt.number)
+    costs = outcome.costs
+    run.finish(task, status, costs.duration, attempt.decision.reason, error=error, started=costs.started,
+               worker=outcome.lane, cpu_time=costs.cpu_time, attempt=attempt.number)
 
 
 def _expire(run: _Run, backend: Backend, keep_going: bool) -> None:
@@ -471,7 +476,7 @@ def _expire(run: _Run, backend: Backend, keep_going: bool) -> None:
             future.cancel()
             del run.running[future]
             error = TaskTimedOut(attempt.decision.task, attempt.work.timeout or 0.0)
-            outcome = Outcome(error=error, duration=now - attempt.submitted, started=attempt.submitted)
+            outcome = Outcome(error=error, costs=Costs(attempt.submitted, now - attempt.submitted))
             _failed(run, backend, attempt, outcome, keep_going)
 
 

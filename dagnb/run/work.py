@@ -1,35 +1,46 @@
-"""What a backend is handed and hands back: one task body (:class:`Work`) and what running it produced (:class:`Outcome`).
+"""What goes to a backend (:class:`Work`) and what comes back (:class:`Outcome`).
 
-The bottom of the run room: backends, the executor and the worker process
-all speak these, and this module imports none of them, so a loky or dask
-worker loads it without the kernel's side (the executor, the planner, the store).
+A worker process imports this module: it stays free of the planner, the
+task graph and the cache (networkx, sqlite3).
+
+Invariants:
+
+* An :class:`Outcome` is frozen: whoever adds to it (the lane it ran on, a
+  late timeout, a map task's assembled value) makes a new one with
+  :func:`dataclasses.replace`, so an outcome a backend handed over never
+  changes under the run loop.
+* Its costs travel as one :class:`~dagnb.run.costs.Costs` record.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from dagnb.fingerprints.code import user_modules
+from dagnb.run.costs import Costs
 
-__all__ = ["Outcome", "Work", "send_by_value"]
+__all__ = ["Committed", "Outcome", "Work", "current_lane", "send_by_value"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Outcome:
-    """What running one task produced (in a worker)."""
+    """What running one task body produced, where it ran.
+
+    ``fingerprint`` is the value's output fingerprint (``None``: it has none,
+    or the body failed or caught Ctrl-C); ``captured`` what it printed and
+    displayed; ``lane`` where it ran (``main``, a thread's name, ``pid N``,
+    ``async``).
+    """
 
     value: Any = None
-    output: str | None = None
-    outputs: list[dict[str, Any]] = field(default_factory=list)
-    duration: float = 0.0
+    fingerprint: str | None = None
+    captured: list[dict[str, Any]] = field(default_factory=list)
+    costs: Costs = Costs()
     error: BaseException | None = None
-    started: float = 0.0
-    cpu_time: float = 0.0
-    peak_memory: int = 0
-    output_bytes: int = 0
-    worker: str = "main"
+    lane: str = "main"
     remote: bool = False  # ran in another process: its prints were recorded, not shown live
     items: tuple[int, int] | None = None  # a map task: (elements computed, elements), set when committed
     interrupted: bool = False  # Ctrl-C arrived while it ran and the task caught it: its value may be partial
@@ -50,8 +61,17 @@ class Work:
     timeout: float | None = None
     retries: int = 0
     run_async: Callable[[], Any] | None = field(default=None, repr=False)  # an async task: makes its coroutine
-    parts: list[Work] | None = field(default=None, repr=False)  # a map task's elements, split across workers
+    parts: list[Work] | None = field(default=None, repr=False)  # a map task's slices, split across workers
     progress: Any = field(default=None, repr=False)  # a map task's ItemProgress
+
+
+@dataclass(frozen=True)
+class Committed:
+    """What committing an outcome did: the outcome as bound (a map task's: its assembled value, the
+    elements computed, the size of the whole) and the bytes its cache entry took."""
+
+    outcome: Outcome
+    nbytes: int = 0
 
 
 def send_by_value(func: Callable[..., Any]) -> list[Any]:
@@ -70,3 +90,9 @@ def send_by_value(func: Callable[..., Any]) -> list[Any]:
     for module in modules:
         cloudpickle.register_pickle_by_value(module)
     return modules
+
+
+def current_lane() -> str:
+    """The trace lane of the calling thread: ``main`` for the main thread, else the thread's name."""
+    thread = threading.current_thread()
+    return "main" if thread is threading.main_thread() else thread.name

@@ -1,7 +1,8 @@
 """Running one task body in a worker process (``processes`` and ``dask`` backends).
 
 :func:`run_remote` is what a worker executes: the task's function on its
-inputs, with stdout and stderr recorded, costs measured and the output
+inputs, run by the one task-body runner (:func:`dagnb.run.body.run_body`)
+with stdout and stderr recorded, costs measured and the output
 fingerprinted there (hashing a large value happens in parallel, not in the
 kernel). Everything it returns is pickled back to the kernel, which alone
 writes the cache and binds values. An error comes back as the user's
@@ -15,6 +16,12 @@ and cloudpickle may replace the code's file name (3.1.3 writes
 ``<dynamic-code>``). So the worker sends each frame's function name and first
 line with the text, and the kernel finds the code object they belong to among
 the task's function, its nested code and the notebook's functions and classes.
+
+What a worker imports, unpickling :func:`run_remote` or :class:`WorkerActor`:
+the ``dagnb`` package's light top (its public names load on first use),
+:mod:`dagnb.errors`, this room's backends, body, work, costs and capture
+modules, and :mod:`dagnb.fingerprints`; never the planner, the task graph
+or the cache (no networkx, no sqlite3). ``tests/unit/test_worker.py`` checks it.
 """
 
 from __future__ import annotations
@@ -28,16 +35,16 @@ import re
 import sys
 import traceback
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
-from dagnb.fingerprints.values import fingerprint
 from dagnb.run.capture import OutputLog
-from dagnb.run.costs import measure, value_nbytes
-from dagnb.run.interrupts import counting_interrupts, interrupts_seen
+from dagnb.run.interrupts import counting_interrupts
+from dagnb.run.body import run_body
 from dagnb.run.work import Outcome
 
-__all__ = ["RemoteError", "TaskRunner", "run_pickled", "run_remote", "with_kernel_source"]
+__all__ = ["RemoteError", "WorkerActor", "run_pickled", "run_remote", "with_kernel_source"]
 
 
 class RemoteError(Exception):
@@ -53,6 +60,14 @@ class _Recorder(io.TextIOBase):
         return len(text)
 
 
+@contextlib.contextmanager
+def _recorded_streams() -> Iterator[OutputLog]:
+    """stdout and stderr recorded (a worker has no notebook to show them in): sent back, replayed in the kernel."""
+    log = OutputLog()
+    with contextlib.redirect_stdout(_Recorder(log, "stdout")), contextlib.redirect_stderr(_Recorder(log, "stderr")):
+        yield log
+
+
 def run_remote(func: Callable[..., Any], kwargs: dict[str, Any], modules: Sequence[Any] = ()) -> Outcome:
     """Run ``func(**kwargs)`` here (a worker) and describe what happened.
 
@@ -62,22 +77,10 @@ def run_remote(func: Callable[..., Any], kwargs: dict[str, Any], modules: Sequen
     """
     for module in modules:
         sys.modules[module.__name__] = module
-    log = OutputLog()
-    worker = f"pid {os.getpid()}"
-    try:
-        with contextlib.redirect_stdout(_Recorder(log, "stdout")), \
-                contextlib.redirect_stderr(_Recorder(log, "stderr")), measure() as cost, counting_interrupts():
-            seen = interrupts_seen()
-            value = func(**kwargs)
-    except Exception as exc:
-        return Outcome(error=_portable(exc), outputs=list(log), duration=cost.duration, started=cost.started,
-                       cpu_time=cost.cpu_time, worker=worker, remote=True)
-    try:
-        output = fingerprint(value)
-    except Exception:  # Unfingerprintable, or whatever a value's own pickling raises
-        output = None
-    return Outcome(value, output, list(log), cost.duration, None, cost.started, cost.cpu_time, cost.peak_memory,
-                   value_nbytes(value), worker, remote=True, interrupted=interrupts_seen() != seen)
+    with counting_interrupts():
+        outcome = run_body(func, kwargs, _recorded_streams)
+    error = None if outcome.error is None else _portable(outcome.error)
+    return replace(outcome, error=error, lane=f"pid {os.getpid()}", remote=True)
 
 
 def run_pickled(payload: bytes) -> bytes:
@@ -89,14 +92,13 @@ def run_pickled(payload: bytes) -> bytes:
     try:
         func, kwargs, modules = pickle.loads(payload)
     except Exception as exc:  # a class or module the worker cannot import
-        return _pickled(Outcome(error=_portable(exc), worker=f"pid {os.getpid()}", remote=True))
+        return _pickled(Outcome(error=_portable(exc), lane=f"pid {os.getpid()}", remote=True))
     outcome = run_remote(func, kwargs, modules)
     try:
         return _pickled(outcome)
     except Exception as exc:  # the value (or the exception) cannot travel back
-        return _pickled(Outcome(error=_portable(exc), outputs=outcome.outputs, duration=outcome.duration,
-                                started=outcome.started, cpu_time=outcome.cpu_time, worker=outcome.worker,
-                                remote=True))
+        return _pickled(Outcome(error=_portable(exc), captured=outcome.captured, costs=outcome.costs,
+                                lane=outcome.lane, remote=True))
 
 
 def _pickled(outcome: Outcome) -> bytes:
@@ -105,7 +107,7 @@ def _pickled(outcome: Outcome) -> bytes:
     return cloudpickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-class TaskRunner:
+class WorkerActor:
     """A dask actor, one per worker: runs task bodies there, sent to it directly by the kernel.
 
     An actor call is one round trip between the kernel and the worker, and

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from dagnb.events import TaskFinished
+from dagnb.run.taskrunner import TaskRunner
 from notebook_cells import diamond
 
 
@@ -39,18 +40,63 @@ def test_an_error_in_the_bookkeeping_is_said_and_the_next_event_is_recorded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     nb = diamond(tmp_path)
-    record = nb.graph.record
+    record = TaskRunner.record
     failed: list[str] = []
 
-    def flaky(event: object) -> None:
+    def flaky(runner: TaskRunner, event: object) -> None:
         if isinstance(event, TaskFinished) and event.task == "b" and not failed:
             failed.append("b")
             raise OSError("disk hiccup")
-        record(event)  # type: ignore[arg-type]
+        record(runner, event)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(nb.graph, "record", flaky)
+    monkeypatch.setattr(TaskRunner, "record", flaky)
     with pytest.warns(RuntimeWarning, match=r"^dagnb could not record TaskFinished of run 1 \(OSError\('disk hiccup'\)\); "
                                             r"the run goes on, and its next events are recorded\.$"):
         nb.run()
     assert nb.graph.statuses["d"] == "done" and "b" not in nb.graph.statuses
     assert nb.run()[1] == [] and nb.graph.statuses["b"] == "cached"
+
+
+
+def test_after_an_observer_and_the_bookkeeping_each_raise_once_every_later_run_is_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nb = diamond(tmp_path)
+    heard: list[str] = []
+
+    def broken(event: object) -> None:
+        heard.append(type(event).__name__)
+        raise RuntimeError("always")
+
+    record_run = nb.graph.store.record_run
+    calls: list[int] = []
+
+    def record_run_once_broken(*args: object) -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ValueError("an unexpected row")
+        return record_run(*args)  # type: ignore[arg-type]
+
+    nb.graph.bus.subscribe(broken)
+    monkeypatch.setattr(nb.graph.store, "record_run", record_run_once_broken)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        assert nb.run()[1] == ["a", "b", "c", "d"]
+        assert nb.run()[1] == [], "a second run loads every value"
+        nb.task("def c(a):\n    note('c')\n    return a + 2\n")
+        assert nb.run()[1] == ["c", "d"], "an edit reruns exactly the edited task and its downstream"
+        nb.task("def e(d):\n    note('e')\n    return d * 2\n")
+        assert nb.run("e")[1] == ["e"]
+    assert heard == ["RunStarted"], "the observer heard one event, then was dropped"
+    assert [str(w.message) for w in said if issubclass(w.category, RuntimeWarning)] == [
+        "An event subscriber raised RuntimeError('always') and was removed.",
+        "dagnb could not record RunFinished of run 1 (ValueError('an unexpected row')); the run goes on, and its "
+        "next events are recorded.",
+    ]
+    runs = nb.graph.history(None).runs
+    assert len(runs) == 3, "every run after the failed record reached the history"
+    assert [row.task for row in runs[0].tasks] == ["a", "b", "c", "d", "e"]
+    assert [(row.task, row.status) for row in runs[1].tasks] == [
+        ("a", "cached"), ("b", "cached"), ("c", "done"), ("d", "done")
+    ]
+    assert nb.graph.statuses == dict.fromkeys(["a", "b", "c", "d", "e"], "done"), "values in memory say how they came"

@@ -60,3 +60,33 @@ def test_a_notebook_value_whose_attributes_raise_does_not_stop_the_mapping() -> 
     outcome = run_remote(_as_pickled_by_value(namespace["task"], "<dynamic-code>"), {})
     text = with_kernel_source(outcome, namespace["task"]).error.remote_traceback  # type: ignore[union-attr]
     assert f'File "{CELL}", line 2, in parse\n' in text
+
+
+WORKER_SCRIPT = """
+import json, pickle, sys
+import dagnb.run.worker  # what loky and dask import first, unpickling `run_remote` or the actor
+from dagnb.run.worker import run_pickled
+
+def task(n):
+    print("in the worker")
+    return [n, n + 1]
+
+outcome = pickle.loads(run_pickled(pickle.dumps((task, {"n": 1}, []))))
+print(json.dumps({"value": outcome.value, "captured": outcome.captured, "remote": outcome.remote,
+                  "fingerprinted": outcome.fingerprint is not None, "modules": sorted(sys.modules)}))
+"""
+
+NOT_IN_A_WORKER = ("networkx", "sqlite3", "IPython", "dagnb.api", "dagnb.plan", "dagnb.graph", "dagnb.cache",
+                   "dagnb.run.executor", "dagnb.run.taskrunner")
+
+
+def test_a_worker_runs_a_task_body_without_the_planner_the_task_graph_or_the_cache() -> None:
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", WORKER_SCRIPT], capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout)
+    assert result["value"] == [1, 2] and result["remote"] and result["fingerprinted"]
+    assert result["captured"] == [{"output_type": "stream", "name": "stdout", "text": "in the worker\n"}]
+    assert [m for m in NOT_IN_A_WORKER if m in result["modules"]] == []
