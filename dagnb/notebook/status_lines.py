@@ -19,7 +19,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,16 +96,19 @@ class StatusLines:
             line.result = text
         return self._set(line, event.status, text)
 
-    def on_plan(self, statuses: Mapping[str, str], reasons: Mapping[str, str]) -> list[Line]:
+    def on_plan(self, statuses: Mapping[str, str], reasons: Mapping[str, str],
+                only: Iterable[str] | None = None) -> list[Line]:
         """The lines the plan after a cell changes: tasks now stale, and stale ones up to date again.
 
         ``statuses`` are the plan's statuses (``Plan.statuses``), ``reasons``
-        why each task would run. A failure the plan cannot know better than
-        the last event (failed, skipped, cancelled) stays, unless the task's
-        value is up to date after all.
+        why each task would run; ``only``: the tasks whose status may have
+        changed since the plan before (``None``: any). A failure the plan
+        cannot know better than the last event (failed, skipped, cancelled)
+        stays, unless the task's value is up to date after all.
         """
         changed = []
-        for task, line in self.lines.items():
+        lines = self.lines.items() if only is None else [(t, self.lines[t]) for t in only if t in self.lines]
+        for task, line in lines:
             status = statuses.get(task)
             if status is None:  # dropped, or no longer plannable
                 continue
