@@ -14,7 +14,9 @@ Invariants (each one a stale answer it prevents):
   place), and wherever the namespace may have changed: the start of each
   cell, and each planning call of the Python API outside ``Graph.epoch()``.
 * A fingerprint is reused only for the very object it was taken of: the
-  object is held until the epoch ends, so no other object can take its id.
+  object is held until the epoch ends, so no other object can take its id
+  (in a notebook every cell starts with a new epoch, so a cell that deletes
+  a large value frees it).
 * A value that holds files (``dagnb.file``) is never remembered: a file can
   change on disk without anything running in the kernel.
 * The epoch's plan is forgotten at every event a run records and at every

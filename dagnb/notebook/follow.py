@@ -97,6 +97,8 @@ class Follower:
             self._full = True
         if _TASK_CELL.match(source):
             self._scope.enter_context(self.graph.epoch())
+        else:  # a new epoch, which lets go of the values the last one held (the cell may `del` them)
+            self.graph.namespace_changed()
 
     def in_kernel(self) -> bool:
         return getattr(self.shell, "kernel", None) is not None
