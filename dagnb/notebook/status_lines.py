@@ -19,6 +19,7 @@ Invariants:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,8 @@ class StatusLines:
 
     def __init__(self) -> None:
         self.lines: dict[str, Line] = {}
+        self._shown = itertools.count()  # the order lines were shown in: updates go out in that order
+        self._position: dict[str, int] = {}
 
     def __bool__(self) -> bool:
         return bool(self.lines)
@@ -73,11 +76,14 @@ class StatusLines:
         """The task's cell showed ``text``: that is its line now."""
         result = text if status in ("done", "cached") else ""
         line = self.lines[task] = Line(task, status, text, why, result, dict(record))
+        if task not in self._position:  # as in `lines`: a line shown again keeps its place
+            self._position[task] = next(self._shown)
         return line
 
     def forget(self, *tasks: str) -> None:
         for task in tasks:
             self.lines.pop(task, None)
+            self._position.pop(task, None)
 
     def on_event(self, event: Event) -> Line | None:
         """The line that ``event`` changes, if any."""
@@ -107,7 +113,11 @@ class StatusLines:
         stays, unless the task's value is up to date after all.
         """
         changed = []
-        lines = self.lines.items() if only is None else [(t, self.lines[t]) for t in only if t in self.lines]
+        if only is None:
+            lines = list(self.lines.items())
+        else:
+            picked = sorted((t for t in only if t in self.lines), key=self._position.__getitem__)
+            lines = [(t, self.lines[t]) for t in picked]
         for task, line in lines:
             status = statuses.get(task)
             if status is None:  # dropped, or no longer plannable
