@@ -8,16 +8,18 @@ explain. Values live in ``graph.results`` and, when a namespace is given
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 import types
 import warnings
-from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from html import escape
 from typing import Any
 
+from dagnb.epoch import Epoch
 from dagnb.cache.runlog import ForgedRun
 from dagnb.cache.store import CacheEntry, CacheMiss, Pruned, RunRecord, Store, TaskRecord, open_store
 from dagnb.errors import CommandError, DagnbError, DuplicateTask, SavePathTaken, TaskFailed, UntrackedWarning
@@ -29,7 +31,7 @@ from dagnb.freshness import Freshness, Reads
 from dagnb.graph import TaskGraph, TaskSpec, spec_from_function
 from dagnb.history import History, RunDiff, diff_runs
 from dagnb.inplace import InputGuard
-from dagnb.plan import Decision, Plan, Result, plan_run
+from dagnb.plan import Decision, Plan, Result, plan_again, plan_run
 from dagnb.run.aio import complete_now
 from dagnb.run.backends import BackendPool
 from dagnb.run.capture import OutputLog, capture_streams, replay_streams
@@ -160,6 +162,8 @@ class Graph:
         self.tasks.watchers.append(self._definition_changed)
         self._ran_before: dict[str, bool] = {}  # see ran_before
         self._runner = TaskRunner(self)  # the current (or last) run's: what lives for one run only
+        self._epoch = Epoch()  # the fingerprints and the plan of this epoch: see epoch.py
+        self._namespace_readers: set[str] = set()  # tasks whose key reads the namespace, for `plan_since`
 
     # ------------------------------------------------------------ definition
 
@@ -246,11 +250,45 @@ class Graph:
             self.freshness.clear()
         else:
             self.freshness.forget(name)
+        self._new_epoch()  # the cell's code ran, and keys may read what it defined
+
+    # ---------------------------------------------------------------- epochs
+
+    @contextlib.contextmanager
+    def epoch(self) -> Iterator[None]:
+        """One epoch for what runs inside: plans share one fingerprint of each notebook input and one plan.
+
+        Open it where nothing but dagnb changes the namespace (the notebook glue
+        holds one over each ``%%task`` cell, up to the plan after it). Entering
+        it ends the epoch before; inside, a definition or a task body that ran
+        still ends the epoch (see :mod:`dagnb.epoch`). Outside it, every
+        planning call and every run starts an epoch of its own.
+        """
+        if self._epoch.held:
+            yield
+            return
+        self._new_epoch()
+        self._epoch.held += 1
+        try:
+            yield
+        finally:
+            self._epoch.held -= 1
 
     def namespace_changed(self) -> None:
-        """The namespace may have changed (each run and plan starts with this): tasks that read it are decided
-        again, unless every name they read is still bound to the same unchanging object."""
+        """The namespace may have changed (each run and plan starts with this): a new epoch, in which tasks that
+        read the namespace are decided again, unless every name they read is still bound to the same unchanging
+        object. Inside :meth:`epoch` nothing but a task body changes the namespace: only after one is it a new epoch."""
+        if self._epoch.held and not self._epoch.body_ran:
+            return
+        self._new_epoch()
+
+    def _new_epoch(self) -> None:
+        self._epoch.end()
         self.freshness.forget_readers(self._still_bound)
+
+    def fingerprint_input(self, value: Any) -> str:
+        """A value a key reads, fingerprinted once per epoch (planning calls it)."""
+        return self._epoch.fingerprint(value)
 
     def _still_bound(self, reads: Reads) -> bool:
         get = self.namespace.get
@@ -392,11 +430,63 @@ class Graph:
         """What ``run`` would do, without running or loading anything (``skip_fresh``: as from a cell, leaving
         out upstream tasks known fresh)."""
         targets = None if targets is None else list(targets)
+        force = list(force)
         self.namespace_changed()
         if skip_fresh and targets is not None:
             return plan_run(self, force=force, order=self._not_fresh(targets, frozenset(force), new_runs=True))
+        if targets is None and not force and self._epoch.plan is not None:
+            return self._epoch.plan  # nothing it depends on changed since it was taken
         self._validate(targets)
-        return plan_run(self, targets, force)
+        plan = plan_run(self, targets, force)
+        if targets is None and not force:
+            self._epoch.plan = plan
+        return plan
+
+    def plan_since(self, last: Plan | None) -> tuple[Plan, set[str] | None]:
+        """Every task's plan, as :meth:`plan` takes it, from ``last`` (the previous call's): only tasks whose
+        decision may have changed since are decided again. Also returns them (``None``: every task).
+
+        Those are the tasks a definition, a run or a restore touched (see
+        :mod:`dagnb.freshness`), the tasks below them, and every task not known
+        fresh whose key reads the namespace, which a cell may have changed in
+        place. What changes the cache from outside a run (``%dag cache clear``,
+        another session) is seen when ``last`` is ``None``.
+        """
+        self.namespace_changed()
+        touched = self.freshness.take_touched()
+        if last is None or touched is None:
+            self._namespace_readers = {t for t in self.tasks.specs if self._reads_namespace(t)}
+            try:
+                return self.plan(), None
+            except BaseException:
+                self.freshness.touch_all()
+                raise
+        for task in touched:
+            if task in self.tasks.specs and self._reads_namespace(task):
+                self._namespace_readers.add(task)
+            else:
+                self._namespace_readers.discard(task)
+        changed = touched | {t for t in self._namespace_readers if t not in self.freshness}
+        try:
+            plan, again = plan_again(self, last, changed)
+        except BaseException:
+            self.freshness.touch_all()  # `last` is no base for the next plan
+            raise
+        self._epoch.plan = plan
+        return plan, again | (touched - self.tasks.specs.keys())  # with the tasks gone
+
+    def _reads_namespace(self, task: str) -> bool:
+        """Whether ``task``'s key may read a value a cell can change: a notebook variable, a global, a helper,
+        a default that can change in place."""
+        spec = self.tasks.specs[task]
+        if spec.fixed_code is None:
+            return True
+        for param in spec.params:
+            if param in self.tasks.specs and param != task:
+                continue
+            if param not in spec.defaults or not is_immutable(spec.defaults[param]):
+                return True
+        return False
 
     def why(self, name: str) -> Why:
         """Which part of ``name``'s key changed since it last ran."""
@@ -605,7 +695,10 @@ class Graph:
         each other. A history row that names an entry of another task is
         refused.
         """
-        return {row.task: self._restore_row(row) for row in self.state_at(run_id).tasks}
+        restored = {row.task: self._restore_row(row) for row in self.state_at(run_id).tasks}
+        self._epoch.plan = None  # values were bound outside a run
+        self.freshness.touch_all()
+        return restored
 
     def _restore_row(self, row: TaskRecord) -> str:
         if row.task not in self.tasks:

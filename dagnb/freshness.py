@@ -26,6 +26,10 @@ Invariants (each one a class of stale values it prevents):
   changed in memory.
 * Only tasks whose key holds nothing untracked, that are not volatile and
   not forced, are ever marked.
+* Every task marked, changed or forgotten (with what was below it then) is
+  *touched* until :meth:`Freshness.take_touched`: the plan after a cell
+  decides again only touched tasks, tasks below them and tasks that read
+  the namespace (``Graph.plan_since``).
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ class Freshness:
         self._upstream, self._downstream = upstream, downstream
         self._fresh: set[str] = set()
         self._readers: dict[str, Reads] = {}  # fresh tasks that read the namespace: checked at each cell and run
+        self._touched: set[str] = set()  # tasks whose decision may have changed since `take_touched`
+        self._touched_all = False
 
     def __contains__(self, task: object) -> bool:
         return task in self._fresh
@@ -65,6 +71,7 @@ class Freshness:
 
         ``reads``: what its key read from the namespace (``None``: nothing).
         """
+        self._touched.add(task)
         if not all(up in self._fresh for up in self._upstream(task)):
             return False
         self._fresh.add(task)
@@ -74,17 +81,21 @@ class Freshness:
 
     def forget(self, task: str) -> None:
         """``task`` and everything downstream of it are no longer known fresh (edges may have just changed)."""
+        below = self._downstream(task)
+        self._touched.add(task)
+        self._touched.update(below)
         if not self._fresh:
             return
         self._drop(task)
-        for below in self._downstream(task):
-            self._drop(below)
+        for name in below:
+            self._drop(name)
 
     def changed(self, task: str) -> None:
         """``task``'s value changed in memory, its edges did not: forget it and below, if it was fresh.
 
         When it was not, nothing below it is (the first invariant), so there is nothing to walk.
         """
+        self._touched.add(task)
         if task in self._fresh:
             self.forget(task)
 
@@ -98,6 +109,17 @@ class Freshness:
     def clear(self) -> None:
         self._fresh.clear()
         self._readers.clear()
+        self.touch_all()
+
+    def touch_all(self) -> None:
+        """Every task's decision may have changed (values bound from outside a run, the graph rebuilt)."""
+        self._touched_all = True
+
+    def take_touched(self) -> set[str] | None:
+        """The tasks touched since the last call (``None``: every task), and start again with none."""
+        touched = None if self._touched_all else self._touched
+        self._touched, self._touched_all = set(), False
+        return touched
 
     def _drop(self, task: str) -> None:
         self._fresh.discard(task)

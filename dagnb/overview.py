@@ -10,7 +10,7 @@ asked for, once: a view that shows no costs never pays for them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -46,6 +46,7 @@ class Session(Protocol):
     @property
     def timeline(self) -> Timeline: ...
     def plan(self) -> Plan: ...
+    def plan_since(self, last: Plan | None) -> tuple[Plan, set[str] | None]: ...
     def ran_before(self, task: str) -> bool: ...
     def current_entry(self, task: str) -> CacheEntry | None: ...
 
@@ -119,25 +120,43 @@ class Planned:
     plan: Plan | None
     problem: str | None
     statuses: dict[str, str]
+    changed: set[str] | None = None  # the tasks whose status may differ from the plan it was taken after (None: all)
 
-    def reasons(self) -> dict[str, str]:
-        """Why each task would run (or wait for an upstream task that reruns, or be loaded)."""
+    def reasons(self, only: Iterable[str] | None = None) -> dict[str, str]:
+        """Why each task (of ``only``) would run (or wait for an upstream task that reruns, or be loaded)."""
         if self.plan is None:
             return {}
-        found = {d.task: d.reason for d in self.plan.decisions if d.action in ("run", "pending")}
-        found.update({d.task: "its value for these inputs is in the cache" for d in self.plan.decisions
-                      if d.action == "load"})
+        plan = self.plan
+        decisions = plan.decisions if only is None else [plan[t] for t in only if t in self.statuses]
+        found = {d.task: d.reason for d in decisions if d.action in ("run", "pending")}
+        found.update({d.task: "its value for these inputs is in the cache" for d in decisions if d.action == "load"})
         return found
 
 
-def planned(graph: Session) -> Planned:
-    """Plan ``graph`` now; when it cannot be planned, say why and keep the last known statuses."""
+def planned(graph: Session, since: Planned | None = None, following: bool = False) -> Planned:
+    """Plan ``graph`` now; when it cannot be planned, say why and keep the last known statuses.
+
+    ``following``: the plan after a cell, which follows ``since`` (the one after
+    the cell before; ``None`` at first): only the tasks whose decision may
+    have changed since are decided again (:meth:`~dagnb.api.Graph.plan_since`).
+    Only the notebook glue follows, once per cell.
+    """
     try:
-        plan = graph.plan()
+        if following:
+            plan, changed = graph.plan_since(since.plan if since is not None else None)
+        else:
+            plan, changed = graph.plan(), None
     except DagnbError as exc:
         return Planned(None, str(exc), {t: graph.statuses.get(t, "pending") for t in graph.tasks.order(None)})
-    statuses = plan.statuses(graph.statuses, graph.ran_before)
-    return Planned(plan, None, statuses)
+    if changed is None or since is None:
+        return Planned(plan, None, plan.statuses(graph.statuses, graph.ran_before))
+    statuses = dict(since.statuses)
+    for task in changed:
+        if task in graph.tasks.specs:
+            statuses[task] = plan.statuses(graph.statuses, graph.ran_before, only=task)[task]
+        else:
+            statuses.pop(task, None)
+    return Planned(plan, None, statuses, changed)
 
 
 def overview(graph: Session, now: Planned | None = None) -> Overview:

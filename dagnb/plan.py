@@ -25,11 +25,12 @@ from typing import Any, Literal, Protocol
 import xxhash
 
 from dagnb.fingerprints.code import Untracked, code_fingerprint, untracked_value
+from dagnb.fingerprints.values import fingerprint
 from dagnb.errors import UnfingerprintableWarning, untracked_message, warn_at
 from dagnb.graph import Input, TaskGraph, TaskSpec
 from dagnb.cache.store import CacheEntry, Store
 
-__all__ = ["Decision", "KeyInfo", "Plan", "Result", "compute_key", "decide", "plan_run", "priorities"]
+__all__ = ["Decision", "KeyInfo", "Plan", "Result", "compute_key", "decide", "plan_again", "plan_run", "priorities"]
 
 DEFAULT_COST = 0.01  # seconds assumed for a task never measured, when no task has been
 
@@ -70,15 +71,18 @@ _INPUT_WORDS = {"constant": "the default of `{}`", "external": "the notebook var
 
 
 def compute_key(
-    spec: TaskSpec, inputs: Iterable[Input], upstream: Mapping[str, str], hidden: Sequence[str] = ()
+    spec: TaskSpec, inputs: Iterable[Input], upstream: Mapping[str, str], hidden: Sequence[str] = (),
+    fingerprint_of: Callable[[Any], str] = fingerprint,
 ) -> KeyInfo:
     """The key of ``spec`` given how its inputs resolve and upstream output fingerprints.
 
     ``hidden`` names the tasks ``spec`` reads as globals: they are upstream
     inputs (by output fingerprint), not globals hashed by value.
+    ``fingerprint_of`` fingerprints the values the key reads (a session's
+    epoch takes each one once: see :mod:`dagnb.epoch`).
     """
     skip = frozenset(spec.params).union(hidden)
-    code = spec.fixed_code or code_fingerprint(spec.func, spec.code_digest, skip=skip)
+    code = spec.fixed_code or code_fingerprint(spec.func, spec.code_digest, skip=skip, fingerprint_of=fingerprint_of)
     fed: dict[str, str] = {}
     values: dict[str, Any] = {}
     untracked = list(code.untracked)
@@ -86,7 +90,7 @@ def compute_key(
         if item.kind == "upstream":
             fed[item.param] = f"upstream {upstream[item.param]}"
             continue
-        digest, missing = untracked_value(_INPUT_WORDS[item.kind].format(item.param), item.value)
+        digest, missing = untracked_value(_INPUT_WORDS[item.kind].format(item.param), item.value, fingerprint_of)
         fed[item.param] = f"{item.kind} {digest}"
         values[item.param] = item.value
         if missing is not None:
@@ -174,7 +178,7 @@ def decide(
     inputs = state.tasks.resolve(name, state.namespace)
     if defaulted:
         inputs = [Input(i.param, "constant", spec.defaults[i.param]) if i.param in defaulted else i for i in inputs]
-    info = compute_key(spec, inputs, upstream, state.tasks.hidden(name))
+    info = compute_key(spec, inputs, upstream, state.tasks.hidden(name), getattr(state, "fingerprint_input", fingerprint))
     if name in force:
         return Decision(name, "run", ("forced",), info)
     if spec.volatile:
@@ -293,23 +297,53 @@ def plan_run(
                 if same is not None:
                     known[up] = same.output
     for name in state.tasks.order(targets) if order is None else order:
-        if fresh is not None and name not in forced:
-            same = fresh(name)
-            if same is not None:
-                decisions.append(same)
-                known[name] = same.output
-                continue
-        ups = state.tasks.upstream(name)
-        waiting = [u for u in ups if u not in known]
-        if waiting:
-            why = tuple(f"upstream {u} reruns first" for u in waiting)
-            decisions.append(Decision(name, "pending", why))
-            continue
-        decision = decide(state, name, {u: known[u] for u in ups}, forced)
+        decision = _plan_one(state, name, known.get, forced, fresh)
         decisions.append(decision)
         if decision.output is not None:
             known[name] = decision.output
     return Plan(decisions)
+
+
+def _plan_one(state: PlanState, name: str, output_of: Callable[[str], str | None], forced: frozenset[str],
+              fresh: Callable[[str], Decision | None] | None) -> Decision:
+    """One task's decision in a plan, its upstream tasks' outputs known where a plan knows them."""
+    if fresh is not None and name not in forced:
+        same = fresh(name)
+        if same is not None:
+            return same
+    ups = state.tasks.upstream(name)
+    outputs = {u: output_of(u) for u in ups}
+    waiting = [u for u, output in outputs.items() if output is None]
+    if waiting:
+        return Decision(name, "pending", tuple(f"upstream {u} reruns first" for u in waiting))
+    return decide(state, name, outputs, forced)  # type: ignore[arg-type]
+
+
+def plan_again(state: PlanState, last: Plan, changed: Iterable[str]) -> tuple[Plan, set[str]]:
+    """Every task's plan now, from ``last`` (every task's plan, taken earlier): only the tasks ``changed``
+    names, those below them and new tasks are decided again (returned with the plan); every other decision
+    is ``last``'s.
+
+    The caller vouches that nothing else can have changed since ``last`` (see :meth:`dagnb.api.Graph.replan`).
+    A task of ``changed`` that is gone is left out, and so are the tasks it fed, which are decided again.
+    """
+    before = {d.task: d for d in last.decisions}
+    order = state.tasks.order(None)
+    again = {t for t in changed if t in state.tasks.specs} | {t for t in order if t not in before}
+    for task in list(again):
+        again |= state.tasks.below(task)
+    if not again and len(order) == len(before):
+        return last, again
+    decided: dict[str, Decision] = {}
+
+    def output_of(task: str) -> str | None:
+        decision = decided.get(task) or before.get(task)
+        return decision.output if decision is not None else None
+
+    fresh = getattr(state, "fresh_decision", None)
+    for name in state.tasks.sort(again):
+        decided[name] = _plan_one(state, name, output_of, frozenset(), fresh)
+    return Plan([decided.get(t) or before[t] for t in order]), again
 
 
 def priorities(

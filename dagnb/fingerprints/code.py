@@ -415,15 +415,16 @@ class _Walk:
     no source, and must come out the same there.
     """
 
-    def __init__(self, strict: bool = False) -> None:
+    def __init__(self, strict: bool = False, fingerprint_of: Callable[[Any], str] = fingerprint) -> None:
         self.strict = strict
+        self.fingerprint_of = fingerprint_of  # a session's epoch passes its own, which takes each value once
         self.untracked: list[Untracked] = []
 
     # -- values
 
     def value(self, label: str, value: Any) -> str:
         try:
-            return fingerprint(value)
+            return self.fingerprint_of(value)
         except Unfingerprintable as exc:
             if self.strict:
                 raise
@@ -637,15 +638,17 @@ def _user_module_named(name: str) -> types.ModuleType | None:
 
 
 def code_fingerprint(
-    fn: Callable[..., Any], own_digest: str | None = None, skip: frozenset[str] = frozenset()
+    fn: Callable[..., Any], own_digest: str | None = None, skip: frozenset[str] = frozenset(),
+    fingerprint_of: Callable[[Any], str] = fingerprint,
 ) -> CodeFingerprint:
     """Fingerprint ``fn``'s code plus every helper, global and module it references.
 
     Names are looked up in ``fn.__globals__`` (the notebook namespace for a
     ``%%task`` cell). ``skip`` names are left out (the task's own parameters
     are inputs, hashed elsewhere, and so are the tasks it reads as globals).
+    ``fingerprint_of`` takes the fingerprint of each value read (a session's epoch remembers them).
     """
-    walk = _Walk()
+    walk = _Walk(fingerprint_of=fingerprint_of)
     parts = {"python": PYTHON, "code": own_digest or function_digest(fn)}
     parts.update(walk.references(fn, skip, frozenset({id(fn)})))
     h = xxhash.xxh3_128(b"code")
@@ -703,9 +706,11 @@ def value_code_token(obj: Any) -> str | None:
     return f"{kind} {getattr(target, '__qualname__', '')} {digest}"
 
 
-def untracked_value(what: str, value: Any) -> tuple[str, Untracked | None]:
+def untracked_value(
+    what: str, value: Any, fingerprint_of: Callable[[Any], str] = fingerprint
+) -> tuple[str, Untracked | None]:
     """``value``'s fingerprint, or a stand-in and what cannot be tracked (``what`` names the value)."""
-    walk = _Walk()
+    walk = _Walk(fingerprint_of=fingerprint_of)
     digest = walk.value(what, value)
     return digest, walk.untracked[0] if walk.untracked else None
 

@@ -7,8 +7,16 @@ apply to the cell that showed the line). After each cell, one plan is taken
 for every line and live view on the page (the plan of that moment, shared),
 so a task that an edited upstream cell or a changed notebook variable made
 stale says so in its own cell, and a ``%dag`` view above shows it too, before
-the cell that changed it ends. What each line says is decided by
-:mod:`dagnb.notebook.status_lines`; this module only displays.
+the cell that changed it ends. That plan follows the one after the cell
+before: only the tasks whose decision may have changed are decided again
+(``Graph.plan_since``), and only their lines are looked at. What each line
+says is decided by :mod:`dagnb.notebook.status_lines`; this module only displays.
+
+A ``%%task`` cell is the magic and nothing else, so the follower holds one
+epoch (``Graph.epoch``) from the cell's start to the end of the plan after
+it: its run, its downstream staleness, the live views at the run's end and
+that plan fingerprint each notebook input once. Any other cell may run code
+between dagnb's calls, so each call there starts an epoch of its own.
 
 Invariants:
 
@@ -18,13 +26,19 @@ Invariants:
 * Each line gets a display id of its own; a cell run again shows a new line
   under a new id, so an update never reaches an output that is gone.
 * Nothing here may break a cell: the bookkeeping after a cell fails soft.
+* The epoch held over a ``%%task`` cell is released after the plan that
+  follows it, and at the start of the next cell whatever happened.
+* A cell that mentions ``%dag`` or ``dagnb`` may change the cache outside
+  a run (``%dag cache clear``): the plan after it decides every task.
 * Without a kernel (a terminal IPython) lines are plain displays, never updated.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import re
 import sys
 import threading
 from typing import TYPE_CHECKING, Any
@@ -34,10 +48,13 @@ from dagnb.notebook.status_lines import Line, StatusLines
 
 if TYPE_CHECKING:
     from dagnb.api import Graph
+    from dagnb.overview import Planned
 
 __all__ = ["Follower", "line_bundle"]
 
 _ids = itertools.count(1)
+_TASK_CELL = re.compile(r"\s*%%task\b")
+_MENTIONS_DAGNB = re.compile(r"%dag\b|\bdagnb\b")
 
 
 def line_bundle(task: str, status: str, text: str) -> dict[str, str]:
@@ -68,7 +85,20 @@ class Follower:
         self.lines = StatusLines()
         self.ids: dict[str, str] = {}  # task -> the display id of its line
         self.enabled = True  # `%dag config --no-follow`: no plan after each cell; lines change only when runs do
+        self._last: Planned | None = None  # the plan after the cell before, which the next one follows
+        self._full = True  # the next plan after a cell decides every task
+        self._scope = contextlib.ExitStack()  # the epoch held over a `%%task` cell
         graph.bus.subscribe(self._on_event, (TaskStarted, TaskFinished))
+
+    def before_cell(self, source: str) -> None:
+        """A cell starts: hold one epoch over a ``%%task`` cell; note a cell that may touch the cache."""
+        self._scope.close()
+        if _MENTIONS_DAGNB.search(source):
+            self._full = True
+        if _TASK_CELL.match(source):
+            self._scope.enter_context(self.graph.epoch())
+        else:  # a new epoch, which lets go of the values the last one held (the cell may `del` them)
+            self.graph.namespace_changed()
 
     def in_kernel(self) -> bool:
         return getattr(self.shell, "kernel", None) is not None
@@ -96,7 +126,9 @@ class Follower:
         try:
             self._follow()
         except (Exception, KeyboardInterrupt):  # noqa: BLE001 - the cell is over: following never fails it
-            pass
+            self._full = True
+        finally:
+            self._scope.close()
 
     def _follow(self) -> None:
         live = sys.modules.get("dagnb.widgets.live")
@@ -109,8 +141,9 @@ class Follower:
             return
         from dagnb.overview import planned
 
-        now = planned(self.graph)
-        for line in self.lines.on_plan(now.statuses, now.reasons()):
+        now = planned(self.graph, None if self._full else self._last, following=True)
+        self._last, self._full = now, now.plan is None
+        for line in self.lines.on_plan(now.statuses, now.reasons(now.changed), now.changed):
             self._update(line)
         if live is not None:
             live.follow_all(now)

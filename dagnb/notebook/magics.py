@@ -162,8 +162,10 @@ class DagMagics(Magics):
 
     def pre_run_cell(self, info: Any) -> None:
         self.cell_id = getattr(info, "cell_id", None)
-        first = next((line.strip() for line in (getattr(info, "raw_cell", "") or "").splitlines() if line.strip()), "")
+        source = getattr(info, "raw_cell", "") or ""
+        first = next((line.strip() for line in source.splitlines() if line.strip()), "")
         self.graph.origin = self._cell_label(first[:60])
+        self.follower.before_cell(source)
 
     def _cell_label(self, what: str) -> str:
         """``[7] %dag run``: the cell that runs now, by its execution count, as the trace names its runs."""

@@ -19,7 +19,8 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,8 @@ class StatusLines:
 
     def __init__(self) -> None:
         self.lines: dict[str, Line] = {}
+        self._shown = itertools.count()  # the order lines were shown in: updates go out in that order
+        self._position: dict[str, int] = {}
 
     def __bool__(self) -> bool:
         return bool(self.lines)
@@ -58,11 +61,14 @@ class StatusLines:
         """The task's cell showed ``text``: that is its line now."""
         result = text if status in ("done", "cached") else ""
         line = self.lines[task] = Line(task, status, text, why, result, dict(record))
+        if task not in self._position:  # as in `lines`: a line shown again keeps its place
+            self._position[task] = next(self._shown)
         return line
 
     def forget(self, *tasks: str) -> None:
         for task in tasks:
             self.lines.pop(task, None)
+            self._position.pop(task, None)
 
     def on_event(self, event: Event) -> Line | None:
         """The line that ``event`` changes, if any."""
@@ -81,16 +87,23 @@ class StatusLines:
             line.result = text
         return self._set(line, event.status, text)
 
-    def on_plan(self, statuses: Mapping[str, str], reasons: Mapping[str, str]) -> list[Line]:
+    def on_plan(self, statuses: Mapping[str, str], reasons: Mapping[str, str],
+                only: Iterable[str] | None = None) -> list[Line]:
         """The lines the plan after a cell changes: tasks now stale, and stale ones up to date again.
 
         ``statuses`` are the plan's statuses (``Plan.statuses``), ``reasons``
-        why each task would run. A failure the plan cannot know better than
-        the last event (failed, skipped, cancelled) stays, unless the task's
-        value is up to date after all.
+        why each task would run; ``only``: the tasks whose status may have
+        changed since the plan before (``None``: any). A failure the plan
+        cannot know better than the last event (failed, skipped, cancelled)
+        stays, unless the task's value is up to date after all.
         """
         changed = []
-        for task, line in self.lines.items():
+        if only is None:
+            lines = list(self.lines.items())
+        else:
+            picked = sorted((t for t in only if t in self.lines), key=self._position.__getitem__)
+            lines = [(t, self.lines[t]) for t in picked]
+        for task, line in lines:
             status = statuses.get(task)
             if status is None:  # dropped, or no longer plannable
                 continue

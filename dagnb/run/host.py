@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from dagnb.cache.store import Store
+    from dagnb.epoch import Epoch
     from dagnb.events import EventBus
     from dagnb.freshness import Freshness, Reads
     from dagnb.graph import TaskGraph, TaskSpec
@@ -48,6 +49,7 @@ class Host(Protocol):
     _saved: dict[str, tuple[str, int, int] | None]
     _unhashable_warned: set[str]
     _fresh: dict[str, Decision]
+    _epoch: Epoch
 
     def estimates(self, tasks: Sequence[str]) -> dict[str, float]: ...
 

@@ -258,6 +258,7 @@ class TaskRunner:
 
     def record(self, event: Event) -> None:
         """The session's bookkeeping of the run (the executor calls it before the observers hear of the event)."""
+        self.graph._epoch.saw(event)  # a run ends the epoch's plan; a task body, its fingerprints too
         if isinstance(event, TaskFinished):  # the common case first: one per task
             self._task_finished(event)
         elif isinstance(event, RunStarted):

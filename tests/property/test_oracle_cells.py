@@ -4,8 +4,9 @@ A ``%%task`` cell asks only for its own task: upstream tasks whose values are
 known up to date are not decided again (``dagnb/freshness.py``). Hypothesis
 draws sessions of the cells people run while a notebook grows, in any order:
 task cells (reading earlier tasks, a notebook constant ``K``, a notebook
-helper ``h``, an earlier task's variable read as a global), definitions without running (``--no-run``), a plain cell that
-changes ``K`` or redefines ``h``, a plain cell that overwrites a task's
+helper ``h``, an element of a notebook list ``L``, an earlier task's variable read as a global), definitions without
+running (``--no-run``), a plain cell that changes ``K``, redefines ``h`` or changes ``L`` in place (one plan per epoch:
+a cell must never reuse a fingerprint taken before it), a plain cell that overwrites a task's
 variable, a task cell run again unchanged, ``%dag run``, ``%dag run --as-of``
 (older values bound again), and a restart (a new session on the same disk
 cache running the notebook top to bottom).
@@ -14,7 +15,9 @@ After each task cell, its task and every task upstream of it must hold the
 value a from-scratch evaluation of the current definitions gives; after
 ``%dag run``, every task, in ``graph.results`` and in the namespace. After
 every cell, a task whose value in memory is not what its definition now
-gives must never be planned as up to date.
+gives must never be planned as up to date, and the plan after the cell
+(``Graph.plan_since``, which decides again only what may have changed)
+must equal a full plan.
 """
 
 from __future__ import annotations
@@ -42,10 +45,11 @@ class Task:
     uses_h: bool
     const: int
     hidden: tuple[str, ...] = ()  # earlier tasks read as globals, not parameters
+    reads_l: bool = False  # reads `L[0]`: a list a plain cell changes in place
 
     def cell(self, name: str, no_run: bool = False) -> str:
         terms = [*self.params, *self.hidden, *(["K"] if self.reads_k else []), *(["h()"] if self.uses_h else []),
-                 str(self.const)]
+                 *(["L[0]"] if self.reads_l else []), str(self.const)]
         flag = " --no-run" if no_run else ""
         return f"%%task{flag}\ndef {name}({', '.join(self.params)}):\n    return {' + '.join(terms)}\n"
 
@@ -57,11 +61,12 @@ class Model:
     tasks: dict[str, Task] = field(default_factory=dict)
     k: int = 0
     h: int = 0
+    l: int = 0  # noqa: E741 - the model of `L[0]`
 
     def value(self, name: str) -> int:
         task = self.tasks[name]
         return sum(self.value(p) for p in (*task.params, *task.hidden)) + (self.k if task.reads_k else 0) + (
-            self.h if task.uses_h else 0) + task.const
+            self.h if task.uses_h else 0) + (self.l if task.reads_l else 0) + task.const
 
     def upstream(self, name: str) -> set[str]:
         found: set[str] = set()
@@ -71,7 +76,7 @@ class Model:
 
     def notebook(self) -> list[str]:
         """The cells of the notebook as it stands, top to bottom."""
-        cells = [f"K = {self.k}", f"def h():\n    return {self.h}"]
+        cells = [f"K = {self.k}", f"def h():\n    return {self.h}", f"L = [{self.l}]"]
         return cells + [self.tasks[n].cell(n) for n in NAMES if n in self.tasks]
 
 
@@ -80,7 +85,7 @@ def _task_op(draw: Any, index: int) -> tuple[Any, ...]:
     params = tuple(sorted(draw(st.sets(st.sampled_from(earlier), max_size=2)))) if earlier else ()
     others = [n for n in earlier if n not in params]
     hidden = tuple(sorted(draw(st.sets(st.sampled_from(others), max_size=1)))) if others else ()
-    task = Task(params, draw(st.booleans()), draw(st.booleans()), draw(st.integers(0, 3)), hidden)
+    task = Task(params, draw(st.booleans()), draw(st.booleans()), draw(st.integers(0, 3)), hidden, draw(st.booleans()))
     return ("task", NAMES[index], task, draw(st.booleans()))
 
 
@@ -88,14 +93,14 @@ def _task_op(draw: Any, index: int) -> tuple[Any, ...]:
 def sessions(draw: Any) -> list[tuple[Any, ...]]:
     ops: list[tuple[Any, ...]] = []
     for _ in range(draw(st.integers(3, 14))):
-        kind = draw(st.sampled_from(["task", "task", "task", "k", "h", "overwrite", "again", "run", "restart",
+        kind = draw(st.sampled_from(["task", "task", "task", "k", "h", "l", "overwrite", "again", "run", "restart",
                                      "restore"]))
         if kind == "task":
             ops.append(_task_op(draw, draw(st.integers(0, len(NAMES) - 1))))
         elif kind == "k":
             ops.append(("k", draw(st.integers(0, 3))))
-        elif kind == "h":
-            ops.append(("h", draw(st.integers(0, 3))))
+        elif kind in ("h", "l"):
+            ops.append((kind, draw(st.integers(0, 3))))
         elif kind == "restore":
             ops.append(("restore", draw(st.integers(0, 20))))
         else:
@@ -132,6 +137,9 @@ def _check_cell(shell: Any, model: Model, name: str) -> None:
         assert graph.results[up].value == model.value(up), f"{up}, upstream of {name}"
 
 
+_followed: list[Any] = [None, None]  # the graph the plans after cells follow, and the last of them
+
+
 def _check_plan(model: Model) -> None:
     graph = session.current()
     plan = graph.plan()
@@ -139,6 +147,11 @@ def _check_plan(model: Model) -> None:
         result = graph.results.get(name)
         if result is not None and result.value != model.value(name):
             assert plan[name].action != "fresh", f"{name} holds {result.value}, planned fresh, should be {model.value(name)}"
+    last = _followed[1] if _followed[0] is graph else None
+    followed, _ = graph.plan_since(last)
+    _followed[:] = [graph, followed]
+    assert [(d.task, d.action, d.reasons) for d in followed.decisions] == \
+        [(d.task, d.action, d.reasons) for d in plan.decisions]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -151,6 +164,7 @@ def test_a_session_cell_by_cell_equals_a_from_scratch_evaluation(
     model = Model()
     _cell(shell, "K = 0")
     _cell(shell, "def h():\n    return 0")
+    _cell(shell, "L = [0]")
     try:
         for op in ops:
             _play(shell, model, op, cache, monkeypatch)
@@ -177,6 +191,9 @@ def _play(shell: Any, model: Model, op: tuple[Any, ...], cache: Path, monkeypatc
     elif kind == "h":
         model.h = op[1]
         _cell(shell, f"def h():\n    return {op[1]}")
+    elif kind == "l":
+        model.l = op[1]
+        _cell(shell, f"L[0] = {op[1]}")  # in place: the same list
     elif kind == "overwrite" and op[1] in model.tasks:
         _cell(shell, f"{op[1]} = 1000")
     elif kind == "again" and op[1] in model.tasks:
