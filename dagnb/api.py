@@ -55,6 +55,7 @@ from dagnb.plan import Decision, Plan, Result, decide, plan_run
 from dagnb.cache.runlog import ForgedRun
 from dagnb.cache.store import CacheEntry, CacheMiss, MemoryStore, Pruned, RunRecord, Store, TaskRecord, open_store
 from dagnb.trace import Timeline, Trace, TraceRecorder
+from dagnb.status import WITH_VALUE
 from dagnb.fingerprints.scopes import FunctionNode, function_tree, holds_files
 from dagnb.fingerprints.untracked import Untracked, task_findings
 
@@ -436,7 +437,7 @@ class Graph:
         decision = plan[name]
         if decision.action in ("fresh", "load"):
             return Why(name, False, ())
-        return Why(name, True, decision.reasons)  # run, or pending behind a rerunning upstream
+        return Why(name, True, decision.reasons)  # run, or wait behind a rerunning upstream
 
     def stale(self, names: Iterable[str]) -> list[str]:
         """Those of ``names`` that the next run would (or might) execute."""
@@ -602,7 +603,7 @@ class Graph:
             if isinstance(event.error, InputMutated):
                 for param in event.error.params:
                     self._restore(param)
-            kept = event.in_memory and self.statuses.get(event.task) in ("done", "cached")
+            kept = event.in_memory and self.statuses.get(event.task) in WITH_VALUE
             if not kept:  # a value already in memory keeps saying how it got there
                 self.statuses[event.task] = event.status
             self._settle(event.task, event.status)
@@ -632,7 +633,7 @@ class Graph:
         """A task's end in a run: fresh when its bound value is what its key gives and it may be (see freshness.py)."""
         decision = self._decided.pop(task, None)
         result = self.results.get(task)
-        if status not in ("done", "cached") or decision is None or decision.key is None or result is None:
+        if status not in WITH_VALUE or decision is None or decision.key is None or result is None:
             self.freshness.changed(task)
             return
         spec = self.tasks.specs.get(task)
@@ -788,7 +789,7 @@ class Graph:
     def _history_rows(self) -> list[TaskRecord]:
         rows = []
         for e in self._run_tasks:
-            result = self.results.get(e.task) if e.status in ("done", "cached") else None
+            result = self.results.get(e.task) if e.status in WITH_VALUE else None
             rows.append(TaskRecord(e.task, e.status, e.reason, result.key if result else None,
                                    result.output if result else None, e.duration, e.worker))
         return rows

@@ -12,6 +12,8 @@ import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from dagnb.status import RAISED, STOPPED, WITH_VALUE, word
+
 __all__ = [
     "CommandError",
     "CycleError",
@@ -221,7 +223,7 @@ class InputDamaged(TaskNotRun):
         )
 
 
-_KEPT = {"done": "ran", "cached": "cached", "interrupted": "interrupted: its value is partial, in memory only"}
+_KEPT = {**{s: word(s) for s in WITH_VALUE}, "interrupted": "interrupted: its value is partial, in memory only"}
 _MOST_NAMED = 8  # a summary names this many tasks of a kind, then counts the rest
 
 
@@ -243,8 +245,8 @@ def interrupt_summary(statuses: dict[str, str], reasons: dict[str, str], resume:
     ``it was running``.
     """
     kept = [f"`{t}` ({_KEPT[s]})" for t, s in statuses.items() if s in _KEPT]
-    failed = [f"`{t}` ({s})" for t, s in statuses.items() if s in ("failed", "timed-out")]
-    stopped = [t for t, s in statuses.items() if s in ("cancelled", "skipped") and "condition" not in reasons.get(t, "")]
+    failed = [f"`{t}` ({s})" for t, s in statuses.items() if s in RAISED]
+    stopped = [t for t, s in statuses.items() if s in STOPPED and "condition" not in reasons.get(t, "")]
     running = [f"`{t}` (it was running)" for t in stopped if reasons.get(t) == "it was running"]
     waiting = [f"`{t}`" for t in stopped if reasons.get(t) != "it was running"]
     parts = [f"Finished and kept: {_named(kept)}." if kept else "No task finished."]

@@ -62,7 +62,7 @@ class TaskProgress(Event):
 class TaskFinished(Event):
     """A task reached its final status in this run.
 
-    ``status`` is one of ``done``, ``cached``, ``failed``, ``timed-out``,
+    ``status`` is one of :data:`dagnb.status.ENDED`: ``done``, ``cached``, ``failed``, ``timed-out``,
     ``interrupted``, ``skipped``, ``cancelled``; ``attempt`` counts retries (1 = first try). ``started`` (``perf_counter``) and ``duration`` span the
     work done for it in this run: the task body for ``done`` and ``failed``,
     the cache load for ``cached``. ``worker`` is the lane it ran on (a thread

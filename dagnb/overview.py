@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 from dagnb.run.costs import TaskCosts, task_costs
 from dagnb.errors import DagnbError
+from dagnb.plan import MAY_RUN
+from dagnb.status import STATUSES
 
 if TYPE_CHECKING:
     from dagnb.api import Graph
@@ -26,8 +28,6 @@ __all__ = ["STATUSES", "Overview", "Planned", "levels", "overview", "planned"]
 
 T = TypeVar("T")
 
-STATUSES = ("pending", "stale", "running", "done", "cached", "failed", "skipped", "cancelled", "timed-out",
-            "interrupted")
 
 
 @dataclass
@@ -101,7 +101,7 @@ class Planned:
         """Why each task would run (or wait for an upstream task that reruns, or be loaded)."""
         if self.plan is None:
             return {}
-        found = {d.task: d.reason for d in self.plan.decisions if d.action in ("run", "pending")}
+        found = {d.task: d.reason for d in self.plan.decisions if d.action in MAY_RUN}
         found.update({d.task: "its value for these inputs is in the cache" for d in self.plan.decisions
                       if d.action == "load"})
         return found

@@ -33,6 +33,7 @@ from dagnb.ci.check import CheckResult, StaticTask, _to_python
 from dagnb.fingerprints.code import PYTHON, module_version, source_digest
 from dagnb.fingerprints.values import file as file_ref, value_digest
 from dagnb.cache.store import CacheEntry, DiskStore, Store
+from dagnb.plan import Action
 
 __all__ = ["StaticDecision", "StaticPlan", "plan_statically"]
 
@@ -41,10 +42,13 @@ _UNKNOWN = object()
 
 @dataclass(frozen=True)
 class StaticDecision:
-    """``run`` (its key changed), ``pending`` (runs if an upstream's output changes) or ``cached``."""
+    """``run`` (its key changed), ``wait`` (runs if an upstream's output changes) or ``load`` (from the cache).
+
+    The actions are a run's (:data:`dagnb.plan.Action`), shown with the words of ``dagnb check --plan``.
+    """
 
     task: str
-    action: str
+    action: Action
     reasons: tuple[str, ...] = ()
     assumes: tuple[str, ...] = ()
 
@@ -55,12 +59,12 @@ class StaticPlan:
     cache: str
     decisions: list[StaticDecision] = field(default_factory=list)
 
-    def count(self, action: str) -> int:
+    def count(self, action: Action) -> int:
         return sum(1 for d in self.decisions if d.action == action)
 
     def render_text(self) -> str:
-        words = {"run": "run", "pending": "run if needed", "cached": "cached"}
-        run, maybe, cached = self.count("run"), self.count("pending"), self.count("cached")
+        words = {"run": "run", "wait": "run if needed", "load": "cached"}
+        run, maybe, cached = self.count("run"), self.count("wait"), self.count("load")
         lines = [
             f"{self.notebook}: a run would execute {run} task{'s' if run != 1 else ''}"
             + (f", maybe {maybe} more," if maybe else "")
@@ -197,12 +201,12 @@ def _decide(
         if not reasons and not waiting:
             if not entry.stored:
                 return StaticDecision(task.name, "run", ("its value is no longer in the cache",), assumes), None
-            return StaticDecision(task.name, "cached", (), assumes), entry.output
+            return StaticDecision(task.name, "load", (), assumes), entry.output
         if entry is candidates[0]:
             first_reasons = reasons
     if first_reasons:
         return StaticDecision(task.name, "run", first_reasons), None
-    return StaticDecision(task.name, "pending", tuple(f"upstream {u} runs first" for u in waiting)), None
+    return StaticDecision(task.name, "wait", tuple(f"upstream {u} runs first" for u in waiting)), None
 
 
 def _compare(

@@ -36,6 +36,8 @@ from dagnb.errors import CommandError, DagnbError, RunInterrupted, TaskFailed
 from dagnb.run.executor import RunReport
 from dagnb.notebook.follow import Follower
 from dagnb.graph import parse_task_cell, spec_from_function
+from dagnb.plan import MAY_RUN
+from dagnb.status import WAITING
 from dagnb.ci.runner import METADATA_FORMAT
 from dagnb.cache.store import open_store
 
@@ -185,7 +187,7 @@ class DagMagics(Magics):
             name, notes = self._define(cell, args)
             if args.no_run:
                 status, why = self._status_now(name)
-                stale = name if status in ("stale", "pending") else "none"
+                stale = name if status in WAITING else "none"
                 text = f"{name}: defined (not run){notes} · stale: {stale}"
                 self.follower.show_line(name, status, text, {"dagnb": {"task": name}}, why)
                 return None
@@ -278,7 +280,7 @@ class DagMagics(Magics):
         plan = self.graph.plan([name], skip_fresh=True)
         decision = plan[name]
         status = plan.statuses(self.graph.statuses, self.graph.ran_before, only=name)[name]
-        return status, decision.reason if decision.action in ("run", "pending") else ""
+        return status, decision.reason if decision.action in MAY_RUN else ""
 
     def _running(self, body: Callable[[_Run], Awaitable[Any]], own: str | None = None,
                  resume: str = "Run this cell again") -> Any:

@@ -24,10 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dagnb.events import Event, TaskFinished, TaskStarted
+from dagnb.status import RAISED, WAITING, WITH_VALUE, Status, word
 
 __all__ = ["Line", "StatusLines", "outcome_text"]
-
-_FINAL_WORDS = {"done": "ran"}
 
 
 @dataclass
@@ -35,7 +34,7 @@ class Line:
     """What one task cell's line shows now, and what it showed after the task's latest outcome."""
 
     task: str
-    status: str
+    status: Status
     text: str
     why: str = ""  # for a stale task: the reason shown (a new reason is a new line)
     result: str = ""  # the text of the latest outcome that left a value (ran, cached)
@@ -44,15 +43,15 @@ class Line:
 
 def outcome_text(event: TaskFinished) -> str:
     """``clean: ran (code changed)``, ``clean: cached``, ``clean: failed (ZeroDivisionError)``."""
-    word = _FINAL_WORDS.get(event.status, event.status)
+    shown = word(event.status)
     if event.status == "cached":
         return f"{event.task}: cached"
-    if event.status in ("failed", "timed-out") and event.error is not None:
-        return f"{event.task}: {word} ({type(event.error).__name__})"
+    if event.status in RAISED and event.error is not None:
+        return f"{event.task}: {shown} ({type(event.error).__name__})"
     if event.status == "done" and event.items is not None:
         reason = f" ({event.reason})" if event.reason else ""
-        return f"{event.task}: ran{reason} · {event.items[0]} of {event.items[1]} items ran"
-    return f"{event.task}: {word} ({event.reason})" if event.reason else f"{event.task}: {word}"
+        return f"{event.task}: {shown}{reason} · {event.items[0]} of {event.items[1]} items ran"
+    return f"{event.task}: {shown} ({event.reason})" if event.reason else f"{event.task}: {shown}"
 
 
 class StatusLines:
@@ -69,9 +68,9 @@ class StatusLines:
     def __bool__(self) -> bool:
         return bool(self.lines)
 
-    def shown(self, task: str, status: str, text: str, record: Mapping[str, Any], why: str = "") -> Line:
+    def shown(self, task: str, status: Status, text: str, record: Mapping[str, Any], why: str = "") -> Line:
         """The task's cell showed ``text``: that is its line now."""
-        result = text if status in ("done", "cached") else ""
+        result = text if status in WITH_VALUE else ""
         line = self.lines[task] = Line(task, status, text, why, result, dict(record))
         return line
 
@@ -90,13 +89,13 @@ class StatusLines:
         if not isinstance(event, TaskFinished):
             return None
         if event.in_memory:  # its value was already in memory: nothing happened to it
-            return self._set(line, "done", line.result) if line.status not in ("done", "cached") and line.result else None
+            return self._set(line, "done", line.result) if line.status not in WITH_VALUE and line.result else None
         text = outcome_text(event)
-        if event.status in ("done", "cached"):
+        if event.status in WITH_VALUE:
             line.result = text
         return self._set(line, event.status, text)
 
-    def on_plan(self, statuses: Mapping[str, str], reasons: Mapping[str, str]) -> list[Line]:
+    def on_plan(self, statuses: Mapping[str, Status], reasons: Mapping[str, str]) -> list[Line]:
         """The lines the plan after a cell changes: tasks now stale, and stale ones up to date again.
 
         ``statuses`` are the plan's statuses (``Plan.statuses``), ``reasons``
@@ -110,12 +109,12 @@ class StatusLines:
             if status is None:  # dropped, or no longer plannable
                 continue
             why = reasons.get(task, "")
-            if status in ("stale", "pending"):  # a task whose line showed a value: that value is stale now
+            if status in WAITING:  # a task whose line showed a value: that value is stale now
                 status = "stale" if status == "stale" or line.result else "pending"
                 if (line.status, line.why) == (status, why):
                     continue
                 found = self._set(line, status, f"{task}: {status} ({why})" if why else f"{task}: {status}", why)
-            elif status in ("done", "cached") and line.status not in ("done", "cached") and line.result:
+            elif status in WITH_VALUE and line.status not in WITH_VALUE and line.result:
                 found = self._set(line, status, line.result)  # up to date again: what its value came from
             else:
                 found = None

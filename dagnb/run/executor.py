@@ -56,6 +56,7 @@ from dagnb.run.backends import (
 from dagnb.errors import RunInterrupted, TaskInterrupted, TaskNotRun, TaskTimedOut
 from dagnb.events import Event, EventBus, RunFinished, RunStarted, TaskFinished, TaskStarted
 from dagnb.plan import Decision, priorities
+from dagnb.status import ENDED, ENDED_BADLY, WITH_VALUE, Status, word
 
 __all__ = [
     "Backend",
@@ -69,8 +70,6 @@ __all__ = [
     "execute_async",
     "make_backend",
 ]
-
-_BAD = ("failed", "timed-out", "interrupted", "skipped", "cancelled")
 
 
 class RunContext(Protocol):
@@ -100,7 +99,7 @@ class RunContext(Protocol):
 class RunReport:
     """What a run did, task by task (``statuses`` keeps upstream-first order)."""
 
-    statuses: dict[str, str] = field(default_factory=dict)
+    statuses: dict[str, Status] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
     durations: dict[str, float] = field(default_factory=dict)
     errors: dict[str, BaseException] = field(default_factory=dict)
@@ -113,7 +112,7 @@ class RunReport:
     wall_time: float = 0.0
     stale: list[str] = field(default_factory=list)
 
-    def _with(self, status: str) -> list[str]:
+    def _with(self, status: Status) -> list[str]:
         return [t for t, s in self.statuses.items() if s == status]
 
     @property
@@ -149,23 +148,22 @@ class RunReport:
     @property
     def ok(self) -> bool:
         """No task failed, timed out, was cancelled, or was skipped for any reason but a condition."""
-        return not any(s in _BAD and t not in self.by_condition for t, s in self.statuses.items())
+        return not any(s in ENDED_BADLY and t not in self.by_condition for t, s in self.statuses.items())
 
     def line(self, task: str) -> str:
         """``clean: ran (code changed)`` — deterministic, no timings."""
         status = self.statuses[task]
-        word = {"done": "ran", "cached": "cached"}.get(status, status)
+        shown = word(status)
         reason = self.reasons.get(task, "")
-        line = f"{task}: {word} ({reason})" if reason and status != "cached" else f"{task}: {word}"
+        line = f"{task}: {shown} ({reason})" if reason and status != "cached" else f"{task}: {shown}"
         if task in self.items and status == "done":
             ran, total = self.items[task]
             line += f" · {ran} of {total} items ran"
         return line
 
     def summary(self) -> str:
-        counts = [(len(self.executed), "ran"), (len(self.cached), "cached")]
-        counts += [(len(self._with(s)), s) for s in ("failed", "timed-out", "interrupted", "skipped", "cancelled")]
-        return "run: " + ", ".join(f"{n} {word}" for n, word in counts if n or word in ("ran", "cached"))
+        counts = [(len(self._with(s)), s) for s in ENDED]
+        return "run: " + ", ".join(f"{n} {word(s)}" for n, s in counts if n or s in WITH_VALUE)
 
     def render_text(self) -> str:
         lines = [self.summary(), *(f"  {self.line(t)}" for t in self.statuses)]
@@ -255,7 +253,7 @@ class _Run:
         self.by_condition: set[str] = set()  # tasks skipped because their `--when` was false
         self.any_async = any(ctx.is_async(t) for t in order)
 
-    def finish(self, task: str, status: str, duration: float = 0.0, reason: str = "", **extra: Any) -> None:
+    def finish(self, task: str, status: Status, duration: float = 0.0, reason: str = "", **extra: Any) -> None:
         self.report.statuses[task] = status
         self.report.durations[task] = duration
         if reason:
@@ -293,7 +291,7 @@ class _Run:
         for it has no default; those receive the default instead.
         """
         for u in self.ctx.upstream(task):
-            if self.report.statuses.get(u) in _BAD and not (u in self.by_condition and self.ctx.optional(task, u)):
+            if self.report.statuses.get(u) in ENDED_BADLY and not (u in self.by_condition and self.ctx.optional(task, u)):
                 return u
         return None
 
@@ -556,7 +554,7 @@ def _failed(run: _Run, backend: Backend, attempt: _Attempt, outcome: Outcome, ke
         return
     run.report.errors[task] = error
     run.stopped = run.stopped or not keep_going
-    status = "timed-out" if isinstance(error, TaskTimedOut) else "failed"
+    status: Status = "timed-out" if isinstance(error, TaskTimedOut) else "failed"
     run.finish(task, status, outcome.duration, attempt.decision.reason, error=error, started=outcome.started,
                worker=outcome.worker, cpu_time=outcome.cpu_time, attempt=attempt.number)
 
@@ -590,7 +588,7 @@ def _cancel_rest(run: _Run) -> None:
                 _stop(run, task, "cancelled", "the run was interrupted")
 
 
-def _stop(run: _Run, task: str, status: str, reason: str) -> None:
+def _stop(run: _Run, task: str, status: Status, reason: str) -> None:
     run.report.statuses[task] = status
     run.report.reasons[task] = reason
     run.announce(TaskFinished(run.run_id, time.perf_counter(), task=task, status=status, reason=reason))

@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from html import escape
 
 from dagnb.events import Event, RunFinished, RunStarted, TaskFinished, TaskProgress, TaskStarted
+from dagnb.status import ENDED, word
 from dagnb.widgets._format import COLORS
 
 __all__ = ["ORDER", "Tally", "render_html"]
 
-# final statuses, in the order of their segments; the word each takes in a label
-ORDER = ("done", "cached", "failed", "timed-out", "interrupted", "skipped", "cancelled")
-WORDS = {"done": "ran"}
+ORDER = ENDED  # final statuses, in the order of their segments
 
 
 @dataclass
@@ -55,7 +54,7 @@ class Tally:
 
     def outcome(self) -> str:
         """``2 ran, 1 cached, 3 cancelled``: the final statuses so far, in segment order."""
-        return ", ".join(f"{self.finished[s]} {WORDS.get(s, s)}" for s in ORDER if self.finished.get(s))
+        return ", ".join(f"{self.finished[s]} {word(s)}" for s in ORDER if self.finished.get(s))
 
     def label(self, most: int = 3) -> str:
         """``4/7 tasks: 3 ran, 1 cached · running slow, fit (12/100 items)``."""

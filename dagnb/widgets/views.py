@@ -42,6 +42,7 @@ from dagnb.events import (
     TaskStarted,
 )
 from dagnb.overview import Planned
+from dagnb.status import WITH_VALUE
 from dagnb.widgets import costs as costs_view
 from dagnb.widgets import graph as graph_view
 from dagnb.widgets import trace as trace_view
@@ -260,7 +261,7 @@ class DagView(_View):
             if event.items is not None:
                 self.live_items[event.task] = event.items
             before = self.view.statuses.get(event.task)
-            kept = event.in_memory and before in ("done", "cached")
+            kept = event.in_memory and before in WITH_VALUE
             self.live_statuses[event.task] = before if kept else event.status  # type: ignore[assignment]
 
     def flush(self, full: bool, now: Planned | None = None) -> None:
@@ -391,7 +392,7 @@ def _tiling(view: Overview) -> tuple[graph_view.Layout, list[graph_view.Tile], d
 
 def _counts(view: Overview, live: dict[str, str]) -> str:
     """``2 done, 1 running``: the snapshot's counts (counted once per snapshot), moved by the live statuses."""
-    from dagnb.overview import STATUSES
+    from dagnb.status import STATUSES
 
     found = Counter(view.derived("counts", lambda: Counter(view.statuses.values())))
     for task, status in live.items():
