@@ -48,7 +48,7 @@ from dagnb.run.backends import DaskBackend, ThreadBackend, Work, counting_interr
 from dagnb.run.aio import complete_now
 from dagnb.run.executor import Backend, Outcome, RunReport, execute, execute_async, make_backend
 from dagnb.freshness import Freshness, Reads
-from dagnb.graph import TaskGraph, TaskSpec, spec_from_function
+from dagnb.graph import TaskGraph, TaskOptions, TaskSpec, spec_from_function
 from dagnb.fingerprints.values import fingerprint
 from dagnb.inplace import InputGuard
 from dagnb.plan import Decision, Plan, Result, decide, plan_run
@@ -226,22 +226,15 @@ class Graph:
 
     # ------------------------------------------------------------ definition
 
-    def task(
-        self,
-        func: Callable[..., Any] | None = None,
-        *,
-        volatile: bool = False,
-        retries: int = 0,
-        timeout: float | None = None,
-        save: str | None = None,
-        when: str | None = None,
-        map: str | None = None,  # noqa: A002 - the option's name in `%%task --map`
-    ) -> Any:
-        """Decorator: ``@graph.task`` or ``@graph.task(retries=2, timeout=60, save="out/{name}.csv", when="n > 0")``."""
+    def task(self, func: Callable[..., Any] | None = None, **options: Any) -> Any:
+        """Decorator: ``@graph.task`` or ``@graph.task(retries=2, timeout=60, save="out/{name}.csv", when="n > 0")``.
+
+        The keywords are the fields of :class:`~dagnb.options.TaskOptions`; another is refused (``UnknownOption``).
+        """
+        chosen = TaskOptions.from_keywords(options)
 
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-            spec = spec_from_function(fn, volatile=volatile, retries=retries, timeout=timeout, save=save, when=when,
-                                      map=map)
+            spec = spec_from_function(fn, options=chosen)
             self.add(spec)
             self.say_untracked(spec.name)
             return fn

@@ -38,6 +38,7 @@ __all__ = [
     "UsedBeforeDefinition",
     "UnfingerprintableWarning",
     "Unfingerprintable",
+    "UnknownOption",
     "UnknownTask",
     "UnpicklableOutputWarning",
     "UnresolvedParameter",
@@ -67,6 +68,24 @@ class DagnbError(Exception):
 
 class CommandError(DagnbError):
     """A magic or command given arguments it does not take."""
+
+
+def _all_of(names: Sequence[str]) -> str:
+    """```a`, `b` and `c```: every one of ``names``, quoted."""
+    quoted = [f"`{n}`" for n in names]
+    return ", ".join(quoted[:-1]) + f" and {quoted[-1]}" if len(quoted) > 1 else "".join(quoted)
+
+
+class UnknownOption(CommandError, TypeError):
+    """A task defined with an option it does not have (``%%task --fast``, ``@task(fast=True)``).
+
+    A ``TypeError`` too, as Python raises for an unexpected keyword argument.
+    """
+
+    def __init__(self, where: str, unknown: Sequence[str], taken: Sequence[str], hint: str = "") -> None:
+        self.where, self.unknown, self.taken = where, list(unknown), list(taken)
+        message = f"`{where}` has no option {', '.join(f'`{o}`' for o in unknown)}; it takes {_all_of(taken)}."
+        super().__init__(f"{message} {hint}" if hint else message)
 
 
 class TaskDefinitionError(DagnbError):
