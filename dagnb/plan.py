@@ -27,6 +27,7 @@ import xxhash
 from dagnb.fingerprints.code import Untracked, code_fingerprint, untracked_value
 from dagnb.errors import UnfingerprintableWarning, untracked_message, warn_at
 from dagnb.graph import Input, TaskGraph, TaskSpec
+from dagnb.keyparts import Fed
 from dagnb.cache.store import CacheEntry, Store
 from dagnb.status import ENDED_BADLY, WITH_VALUE, Status
 
@@ -56,7 +57,11 @@ class Result:
 
 @dataclass(frozen=True)
 class KeyInfo:
-    """A key and what it was made of (for ``why``)."""
+    """A key and what it was made of (for ``why``).
+
+    ``parts`` (label -> digest) and ``inputs`` (parameter -> how it was fed) are in the recorded form
+    that :mod:`dagnb.keyparts` writes and reads: what a cache entry keeps and the key hashes.
+    """
 
     key: str
     parts: dict[str, str]
@@ -92,15 +97,15 @@ def compute_key(
     untracked = list(code.untracked)
     for item in inputs:
         if item.kind == "upstream":
-            fed[item.param] = f"upstream {upstream[item.param]}"
+            fed[item.param] = Fed("upstream", upstream[item.param]).render()
             continue
         digest, missing = untracked_value(_INPUT_WORDS[item.kind].format(item.param), item.value)
-        fed[item.param] = f"{item.kind} {digest}"
+        fed[item.param] = Fed(item.kind, digest).render()
         values[item.param] = item.value
         if missing is not None:
             untracked.append(missing)
     for name in hidden:
-        fed[name] = f"upstream {upstream[name]}"
+        fed[name] = Fed("upstream", upstream[name]).render()
     hashed = "".join([code.digest, *[f"\0{param}\0{fed[param]}" for param in sorted(fed)]])
     return KeyInfo(xxhash.xxh3_128_hexdigest(b"key" + hashed.encode()), code.parts, fed, values, tuple(untracked))
 

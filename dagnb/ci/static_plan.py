@@ -33,6 +33,7 @@ from dagnb.ci.check import CheckResult, StaticTask, _to_python
 from dagnb.fingerprints.code import PYTHON, module_version, source_digest
 from dagnb.fingerprints.values import file as file_ref, value_digest
 from dagnb.cache.store import CacheEntry, DiskStore, Store
+from dagnb.keyparts import parse_fed, parse_part
 from dagnb.plan import Action
 
 __all__ = ["StaticDecision", "StaticPlan", "plan_statically"]
@@ -220,7 +221,7 @@ def _compare(
     if entry.parts.get("python", PYTHON) != PYTHON:
         reasons.append("python changed")
     for label, recorded in sorted(entry.parts.items()):
-        kind, _, name = label.partition(" ")
+        kind, name = parse_part(label)
         if kind == "module" and _module_changed(recorded):
             reasons.append(f"{label} changed")
         elif kind == "global":
@@ -230,7 +231,7 @@ def _compare(
         elif kind in ("closure", "wrapped"):
             assumes.append(f"`{label}`")
     for param, fed in sorted(entry.inputs.items()):
-        kind, _, recorded = fed.partition(" ")
+        kind, recorded = parse_fed(fed)
         if kind == "upstream":
             if outputs.get(param) is not None and outputs[param] != recorded:
                 reasons.append(f"upstream {param} changed")
@@ -261,8 +262,8 @@ def _check_helper(
     if name not in recorded:
         _add(assumes, f"helper `{name}`")
         return
-    for label, digest in sorted(recorded.items()):
-        kind, _, global_name = label.partition(" ")
+    for label, digest in sorted(recorded.items()):  # `global NAME`, or a helper's name alone
+        kind, global_name = parse_part(label)
         if kind == "global":
             if global_name not in task.params:
                 _check_value(global_name, digest, ns.before(global_name, cell), label, reasons, assumes)
