@@ -37,12 +37,17 @@ class RunStarted(Event):
 
 @dataclass(frozen=True)
 class TaskStarted(Event):
-    """A task was handed to a backend (``worker`` names the backend; the lane is known when it ends)."""
+    """A task was handed to a backend (``backend`` names it; the lane is known when it ends: ``TaskFinished.worker``)."""
 
     task: str = ""
     reason: str = ""
-    worker: str = "main"
+    backend: str = "main"
     attempt: int = 1
+
+    @property
+    def worker(self) -> str:
+        """The field's former name, kept for code that reads it: :attr:`backend`."""
+        return self.backend
 
 
 @dataclass(frozen=True)

@@ -492,7 +492,7 @@ def _fail_now(run: _Run, task: str, error: BaseException, keep_going: bool) -> N
 def _submit(run: _Run, backend: Backend, decision: Decision, work: Work, number: int) -> None:
     now = time.perf_counter()
     if run.bus.wants(TaskStarted):  # only views and hooks take it
-        run.bus.emit(TaskStarted(run.run_id, now, task=decision.task, reason=decision.reason, worker=backend.name,
+        run.bus.emit(TaskStarted(run.run_id, now, task=decision.task, reason=decision.reason, backend=backend.name,
                                  attempt=number))
     deadline = now + work.timeout if work.timeout else None
     attempt = _Attempt(decision, work, number, now, deadline)
