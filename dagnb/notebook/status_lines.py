@@ -50,7 +50,7 @@ def outcome_text(event: TaskFinished) -> str:
         return f"{event.task}: {shown} ({type(event.error).__name__})"
     if event.status == "done" and event.items is not None:
         reason = f" ({event.reason})" if event.reason else ""
-        return f"{event.task}: {shown}{reason} · {event.items[0]} of {event.items[1]} items ran"
+        return f"{event.task}: {shown}{reason} · {event.items[0]} of {event.items[1]} elements ran"
     return f"{event.task}: {shown} ({event.reason})" if event.reason else f"{event.task}: {shown}"
 
 

@@ -158,7 +158,7 @@ class RunReport:
         line = f"{task}: {shown} ({reason})" if reason and status != "cached" else f"{task}: {shown}"
         if task in self.items and status == "done":
             ran, total = self.items[task]
-            line += f" · {ran} of {total} items ran"
+            line += f" · {ran} of {total} elements ran"
         return line
 
     def summary(self) -> str:
@@ -499,7 +499,7 @@ def _submit(run: _Run, backend: Backend, decision: Decision, work: Work, number:
     run.submitting = decision.task  # an inline backend runs it inside `submit`: Ctrl-C may land there
     if work.parts:  # a map task's elements, on several workers at once
         settle = work.progress.settle if work.progress is not None else None
-        future = gather([backend.submit(part) for part in work.parts], on_part=settle)
+        future = gather([backend.submit(slice_) for slice_ in work.parts], on_slice=settle)
     else:
         future = run.waiter.submit(backend, work)
     run.submitting = None

@@ -125,7 +125,7 @@ def _node(task: str, at: tuple[int, int], status: str, reason: str, items: tuple
     tip = f"{task}: {status}" + (f" ({reason})" if reason and status in WAITING else "")
     label = _label(task)
     if items is not None:  # a map task: elements computed of those to compute (running), or of all (after)
-        tip += f"; {items[0]} of {items[1]} items " + ("to compute are done" if status == "running" else "ran")
+        tip += f"; {items[0]} of {items[1]} elements " + ("to compute are done" if status == "running" else "ran")
         label = f"{_label(task)[:14]} {items[0]}/{items[1]}"
     ink = "#ffffff" if status in _LIGHT_TEXT else "#1f2328"
     return (

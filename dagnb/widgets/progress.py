@@ -57,7 +57,7 @@ class Tally:
         return ", ".join(f"{self.finished[s]} {word(s)}" for s in ORDER if self.finished.get(s))
 
     def label(self, most: int = 3) -> str:
-        """``4/7 tasks: 3 ran, 1 cached · running slow, fit (12/100 items)``."""
+        """``4/7 tasks: 3 ran, 1 cached · running slow, fit (12/100 elements)``."""
         text = f"{self.done}/{self.total} tasks"
         if self.finished:
             text += f": {self.outcome()}"
@@ -70,7 +70,7 @@ class Tally:
         if task not in self.items:
             return task
         done, total = self.items[task]
-        return f"{task} ({done}/{total} items)"
+        return f"{task} ({done}/{total} elements)"
 
 
 def render_html(tally: Tally, width: int = 240) -> str:
