@@ -37,7 +37,7 @@ class RunStarted(Event):
 
 @dataclass(frozen=True)
 class TaskStarted(Event):
-    """A task was handed to a backend (``backend`` names it; the lane is known when it ends: ``TaskFinished.worker``)."""
+    """A task was handed to a backend (``backend`` names it; its lane is known when it ends, as ``worker``)."""
 
     task: str = ""
     reason: str = ""

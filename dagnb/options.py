@@ -47,8 +47,9 @@ class Option:
         return self.flag(name) + (f" {self.metavar}" if self.metavar else "")
 
 
-def _option(default: Any, help: str, metavar: str | None = None, parse: Callable[[str], Any] = str) -> Any:
-    return field(default=default, metadata={"option": Option(help, metavar, parse)})
+def _option(default: Any, text: str, metavar: str | None = None, parse: Callable[[str], Any] = str) -> Any:
+    """A field of :class:`TaskOptions`: its default, and how the line writes it (``text``: its help)."""
+    return field(default=default, metadata={"option": Option(text, metavar, parse)})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,11 +107,11 @@ class TaskOptions:
 
             check_condition(task, params, self.when)
         if self.map is not None and self.map not in params:
+            fix = (f"Map over one of its inputs, e.g. `--map {params[0]}`." if params
+                   else "Give it the input to map over.")
             raise TaskDefinitionError(
                 f"`--map {self.map}` names no parameter of the task (its parameters: {', '.join(params) or 'none'}).",
-                f"Map over one of its inputs, e.g. `--map {params[0]}`." if params else "Give it the input to map over.",
-                task,
-            )
+                fix, task)
 
 
 #: Options of the cell, not of the task: what the ``%%task`` line takes besides :class:`TaskOptions`.

@@ -31,7 +31,10 @@ from dagnb.keyparts import Fed
 from dagnb.cache.store import CacheEntry, Store
 from dagnb.status import ENDED_BADLY, WITH_VALUE, Status
 
-__all__ = ["FROM_CACHE", "MAY_RUN", "Action", "Decision", "KeyInfo", "Plan", "Result", "compute_key", "decide", "plan_run", "priorities"]
+__all__ = [
+    "FROM_CACHE", "MAY_RUN", "Action", "Decision", "KeyInfo", "Plan", "Result", "compute_key", "decide", "plan_run",
+    "priorities",
+]
 
 DEFAULT_COST = 0.01  # seconds assumed for a task never measured, when no task has been
 

@@ -6,8 +6,9 @@ nothing). From the ``%%task`` cells and the names the other cells bind, in
 cell order, the check finds what a top-to-bottom run in a new kernel would
 trip on: syntax errors, cells that are not one function, ``%%task`` lines
 the kernel refuses (read by the kernel's own parser, :mod:`dagnb.options`),
-option values that do not fit the task, duplicate task names, self-dependencies and cycles, parameters that resolve to nothing
-(with close matches), and tasks used above the cell that defines them.
+option values that do not fit the task, duplicate task names,
+self-dependencies and cycles, parameters that resolve to nothing (with
+close matches), and tasks used above the cell that defines them.
 It also notes, without failing, tasks that read what their key does not
 cover (the global random generator, the clock, the environment, files that
 are not ``dagnb.file`` inputs; see :mod:`dagnb.fingerprints.untracked`), resolving names
