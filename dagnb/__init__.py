@@ -73,8 +73,8 @@ def __dir__() -> list[str]:
 def task(func: Callable[..., Any] | None = None, **options: Any) -> Any:
     """Define a task of the session's graph: ``@dagnb.task``, or with options, ``@dagnb.task(map="files")``.
 
-    The options are :meth:`Graph.task`'s: ``volatile``, ``retries``,
-    ``timeout``, ``save``, ``when`` and ``map``.
+    The options are :meth:`Graph.task`'s, the fields of :class:`dagnb.graph.TaskOptions`:
+    ``volatile``, ``retries``, ``timeout``, ``save``, ``when`` and ``map``.
     """
     return current().task(func, **options)
 

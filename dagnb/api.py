@@ -28,7 +28,7 @@ from dagnb.fingerprints.code import is_immutable, same_key_while_bound
 from dagnb.fingerprints.scopes import FunctionNode, function_tree, holds_files
 from dagnb.fingerprints.untracked import Untracked, task_findings
 from dagnb.freshness import Freshness, Reads
-from dagnb.graph import TaskGraph, TaskSpec, spec_from_function
+from dagnb.graph import TaskGraph, TaskOptions, TaskSpec, spec_from_function
 from dagnb.history import History, RunDiff, diff_runs
 from dagnb.inplace import InputGuard
 from dagnb.plan import Decision, Plan, Result, plan_again, plan_run
@@ -167,22 +167,15 @@ class Graph:
 
     # ------------------------------------------------------------ definition
 
-    def task(
-        self,
-        func: Callable[..., Any] | None = None,
-        *,
-        volatile: bool = False,
-        retries: int = 0,
-        timeout: float | None = None,
-        save: str | None = None,
-        when: str | None = None,
-        map: str | None = None,  # noqa: A002 - the option's name in `%%task --map`
-    ) -> Any:
-        """Decorator: ``@graph.task`` or ``@graph.task(retries=2, timeout=60, save="out/{name}.csv", when="n > 0")``."""
+    def task(self, func: Callable[..., Any] | None = None, **options: Any) -> Any:
+        """Decorator: ``@graph.task`` or ``@graph.task(retries=2, timeout=60, save="out/{name}.csv", when="n > 0")``.
+
+        The keywords are the fields of :class:`~dagnb.options.TaskOptions`; another is refused (``UnknownOption``).
+        """
+        chosen = TaskOptions.from_keywords(options)
 
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-            spec = spec_from_function(fn, volatile=volatile, retries=retries, timeout=timeout, save=save, when=when,
-                                      map=map)
+            spec = spec_from_function(fn, options=chosen)
             self.add(spec)
             self.say_untracked(spec.name)
             return fn
@@ -495,7 +488,7 @@ class Graph:
         decision = plan[name]
         if decision.action in ("fresh", "load"):
             return Why(name, False, ())
-        return Why(name, True, decision.reasons)  # run, or pending behind a rerunning upstream
+        return Why(name, True, decision.reasons)  # run, or wait behind a rerunning upstream
 
     def stale(self, names: Iterable[str]) -> list[str]:
         """Those of ``names`` that the next run would (or might) execute."""

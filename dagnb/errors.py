@@ -12,6 +12,8 @@ import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from dagnb.status import RAISED, STOPPED, WITH_VALUE, word
+
 __all__ = [
     "CommandError",
     "CycleError",
@@ -36,6 +38,7 @@ __all__ = [
     "UsedBeforeDefinition",
     "UnfingerprintableWarning",
     "Unfingerprintable",
+    "UnknownOption",
     "UnknownTask",
     "UnpicklableOutputWarning",
     "UnresolvedParameter",
@@ -65,6 +68,24 @@ class DagnbError(Exception):
 
 class CommandError(DagnbError):
     """A magic or command given arguments it does not take."""
+
+
+def _all_of(names: Sequence[str]) -> str:
+    """```a`, `b` and `c```: every one of ``names``, quoted."""
+    quoted = [f"`{n}`" for n in names]
+    return ", ".join(quoted[:-1]) + f" and {quoted[-1]}" if len(quoted) > 1 else "".join(quoted)
+
+
+class UnknownOption(CommandError, TypeError):
+    """A task defined with an option it does not have (``%%task --fast``, ``@task(fast=True)``).
+
+    A ``TypeError`` too, as Python raises for an unexpected keyword argument.
+    """
+
+    def __init__(self, where: str, unknown: Sequence[str], taken: Sequence[str], hint: str = "") -> None:
+        self.where, self.unknown, self.taken = where, list(unknown), list(taken)
+        message = f"`{where}` has no option {', '.join(f'`{o}`' for o in unknown)}; it takes {_all_of(taken)}."
+        super().__init__(f"{message} {hint}" if hint else message)
 
 
 class TaskDefinitionError(DagnbError):
@@ -221,7 +242,7 @@ class InputDamaged(TaskNotRun):
         )
 
 
-_KEPT = {"done": "ran", "cached": "cached", "interrupted": "interrupted: its value is partial, in memory only"}
+_KEPT = {**{s: word(s) for s in WITH_VALUE}, "interrupted": "interrupted: its value is partial, in memory only"}
 _MOST_NAMED = 8  # a summary names this many tasks of a kind, then counts the rest
 
 
@@ -243,8 +264,8 @@ def interrupt_summary(statuses: dict[str, str], reasons: dict[str, str], resume:
     ``it was running``.
     """
     kept = [f"`{t}` ({_KEPT[s]})" for t, s in statuses.items() if s in _KEPT]
-    failed = [f"`{t}` ({s})" for t, s in statuses.items() if s in ("failed", "timed-out")]
-    stopped = [t for t, s in statuses.items() if s in ("cancelled", "skipped") and "condition" not in reasons.get(t, "")]
+    failed = [f"`{t}` ({s})" for t, s in statuses.items() if s in RAISED]
+    stopped = [t for t, s in statuses.items() if s in STOPPED and "condition" not in reasons.get(t, "")]
     running = [f"`{t}` (it was running)" for t in stopped if reasons.get(t) == "it was running"]
     waiting = [f"`{t}`" for t in stopped if reasons.get(t) != "it was running"]
     parts = [f"Finished and kept: {_named(kept)}." if kept else "No task finished."]

@@ -41,12 +41,17 @@ class RunStarted(Event):
 
 @dataclass(frozen=True)
 class TaskStarted(Event):
-    """A task was handed to a backend (``worker`` names the backend; the lane is known when it ends)."""
+    """A task was handed to a backend (``backend`` names it; its lane is known when it ends, as ``worker``)."""
 
     task: str = ""
     reason: str = ""
-    worker: str = "main"
+    backend: str = "main"
     attempt: int = 1
+
+    @property
+    def worker(self) -> str:
+        """The field's former name, kept for code that reads it: :attr:`backend`."""
+        return self.backend
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,7 @@ class TaskProgress(Event):
 class TaskFinished(Event):
     """A task reached its final status in this run.
 
-    ``status`` is one of ``done``, ``cached``, ``failed``, ``timed-out``,
+    ``status`` is one of :data:`dagnb.status.ENDED`: ``done``, ``cached``, ``failed``, ``timed-out``,
     ``interrupted``, ``skipped``, ``cancelled``; ``attempt`` counts retries (1 = first try). ``started`` (``perf_counter``) and ``duration`` span the
     work done for it in this run: the task body for ``done`` and ``failed``,
     the cache load for ``cached``. ``worker`` is the lane it ran on (a thread

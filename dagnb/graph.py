@@ -35,21 +35,25 @@ from dagnb.errors import (
     close_matches,
 )
 from dagnb.fingerprints.code import CodeFingerprint, fixed_code_fingerprint, function_digest, global_reads, source_digest
+from dagnb.options import TaskOptions
 
-__all__ = ["Input", "TaskGraph", "TaskSpec", "parse_task_cell", "spec_from_function"]
+__all__ = ["Input", "TaskGraph", "TaskOptions", "TaskSpec", "parse_task_cell", "spec_from_function"]
 
 InputKind = Literal["upstream", "constant", "external"]
 _NO_DEFAULT = inspect.Parameter.empty
 
 
 @dataclass(frozen=True)
-class TaskSpec:
-    """One task: a function, its parameters and where it was defined.
+class TaskSpec(TaskOptions):
+    """One task: a function, its parameters and where it was defined, with its options.
 
-    ``code_digest`` is the AST-normalized fingerprint of the function's own
-    source, computed once at definition; so are ``is_async`` and
-    ``fixed_code`` (:func:`~dagnb.fingerprints.code.fixed_code_fingerprint`), which
-    every run asks for.
+    The options (``volatile``, ``retries``, ``timeout``, ``save``, ``when``,
+    ``map``) are the fields of :class:`~dagnb.options.TaskOptions`, declared
+    there once and given by keyword. ``code_digest`` is the AST-normalized
+    fingerprint of the function's own source, computed once at definition;
+    so are ``is_async`` and ``fixed_code``
+    (:func:`~dagnb.fingerprints.code.fixed_code_fingerprint`), which every run
+    asks for.
     """
 
     name: str
@@ -58,12 +62,6 @@ class TaskSpec:
     defaults: Mapping[str, Any] = field(repr=False, compare=False)
     code_digest: str
     cell_id: str | None = None
-    volatile: bool = False
-    retries: int = 0
-    timeout: float | None = None
-    save: str | None = None  # a path pattern the value is also written to after each run
-    when: str | None = None  # run only when this expression over the inputs is true
-    map: str | None = None  # call once per element of this input, each element cached on its own
 
     is_async: bool = field(init=False, repr=False, compare=False)  # an `async def` function
     fixed_code: CodeFingerprint | None = field(init=False, repr=False, compare=False)  # None: found at each run
@@ -72,6 +70,11 @@ class TaskSpec:
         object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.func))
         fixed = fixed_code_fingerprint(self.func, self.code_digest, frozenset(self.params))
         object.__setattr__(self, "fixed_code", fixed)
+
+    @property
+    def options(self) -> TaskOptions:
+        """The task's options alone."""
+        return TaskOptions(**TaskOptions.values(self))
 
     def global_names(self, specs: Mapping[str, TaskSpec]) -> frozenset[str]:
         """The global names its code, or a notebook helper it calls, reads (its parameters aside); the
@@ -105,25 +108,25 @@ def spec_from_function(
     *,
     source: str | None = None,
     cell_id: str | None = None,
-    volatile: bool = False,
-    retries: int = 0,
-    timeout: float | None = None,
-    save: str | None = None,
-    when: str | None = None,
-    map: str | None = None,  # noqa: A002 - the option's name in `%%task --map`
+    options: TaskOptions | None = None,
+    **keywords: Any,
 ) -> TaskSpec:
-    """Build a :class:`TaskSpec` from a plain function."""
+    """Build a :class:`TaskSpec` from a plain function, with ``options`` or the same as keywords (``retries=2``).
+
+    Raises:
+        TaskDefinitionError: the function cannot be a task, or an option's value does not fit it.
+        UnknownOption: a keyword that is no option.
+    """
+    if options is None:
+        options = TaskOptions.from_keywords(keywords)
+    elif keywords:
+        options = TaskOptions.from_keywords({**options.values(), **keywords})
     if not isinstance(func, types.FunctionType):  # a callable object, a builtin, a partial: no code of its own
         name = getattr(func, "__name__", None) or type(func).__name__
         raise TaskDefinitionError(
             f"it is a `{type(func).__qualname__}`, not a function, so it has no code of its own to fingerprint.",
             f"Define it with `def {name}(...)`, calling the object inside if needed.", name)
     name = func.__name__
-    _check_options(name, retries, timeout)
-    if save is not None:
-        from dagnb.run.save import check_save_path
-
-        check_save_path(name, save)
     try:
         signature = inspect.signature(func)
     except (TypeError, ValueError) as exc:
@@ -141,24 +144,8 @@ def spec_from_function(
         if param.default is not _NO_DEFAULT:
             defaults[param.name] = param.default
     digest = source_digest(source) if source is not None else function_digest(func)
-    if when is not None:
-        from dagnb.run.condition import check_condition
-
-        check_condition(name, params, when)
-    if map is not None and map not in params:
-        raise TaskDefinitionError(
-            f"`--map {map}` names no parameter of the task (its parameters: {', '.join(params) or 'none'}).",
-            f"Map over one of its inputs, e.g. `--map {params[0]}`." if params else "Give it the input to map over.",
-            name,
-        )
-    return TaskSpec(name, func, tuple(params), defaults, digest, cell_id, volatile, retries, timeout, save, when, map)
-
-
-def _check_options(name: str, retries: int, timeout: float | None) -> None:
-    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-        raise TaskDefinitionError(f"`retries` is {retries!r}.", "Give a whole number, 0 or more.", name)
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
-        raise TaskDefinitionError(f"`timeout` is {timeout!r}.", "Give a number of seconds above 0.", name)
+    options.check(name, params)
+    return TaskSpec(name, func, tuple(params), defaults, digest, cell_id, **options.values())
 
 
 def parse_task_cell(source: str, line_offset: int = 0) -> ast.FunctionDef | ast.AsyncFunctionDef:

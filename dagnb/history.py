@@ -17,6 +17,7 @@ from html import escape
 from typing import Any
 
 from dagnb.cache.store import RunRecord
+from dagnb.status import ENDED, WITH_VALUE, word
 
 __all__ = ["History", "RunDiff", "diff_runs"]
 
@@ -37,11 +38,7 @@ class History:
         lines = ["history (newest first):"]
         for run in self.runs:
             counts = ", ".join(
-                f"{run.count(s)} {w}" for s, w in (("done", "ran"), ("cached", "cached"), ("failed", "failed"),
-                                                  ("timed-out", "timed-out"), ("interrupted", "interrupted"),
-                                                  ("skipped", "skipped"),
-                                                  ("cancelled", "cancelled"))
-                if run.count(s) or s in ("done", "cached")
+                f"{run.count(s)} {word(s)}" for s in ENDED if run.count(s) or s in WITH_VALUE
             )
             noun = "task" if len(run.tasks) == 1 else "tasks"
             lines.append(f"  run {run.id}  {_when(run.started)}  {run.finished - run.started:.2f} s  "

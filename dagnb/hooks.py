@@ -34,9 +34,16 @@ EVENTS: dict[str, type[Event]] = {
 _NAMES = {kind: name for name, kind in EVENTS.items()}
 
 
+#: Fields renamed since hooks could read them: the former name still arrives, beside the new one.
+_FORMER_NAMES: dict[type[Event], dict[str, str]] = {TaskStarted: {"worker": "backend"}}
+
+
 def fields(event: Event) -> dict[str, Any]:
-    """An event's fields by name (shallow: values are not copied)."""
-    return {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
+    """An event's fields by name (shallow: values are not copied), and the former names of renamed ones."""
+    found = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
+    for former, name in _FORMER_NAMES.get(type(event), {}).items():
+        found[former] = found[name]
+    return found
 
 
 class Subscription:

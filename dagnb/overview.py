@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from dagnb.errors import DagnbError
 from dagnb.run.costs import TaskCosts, task_costs
+from dagnb.plan import MAY_RUN
+from dagnb.status import STATUSES
 
 if TYPE_CHECKING:
     from dagnb.cache.store import CacheEntry, Store
@@ -50,8 +52,6 @@ class Session(Protocol):
     def ran_before(self, task: str) -> bool: ...
     def current_entry(self, task: str) -> CacheEntry | None: ...
 
-STATUSES = ("pending", "stale", "running", "done", "cached", "failed", "skipped", "cancelled", "timed-out",
-            "interrupted")
 
 
 @dataclass
@@ -128,7 +128,7 @@ class Planned:
             return {}
         plan = self.plan
         decisions = plan.decisions if only is None else [plan[t] for t in only if t in self.statuses]
-        found = {d.task: d.reason for d in decisions if d.action in ("run", "pending")}
+        found = {d.task: d.reason for d in decisions if d.action in MAY_RUN}
         found.update({d.task: "its value for these inputs is in the cache" for d in decisions if d.action == "load"})
         return found
 

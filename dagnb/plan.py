@@ -28,13 +28,25 @@ from dagnb.fingerprints.code import Untracked, code_fingerprint, untracked_value
 from dagnb.fingerprints.values import fingerprint
 from dagnb.errors import UnfingerprintableWarning, untracked_message, warn_at
 from dagnb.graph import Input, TaskGraph, TaskSpec
+from dagnb.keyparts import Fed
 from dagnb.cache.store import CacheEntry, Store
+from dagnb.status import ENDED_BADLY, WITH_VALUE, Status
 
-__all__ = ["Decision", "KeyInfo", "Plan", "Result", "compute_key", "decide", "plan_again", "plan_run", "priorities"]
+__all__ = [
+    "FROM_CACHE", "MAY_RUN", "Action", "Decision", "KeyInfo", "Plan", "Result", "compute_key", "decide", "plan_again", "plan_run",
+    "priorities",
+]
 
 DEFAULT_COST = 0.01  # seconds assumed for a task never measured, when no task has been
 
-Action = Literal["fresh", "load", "run", "pending", "skip"]
+#: What a run does with a task: keep the value in memory (``fresh``), load it from the cache, run it, skip it
+#: (its condition is false), or ``wait`` for an upstream task that reruns first and decide then (its key is not
+#: known before). ``wait`` is an action, not a status: the task it names shows the status ``stale`` or ``pending``.
+Action = Literal["fresh", "load", "run", "wait", "skip"]
+#: The actions after which a task runs, or may run.
+MAY_RUN: frozenset[Action] = frozenset({"run", "wait"})
+#: The actions that take the value from memory or the cache.
+FROM_CACHE: frozenset[Action] = frozenset({"fresh", "load"})
 
 
 @dataclass
@@ -49,7 +61,11 @@ class Result:
 
 @dataclass(frozen=True)
 class KeyInfo:
-    """A key and what it was made of (for ``why``)."""
+    """A key and what it was made of (for ``why``).
+
+    ``parts`` (label -> digest) and ``inputs`` (parameter -> how it was fed) are in the recorded form
+    that :mod:`dagnb.keyparts` writes and reads: what a cache entry keeps and the key hashes.
+    """
 
     key: str
     parts: dict[str, str]
@@ -88,15 +104,15 @@ def compute_key(
     untracked = list(code.untracked)
     for item in inputs:
         if item.kind == "upstream":
-            fed[item.param] = f"upstream {upstream[item.param]}"
+            fed[item.param] = Fed("upstream", upstream[item.param]).render()
             continue
         digest, missing = untracked_value(_INPUT_WORDS[item.kind].format(item.param), item.value, fingerprint_of)
-        fed[item.param] = f"{item.kind} {digest}"
+        fed[item.param] = Fed(item.kind, digest).render()
         values[item.param] = item.value
         if missing is not None:
             untracked.append(missing)
     for name in hidden:
-        fed[name] = f"upstream {upstream[name]}"
+        fed[name] = Fed("upstream", upstream[name]).render()
     hashed = "".join([code.digest, *[f"\0{param}\0{fed[param]}" for param in sorted(fed)]])
     return KeyInfo(xxhash.xxh3_128_hexdigest(b"key" + hashed.encode()), code.parts, fed, values, tuple(untracked))
 
@@ -212,18 +228,20 @@ class Plan:
     @property
     def to_run(self) -> list[str]:
         """Tasks that will run (their key is new) or may run (an upstream reruns first)."""
-        return [d.task for d in self.decisions if d.action in ("run", "pending")]
+        return [d.task for d in self.decisions if d.action in MAY_RUN]
 
     @property
     def cached(self) -> list[str]:
-        return [d.task for d in self.decisions if d.action in ("fresh", "load")]
+        return [d.task for d in self.decisions if d.action in FROM_CACHE]
 
     def rows(self) -> list[tuple[str, str, str]]:
         """``(task, what happens, why)`` for display."""
-        words = {"fresh": "up to date", "load": "load from cache", "run": "run", "pending": "run if needed"}
+        words = {"fresh": "up to date", "load": "load from cache", "run": "run", "wait": "run if needed"}
         return [(d.task, words[d.action], d.reason) for d in self.decisions]
 
-    def statuses(self, last: Mapping[str, str], known: Callable[[str], bool], only: str | None = None) -> dict[str, str]:
+    def statuses(
+        self, last: Mapping[str, Status], known: Callable[[str], bool], only: str | None = None
+    ) -> dict[str, Status]:
         """The status each task shows until the next run starts.
 
         A task whose key is current keeps the status it last ended with
@@ -233,14 +251,14 @@ class Plan:
         so is one whose value is in the cache but not loaded yet. ``only``:
         the status of that one task.
         """
-        shown = {}
+        shown: dict[str, Status] = {}
         for d in self.decisions if only is None else [self[only]]:
             before = last.get(d.task)
             if d.action == "fresh":
-                shown[d.task] = before if before in ("done", "cached") else "done"
+                shown[d.task] = before if before is not None and before in WITH_VALUE else "done"
             elif d.action == "load":
                 shown[d.task] = "pending"
-            elif before in ("failed", "skipped", "cancelled", "timed-out", "interrupted"):
+            elif before is not None and before in ENDED_BADLY:
                 shown[d.task] = before
             elif d.action == "run":
                 shown[d.task] = "pending" if d.reasons == ("new",) else "stale"
@@ -315,7 +333,7 @@ def _plan_one(state: PlanState, name: str, output_of: Callable[[str], str | None
     outputs = {u: output_of(u) for u in ups}
     waiting = [u for u, output in outputs.items() if output is None]
     if waiting:
-        return Decision(name, "pending", tuple(f"upstream {u} reruns first" for u in waiting))
+        return Decision(name, "wait", tuple(f"upstream {u} reruns first" for u in waiting))
     return decide(state, name, outputs, forced)  # type: ignore[arg-type]
 
 

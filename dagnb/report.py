@@ -25,23 +25,19 @@ from html import escape
 from typing import Any
 
 from dagnb.events import TaskFinished
+from dagnb.status import ENDED, ENDED_BADLY, RAISED, WITH_VALUE, Status, word
 
-__all__ = ["METADATA_FORMAT", "WORDS", "RunReport", "cell_line", "outcome_text", "output_kind", "run_metadata"]
+__all__ = ["METADATA_FORMAT", "RunReport", "cell_line", "outcome_text", "output_kind", "run_metadata"]
 
 #: The version of the ``dagnb`` output metadata (written by the magics, read by ``dagnb run``).
 METADATA_FORMAT = 1
-
-#: The word a line shows for a status, where it is not the status itself.
-WORDS = {"done": "ran", "cached": "cached"}
-
-_BAD = ("failed", "timed-out", "interrupted", "skipped", "cancelled")
 
 
 @dataclass
 class RunReport:
     """What a run did, task by task (``statuses`` keeps upstream-first order)."""
 
-    statuses: dict[str, str] = field(default_factory=dict)
+    statuses: dict[str, Status] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
     durations: dict[str, float] = field(default_factory=dict)
     errors: dict[str, BaseException] = field(default_factory=dict)
@@ -54,7 +50,7 @@ class RunReport:
     wall_time: float = 0.0
     stale: list[str] = field(default_factory=list)
 
-    def _with(self, status: str) -> list[str]:
+    def _with(self, status: Status) -> list[str]:
         return [t for t, s in self.statuses.items() if s == status]
 
     @property
@@ -90,23 +86,22 @@ class RunReport:
     @property
     def ok(self) -> bool:
         """No task failed, timed out, was cancelled, or was skipped for any reason but a condition."""
-        return not any(s in _BAD and t not in self.by_condition for t, s in self.statuses.items())
+        return not any(s in ENDED_BADLY and t not in self.by_condition for t, s in self.statuses.items())
 
     def line(self, task: str) -> str:
         """``clean: ran (code changed)`` — deterministic, no timings."""
         status = self.statuses[task]
-        word = WORDS.get(status, status)
+        shown = word(status)
         reason = self.reasons.get(task, "")
-        line = f"{task}: {word} ({reason})" if reason and status != "cached" else f"{task}: {word}"
+        line = f"{task}: {shown} ({reason})" if reason and status != "cached" else f"{task}: {shown}"
         if task in self.items and status == "done":
             ran, total = self.items[task]
-            line += f" · {ran} of {total} items ran"
+            line += f" · {ran} of {total} elements ran"
         return line
 
     def summary(self) -> str:
-        counts = [(len(self.executed), "ran"), (len(self.cached), "cached")]
-        counts += [(len(self._with(s)), s) for s in ("failed", "timed-out", "interrupted", "skipped", "cancelled")]
-        return "run: " + ", ".join(f"{n} {word}" for n, word in counts if n or word in ("ran", "cached"))
+        counts = [(len(self._with(s)), s) for s in ENDED]
+        return "run: " + ", ".join(f"{n} {word(s)}" for n, s in counts if n or s in WITH_VALUE)
 
     def render_text(self) -> str:
         lines = [self.summary(), *(f"  {self.line(t)}" for t in self.statuses)]
@@ -155,15 +150,15 @@ def cell_line(report: RunReport, task: str, downstream: Collection[str], notes: 
 
 def outcome_text(event: TaskFinished) -> str:
     """``clean: ran (code changed)``, ``clean: cached``, ``clean: failed (ZeroDivisionError)``."""
-    word = WORDS.get(event.status, event.status)
+    shown = word(event.status)
     if event.status == "cached":
         return f"{event.task}: cached"
-    if event.status in ("failed", "timed-out") and event.error is not None:
-        return f"{event.task}: {word} ({type(event.error).__name__})"
+    if event.status in RAISED and event.error is not None:
+        return f"{event.task}: {shown} ({type(event.error).__name__})"
     if event.status == "done" and event.items is not None:
         reason = f" ({event.reason})" if event.reason else ""
-        return f"{event.task}: ran{reason} · {event.items[0]} of {event.items[1]} items ran"
-    return f"{event.task}: {word} ({event.reason})" if event.reason else f"{event.task}: {word}"
+        return f"{event.task}: {shown}{reason} · {event.items[0]} of {event.items[1]} elements ran"
+    return f"{event.task}: {shown} ({event.reason})" if event.reason else f"{event.task}: {shown}"
 
 
 def output_kind(kind: str) -> dict[str, Any]:

@@ -27,11 +27,12 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from dagnb.events import Event, RunFinished, RunStarted, TaskFinished
+from dagnb.status import word
 
 __all__ = ["MAX_RUNS", "Span", "Timeline", "Trace", "TraceRecorder", "critical_path"]
 
 MAX_RUNS = 200  # runs a timeline keeps (a long session drops its oldest)
-WHAT = {"done": "ran", "timed-out": "timed out"}  # a task's part in a run, named
+WHAT = {"done": word("done"), "timed-out": "timed out"}  # a task's part in a run, named (a phrase: "2 timed out")
 
 
 class Span(NamedTuple):

@@ -4,9 +4,11 @@ The notebook is read as JSON and every code cell parsed (IPython syntax is
 first turned into Python by IPython's own input transformer, which runs
 nothing). From the ``%%task`` cells and the names the other cells bind, in
 cell order, the check finds what a top-to-bottom run in a new kernel would
-trip on: syntax errors, cells that are not one function, duplicate task
-names, self-dependencies and cycles, parameters that resolve to nothing
-(with close matches), and tasks used above the cell that defines them.
+trip on: syntax errors, cells that are not one function, ``%%task`` lines
+the kernel refuses (read by the kernel's own parser, :mod:`dagnb.options`),
+option values that do not fit the task, duplicate task names,
+self-dependencies and cycles, parameters that resolve to nothing (with
+close matches), and tasks used above the cell that defines them.
 It also notes, without failing, tasks that read what their key does not
 cover (the global random generator, the clock, the environment, files that
 are not ``dagnb.file`` inputs; see :mod:`dagnb.fingerprints.untracked`), resolving names
@@ -23,7 +25,6 @@ after such a cell; names bound conditionally count as bound.
 from __future__ import annotations
 
 import ast
-import shlex
 import symtable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from typing import Any
 import networkx as nx
 
 from dagnb.errors import (
+    CommandError,
     CycleError,
     TaskDefinitionError,
     UnresolvedParameter,
@@ -41,6 +43,7 @@ from dagnb.errors import (
 )
 from dagnb.ci.notebook_file import notebook_cells, notebook_language, read_notebook, to_python
 from dagnb.graph import parse_task_cell
+from dagnb.options import TaskOptions, parse_task_line
 from dagnb.fingerprints.scopes import NotebookScope
 from dagnb.fingerprints.untracked import find_untracked
 
@@ -176,16 +179,10 @@ def _parse_cell(number: int, source: str, result: CheckResult) -> _Cell:
 def _parse_task(number: int, first: str, body: str, result: CheckResult) -> _Cell:
     cell = _Cell(number, "task")
     try:
-        options = shlex.split(first)[1:]
-    except ValueError as exc:
-        result.problems.append(Problem(number, f"The `%%task` line cannot be read ({exc})."))
-        return cell
-    unknown = _unknown_options(options)
-    if unknown:
-        result.problems.append(Problem(
-            number, f"`%%task` has no option {', '.join(f'`{o}`' for o in unknown)}; it takes `--no-run`, "
-            "`--volatile`, `--retries N`, `--timeout SECONDS`, `--save PATH`, `--when EXPR` and `--map PARAM`.", 1
-        ))
+        options: TaskOptions | None = parse_task_line(first[len("%%task"):]).options  # the kernel's own parser
+    except CommandError as exc:
+        result.problems.append(Problem(number, str(exc), 1))
+        options = None  # the rest of the cell is still checked, its options aside
     try:
         node = parse_task_cell(body, line_offset=1)
     except TaskDefinitionError as exc:
@@ -215,16 +212,14 @@ def _parse_task(number: int, first: str, body: str, result: CheckResult) -> _Cel
     with_defaults = {a.arg for a in positional[len(positional) - len(args.defaults):]} if args.defaults else set()
     with_defaults |= {a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None}
     result.tasks[name] = StaticTask(name, number, params, frozenset(with_defaults), body, node,
-                                    "--volatile" in options, _global_reads(body, name))
-    _check_save(name, number, _option(options, "--save"), result)
-    when = _option(options, "--when")
-    if when is not None:
-        from dagnb.run.condition import check_condition
-
+                                    options is not None and options.volatile, _global_reads(body, name))
+    if options is not None:
         try:
-            check_condition(name, params, when)
+            options.check(name, params)  # what the kernel refuses at definition
         except TaskDefinitionError as exc:
             result.problems.append(Problem(number, str(exc), 1, name))
+        else:
+            _check_save(name, number, options.save, result)
     tree = ast.Module(body=[n for n in ast.parse(body).body if n is not node], type_ignores=[])
     _collect(tree, cell)  # imports in a task cell become notebook variables
     cell.tree = tree
@@ -247,26 +242,12 @@ def _global_reads(body: str, name: str) -> frozenset[str]:
     return frozenset(found - {name})
 
 
-def _option(options: list[str], flag: str) -> str | None:
-    for i, token in enumerate(options):
-        if token == flag and i + 1 < len(options):
-            return options[i + 1]
-        if token.startswith(flag + "="):
-            return token.split("=", 1)[1]
-    return None
-
-
 def _check_save(task: str, cell: int, pattern: str | None, result: CheckResult) -> None:
-    """``--save`` must name a known format, and no two tasks may write the same file."""
+    """No two tasks may write the same file (that ``--save`` names a known format, :meth:`TaskOptions.check` saw)."""
     if pattern is None:
         return
-    from dagnb.run.save import check_save_path, saved_path
+    from dagnb.run.save import saved_path
 
-    try:
-        check_save_path(task, pattern)
-    except TaskDefinitionError as exc:
-        result.problems.append(Problem(cell, str(exc), 1, task))
-        return
     path = str(saved_path(task, pattern))
     other = result.outputs.get(path)
     if other is not None:
@@ -275,21 +256,6 @@ def _check_save(task: str, cell: int, pattern: str | None, result: CheckResult) 
             f"writes: each run would overwrite the other's file. Give one of them another `--save` path.", 1, task))
         return
     result.outputs[path] = task
-
-
-def _unknown_options(options: list[str]) -> list[str]:
-    """The ``%%task`` options a kernel would refuse (a valued option needs its value)."""
-    unknown, tokens = [], iter(options)
-    for token in tokens:
-        name, has_value, _ = token.partition("=")
-        if token in ("--no-run", "--volatile"):
-            continue
-        if name in ("--retries", "--timeout", "--save", "--when", "--map") and (
-            has_value or next(tokens, None) is not None
-        ):
-            continue
-        unknown.append(token)
-    return unknown
 
 
 def _syntax_line(body: str) -> int | None:

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from dagnb.ci.notebook_file import notebook_language, read_notebook
+from dagnb.status import ENDED, ENDED_BADLY, word
 from dagnb.errors import DagnbError, close_matches
 from dagnb.report import METADATA_FORMAT  # the version of the `dagnb` output metadata this reader understands
 
 __all__ = ["METADATA_FORMAT", "NotANotebook", "NotebookReport", "TaskLine", "load_notebook", "read_report", "run_notebook"]
 
-_BAD = ("failed", "skipped", "cancelled", "timed-out", "interrupted")
 
 
 @dataclass
@@ -58,14 +58,14 @@ class NotebookReport:
     @property
     def ok(self) -> bool:
         return self.error is None and not self.error_cells and not any(
-            line.status in _BAD and name not in self.by_condition for name, line in self.tasks.items()
+            line.status in ENDED_BADLY and name not in self.by_condition for name, line in self.tasks.items()
         )
 
     def to_json(self) -> dict[str, Any]:
         return {
             "notebook": self.notebook,
             "ok": self.ok,
-            "counts": {w: self.count(s) for s, w in (("done", "ran"), ("cached", "cached"), *((b, b) for b in _BAD))},
+            "counts": {word(s): self.count(s) for s in ENDED},
             "time_saved": round(self.time_saved, 6),
             "tasks": {name: asdict(line) for name, line in self.tasks.items()},
             "error": self.error,
@@ -76,18 +76,18 @@ class NotebookReport:
     def render_text(self) -> str:
         head = (
             f"{self.notebook}: {len(self.tasks)} tasks, {self.count('done')} ran, {self.count('cached')} cached"
-            + "".join(f", {self.count(b)} {b}" for b in _BAD if self.count(b))
+            + "".join(f", {self.count(b)} {b}" for b in ENDED_BADLY if self.count(b))
         )
         lines = [head]
         width = max((len(t) for t in self.tasks), default=0)
         for name, line in self.tasks.items():
-            word = {"done": "ran", "cached": "cached"}.get(line.status, line.status)
+            shown = word(line.status)
             detail = f"{line.duration:.2f} s" if line.status == "done" and line.duration is not None else ""
             if line.status == "cached" and line.saved:
                 detail = f"saved {line.saved:.2f} s"
-            if line.status in _BAD and line.reason:
+            if line.status in ENDED_BADLY and line.reason:
                 detail = line.reason
-            lines.append(f"  {name.ljust(width)}  {word:<9} {detail}".rstrip())
+            lines.append(f"  {name.ljust(width)}  {shown:<9} {detail}".rstrip())
         if self.count("cached"):
             lines.append(f"time saved by the cache: {self.time_saved:.2f} s")
         return "\n".join(lines)

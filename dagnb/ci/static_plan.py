@@ -34,6 +34,8 @@ from dagnb.ci.notebook_file import notebook_cells, read_notebook, to_python
 from dagnb.fingerprints.code import PYTHON, module_version, source_digest
 from dagnb.fingerprints.values import file as file_ref, value_digest
 from dagnb.cache.store import CacheEntry, DiskStore, Store
+from dagnb.keyparts import parse_fed, parse_part
+from dagnb.plan import Action
 
 __all__ = ["StaticDecision", "StaticPlan", "plan_notebook", "plan_statically"]
 
@@ -42,10 +44,13 @@ _UNKNOWN = object()
 
 @dataclass(frozen=True)
 class StaticDecision:
-    """``run`` (its key changed), ``pending`` (runs if an upstream's output changes) or ``cached``."""
+    """``run`` (its key changed), ``wait`` (runs if an upstream's output changes) or ``load`` (from the cache).
+
+    The actions are a run's (:data:`dagnb.plan.Action`), shown with the words of ``dagnb check --plan``.
+    """
 
     task: str
-    action: str
+    action: Action
     reasons: tuple[str, ...] = ()
     assumes: tuple[str, ...] = ()
 
@@ -56,12 +61,12 @@ class StaticPlan:
     cache: str
     decisions: list[StaticDecision] = field(default_factory=list)
 
-    def count(self, action: str) -> int:
+    def count(self, action: Action) -> int:
         return sum(1 for d in self.decisions if d.action == action)
 
     def render_text(self) -> str:
-        words = {"run": "run", "pending": "run if needed", "cached": "cached"}
-        run, maybe, cached = self.count("run"), self.count("pending"), self.count("cached")
+        words = {"run": "run", "wait": "run if needed", "load": "cached"}
+        run, maybe, cached = self.count("run"), self.count("wait"), self.count("load")
         lines = [
             f"{self.notebook}: a run would execute {run} task{'s' if run != 1 else ''}"
             + (f", maybe {maybe} more," if maybe else "")
@@ -196,12 +201,12 @@ def _decide(
         if not reasons and not waiting:
             if not entry.stored:
                 return StaticDecision(task.name, "run", ("its value is no longer in the cache",), assumes), None
-            return StaticDecision(task.name, "cached", (), assumes), entry.output
+            return StaticDecision(task.name, "load", (), assumes), entry.output
         if entry is candidates[0]:
             first_reasons = reasons
     if first_reasons:
         return StaticDecision(task.name, "run", first_reasons), None
-    return StaticDecision(task.name, "pending", tuple(f"upstream {u} runs first" for u in waiting)), None
+    return StaticDecision(task.name, "wait", tuple(f"upstream {u} runs first" for u in waiting)), None
 
 
 def _compare(
@@ -215,7 +220,7 @@ def _compare(
     if entry.parts.get("python", PYTHON) != PYTHON:
         reasons.append("python changed")
     for label, recorded in sorted(entry.parts.items()):
-        kind, _, name = label.partition(" ")
+        kind, name = parse_part(label)
         if kind == "module" and _module_changed(recorded):
             reasons.append(f"{label} changed")
         elif kind == "global":
@@ -225,7 +230,7 @@ def _compare(
         elif kind in ("closure", "wrapped"):
             assumes.append(f"`{label}`")
     for param, fed in sorted(entry.inputs.items()):
-        kind, _, recorded = fed.partition(" ")
+        kind, recorded = parse_fed(fed)
         if kind == "upstream":
             if outputs.get(param) is not None and outputs[param] != recorded:
                 reasons.append(f"upstream {param} changed")
@@ -256,8 +261,8 @@ def _check_helper(
     if name not in recorded:
         _add(assumes, f"helper `{name}`")
         return
-    for label, digest in sorted(recorded.items()):
-        kind, _, global_name = label.partition(" ")
+    for label, digest in sorted(recorded.items()):  # `global NAME`, or a helper's name alone
+        kind, global_name = parse_part(label)
         if kind == "global":
             if global_name not in task.params:
                 _check_value(global_name, digest, ns.before(global_name, cell), label, reasons, assumes)

@@ -58,6 +58,7 @@ import xxhash
 from dagnb._moved import named_as_before
 from dagnb.errors import LocalModuleChangedWarning, Unfingerprintable, warn_at
 from dagnb.fingerprints.values import UNTRACKED, _feed, _qualname, _text, fingerprint
+from dagnb.keyparts import Part, rendered
 
 __all__ = [
     "CodeFingerprint",
@@ -435,10 +436,10 @@ class _Walk:
 
     # -- references
 
-    def references(self, fn: Any, skip: frozenset[str], path: frozenset[int]) -> dict[str, str]:
+    def references(self, fn: Any, skip: frozenset[str], path: frozenset[int]) -> dict[Part, str]:
         code = fn.__code__
         namespace = getattr(fn, "__globals__", {})
-        parts: dict[str, str] = {}
+        parts: dict[Part, str] = {}
         attributes = _attribute_reads(code)
         for name in sorted(referenced_globals(code) - skip):
             if name in namespace:
@@ -450,62 +451,62 @@ class _Walk:
                 contents = cell.cell_contents
             except ValueError:  # empty cell: the closure variable is not bound yet
                 continue
-            for label, digest in self.describe(name, contents, None, path, "closure variable").items():
-                parts["closure " + label.split(" ", 1)[1]] = digest
+            for part, digest in self.describe(name, contents, None, path, "closure variable").items():
+                parts[Part("closure", part.name)] = digest
         wrapped = getattr(fn, "__wrapped__", None)
         if _code_of(wrapped) is not None:
-            parts["wrapped"] = self.helper(wrapped, path)
+            parts[Part("wrapped")] = self.helper(wrapped, path)
         return parts
 
     def describe(self, name: str, obj: Any, attributes: frozenset[str] | None, path: frozenset[int],
-                 kind: str = "global") -> dict[str, str]:
+                 kind: str = "global") -> dict[Part, str]:
         """The parts a reference to ``obj`` under ``name`` adds (a module's attributes each count).
 
         ``kind`` is what ``name`` is to the code, for messages: a global, a closure variable.
         """
         if isinstance(obj, types.ModuleType):
             if not is_user_module(obj):
-                return {f"module {name}": module_version(obj.__name__)}
+                return {Part("module", name): module_version(obj.__name__)}
             if attributes is None:
-                return {f"helper {name}": self.module(obj, path)}
-            parts: dict[str, str] = {}
+                return {Part("helper", name): self.module(obj, path)}
+            parts: dict[Part, str] = {}
             for attr in sorted(attributes):
                 try:
                     found = getattr(obj, attr)
                 except Exception:  # absent, or a module __getattr__ that raises: the task will find out
-                    parts[f"global {name}.{attr}"] = "missing"
+                    parts[Part("global", f"{name}.{attr}")] = "missing"
                     continue
                 parts.update(self.describe(f"{name}.{attr}", found, None, path))
             return parts
-        label, digest = self.describe_object(name, obj, path, kind)
-        return {label: digest}
+        part, digest = self.describe_object(name, obj, path, kind)
+        return {part: digest}
 
-    def describe_object(self, name: str, obj: Any, path: frozenset[int], kind: str = "global") -> tuple[str, str]:
+    def describe_object(self, name: str, obj: Any, path: frozenset[int], kind: str = "global") -> tuple[Part, str]:
         if isinstance(obj, type):
             if _is_user_class(obj):
-                return f"helper {name}", self.klass(obj, path)
-            return f"module {name}", f"{named_as_before(obj.__module__)} {module_version(obj.__module__)}"
+                return Part("helper", name), self.klass(obj, path)
+            return Part("module", name), f"{named_as_before(obj.__module__)} {module_version(obj.__module__)}"
         if isinstance(obj, types.FunctionType):
             if _is_user_function(obj):
-                return f"helper {name}", self.helper(obj, path)
+                return Part("helper", name), self.helper(obj, path)
             module = obj.__module__ or "builtins"
-            return f"module {name}", f"{named_as_before(module)} {module_version(module)}"
+            return Part("module", name), f"{named_as_before(module)} {module_version(module)}"
         if isinstance(obj, types.BuiltinFunctionType):
             module = getattr(obj, "__module__", None) or "builtins"
-            return f"module {name}", f"{module} {module_version(module)}"
+            return Part("module", name), f"{module} {module_version(module)}"
         wrapped = _user_wrapped(obj)
         if wrapped is not None:  # functools.lru_cache, cache and other wrappers of a user function
-            return f"helper {name}", f"{_qualname(type(obj))} {self.helper(wrapped, path)}"
-        return f"global {name}", self.value(f"the {kind} `{name}`", obj)
+            return Part("helper", name), f"{_qualname(type(obj))} {self.helper(wrapped, path)}"
+        return Part("global", name), self.value(f"the {kind} `{name}`", obj)
 
-    def imported(self, module_name: str, names: tuple[str, ...] | None, path: frozenset[int]) -> dict[str, str]:
+    def imported(self, module_name: str, names: tuple[str, ...] | None, path: frozenset[int]) -> dict[Part, str]:
         """An ``import`` inside the code: user modules count by what is taken from them."""
         module = _user_module_named(module_name)
         if module is None:
             return {}
         if names is None:
-            return {f"helper {module_name}": self.module(module, path)}
-        parts: dict[str, str] = {}
+            return {Part("helper", module_name): self.module(module, path)}
+        parts: dict[Part, str] = {}
         for attr in names:
             obj = getattr(module, attr, None)
             if obj is None:
@@ -523,9 +524,7 @@ class _Walk:
         _warn_if_edited_on_disk(fn)
         own = _bytecode_digest(fn.__code__) if self.strict else function_digest(fn)
         h = xxhash.xxh3_128(own.encode())
-        for label, digest in sorted(self.references(fn, frozenset(), path).items()):
-            _text(h, label)
-            _text(h, digest)
+        _feed_parts(h, self.references(fn, frozenset(), path))
         for what, defaults in (("defaults", fn.__defaults__), ("keyword-only defaults", fn.__kwdefaults__)):
             if defaults:
                 _text(h, what)
@@ -568,10 +567,15 @@ class _Walk:
         for attr, value in sorted(vars(module).items()):
             if attr.startswith("__") and attr.endswith("__"):
                 continue
-            for label, digest in sorted(self.describe(attr, value, None, path).items()):
-                _text(h, label)
-                _text(h, digest)
+            _feed_parts(h, self.describe(attr, value, None, path))
         return h.hexdigest()
+
+
+def _feed_parts(h: Any, parts: dict[Part, str]) -> None:
+    """Each part's label and digest into ``h``, in the order of the labels as written (digests depend on it)."""
+    for label, digest in sorted(rendered(parts.items()).items()):
+        _text(h, label)
+        _text(h, digest)
 
 
 def _user_wrapped(obj: Any) -> Any:
@@ -649,8 +653,9 @@ def code_fingerprint(
     ``fingerprint_of`` takes the fingerprint of each value read (a session's epoch remembers them).
     """
     walk = _Walk(fingerprint_of=fingerprint_of)
-    parts = {"python": PYTHON, "code": own_digest or function_digest(fn)}
-    parts.update(walk.references(fn, skip, frozenset({id(fn)})))
+    typed = {Part("python"): PYTHON, Part("code"): own_digest or function_digest(fn)}
+    typed.update(walk.references(fn, skip, frozenset({id(fn)})))
+    parts = rendered(typed.items())  # the form keys hash and records keep
     h = xxhash.xxh3_128(b"code")
     for label in sorted(parts):
         _text(h, label)
@@ -738,7 +743,7 @@ def helper_sources(fn: Callable[..., Any], skip: frozenset[str] = frozenset()) -
                     stack.append((obj, frozenset(), True))
             elif is_helper and not isinstance(obj, (types.ModuleType, type, types.BuiltinFunctionType,
                                                     types.FunctionType)):  # a library's function (IPython's `open`)
-                found.setdefault(f"global {name}", _Walk().value(f"the global `{name}`", obj))
+                found.setdefault(Part("global", name).render(), _Walk().value(f"the global `{name}`", obj))
     return found
 
 

@@ -36,6 +36,9 @@ from dagnb.errors import CommandError, DagnbError, RunInterrupted, TaskFailed
 from dagnb.notebook.follow import Follower
 from dagnb.graph import parse_task_cell, spec_from_function
 from dagnb.report import RunReport, cell_line, output_kind, run_metadata
+from dagnb.options import TaskLine, parse_task_line, task_line_parser
+from dagnb.plan import MAY_RUN
+from dagnb.status import WAITING
 from dagnb.cache.store import open_store
 
 __all__ = ["DagMagics", "awaiting", "load", "unload"]
@@ -59,23 +62,6 @@ class _Parser(argparse.ArgumentParser):
 
     def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
         raise _cell_error(CommandError(message or f"{self.prog}: invalid arguments"))
-
-
-def _task_parser() -> _Parser:
-    parser = _Parser(prog="%%task", add_help=False, description="Define a task from the function in this cell.")
-    parser.add_argument("-h", "--help", action="store_true", help="show this help")
-    parser.add_argument("--no-run", action="store_true", help="define (or redefine) the task without running it")
-    parser.add_argument("--volatile", action="store_true", help="always rerun the task, never use its cache")
-    parser.add_argument("--retries", type=int, default=0, metavar="N", help="run it again up to N times if it fails")
-    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                        help="give up after SECONDS (status timed-out)")
-    parser.add_argument("--map", default=None, metavar="PARAM",
-                        help="call the function once per element of input PARAM, caching each element's result")
-    parser.add_argument("--when", default=None, metavar="EXPR",
-                        help="run only when EXPR (over the task's inputs) is true; else skipped (condition)")
-    parser.add_argument("--save", default=None, metavar="PATH",
-                        help="also write the value to PATH after each run ({name}: the task; .npy .parquet .csv .json .pkl)")
-    return parser
 
 
 def _dag_parser() -> _Parser:
@@ -158,7 +144,7 @@ class DagMagics(Magics):
         self.graph.replay = _replay
         self.cell_id: str | None = None
         self.follower = Follower(self.graph, shell)
-        self._task_parser, self._dag_parser = _task_parser(), _dag_parser()
+        self._dag_parser = _dag_parser()
 
     def pre_run_cell(self, info: Any) -> None:
         self.cell_id = getattr(info, "cell_id", None)
@@ -177,29 +163,28 @@ class DagMagics(Magics):
     @cell_magic
     def task(self, line: str, cell: str) -> None:
         """Define a task from the one function in this cell and bring it up to date."""
-        args = self._task_parser.parse_args(shlex.split(line))
+        with _usage_errors():
+            args = parse_task_line(line)
         if args.help:
-            print(self._task_parser.format_help())
+            print(task_line_parser().format_help())
             return
         with _usage_errors(), _task_failures(self.shell):
             name, notes = self._define(cell, args)
             if args.no_run:
                 status, why = self._status_now(name)
-                stale = name if status in ("stale", "pending") else "none"
+                stale = name if status in WAITING else "none"
                 text = f"{name}: defined (not run){notes} · stale: {stale}"
                 self.follower.show_line(name, status, text, {"dagnb": {"task": name}}, why)
                 return None
         return self._running(lambda run: self._bring_up_to_date(name, notes, run), own=name)
 
-    def _define(self, cell: str, args: argparse.Namespace) -> tuple[str, str]:
+    def _define(self, cell: str, args: TaskLine) -> tuple[str, str]:
         node = parse_task_cell(cell, line_offset=1)  # the `%%task` line is line 1 of the cell
         name, cell_id = node.name, self.cell_id
         self.follower.forget(name)  # this cell shows its line anew
         self.graph.origin = self._cell_label(f"%%task {name}")
         func = self._compile(cell, node)
-        spec = spec_from_function(func, source=cell, cell_id=cell_id, volatile=args.volatile,
-                                  retries=args.retries, timeout=args.timeout, save=args.save, when=args.when,
-                                  map=args.map)
+        spec = spec_from_function(func, source=cell, cell_id=cell_id, options=args.options)
         renamed = self.graph.define(spec)  # the last good definition stays if this one does not check
         self.graph.say_untracked(name, node, line_offset=1)  # the `%%task` line is line 1 of the cell
         if renamed is None:
@@ -250,7 +235,7 @@ class DagMagics(Magics):
         plan = self.graph.plan([name], skip_fresh=True)
         decision = plan[name]
         status = plan.statuses(self.graph.statuses, self.graph.ran_before, only=name)[name]
-        return status, decision.reason if decision.action in ("run", "pending") else ""
+        return status, decision.reason if decision.action in MAY_RUN else ""
 
     def _running(self, body: Callable[[_Run], Awaitable[Any]], own: str | None = None,
                  resume: str = "Run this cell again") -> Any:

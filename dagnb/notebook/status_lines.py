@@ -26,6 +26,7 @@ from typing import Any
 
 from dagnb.events import Event, TaskFinished, TaskStarted
 from dagnb.report import outcome_text
+from dagnb.status import WAITING, WITH_VALUE, Status
 
 __all__ = ["Line", "StatusLines", "outcome_text"]
 
@@ -34,7 +35,7 @@ class Line:
     """What one task cell's line shows now, and what it showed after the task's latest outcome."""
 
     task: str
-    status: str
+    status: Status
     text: str
     why: str = ""  # for a stale task: the reason shown (a new reason is a new line)
     result: str = ""  # the text of the latest outcome that left a value (ran, cached)
@@ -57,9 +58,9 @@ class StatusLines:
     def __bool__(self) -> bool:
         return bool(self.lines)
 
-    def shown(self, task: str, status: str, text: str, record: Mapping[str, Any], why: str = "") -> Line:
+    def shown(self, task: str, status: Status, text: str, record: Mapping[str, Any], why: str = "") -> Line:
         """The task's cell showed ``text``: that is its line now."""
-        result = text if status in ("done", "cached") else ""
+        result = text if status in WITH_VALUE else ""
         line = self.lines[task] = Line(task, status, text, why, result, dict(record))
         if task not in self._position:  # as in `lines`: a line shown again keeps its place
             self._position[task] = next(self._shown)
@@ -81,13 +82,13 @@ class StatusLines:
         if not isinstance(event, TaskFinished):
             return None
         if event.in_memory:  # its value was already in memory: nothing happened to it
-            return self._set(line, "done", line.result) if line.status not in ("done", "cached") and line.result else None
+            return self._set(line, "done", line.result) if line.status not in WITH_VALUE and line.result else None
         text = outcome_text(event)
-        if event.status in ("done", "cached"):
+        if event.status in WITH_VALUE:
             line.result = text
         return self._set(line, event.status, text)
 
-    def on_plan(self, statuses: Mapping[str, str], reasons: Mapping[str, str],
+    def on_plan(self, statuses: Mapping[str, Status], reasons: Mapping[str, str],
                 only: Iterable[str] | None = None) -> list[Line]:
         """The lines the plan after a cell changes: tasks now stale, and stale ones up to date again.
 
@@ -108,12 +109,12 @@ class StatusLines:
             if status is None:  # dropped, or no longer plannable
                 continue
             why = reasons.get(task, "")
-            if status in ("stale", "pending"):  # a task whose line showed a value: that value is stale now
+            if status in WAITING:  # a task whose line showed a value: that value is stale now
                 status = "stale" if status == "stale" or line.result else "pending"
                 if (line.status, line.why) == (status, why):
                     continue
                 found = self._set(line, status, f"{task}: {status} ({why})" if why else f"{task}: {status}", why)
-            elif status in ("done", "cached") and line.status not in ("done", "cached") and line.result:
+            elif status in WITH_VALUE and line.status not in WITH_VALUE and line.result:
                 found = self._set(line, status, line.result)  # up to date again: what its value came from
             else:
                 found = None

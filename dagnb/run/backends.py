@@ -54,18 +54,18 @@ __all__ = [
 ]
 
 
-def gather(futures: list[Future[Outcome]], on_part: Callable[[int], None] | None = None) -> Future[Outcome]:
+def gather(futures: list[Future[Outcome]], on_slice: Callable[[int], None] | None = None) -> Future[Outcome]:
     """One future for the parts of a map task: their values concatenated in order, the first error wins.
 
-    ``on_part(i)`` is called when part ``i`` succeeds (in the thread that completes it).
+    ``on_slice(i)`` is called when slice ``i`` succeeds (in the thread that completes it).
     """
     combined: Future[Outcome] = Future()
     remaining = [len(futures)]
     lock = threading.Lock()
 
     def one_done(done: Future[Outcome]) -> None:
-        if on_part is not None and not done.cancelled() and done.exception() is None and done.result().error is None:
-            on_part(futures.index(done))
+        if on_slice is not None and not done.cancelled() and done.exception() is None and done.result().error is None:
+            on_slice(futures.index(done))
         with lock:
             remaining[0] -= 1
             if remaining[0] or combined.done():

@@ -57,6 +57,7 @@ from dagnb.plan import Decision, priorities
 from dagnb.report import RunReport  # moved to dagnb.report; importable from here too
 from dagnb.run.costs import Costs
 from dagnb.run.work import Committed, Outcome, Work
+from dagnb.status import ENDED_BADLY, Status
 
 __all__ = [
     "Backend",
@@ -70,8 +71,6 @@ __all__ = [
     "execute_async",
     "make_backend",
 ]
-
-_BAD = ("failed", "timed-out", "interrupted", "skipped", "cancelled")
 
 
 class RunContext(Protocol):
@@ -158,7 +157,7 @@ class _Run:
         self.by_condition: set[str] = set()  # tasks skipped because their `--when` was false
         self.any_async = any(ctx.is_async(t) for t in order)
 
-    def finish(self, task: str, status: str, duration: float = 0.0, reason: str = "", **extra: Any) -> None:
+    def finish(self, task: str, status: Status, duration: float = 0.0, reason: str = "", **extra: Any) -> None:
         self.report.statuses[task] = status
         self.report.durations[task] = duration
         if reason:
@@ -196,7 +195,7 @@ class _Run:
         for it has no default; those receive the default instead.
         """
         for u in self.ctx.upstream(task):
-            if self.report.statuses.get(u) in _BAD and not (u in self.by_condition and self.ctx.optional(task, u)):
+            if self.report.statuses.get(u) in ENDED_BADLY and not (u in self.by_condition and self.ctx.optional(task, u)):
                 return u
         return None
 
@@ -397,14 +396,14 @@ def _fail_now(run: _Run, task: str, error: BaseException, keep_going: bool) -> N
 def _submit(run: _Run, backend: Backend, decision: Decision, work: Work, number: int) -> None:
     now = time.perf_counter()
     if run.bus.wants(TaskStarted):  # only views and hooks take it
-        run.bus.emit(TaskStarted(run.run_id, now, task=decision.task, reason=decision.reason, worker=backend.name,
+        run.bus.emit(TaskStarted(run.run_id, now, task=decision.task, reason=decision.reason, backend=backend.name,
                                  attempt=number))
     deadline = now + work.timeout if work.timeout else None
     attempt = _Attempt(decision, work, number, now, deadline)
     run.submitting = decision.task  # an inline backend runs it inside `submit`: Ctrl-C may land there
     if work.parts:  # a map task's elements, on several workers at once
         settle = work.progress.settle if work.progress is not None else None
-        future = gather([backend.submit(part) for part in work.parts], on_part=settle)
+        future = gather([backend.submit(slice_) for slice_ in work.parts], on_slice=settle)
     else:
         future = run.waiter.submit(backend, work)
     run.submitting = None
@@ -462,7 +461,7 @@ def _failed(run: _Run, backend: Backend, attempt: _Attempt, outcome: Outcome, ke
         return
     run.report.errors[task] = error
     run.stopped = run.stopped or not keep_going
-    status = "timed-out" if isinstance(error, TaskTimedOut) else "failed"
+    status: Status = "timed-out" if isinstance(error, TaskTimedOut) else "failed"
     costs = outcome.costs
     run.finish(task, status, costs.duration, attempt.decision.reason, error=error, started=costs.started,
                worker=outcome.lane, cpu_time=costs.cpu_time, attempt=attempt.number)
@@ -497,7 +496,7 @@ def _cancel_rest(run: _Run) -> None:
                 _stop(run, task, "cancelled", "the run was interrupted")
 
 
-def _stop(run: _Run, task: str, status: str, reason: str) -> None:
+def _stop(run: _Run, task: str, status: Status, reason: str) -> None:
     run.report.statuses[task] = status
     run.report.reasons[task] = reason
     run.announce(TaskFinished(run.run_id, time.perf_counter(), task=task, status=status, reason=reason))

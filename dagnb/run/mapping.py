@@ -82,8 +82,8 @@ def plan_items(collection: Any, base: str, lookup: Callable[[str], tuple[bool, A
 class ItemProgress:
     """How many of a map task's elements are computed so far, reported at most every ``interval`` s.
 
-    Elements are split in parts (one per worker). In this process each
-    element counts as it finishes; a part that ran elsewhere counts when its
+    Elements are split in slices (one per worker). In this process each
+    element counts as it finishes; a slice that ran elsewhere counts when its
     result arrives (:meth:`settle`). Pickled to another process, it becomes
     ``None``: counting there would be seen by no one.
     """
@@ -98,17 +98,17 @@ class ItemProgress:
     def done(self) -> int:
         return sum(self._counts)
 
-    def add(self, part: int) -> None:
-        """One more element of ``part`` is computed."""
-        self._update(part, self._counts[part] + 1)
+    def add(self, slice_: int) -> None:
+        """One more element of slice ``slice_`` is computed."""
+        self._update(slice_, self._counts[slice_] + 1)
 
-    def settle(self, part: int) -> None:
-        """All of ``part`` is computed (its result arrived)."""
-        self._update(part, self.sizes[part])
+    def settle(self, slice_: int) -> None:
+        """All of slice ``slice_`` is computed (its result arrived)."""
+        self._update(slice_, self.sizes[slice_])
 
-    def _update(self, part: int, count: int) -> None:
+    def _update(self, slice_: int, count: int) -> None:
         with self._lock:  # reported under the lock, so counts from several threads arrive in order
-            self._counts[part] = count
+            self._counts[slice_] = count
             now = time.monotonic()
             if now - self._last >= self.interval:
                 self._last = now
@@ -123,8 +123,8 @@ def _not_counted() -> None:
 
 
 def call_items(func: Callable[..., Any], param: str, items: list[Any], progress: ItemProgress | None = None,
-               part: int = 0, /, **kwargs: Any) -> list[Any]:
-    """What a worker runs: ``func`` once per element (the other inputs whole), counting each one.
+               slice_: int = 0, /, **kwargs: Any) -> list[Any]:
+    """What a worker runs for one slice: ``func`` once per element (the other inputs whole), counting each one.
 
     Positional-only, so that a task may have parameters named like these.
     """
@@ -132,19 +132,19 @@ def call_items(func: Callable[..., Any], param: str, items: list[Any], progress:
     for item in items:
         results.append(func(**{**kwargs, param: item}))
         if progress is not None:
-            progress.add(part)
+            progress.add(slice_)
     return results
 
 
 async def await_items(func: Callable[..., Any], param: str, items: list[Any], progress: ItemProgress | None = None,
-                      part: int = 0, /, **kwargs: Any) -> list[Any]:
+                      slice_: int = 0, /, **kwargs: Any) -> list[Any]:
     """:func:`call_items` for an ``async def`` task: every element awaited at once, results in order."""
     import asyncio
 
     async def one(item: Any) -> Any:
         result = await func(**{**kwargs, param: item})
         if progress is not None:
-            progress.add(part)
+            progress.add(slice_)
         return result
 
     return list(await asyncio.gather(*(one(item) for item in items)))

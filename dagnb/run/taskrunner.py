@@ -39,6 +39,7 @@ from dagnb.run.backends import Backend, ThreadBackend, counting_interrupts
 from dagnb.run.executor import RunReport, execute, execute_async
 from dagnb.run.work import Committed, Outcome, Work
 from dagnb.run.body import run_body, run_body_async
+from dagnb.status import WITH_VALUE
 from dagnb.run.mapping import ItemProgress, MapPlan, await_items, call_items, plan_items
 
 if TYPE_CHECKING:
@@ -273,7 +274,7 @@ class TaskRunner:
         if isinstance(event.error, InputMutated):
             for param in event.error.params:
                 self._restore(param)
-        kept = event.in_memory and statuses.get(event.task) in ("done", "cached")
+        kept = event.in_memory and statuses.get(event.task) in WITH_VALUE
         if not kept:  # a value already in memory keeps saying how it got there
             statuses[event.task] = event.status
         self._settle(event.task, event.status)
@@ -301,7 +302,7 @@ class TaskRunner:
     def _history_rows(self) -> list[TaskRecord]:
         rows = []
         for e in self.finished:
-            result = self.graph.results.get(e.task) if e.status in ("done", "cached") else None
+            result = self.graph.results.get(e.task) if e.status in WITH_VALUE else None
             rows.append(TaskRecord(e.task, e.status, e.reason, result.key if result else None,
                                    result.output if result else None, e.duration, e.worker))
         return rows
@@ -311,7 +312,7 @@ class TaskRunner:
         graph = self.graph
         decision = self.decided.pop(task, None)
         result = graph.results.get(task)
-        if status not in ("done", "cached") or decision is None or decision.key is None or result is None:
+        if status not in WITH_VALUE or decision is None or decision.key is None or result is None:
             graph.freshness.changed(task)
             return
         spec = graph.tasks.specs.get(task)

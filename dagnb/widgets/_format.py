@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from html import escape
 
-from dagnb.overview import STATUSES
+from dagnb.status import STATUSES
 
 __all__ = ["COLORS", "bytes_", "legend", "num", "seconds", "style"]
 

@@ -9,6 +9,7 @@ import ipywidgets as w
 
 from dagnb.events import Event, RunStarted, TaskFinished, TaskProgress, TaskStarted
 from dagnb.overview import Planned
+from dagnb.status import WITH_VALUE
 from dagnb.widgets import graph as graph_render
 from dagnb.widgets._format import style
 from dagnb.widgets.costs_view import _CostsPanel
@@ -72,7 +73,7 @@ class DagView(_View):
             if event.items is not None:
                 self.live_items[event.task] = event.items
             before = self.view.statuses.get(event.task)
-            kept = event.in_memory and before in ("done", "cached")
+            kept = event.in_memory and before in WITH_VALUE
             self.live_statuses[event.task] = before if kept else event.status  # type: ignore[assignment]
 
     def flush(self, full: bool, now: Planned | None = None) -> None:

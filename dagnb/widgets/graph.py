@@ -28,6 +28,8 @@ from functools import lru_cache
 from html import escape
 
 from dagnb.overview import Overview, levels
+from dagnb.plan import MAY_RUN
+from dagnb.status import WAITING
 from dagnb.widgets._format import COLORS, legend, style
 
 __all__ = ["TILE_TASKS", "WRAP_WIDTH", "Layout", "layout", "render_html", "render_svg", "render_text", "render_tiles",
@@ -120,10 +122,10 @@ def _edge(place: Layout, upstream: str, task: str) -> str:
 
 @lru_cache(maxsize=8192)  # a redraw after a change draws most boxes as they were: each is drawn once
 def _node(task: str, at: tuple[int, int], status: str, reason: str, items: tuple[int, int] | None = None) -> str:
-    tip = f"{task}: {status}" + (f" ({reason})" if reason and status in ("stale", "pending") else "")
+    tip = f"{task}: {status}" + (f" ({reason})" if reason and status in WAITING else "")
     label = _label(task)
     if items is not None:  # a map task: elements computed of those to compute (running), or of all (after)
-        tip += f"; {items[0]} of {items[1]} items " + ("to compute are done" if status == "running" else "ran")
+        tip += f"; {items[0]} of {items[1]} elements " + ("to compute are done" if status == "running" else "ran")
         label = f"{_label(task)[:14]} {items[0]}/{items[1]}"
     ink = "#ffffff" if status in _LIGHT_TEXT else "#1f2328"
     return (
@@ -252,7 +254,7 @@ def render_tiles(
 def _reasons(view: Overview) -> dict[str, str]:
     if view.plan is None:
         return {}
-    return {d.task: d.reason for d in view.plan.decisions if d.action in ("run", "pending")}
+    return {d.task: d.reason for d in view.plan.decisions if d.action in MAY_RUN}
 
 
 def render_text(view: Overview) -> str:
@@ -265,7 +267,7 @@ def render_text(view: Overview) -> str:
         line = f"  {task.ljust(width)}  {status:<9}"
         if view.upstream[task]:
             line += f"  <- {', '.join(view.upstream[task])}"
-        if task in reasons and status in ("stale", "pending"):
+        if task in reasons and status in WAITING:
             line += f"  ({reasons[task]})"
         lines.append(line.rstrip())
     if view.problem:

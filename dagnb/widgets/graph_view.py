@@ -102,7 +102,7 @@ def _tiling(view: Overview) -> tuple[graph_render.Layout, list[graph_render.Tile
 
 def _counts(view: Overview, live: dict[str, str]) -> str:
     """``2 done, 1 running``: the snapshot's counts (counted once per snapshot), moved by the live statuses."""
-    from dagnb.overview import STATUSES
+    from dagnb.status import STATUSES
 
     found = Counter(view.derived("counts", lambda: Counter(view.statuses.values())))
     for task, status in live.items():

@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from html import escape
 
 from dagnb.events import Event, RunFinished, RunStarted, TaskFinished, TaskProgress, TaskStarted
+from dagnb.status import ENDED, word
 from dagnb.widgets._format import COLORS
 
 __all__ = ["ORDER", "Tally", "render_html"]
 
-# final statuses, in the order of their segments; the word each takes in a label
-ORDER = ("done", "cached", "failed", "timed-out", "interrupted", "skipped", "cancelled")
-WORDS = {"done": "ran"}
+ORDER = ENDED  # final statuses, in the order of their segments
 
 
 @dataclass
@@ -55,10 +54,10 @@ class Tally:
 
     def outcome(self) -> str:
         """``2 ran, 1 cached, 3 cancelled``: the final statuses so far, in segment order."""
-        return ", ".join(f"{self.finished[s]} {WORDS.get(s, s)}" for s in ORDER if self.finished.get(s))
+        return ", ".join(f"{self.finished[s]} {word(s)}" for s in ORDER if self.finished.get(s))
 
     def label(self, most: int = 3) -> str:
-        """``4/7 tasks: 3 ran, 1 cached · running slow, fit (12/100 items)``."""
+        """``4/7 tasks: 3 ran, 1 cached · running slow, fit (12/100 elements)``."""
         text = f"{self.done}/{self.total} tasks"
         if self.finished:
             text += f": {self.outcome()}"
@@ -71,7 +70,7 @@ class Tally:
         if task not in self.items:
             return task
         done, total = self.items[task]
-        return f"{task} ({done}/{total} items)"
+        return f"{task} ({done}/{total} elements)"
 
 
 def render_html(tally: Tally, width: int = 240) -> str:

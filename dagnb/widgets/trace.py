@@ -52,7 +52,7 @@ def _bar(span: Span, x: float, y: float, w: float, critical: bool, tip: str, run
 def _tip(trace: Trace, span: Span, shift: float = 0.0) -> str:
     what = trace.what(span.task)
     if span.task in trace.items:
-        what += f", {trace.items[span.task][0]} of {trace.items[span.task][1]} items"
+        what += f", {trace.items[span.task][0]} of {trace.items[span.task][1]} elements"
     return f"{span.task}: {what}, {seconds(span.duration)} from {seconds(span.start + shift)}"
 
 

@@ -139,7 +139,7 @@ def time_plan_in_process(path: Path, cache: str, repeat: int) -> float:
 
     def plan() -> Any:
         planned = plan_notebook(result, cache)
-        if planned.count("cached") != TASKS:
+        if planned.count("load") != TASKS:
             raise RuntimeError(f"the plan does not load every task from the cache:\n{planned.render_text()}")
         return planned
 

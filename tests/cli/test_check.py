@@ -127,7 +127,7 @@ BROKEN = [
     ),
     pytest.param(
         [markdown("# Option"), "%%task --fast\ndef load():\n    return 1\n"],
-        [f"{NB}: cell 2, line 1: `%%task` has no option `--fast`; it takes `--no-run`, `--volatile`, `--retries N`, `--timeout SECONDS`, `--save PATH`, `--when EXPR` and `--map PARAM`."],
+        [f"{NB}: cell 2, line 1: `%%task` has no option `--fast`; it takes `--no-run`, `--volatile`, `--retries N`, `--timeout SECONDS`, `--save PATH`, `--when EXPR` and `--map PARAM`. `%%task --help` says what each does."],
         id="unknown-task-option",
     ),
     pytest.param(

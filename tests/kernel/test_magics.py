@@ -353,7 +353,10 @@ def test_task_help_alone_in_a_cell_shows_the_help(ip: Any, line: str) -> None:
     text = ok(ip, line)
     assert text.startswith("usage: %%task [-h] [--no-run]") and "--volatile" in text, text
     message = fails(ip, "%%task --bogus\ndef f():\n    pass\n")
-    assert message == "%%task: unrecognized arguments: --bogus. `%%task --help` lists the options."
+    assert message == (
+        "`%%task` has no option `--bogus`; it takes `--no-run`, `--volatile`, `--retries N`, `--timeout SECONDS`, "
+        "`--save PATH`, `--when EXPR` and `--map PARAM`. `%%task --help` says what each does."
+    )
 
 
 def test_a_failed_dag_run_shows_its_report_once(ip: Any) -> None:

@@ -33,6 +33,19 @@ def test_on_task_finished_gets_every_field_by_keyword(tmp_path: Path) -> None:
     assert len(seen) == 2, "a removed hook is not called"
 
 
+def test_task_started_names_its_backend_and_still_answers_to_the_former_name(tmp_path: Path) -> None:
+    nb = _pair(tmp_path)
+    by_keyword: list[tuple[str, str, str]] = []
+    events: list[Any] = []
+    dagnb.on("task_started", lambda *, task, backend, worker, **_: by_keyword.append((task, backend, worker)),
+             graph=nb.graph)
+    nb.graph.bus.subscribe(events.append)
+    nb.run(backend="threads", jobs=2)
+    assert by_keyword == [("a", "threads", "threads"), ("b", "threads", "threads")]
+    started = [e for e in events if type(e).__name__ == "TaskStarted"]
+    assert [(e.backend, e.worker) for e in started] == [("threads", "threads")] * 2
+
+
 def test_a_subscriber_object_gets_the_methods_it_has(tmp_path: Path) -> None:
     nb = _pair(tmp_path)
     log = tmp_path / "runs.jsonl"

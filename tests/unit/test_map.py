@@ -41,7 +41,7 @@ def test_editing_one_element_of_a_thousand_reruns_one_call(tmp_path: Path) -> No
     restarted = _mapped(tmp_path, edited)  # a new session on the same cache
     report = restarted.graph.run()
     assert _calls(restarted) == ["size:edited", "total"], "one element reran; 999 came from the cache"
-    assert report.line("size") == "size: ran (input files changed) · 1 of 1000 items ran"
+    assert report.line("size") == "size: ran (input files changed) · 1 of 1000 elements ran"
     assert restarted.graph["size"][500] == len("edited") and len(restarted.graph["size"]) == 1000
     assert restarted.graph["total"] == 999 * 8 + 6
 

@@ -95,7 +95,7 @@ def test_plan_marks_dependents_of_a_rerun_as_pending(tmp_path: Path) -> None:
     nb.run()
     nb.task("def a():\n    note('a')\n    return 4\n")
     plan = nb.graph.plan()
-    assert [(d.task, d.action) for d in plan.decisions] == [("a", "run"), ("b", "pending")]
+    assert [(d.task, d.action) for d in plan.decisions] == [("a", "run"), ("b", "wait")]
     assert plan.to_run == ["a", "b"]
 
 

@@ -284,5 +284,5 @@ def test_a_map_task_shows_how_many_of_its_items_ran() -> None:
                                 items={"size": (1, 1000)})
     node = re.search(r'<g class="dagnb-task s-done" data-task="size".*?</g>', svg)
     assert node is not None
-    assert "<title>size: done; 1 of 1000 items ran</title>" in node.group(0)
+    assert "<title>size: done; 1 of 1000 elements ran</title>" in node.group(0)
     assert ">size 1/1000</text>" in node.group(0)

@@ -542,8 +542,8 @@ def test_the_graph_shows_a_running_map_tasks_item_count(tmp_path: Path, clock: F
     assert len(drawn) >= 2
     first = re.search(r">count (\d+)/12</text>", drawn[0])
     assert first is not None and int(first.group(1)) < 12
-    assert "items to compute are done</title>" in drawn[0]
-    assert ">count 12/12</text>" in view.graph_html.value and "12 of 12 items ran" in view.graph_html.value
+    assert "elements to compute are done</title>" in drawn[0]
+    assert ">count 12/12</text>" in view.graph_html.value and "12 of 12 elements ran" in view.graph_html.value
     assert len(session.runs()) == 12
 
 
@@ -554,7 +554,7 @@ def test_progress_names_the_item_count_of_a_running_map_task(tmp_path: Path, clo
     labels: list[str] = []
     session.graph.bus.subscribe(lambda e: labels.append(progress.label.value) if isinstance(e, TaskProgress) else None)
     session.graph.run()
-    counted = [label for label in labels if re.fullmatch(r"0/2 tasks · running count \(\d+/12 items\)", label)]
+    counted = [label for label in labels if re.fullmatch(r"0/2 tasks · running count \(\d+/12 elements\)", label)]
     assert len(counted) >= 2, labels
     assert progress.label.value == "2/2 tasks: 2 ran"
     progress.close()
