@@ -27,8 +27,8 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
+from dagnb.cache.records import TASK_COLUMNS, RunRecord, TaskRecord
 from dagnb.cache.trust import sign, verify
 
 __all__ = ["KEEP_RUNS", "SCHEMA", "ForgedRun", "RunRecord", "TaskRecord"]
@@ -47,43 +47,7 @@ CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, started REAL NOT NULL, finished REAL NOT NULL,
     rows TEXT NOT NULL, signature TEXT NOT NULL);
 """
-_COLUMNS = "task, status, reason, key, output, duration, worker"
-
-
-@dataclass(frozen=True)
-class TaskRecord:
-    """One task in a recorded run."""
-
-    task: str
-    status: str
-    reason: str = ""
-    key: str | None = None
-    output: str | None = None
-    duration: float = 0.0
-    worker: str = ""
-
-    def stored(self) -> tuple[str, str, str, str, str, float, str]:
-        """The row as stored (no NULLs: a UNIQUE index would not deduplicate them)."""
-        return (self.task, self.status, self.reason, self.key or "", self.output or "", float(self.duration),
-                self.worker)
-
-    @classmethod
-    def from_row(cls, row: tuple[str, str, str, str, str, float, str]) -> TaskRecord:
-        task, status, reason, key, output, duration, worker = row
-        return cls(task, status, reason, key or None, output or None, duration, worker)
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """A run as the history keeps it; ``id`` counts runs of this cache, across sessions."""
-
-    id: int
-    started: float
-    finished: float
-    tasks: list[TaskRecord] = field(default_factory=list)
-
-    def count(self, status: str) -> int:
-        return sum(1 for t in self.tasks if t.status == status)
+_COLUMNS = ", ".join(TASK_COLUMNS)
 
 
 class ForgedRun(Exception):
@@ -138,7 +102,7 @@ def read(db: sqlite3.Connection, key: bytes, run: int) -> RunRecord | None:
     rows = _rows(db, ids)
     if rows is None or not verify(key, signature, _fields(run, started, finished, rows)):
         raise ForgedRun(run)
-    return RunRecord(run, started, finished, [TaskRecord.from_row(r) for r in rows])  # type: ignore[arg-type]
+    return RunRecord(run, started, finished, [TaskRecord.from_row(r) for r in rows])
 
 
 def _rows(db: sqlite3.Connection, ids: list[int]) -> list[tuple[object, ...]] | None:

@@ -5,29 +5,31 @@ output fingerprint, costs, captured outputs and the parts its key was made
 of; *blobs* map an output fingerprint to the value, so identical outputs are
 stored once. Every key a task ever had is kept, so undoing an edit is a hit.
 
-This module holds the records and the :class:`Store` interface, with
+This module holds the :class:`Store` interface, with
 :class:`MemoryStore`; the disk cache, :class:`~dagnb.cache.disk.DiskStore`,
 is in :mod:`dagnb.cache.disk` (importable from here too).
 
 Invariants:
 
 * Planning reads metadata only; a value is read when a task is loaded.
-* A record read from disk is parsed tolerantly (unknown fields ignored); a
-  record that is not a cache entry at all is never one (``ValueError``).
+* A record read from disk is decoded by its explicit codec
+  (:mod:`dagnb.cache.records`): unknown fields ignored, absent optional
+  ones defaulted; a record that is not a cache entry at all is never one
+  (``ValueError``).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dagnb.errors import DagnbCacheWarning, DagnbError
-from dagnb.cache.runlog import KEEP_RUNS, RunRecord, TaskRecord
+from dagnb.cache.records import CacheEntry, RunRecord, TaskRecord
+from dagnb.cache.runlog import KEEP_RUNS
 
 if TYPE_CHECKING:
     from dagnb.cache.disk import DiskStore
@@ -48,48 +50,6 @@ __all__ = [
     "open_store",
     "parse_size",
 ]
-
-@dataclass
-class CacheEntry:
-    """What the cache knows of one key of one task."""
-
-    key: str
-    task: str
-    output: str
-    parts: dict[str, str] = field(default_factory=dict)
-    inputs: dict[str, str] = field(default_factory=dict)
-    outputs: list[dict[str, Any]] = field(default_factory=list)
-    duration: float = 0.0
-    nbytes: int = 0
-    stored: bool = True
-    created: float = 0.0
-    cpu_time: float = 0.0
-    peak_memory: int = 0
-    value_bytes: int = 0
-    sources: dict[str, str] = field(default_factory=dict)  # helper name -> its own code digest (not keyed)
-
-    def to_json(self) -> str:
-        # not dataclasses.asdict: it deep-copies every nested dict first, ~10x the cost of the dump itself
-        return json.dumps({name: getattr(self, name) for name in _ENTRY_FIELDS}, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> CacheEntry:
-        """The entry a record describes; ``ValueError`` when it is not a cache entry at all."""
-        data = json.loads(text)
-        if not isinstance(data, dict):
-            raise ValueError("a cache entry record is a JSON object")
-        known = {f.name for f in fields(cls)}
-        try:
-            entry = cls(**{name: value for name, value in data.items() if name in known})
-        except TypeError as exc:  # a required field is missing
-            raise ValueError(f"not a cache entry record ({exc})") from None
-        if not all(isinstance(v, str) for v in (entry.key, entry.task, entry.output)):
-            raise ValueError("a cache entry's key, task and output are strings")
-        return entry
-
-
-_ENTRY_FIELDS = tuple(f.name for f in fields(CacheEntry))
-
 
 @dataclass(frozen=True)
 class CacheInfo:
