@@ -42,6 +42,7 @@ __all__ = [
     "CacheReadOnly",
     "DiskStore",
     "MemoryStore",
+    "NoHistory",
     "Pruned",
     "RunRecord",
     "Store",
@@ -258,13 +259,16 @@ class Store(ABC):
     def discard_value(self, fingerprint: str) -> None:
         """Forget a value held only in memory (a disk copy is independent, and stays)."""
 
+    # The run history is part of the protocol: a store keeps it (in memory, on disk) or says it keeps none by
+    # mixing in NoHistory. A default here once gave every new store a history that silently forgot each run.
+
+    @abstractmethod
     def record_run(self, started: float, finished: float, tasks: list[TaskRecord]) -> int:
         """Keep a finished run in the history; return its id (0 where no history is kept)."""
-        return 0
 
+    @abstractmethod
     def runs(self, limit: int | None = None) -> list[RunRecord]:
         """Recent runs, newest first."""
-        return []
 
     def run(self, run_id: int) -> RunRecord | None:
         """One recorded run, by id (``None`` if there is none).
@@ -302,8 +306,21 @@ class Store(ABC):
         """Release files and connections."""
 
 
+class NoHistory:
+    """Mixed into a store that keeps no run history, on purpose: ``%dag history`` then lists no run.
+
+    Listed before :class:`Store` in the bases, so that saying so is explicit.
+    """
+
+    def record_run(self, started: float, finished: float, tasks: list[TaskRecord]) -> int:
+        return 0
+
+    def runs(self, limit: int | None = None) -> list[RunRecord]:
+        return []
+
+
 class MemoryStore(Store):
-    """The cache of a :class:`dagnb.Graph` built without a cache directory."""
+    """The cache of a :class:`dagnb.Graph` built without a cache directory; its run history lives as long as it does."""
 
     def __init__(self) -> None:
         self._entries: dict[str, CacheEntry] = {}

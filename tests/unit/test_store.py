@@ -13,7 +13,8 @@ import pytest
 
 from dagnb.fingerprints.values import fingerprint
 from dagnb.errors import DagnbCacheWarning
-from dagnb.cache.store import CacheEntry, CacheMiss, DiskStore, MemoryStore, Store, parse_size
+from dagnb.cache.store import (CacheEntry, CacheMiss, DiskStore, MemoryStore, NoHistory, Store, TaskRecord,
+                               parse_size)
 
 
 @pytest.fixture(params=["memory", "disk"])
@@ -150,6 +151,46 @@ class TestStoreContract:
         assert (info.entries, info.blobs) == (3, 3)
         assert info.tasks == {"a": 2, "b": 1}
         assert "keys per task: a (2), b (1)" in str(info)
+
+
+    def test_the_history_keeps_each_run_newest_first(self, store: Store) -> None:
+        first = store.record_run(1.0, 2.0, [TaskRecord("a", "done", "new", "k1", "f1", 0.5, "main")])
+        second = store.record_run(3.0, 4.0, [TaskRecord("a", "cached", key="k1", output="f1"),
+                                             TaskRecord("b", "failed", "ValueError: no")])
+        assert 0 < first < second
+        assert [(r.id, r.started, r.finished) for r in store.runs()] == [(second, 3.0, 4.0), (first, 1.0, 2.0)]
+        assert [r.id for r in store.runs(1)] == [second]
+        back = store.run(first)
+        assert back is not None and back.tasks == [TaskRecord("a", "done", "new", "k1", "f1", 0.5, "main")]
+        assert store.run(second).count("failed") == 1  # type: ignore[union-attr]
+        assert store.run(second + 1) is None
+
+
+# ---------------------------------------------------- the protocol itself
+
+
+class _Forgetful(Store):
+    """Every method of a store but the history, as a new store might be written."""
+
+    def entry(self, key: str) -> None:
+        return None
+
+    has_value = put = load = head = set_head = info = clear = entry  # type: ignore[assignment]
+
+
+def test_a_store_that_does_not_implement_the_history_cannot_be_made() -> None:
+    with pytest.raises(TypeError) as refused:
+        _Forgetful()  # type: ignore[abstract]
+    assert "record_run" in str(refused.value) and "runs" in str(refused.value)
+
+
+def test_a_store_says_it_keeps_no_history_by_mixing_in_no_history() -> None:
+    class Historyless(NoHistory, _Forgetful):
+        pass
+
+    store = Historyless()
+    assert store.record_run(1.0, 2.0, [TaskRecord("a", "done")]) == 0
+    assert store.runs() == [] and store.run(1) is None
 
 
 # ------------------------------------------------------------- disk only
