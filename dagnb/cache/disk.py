@@ -2,7 +2,7 @@
 
 Invariants:
 
-* Everything that steers a load is signed with this user's cache key
+* Everything that steers a load is signed with this user's secret
   (:mod:`dagnb.cache.trust`) or derived from what is: entries (with the outputs a
   hit replays), values (every byte), heads, hit counts and the run history.
   A row that fails its signature is ignored (with a warning), never used,
@@ -48,7 +48,7 @@ from dagnb.errors import DagnbCacheWarning
 from dagnb.cache.runlog import RunRecord, TaskRecord
 from dagnb.cache.store import CacheEntry, CacheInfo, CacheMiss, CacheReadOnly, Store
 from dagnb.cache.upkeep import CacheUpkeep
-from dagnb.cache.trust import DIGEST, cache_key, hash_chunk, sign, user_name, verify
+from dagnb.cache.trust import DIGEST, load_secret, hash_chunk, sign, user_name, verify
 from dagnb.cache.writer import BatchWriter, Failure, HeadWrite, Pending, PutWrite, Write, small_pickle
 
 __all__ = ["DiskStore", "FORMAT_VERSION"]
@@ -69,7 +69,7 @@ CREATE TABLE IF NOT EXISTS hits (
 """ + runlog.SCHEMA
 
 MISMATCH = ("its value file does not match its signature (it was altered or truncated, or written with another "
-            "cache key)")
+            "secret)")
 
 
 def _blob_fields(fingerprint: str, nbytes: int, row: bool = False) -> tuple[str, ...]:
@@ -104,10 +104,10 @@ class DiskStore(CacheUpkeep, Store):
 
     SCHEMA = _SCHEMA
 
-    def __init__(self, directory: str | os.PathLike[str], key: bytes | None = None) -> None:
+    def __init__(self, directory: str | os.PathLike[str], secret: bytes | None = None) -> None:
         self.root = Path(directory).expanduser().resolve()
         self.location = str(self.root)
-        self._key = key if key is not None else cache_key()  # a key that cannot be trusted: nothing is opened
+        self._secret = secret if secret is not None else load_secret()  # a secret that cannot be trusted: nothing opens
         self._warned: set[str] = set()
         self._verified: set[str] = set()  # fingerprints whose existing file this store has checked
         self._lock = threading.RLock()
@@ -131,13 +131,13 @@ class DiskStore(CacheUpkeep, Store):
     # ---------------------------------------------------------- signing
 
     def _sign(self, *fields: str) -> str:
-        return sign(self._key, fields)
+        return sign(self._secret, fields)
 
     def _signed(self, signature: str, *fields: str) -> bool:
-        return verify(self._key, signature, fields)
+        return verify(self._secret, signature, fields)
 
     def _entry(self, key: str, record: str, signature: str, warn: bool = True) -> CacheEntry | None:
-        """The entry, if this user's key signed it; else ``None`` (warned once per key)."""
+        """The entry, if this user's secret signed it; else ``None`` (warned once per key)."""
         if self._signed(signature, "entry", key, record):
             try:
                 entry = CacheEntry.from_json(record)
@@ -147,7 +147,7 @@ class DiskStore(CacheUpkeep, Store):
         if warn and key not in self._warned:
             self._warned.add(key)
             warnings.warn(
-                f"A cache entry of task `{_task_of(record)}` in {self.location} is not signed with your cache key, "
+                f"A cache entry of task `{_task_of(record)}` in {self.location} is not signed with your secret, "
                 f"so dagnb ignores it and recomputes (it may come from someone else's cache; see 'A cache you can "
                 f"trust' in dagnb's README to share a cache on purpose).",
                 DagnbCacheWarning,
@@ -351,13 +351,13 @@ class DiskStore(CacheUpkeep, Store):
         """The ``blobs`` row of a value: its bytes in the row, or its file placed (raising what the rename raises)."""
         output = write.entry.output
         if write.row is not None:
-            signature = sign(self._key, _blob_fields(output, len(write.row), row=True), write.digests)
+            signature = sign(self._secret, _blob_fields(output, len(write.row), row=True), write.digests)
             owner = os.geteuid() if hasattr(os, "geteuid") else None
             return output, signature, len(write.row), now, now, b"".join(write.digests), write.row, owner
         written = write.written
         assert written is not None
         written.place()
-        signature = sign(self._key, _blob_fields(output, written.nbytes), written.digests)
+        signature = sign(self._secret, _blob_fields(output, written.nbytes), written.digests)
         return output, signature, written.nbytes, now, now, b"".join(written.digests), None, None
 
     def _value_row(self, fingerprint: str) -> list[tuple[Any, ...]]:
@@ -365,7 +365,7 @@ class DiskStore(CacheUpkeep, Store):
                            f"WHERE fingerprint = ?", (fingerprint,))
 
     def _has_good_value(self, fingerprint: str) -> bool:
-        """A stored value for ``fingerprint`` that this user's key signed (its bytes checked once per store)."""
+        """A stored value for ``fingerprint`` that this user's secret signed (its bytes checked once per store)."""
         with self._lock:
             if fingerprint in self._pending.values:  # written by this store, in the batch not yet committed
                 return True
@@ -423,7 +423,7 @@ class DiskStore(CacheUpkeep, Store):
             raise CacheMiss("its value row names no valid fingerprint", "bad")
         expected = [bytes(digests[i : i + 32]) for i in range(0, len(digests), 32)]
         row = data is not None
-        if not verify(self._key, signature, _blob_fields(fingerprint, nbytes, row), expected):
+        if not verify(self._secret, signature, _blob_fields(fingerprint, nbytes, row), expected):
             raise self._forget_bad(fingerprint, owner if row else self._owner(fingerprint))
         if row:
             return expected, _RowBytes(data, owner)  # type: ignore[arg-type]
@@ -446,7 +446,7 @@ class DiskStore(CacheUpkeep, Store):
     def _forget_bad(self, fingerprint: str, owner: int | None) -> CacheMiss:
         """Remove a value that failed its signature, unless it is another user's (then: say whose)."""
         if self._files.modes.shared and owner is not None and owner != os.geteuid():
-            return CacheMiss(f"its value file was written by {user_name(owner)} with another cache key (share "
+            return CacheMiss(f"its value file was written by {user_name(owner)} with another secret (share "
                              f"`DAGNB_CACHE_KEY` to use each other's values)", "foreign")
         self._verified.discard(fingerprint)
         if not self.read_only:
@@ -506,21 +506,21 @@ class DiskStore(CacheUpkeep, Store):
             return 0
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            return runlog.record(self._db, self._key, started, finished, tasks)
+            return runlog.record(self._db, self._secret, started, finished, tasks)
 
     def runs(self, limit: int | None = None) -> list[RunRecord]:
         with self._lock:
-            found, forged = runlog.recent(self._db, self._key, limit)
+            found, forged = runlog.recent(self._db, self._secret, limit)
         if forged and "runs" not in self._warned:
             self._warned.add("runs")
             warnings.warn(f"{forged} runs in the history of the cache at {self.location} are not signed with your "
-                          f"cache key; dagnb leaves them out (`dagnb cache verify` removes them).",
+                          f"secret; dagnb leaves them out (`dagnb cache verify` removes them).",
                           DagnbCacheWarning, stacklevel=3)
         return found
 
     def run(self, run_id: int) -> RunRecord | None:
         with self._lock:
-            return runlog.read(self._db, self._key, run_id)
+            return runlog.read(self._db, self._secret, run_id)
 
     def info(self) -> CacheInfo:
         entries = self._query("SELECT task, COUNT(*) FROM entries GROUP BY task")

@@ -92,7 +92,7 @@ class Verified:
     """What ``verify`` found, and what it removed.
 
     ``bad_entries`` and ``bad_values`` failed their signature (altered,
-    truncated, forged, or written with another key) and were removed;
+    truncated, forged, or written with another secret) and were removed;
     ``kept`` failed it too but belong to another user of a shared cache, so
     they were left alone; ``unreadable`` could not be read (a transient error
     or a permission) and were left alone; ``links`` are symbolic links found
@@ -122,14 +122,14 @@ class Verified:
         if self.damaged:
             return f"the cache metadata was damaged; {self.damaged}"
         if self.ok:
-            return head + "all intact and signed with your key"
+            return head + "all intact and signed with your secret"
         removed = "found" if self.read_only else "removed"
         parts = []
         if self.bad_entries or self.bad_values:
             parts.append(f"{removed} {len(self.bad_entries)} entries and {len(self.bad_values)} values that were "
-                         f"altered, truncated or not signed with your key (their tasks recompute on the next run)")
+                         f"altered, truncated or not signed with your secret (their tasks recompute on the next run)")
         if self.kept:
-            parts.append(f"kept {len(self.kept)} values of other users that are not signed with your key (share "
+            parts.append(f"kept {len(self.kept)} values of other users that are not signed with your secret (share "
                          f"`DAGNB_CACHE_KEY` to use each other's values)")
         if self.unreadable:
             parts.append(f"could not read {len(self.unreadable)} values ({self.unreadable[0]}); they were kept: run "
@@ -138,7 +138,7 @@ class Verified:
             parts.append(f"{removed} {len(self.links)} symbolic links planted where dagnb keeps its files "
                          f"({', '.join(self.links)}), never what they point to")
         if self.forged_runs:
-            parts.append(f"{removed} {self.forged_runs} runs of the history that are not signed with your key")
+            parts.append(f"{removed} {self.forged_runs} runs of the history that are not signed with your secret")
         if self.read_only:
             parts.append("nothing was removed: the cache is read-only for you")
         return head + "; ".join(parts)
@@ -187,7 +187,7 @@ class CacheMiss(Exception):
 
     ``kind`` says what became of it: ``bad`` (it failed its signature, or its
     file is gone: forgotten), ``foreign`` (another user's, failing this
-    user's key: left alone), ``unreadable`` (it could not be read right now:
+    user's secret: left alone), ``unreadable`` (it could not be read right now:
     left alone), or ``missing`` (nothing was there).
     """
 
@@ -274,7 +274,7 @@ class Store(ABC):
         """One recorded run, by id (``None`` if there is none).
 
         Raises:
-            ForgedRun: a disk cache holds run ``run_id``, but not signed with this user's key.
+            ForgedRun: a disk cache holds run ``run_id``, but not signed with this user's secret.
         """
         return next((r for r in self.runs() if r.id == run_id), None)
 
@@ -405,7 +405,7 @@ def open_store(directory: str | os.PathLike[str] | None) -> Store:
     """A disk cache at ``directory``, or a :class:`MemoryStore` for ``None``.
 
     A disk cache that cannot be used at all (its folder cannot be created,
-    it is read-only with nothing usable in it, or the cache key cannot be
+    it is read-only with nothing usable in it, or the secret cannot be
     trusted) gives a :class:`DagnbCacheWarning` saying why and how to fix it,
     and a :class:`MemoryStore`: the session works, without a disk cache.
     """
@@ -413,11 +413,11 @@ def open_store(directory: str | os.PathLike[str] | None) -> Store:
         return MemoryStore()
     from dagnb.cache.folder import CacheUnavailable
     from dagnb.cache.disk import DiskStore
-    from dagnb.cache.trust import CacheKeyError
+    from dagnb.cache.trust import SecretError
 
     try:
         return DiskStore(directory)
-    except (CacheUnavailable, CacheKeyError) as exc:
+    except (CacheUnavailable, SecretError) as exc:
         warnings.warn(f"{exc} Until then, dagnb keeps results in memory only (nothing is cached on disk).",
                       DagnbCacheWarning, stacklevel=2)
         return MemoryStore()

@@ -8,7 +8,7 @@ Invariants:
 
 * ``verify`` removes only what fails its signature (entries, values, heads,
   hit counts, runs) and symbolic links planted in the cache (the link, never
-  its target); a value another user of a shared cache wrote with another key,
+  its target); a value another user of a shared cache wrote with another secret,
   or one that cannot be read right now, is reported and kept. Metadata SQLite
   finds damaged is set aside whole, nothing deleted.
 * ``prune`` and ``clear`` re-sign only rows whose signature they checked, and
@@ -163,7 +163,7 @@ class CacheUpkeep:
             if task is None:
                 runlog.clear(self._db)
             else:
-                runlog.forget_task(self._db, self._key, task)
+                runlog.forget_task(self._db, self._secret, task)
             orphans = [fp for (fp,) in self._db.execute(
                 "SELECT fingerprint FROM blobs WHERE fingerprint NOT IN (SELECT output FROM entries) "
                 "AND fingerprint NOT IN (SELECT output FROM history_rows)")]

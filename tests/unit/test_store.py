@@ -359,14 +359,14 @@ def test_a_bad_size_says_what_is_accepted() -> None:
 
 
 def test_a_value_signed_with_another_key_is_never_unpickled(tmp_path: Path) -> None:
-    theirs = DiskStore(tmp_path / "cache", key=b"someone else")
+    theirs = DiskStore(tmp_path / "cache", secret=b"someone else")
     value = np.arange(10)
     entry = _entry("k1", "t", value)
     theirs.put(entry, value)
     theirs.set_head("t", "k1")
     theirs.close()
-    ours = DiskStore(tmp_path / "cache", key=b"me")
-    with pytest.warns(DagnbCacheWarning, match="is not signed with your cache key"):
+    ours = DiskStore(tmp_path / "cache", secret=b"me")
+    with pytest.warns(DagnbCacheWarning, match="is not signed with your secret"):
         assert ours.entry("k1") is None
     assert ours.head("t") is None
     with pytest.raises(CacheMiss) as info:
@@ -377,7 +377,7 @@ def test_a_value_signed_with_another_key_is_never_unpickled(tmp_path: Path) -> N
 
 @pytest.mark.value_files
 def test_verify_removes_what_is_altered_or_foreign_and_keeps_the_rest(tmp_path: Path) -> None:
-    store = DiskStore(tmp_path / "cache", key=b"me")
+    store = DiskStore(tmp_path / "cache", secret=b"me")
     good, bad = _entry("k1", "a", "kept"), _entry("k2", "b", "flipped")
     store.put(good, "kept")
     store.put(bad, "flipped")
@@ -396,14 +396,14 @@ def test_the_key_is_created_once_with_mode_0600(tmp_path: Path, monkeypatch: pyt
     from dagnb.cache import trust
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
-    first = trust.cache_key()
-    assert len(first) == 32 and trust.cache_key() == first
-    assert trust.key_path() == tmp_path / "dagnb" / "cache.key"
-    assert trust.key_path().stat().st_mode & 0o777 == 0o600
+    first = trust.load_secret()
+    assert len(first) == 32 and trust.load_secret() == first
+    assert trust.secret_path() == tmp_path / "dagnb" / "cache.key"
+    assert trust.secret_path().stat().st_mode & 0o777 == 0o600
     assert [p.name for p in (tmp_path / "dagnb").iterdir()] == ["cache.key"], "no temporary file is left"
     team = "a team secret of at least 32 characters"
     monkeypatch.setenv("DAGNB_CACHE_KEY", team)
-    assert trust.cache_key() == team.encode()
+    assert trust.load_secret() == team.encode()
 
 
 # ------------------------------------------------------- values in rows, batches
@@ -460,7 +460,7 @@ def test_a_damaged_row_is_a_miss_never_wrong_data_and_is_forgotten(disk: DiskSto
     with pytest.raises(CacheMiss) as missed:
         reopened.load(reopened.entry("k1"))  # type: ignore[arg-type]
     assert missed.value.reason == ("its value file does not match its signature (it was altered or truncated, or "
-                                   "written with another cache key)")
+                                   "written with another secret)")
     assert _value_row(disk.root, fingerprint(value)) is None, "the damaged row was not forgotten"
     assert reopened.load(reopened.entry("k2")) == other  # type: ignore[arg-type]
     reopened.put(_entry("k1", "t", value), value)  # written again on the next put

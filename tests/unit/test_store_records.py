@@ -93,11 +93,11 @@ def _signed_record(root: Path, key: str, record: str) -> None:
 
 def test_a_disk_store_reads_a_signed_record_a_newer_dagnb_wrote(tmp_path: Path) -> None:
     root = tmp_path / "cache"
-    DiskStore(root, key=SECRET).close()
+    DiskStore(root, secret=SECRET).close()
     newer = {**json.loads(encode_entry(CacheEntry("k-new", "t", "o", parts={"code": "c"}))), "lineage": ["a", "b"]}
     _signed_record(root, "k-new", json.dumps(newer, sort_keys=True))
     _signed_record(root, "k-broken", json.dumps({"key": "k-broken", "task": "t"}))  # no output: no entry
-    store = DiskStore(root, key=SECRET)
+    store = DiskStore(root, secret=SECRET)
     try:
         entry = store.entry("k-new")
         assert entry is not None and (entry.task, entry.output, entry.parts) == ("t", "o", {"code": "c"})
