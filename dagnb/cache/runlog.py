@@ -29,7 +29,7 @@ import sqlite3
 from collections.abc import Iterable
 
 from dagnb.cache.records import TASK_COLUMNS, RunRecord, TaskRecord
-from dagnb.cache.trust import sign, verify
+from dagnb.cache.trust import Signer
 
 __all__ = ["KEEP_RUNS", "SCHEMA", "ForgedRun", "RunRecord", "TaskRecord"]
 
@@ -65,13 +65,13 @@ def _fields(run: int, started: float, finished: float, rows: Iterable[tuple[obje
     return fields
 
 
-def record(db: sqlite3.Connection, secret: bytes, started: float, finished: float, tasks: list[TaskRecord]) -> int:
+def record(db: sqlite3.Connection, signer: Signer, started: float, finished: float, tasks: list[TaskRecord]) -> int:
     """Add a run (its task rows stored once each), sign it, and keep the history bounded; return its id."""
     rows = [t.stored() for t in tasks]
     ids = [_row_id(db, row) for row in rows]
     run = int(db.execute("INSERT INTO runs (started, finished, rows, signature) VALUES (?, ?, ?, '')",
                          (started, finished, json.dumps(ids))).lastrowid or 0)
-    db.execute("UPDATE runs SET signature = ? WHERE id = ?", (sign(secret, _fields(run, started, finished, rows)), run))
+    db.execute("UPDATE runs SET signature = ? WHERE id = ?", (signer.sign(_fields(run, started, finished, rows)), run))
     if run % _SLACK == 0:
         trim(db)
     return run
@@ -85,7 +85,7 @@ def _row_id(db: sqlite3.Connection, row: tuple[object, ...]) -> int:
     return int(db.execute(f"INSERT INTO history_rows ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", row).lastrowid or 0)
 
 
-def read(db: sqlite3.Connection, secret: bytes, run: int) -> RunRecord | None:
+def read(db: sqlite3.Connection, signer: Signer, run: int) -> RunRecord | None:
     """Run ``run``, verified (``None`` if there is no such run).
 
     Raises:
@@ -100,7 +100,7 @@ def read(db: sqlite3.Connection, secret: bytes, run: int) -> RunRecord | None:
     except (ValueError, TypeError):
         raise ForgedRun(run) from None
     rows = _rows(db, ids)
-    if rows is None or not verify(secret, signature, _fields(run, started, finished, rows)):
+    if rows is None or not signer.check(signature, _fields(run, started, finished, rows)):
         raise ForgedRun(run)
     return RunRecord(run, started, finished, [TaskRecord.from_row(r) for r in rows])
 
@@ -119,13 +119,13 @@ def _rows(db: sqlite3.Connection, ids: list[int]) -> list[tuple[object, ...]] | 
     return [found[i] for i in ids]
 
 
-def recent(db: sqlite3.Connection, secret: bytes, limit: int | None) -> tuple[list[RunRecord], int]:
+def recent(db: sqlite3.Connection, signer: Signer, limit: int | None) -> tuple[list[RunRecord], int]:
     """The newest ``limit`` runs (all when ``None``), newest first, and how many were left out as forged."""
     query = "SELECT id FROM runs ORDER BY id DESC" + (" LIMIT ?" if limit else "")
     found, forged = [], 0
     for (run,) in db.execute(query, (int(limit),) if limit else ()).fetchall():
         try:
-            record_ = read(db, secret, run)
+            record_ = read(db, signer, run)
         except ForgedRun:
             forged += 1
             continue
@@ -154,7 +154,7 @@ def sweep(db: sqlite3.Connection) -> None:
     db.executemany("DELETE FROM history_rows WHERE id = ?", [(i,) for i in stale])
 
 
-def forget_task(db: sqlite3.Connection, secret: bytes, task: str) -> None:
+def forget_task(db: sqlite3.Connection, signer: Signer, task: str) -> None:
     """Take ``task`` out of every run (each re-signed after its signature is checked; forged runs go)."""
     mine = {row_id for (row_id,) in db.execute("SELECT id FROM history_rows WHERE task = ?", (task,))}
     if not mine:
@@ -167,7 +167,7 @@ def forget_task(db: sqlite3.Connection, secret: bytes, task: str) -> None:
         if not mine & set(ids):
             continue
         try:
-            kept = read(db, secret, run)
+            kept = read(db, signer, run)
         except ForgedRun:
             kept = None
         if kept is None:
@@ -176,7 +176,7 @@ def forget_task(db: sqlite3.Connection, secret: bytes, task: str) -> None:
         rest = [(row_id, t) for row_id, t in zip(ids, kept.tasks) if t.task != task]
         fields = _fields(run, kept.started, kept.finished, [t.stored() for _, t in rest])
         db.execute("UPDATE runs SET rows = ?, signature = ? WHERE id = ?",
-                   (json.dumps([row_id for row_id, _ in rest]), sign(secret, fields), run))
+                   (json.dumps([row_id for row_id, _ in rest]), signer.sign(fields), run))
     sweep(db)
 
 

@@ -40,10 +40,12 @@ __all__ = [
     "CHUNK",
     "ChunkHasher",
     "SecretError",
+    "Signer",
     "MIN_SECRET",
     "MIN_SHARED_SECRET",
     "load_secret",
     "chunk_digest",
+    "existing_secret",
     "hash_chunk",
     "secret_path",
     "user_name",
@@ -108,6 +110,21 @@ def load_secret() -> bytes:
     except FileNotFoundError:
         pass
     return _create_secret(path)
+
+
+def existing_secret() -> bytes | None:
+    """``$DAGNB_CACHE_KEY`` if set, else this user's secret if there is one yet: never created (a read-only look).
+
+    Raises:
+        SecretError: the secret is too short or not private.
+    """
+    shared = shared_secret()
+    if shared is not None:
+        return shared
+    try:
+        return _read_secret(secret_path())
+    except FileNotFoundError:
+        return None
 
 
 def _create_secret(path: Path) -> bytes:
@@ -281,3 +298,25 @@ def verify(secret: bytes, signature: str | None, fields: Iterable[str], digests:
     if not signature:
         return False
     return hmac.compare_digest(sign(secret, fields, digests), signature)
+
+
+class Signer:
+    """Signs and checks the rows of one cache with one secret, which it keeps to itself.
+
+    Responsibilities: the one place a store's secret is held once loaded; a
+    row's fields (and a value's chunk digests) in, a signature out, and back.
+    """
+
+    __slots__ = ("_secret",)
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def __repr__(self) -> str:
+        return "Signer(<secret>)"  # never the secret, in a traceback or a log
+
+    def sign(self, fields: Iterable[str], digests: Iterable[bytes] = ()) -> str:
+        return sign(self._secret, fields, digests)
+
+    def check(self, signature: str | None, fields: Iterable[str], digests: Iterable[bytes] = ()) -> bool:
+        return verify(self._secret, signature, fields, digests)
