@@ -84,9 +84,9 @@ def _look(root: Path, found: int | None, schema: str) -> sqlite3.Connection:
     """The metadata of ``root`` opened read-only on purpose; an empty one in memory where there is none to read."""
     if not (root / "meta.sqlite").is_file():
         return _empty(schema)
-    if older(found):
+    if found is not None and older(found):
         _warn(f"The cache at {root} was written by an older dagnb (format {found}), {why_older(found)}; nothing in "
-              f"it is used here, and the next run that writes the cache sets it aside and recomputes.")  # type: ignore[arg-type]
+              f"it is used here, and the next run that writes the cache sets it aside and recomputes.")
         return _empty(schema)
     try:
         return _read_only_metadata(root)
@@ -138,9 +138,9 @@ def read_only_reason(root: Path) -> str | None:
 def _open_writable(root: Path, modes: FileModes, schema: str) -> sqlite3.Connection:
     found = stored_format(root)
     refuse_newer(root, found)
-    if older(found):
+    if found is not None and older(found):
         aside = set_aside(root, f"old-format-{found}")
-        _warn(f"The cache at {root} was written by an older dagnb (format {found}), {why_older(found)}; dagnb starts "  # type: ignore[arg-type]
+        _warn(f"The cache at {root} was written by an older dagnb (format {found}), {why_older(found)}; dagnb starts "
               f"it afresh (format {FORMAT_VERSION}) and recomputes. The old files are in {aside}; delete them when "
               f"you like.")
     try:

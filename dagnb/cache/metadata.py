@@ -177,7 +177,8 @@ class Metadata:
 
     def present(self, db: sqlite3.Connection, fingerprints: set[str]) -> set[str]:
         """Inside a transaction: which of ``fingerprints`` have a value row."""
-        found, wanted = set(), sorted(fingerprints)
+        found: set[str] = set()
+        wanted = sorted(fingerprints)
         for start in range(0, len(wanted), 500):
             part = wanted[start : start + 500]
             found.update(fp for (fp,) in db.execute(

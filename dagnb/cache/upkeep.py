@@ -67,7 +67,9 @@ class CacheUpkeep:
                         read_only=bool(self.read_only))
 
     def _verify_values(self: DiskStore) -> tuple[list[str], list[str], list[str]]:
-        bad, kept, unreadable = [], [], []
+        bad: list[str] = []
+        kept: list[str] = []
+        unreadable: list[str] = []
         for fingerprint, *row in self.meta.value_rows():
             try:
                 self.values.check_whole(fingerprint, *row)
