@@ -19,7 +19,6 @@ Invariants:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -28,28 +27,10 @@ __all__ = ["CacheEntry", "Codec", "Field", "RunRecord", "TaskRecord", "decode_en
 T = TypeVar("T")
 _MISSING = object()
 
-
-def _float(value: Any) -> Any:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return _MISSING
-
-
-def _int(value: Any) -> Any:
-    return value if isinstance(value, int) and not isinstance(value, bool) else _MISSING
-
-
-def _kind(*types: type) -> Callable[[Any], Any]:
-    """A check that keeps a value of one of ``types`` as it is (no copy: decoding is on the planner's path)."""
-    return lambda value: value if isinstance(value, types) and not isinstance(value, bool) else _MISSING
-
-
-def _bool(value: Any) -> Any:
-    return value if isinstance(value, bool) else _MISSING
-
-
-KINDS: dict[str, Callable[[Any], Any]] = {
-    "str": _kind(str), "float": _float, "int": _int, "bool": _bool, "dict": _kind(dict), "list": _kind(list),
+# The JSON types each kind accepts, exactly (``json`` never decodes to a subclass; a bool is no int here).
+KINDS: dict[str, frozenset[type]] = {
+    "str": frozenset({str}), "float": frozenset({float, int}), "int": frozenset({int}), "bool": frozenset({bool}),
+    "dict": frozenset({dict}), "list": frozenset({list}),
 }
 
 
@@ -77,7 +58,7 @@ class Codec(Generic[T]):
 
     def __init__(self, cls: type[T], fields: list[Field]) -> None:
         self.cls, self.fields = cls, tuple(fields)
-        self._checks = tuple((f.stored, f.name, KINDS[f.kind], f.required) for f in fields)
+        self._checks = tuple((f.stored, f.name, KINDS[f.kind], f.kind == "float", f.required) for f in fields)
 
     def encode(self, record: T) -> dict[str, Any]:
         return {f.stored: getattr(record, f.name) for f in self.fields}
@@ -87,17 +68,14 @@ class Codec(Generic[T]):
         if not isinstance(data, dict):
             raise ValueError(f"a {self.cls.__name__} record is a JSON object")
         values = {}
-        for stored, name, check, required in self._checks:
-            value = check(data[stored]) if stored in data else _MISSING
-            if value is not _MISSING:
-                values[name] = value
+        for stored, name, types, to_float, required in self._checks:  # on the planner's path: no call per field
+            value = data.get(stored, _MISSING)
+            if type(value) in types:
+                values[name] = float(value) if to_float else value
             elif required:
-                raise ValueError(f"not a {self.cls.__name__} record (`{stored}` is missing or not a {check_name(check)})")
+                kind = next(k for k, known in KINDS.items() if known is types)
+                raise ValueError(f"not a {self.cls.__name__} record (`{stored}` is missing or not a {kind})")
         return self.cls(**values)
-
-
-def check_name(check: Callable[[Any], Any]) -> str:
-    return next((kind for kind, known in KINDS.items() if known is check), "value")
 
 
 @dataclass
