@@ -50,7 +50,8 @@ class CacheUpkeep:
             damage = str(exc)
         if damage != "ok":
             return self._set_aside_damaged(damage)
-        links = self.values.files.planted_links(remove=not self.read_only)
+        # a cache opened read-only where there is no folder has no files to look at
+        links = self.values.files.planted_links(remove=not self.read_only) if self.root.is_dir() else []
         rows = meta.query("SELECT key, record, signature FROM entries")
         bad_entries = [key for key, record, signature in rows if not meta.signed(signature, "entry", key, record)]
         values = len(meta.query("SELECT 1 FROM blobs"))

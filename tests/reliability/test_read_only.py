@@ -156,7 +156,8 @@ def test_a_read_only_open_creates_no_secret(tmp_path: Path, monkeypatch: pytest.
 
 def test_a_missing_folder_is_an_empty_cache_and_is_not_created(tmp_path: Path) -> None:
     store = DiskStore(tmp_path / "nothing" / "here", read_only=True)
-    assert (store.info().entries, store.head("t"), store.runs()) == (0, None, [])
+    assert (store.info().entries, store.head("t"), store.runs(), store.entries_of("t")) == (0, None, [], [])
+    assert store.verify().ok and store.hit_totals() == {} and not store.has_value("a" * 32)
     store.close()
     assert not (tmp_path / "nothing").exists()
     faultlib.record_case("test_read_only", "a missing folder: an empty cache, the folder not created")
