@@ -193,7 +193,8 @@ class Metadata:
 
     def touch(self, hits: list[tuple[str, float]]) -> None:
         """Count each hit ``(key, time saved)`` and mark its entry and value used now."""
-        rows = [(time.time(), key) for key, _ in hits]
+        now = time.time()
+        rows = [(now, key) for key, _ in hits]
         with self.writing() as db:
             db.executemany("UPDATE entries SET last_used = ? WHERE key = ?", rows)
             db.executemany(
