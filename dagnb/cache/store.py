@@ -16,6 +16,9 @@ Invariants:
   (:mod:`dagnb.cache.records`): unknown fields ignored, absent optional
   ones defaulted; a record that is not a cache entry at all is never one
   (``ValueError``).
+* The run history is part of the protocol: every store implements
+  ``record_run`` and ``runs`` (a store without them cannot be made), or
+  says it keeps none by mixing in :class:`NoHistory`.
 """
 
 from __future__ import annotations
