@@ -637,7 +637,7 @@ class Graph:
             run = self.store.run(run_id)
         except ForgedRun:
             raise CommandError(
-                f"Run {run_id} in the history of this cache is not signed with your cache key (it was altered, or "
+                f"Run {run_id} in the history of this cache is not signed with your secret (it was altered, or "
                 f"written by someone else), so dagnb does not use it. `dagnb cache verify` removes such runs."
             ) from None
         if run is None:

@@ -1,19 +1,24 @@
-"""Opening a cache folder: its format, its permissions, and whether this user may write it.
+"""Opening a cache folder: its permissions, whether this user may write it, and its SQLite metadata.
 
 Invariants:
 
-* A cache of a newer format is refused and left exactly as it was (its
-  format is read without writing anything).
-* A cache of format 3 is upgraded in place (its tables gain the columns
-  of format 4; every row and file stays valid), also when it is opened
-  read-only (then it is read as it is).
-* A cache of an older format, or metadata SQLite cannot read at all, is
-  moved aside into the folder (``old-format-N/``, ``damaged-N/``): nothing is
-  deleted, and the cache starts afresh.
+* A cache of a newer format is refused and left exactly as it was; an
+  older one is upgraded or set aside (:mod:`dagnb.cache.format`).
 * A cache this user cannot write (someone else's, or on a read-only file
-  system) is opened read-only: SQLite's read-only mode, nothing created,
-  moved or changed. A folder that cannot be created, or a read-only folder
-  with no usable cache in it, raises :class:`CacheUnavailable`.
+  system) is opened read-only: nothing created, moved or changed. A folder
+  that cannot be created, or a read-only folder with no usable cache in it,
+  raises :class:`CacheUnavailable`.
+* A cache opened read-only on purpose (``read_only=True``: ``dagnb check
+  --plan``) creates, moves and changes nothing either, not even a folder, a
+  lock file or SQLite's ``-wal`` and ``-shm`` files: a cache that is not
+  there, of an older format or damaged is opened empty (with a warning for
+  the last two), in memory.
+* Read-only metadata is opened as an immutable file when no ``-wal`` file
+  is there (SQLite's ``mode=ro`` alone creates one, and a ``-shm``), and in
+  ``mode=ro`` when a writer may have committed into its ``-wal``. An
+  immutable read takes no lock: a writer that starts meanwhile and
+  checkpoints can make a read fail with an SQLite error, never pass a row
+  that is not signed.
 * Opening for writing is serialized between processes by an ``flock`` on
   ``.dagnb.lock``, so kernels starting at once agree on the format.
 """
@@ -30,30 +35,13 @@ from pathlib import Path
 
 from dagnb.cache.blobs import BlobFiles, FileModes
 from dagnb.errors import DagnbCacheWarning, DagnbError
+from dagnb.cache.format import (FILES, FORMAT_VERSION, UPGRADES, CacheFormatError, format_of, older, refuse_newer,
+                                set_aside, stored_format, upgrade, why_older)
 from dagnb.cache.trust import user_name
 
 __all__ = ["FORMAT_VERSION", "CacheFormatError", "CacheUnavailable", "Opened", "open_cache", "read_only_reason", "set_aside"]
 
-# 1: unsigned entries; 2: signed entries and values (SHA-256 chunks), unsigned history and heads;
-# 3: values signed over BLAKE3 chunks, signed heads, hit counts and history (deduplicated and bounded)
-# 4: small values live in their metadata row (``blobs.data``, signed as a "row"), not in a file
-FORMAT_VERSION = 4
-_UPGRADES = {3: (("blobs", "data", "BLOB"), ("blobs", "owner", "INTEGER"))}  # the columns a format gains
-_UNSIGNED = {1: "whose entries are not signed, so they cannot be trusted",
-             2: "whose run history and heads are not signed, so they cannot be trusted"}
-_FILES = ("meta.sqlite", "meta.sqlite-wal", "meta.sqlite-shm", "blobs")
-
-
-class CacheFormatError(DagnbError):
-    """A cache written by a newer dagnb."""
-
-    def __init__(self, location: str, found: int) -> None:
-        self.location, self.found = location, found
-        super().__init__(
-            f"The cache at {location} was written by a newer dagnb (cache format {found}); this dagnb "
-            f"reads formats up to {FORMAT_VERSION}. Upgrade dagnb, or use another cache directory "
-            f"(`DAGNB_CACHE_DIR`, `%dag cache --dir PATH`)."
-        )
+LOOKING = "it is opened read-only, to look without changing anything"  # why a cache opened with read_only=True is
 
 
 class CacheUnavailable(DagnbError):
@@ -69,16 +57,17 @@ class Opened:
     read_only: str | None = None
 
 
-def open_cache(root: Path, schema: str) -> Opened:
-    """Open (creating if need be) the cache at ``root`` with the tables of ``schema``.
+def open_cache(root: Path, schema: str, read_only: bool = False) -> Opened:
+    """Open the cache at ``root`` with the tables of ``schema``: creating it if need be, or (``read_only``) only looking.
 
     Raises:
         CacheFormatError: a newer dagnb wrote it.
-        CacheUnavailable: it cannot be created, or is read-only with nothing usable in it.
+        CacheUnavailable: it cannot be created, or is read-only for this user with nothing usable in it.
     """
-    found = _stored_format(root)  # read-only: a cache this dagnb refuses is left exactly as it was
-    if found is not None and found > FORMAT_VERSION:
-        raise CacheFormatError(str(root), found)
+    found = stored_format(root)  # read-only: a cache this dagnb refuses is left exactly as it was
+    refuse_newer(root, found)
+    if read_only:
+        return Opened(_look(root, found, schema), FileModes(), LOOKING)
     try:
         _make_root(root)
     except OSError as exc:
@@ -89,6 +78,31 @@ def open_cache(root: Path, schema: str) -> Opened:
     modes = FileModes.of(root)
     with _file_lock(root / ".dagnb.lock", modes):
         return Opened(_open_writable(root, modes, schema), modes)
+
+
+def _look(root: Path, found: int | None, schema: str) -> sqlite3.Connection:
+    """The metadata of ``root`` opened read-only on purpose; an empty one in memory where there is none to read."""
+    if not (root / "meta.sqlite").is_file():
+        return _empty(schema)
+    if found is not None and older(found):
+        _warn(f"The cache at {root} was written by an older dagnb (format {found}), {why_older(found)}; nothing in "
+              f"it is used here, and the next run that writes the cache sets it aside and recomputes.")
+        return _empty(schema)
+    try:
+        return _read_only_metadata(root)
+    except sqlite3.Error as exc:
+        _warn(f"The cache metadata at {root / 'meta.sqlite'} cannot be read (SQLite says: {exc}); nothing in it is "
+              f"used here, and the next run that writes the cache sets it aside and recomputes.")
+        return _empty(schema)
+
+
+def _empty(schema: str) -> sqlite3.Connection:
+    """An empty cache's metadata, in memory: a cache opened read-only where there is nothing to read."""
+    db = sqlite3.connect(":memory:", check_same_thread=False)
+    db.executescript(schema)
+    db.execute("INSERT INTO meta VALUES ('format', ?)", (str(FORMAT_VERSION),))
+    db.commit()
+    return db
 
 
 def _make_root(root: Path) -> None:
@@ -113,7 +127,7 @@ def read_only_reason(root: Path) -> str | None:
     with contextlib.suppress(OSError, AttributeError):
         if os.statvfs(root).f_flag & os.ST_RDONLY:
             return "it is on a read-only file system"
-    for name in ("", *_FILES):
+    for name in ("", *FILES):
         path = root / name if name else root
         folder = path.is_dir()
         if path.exists() and not os.access(path, os.W_OK | (os.X_OK if folder else 0)):
@@ -122,14 +136,13 @@ def read_only_reason(root: Path) -> str | None:
 
 
 def _open_writable(root: Path, modes: FileModes, schema: str) -> sqlite3.Connection:
-    found = _stored_format(root)
-    if found is not None and found > FORMAT_VERSION:
-        raise CacheFormatError(str(root), found)
-    if found is not None and found < FORMAT_VERSION and found not in _UPGRADES:
+    found = stored_format(root)
+    refuse_newer(root, found)
+    if found is not None and older(found):
         aside = set_aside(root, f"old-format-{found}")
-        _warn(f"The cache at {root} was written by an older dagnb (format {found}), "
-              f"{_UNSIGNED.get(found, 'which this dagnb does not read')}; dagnb starts it afresh (format "
-              f"{FORMAT_VERSION}) and recomputes. The old files are in {aside}; delete them when you like.")
+        _warn(f"The cache at {root} was written by an older dagnb (format {found}), {why_older(found)}; dagnb starts "
+              f"it afresh (format {FORMAT_VERSION}) and recomputes. The old files are in {aside}; delete them when "
+              f"you like.")
     try:
         return _connect(root, modes, schema)
     except sqlite3.DatabaseError as exc:
@@ -155,13 +168,13 @@ def _connect(root: Path, modes: FileModes, schema: str) -> sqlite3.Connection:
     modes.create(root / "meta.sqlite")  # SQLite gives its -wal and -shm files the database file's mode
     db = sqlite3.connect(root / "meta.sqlite", check_same_thread=False, timeout=30)
     try:
-        live = _format_of(db)  # the probe above reads only checkpointed pages: ask the live database too
+        live = format_of(db)  # the probe above reads only checkpointed pages: ask the live database too
         if live is not None and live > FORMAT_VERSION:
             raise CacheFormatError(str(root), live)
         with db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            _upgrade(db)
+            upgrade(db)
             db.executescript(schema)
             db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (str(FORMAT_VERSION),))
     except BaseException:
@@ -170,90 +183,50 @@ def _connect(root: Path, modes: FileModes, schema: str) -> sqlite3.Connection:
     return db
 
 
-def _upgrade(db: sqlite3.Connection) -> None:
-    """Bring a cache of a format in :data:`_UPGRADES` to this format, in the caller's transaction."""
-    found = _format_of(db)
-    if found not in _UPGRADES:
-        return
-    for table, column, kind in _UPGRADES[found]:  # a column already there: a kill came before the format's row
-        if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
-            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-    db.execute("UPDATE meta SET value = ? WHERE name = 'format'", (str(FORMAT_VERSION),))
-
-
 def _open_read_only(root: Path, why: str) -> sqlite3.Connection:
-    """The metadata opened read-only: as a live database, else (no writable -shm) as an immutable file."""
-    path = root / "meta.sqlite"
-    if not path.is_file():
+    """The metadata of a cache this user cannot write, opened read-only."""
+    if not (root / "meta.sqlite").is_file():
         raise CacheUnavailable(f"The cache folder {root} is read-only for you ({why}) and holds no cache yet.")
-    found = _stored_format(root)
-    if found is not None and found > FORMAT_VERSION:
-        raise CacheFormatError(str(root), found)
-    if found is not None and found < FORMAT_VERSION and found not in _UPGRADES:
+    found = stored_format(root)
+    refuse_newer(root, found)
+    if older(found):
         raise CacheUnavailable(f"The cache at {root} was written by an older dagnb (format {found}) and is read-only "
                                f"for you ({why}), so dagnb cannot set it aside; nothing in it is used.")
-    problem: Exception | None = None
-    for options in ("mode=ro", "mode=ro&immutable=1"):
+    try:
+        return _read_only_metadata(root)
+    except sqlite3.Error as exc:
+        raise CacheUnavailable(f"The cache at {root} is read-only for you ({why}) and its metadata cannot be read "
+                               f"(SQLite says: {exc}).") from None
+
+
+def _read_only_metadata(root: Path) -> sqlite3.Connection:
+    """``meta.sqlite`` opened read-only, creating no file (see the module's invariants); raises what SQLite raises.
+
+    With a ``-wal`` file there (a writer's, live or killed) it is read in
+    ``mode=ro``, else (or if that fails: no writable ``-shm``) as an
+    immutable file, which holds everything committed when no WAL is left.
+    """
+    path = root / "meta.sqlite"
+    live = (root / "meta.sqlite-wal").exists()
+    problem: sqlite3.Error | None = None
+    for options in (("mode=ro",) if live else ()) + ("mode=ro&immutable=1",):
         try:
             db = sqlite3.connect(f"{path.as_uri()}?{options}", uri=True, check_same_thread=False, timeout=30)
         except sqlite3.Error as exc:
             problem = exc
             continue
         try:
-            if _format_of(db, strict=True) in (FORMAT_VERSION, *_UPGRADES):
+            if format_of(db, strict=True) in (FORMAT_VERSION, *UPGRADES):
                 return db
-            problem = None
+            problem = sqlite3.DatabaseError("it holds no dagnb cache of a format this dagnb reads")
         except sqlite3.Error as exc:
             problem = exc
         db.close()
-    detail = f" (SQLite says: {problem})" if problem else ""
-    raise CacheUnavailable(f"The cache at {root} is read-only for you ({why}) and its metadata cannot be read{detail}.")
-
-
-def set_aside(root: Path, stem: str) -> Path:
-    """Move the metadata and value files into ``root/stem/`` (``stem-2``, ... if taken); nothing is deleted."""
-    aside = root / stem
-    number = 1
-    while aside.exists():  # never over an earlier set-aside copy
-        number += 1
-        aside = root / f"{stem}-{number}"
-    aside.mkdir()
-    for name in _FILES:
-        if (root / name).exists() or (root / name).is_symlink():
-            os.replace(root / name, aside / name)
-    return aside
+    raise problem or sqlite3.DatabaseError("it cannot be opened")
 
 
 def _warn(message: str) -> None:
     warnings.warn(message, DagnbCacheWarning, stacklevel=5)
-
-
-def _stored_format(root: Path) -> int | None:
-    """The format a cache directory records, read without changing anything (``None``: no cache yet)."""
-    path = root / "meta.sqlite"
-    if not path.is_file():
-        return None
-    try:
-        db = sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True, timeout=30)  # no -wal/-shm files
-        try:
-            return _format_of(db)
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return None  # no meta table yet (a cache being created), or damaged: found out when opened
-
-
-def _format_of(db: sqlite3.Connection, strict: bool = False) -> int | None:
-    try:
-        row = db.execute("SELECT value FROM meta WHERE name = 'format'").fetchone()
-    except sqlite3.Error:
-        if strict:
-            raise
-        return None
-    try:
-        return int(row[0]) if row else None
-    except ValueError:
-        return None
 
 
 @contextlib.contextmanager

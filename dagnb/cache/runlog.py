@@ -1,7 +1,7 @@
 """The run history in a cache's metadata: signed, each task row stored once, bounded.
 
 A run is one row of ``runs``: its id, start and end, the ids of its task
-rows in order, and a signature (HMAC-SHA256 with the cache key) over all of
+rows in order, and a signature (HMAC-SHA256 with the secret) over all of
 that *and* the content of each of those task rows. Task rows live in
 ``history_rows``, one per distinct (task, status, reason, key, output,
 duration, worker): a task that was already up to date in many runs (every
@@ -11,7 +11,7 @@ All over a chain of N tasks writes O(N) task rows, not O(N²).
 Invariants:
 
 * A run is read back only if its signature verifies: an edited, moved or
-  forged row, or a run written with another key, is never used (a forged
+  forged row, or a run written with another secret, is never used (a forged
   run raises :class:`ForgedRun` when asked for by id, and is left out of
   listings).
 * At most :data:`KEEP_RUNS` runs are kept; recording more drops the oldest,
@@ -27,9 +27,9 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
-from dagnb.cache.trust import sign, verify
+from dagnb.cache.records import TASK_COLUMNS, RunRecord, TaskRecord
+from dagnb.cache.trust import Signer
 
 __all__ = ["KEEP_RUNS", "SCHEMA", "ForgedRun", "RunRecord", "TaskRecord"]
 
@@ -47,43 +47,7 @@ CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, started REAL NOT NULL, finished REAL NOT NULL,
     rows TEXT NOT NULL, signature TEXT NOT NULL);
 """
-_COLUMNS = "task, status, reason, key, output, duration, worker"
-
-
-@dataclass(frozen=True)
-class TaskRecord:
-    """One task in a recorded run."""
-
-    task: str
-    status: str
-    reason: str = ""
-    key: str | None = None
-    output: str | None = None
-    duration: float = 0.0
-    worker: str = ""
-
-    def stored(self) -> tuple[str, str, str, str, str, float, str]:
-        """The row as stored (no NULLs: a UNIQUE index would not deduplicate them)."""
-        return (self.task, self.status, self.reason, self.key or "", self.output or "", float(self.duration),
-                self.worker)
-
-    @classmethod
-    def from_row(cls, row: tuple[str, str, str, str, str, float, str]) -> TaskRecord:
-        task, status, reason, key, output, duration, worker = row
-        return cls(task, status, reason, key or None, output or None, duration, worker)
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """A run as the history keeps it; ``id`` counts runs of this cache, across sessions."""
-
-    id: int
-    started: float
-    finished: float
-    tasks: list[TaskRecord] = field(default_factory=list)
-
-    def count(self, status: str) -> int:
-        return sum(1 for t in self.tasks if t.status == status)
+_COLUMNS = ", ".join(TASK_COLUMNS)
 
 
 class ForgedRun(Exception):
@@ -101,13 +65,13 @@ def _fields(run: int, started: float, finished: float, rows: Iterable[tuple[obje
     return fields
 
 
-def record(db: sqlite3.Connection, key: bytes, started: float, finished: float, tasks: list[TaskRecord]) -> int:
+def record(db: sqlite3.Connection, signer: Signer, started: float, finished: float, tasks: list[TaskRecord]) -> int:
     """Add a run (its task rows stored once each), sign it, and keep the history bounded; return its id."""
     rows = [t.stored() for t in tasks]
     ids = [_row_id(db, row) for row in rows]
     run = int(db.execute("INSERT INTO runs (started, finished, rows, signature) VALUES (?, ?, ?, '')",
                          (started, finished, json.dumps(ids))).lastrowid or 0)
-    db.execute("UPDATE runs SET signature = ? WHERE id = ?", (sign(key, _fields(run, started, finished, rows)), run))
+    db.execute("UPDATE runs SET signature = ? WHERE id = ?", (signer.sign(_fields(run, started, finished, rows)), run))
     if run % _SLACK == 0:
         trim(db)
     return run
@@ -121,7 +85,7 @@ def _row_id(db: sqlite3.Connection, row: tuple[object, ...]) -> int:
     return int(db.execute(f"INSERT INTO history_rows ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", row).lastrowid or 0)
 
 
-def read(db: sqlite3.Connection, key: bytes, run: int) -> RunRecord | None:
+def read(db: sqlite3.Connection, signer: Signer, run: int) -> RunRecord | None:
     """Run ``run``, verified (``None`` if there is no such run).
 
     Raises:
@@ -136,9 +100,9 @@ def read(db: sqlite3.Connection, key: bytes, run: int) -> RunRecord | None:
     except (ValueError, TypeError):
         raise ForgedRun(run) from None
     rows = _rows(db, ids)
-    if rows is None or not verify(key, signature, _fields(run, started, finished, rows)):
+    if rows is None or not signer.check(signature, _fields(run, started, finished, rows)):
         raise ForgedRun(run)
-    return RunRecord(run, started, finished, [TaskRecord.from_row(r) for r in rows])  # type: ignore[arg-type]
+    return RunRecord(run, started, finished, [TaskRecord.from_row(r) for r in rows])
 
 
 def _rows(db: sqlite3.Connection, ids: list[int]) -> list[tuple[object, ...]] | None:
@@ -155,13 +119,13 @@ def _rows(db: sqlite3.Connection, ids: list[int]) -> list[tuple[object, ...]] | 
     return [found[i] for i in ids]
 
 
-def recent(db: sqlite3.Connection, key: bytes, limit: int | None) -> tuple[list[RunRecord], int]:
+def recent(db: sqlite3.Connection, signer: Signer, limit: int | None) -> tuple[list[RunRecord], int]:
     """The newest ``limit`` runs (all when ``None``), newest first, and how many were left out as forged."""
     query = "SELECT id FROM runs ORDER BY id DESC" + (" LIMIT ?" if limit else "")
     found, forged = [], 0
     for (run,) in db.execute(query, (int(limit),) if limit else ()).fetchall():
         try:
-            record_ = read(db, key, run)
+            record_ = read(db, signer, run)
         except ForgedRun:
             forged += 1
             continue
@@ -190,7 +154,7 @@ def sweep(db: sqlite3.Connection) -> None:
     db.executemany("DELETE FROM history_rows WHERE id = ?", [(i,) for i in stale])
 
 
-def forget_task(db: sqlite3.Connection, key: bytes, task: str) -> None:
+def forget_task(db: sqlite3.Connection, signer: Signer, task: str) -> None:
     """Take ``task`` out of every run (each re-signed after its signature is checked; forged runs go)."""
     mine = {row_id for (row_id,) in db.execute("SELECT id FROM history_rows WHERE task = ?", (task,))}
     if not mine:
@@ -203,7 +167,7 @@ def forget_task(db: sqlite3.Connection, key: bytes, task: str) -> None:
         if not mine & set(ids):
             continue
         try:
-            kept = read(db, key, run)
+            kept = read(db, signer, run)
         except ForgedRun:
             kept = None
         if kept is None:
@@ -212,7 +176,7 @@ def forget_task(db: sqlite3.Connection, key: bytes, task: str) -> None:
         rest = [(row_id, t) for row_id, t in zip(ids, kept.tasks) if t.task != task]
         fields = _fields(run, kept.started, kept.finished, [t.stored() for _, t in rest])
         db.execute("UPDATE runs SET rows = ?, signature = ? WHERE id = ?",
-                   (json.dumps([row_id for row_id, _ in rest]), sign(key, fields), run))
+                   (json.dumps([row_id for row_id, _ in rest]), signer.sign(fields), run))
     sweep(db)
 
 

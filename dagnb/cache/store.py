@@ -5,29 +5,33 @@ output fingerprint, costs, captured outputs and the parts its key was made
 of; *blobs* map an output fingerprint to the value, so identical outputs are
 stored once. Every key a task ever had is kept, so undoing an edit is a hit.
 
-This module holds the records and the :class:`Store` interface, with
+This module holds the :class:`Store` interface, with
 :class:`MemoryStore`; the disk cache, :class:`~dagnb.cache.disk.DiskStore`,
 is in :mod:`dagnb.cache.disk` (importable from here too).
 
 Invariants:
 
 * Planning reads metadata only; a value is read when a task is loaded.
-* A record read from disk is parsed tolerantly (unknown fields ignored); a
-  record that is not a cache entry at all is never one (``ValueError``).
+* A record read from disk is decoded by its explicit codec
+  (:mod:`dagnb.cache.records`): unknown fields ignored, absent optional
+  ones defaulted; a record that is not a cache entry at all is never one
+  (``ValueError``).
+* The run history is part of the protocol: every store implements
+  ``record_run`` and ``runs`` (a store without them cannot be made), or
+  says it keeps none by mixing in :class:`NoHistory`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from dagnb.errors import DagnbCacheWarning, DagnbError
-from dagnb.cache.runlog import KEEP_RUNS, RunRecord, TaskRecord
+from dagnb.cache.records import CacheEntry, RunRecord, TaskRecord
+from dagnb.cache.results import CacheInfo, Pruned, Verified, _human, parse_size  # noqa: F401 (_human: tests)
 
 if TYPE_CHECKING:
     from dagnb.cache.disk import DiskStore
@@ -37,9 +41,11 @@ __all__ = [
     "CacheFormatError",
     "CacheInfo",
     "CacheMiss",
+    "CacheOpenedReadOnly",
     "CacheReadOnly",
     "DiskStore",
     "MemoryStore",
+    "NoHistory",
     "Pruned",
     "RunRecord",
     "Store",
@@ -48,167 +54,6 @@ __all__ = [
     "open_store",
     "parse_size",
 ]
-
-@dataclass
-class CacheEntry:
-    """What the cache knows of one key of one task."""
-
-    key: str
-    task: str
-    output: str
-    parts: dict[str, str] = field(default_factory=dict)
-    inputs: dict[str, str] = field(default_factory=dict)
-    outputs: list[dict[str, Any]] = field(default_factory=list)
-    duration: float = 0.0
-    nbytes: int = 0
-    stored: bool = True
-    created: float = 0.0
-    cpu_time: float = 0.0
-    peak_memory: int = 0
-    value_bytes: int = 0
-    sources: dict[str, str] = field(default_factory=dict)  # helper name -> its own code digest (not keyed)
-
-    def to_json(self) -> str:
-        # not dataclasses.asdict: it deep-copies every nested dict first, ~10x the cost of the dump itself
-        return json.dumps({name: getattr(self, name) for name in _ENTRY_FIELDS}, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> CacheEntry:
-        """The entry a record describes; ``ValueError`` when it is not a cache entry at all."""
-        data = json.loads(text)
-        if not isinstance(data, dict):
-            raise ValueError("a cache entry record is a JSON object")
-        known = {f.name for f in fields(cls)}
-        try:
-            entry = cls(**{name: value for name, value in data.items() if name in known})
-        except TypeError as exc:  # a required field is missing
-            raise ValueError(f"not a cache entry record ({exc})") from None
-        if not all(isinstance(v, str) for v in (entry.key, entry.task, entry.output)):
-            raise ValueError("a cache entry's key, task and output are strings")
-        return entry
-
-
-_ENTRY_FIELDS = tuple(f.name for f in fields(CacheEntry))
-
-
-@dataclass(frozen=True)
-class CacheInfo:
-    """Totals for ``%dag cache info``."""
-
-    location: str
-    entries: int
-    blobs: int
-    nbytes: int
-    tasks: dict[str, int]
-    metadata_bytes: int = 0
-    runs: int = 0
-    history_rows: int = 0
-    read_only: str | None = None
-
-    def __str__(self) -> str:
-        per_task = ", ".join(f"{t} ({n})" for t, n in sorted(self.tasks.items())) or "none"
-        lines = [f"cache at {self.location}: {self.entries} keys, {self.blobs} values, {_human(self.nbytes)}"]
-        if self.location != "memory":
-            lines.append(f"metadata: {_human(self.metadata_bytes)}, with a history of {self.runs} "
-                         f"{'run' if self.runs == 1 else 'runs'} ({self.history_rows} task rows; the latest "
-                         f"{KEEP_RUNS:,} runs are kept)")
-        if self.read_only:
-            lines.append(f"read-only for you: {self.read_only}")
-        return "\n".join([*lines, f"keys per task: {per_task}"])
-
-
-def _human(nbytes: int) -> str:
-    size = float(nbytes)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"  # pragma: no cover - the loop always returns
-
-
-@dataclass(frozen=True)
-class Verified:
-    """What ``verify`` found, and what it removed.
-
-    ``bad_entries`` and ``bad_values`` failed their signature (altered,
-    truncated, forged, or written with another key) and were removed;
-    ``kept`` failed it too but belong to another user of a shared cache, so
-    they were left alone; ``unreadable`` could not be read (a transient error
-    or a permission) and were left alone; ``links`` are symbolic links found
-    where dagnb keeps its folders or files, removed (never what they point
-    to); ``forged_runs`` history runs whose signature failed, removed;
-    ``damaged`` says where metadata SQLite could not read was set aside.
-    """
-
-    entries: int
-    values: int
-    bad_entries: list[str] = field(default_factory=list)
-    bad_values: list[str] = field(default_factory=list)
-    kept: list[str] = field(default_factory=list)
-    unreadable: list[str] = field(default_factory=list)
-    links: list[str] = field(default_factory=list)
-    forged_runs: int = 0
-    damaged: str | None = None
-    read_only: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return not (self.bad_entries or self.bad_values or self.kept or self.unreadable or self.links
-                    or self.forged_runs or self.damaged)
-
-    def __str__(self) -> str:
-        head = f"verified {self.entries} entries and {self.values} values: "
-        if self.damaged:
-            return f"the cache metadata was damaged; {self.damaged}"
-        if self.ok:
-            return head + "all intact and signed with your key"
-        removed = "found" if self.read_only else "removed"
-        parts = []
-        if self.bad_entries or self.bad_values:
-            parts.append(f"{removed} {len(self.bad_entries)} entries and {len(self.bad_values)} values that were "
-                         f"altered, truncated or not signed with your key (their tasks recompute on the next run)")
-        if self.kept:
-            parts.append(f"kept {len(self.kept)} values of other users that are not signed with your key (share "
-                         f"`DAGNB_CACHE_KEY` to use each other's values)")
-        if self.unreadable:
-            parts.append(f"could not read {len(self.unreadable)} values ({self.unreadable[0]}); they were kept: run "
-                         f"verify again")
-        if self.links:
-            parts.append(f"{removed} {len(self.links)} symbolic links planted where dagnb keeps its files "
-                         f"({', '.join(self.links)}), never what they point to")
-        if self.forged_runs:
-            parts.append(f"{removed} {self.forged_runs} runs of the history that are not signed with your key")
-        if self.read_only:
-            parts.append("nothing was removed: the cache is read-only for you")
-        return head + "; ".join(parts)
-
-
-@dataclass(frozen=True)
-class Pruned:
-    """What ``prune`` evicted."""
-
-    values: int
-    nbytes: int
-    kept_bytes: int
-
-    def __str__(self) -> str:
-        return f"evicted {self.values} values ({_human(self.nbytes)}); the cache now holds {_human(self.kept_bytes)}"
-
-
-_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 10**6, "mb": 10**6, "mib": 2**20,
-          "g": 10**9, "gb": 10**9, "gib": 2**30, "t": 10**12, "tb": 10**12, "tib": 2**40}
-
-
-def parse_size(text: str) -> int:
-    """``2GB``, ``500MiB``, ``1.5g``, ``1000`` -> bytes; ValueError with the accepted forms otherwise."""
-    import re
-
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
-    unit = match.group(2).lower() if match else None
-    if match is None or unit not in _UNITS:
-        raise ValueError(f"`{text}` is not a size; write a number with an optional unit, like 500MB, 2GB or 1.5GiB")
-    return int(float(match.group(1)) * _UNITS[unit])
-
 
 class CacheReadOnly(DagnbError):
     """A change asked of a cache this user can only read."""
@@ -221,12 +66,24 @@ class CacheReadOnly(DagnbError):
         )
 
 
+class CacheOpenedReadOnly(CacheReadOnly):
+    """A change asked of a cache opened read-only on purpose (``read_only=True``, as ``dagnb check --plan`` opens it)."""
+
+    def __init__(self, location: str, action: str) -> None:
+        self.location, self.why, self.action = location, "opened read-only", action
+        DagnbError.__init__(
+            self,
+            f"The cache at {location} was opened read-only (`read_only=True`, as `dagnb check --plan` opens it), so "
+            f"`{action}` cannot change it; nothing was written. Open it without `read_only` to write to it.",
+        )
+
+
 class CacheMiss(Exception):
     """A value the metadata promised could not be read back; ``reason`` says why.
 
     ``kind`` says what became of it: ``bad`` (it failed its signature, or its
     file is gone: forgotten), ``foreign`` (another user's, failing this
-    user's key: left alone), ``unreadable`` (it could not be read right now:
+    user's secret: left alone), ``unreadable`` (it could not be read right now:
     left alone), or ``missing`` (nothing was there).
     """
 
@@ -298,19 +155,22 @@ class Store(ABC):
     def discard_value(self, fingerprint: str) -> None:
         """Forget a value held only in memory (a disk copy is independent, and stays)."""
 
+    # The run history is part of the protocol: a store keeps it (in memory, on disk) or says it keeps none by
+    # mixing in NoHistory. A default here once gave every new store a history that silently forgot each run.
+
+    @abstractmethod
     def record_run(self, started: float, finished: float, tasks: list[TaskRecord]) -> int:
         """Keep a finished run in the history; return its id (0 where no history is kept)."""
-        return 0
 
+    @abstractmethod
     def runs(self, limit: int | None = None) -> list[RunRecord]:
         """Recent runs, newest first."""
-        return []
 
     def run(self, run_id: int) -> RunRecord | None:
         """One recorded run, by id (``None`` if there is none).
 
         Raises:
-            ForgedRun: a disk cache holds run ``run_id``, but not signed with this user's key.
+            ForgedRun: a disk cache holds run ``run_id``, but not signed with this user's secret.
         """
         return next((r for r in self.runs() if r.id == run_id), None)
 
@@ -342,8 +202,21 @@ class Store(ABC):
         """Release files and connections."""
 
 
+class NoHistory:
+    """Mixed into a store that keeps no run history, on purpose: ``%dag history`` then lists no run.
+
+    Listed before :class:`Store` in the bases, so that saying so is explicit.
+    """
+
+    def record_run(self, started: float, finished: float, tasks: list[TaskRecord]) -> int:
+        return 0
+
+    def runs(self, limit: int | None = None) -> list[RunRecord]:
+        return []
+
+
 class MemoryStore(Store):
-    """The cache of a :class:`dagnb.Graph` built without a cache directory."""
+    """The cache of a :class:`dagnb.Graph` built without a cache directory; its run history lives as long as it does."""
 
     def __init__(self) -> None:
         self._entries: dict[str, CacheEntry] = {}
@@ -428,7 +301,7 @@ def open_store(directory: str | os.PathLike[str] | None) -> Store:
     """A disk cache at ``directory``, or a :class:`MemoryStore` for ``None``.
 
     A disk cache that cannot be used at all (its folder cannot be created,
-    it is read-only with nothing usable in it, or the cache key cannot be
+    it is read-only with nothing usable in it, or the secret cannot be
     trusted) gives a :class:`DagnbCacheWarning` saying why and how to fix it,
     and a :class:`MemoryStore`: the session works, without a disk cache.
     """
@@ -436,11 +309,11 @@ def open_store(directory: str | os.PathLike[str] | None) -> Store:
         return MemoryStore()
     from dagnb.cache.folder import CacheUnavailable
     from dagnb.cache.disk import DiskStore
-    from dagnb.cache.trust import CacheKeyError
+    from dagnb.cache.trust import SecretError
 
     try:
         return DiskStore(directory)
-    except (CacheUnavailable, CacheKeyError) as exc:
+    except (CacheUnavailable, SecretError) as exc:
         warnings.warn(f"{exc} Until then, dagnb keeps results in memory only (nothing is cached on disk).",
                       DagnbCacheWarning, stacklevel=2)
         return MemoryStore()

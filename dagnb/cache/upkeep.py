@@ -8,7 +8,7 @@ Invariants:
 
 * ``verify`` removes only what fails its signature (entries, values, heads,
   hit counts, runs) and symbolic links planted in the cache (the link, never
-  its target); a value another user of a shared cache wrote with another key,
+  its target); a value another user of a shared cache wrote with another secret,
   or one that cannot be read right now, is reported and kept. Metadata SQLite
   finds damaged is set aside whole, nothing deleted.
 * ``prune`` and ``clear`` re-sign only rows whose signature they checked, and
@@ -20,9 +20,7 @@ Invariants:
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
-import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -41,38 +39,41 @@ _LEFTOVER_AGE = 3600.0  # seconds before a temporary or unnamed value file count
 
 
 class CacheUpkeep:
-    """``verify``, ``prune`` and ``clear`` of a :class:`~dagnb.cache.disk.DiskStore`."""
+    """``verify``, ``prune`` and ``clear`` of a :class:`~dagnb.cache.disk.DiskStore` (over its metadata and values)."""
 
     def verify(self: DiskStore) -> Verified:
         self.commit_pending()
+        meta = self.meta
         try:
-            damage = str(self._query("PRAGMA quick_check")[0][0])
+            damage = str(meta.query("PRAGMA quick_check")[0][0])
         except sqlite3.DatabaseError as exc:  # too damaged even to be checked
             damage = str(exc)
         if damage != "ok":
             return self._set_aside_damaged(damage)
-        links = self._files.planted_links(remove=not self.read_only)
-        rows = self._query("SELECT key, record, signature FROM entries")
-        bad_entries = [key for key, record, signature in rows if not self._signed(signature, "entry", key, record)]
-        values = len(self._query("SELECT 1 FROM blobs"))
+        # a cache opened read-only where there is no folder has no files to look at
+        links = self.values.files.planted_links(remove=not self.read_only) if self.root.is_dir() else []
+        rows = meta.query("SELECT key, record, signature FROM entries")
+        bad_entries = [key for key, record, signature in rows if not meta.signed(signature, "entry", key, record)]
+        values = len(meta.query("SELECT 1 FROM blobs"))
         bad, kept, unreadable = self._verify_values()
         forged = self._forged_runs()
         if not self.read_only:
-            with self._lock, self._db:
-                self._db.executemany("DELETE FROM entries WHERE key = ?", [(k,) for k in bad_entries])
+            with meta.lock, meta.db:
+                meta.db.executemany("DELETE FROM entries WHERE key = ?", [(k,) for k in bad_entries])
                 self._drop_unsigned_heads_and_hits()
-                self._db.executemany("DELETE FROM runs WHERE id = ?", [(r,) for r in forged])
-                runlog.sweep(self._db)
-            self._sweep()
+                meta.db.executemany("DELETE FROM runs WHERE id = ?", [(r,) for r in forged])
+                runlog.sweep(meta.db)
+            self.values.sweep(_LEFTOVER_AGE)
         return Verified(len(rows), values, bad_entries, bad, kept, unreadable, links, len(forged),
                         read_only=bool(self.read_only))
 
     def _verify_values(self: DiskStore) -> tuple[list[str], list[str], list[str]]:
-        bad, kept, unreadable = [], [], []
-        for fingerprint, *row in self._query(f"SELECT fingerprint, signature, nbytes, digests, {self._value_columns} "
-                                             f"FROM blobs"):
+        bad: list[str] = []
+        kept: list[str] = []
+        unreadable: list[str] = []
+        for fingerprint, *row in self.meta.value_rows():
             try:
-                self._check_whole(fingerprint, *row)
+                self.values.check_whole(fingerprint, *row)
             except CacheMiss as miss:
                 if miss.kind == "unreadable":  # the error itself, for the report
                     unreadable.append(miss.reason.rsplit("(", 1)[-1].rstrip(")"))
@@ -82,7 +83,7 @@ class CacheUpkeep:
 
     def _forged_runs(self: DiskStore) -> list[int]:
         forged = []
-        for (run,) in self._query("SELECT id FROM runs"):
+        for (run,) in self.meta.query("SELECT id FROM runs"):
             try:
                 self.run(run)
             except ForgedRun:
@@ -90,13 +91,12 @@ class CacheUpkeep:
         return forged
 
     def _drop_unsigned_heads_and_hits(self: DiskStore) -> None:
-        heads = self._db.execute("SELECT task, key, signature FROM heads").fetchall()
-        self._db.executemany("DELETE FROM heads WHERE task = ?",
-                             [(t,) for t, k, s in heads if not self._signed(s, "head", t, k)])
-        self._db.execute("DELETE FROM heads WHERE key NOT IN (SELECT key FROM entries)")
-        hits = self._db.execute("SELECT key, count, saved, signature FROM hits").fetchall()
-        self._db.executemany("DELETE FROM hits WHERE key = ?", [
-            (k,) for k, c, v, s in hits if not self._signed(s, "hits", k, str(c), repr(float(v)))])
+        meta, db = self.meta, self.meta.db
+        heads = db.execute("SELECT task, key, signature FROM heads").fetchall()
+        db.executemany("DELETE FROM heads WHERE task = ?", [(t,) for t, k, s in heads if not meta.signed(s, "head", t, k)])
+        db.execute("DELETE FROM heads WHERE key NOT IN (SELECT key FROM entries)")
+        hits = db.execute("SELECT key, count, saved, signature FROM hits").fetchall()
+        db.executemany("DELETE FROM hits WHERE key = ?", [(k,) for k, c, v, s in hits if not meta.hit_signed(k, c, v, s)])
 
     def _set_aside_damaged(self: DiskStore, problem: str) -> Verified:
         """Metadata SQLite finds damaged: moved aside with the values (nothing deleted), the cache starts afresh."""
@@ -104,23 +104,20 @@ class CacheUpkeep:
             return Verified(0, 0, damaged=f"SQLite says: {problem}; the cache is read-only for you, so it was left "
                                           f"as it is")
         with self._lock:
-            self._db.close()
+            self.meta.db.close()
             aside = set_aside(self.root, "damaged")
             opened = open_cache(self.root, self.SCHEMA)
-            self._db, self._files = opened.db, BlobFiles(self.root, opened.modes)
+            self.meta.use(opened.db)
+            self.values.files = BlobFiles(self.root, opened.modes)
         return Verified(0, 0, damaged=f"SQLite says: {problem}. It was set aside into {aside} (nothing deleted), "
                                       f"and the cache starts afresh: its tasks recompute on the next run")
-
-    def _sweep(self: DiskStore) -> int:
-        known = {fp for (fp,) in self._query("SELECT fingerprint FROM blobs")}
-        return self._files.sweep(known, _LEFTOVER_AGE, time.time())
 
     def prune(self: DiskStore, max_bytes: int, keep: Iterable[str] = ()) -> Pruned:
         self._writable("prune")
         self.commit_pending()
-        self._sweep()
+        self.values.sweep(_LEFTOVER_AGE)
         kept = set(keep)
-        blobs = self._query("SELECT fingerprint, nbytes FROM blobs ORDER BY last_used, created")
+        blobs = self.meta.query("SELECT fingerprint, nbytes FROM blobs ORDER BY last_used, created")
         total = sum(n for _, n in blobs)
         evicted: list[str] = []
         freed = 0
@@ -130,45 +127,41 @@ class CacheUpkeep:
             if fingerprint not in kept:
                 evicted.append(fingerprint)
                 freed += nbytes
-        with self._lock, self._db:
+        with self.meta.lock, self.meta.db:
             for fingerprint in evicted:
-                self._db.execute("DELETE FROM blobs WHERE fingerprint = ?", (fingerprint,))
+                self.meta.db.execute("DELETE FROM blobs WHERE fingerprint = ?", (fingerprint,))
                 self._mark_unstored(fingerprint)
-            runlog.trim(self._db)
-        for fingerprint in evicted:  # files go after the commit: a crash leaves an orphan, never a dangling row
-            with contextlib.suppress(OSError, ValueError):
-                self._files.remove(fingerprint)
+            runlog.trim(self.meta.db)
+        self.values.remove_files(evicted)  # after the commit: a crash leaves an orphan, never a dangling row
         return Pruned(len(evicted), freed, total - freed)
 
     def _mark_unstored(self: DiskStore, fingerprint: str) -> None:
         """Entries of an evicted value say so; only entries whose signature holds are re-signed."""
-        rows = self._db.execute("SELECT key, record, signature FROM entries WHERE output = ?", (fingerprint,))
+        db = self.meta.db
+        rows = db.execute("SELECT key, record, signature FROM entries WHERE output = ?", (fingerprint,))
         for key, record, signature in rows.fetchall():
-            entry = self._entry(key, record, signature, warn=False)
+            entry = self.meta.checked_entry(key, record, signature, warn=False)
             if entry is None or entry.output != fingerprint:
                 continue  # not ours: left exactly as it is (ignored when read)
             entry.stored = False
-            text = entry.to_json()
-            self._db.execute("UPDATE entries SET record = ?, signature = ? WHERE key = ?",
-                             (text, self._sign("entry", key, text), key))
+            _, _, _, text, signed, _, _ = self.meta.entry_row(entry, 0.0)
+            db.execute("UPDATE entries SET record = ?, signature = ? WHERE key = ?", (text, signed, key))
 
     def clear(self: DiskStore, task: str | None = None) -> int:
         self._writable("clear")
         self.commit_pending()
-        with self._lock, self._db:
+        with self.meta.lock, self.meta.db as db:
             where, args = ("WHERE task = ?", (task,)) if task is not None else ("", ())
-            gone = self._db.execute(f"DELETE FROM entries {where}", args).rowcount
-            self._db.execute(f"DELETE FROM heads {where}", args)
-            self._db.execute("DELETE FROM hits WHERE key NOT IN (SELECT key FROM entries)")
+            gone = db.execute(f"DELETE FROM entries {where}", args).rowcount
+            db.execute(f"DELETE FROM heads {where}", args)
+            db.execute("DELETE FROM hits WHERE key NOT IN (SELECT key FROM entries)")
             if task is None:
-                runlog.clear(self._db)
+                runlog.clear(db)
             else:
-                runlog.forget_task(self._db, self._key, task)
-            orphans = [fp for (fp,) in self._db.execute(
+                runlog.forget_task(db, self.meta.signer, task)
+            orphans = [fp for (fp,) in db.execute(
                 "SELECT fingerprint FROM blobs WHERE fingerprint NOT IN (SELECT output FROM entries) "
                 "AND fingerprint NOT IN (SELECT output FROM history_rows)")]
-            self._db.executemany("DELETE FROM blobs WHERE fingerprint = ?", [(fp,) for fp in orphans])
-        for fp in orphans:
-            with contextlib.suppress(OSError, ValueError):  # a row naming no valid fingerprint names no file
-                self._files.remove(fp)
+            db.executemany("DELETE FROM blobs WHERE fingerprint = ?", [(fp,) for fp in orphans])
+        self.values.remove_files(orphans)
         return gone

@@ -160,7 +160,7 @@ def plan_statically(result: CheckResult, cache_dir: str) -> StaticPlan:
         return plan
     cells = notebook_cells(read_notebook(result.notebook))
     namespace = _Namespace(cells)
-    store = DiskStore(cache_dir)
+    store = DiskStore(cache_dir, read_only=True)  # a plan runs nothing, and writes nothing either
     outputs: dict[str, str | None] = {}  # a cached task's output fingerprint; None when it runs
     try:
         with _inside(Path(result.notebook).parent):

@@ -28,7 +28,7 @@ from dagnb.cache.store import CacheEntry, TaskRecord
 def main(target: Path = HERE / "format-4") -> None:
     assert FORMAT_VERSION == 4, "this script writes format 4 with the DiskStore of a dagnb that writes it"
     shutil.rmtree(target, ignore_errors=True)
-    store = DiskStore(target, key=KEY)
+    store = DiskStore(target, secret=KEY)
     for key, (task, value, meta) in values().items():
         store.put(CacheEntry(key, task, fingerprint(value), created=1_700_000_000.0, **meta), value)
     key, task, output = UNSTORED

@@ -473,7 +473,7 @@ def test_check_mutation_names_the_task_that_changed_its_input(ip: Any) -> None:
 
 def test_cache_verify_reports_an_intact_cache(ip: Any) -> None:
     chain(ip)
-    assert ok(ip, "%dag cache verify") == "verified 3 entries and 3 values: all intact and signed with your key"
+    assert ok(ip, "%dag cache verify") == "verified 3 entries and 3 values: all intact and signed with your secret"
 
 
 def test_history_lists_runs_diffs_them_and_restores_a_past_run(ip: Any) -> None:

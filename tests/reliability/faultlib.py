@@ -41,6 +41,9 @@ CASE_LOSSES = {
                        "default xxh3 (a cache nobody else writes) the twins collide, as the README says",
     "test_history_bound": "nothing of the latest runs: each reads back whole and signed; older ones go by design",
     "test_swap": "nothing: 0 wrong values, the malicious pickle never unpickled; each swap a miss, stored again",
+    "test_read_only": "nothing: every file's bytes and modification time (and the folder's) the same after each "
+                      "read-only open; no -wal, -shm, lock file or secret created; every write refused with its "
+                      "exact message",
     "test_paths": "nothing: 0 files outside the cache deleted or changed; verify named every planted link "
                   "(removing the link, never its target); the cache was usable afterwards",
     "test_disk_full": "nothing: each run went on with the value in memory and a DagnbCacheWarning saying it could "

@@ -44,13 +44,13 @@ EXPECTED = np.random.default_rng(5).standard_normal(20_000)
 
 BLOB_REASON = (
     "The cached value of task `data` cannot be used: its value file does not match its signature (it was altered "
-    "or truncated, or written with another cache key). dagnb recomputes it."
+    "or truncated, or written with another secret). dagnb recomputes it."
 )
 
 
 def entry_reason(root: Path, task: str = "data") -> str:
     return (
-        f"A cache entry of task `{task}` in {root.resolve()} is not signed with your cache key, so dagnb ignores it "
+        f"A cache entry of task `{task}` in {root.resolve()} is not signed with your secret, so dagnb ignores it "
         f"and recomputes (it may come from someone else's cache; see 'A cache you can trust' in dagnb's README to "
         f"share a cache on purpose)."
     )
@@ -170,7 +170,7 @@ def test_a_damaged_cache_is_a_warned_miss_and_is_recomputed(tmp_path: Path, case
 def test_a_whole_cache_written_with_another_key_is_recomputed(tmp_path: Path) -> None:
     """Entries and blobs signed with another ``DAGNB_CACHE_KEY``: nothing of it is used."""
     root = tmp_path / "cache"
-    ran, _ = run_and_check(session(tmp_path, DiskStore(root, key=b"other")))
+    ran, _ = run_and_check(session(tmp_path, DiskStore(root, secret=b"other")))
     assert ran == ["data", "total"]
 
     ran, warned = run_and_check(session(tmp_path))
@@ -181,7 +181,7 @@ def test_a_whole_cache_written_with_another_key_is_recomputed(tmp_path: Path) ->
 
 def test_after_a_foreign_cache_is_recomputed_the_next_session_loads_everything(tmp_path: Path) -> None:
     root = tmp_path / "cache"
-    run_and_check(session(tmp_path, DiskStore(root, key=b"other")))
+    run_and_check(session(tmp_path, DiskStore(root, secret=b"other")))
     run_and_check(session(tmp_path))
     ran, warned = run_and_check(session(tmp_path))
     assert (ran, warned) == ([], []), f"ran {ran}, warned {warned}"

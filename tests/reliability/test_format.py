@@ -48,9 +48,9 @@ def tables(path: Path) -> dict[str, list[tuple[object, ...]]]:
 
 
 def test_the_test_key_is_the_key_the_fixtures_are_signed_with() -> None:
-    from dagnb.cache.trust import cache_key
+    from dagnb.cache.trust import load_secret
 
-    assert cache_key() == KEY
+    assert load_secret() == KEY
 
 
 @pytest.mark.parametrize(("name", "why"), [

@@ -137,7 +137,7 @@ def test_an_edited_history_row_is_refused(tmp_path: Path) -> None:
     with pytest.raises(CommandError) as refused:
         nb.graph.restore(1)
     assert str(refused.value) == (
-        "Run 1 in the history of this cache is not signed with your cache key (it was altered, or written by "
+        "Run 1 in the history of this cache is not signed with your secret (it was altered, or written by "
         "someone else), so dagnb does not use it. `dagnb cache verify` removes such runs.")
     assert values(nb) == before, "nothing was bound"
     with pytest.warns(DagnbCacheWarning, match="1 runs in the history of the cache at .* are not signed"):
@@ -200,7 +200,7 @@ def test_prune_never_signs_an_entry_it_did_not_verify(tmp_path: Path) -> None:
     store = DiskStore(root)
     pruned = store.prune(0)  # every value evicted: each entry of `seed` is re-signed as not stored
     assert pruned.values == 4
-    with pytest.warns(DagnbCacheWarning, match="is not signed with your cache key"):
+    with pytest.warns(DagnbCacheWarning, match="is not signed with your secret"):
         assert store.entry("forged-key") is None, "prune re-signed a forged entry"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -221,7 +221,7 @@ def test_verify_removes_forged_runs_heads_and_hits(tmp_path: Path) -> None:
     store = DiskStore(root)
     result = store.verify()
     assert (result.forged_runs, result.ok) == (1, False)
-    assert str(result).endswith("removed 1 runs of the history that are not signed with your key")
+    assert str(result).endswith("removed 1 runs of the history that are not signed with your secret")
     assert store.verify().ok and store.runs() == [] and store.head("seed") is None
     store.close()
     assert dagnb.Graph(cache_dir=str(root)).history().runs == []

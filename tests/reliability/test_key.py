@@ -1,4 +1,4 @@
-"""The cache key: created whole or not at all, and refused when it cannot be trusted.
+"""The secret: created whole or not at all, and refused when it cannot be trusted.
 
 Attacks and accidents, each for real: the first use of dagnb on a full
 disk (a real tmpfs filled to the last block); 300 trials of 8 threads
@@ -26,7 +26,7 @@ import dagnb
 from dagnb.cache import trust
 from dagnb.errors import DagnbCacheWarning
 from dagnb.cache.store import CacheEntry, DiskStore, MemoryStore
-from dagnb.cache.trust import CacheKeyError
+from dagnb.cache.trust import SecretError
 
 DATA = """
 def data():
@@ -60,7 +60,7 @@ def plant_forged(root: Path, key: bytes, target: Path, tmp_path: Path) -> None:
     nb = Notebook(tmp_path, cache=False)
     nb.task(DATA)
     task_key = nb.graph.plan()["data"].key.key  # type: ignore[union-attr]
-    store = DiskStore(root, key=key)
+    store = DiskStore(root, secret=key)
     store.put(CacheEntry(task_key, "data", "e" * 32), Evil(target))
     store.close()
 
@@ -88,10 +88,10 @@ def test_a_full_disk_on_first_use_leaves_no_key_and_no_empty_key(tmp_path: Path,
     (small_disk / "dagnb").mkdir()
     faultlib.fill(small_disk)
     path = small_disk / "dagnb" / "cache.key"
-    with pytest.raises(CacheKeyError) as refused:
-        trust.cache_key()
-    message = (f"dagnb could not create your cache key at {path} (No space left on device). Free some space or "
-               f"make {path.parent} writable (or set `DAGNB_CACHE_KEY`); dagnb creates the key on next use.")
+    with pytest.raises(SecretError) as refused:
+        trust.load_secret()
+    message = (f"dagnb could not create your secret at {path} (No space left on device). Free some space or "
+               f"make {path.parent} writable (or set `DAGNB_CACHE_KEY`); dagnb creates the secret on next use.")
     assert str(refused.value) == message
     assert list(path.parent.iterdir()) == [], "no key file, empty or not, and no temporary file"
 
@@ -103,8 +103,8 @@ def test_a_full_disk_on_first_use_leaves_no_key_and_no_empty_key(tmp_path: Path,
 
     (small_disk / "filler").unlink()  # space again: a real key is created, the forged entry stays foreign
     ran, warned, store = session_runs_safely(tmp_path, root, target)
-    assert ran == ["data"] and len(trust.cache_key()) == 32
-    assert any("is not signed with your cache key" in w for w in warned), warned
+    assert ran == ["data"] and len(trust.load_secret()) == 32
+    assert any("is not signed with your secret" in w for w in warned), warned
     store.close()
     faultlib.record_case("test_key", "first use on a full tmpfs: no key file left, a forged entry signed with the "
                                      "empty key never loaded")
@@ -123,8 +123,8 @@ def test_threads_creating_the_key_at_once_all_get_the_one_key(tmp_path: Path, mo
         def create() -> None:
             barrier.wait()
             try:
-                got.append(trust.cache_key())
-            except CacheKeyError as exc:  # collected, not raised in a thread
+                got.append(trust.load_secret())
+            except SecretError as exc:  # collected, not raised in a thread
                 got.append(exc)
 
         workers = [threading.Thread(target=create) for _ in range(threads)]
@@ -136,7 +136,7 @@ def test_threads_creating_the_key_at_once_all_get_the_one_key(tmp_path: Path, mo
         failed += len(got) - len(keys)
         empty += sum(1 for k in keys if len(k) < 32)
         disagreed += len(set(keys)) > 1
-        assert trust.key_path().read_bytes() in keys
+        assert trust.secret_path().read_bytes() in keys
     assert (empty, disagreed, failed) == (0, 0, 0)
     faultlib.record_case("test_key", f"{trials} trials of {threads} threads creating the key at once: 0 empty, "
                                      f"0 disagreeing, 0 failed")
@@ -146,16 +146,16 @@ def test_threads_creating_the_key_at_once_all_get_the_one_key(tmp_path: Path, mo
 
 
 def _untrusted(path: Path, what: str) -> str:
-    return (f"The cache key at {path} {what}, so dagnb does not trust it to sign cache entries. Delete it and dagnb "
-            f"creates a new key of your own on next use (entries signed with the old key are recomputed), or set "
-            f"`DAGNB_CACHE_KEY` to share a key on purpose.")
+    return (f"The secret at {path} {what}, so dagnb does not trust it to sign cache entries. Delete it and dagnb "
+            f"creates a new secret of your own on next use (entries signed with the old one are recomputed), or set "
+            f"`DAGNB_CACHE_KEY` to share a secret on purpose.")
 
 
 def _exposed(path: Path, mode: int) -> str:
-    return (f"The cache key at {path} can be read or written by other users (mode {mode:04o}); whoever can read it "
+    return (f"The secret at {path} can be read or written by other users (mode {mode:04o}); whoever can read it "
             f"can sign cache entries your kernels will load (and run). Make it private with `chmod 600 {path}`, or, "
             f"if others may have read or changed it, delete it: dagnb creates a new one on next use (entries signed "
-            f"with the old key are recomputed).")
+            f"with the old secret are recomputed).")
 
 
 def _write_key(path: Path, secret: bytes, mode: int = 0o600) -> None:
@@ -192,7 +192,7 @@ def _foreign(path: Path, secret: bytes) -> str:
 def _short(size: int) -> Any:
     def make(path: Path, secret: bytes) -> str:
         _write_key(path, secret[:size])
-        what = (f"is {size} bytes long (dagnb writes 32 random bytes; an empty key is what a full disk left "
+        what = (f"is {size} bytes long (dagnb writes 32 random bytes; an empty file is what a full disk left "
                 f"behind)")
         return _untrusted(path, what)
 
@@ -212,11 +212,11 @@ KEY_FILES = {
 
 @pytest.mark.parametrize("case", list(KEY_FILES))
 def test_a_key_file_that_cannot_be_trusted_is_refused(home: Path, tmp_path: Path, case: str) -> None:
-    path = trust.key_path()
+    path = trust.secret_path()
     secret = b"k" * 40
     message = KEY_FILES[case](path, secret)
-    with pytest.raises(CacheKeyError) as refused:
-        trust.cache_key()
+    with pytest.raises(SecretError) as refused:
+        trust.load_secret()
     assert str(refused.value) == message
     root, target = tmp_path / "cache", tmp_path / "pwned"
     plant_forged(root, path.read_bytes() if path.exists() else secret, target, tmp_path)
@@ -229,12 +229,12 @@ def test_a_key_file_that_cannot_be_trusted_is_refused(home: Path, tmp_path: Path
 @pytest.mark.parametrize("value", ["a", "x" * 31])
 def test_a_short_shared_key_is_refused(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv("DAGNB_CACHE_KEY", value)
-    message = (f"`DAGNB_CACHE_KEY` is {len(value)} characters long; a shared cache key needs at least 32, or someone "
+    message = (f"`DAGNB_CACHE_KEY` is {len(value)} characters long; a shared secret needs at least 32, or someone "
                f"could guess it and sign cache entries your kernels would load (and run). Set it to a random "
                f"secret, the same for everyone who shares the cache, for example the output of "
                f"`python -c \"import secrets; print(secrets.token_hex(32))\"`.")
-    with pytest.raises(CacheKeyError) as refused:
-        trust.cache_key()
+    with pytest.raises(SecretError) as refused:
+        trust.load_secret()
     assert str(refused.value) == message
     root, target = tmp_path / "cache", tmp_path / "pwned"
     plant_forged(root, value.encode(), target, tmp_path)
@@ -247,7 +247,7 @@ def test_a_short_shared_key_is_refused(home: Path, tmp_path: Path, monkeypatch: 
 
 def test_the_refusal_is_one_paragraph_in_a_real_ipython_shell(home: Path, tmp_path: Path) -> None:
     """`%load_ext dagnb` still works: one warning, then the magics run with values in memory."""
-    _write_key(trust.key_path(), b"k" * 40, 0o666)
+    _write_key(trust.secret_path(), b"k" * 40, 0o666)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         shell = faultlib.ipython_shell(tmp_path / "cache")
@@ -259,11 +259,11 @@ def test_the_refusal_is_one_paragraph_in_a_real_ipython_shell(home: Path, tmp_pa
         finally:
             faultlib.unload_ipython(shell)
     assert [str(w.message) for w in caught if issubclass(w.category, DagnbCacheWarning)] == [
-        f"{_exposed(trust.key_path(), 0o666)} Until then, dagnb keeps results in memory only (nothing is cached on "
+        f"{_exposed(trust.secret_path(), 0o666)} Until then, dagnb keeps results in memory only (nothing is cached on "
         f"disk)."]
     assert not (tmp_path / "cache").exists(), "nothing was written with a key others could have changed"
 
 
 def test_a_good_key_file_is_used(home: Path) -> None:
-    _write_key(trust.key_path(), b"k" * 40)
-    assert trust.cache_key() == b"k" * 40
+    _write_key(trust.secret_path(), b"k" * 40)
+    assert trust.load_secret() == b"k" * 40

@@ -108,7 +108,7 @@ def test_a_group_shared_cache_serves_both_users_and_loses_nothing() -> None:
         assert len(owners) == 2, "both users wrote files"
         for user in (alice, bob):
             checked = users.run_as(user, VERIFY, {"DAGNB_CACHE_KEY": TEAM_KEY, "CACHE": str(root)})
-            assert checked["code"] == 0 and checked["out"].endswith("all intact and signed with your key"), checked
+            assert checked["code"] == 0 and checked["out"].endswith("all intact and signed with your secret"), checked
         assert set(files(root)) >= set(made), "a verify removed another user's file"
         assert (shared / "log.txt").read_text().split() == ["numbers", "total", "squares"]
     finally:

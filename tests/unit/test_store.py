@@ -13,7 +13,8 @@ import pytest
 
 from dagnb.fingerprints.values import fingerprint
 from dagnb.errors import DagnbCacheWarning
-from dagnb.cache.store import CacheEntry, CacheMiss, DiskStore, MemoryStore, Store, parse_size
+from dagnb.cache.store import (CacheEntry, CacheMiss, DiskStore, MemoryStore, NoHistory, Store, TaskRecord,
+                               parse_size)
 
 
 @pytest.fixture(params=["memory", "disk"])
@@ -150,6 +151,46 @@ class TestStoreContract:
         assert (info.entries, info.blobs) == (3, 3)
         assert info.tasks == {"a": 2, "b": 1}
         assert "keys per task: a (2), b (1)" in str(info)
+
+
+    def test_the_history_keeps_each_run_newest_first(self, store: Store) -> None:
+        first = store.record_run(1.0, 2.0, [TaskRecord("a", "done", "new", "k1", "f1", 0.5, "main")])
+        second = store.record_run(3.0, 4.0, [TaskRecord("a", "cached", key="k1", output="f1"),
+                                             TaskRecord("b", "failed", "ValueError: no")])
+        assert 0 < first < second
+        assert [(r.id, r.started, r.finished) for r in store.runs()] == [(second, 3.0, 4.0), (first, 1.0, 2.0)]
+        assert [r.id for r in store.runs(1)] == [second]
+        back = store.run(first)
+        assert back is not None and back.tasks == [TaskRecord("a", "done", "new", "k1", "f1", 0.5, "main")]
+        assert store.run(second).count("failed") == 1  # type: ignore[union-attr]
+        assert store.run(second + 1) is None
+
+
+# ---------------------------------------------------- the protocol itself
+
+
+class _Forgetful(Store):
+    """Every method of a store but the history, as a new store might be written."""
+
+    def entry(self, key: str) -> None:
+        return None
+
+    has_value = put = load = head = set_head = info = clear = entry  # type: ignore[assignment]
+
+
+def test_a_store_that_does_not_implement_the_history_cannot_be_made() -> None:
+    with pytest.raises(TypeError) as refused:
+        _Forgetful()  # type: ignore[abstract]
+    assert "record_run" in str(refused.value) and "runs" in str(refused.value)
+
+
+def test_a_store_says_it_keeps_no_history_by_mixing_in_no_history() -> None:
+    class Historyless(NoHistory, _Forgetful):
+        pass
+
+    store = Historyless()
+    assert store.record_run(1.0, 2.0, [TaskRecord("a", "done")]) == 0
+    assert store.runs() == [] and store.run(1) is None
 
 
 # ------------------------------------------------------------- disk only
@@ -318,14 +359,14 @@ def test_a_bad_size_says_what_is_accepted() -> None:
 
 
 def test_a_value_signed_with_another_key_is_never_unpickled(tmp_path: Path) -> None:
-    theirs = DiskStore(tmp_path / "cache", key=b"someone else")
+    theirs = DiskStore(tmp_path / "cache", secret=b"someone else")
     value = np.arange(10)
     entry = _entry("k1", "t", value)
     theirs.put(entry, value)
     theirs.set_head("t", "k1")
     theirs.close()
-    ours = DiskStore(tmp_path / "cache", key=b"me")
-    with pytest.warns(DagnbCacheWarning, match="is not signed with your cache key"):
+    ours = DiskStore(tmp_path / "cache", secret=b"me")
+    with pytest.warns(DagnbCacheWarning, match="is not signed with your secret"):
         assert ours.entry("k1") is None
     assert ours.head("t") is None
     with pytest.raises(CacheMiss) as info:
@@ -336,7 +377,7 @@ def test_a_value_signed_with_another_key_is_never_unpickled(tmp_path: Path) -> N
 
 @pytest.mark.value_files
 def test_verify_removes_what_is_altered_or_foreign_and_keeps_the_rest(tmp_path: Path) -> None:
-    store = DiskStore(tmp_path / "cache", key=b"me")
+    store = DiskStore(tmp_path / "cache", secret=b"me")
     good, bad = _entry("k1", "a", "kept"), _entry("k2", "b", "flipped")
     store.put(good, "kept")
     store.put(bad, "flipped")
@@ -355,14 +396,14 @@ def test_the_key_is_created_once_with_mode_0600(tmp_path: Path, monkeypatch: pyt
     from dagnb.cache import trust
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
-    first = trust.cache_key()
-    assert len(first) == 32 and trust.cache_key() == first
-    assert trust.key_path() == tmp_path / "dagnb" / "cache.key"
-    assert trust.key_path().stat().st_mode & 0o777 == 0o600
+    first = trust.load_secret()
+    assert len(first) == 32 and trust.load_secret() == first
+    assert trust.secret_path() == tmp_path / "dagnb" / "cache.key"
+    assert trust.secret_path().stat().st_mode & 0o777 == 0o600
     assert [p.name for p in (tmp_path / "dagnb").iterdir()] == ["cache.key"], "no temporary file is left"
     team = "a team secret of at least 32 characters"
     monkeypatch.setenv("DAGNB_CACHE_KEY", team)
-    assert trust.cache_key() == team.encode()
+    assert trust.load_secret() == team.encode()
 
 
 # ------------------------------------------------------- values in rows, batches
@@ -419,7 +460,7 @@ def test_a_damaged_row_is_a_miss_never_wrong_data_and_is_forgotten(disk: DiskSto
     with pytest.raises(CacheMiss) as missed:
         reopened.load(reopened.entry("k1"))  # type: ignore[arg-type]
     assert missed.value.reason == ("its value file does not match its signature (it was altered or truncated, or "
-                                   "written with another cache key)")
+                                   "written with another secret)")
     assert _value_row(disk.root, fingerprint(value)) is None, "the damaged row was not forgotten"
     assert reopened.load(reopened.entry("k2")) == other  # type: ignore[arg-type]
     reopened.put(_entry("k1", "t", value), value)  # written again on the next put

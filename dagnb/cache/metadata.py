@@ -1,0 +1,278 @@
+"""The metadata store of a disk cache: rows in ``DIR/meta.sqlite``, each signed with this user's secret.
+
+Tables: ``entries`` (key -> a task's record, :mod:`dagnb.cache.records`),
+``heads`` (task -> the key it last had), ``hits`` (key -> count and time
+saved), ``blobs`` (fingerprint -> a value's signature, size and chunk
+digests, and a small value's own bytes), and the run history
+(:mod:`dagnb.cache.runlog`).
+
+Invariants:
+
+* Every row that steers a load is signed (:class:`~dagnb.cache.trust.Signer`)
+  over its content; a row that fails its signature is ignored (an entry with
+  a warning, once per key), never used, and never re-signed.
+* The created and last-used times and the ``task`` and ``output`` columns
+  are not signed: they only order pruning and find rows, whose signed
+  record is then checked (an entry found under another task's name is not
+  used).
+* Each write is one transaction (:meth:`Metadata.writing`, ``BEGIN
+  IMMEDIATE``), under the store's lock: SQLite in WAL mode makes it atomic
+  and durable across a killed process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from dagnb.cache import runlog
+from dagnb.cache.records import CacheEntry, RunRecord, TaskRecord
+from dagnb.cache.trust import Signer
+from dagnb.errors import DagnbCacheWarning
+
+__all__ = ["SCHEMA", "Metadata"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (
+    key TEXT PRIMARY KEY, task TEXT NOT NULL, output TEXT NOT NULL,
+    record TEXT NOT NULL, signature TEXT NOT NULL, created REAL NOT NULL, last_used REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS entries_task ON entries (task);
+CREATE INDEX IF NOT EXISTS entries_output ON entries (output);
+CREATE TABLE IF NOT EXISTS blobs (
+    fingerprint TEXT PRIMARY KEY, signature TEXT NOT NULL, nbytes INTEGER NOT NULL,
+    created REAL NOT NULL, last_used REAL NOT NULL, digests BLOB NOT NULL DEFAULT x'', data BLOB, owner INTEGER);
+CREATE TABLE IF NOT EXISTS heads (task TEXT PRIMARY KEY, key TEXT NOT NULL, signature TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS hits (
+    key TEXT PRIMARY KEY, count INTEGER NOT NULL, saved REAL NOT NULL, signature TEXT NOT NULL);
+""" + runlog.SCHEMA
+
+ValueRow = tuple[Any, ...]  # signature, nbytes, digests, data (a small value's bytes, or None), owner
+
+
+class Metadata:
+    """The signed rows of one cache folder.
+
+    Responsibilities: read entries, heads, hit counts, value rows and runs,
+    checking each signature; sign and write them, a transaction at a time;
+    count them for ``info``. Values themselves are read and checked by
+    :class:`~dagnb.cache.values.ValueStore`.
+    """
+
+    def __init__(self, db: sqlite3.Connection, signer: Signer, location: str) -> None:
+        self.signer, self.location = signer, location
+        self.lock = threading.RLock()
+        self.warned: set[str] = set()
+        self.trusting = True  # False where there is no secret to check against: nothing is trusted, nothing warned
+        self.use(db)
+
+    def use(self, db: sqlite3.Connection) -> None:
+        """Read and write ``db`` from now on (a cache started afresh after its metadata was set aside)."""
+        columns = {row[1] for row in db.execute("PRAGMA table_info(blobs)")}
+        self.db = db
+        self.value_columns = "data, owner" if "data" in columns else "NULL, NULL"  # format 3, read-only
+
+    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self.lock:
+            return self.db.execute(sql, args).fetchall()
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, under the lock (committed on leaving, rolled back on an exception)."""
+        with self.lock, self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            yield self.db
+
+    def signed(self, signature: str | None, *fields: str) -> bool:
+        return self.signer.check(signature, fields)
+
+    # ---------------------------------------------------------- entries
+
+    def checked_entry(self, key: str, record: str, signature: str, warn: bool = True) -> CacheEntry | None:
+        """The entry, if this user's secret signed it; else ``None`` (warned once per key)."""
+        if self.signed(signature, "entry", key, record):
+            try:
+                entry = CacheEntry.from_json(record)
+            except ValueError:
+                return None
+            return entry if entry.key == key else None
+        if warn and self.trusting and key not in self.warned:
+            self.warned.add(key)
+            warnings.warn(
+                f"A cache entry of task `{_task_of(record)}` in {self.location} is not signed with your secret, "
+                f"so dagnb ignores it and recomputes (it may come from someone else's cache; see 'A cache you can "
+                f"trust' in dagnb's README to share a cache on purpose).",
+                DagnbCacheWarning,
+                stacklevel=4,
+            )
+        return None
+
+    def entry(self, key: str) -> CacheEntry | None:
+        rows = self.query("SELECT record, signature FROM entries WHERE key = ?", (key,))
+        return self.checked_entry(key, *rows[0]) if rows else None
+
+    def entries_of(self, task: str) -> list[CacheEntry]:
+        """The signed entries of ``task``, most recently used first."""
+        rows = self.query(
+            "SELECT key, record, signature FROM entries WHERE task = ? ORDER BY last_used DESC, created DESC", (task,)
+        )
+        return [e for e in (self.checked_entry(*row) for row in rows) if e is not None and e.task == task]
+
+    def head(self, task: str) -> CacheEntry | None:
+        rows = self.query(
+            "SELECT h.key, h.signature, e.record, e.signature FROM heads h JOIN entries e ON e.key = h.key "
+            "WHERE h.task = ?", (task,)
+        )
+        if not rows or not self.signed(rows[0][1], "head", task, rows[0][0]):
+            return None
+        entry = self.checked_entry(rows[0][0], *rows[0][2:])
+        return entry if entry is not None and entry.task == task else None
+
+    def last_durations(self, tasks: Iterable[str]) -> dict[str, float]:
+        wanted = set(tasks)
+        found = {}
+        # unverified on purpose: a duration only orders the ready queue, it is never loaded as a value
+        for task, record in self.query("SELECT h.task, e.record FROM heads h JOIN entries e ON e.key = h.key"):
+            with contextlib.suppress(ValueError, TypeError):
+                if task in wanted:
+                    found[task] = float(CacheEntry.from_json(record).duration)
+        return found
+
+    def entry_row(self, entry: CacheEntry, now: float) -> tuple[Any, ...]:
+        """The signed ``entries`` row of ``entry``, last used ``now``."""
+        record = entry.to_json()
+        return (entry.key, entry.task, entry.output, record, self.signer.sign(("entry", entry.key, record)),
+                entry.created, now)
+
+    def head_row(self, task: str, key: str) -> tuple[str, str, str]:
+        return task, key, self.signer.sign(("head", task, key))
+
+    def write_rows(self, db: sqlite3.Connection, values: list[ValueRow], entries: list[tuple[Any, ...]],
+                   heads: list[tuple[str, str, str]]) -> None:
+        """Inside a write transaction: value rows, entries and heads, a statement per table."""
+        db.executemany("INSERT INTO blobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
+        db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", entries)
+        db.executemany("INSERT OR REPLACE INTO heads VALUES (?, ?, ?)", heads)
+
+    # ---------------------------------------------------------- value rows
+
+    def has_value(self, fingerprint: str) -> bool:
+        return bool(self.query("SELECT 1 FROM blobs WHERE fingerprint = ?", (fingerprint,)))
+
+    def value_row(self, fingerprint: str) -> ValueRow | None:
+        rows = self.query(f"SELECT signature, nbytes, digests, {self.value_columns} FROM blobs WHERE fingerprint = ?",
+                          (fingerprint,))
+        return rows[0] if rows else None
+
+    def value_rows(self) -> list[tuple[Any, ...]]:
+        """Every value row, its fingerprint first (for ``verify``)."""
+        return self.query(f"SELECT fingerprint, signature, nbytes, digests, {self.value_columns} FROM blobs")
+
+    def present(self, db: sqlite3.Connection, fingerprints: set[str]) -> set[str]:
+        """Inside a transaction: which of ``fingerprints`` have a value row."""
+        found: set[str] = set()
+        wanted = sorted(fingerprints)
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            found.update(fp for (fp,) in db.execute(
+                f"SELECT fingerprint FROM blobs WHERE fingerprint IN ({', '.join('?' * len(part))})", part))
+        return found
+
+    def forget_value(self, fingerprint: str) -> None:
+        with self.lock, self.db:
+            self.db.execute("DELETE FROM blobs WHERE fingerprint = ?", (fingerprint,))
+
+    # ---------------------------------------------------------- hits
+
+    def touch(self, hits: list[tuple[str, float]]) -> None:
+        """Count each hit ``(key, time saved)`` and mark its entry and value used now."""
+        now = time.time()
+        rows = [(now, key) for key, _ in hits]
+        with self.writing() as db:
+            db.executemany("UPDATE entries SET last_used = ? WHERE key = ?", rows)
+            db.executemany(
+                "UPDATE blobs SET last_used = ? WHERE fingerprint = (SELECT output FROM entries WHERE key = ?)", rows
+            )
+            for key, saved in hits:
+                count, total = self._hit_count(key)
+                db.execute("INSERT OR REPLACE INTO hits VALUES (?, ?, ?, ?)", self._hit_row(key, count + 1, total + saved))
+
+    def _hit_row(self, key: str, count: int, saved: float) -> tuple[Any, ...]:
+        return key, count, saved, self.signer.sign(("hits", key, str(count), repr(float(saved))))
+
+    def _hit_count(self, key: str) -> tuple[int, float]:
+        row = self.db.execute("SELECT count, saved, signature FROM hits WHERE key = ?", (key,)).fetchone()
+        if row and self.hit_signed(key, *row):
+            return int(row[0]), float(row[1])
+        return 0, 0.0  # none yet, or not ours: counting starts again
+
+    def hit_signed(self, key: str, count: int, saved: float, signature: str) -> bool:
+        return self.signed(signature, "hits", key, str(count), repr(float(saved)))
+
+    def hit_totals(self) -> dict[str, tuple[int, float]]:
+        rows = self.query("SELECT h.key, h.count, h.saved, h.signature, e.record, e.signature "
+                          "FROM hits h JOIN entries e ON e.key = h.key")
+        totals: dict[str, tuple[int, float]] = {}
+        for key, count, saved, signature, record, entry_signature in rows:
+            entry = self.checked_entry(key, record, entry_signature, warn=False)
+            if entry is None or not self.hit_signed(key, count, saved, signature):
+                continue
+            before = totals.get(entry.task, (0, 0.0))
+            totals[entry.task] = (before[0] + int(count), before[1] + float(saved))
+        return totals
+
+    # ---------------------------------------------------------- history
+
+    def record_run(self, started: float, finished: float, tasks: list[TaskRecord]) -> int:
+        with self.writing() as db:
+            return runlog.record(db, self.signer, started, finished, tasks)
+
+    def runs(self, limit: int | None = None) -> list[RunRecord]:
+        with self.lock:
+            found, forged = runlog.recent(self.db, self.signer, limit)
+        if forged and self.trusting and "runs" not in self.warned:
+            self.warned.add("runs")
+            warnings.warn(f"{forged} runs in the history of the cache at {self.location} are not signed with your "
+                          f"secret; dagnb leaves them out (`dagnb cache verify` removes them).",
+                          DagnbCacheWarning, stacklevel=3)
+        return found
+
+    def run(self, run_id: int) -> RunRecord | None:
+        with self.lock:
+            return runlog.read(self.db, self.signer, run_id)
+
+    # ---------------------------------------------------------- totals
+
+    def counts(self) -> tuple[dict[str, int], int, int, int, int]:
+        """Keys per task, values and their bytes, runs and history rows."""
+        tasks = {task: count for task, count in self.query("SELECT task, COUNT(*) FROM entries GROUP BY task")}
+        values, nbytes = self.query("SELECT COUNT(*), COALESCE(SUM(nbytes), 0) FROM blobs")[0]
+        with self.lock:
+            runs, rows = runlog.counts(self.db)
+        return tasks, values, nbytes, runs, rows
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.close()
+
+
+def _task_of(record: str) -> str:
+    with contextlib.suppress(ValueError, AttributeError):
+        task = json.loads(record).get("task")
+        if isinstance(task, str):
+            return task
+    return "?"
+
+
+def file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
