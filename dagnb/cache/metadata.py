@@ -108,7 +108,7 @@ class Metadata:
             warnings.warn(
                 f"A cache entry of task `{_task_of(record)}` in {self.location} is not signed with your secret, "
                 f"so dagnb ignores it and recomputes (it may come from someone else's cache; see 'A cache you can "
-                f"trust' in dagnb's README to share a cache on purpose).",
+                f"trust' in dagnb's docs/cache.md to share a cache on purpose).",
                 DagnbCacheWarning,
                 stacklevel=4,
             )

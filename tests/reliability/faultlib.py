@@ -38,7 +38,7 @@ CASE_LOSSES = {
     "test_transient": "nothing: a warned miss saying why, the value kept (byte for byte) and loaded once the "
                       "error passed",
     "test_collisions": "in a shared cache, nothing: the changed file rerun, each output its own value. With the "
-                       "default xxh3 (a cache nobody else writes) the twins collide, as the README says",
+                       "default xxh3 (a cache nobody else writes) the twins collide, as the documentation says",
     "test_history_bound": "nothing of the latest runs: each reads back whole and signed; older ones go by design",
     "test_swap": "nothing: 0 wrong values, the malicious pickle never unpickled; each swap a miss, stored again",
     "test_read_only": "nothing: every file's bytes and modification time (and the folder's) the same after each "

@@ -51,8 +51,8 @@ BLOB_REASON = (
 def entry_reason(root: Path, task: str = "data") -> str:
     return (
         f"A cache entry of task `{task}` in {root.resolve()} is not signed with your secret, so dagnb ignores it "
-        f"and recomputes (it may come from someone else's cache; see 'A cache you can trust' in dagnb's README to "
-        f"share a cache on purpose)."
+        f"and recomputes (it may come from someone else's cache; see 'A cache you can trust' in dagnb's "
+        f"docs/cache.md to share a cache on purpose)."
     )
 
 

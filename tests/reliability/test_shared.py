@@ -3,7 +3,7 @@
 Two real users, ``dagnb-alice`` and ``dagnb-bob`` (group ``dagnb-team``,
 created by :mod:`users`, switched to with ``setpriv``, each with umask 022
 and the team's ``DAGNB_CACHE_KEY``), share a group-writable setgid folder,
-as the README's team cache says: each must hit what the other computed, add
+as the team cache of docs/cache.md says: each must hit what the other computed, add
 to it, and verify it, without anyone's file being lost. Then a cache of
 alice's that bob may only read, and a cache on a read-only file system, are
 opened with ``%load_ext dagnb`` in a real IPython shell: one warning, the

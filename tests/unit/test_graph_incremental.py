@@ -21,7 +21,7 @@ NAMES = ("a", "b", "c", "d", "e")
 
 # The namespace holds no function but the tasks' own: a notebook helper read by a task is walked when
 # the task is (re)linked, so a helper changed between definitions would be a difference of timing, not
-# of bookkeeping (README, Known limits). `%dag drop` and a refused definition leave no function behind.
+# of bookkeeping (docs/reference.md, Known limits). `%dag drop` and a refused definition leave no function behind.
 
 
 def _spec(ns: dict[str, Any], name: str, params: tuple[str, ...], reads: tuple[str, ...]) -> Any:

@@ -51,7 +51,7 @@ def test_a_subscriber_object_gets_the_methods_it_has(tmp_path: Path) -> None:
     log = tmp_path / "runs.jsonl"
 
     class FileLogger:
-        """The README example: one JSON line per finished task, one per run."""
+        """The example of docs/python.md, "Hooks": one JSON line per finished task, one per run."""
 
         def task_finished(self, *, task: str, status: str, duration: float, **_: Any) -> None:
             with open(log, "a") as handle:

@@ -47,7 +47,9 @@ try:
     import torch
 except ImportError:  # pragma: no cover - depends on the machine
     torch = None
-needs_torch = pytest.mark.skipif(torch is None, reason="torch is not installed (not in the test extra; see README)")
+needs_torch = pytest.mark.skipif(
+    torch is None, reason="torch is not installed (not in the test extra; see docs/reference.md)"
+)
 
 
 def _tensor(*args: Any, **kwargs: Any) -> Any:

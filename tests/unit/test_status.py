@@ -1,4 +1,4 @@
-"""The status vocabulary is declared once, in ``dagnb.status``, and says what the README says."""
+"""The status vocabulary is declared once, in ``dagnb.status``, and says what the glossary says (docs/reference.md)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,17 @@ from pathlib import Path
 
 from dagnb import status
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+GLOSSARY = Path(__file__).resolve().parents[2] / "docs" / "reference.md"
 
 
 def _glossary_statuses() -> list[str]:
-    text = README.read_text(encoding="utf-8")
+    text = GLOSSARY.read_text(encoding="utf-8")
     start = text.index("* Statuses:")
     paragraph = text[start:text.index("\n\n", start)]
     return re.findall(r"`([a-z-]+)`", re.sub(r"\([^)]*\)", "", paragraph))
 
 
-def test_the_statuses_are_those_of_the_readme_glossary_in_its_order():
+def test_the_statuses_are_those_of_the_glossary_in_its_order():
     assert list(status.STATUSES) == _glossary_statuses()
 
 

@@ -204,7 +204,7 @@ def test_redefining_with_the_same_findings_says_nothing_and_new_findings_are_sai
 
 
 def test_torch_global_generator_and_its_seed() -> None:
-    pytest.importorskip("torch", reason="torch is not installed (it is not in the test extra: see README)")
+    pytest.importorskip("torch", reason="torch is not installed (it is not in the test extra: see docs/reference.md)")
     namespace = define({}, "import torch\n")
     graph = dagnb.Graph(namespace=namespace)
     with pytest.warns(UntrackedWarning, match=r"`torch.rand\(3\)` line 2"):
