@@ -9,7 +9,8 @@ cache, in this kernel or after a restart.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from dagnb import _moved
 from dagnb.errors import DagnbError, TaskFailed

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from dagnb.epoch import Epoch
 from dagnb.cache.runlog import ForgedRun
 from dagnb.cache.store import CacheEntry, CacheMiss, Pruned, RunRecord, Store, TaskRecord, open_store
+from dagnb.cells import CellTasks
+from dagnb.epoch import Epoch
 from dagnb.errors import CommandError, DagnbError, DuplicateTask, SavePathTaken, TaskFailed, UntrackedWarning
 from dagnb.events import EventBus, GraphChanged, RunFinished, RunStarted, TaskFinished
 from dagnb.fingerprints.code import is_immutable, same_key_while_bound
@@ -31,14 +32,13 @@ from dagnb.freshness import Freshness, Reads
 from dagnb.graph import TaskGraph, TaskOptions, TaskSpec, spec_from_function
 from dagnb.history import History, RunDiff, diff_runs
 from dagnb.inplace import InputGuard
+from dagnb.overview import Overview, Planned, overview
 from dagnb.plan import Decision, Plan, Result, plan_again, plan_run
+from dagnb.report import RunReport
 from dagnb.run.aio import complete_now
 from dagnb.run.backends import BackendPool
 from dagnb.run.capture import OutputLog, capture_streams, replay_streams
 from dagnb.run.executor import Backend
-from dagnb.report import RunReport
-from dagnb.cells import CellTasks
-from dagnb.overview import Overview, Planned, overview
 from dagnb.run.taskrunner import TaskRunner
 from dagnb.trace import Timeline, Trace, TraceRecorder
 

@@ -34,7 +34,13 @@ from dagnb.errors import (
     UnresolvedParameter,
     close_matches,
 )
-from dagnb.fingerprints.code import CodeFingerprint, fixed_code_fingerprint, function_digest, global_reads, source_digest
+from dagnb.fingerprints.code import (
+    CodeFingerprint,
+    fixed_code_fingerprint,
+    function_digest,
+    global_reads,
+    source_digest,
+)
 from dagnb.options import TaskOptions
 
 __all__ = ["Input", "TaskGraph", "TaskOptions", "TaskSpec", "parse_task_cell", "spec_from_function"]

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from dagnb.errors import DagnbError
-from dagnb.run.costs import TaskCosts, task_costs
 from dagnb.plan import MAY_RUN
-from dagnb.status import STATUSES
+from dagnb.run.costs import TaskCosts, task_costs
+from dagnb.status import STATUSES, Status
 
 if TYPE_CHECKING:
     from dagnb.cache.store import CacheEntry, Store
@@ -40,7 +40,7 @@ class Session(Protocol):
     @property
     def tasks(self) -> TaskGraph: ...
     @property
-    def statuses(self) -> Mapping[str, str]: ...
+    def statuses(self) -> Mapping[str, Status]: ...
     @property
     def store(self) -> Store: ...
     @property
@@ -60,11 +60,11 @@ class Overview:
 
     tasks: list[str]
     upstream: dict[str, list[str]]
-    statuses: dict[str, str]
+    statuses: dict[str, Status]
     plan: Plan | None = None
     problem: str | None = None
     # reads the rows of `costs` for these statuses; None: no costs
-    costs_of: Callable[[dict[str, str]], list[TaskCosts]] | None = field(default=None, repr=False, compare=False)
+    costs_of: Callable[[Mapping[str, str]], list[TaskCosts]] | None = field(default=None, repr=False, compare=False)
     trace: Trace | None = None  # the latest run's
     timeline: Timeline | None = None  # every run since the session started
     # what views derived from this snapshot (a layout, rendered HTML), kept so that views showing the same
@@ -87,7 +87,7 @@ class Overview:
 
     def counts(self) -> dict[str, int]:
         """How many tasks show each status, in the order of :data:`STATUSES`."""
-        found = {s: 0 for s in STATUSES}
+        found: dict[str, int] = {s: 0 for s in STATUSES}
         for status in self.statuses.values():
             found[status] = found.get(status, 0) + 1
         return {s: n for s, n in found.items() if n}
@@ -119,7 +119,7 @@ class Planned:
 
     plan: Plan | None
     problem: str | None
-    statuses: dict[str, str]
+    statuses: dict[str, Status]
     changed: set[str] | None = None  # the tasks whose status may differ from the plan it was taken after (None: all)
 
     def reasons(self, only: Iterable[str] | None = None) -> dict[str, str]:
@@ -166,7 +166,7 @@ def overview(graph: Session, now: Planned | None = None) -> Overview:
     now = now if now is not None else planned(graph)
     statuses = {t: now.statuses.get(t, "pending") for t in tasks}
 
-    def costs_of(shown: dict[str, str]) -> list[TaskCosts]:
+    def costs_of(shown: Mapping[str, str]) -> list[TaskCosts]:
         entries = {t: graph.current_entry(t) for t in tasks}
         return task_costs(tasks, shown, entries, graph.store.hit_totals())
 

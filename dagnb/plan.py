@@ -24,12 +24,12 @@ from typing import Any, Literal, Protocol
 
 import xxhash
 
+from dagnb.cache.store import CacheEntry, Store
+from dagnb.errors import UnfingerprintableWarning, untracked_message, warn_at
 from dagnb.fingerprints.code import Untracked, code_fingerprint, untracked_value
 from dagnb.fingerprints.values import fingerprint
-from dagnb.errors import UnfingerprintableWarning, untracked_message, warn_at
 from dagnb.graph import Input, TaskGraph, TaskSpec
 from dagnb.keyparts import Fed
-from dagnb.cache.store import CacheEntry, Store
 from dagnb.status import ENDED_BADLY, WITH_VALUE, Status
 
 __all__ = [

@@ -34,10 +34,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dagnb.cache.blobs import BlobFiles, FileModes
-from dagnb.errors import DagnbCacheWarning, DagnbError
-from dagnb.cache.format import (FILES, FORMAT_VERSION, UPGRADES, CacheFormatError, format_of, older, refuse_newer,
-                                set_aside, stored_format, upgrade, why_older)
+from dagnb.cache.format import (
+    FILES,
+    FORMAT_VERSION,
+    UPGRADES,
+    CacheFormatError,
+    format_of,
+    older,
+    refuse_newer,
+    set_aside,
+    stored_format,
+    upgrade,
+    why_older,
+)
 from dagnb.cache.trust import user_name
+from dagnb.errors import DagnbCacheWarning, DagnbError
 
 __all__ = ["FORMAT_VERSION", "CacheFormatError", "CacheUnavailable", "Opened", "open_cache", "read_only_reason", "set_aside"]
 

@@ -29,9 +29,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from dagnb.errors import DagnbCacheWarning, DagnbError
 from dagnb.cache.records import CacheEntry, RunRecord, TaskRecord
 from dagnb.cache.results import CacheInfo, Pruned, Verified, _human, parse_size  # noqa: F401 (_human: tests)
+from dagnb.errors import DagnbCacheWarning, DagnbError
 
 if TYPE_CHECKING:
     from dagnb.cache.disk import DiskStore
@@ -307,8 +307,8 @@ def open_store(directory: str | os.PathLike[str] | None) -> Store:
     """
     if directory is None:
         return MemoryStore()
-    from dagnb.cache.folder import CacheUnavailable
     from dagnb.cache.disk import DiskStore
+    from dagnb.cache.folder import CacheUnavailable
     from dagnb.cache.trust import SecretError
 
     try:

@@ -32,6 +32,7 @@ from typing import Any
 
 import networkx as nx
 
+from dagnb.ci.notebook_file import notebook_cells, notebook_language, read_notebook, to_python
 from dagnb.errors import (
     CommandError,
     CycleError,
@@ -41,11 +42,10 @@ from dagnb.errors import (
     UsedBeforeDefinition,
     close_matches,
 )
-from dagnb.ci.notebook_file import notebook_cells, notebook_language, read_notebook, to_python
-from dagnb.graph import parse_task_cell
-from dagnb.options import TaskOptions, parse_task_line
 from dagnb.fingerprints.scopes import NotebookScope
 from dagnb.fingerprints.untracked import find_untracked
+from dagnb.graph import parse_task_cell
+from dagnb.options import TaskOptions, parse_task_line
 
 __all__ = ["CheckResult", "Problem", "StaticTask", "check_notebook", "check_source", "notebook_language"]
 

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from dagnb.ci.notebook_file import notebook_language, read_notebook
-from dagnb.status import ENDED, ENDED_BADLY, word
 from dagnb.errors import DagnbError, close_matches
 from dagnb.report import METADATA_FORMAT  # the version of the `dagnb` output metadata this reader understands
+from dagnb.status import ENDED, ENDED_BADLY, word
 
 __all__ = ["METADATA_FORMAT", "NotANotebook", "NotebookReport", "TaskLine", "load_notebook", "read_report", "run_notebook"]
 

@@ -30,8 +30,8 @@ Invariants:
 """
 
 from __future__ import annotations
-
 import __future__
+
 import ast
 import dis
 import functools
@@ -790,7 +790,8 @@ def _package_of(module_name: str) -> str:
 
 
 def _distribution_version(package: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version as dist_version
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
 
     root = package.split(".")[0]
     candidates = list(dict.fromkeys([*_distributions().get(root, []), root]))

@@ -36,7 +36,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from dagnb.fingerprints.scopes import FunctionNode, RuntimeScope, function_tree, stored as _stored
+from dagnb.fingerprints.scopes import FunctionNode, RuntimeScope, function_tree
+from dagnb.fingerprints.scopes import stored as _stored
 
 __all__ = ["Scope", "Untracked", "find_untracked", "task_findings"]
 

@@ -30,16 +30,16 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 from IPython.display import publish_display_data
 
 from dagnb import session
-from dagnb.run.aio import complete_now
-from dagnb.run.capture import OutputLog, capture_streams, current_log, replay_streams
+from dagnb.cache.store import open_store
 from dagnb.errors import CommandError, DagnbError, RunInterrupted, TaskFailed
-from dagnb.notebook.follow import Follower
 from dagnb.graph import parse_task_cell, spec_from_function
-from dagnb.report import RunReport, cell_line, output_kind, run_metadata
+from dagnb.notebook.follow import Follower
 from dagnb.options import TaskLine, parse_task_line, task_line_parser
 from dagnb.plan import MAY_RUN
+from dagnb.report import RunReport, cell_line, output_kind, run_metadata
+from dagnb.run.aio import complete_now
+from dagnb.run.capture import OutputLog, capture_streams, current_log, replay_streams
 from dagnb.status import WAITING
-from dagnb.cache.store import open_store
 
 __all__ = ["DagMagics", "awaiting", "load", "unload"]
 

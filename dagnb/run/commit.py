@@ -23,8 +23,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from dagnb.cache.store import CacheEntry, MemoryStore
-from dagnb.errors import DagnbCacheWarning, DagnbSaveWarning, SaveRefused, UnfingerprintableWarning, \
-    UnpicklableOutputWarning, warn_at
+from dagnb.errors import (
+    DagnbCacheWarning,
+    DagnbSaveWarning,
+    SaveRefused,
+    UnfingerprintableWarning,
+    UnpicklableOutputWarning,
+    warn_at,
+)
 from dagnb.fingerprints.code import helper_sources
 from dagnb.plan import Decision, KeyInfo, Result
 from dagnb.run.body import fingerprint_or_none
@@ -33,8 +39,8 @@ from dagnb.run.mapping import assemble
 from dagnb.run.work import Committed, Outcome
 
 if TYPE_CHECKING:
-    from dagnb.run.host import Host, Runner
     from dagnb.graph import TaskSpec
+    from dagnb.run.host import Host, Runner
 
 __all__ = ["commit", "copy_stamp", "fingerprint_or_none", "not_stored", "save", "store_value", "warn_about"]
 

@@ -34,12 +34,15 @@ import queue
 import time
 import warnings
 from collections import deque
-from dataclasses import replace
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from dagnb.errors import RunInterrupted, TaskInterrupted, TaskNotRun, TaskTimedOut
+from dagnb.events import Event, EventBus, RunFinished, RunStarted, TaskFinished, TaskStarted
+from dagnb.plan import Decision, priorities
+from dagnb.report import RunReport  # moved to dagnb.report; importable from here too
 from dagnb.run.aio import complete_now
 from dagnb.run.backends import (
     Backend,
@@ -51,10 +54,6 @@ from dagnb.run.backends import (
     keyboard_interrupts,
     make_backend,
 )
-from dagnb.errors import RunInterrupted, TaskInterrupted, TaskNotRun, TaskTimedOut
-from dagnb.events import Event, EventBus, RunFinished, RunStarted, TaskFinished, TaskStarted
-from dagnb.plan import Decision, priorities
-from dagnb.report import RunReport  # moved to dagnb.report; importable from here too
 from dagnb.run.costs import Costs
 from dagnb.run.work import Committed, Outcome, Work
 from dagnb.status import ENDED_BADLY, Status

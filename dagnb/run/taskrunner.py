@@ -36,15 +36,15 @@ from dagnb.events import Event, RunFinished, RunStarted, TaskFinished, TaskProgr
 from dagnb.plan import Decision, Result, decide
 from dagnb.run import commit as committing
 from dagnb.run.backends import Backend, ThreadBackend, counting_interrupts
-from dagnb.run.executor import RunReport, execute, execute_async
-from dagnb.run.work import Committed, Outcome, Work
 from dagnb.run.body import run_body, run_body_async
-from dagnb.status import WITH_VALUE
+from dagnb.run.executor import RunReport, execute, execute_async
 from dagnb.run.mapping import ItemProgress, MapPlan, await_items, call_items, plan_items
+from dagnb.run.work import Committed, Outcome, Work
+from dagnb.status import WITH_VALUE
 
 if TYPE_CHECKING:
-    from dagnb.run.host import Host
     from dagnb.graph import TaskSpec
+    from dagnb.run.host import Host
 
 __all__ = ["TaskRunner"]
 

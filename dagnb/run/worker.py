@@ -39,9 +39,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
+from dagnb.run.body import run_body
 from dagnb.run.capture import OutputLog
 from dagnb.run.interrupts import counting_interrupts
-from dagnb.run.body import run_body
 from dagnb.run.work import Outcome
 
 __all__ = ["RemoteError", "WorkerActor", "run_pickled", "run_remote", "with_kernel_source"]

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from notebook_cells import Notebook
 
 import dagnb.graph
 from dagnb.errors import TaskFailed
-from notebook_cells import Notebook
 
 from .test_contract import KEY_ERROR, _close_leaked_client, _diamond, _failure, _runs, _wait_until, _with_gate
 

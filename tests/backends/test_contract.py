@@ -31,13 +31,13 @@ from typing import Any
 
 import psutil
 import pytest
-
-import dagnb
-from dagnb.run.backends import make_backend
-from dagnb.errors import CommandError, TaskDefinitionError, TaskFailed, TaskTimedOut
-from dagnb.events import Event, TaskFinished, TaskStarted
 from notebook_cells import Notebook
 from notebook_cells import diamond as _diamond
+
+import dagnb
+from dagnb.errors import CommandError, TaskDefinitionError, TaskFailed, TaskTimedOut
+from dagnb.events import Event, TaskFinished, TaskStarted
+from dagnb.run.backends import make_backend
 
 # ------------------------------------------------------------------ notebooks
 

@@ -76,8 +76,8 @@ def time_verified_load(directory: str, nbytes: int, repeat: int) -> tuple[float,
 
     import xxhash
 
-    from dagnb.fingerprints.values import fingerprint
     from dagnb.cache.store import CacheEntry, DiskStore
+    from dagnb.fingerprints.values import fingerprint
 
     data = np.random.default_rng(3).random(nbytes // 8)
     store = DiskStore(directory)

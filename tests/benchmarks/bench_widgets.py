@@ -219,8 +219,8 @@ def after_cell_times(n: int, input_bytes: int, repeat: int) -> tuple[float, int,
     changed; seconds for one task that reads an ``input_bytes`` notebook variable, and without it)."""
     import numpy as np
 
-    from dagnb.overview import planned
     from dagnb.notebook.status_lines import StatusLines
+    from dagnb.overview import planned
     from dagnb.widgets.live import follow_all
     from dagnb.widgets.views import DagView
 

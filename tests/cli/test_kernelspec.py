@@ -21,8 +21,8 @@ from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
-from dagnb.notebook import kernelspec
 from dagnb.errors import DagnbError
+from dagnb.notebook import kernelspec
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "extension" / "kernels" / "dagnb" / "kernel.json"

@@ -18,9 +18,9 @@ sys.path.insert(0, str(HERE))
 from golden_values import HEADS, HITS, UNSTORED, values
 from golden_values import KEY_FORMAT_2 as KEY
 
-from dagnb.fingerprints.values import fingerprint
 from dagnb.cache.folder import FORMAT_VERSION
 from dagnb.cache.store import CacheEntry, DiskStore
+from dagnb.fingerprints.values import fingerprint
 
 
 def compact(db_path: Path) -> None:

@@ -21,8 +21,8 @@ from golden_values import HEADS, HITS, KEY, RUN, UNSTORED, values
 from make_format2 import compact  # same rows, smaller pages, back to WAL
 
 from dagnb.cache.disk import FORMAT_VERSION, DiskStore
-from dagnb.fingerprints.values import fingerprint
 from dagnb.cache.store import CacheEntry, TaskRecord
+from dagnb.fingerprints.values import fingerprint
 
 
 def main(target: Path = HERE / "format-4") -> None:

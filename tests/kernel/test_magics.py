@@ -16,8 +16,8 @@ from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 
 import dagnb
-from dagnb.errors import DagnbError, TaskFailed
 from dagnb import session
+from dagnb.errors import DagnbError, TaskFailed
 from dagnb.notebook import magics
 
 

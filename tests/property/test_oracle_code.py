@@ -425,8 +425,8 @@ EVERY_USE = [
 def _plant(bug: str, patch: pytest.MonkeyPatch) -> None:
     """Put one bug the oracle was written for back into dagnb."""
     import dagnb.fingerprints.code as codehash
-    import dagnb.graph as graph
     import dagnb.fingerprints.values as hashing
+    import dagnb.graph as graph
 
     if bug == "modules-by-version":
         patch.setattr(codehash, "is_user_module", lambda m: m.__name__ == "__main__")

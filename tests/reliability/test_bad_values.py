@@ -19,8 +19,8 @@ import faultlib
 from notebook_cells import Notebook, runs
 
 import dagnb
-from dagnb.errors import InputUnreadable
 from dagnb.cache.store import DiskStore
+from dagnb.errors import InputUnreadable
 
 
 class Unsized:

@@ -25,8 +25,8 @@ import pytest
 from test_sigkill import _check, _kill_midway
 
 import dagnb
-from dagnb.fingerprints.values import fingerprint
 from dagnb.cache.store import CacheEntry, DiskStore
+from dagnb.fingerprints.values import fingerprint
 
 TRIALS = 60
 PUTS = 200
@@ -81,7 +81,7 @@ def test_sigkill_while_a_batch_is_written_loses_nothing_flushed_and_serves_nothi
         f"{tally['trials']} SIGKILLs of a child writing batches (flushed every {FLUSH_EVERY} puts); "
         f"{tally['acknowledged']} flushed puts, {tally['entries verified']} entries and "
         f"{tally['values verified']} values verified",
-        f"nothing: 0 wrong values, 0 flushed values lost; integrity_check ok after every kill",
+        "nothing: 0 wrong values, 0 flushed values lost; integrity_check ok after every kill",
     )
 
 

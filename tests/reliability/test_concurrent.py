@@ -10,7 +10,6 @@ sessions (Graphs) run the same task DAG on one cache at once.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import warnings
@@ -22,8 +21,8 @@ import pytest
 import workers
 from notebook_cells import runs
 
-from dagnb.fingerprints.values import fingerprint
 from dagnb.cache.store import CacheEntry, DiskStore
+from dagnb.fingerprints.values import fingerprint
 
 WORKERS = Path(workers.__file__)
 WRITERS, READERS, ROUNDS = 8, 2, 3

@@ -25,9 +25,9 @@ import pytest
 from notebook_cells import Notebook
 
 import dagnb
-from dagnb.errors import DagnbCacheWarning
 from dagnb.cache.store import CacheEntry, CacheMiss, DiskStore
 from dagnb.cache.trust import sign
+from dagnb.errors import DagnbCacheWarning
 
 DATA = """
 def data():

@@ -20,9 +20,9 @@ import pytest
 from notebook_cells import Notebook
 
 import dagnb
+from dagnb.cache.store import CacheEntry, DiskStore
 from dagnb.errors import DagnbCacheWarning
 from dagnb.fingerprints.values import fingerprint
-from dagnb.cache.store import CacheEntry, DiskStore
 
 BIG = """
 def big():

@@ -23,8 +23,8 @@ import faultlib
 import pytest
 
 import dagnb
-from dagnb.errors import DagnbCacheWarning
 from dagnb.cache.store import CacheFormatError, CacheMiss, DiskStore
+from dagnb.errors import DagnbCacheWarning
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 sys.path.insert(0, str(GOLDEN))

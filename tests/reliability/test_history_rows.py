@@ -24,9 +24,9 @@ import pytest
 from notebook_cells import Notebook
 
 import dagnb
-from dagnb.errors import CommandError, DagnbCacheWarning
 from dagnb.cache.store import CacheEntry, DiskStore, TaskRecord
 from dagnb.cache.trust import sign
+from dagnb.errors import CommandError, DagnbCacheWarning
 
 STAMP = """
 def stamp():

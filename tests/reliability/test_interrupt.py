@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from notebook_cells import Notebook, runs
 
-from dagnb.errors import RunInterrupted
 from dagnb.cache.store import DiskStore
+from dagnb.errors import RunInterrupted
 
 TASKS = [
     """

@@ -24,9 +24,9 @@ from notebook_cells import Notebook
 
 import dagnb
 from dagnb.cache import trust
-from dagnb.errors import DagnbCacheWarning
 from dagnb.cache.store import CacheEntry, DiskStore, MemoryStore
 from dagnb.cache.trust import SecretError
+from dagnb.errors import DagnbCacheWarning
 
 DATA = """
 def data():

@@ -27,8 +27,8 @@ from pathlib import Path
 import faultlib
 import pytest
 
-from dagnb.fingerprints.values import fingerprint
 from dagnb.cache.store import CacheEntry, CacheMiss, DiskStore
+from dagnb.fingerprints.values import fingerprint
 
 TRIALS = 200
 PUTS = 200  # the most puts a child does (it is always killed long before)

@@ -24,8 +24,8 @@ import joblib
 import numpy as np
 import pytest
 
-from dagnb.fingerprints.values import fingerprint
 from dagnb.cache.store import CacheEntry, CacheMiss, DiskStore
+from dagnb.fingerprints.values import fingerprint
 
 pytestmark = pytest.mark.slow
 

@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 from notebook_cells import Notebook
 
+from dagnb.cache.store import CacheEntry, CacheMiss, DiskStore
 from dagnb.errors import DagnbCacheWarning
 from dagnb.fingerprints.values import fingerprint
-from dagnb.cache.store import CacheEntry, CacheMiss, DiskStore
 
 DATA = """
 def data():

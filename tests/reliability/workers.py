@@ -39,8 +39,8 @@ def wait_for(go: Path) -> None:
 
 
 def writer(root: str, go: str, index: str, rounds: str) -> dict[str, int]:
-    from dagnb.fingerprints.values import fingerprint
     from dagnb.cache.store import CacheEntry, CacheMiss, DiskStore
+    from dagnb.fingerprints.values import fingerprint
 
     me = int(index)
     order = random.Random(me)

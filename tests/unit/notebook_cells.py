@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import linecache
 import itertools
+import linecache
 from pathlib import Path
 from typing import Any
 

@@ -10,6 +10,7 @@ from notebook_cells import Notebook, runs
 
 from dagnb.errors import TaskFailed
 
+
 def _fetch(name: str, value: int) -> str:
     return f"async def fetch_{name}():\n    note('{name}')\n    await asyncio.sleep(0.3)\n    return {value}\n"
 

@@ -16,7 +16,6 @@ import pytest
 from notebook_cells import Notebook, runs
 
 import dagnb
-from dagnb.run.costs import value_nbytes
 from dagnb.errors import (
     InputUnreadable,
     IteratorReused,
@@ -24,6 +23,7 @@ from dagnb.errors import (
     UnfingerprintableWarning,
     UnpicklableOutputWarning,
 )
+from dagnb.run.costs import value_nbytes
 
 
 class UnsizedFrame:

@@ -11,10 +11,10 @@ import warnings
 from pathlib import Path
 
 import pytest
+from notebook_cells import diamond
 
 from dagnb.events import TaskFinished
 from dagnb.run.taskrunner import TaskRunner
-from notebook_cells import diamond
 
 
 def test_a_raising_observer_changes_nothing_the_session_records(tmp_path: Path) -> None:

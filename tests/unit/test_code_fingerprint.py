@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from notebook_cells import define
 
 from dagnb.fingerprints.code import code_fingerprint, source_digest

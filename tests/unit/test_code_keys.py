@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from notebook_cells import Notebook, define
 
 import dagnb
-from dagnb.fingerprints.code import code_fingerprint, module_version
 from dagnb.errors import CycleError, LocalModuleChangedWarning, Unfingerprintable, UnfingerprintableWarning
-from notebook_cells import Notebook, define
+from dagnb.fingerprints.code import code_fingerprint, module_version
 
 
 class Modules:

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from notebook_cells import NOTE, define, runs
 
 from dagnb import Graph
 from dagnb.cells import CellTasks
 from dagnb.errors import DuplicateTask, UnresolvedParameter
 from dagnb.graph import spec_from_function
-from notebook_cells import NOTE, define, runs
 
 
 def _cell(graph: Graph, ns: dict[str, Any], source: str, cell_id: str) -> str | None:

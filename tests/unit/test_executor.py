@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from notebook_cells import DIAMOND, Notebook
+from notebook_cells import diamond as _diamond
 
 import dagnb
 from dagnb.errors import DagnbCacheWarning, UnfingerprintableWarning, UnpicklableOutputWarning
 from dagnb.events import Event, RunFinished, RunStarted, TaskFinished, TaskStarted
-from notebook_cells import DIAMOND, Notebook
-from notebook_cells import diamond as _diamond
 
 # ------------------------------------------------------------- incremental
 

@@ -21,9 +21,8 @@ import pandas as pd
 import pytest
 
 import dagnb
-from dagnb.fingerprints import values as hashing
 from dagnb.errors import Unfingerprintable
-
+from dagnb.fingerprints import values as hashing
 
 # pandas 3 gives column labels its `str` dtype (pandas 2: `object`); dtype is
 # part of a fingerprint by design, so frame and series pins depend on the major.

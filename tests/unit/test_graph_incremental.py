@@ -12,10 +12,10 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from notebook_cells import define
 
 from dagnb.errors import CycleError
 from dagnb.graph import TaskGraph, spec_from_function
-from notebook_cells import define
 
 NAMES = ("a", "b", "c", "d", "e")
 

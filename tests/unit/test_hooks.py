@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from notebook_cells import Notebook
 
 import dagnb
 from dagnb.errors import CommandError
-from notebook_cells import Notebook
 
 
 def _pair(tmp_path: Path) -> Notebook:

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 import pytest
-from notebook_cells import Notebook, runs
+from notebook_cells import Notebook
 
 import dagnb
 from dagnb.errors import ValueChangedWarning

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from dagnb.graph import Input, spec_from_function
 from dagnb.keyparts import Fed, Part, parse_fed, parse_part, rendered
 from dagnb.plan import compute_key
-from dagnb.graph import Input, spec_from_function
 
 PARTS = [
     (Part("code"), "code"),

@@ -30,8 +30,8 @@ import pytest
 import xxhash
 
 import dagnb
-from dagnb.fingerprints import values as hashing
 from dagnb.errors import Unfingerprintable
+from dagnb.fingerprints import values as hashing
 
 pa = pytest.importorskip("pyarrow")
 pl = pytest.importorskip("polars")

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from notebook_cells import Notebook, runs
 
 from dagnb.cache.store import CacheMiss
-from notebook_cells import Notebook, runs
 
 
 def _chain(tmp_path: Path) -> Notebook:

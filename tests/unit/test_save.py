@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from notebook_cells import Notebook
 
 import dagnb
 from dagnb.ci.check import check_source
 from dagnb.errors import DagnbSaveWarning, TaskDefinitionError
-from notebook_cells import Notebook
 
 
 @pytest.fixture()

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from notebook_cells import Notebook, runs
 
-from dagnb.overview import planned
 from dagnb.notebook.status_lines import StatusLines
+from dagnb.overview import planned
 
 A = "def a():\n    note('a')\n    return 1\n"
 B = "def b(a, threshold):\n    note('b')\n    return a + threshold\n"

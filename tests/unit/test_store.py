@@ -11,10 +11,9 @@ import joblib
 import numpy as np
 import pytest
 
-from dagnb.fingerprints.values import fingerprint
+from dagnb.cache.store import CacheEntry, CacheMiss, DiskStore, MemoryStore, NoHistory, Store, TaskRecord, parse_size
 from dagnb.errors import DagnbCacheWarning
-from dagnb.cache.store import (CacheEntry, CacheMiss, DiskStore, MemoryStore, NoHistory, Store, TaskRecord,
-                               parse_size)
+from dagnb.fingerprints.values import fingerprint
 
 
 @pytest.fixture(params=["memory", "disk"])

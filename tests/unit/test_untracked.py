@@ -21,12 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from notebook_cells import define
 
 import dagnb
 from dagnb.ci.check import check_source
 from dagnb.errors import UntrackedWarning
-
-from notebook_cells import define
 
 
 @dataclass

@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from notebook_cells import Notebook
 
 import dagnb
 from dagnb.errors import TaskDefinitionError, TaskFailed
-from notebook_cells import Notebook
 
 
 def _session(tmp_path: Path, limit: int) -> Notebook:

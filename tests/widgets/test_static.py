@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 from dagnb.widgets.static import StaticView
 
 from .support import NUM_SPAN, Session, diamond, durations, nbval_sanitize, sanitize_patterns
