@@ -44,6 +44,7 @@ from dagnb.trace import Timeline, Trace, TraceRecorder
 
 __all__ = ["Graph", "Why"]
 
+
 @dataclass(frozen=True)
 class Why:
     """The answer to ``%dag why TASK``."""
@@ -64,7 +65,6 @@ class Why:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         return {"text/plain": self.render_text(), "text/html": f"<code>{escape(self.render_text())}</code>"}
-
 
 
 def _same_reads_key(spec: TaskSpec, tracked: list[str]) -> tuple[Any, ...]:
@@ -90,8 +90,9 @@ def _same_reads(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
     return old[:4] == new[:4] and all(a is b for a, b in zip(old[4], new[4]))
 
 
-def _warn_untracked(spec: TaskSpec, findings: list[Untracked], node: FunctionNode | None,
-                    line_offset: int | None) -> None:
+def _warn_untracked(
+    spec: TaskSpec, findings: list[Untracked], node: FunctionNode | None, line_offset: int | None
+) -> None:
     """The warning, pointed at the task's own code (its first finding there, else its ``def``)."""
     code = spec.func.__code__  # type: ignore[attr-defined]
     tree = node if node is not None else function_tree(code)
@@ -232,7 +233,11 @@ class Graph:
         assert spec.save is not None
         path = saved_path(spec.name, spec.save)
         for other in self.tasks.specs.values():
-            if other.save and other.name != spec.name and saved_path(other.name, other.save).resolve() == path.resolve():
+            if (
+                other.save
+                and other.name != spec.name
+                and saved_path(other.name, other.save).resolve() == path.resolve()
+            ):
                 raise SavePathTaken(spec.name, str(path), other.name)
 
     def _changed(self, *names: str) -> None:
@@ -285,8 +290,10 @@ class Graph:
 
     def _still_bound(self, reads: Reads) -> bool:
         get = self.namespace.get
-        return all(get(name, _MISSING) is obj and _code_and_defaults(obj) == (code, defaults)
-                   for name, obj, code, defaults in reads.seen)
+        return all(
+            get(name, _MISSING) is obj and _code_and_defaults(obj) == (code, defaults)
+            for name, obj, code, defaults in reads.seen
+        )
 
     def _reads(self, task: str, spec: TaskSpec) -> Reads | None:
         """What ``task``'s key reads from the namespace, to compare at the next cell (None: nothing)."""
@@ -331,7 +338,9 @@ class Graph:
         self.namespace_changed()
         self._not_fresh([name], new_runs=True)
 
-    def say_untracked(self, name: str, node: FunctionNode | None = None, line_offset: int | None = None) -> list[Untracked]:
+    def say_untracked(
+        self, name: str, node: FunctionNode | None = None, line_offset: int | None = None
+    ) -> list[Untracked]:
         """Warn once (:class:`UntrackedWarning`) if task ``name`` reads what its key does not cover.
 
         ``node`` is the task function's tree when the caller has parsed it
@@ -566,8 +575,9 @@ class Graph:
             TaskFailed: a task raised (after every other result is committed),
                 unless ``raise_errors`` is false; the report is ``error.report``.
         """
-        return complete_now(self._run(targets, force, keep_going, backend, jobs, raise_errors, awaited=False,
-                                      skip_fresh=skip_fresh))
+        return complete_now(
+            self._run(targets, force, keep_going, backend, jobs, raise_errors, awaited=False, skip_fresh=skip_fresh)
+        )
 
     async def arun(
         self,
@@ -587,12 +597,21 @@ class Graph:
         never started are ``cancelled``, every finished result is kept) and
         raises CancelledError.
         """
-        return await self._run(targets, force, keep_going, backend, jobs, raise_errors, awaited=True,
-                               skip_fresh=skip_fresh)
+        return await self._run(
+            targets, force, keep_going, backend, jobs, raise_errors, awaited=True, skip_fresh=skip_fresh
+        )
 
-    async def _run(self, targets: Iterable[str] | None, force: Iterable[str], keep_going: bool,
-                   backend: str | Backend | Any | None, jobs: int | None, raise_errors: bool,
-                   awaited: bool, skip_fresh: bool = False) -> RunReport:
+    async def _run(
+        self,
+        targets: Iterable[str] | None,
+        force: Iterable[str],
+        keep_going: bool,
+        backend: str | Backend | Any | None,
+        jobs: int | None,
+        raise_errors: bool,
+        awaited: bool,
+        skip_fresh: bool = False,
+    ) -> RunReport:
         self.namespace_changed()  # a cell or a task may have changed what they read since
         explicit = frozenset(self.tasks.get(f).name for f in force)
         if skip_fresh and targets is not None:
@@ -700,8 +719,10 @@ class Graph:
             return f"not restored: it had no value in that run ({row.status})"
         entry = self.store.entry(row.key)
         if entry is not None and entry.task != row.task:
-            return (f"not restored: the history names a cache entry of task `{entry.task}` for it, so dagnb refuses "
-                    f"it (`dagnb cache verify` checks the cache)")
+            return (
+                f"not restored: the history names a cache entry of task `{entry.task}` for it, so dagnb refuses "
+                f"it (`dagnb cache verify` checks the cache)"
+            )
         if entry is None or row.output.startswith("key "):
             return "not in the cache"
         try:
@@ -723,5 +744,3 @@ class Graph:
         self.interrupted.pop(task, None)
         self.results[task] = result
         self.namespace[task] = result.value
-
-

@@ -123,7 +123,9 @@ class CycleError(DagnbError):
                 f"the task. Rename the parameter, or rename the function."
             )
         elif self.hidden:
-            reads = "; ".join(f"`{reader}` reads the variable `{read}` of task `{read}`" for reader, read in self.hidden)
+            reads = "; ".join(
+                f"`{reader}` reads the variable `{read}` of task `{read}`" for reader, read in self.hidden
+            )
             msg = (
                 f"Tasks form a cycle: {loop} ({reads}). A task cannot depend on its own output; "
                 f"rename a parameter, or stop reading that variable, to break the loop."
@@ -165,8 +167,7 @@ class UnknownTask(DagnbError):
     def __init__(self, task: str, candidates: Sequence[str] = ()) -> None:
         self.task, self.candidates = task, list(candidates)
         super().__init__(
-            f"There is no task `{task}`.{_suggest(self.candidates)} "
-            f"`%dag plan` lists the tasks defined so far."
+            f"There is no task `{task}`.{_suggest(self.candidates)} `%dag plan` lists the tasks defined so far."
         )
 
 
@@ -275,8 +276,9 @@ def interrupt_summary(statuses: dict[str, str], reasons: dict[str, str], resume:
         not_started = f"{_named(waiting)} (not started)" if waiting else ""
         parts.append(f"Cancelled: {_named(running + ([not_started] if not_started else []))}.")
         again = len(stopped) + sum(1 for s in statuses.values() if s == "interrupted")
-        parts.append(f"{resume} to resume: only the {again} unfinished task{'s' if again != 1 else ''} run, "
-                     f"the others are kept.")
+        parts.append(
+            f"{resume} to resume: only the {again} unfinished task{'s' if again != 1 else ''} run, the others are kept."
+        )
     return " ".join(parts)
 
 
@@ -471,7 +473,7 @@ class UntrackedWarning(UserWarning):
 
 _UNTRACKED_FIX = {  # in the order the fixes are listed
     "random": "take a seed as a parameter (`def {task}(seed=0)`, then `np.random.default_rng(seed)` "
-              "or `random.Random(seed)`)",
+    "or `random.Random(seed)`)",
     "clock": "pass the date or time as a parameter",
     "environment": "pass the setting as a parameter",
     "file": "declare the file as a parameter (`path=dagnb.file({path})`)",

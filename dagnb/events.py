@@ -19,8 +19,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Event", "EventBus", "GraphChanged", "RunFinished", "RunStarted", "TaskFinished", "TaskProgress",
-           "TaskStarted"]
+__all__ = [
+    "Event",
+    "EventBus",
+    "GraphChanged",
+    "RunFinished",
+    "RunStarted",
+    "TaskFinished",
+    "TaskProgress",
+    "TaskStarted",
+]
 
 
 @dataclass(frozen=True)

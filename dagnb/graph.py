@@ -131,7 +131,9 @@ def spec_from_function(
         name = getattr(func, "__name__", None) or type(func).__name__
         raise TaskDefinitionError(
             f"it is a `{type(func).__qualname__}`, not a function, so it has no code of its own to fingerprint.",
-            f"Define it with `def {name}(...)`, calling the object inside if needed.", name)
+            f"Define it with `def {name}(...)`, calling the object inside if needed.",
+            name,
+        )
     name = func.__name__
     try:
         signature = inspect.signature(func)
@@ -359,7 +361,7 @@ class TaskGraph:
         spec = self.specs[name]
         if spec.fixed_code is not None:
             return []
-        return self.upstream(name)[sum(1 for p in spec.params if p in self.specs and p != name):]
+        return self.upstream(name)[sum(1 for p in spec.params if p in self.specs and p != name) :]
 
     @property
     def dag(self) -> nx.DiGraph:
@@ -430,8 +432,10 @@ class TaskGraph:
         if complete:
             return list(fixed)  # type: ignore[arg-type]
         spec = self.specs[name]
-        return [_resolve_param(spec, p, self.specs, namespace) if item is None else item
-                for p, item in zip(spec.params, fixed)]
+        return [
+            _resolve_param(spec, p, self.specs, namespace) if item is None else item
+            for p, item in zip(spec.params, fixed)
+        ]
 
 
 def _fixed_inputs(spec: TaskSpec, specs: Mapping[str, TaskSpec]) -> tuple[tuple[Input | None, ...], bool]:

@@ -37,12 +37,12 @@ class History:
             return "history: no runs recorded yet"
         lines = ["history (newest first):"]
         for run in self.runs:
-            counts = ", ".join(
-                f"{run.count(s)} {word(s)}" for s in ENDED if run.count(s) or s in WITH_VALUE
-            )
+            counts = ", ".join(f"{run.count(s)} {word(s)}" for s in ENDED if run.count(s) or s in WITH_VALUE)
             noun = "task" if len(run.tasks) == 1 else "tasks"
-            lines.append(f"  run {run.id}  {_when(run.started)}  {run.finished - run.started:.2f} s  "
-                         f"{len(run.tasks)} {noun}: {counts}")
+            lines.append(
+                f"  run {run.id}  {_when(run.started)}  {run.finished - run.started:.2f} s  "
+                f"{len(run.tasks)} {noun}: {counts}"
+            )
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -66,8 +66,10 @@ class RunDiff:
             return head + "no task changed key or output"
         width = max(len(t) for t, _ in self.changes)
         noun = "task" if len(self.changes) == 1 else "tasks"
-        return head + f"{len(self.changes)} {noun} changed\n" + "\n".join(
-            f"  {task.ljust(width)}  {what}" for task, what in self.changes
+        return (
+            head
+            + f"{len(self.changes)} {noun} changed\n"
+            + "\n".join(f"  {task.ljust(width)}  {what}" for task, what in self.changes)
         )
 
     def __repr__(self) -> str:

@@ -56,11 +56,31 @@ if TYPE_CHECKING:
 
 __all__ = ["InputGuard", "immutable"]
 
-_ATOMS = frozenset({
-    type(None), bool, int, float, complex, str, bytes, range, type(Ellipsis), datetime.date, datetime.datetime,
-    datetime.time, datetime.timedelta, datetime.timezone, decimal.Decimal, fractions.Fraction, FileRef,
-    pathlib.PurePosixPath, pathlib.PureWindowsPath, pathlib.PosixPath, pathlib.WindowsPath,
-})
+_ATOMS = frozenset(
+    {
+        type(None),
+        bool,
+        int,
+        float,
+        complex,
+        str,
+        bytes,
+        range,
+        type(Ellipsis),
+        datetime.date,
+        datetime.datetime,
+        datetime.time,
+        datetime.timedelta,
+        datetime.timezone,
+        decimal.Decimal,
+        fractions.Fraction,
+        FileRef,
+        pathlib.PurePosixPath,
+        pathlib.PureWindowsPath,
+        pathlib.PosixPath,
+        pathlib.WindowsPath,
+    }
+)
 _BUDGET = 10_000  # elements looked at before a large tuple is treated as changeable (it is fingerprinted instead)
 
 
@@ -233,8 +253,10 @@ class InputGuard:
         if spec.is_async:
             raise RuntimeError("an async task cannot be recomputed in the middle of a run")
         self.before(up, graph.tasks.upstream(up))
-        kwargs = {i.param: graph.results[i.param].value if i.kind == "upstream" else i.value
-                  for i in graph.tasks.resolve(up, graph.namespace)}
+        kwargs = {
+            i.param: graph.results[i.param].value if i.kind == "upstream" else i.value
+            for i in graph.tasks.resolve(up, graph.namespace)
+        }
         if spec.map:
             plan = plan_items(kwargs.pop(spec.map), "", lambda key: (False, None))
             items = call_items(spec.func, spec.map, [plan.items[i] for i in plan.missing], None, 0, **kwargs)

@@ -63,11 +63,14 @@ class TaskOptions:
     retries: int = _option(0, "run it again up to N times if it fails", "N", int)
     timeout: float | None = _option(None, "give up after SECONDS (status timed-out)", "SECONDS", float)
     save: str | None = _option(  # a path pattern the value is also written to after each run
-        None, "also write the value to PATH after each run ({name}: the task; .npy .parquet .csv .json .pkl)", "PATH")
+        None, "also write the value to PATH after each run ({name}: the task; .npy .parquet .csv .json .pkl)", "PATH"
+    )
     when: str | None = _option(  # run only when this expression over the inputs is true
-        None, "run only when EXPR (over the task's inputs) is true; else skipped (condition)", "EXPR")
+        None, "run only when EXPR (over the task's inputs) is true; else skipped (condition)", "EXPR"
+    )
     map: str | None = _option(  # call once per element of this input, each element cached on its own
-        None, "call the function once per element of input PARAM, caching each element's result", "PARAM")
+        None, "call the function once per element of input PARAM, caching each element's result", "PARAM"
+    )
 
     @classmethod
     def declared(cls) -> list[tuple[str, Option]]:
@@ -107,11 +110,14 @@ class TaskOptions:
 
             check_condition(task, params, self.when)
         if self.map is not None and self.map not in params:
-            fix = (f"Map over one of its inputs, e.g. `--map {params[0]}`." if params
-                   else "Give it the input to map over.")
+            fix = (
+                f"Map over one of its inputs, e.g. `--map {params[0]}`." if params else "Give it the input to map over."
+            )
             raise TaskDefinitionError(
                 f"`--map {self.map}` names no parameter of the task (its parameters: {', '.join(params) or 'none'}).",
-                fix, task)
+                fix,
+                task,
+            )
 
 
 #: Options of the cell, not of the task: what the ``%%task`` line takes besides :class:`TaskOptions`.
@@ -147,8 +153,9 @@ def task_line_parser() -> argparse.ArgumentParser:
         if option.metavar is None:
             parser.add_argument(option.flag(name), action="store_true", help=option.help)
         else:
-            parser.add_argument(option.flag(name), type=option.parse, default=None, metavar=option.metavar,
-                                help=option.help)
+            parser.add_argument(
+                option.flag(name), type=option.parse, default=None, metavar=option.metavar, help=option.help
+            )
     return parser
 
 

@@ -53,7 +53,6 @@ class Session(Protocol):
     def current_entry(self, task: str) -> CacheEntry | None: ...
 
 
-
 @dataclass
 class Overview:
     """What the views show, taken at one moment."""

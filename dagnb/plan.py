@@ -33,7 +33,17 @@ from dagnb.keyparts import Fed
 from dagnb.status import ENDED_BADLY, WITH_VALUE, Status
 
 __all__ = [
-    "FROM_CACHE", "MAY_RUN", "Action", "Decision", "KeyInfo", "Plan", "Result", "compute_key", "decide", "plan_again", "plan_run",
+    "FROM_CACHE",
+    "MAY_RUN",
+    "Action",
+    "Decision",
+    "KeyInfo",
+    "Plan",
+    "Result",
+    "compute_key",
+    "decide",
+    "plan_again",
+    "plan_run",
     "priorities",
 ]
 
@@ -87,7 +97,10 @@ _INPUT_WORDS = {"constant": "the default of `{}`", "external": "the notebook var
 
 
 def compute_key(
-    spec: TaskSpec, inputs: Iterable[Input], upstream: Mapping[str, str], hidden: Sequence[str] = (),
+    spec: TaskSpec,
+    inputs: Iterable[Input],
+    upstream: Mapping[str, str],
+    hidden: Sequence[str] = (),
     fingerprint_of: Callable[[Any], str] = fingerprint,
 ) -> KeyInfo:
     """The key of ``spec`` given how its inputs resolve and upstream output fingerprints.
@@ -125,8 +138,11 @@ def _tell_untracked(spec: TaskSpec, info: KeyInfo) -> tuple[str, ...]:
     for item in info.untracked:
         if (spec.name, item) not in _told:
             _told.add((spec.name, item))
-            warn_at(spec.func, untracked_message(spec.name, item.what, item.type_name, item.reason),
-                    UnfingerprintableWarning)
+            warn_at(
+                spec.func,
+                untracked_message(spec.name, item.what, item.type_name, item.reason),
+                UnfingerprintableWarning,
+            )
     return tuple(str(item) for item in info.untracked)
 
 
@@ -194,7 +210,9 @@ def decide(
     inputs = state.tasks.resolve(name, state.namespace)
     if defaulted:
         inputs = [Input(i.param, "constant", spec.defaults[i.param]) if i.param in defaulted else i for i in inputs]
-    info = compute_key(spec, inputs, upstream, state.tasks.hidden(name), getattr(state, "fingerprint_input", fingerprint))
+    info = compute_key(
+        spec, inputs, upstream, state.tasks.hidden(name), getattr(state, "fingerprint_input", fingerprint)
+    )
     if name in force:
         return Decision(name, "run", ("forced",), info)
     if spec.volatile:
@@ -296,7 +314,9 @@ class Plan:
 
 
 def plan_run(
-    state: PlanState, targets: Iterable[str] | None = None, force: Iterable[str] = (),
+    state: PlanState,
+    targets: Iterable[str] | None = None,
+    force: Iterable[str] = (),
     order: Sequence[str] | None = None,
 ) -> Plan:
     """Dry run: decide every task needed for ``targets`` without running or loading any.
@@ -322,8 +342,13 @@ def plan_run(
     return Plan(decisions)
 
 
-def _plan_one(state: PlanState, name: str, output_of: Callable[[str], str | None], forced: frozenset[str],
-              fresh: Callable[[str], Decision | None] | None) -> Decision:
+def _plan_one(
+    state: PlanState,
+    name: str,
+    output_of: Callable[[str], str | None],
+    forced: frozenset[str],
+    fresh: Callable[[str], Decision | None] | None,
+) -> Decision:
     """One task's decision in a plan, its upstream tasks' outputs known where a plan knows them."""
     if fresh is not None and name not in forced:
         same = fresh(name)

@@ -60,8 +60,7 @@ class DiskStore(CacheUpkeep, Store):
 
     SCHEMA = SCHEMA
 
-    def __init__(self, directory: str | os.PathLike[str], secret: bytes | None = None,
-                 read_only: bool = False) -> None:
+    def __init__(self, directory: str | os.PathLike[str], secret: bytes | None = None, read_only: bool = False) -> None:
         self.root = Path(directory).expanduser().resolve()
         self.location = str(self.root)
         self._looking = read_only  # opened read-only on purpose: every write raises
@@ -93,9 +92,12 @@ class DiskStore(CacheUpkeep, Store):
         found = existing_secret()
         if found is not None:
             return Signer(found), True
-        warnings.warn(f"There is no dagnb secret at {secret_path()} yet (dagnb creates it on first use), so nothing "
-                      f"in the cache at {self.location} can be trusted: every task counts as not cached.",
-                      DagnbCacheWarning, stacklevel=3)
+        warnings.warn(
+            f"There is no dagnb secret at {secret_path()} yet (dagnb creates it on first use), so nothing "
+            f"in the cache at {self.location} can be trusted: every task counts as not cached.",
+            DagnbCacheWarning,
+            stacklevel=3,
+        )
         return Signer(os.urandom(32)), False  # signs nothing that is stored: every row fails its check, unwarned
 
     # Three names the reliability tests reach for (the connection, the value files, a value's path).
@@ -295,13 +297,18 @@ class DiskStore(CacheUpkeep, Store):
     def info(self) -> CacheInfo:
         tasks, values, nbytes, runs, rows = self.meta.counts()
         metadata = sum(file_size(self.root / name) for name in ("meta.sqlite", "meta.sqlite-wal"))
-        return CacheInfo(self.location, sum(tasks.values()), values, nbytes, tasks, metadata, runs, rows,
-                         self.read_only)
+        return CacheInfo(
+            self.location, sum(tasks.values()), values, nbytes, tasks, metadata, runs, rows, self.read_only
+        )
 
     def close(self) -> None:
         for failed, exc in self.flush():  # a run flushes and says why; this is a batch no run ended
-            warnings.warn(f"The value of task `{failed.task}` could not be written to the cache at {self.location} "
-                          f"({exc}); it was not kept.", DagnbCacheWarning, stacklevel=2)
+            warnings.warn(
+                f"The value of task `{failed.task}` could not be written to the cache at {self.location} "
+                f"({exc}); it was not kept.",
+                DagnbCacheWarning,
+                stacklevel=2,
+            )
         self.meta.close()
 
 
@@ -310,4 +317,3 @@ def _unstored(write: PutWrite, exc: BaseException) -> Failure:
         write.written.discard()
     write.written, write.entry.stored = None, False
     return write.entry, exc
-

@@ -50,7 +50,15 @@ from dagnb.cache.format import (
 from dagnb.cache.trust import user_name
 from dagnb.errors import DagnbCacheWarning, DagnbError
 
-__all__ = ["FORMAT_VERSION", "CacheFormatError", "CacheUnavailable", "Opened", "open_cache", "read_only_reason", "set_aside"]
+__all__ = [
+    "FORMAT_VERSION",
+    "CacheFormatError",
+    "CacheUnavailable",
+    "Opened",
+    "open_cache",
+    "read_only_reason",
+    "set_aside",
+]
 
 LOOKING = "it is opened read-only, to look without changing anything"  # why a cache opened with read_only=True is
 
@@ -96,14 +104,18 @@ def _look(root: Path, found: int | None, schema: str) -> sqlite3.Connection:
     if not (root / "meta.sqlite").is_file():
         return _empty(schema)
     if found is not None and older(found):
-        _warn(f"The cache at {root} was written by an older dagnb (format {found}), {why_older(found)}; nothing in "
-              f"it is used here, and the next run that writes the cache sets it aside and recomputes.")
+        _warn(
+            f"The cache at {root} was written by an older dagnb (format {found}), {why_older(found)}; nothing in "
+            f"it is used here, and the next run that writes the cache sets it aside and recomputes."
+        )
         return _empty(schema)
     try:
         return _read_only_metadata(root)
     except sqlite3.Error as exc:
-        _warn(f"The cache metadata at {root / 'meta.sqlite'} cannot be read (SQLite says: {exc}); nothing in it is "
-              f"used here, and the next run that writes the cache sets it aside and recomputes.")
+        _warn(
+            f"The cache metadata at {root / 'meta.sqlite'} cannot be read (SQLite says: {exc}); nothing in it is "
+            f"used here, and the next run that writes the cache sets it aside and recomputes."
+        )
         return _empty(schema)
 
 
@@ -151,9 +163,11 @@ def _open_writable(root: Path, modes: FileModes, schema: str) -> sqlite3.Connect
     refuse_newer(root, found)
     if found is not None and older(found):
         aside = set_aside(root, f"old-format-{found}")
-        _warn(f"The cache at {root} was written by an older dagnb (format {found}), {why_older(found)}; dagnb starts "
-              f"it afresh (format {FORMAT_VERSION}) and recomputes. The old files are in {aside}; delete them when "
-              f"you like.")
+        _warn(
+            f"The cache at {root} was written by an older dagnb (format {found}), {why_older(found)}; dagnb starts "
+            f"it afresh (format {FORMAT_VERSION}) and recomputes. The old files are in {aside}; delete them when "
+            f"you like."
+        )
     try:
         return _connect(root, modes, schema)
     except sqlite3.DatabaseError as exc:
@@ -161,8 +175,10 @@ def _open_writable(root: Path, modes: FileModes, schema: str) -> sqlite3.Connect
             raise
         problem = str(exc)
     aside = set_aside(root, "damaged")
-    _warn(f"The cache metadata at {root / 'meta.sqlite'} is damaged (SQLite says: {problem}); dagnb starts the "
-          f"cache afresh and recomputes. The old files are in {aside}; delete them when you like.")
+    _warn(
+        f"The cache metadata at {root / 'meta.sqlite'} is damaged (SQLite says: {problem}); dagnb starts the "
+        f"cache afresh and recomputes. The old files are in {aside}; delete them when you like."
+    )
     return _connect(root, modes, schema)
 
 
@@ -174,8 +190,10 @@ def _damaged(exc: sqlite3.DatabaseError) -> bool:
 def _connect(root: Path, modes: FileModes, schema: str) -> sqlite3.Connection:
     target = BlobFiles(root, modes).prepare()
     if target is not None:
-        _warn(f"In the cache at {root}, `blobs` was a symbolic link (to {target}); dagnb removed the link, never "
-              f"what it pointed to, and keeps its values in a folder of its own again.")
+        _warn(
+            f"In the cache at {root}, `blobs` was a symbolic link (to {target}); dagnb removed the link, never "
+            f"what it pointed to, and keeps its values in a folder of its own again."
+        )
     modes.create(root / "meta.sqlite")  # SQLite gives its -wal and -shm files the database file's mode
     db = sqlite3.connect(root / "meta.sqlite", check_same_thread=False, timeout=30)
     try:
@@ -201,13 +219,16 @@ def _open_read_only(root: Path, why: str) -> sqlite3.Connection:
     found = stored_format(root)
     refuse_newer(root, found)
     if older(found):
-        raise CacheUnavailable(f"The cache at {root} was written by an older dagnb (format {found}) and is read-only "
-                               f"for you ({why}), so dagnb cannot set it aside; nothing in it is used.")
+        raise CacheUnavailable(
+            f"The cache at {root} was written by an older dagnb (format {found}) and is read-only "
+            f"for you ({why}), so dagnb cannot set it aside; nothing in it is used."
+        )
     try:
         return _read_only_metadata(root)
     except sqlite3.Error as exc:
-        raise CacheUnavailable(f"The cache at {root} is read-only for you ({why}) and its metadata cannot be read "
-                               f"(SQLite says: {exc}).") from None
+        raise CacheUnavailable(
+            f"The cache at {root} is read-only for you ({why}) and its metadata cannot be read (SQLite says: {exc})."
+        ) from None
 
 
 def _read_only_metadata(root: Path) -> sqlite3.Connection:

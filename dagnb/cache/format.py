@@ -21,16 +21,26 @@ from pathlib import Path
 
 from dagnb.errors import DagnbError
 
-__all__ = ["FORMAT_VERSION", "UPGRADES", "CacheFormatError", "format_of", "older", "set_aside", "stored_format",
-           "upgrade"]
+__all__ = [
+    "FORMAT_VERSION",
+    "UPGRADES",
+    "CacheFormatError",
+    "format_of",
+    "older",
+    "set_aside",
+    "stored_format",
+    "upgrade",
+]
 
 # 1: unsigned entries; 2: signed entries and values (SHA-256 chunks), unsigned history and heads;
 # 3: values signed over BLAKE3 chunks, signed heads, hit counts and history (deduplicated and bounded)
 # 4: small values live in their metadata row (``blobs.data``, signed as a "row"), not in a file
 FORMAT_VERSION = 4
 UPGRADES = {3: (("blobs", "data", "BLOB"), ("blobs", "owner", "INTEGER"))}  # the columns a format gains
-_UNSIGNED = {1: "whose entries are not signed, so they cannot be trusted",
-             2: "whose run history and heads are not signed, so they cannot be trusted"}
+_UNSIGNED = {
+    1: "whose entries are not signed, so they cannot be trusted",
+    2: "whose run history and heads are not signed, so they cannot be trusted",
+}
 FILES = ("meta.sqlite", "meta.sqlite-wal", "meta.sqlite-shm", "blobs")  # what a cache is made of, set aside whole
 
 

@@ -39,7 +39,8 @@ from dagnb.errors import DagnbCacheWarning
 
 __all__ = ["SCHEMA", "Metadata"]
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS entries (
     key TEXT PRIMARY KEY, task TEXT NOT NULL, output TEXT NOT NULL,
@@ -52,7 +53,9 @@ CREATE TABLE IF NOT EXISTS blobs (
 CREATE TABLE IF NOT EXISTS heads (task TEXT PRIMARY KEY, key TEXT NOT NULL, signature TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS hits (
     key TEXT PRIMARY KEY, count INTEGER NOT NULL, saved REAL NOT NULL, signature TEXT NOT NULL);
-""" + runlog.SCHEMA
+"""
+    + runlog.SCHEMA
+)
 
 ValueRow = tuple[Any, ...]  # signature, nbytes, digests, data (a small value's bytes, or None), owner
 
@@ -128,7 +131,8 @@ class Metadata:
     def head(self, task: str) -> CacheEntry | None:
         rows = self.query(
             "SELECT h.key, h.signature, e.record, e.signature FROM heads h JOIN entries e ON e.key = h.key "
-            "WHERE h.task = ?", (task,)
+            "WHERE h.task = ?",
+            (task,),
         )
         if not rows or not self.signed(rows[0][1], "head", task, rows[0][0]):
             return None
@@ -148,14 +152,26 @@ class Metadata:
     def entry_row(self, entry: CacheEntry, now: float) -> tuple[Any, ...]:
         """The signed ``entries`` row of ``entry``, last used ``now``."""
         record = entry.to_json()
-        return (entry.key, entry.task, entry.output, record, self.signer.sign(("entry", entry.key, record)),
-                entry.created, now)
+        return (
+            entry.key,
+            entry.task,
+            entry.output,
+            record,
+            self.signer.sign(("entry", entry.key, record)),
+            entry.created,
+            now,
+        )
 
     def head_row(self, task: str, key: str) -> tuple[str, str, str]:
         return task, key, self.signer.sign(("head", task, key))
 
-    def write_rows(self, db: sqlite3.Connection, values: list[ValueRow], entries: list[tuple[Any, ...]],
-                   heads: list[tuple[str, str, str]]) -> None:
+    def write_rows(
+        self,
+        db: sqlite3.Connection,
+        values: list[ValueRow],
+        entries: list[tuple[Any, ...]],
+        heads: list[tuple[str, str, str]],
+    ) -> None:
         """Inside a write transaction: value rows, entries and heads, a statement per table."""
         db.executemany("INSERT INTO blobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
         db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", entries)
@@ -167,8 +183,9 @@ class Metadata:
         return bool(self.query("SELECT 1 FROM blobs WHERE fingerprint = ?", (fingerprint,)))
 
     def value_row(self, fingerprint: str) -> ValueRow | None:
-        rows = self.query(f"SELECT signature, nbytes, digests, {self.value_columns} FROM blobs WHERE fingerprint = ?",
-                          (fingerprint,))
+        rows = self.query(
+            f"SELECT signature, nbytes, digests, {self.value_columns} FROM blobs WHERE fingerprint = ?", (fingerprint,)
+        )
         return rows[0] if rows else None
 
     def value_rows(self) -> list[tuple[Any, ...]]:
@@ -181,8 +198,12 @@ class Metadata:
         wanted = sorted(fingerprints)
         for start in range(0, len(wanted), 500):
             part = wanted[start : start + 500]
-            found.update(fp for (fp,) in db.execute(
-                f"SELECT fingerprint FROM blobs WHERE fingerprint IN ({', '.join('?' * len(part))})", part))
+            found.update(
+                fp
+                for (fp,) in db.execute(
+                    f"SELECT fingerprint FROM blobs WHERE fingerprint IN ({', '.join('?' * len(part))})", part
+                )
+            )
         return found
 
     def forget_value(self, fingerprint: str) -> None:
@@ -202,7 +223,9 @@ class Metadata:
             )
             for key, saved in hits:
                 count, total = self._hit_count(key)
-                db.execute("INSERT OR REPLACE INTO hits VALUES (?, ?, ?, ?)", self._hit_row(key, count + 1, total + saved))
+                db.execute(
+                    "INSERT OR REPLACE INTO hits VALUES (?, ?, ?, ?)", self._hit_row(key, count + 1, total + saved)
+                )
 
     def _hit_row(self, key: str, count: int, saved: float) -> tuple[Any, ...]:
         return key, count, saved, self.signer.sign(("hits", key, str(count), repr(float(saved))))
@@ -217,8 +240,10 @@ class Metadata:
         return self.signed(signature, "hits", key, str(count), repr(float(saved)))
 
     def hit_totals(self) -> dict[str, tuple[int, float]]:
-        rows = self.query("SELECT h.key, h.count, h.saved, h.signature, e.record, e.signature "
-                          "FROM hits h JOIN entries e ON e.key = h.key")
+        rows = self.query(
+            "SELECT h.key, h.count, h.saved, h.signature, e.record, e.signature "
+            "FROM hits h JOIN entries e ON e.key = h.key"
+        )
         totals: dict[str, tuple[int, float]] = {}
         for key, count, saved, signature, record, entry_signature in rows:
             entry = self.checked_entry(key, record, entry_signature, warn=False)
@@ -239,9 +264,12 @@ class Metadata:
             found, forged = runlog.recent(self.db, self.signer, limit)
         if forged and self.trusting and "runs" not in self.warned:
             self.warned.add("runs")
-            warnings.warn(f"{forged} runs in the history of the cache at {self.location} are not signed with your "
-                          f"secret; dagnb leaves them out (`dagnb cache verify` removes them).",
-                          DagnbCacheWarning, stacklevel=3)
+            warnings.warn(
+                f"{forged} runs in the history of the cache at {self.location} are not signed with your "
+                f"secret; dagnb leaves them out (`dagnb cache verify` removes them).",
+                DagnbCacheWarning,
+                stacklevel=3,
+            )
         return found
 
     def run(self, run_id: int) -> RunRecord | None:

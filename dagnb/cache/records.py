@@ -29,8 +29,12 @@ _MISSING = object()
 
 # The JSON types each kind accepts, exactly (``json`` never decodes to a subclass; a bool is no int here).
 KINDS: dict[str, frozenset[type]] = {
-    "str": frozenset({str}), "float": frozenset({float, int}), "int": frozenset({int}), "bool": frozenset({bool}),
-    "dict": frozenset({dict}), "list": frozenset({list}),
+    "str": frozenset({str}),
+    "float": frozenset({float, int}),
+    "int": frozenset({int}),
+    "bool": frozenset({bool}),
+    "dict": frozenset({dict}),
+    "list": frozenset({list}),
 }
 
 
@@ -106,22 +110,25 @@ class CacheEntry:
         return decode_entry(text)
 
 
-ENTRY = Codec(CacheEntry, [
-    Field("key", "str", required=True),
-    Field("task", "str", required=True),
-    Field("output", "str", required=True),
-    Field("parts", "dict"),
-    Field("inputs", "dict"),
-    Field("outputs", "list"),  # the captured outputs a hit replays
-    Field("duration", "float"),
-    Field("nbytes", "int"),
-    Field("stored", "bool"),
-    Field("created", "float"),
-    Field("cpu_time", "float"),
-    Field("peak_memory", "int"),
-    Field("value_bytes", "int"),
-    Field("sources", "dict"),
-])
+ENTRY = Codec(
+    CacheEntry,
+    [
+        Field("key", "str", required=True),
+        Field("task", "str", required=True),
+        Field("output", "str", required=True),
+        Field("parts", "dict"),
+        Field("inputs", "dict"),
+        Field("outputs", "list"),  # the captured outputs a hit replays
+        Field("duration", "float"),
+        Field("nbytes", "int"),
+        Field("stored", "bool"),
+        Field("created", "float"),
+        Field("cpu_time", "float"),
+        Field("peak_memory", "int"),
+        Field("value_bytes", "int"),
+        Field("sources", "dict"),
+    ],
+)
 
 
 def encode_entry(entry: CacheEntry) -> str:
@@ -160,8 +167,15 @@ TASK_COLUMNS = ("task", "status", "reason", "key", "output", "duration", "worker
 
 def encode_task_row(record: TaskRecord) -> tuple[str, str, str, str, str, float, str]:
     """The ``history_rows`` columns of ``record``, in :data:`TASK_COLUMNS` order."""
-    return (record.task, record.status, record.reason, record.key or "", record.output or "",
-            float(record.duration), record.worker)
+    return (
+        record.task,
+        record.status,
+        record.reason,
+        record.key or "",
+        record.output or "",
+        float(record.duration),
+        record.worker,
+    )
 
 
 def decode_task_row(row: tuple[Any, ...]) -> TaskRecord:

@@ -32,9 +32,11 @@ class CacheInfo:
         per_task = ", ".join(f"{t} ({n})" for t, n in sorted(self.tasks.items())) or "none"
         lines = [f"cache at {self.location}: {self.entries} keys, {self.blobs} values, {_human(self.nbytes)}"]
         if self.location != "memory":
-            lines.append(f"metadata: {_human(self.metadata_bytes)}, with a history of {self.runs} "
-                         f"{'run' if self.runs == 1 else 'runs'} ({self.history_rows} task rows; the latest "
-                         f"{KEEP_RUNS:,} runs are kept)")
+            lines.append(
+                f"metadata: {_human(self.metadata_bytes)}, with a history of {self.runs} "
+                f"{'run' if self.runs == 1 else 'runs'} ({self.history_rows} task rows; the latest "
+                f"{KEEP_RUNS:,} runs are kept)"
+            )
         if self.read_only:
             lines.append(f"read-only for you: {self.read_only}")
         return "\n".join([*lines, f"keys per task: {per_task}"])
@@ -76,8 +78,15 @@ class Verified:
 
     @property
     def ok(self) -> bool:
-        return not (self.bad_entries or self.bad_values or self.kept or self.unreadable or self.links
-                    or self.forged_runs or self.damaged)
+        return not (
+            self.bad_entries
+            or self.bad_values
+            or self.kept
+            or self.unreadable
+            or self.links
+            or self.forged_runs
+            or self.damaged
+        )
 
     def __str__(self) -> str:
         head = f"verified {self.entries} entries and {self.values} values: "
@@ -88,17 +97,24 @@ class Verified:
         removed = "found" if self.read_only else "removed"
         parts = []
         if self.bad_entries or self.bad_values:
-            parts.append(f"{removed} {len(self.bad_entries)} entries and {len(self.bad_values)} values that were "
-                         f"altered, truncated or not signed with your secret (their tasks recompute on the next run)")
+            parts.append(
+                f"{removed} {len(self.bad_entries)} entries and {len(self.bad_values)} values that were "
+                f"altered, truncated or not signed with your secret (their tasks recompute on the next run)"
+            )
         if self.kept:
-            parts.append(f"kept {len(self.kept)} values of other users that are not signed with your secret (share "
-                         f"`DAGNB_CACHE_KEY` to use each other's values)")
+            parts.append(
+                f"kept {len(self.kept)} values of other users that are not signed with your secret (share "
+                f"`DAGNB_CACHE_KEY` to use each other's values)"
+            )
         if self.unreadable:
-            parts.append(f"could not read {len(self.unreadable)} values ({self.unreadable[0]}); they were kept: run "
-                         f"verify again")
+            parts.append(
+                f"could not read {len(self.unreadable)} values ({self.unreadable[0]}); they were kept: run verify again"
+            )
         if self.links:
-            parts.append(f"{removed} {len(self.links)} symbolic links planted where dagnb keeps its files "
-                         f"({', '.join(self.links)}), never what they point to")
+            parts.append(
+                f"{removed} {len(self.links)} symbolic links planted where dagnb keeps its files "
+                f"({', '.join(self.links)}), never what they point to"
+            )
         if self.forged_runs:
             parts.append(f"{removed} {self.forged_runs} runs of the history that are not signed with your secret")
         if self.read_only:
@@ -118,8 +134,22 @@ class Pruned:
         return f"evicted {self.values} values ({_human(self.nbytes)}); the cache now holds {_human(self.kept_bytes)}"
 
 
-_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 10**6, "mb": 10**6, "mib": 2**20,
-          "g": 10**9, "gb": 10**9, "gib": 2**30, "t": 10**12, "tb": 10**12, "tib": 2**40}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 10**6,
+    "mb": 10**6,
+    "mib": 2**20,
+    "g": 10**9,
+    "gb": 10**9,
+    "gib": 2**30,
+    "t": 10**12,
+    "tb": 10**12,
+    "tib": 2**40,
+}
 
 
 def parse_size(text: str) -> int:

@@ -69,8 +69,13 @@ def record(db: sqlite3.Connection, signer: Signer, started: float, finished: flo
     """Add a run (its task rows stored once each), sign it, and keep the history bounded; return its id."""
     rows = [t.stored() for t in tasks]
     ids = [_row_id(db, row) for row in rows]
-    run = int(db.execute("INSERT INTO runs (started, finished, rows, signature) VALUES (?, ?, ?, '')",
-                         (started, finished, json.dumps(ids))).lastrowid or 0)
+    run = int(
+        db.execute(
+            "INSERT INTO runs (started, finished, rows, signature) VALUES (?, ?, ?, '')",
+            (started, finished, json.dumps(ids)),
+        ).lastrowid
+        or 0
+    )
     db.execute("UPDATE runs SET signature = ? WHERE id = ?", (signer.sign(_fields(run, started, finished, rows)), run))
     if run % _SLACK == 0:
         trim(db)
@@ -175,8 +180,10 @@ def forget_task(db: sqlite3.Connection, signer: Signer, task: str) -> None:
             continue
         rest = [(row_id, t) for row_id, t in zip(ids, kept.tasks) if t.task != task]
         fields = _fields(run, kept.started, kept.finished, [t.stored() for _, t in rest])
-        db.execute("UPDATE runs SET rows = ?, signature = ? WHERE id = ?",
-                   (json.dumps([row_id for row_id, _ in rest]), signer.sign(fields), run))
+        db.execute(
+            "UPDATE runs SET rows = ?, signature = ? WHERE id = ?",
+            (json.dumps([row_id for row_id, _ in rest]), signer.sign(fields), run),
+        )
     sweep(db)
 
 

@@ -55,6 +55,7 @@ __all__ = [
     "parse_size",
 ]
 
+
 class CacheReadOnly(DagnbError):
     """A change asked of a cache this user can only read."""
 
@@ -314,8 +315,11 @@ def open_store(directory: str | os.PathLike[str] | None) -> Store:
     try:
         return DiskStore(directory)
     except (CacheUnavailable, SecretError) as exc:
-        warnings.warn(f"{exc} Until then, dagnb keeps results in memory only (nothing is cached on disk).",
-                      DagnbCacheWarning, stacklevel=2)
+        warnings.warn(
+            f"{exc} Until then, dagnb keeps results in memory only (nothing is cached on disk).",
+            DagnbCacheWarning,
+            stacklevel=2,
+        )
         return MemoryStore()
 
 

@@ -90,7 +90,7 @@ def shared_secret() -> bytes | None:
             f"`DAGNB_CACHE_KEY` is {len(shared)} characters long; a shared secret needs at least "
             f"{MIN_SHARED_SECRET}, or someone could guess it and sign cache entries your kernels would load (and run).",
             "Set it to a random secret, the same for everyone who shares the cache, for example the output of "
-            "`python -c \"import secrets; print(secrets.token_hex(32))\"`.",
+            '`python -c "import secrets; print(secrets.token_hex(32))"`.',
         )
     return shared.encode()
 
@@ -170,15 +170,20 @@ def _read_secret(path: Path) -> bytes:
             raise
         if path.is_symlink():
             raise _untrusted(path, f"is a symbolic link (to {os.readlink(path)})") from None
-        raise SecretError(f"dagnb cannot read your secret at {path} ({exc.strerror or exc}).",
-                            f"Make it readable by you (`chmod 600 {path}`), or delete it: dagnb creates a new one.") from None
+        raise SecretError(
+            f"dagnb cannot read your secret at {path} ({exc.strerror or exc}).",
+            f"Make it readable by you (`chmod 600 {path}`), or delete it: dagnb creates a new one.",
+        ) from None
     with os.fdopen(fd, "rb") as handle:
         info = os.fstat(handle.fileno())
         _check_secret_file(path, info)
         secret = handle.read()
     if len(secret) < MIN_SECRET:
-        raise _untrusted(path, f"is {len(secret)} bytes long (dagnb writes {MIN_SECRET} random bytes; an empty file is "
-                               f"what a full disk left behind)")
+        raise _untrusted(
+            path,
+            f"is {len(secret)} bytes long (dagnb writes {MIN_SECRET} random bytes; an empty file is "
+            f"what a full disk left behind)",
+        )
     return secret
 
 

@@ -64,8 +64,9 @@ class CacheUpkeep:
                 meta.db.executemany("DELETE FROM runs WHERE id = ?", [(r,) for r in forged])
                 runlog.sweep(meta.db)
             self.values.sweep(_LEFTOVER_AGE)
-        return Verified(len(rows), values, bad_entries, bad, kept, unreadable, links, len(forged),
-                        read_only=bool(self.read_only))
+        return Verified(
+            len(rows), values, bad_entries, bad, kept, unreadable, links, len(forged), read_only=bool(self.read_only)
+        )
 
     def _verify_values(self: DiskStore) -> tuple[list[str], list[str], list[str]]:
         bad: list[str] = []
@@ -93,24 +94,33 @@ class CacheUpkeep:
     def _drop_unsigned_heads_and_hits(self: DiskStore) -> None:
         meta, db = self.meta, self.meta.db
         heads = db.execute("SELECT task, key, signature FROM heads").fetchall()
-        db.executemany("DELETE FROM heads WHERE task = ?", [(t,) for t, k, s in heads if not meta.signed(s, "head", t, k)])
+        db.executemany(
+            "DELETE FROM heads WHERE task = ?", [(t,) for t, k, s in heads if not meta.signed(s, "head", t, k)]
+        )
         db.execute("DELETE FROM heads WHERE key NOT IN (SELECT key FROM entries)")
         hits = db.execute("SELECT key, count, saved, signature FROM hits").fetchall()
-        db.executemany("DELETE FROM hits WHERE key = ?", [(k,) for k, c, v, s in hits if not meta.hit_signed(k, c, v, s)])
+        db.executemany(
+            "DELETE FROM hits WHERE key = ?", [(k,) for k, c, v, s in hits if not meta.hit_signed(k, c, v, s)]
+        )
 
     def _set_aside_damaged(self: DiskStore, problem: str) -> Verified:
         """Metadata SQLite finds damaged: moved aside with the values (nothing deleted), the cache starts afresh."""
         if self.read_only:
-            return Verified(0, 0, damaged=f"SQLite says: {problem}; the cache is read-only for you, so it was left "
-                                          f"as it is")
+            return Verified(
+                0, 0, damaged=f"SQLite says: {problem}; the cache is read-only for you, so it was left as it is"
+            )
         with self._lock:
             self.meta.db.close()
             aside = set_aside(self.root, "damaged")
             opened = open_cache(self.root, self.SCHEMA)
             self.meta.use(opened.db)
             self.values.files = BlobFiles(self.root, opened.modes)
-        return Verified(0, 0, damaged=f"SQLite says: {problem}. It was set aside into {aside} (nothing deleted), "
-                                      f"and the cache starts afresh: its tasks recompute on the next run")
+        return Verified(
+            0,
+            0,
+            damaged=f"SQLite says: {problem}. It was set aside into {aside} (nothing deleted), "
+            f"and the cache starts afresh: its tasks recompute on the next run",
+        )
 
     def prune(self: DiskStore, max_bytes: int, keep: Iterable[str] = ()) -> Pruned:
         self._writable("prune")
@@ -159,9 +169,13 @@ class CacheUpkeep:
                 runlog.clear(db)
             else:
                 runlog.forget_task(db, self.meta.signer, task)
-            orphans = [fp for (fp,) in db.execute(
-                "SELECT fingerprint FROM blobs WHERE fingerprint NOT IN (SELECT output FROM entries) "
-                "AND fingerprint NOT IN (SELECT output FROM history_rows)")]
+            orphans = [
+                fp
+                for (fp,) in db.execute(
+                    "SELECT fingerprint FROM blobs WHERE fingerprint NOT IN (SELECT output FROM entries) "
+                    "AND fingerprint NOT IN (SELECT output FROM history_rows)"
+                )
+            ]
             db.executemany("DELETE FROM blobs WHERE fingerprint = ?", [(fp,) for fp in orphans])
         self.values.remove_files(orphans)
         return gone

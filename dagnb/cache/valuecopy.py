@@ -52,8 +52,14 @@ class Payload:
     still hashes them.
     """
 
-    def __init__(self, view: memoryview, chunks: list[memoryview], digests: list[Future[bytes]],
-                 memfd: int | None = None, mapping: mmap.mmap | None = None) -> None:
+    def __init__(
+        self,
+        view: memoryview,
+        chunks: list[memoryview],
+        digests: list[Future[bytes]],
+        memfd: int | None = None,
+        mapping: mmap.mmap | None = None,
+    ) -> None:
         self.owner: int | None = None  # the file's uid
         self._view, self._chunks, self._digests = view, chunks, digests
         self._memfd, self._mapping = memfd, mapping

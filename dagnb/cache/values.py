@@ -35,8 +35,7 @@ from dagnb.cache.writer import PutWrite, small_pickle
 
 __all__ = ["MISMATCH", "ValueStore"]
 
-MISMATCH = ("its value file does not match its signature (it was altered or truncated, or written with another "
-            "secret)")
+MISMATCH = "its value file does not match its signature (it was altered or truncated, or written with another secret)"
 
 
 def _value_fields(fingerprint: str, nbytes: int, row: bool = False) -> tuple[str, ...]:
@@ -126,8 +125,15 @@ class ValueStore:
         except Exception as exc:  # signed by us, and still unreadable: a bug or a library change
             raise CacheMiss(f"its value cannot be unpickled ({type(exc).__name__}: {exc})") from None
 
-    def check_whole(self, fingerprint: str, signature: str, nbytes: int, digests: bytes,
-                    data: bytes | None = None, owner: int | None = None) -> None:
+    def check_whole(
+        self,
+        fingerprint: str,
+        signature: str,
+        nbytes: int,
+        digests: bytes,
+        data: bytes | None = None,
+        owner: int | None = None,
+    ) -> None:
         """Read and check every byte of a value (for verify, and before trusting a value already there)."""
         expected, payload = self._read_signed(fingerprint, signature, nbytes, digests, data, owner)
         try:
@@ -136,8 +142,15 @@ class ValueStore:
         finally:
             payload.close()
 
-    def _read_signed(self, fingerprint: str, signature: str, nbytes: int, digests: bytes,
-                     data: bytes | None = None, owner: int | None = None) -> tuple[list[bytes], Payload | _RowBytes]:
+    def _read_signed(
+        self,
+        fingerprint: str,
+        signature: str,
+        nbytes: int,
+        digests: bytes,
+        data: bytes | None = None,
+        owner: int | None = None,
+    ) -> tuple[list[bytes], Payload | _RowBytes]:
         """The chunk digests the signature vouches for, and the value's bytes read once (not yet checked).
 
         A row whose signature fails, or a file that is not what it says, is
@@ -172,8 +185,11 @@ class ValueStore:
     def forget_bad(self, fingerprint: str, owner: int | None) -> CacheMiss:
         """Remove a value that failed its signature, unless it is another user's (then: say whose)."""
         if self.files.modes.shared and owner is not None and owner != os.geteuid():
-            return CacheMiss(f"its value file was written by {user_name(owner)} with another secret (share "
-                             f"`DAGNB_CACHE_KEY` to use each other's values)", "foreign")
+            return CacheMiss(
+                f"its value file was written by {user_name(owner)} with another secret (share "
+                f"`DAGNB_CACHE_KEY` to use each other's values)",
+                "foreign",
+            )
         self._verified.discard(fingerprint)
         if not self.read_only:
             self._forget_row(fingerprint)

@@ -124,14 +124,21 @@ def check_notebook(path: Path) -> CheckResult:
         nb = read_notebook(path)
     except ValueError as exc:  # not JSON, not a notebook's JSON, not UTF-8
         result = CheckResult(str(path))
-        message = f"The file cannot be read as a notebook ({exc}). Is it an .ipynb file, without merge conflict markers?"
+        message = (
+            f"The file cannot be read as a notebook ({exc}). Is it an .ipynb file, without merge conflict markers?"
+        )
         result.problems.append(Problem(0, message))
         return result
     language = notebook_language(nb)
     if language and language.lower() != "python":
         result = CheckResult(str(path))
-        result.problems.append(Problem(0, f"The notebook is written for {language}; dagnb checks Python notebooks "
-                                          f"only, whose tasks are Python functions."))
+        result.problems.append(
+            Problem(
+                0,
+                f"The notebook is written for {language}; dagnb checks Python notebooks "
+                f"only, whose tasks are Python functions.",
+            )
+        )
         return result
     return check_source(notebook_cells(nb), str(path))
 
@@ -179,7 +186,7 @@ def _parse_cell(number: int, source: str, result: CheckResult) -> _Cell:
 def _parse_task(number: int, first: str, body: str, result: CheckResult) -> _Cell:
     cell = _Cell(number, "task")
     try:
-        options: TaskOptions | None = parse_task_line(first[len("%%task"):]).options  # the kernel's own parser
+        options: TaskOptions | None = parse_task_line(first[len("%%task") :]).options  # the kernel's own parser
     except CommandError as exc:
         result.problems.append(Problem(number, str(exc), 1))
         options = None  # the rest of the cell is still checked, its options aside
@@ -205,14 +212,24 @@ def _parse_task(number: int, first: str, body: str, result: CheckResult) -> _Cel
         if arg is not None:
             problem = TaskDefinitionError(
                 f"it takes `{star}{arg.arg}`, and a task's inputs must be named.",
-                "List each input as its own parameter.", name)
+                "List each input as its own parameter.",
+                name,
+            )
             result.problems.append(Problem(number, str(problem), arg.lineno + 1, name))
     params = tuple(a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs])
     positional = [*args.posonlyargs, *args.args]
-    with_defaults = {a.arg for a in positional[len(positional) - len(args.defaults):]} if args.defaults else set()
+    with_defaults = {a.arg for a in positional[len(positional) - len(args.defaults) :]} if args.defaults else set()
     with_defaults |= {a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None}
-    result.tasks[name] = StaticTask(name, number, params, frozenset(with_defaults), body, node,
-                                    options is not None and options.volatile, _global_reads(body, name))
+    result.tasks[name] = StaticTask(
+        name,
+        number,
+        params,
+        frozenset(with_defaults),
+        body,
+        node,
+        options is not None and options.volatile,
+        _global_reads(body, name),
+    )
     if options is not None:
         try:
             options.check(name, params)  # what the kernel refuses at definition
@@ -251,9 +268,15 @@ def _check_save(task: str, cell: int, pattern: str | None, result: CheckResult) 
     path = str(saved_path(task, pattern))
     other = result.outputs.get(path)
     if other is not None:
-        result.problems.append(Problem(
-            cell, f"Task `{task}` saves to `{path}`, which task `{other}` (cell {result.tasks[other].cell}) also "
-            f"writes: each run would overwrite the other's file. Give one of them another `--save` path.", 1, task))
+        result.problems.append(
+            Problem(
+                cell,
+                f"Task `{task}` saves to `{path}`, which task `{other}` (cell {result.tasks[other].cell}) also "
+                f"writes: each run would overwrite the other's file. Give one of them another `--save` path.",
+                1,
+                task,
+            )
+        )
         return
     result.outputs[path] = task
 
@@ -374,8 +397,12 @@ def _note_untracked(task: StaticTask, scope: NotebookScope, result: CheckResult)
     if task.volatile:
         return
     defaults = _default_nodes(task.node)
-    tracked = [p for p in task.params if p in result.upstream.get(task.name, ())
-               or (scope.makes_file(defaults[p]) if p in defaults else scope.holds_file(p))]
+    tracked = [
+        p
+        for p in task.params
+        if p in result.upstream.get(task.name, ())
+        or (scope.makes_file(defaults[p]) if p in defaults else scope.holds_file(p))
+    ]
     try:
         findings = find_untracked(task.node, scope, tracked)
     except Exception:  # noqa: BLE001 - a note that cannot be made is not a problem of the notebook
@@ -389,7 +416,7 @@ def _note_untracked(task: StaticTask, scope: NotebookScope, result: CheckResult)
 def _default_nodes(node: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, ast.expr]:
     args = node.args
     positional = [*args.posonlyargs, *args.args]
-    found = {a.arg: d for a, d in zip(positional[len(positional) - len(args.defaults):], args.defaults)}
+    found = {a.arg: d for a, d in zip(positional[len(positional) - len(args.defaults) :], args.defaults)}
     found.update({a.arg: d for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None})
     return found
 
@@ -411,6 +438,8 @@ def _find_cycles(result: CheckResult) -> None:
         start = loop.index(min(loop))
         loop = loop[start:] + loop[:start]
         last = max(loop, key=lambda t: tasks[t].cell)
-        hidden = [(reader, read) for read, reader in zip(loop, [*loop[1:], loop[0]]) if read not in tasks[reader].params]
+        hidden = [
+            (reader, read) for read, reader in zip(loop, [*loop[1:], loop[0]]) if read not in tasks[reader].params
+        ]
         problem = CycleError(loop, hidden)
         result.problems.append(Problem(tasks[last].cell, str(problem), tasks[last].node.lineno + 1, last))

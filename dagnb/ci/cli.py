@@ -37,16 +37,23 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("notebook", type=Path)
     run.add_argument("--cache-dir", help="cache directory (default: $DAGNB_CACHE_DIR, else .dagnb beside the notebook)")
     run.add_argument("--output", type=Path, help="write the executed notebook here")
-    run.add_argument("--force", action="append", default=[], metavar="TASK", help="rerun TASK even if cached (repeatable)")
+    run.add_argument(
+        "--force", action="append", default=[], metavar="TASK", help="rerun TASK even if cached (repeatable)"
+    )
     run.add_argument("--timeout", type=int, default=1800, help="seconds a cell may take (default 1800)")
-    run.add_argument("--backend", metavar="B", help="where tasks run: inline (default), threads, processes, dask, dask://HOST:PORT")
+    run.add_argument(
+        "--backend", metavar="B", help="where tasks run: inline (default), threads, processes, dask, dask://HOST:PORT"
+    )
     run.add_argument("--jobs", type=int, metavar="N", help="tasks to run at once (default 1)")
     run.add_argument("--json", action="store_true", help="print the report as JSON")
 
     check = sub.add_parser("check", help="validate notebooks without executing them")
     check.add_argument("notebooks", type=Path, nargs="+", metavar="NOTEBOOK")
     check.add_argument("--plan", action="store_true", help="also list what a run would execute and what is cached")
-    check.add_argument("--cache-dir", help="the cache --plan compares with (default: $DAGNB_CACHE_DIR, else .dagnb beside each notebook)")
+    check.add_argument(
+        "--cache-dir",
+        help="the cache --plan compares with (default: $DAGNB_CACHE_DIR, else .dagnb beside each notebook)",
+    )
 
     kernel = sub.add_parser("kernel", help="install a Jupyter kernel that loads dagnb by itself")
     kernel_sub = kernel.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -84,7 +91,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if problem:
         print(f"dagnb run: {problem}", file=sys.stderr)
         return 2
-    nb = load_notebook(args.notebook)  # refuses what is no notebook, or one for another language, before a kernel starts
+    nb = load_notebook(
+        args.notebook
+    )  # refuses what is no notebook, or one for another language, before a kernel starts
     tasks = list(check_source(notebook_cells(nb), str(args.notebook)).tasks) if args.force else []
     problem = unknown_forced(args.force, tasks) if args.force else None
     if problem:
@@ -153,9 +162,12 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     try:
         return _cache_action(store, args)
     except sqlite3.DatabaseError as exc:
-        print(f"dagnb cache {args.action}: the cache metadata at {Path(directory) / 'meta.sqlite'} is damaged "
-              f"(SQLite says: {exc}). Run `dagnb cache verify` to set it aside (nothing is deleted) and start the "
-              f"cache afresh, or move the cache folder away.", file=sys.stderr)
+        print(
+            f"dagnb cache {args.action}: the cache metadata at {Path(directory) / 'meta.sqlite'} is damaged "
+            f"(SQLite says: {exc}). Run `dagnb cache verify` to set it aside (nothing is deleted) and start the "
+            f"cache afresh, or move the cache folder away.",
+            file=sys.stderr,
+        )
         return 1
     finally:
         store.close()

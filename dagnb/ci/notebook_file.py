@@ -40,7 +40,8 @@ def notebook_language(nb: Any) -> str:
     metadata = nb.get("metadata") if isinstance(nb.get("metadata"), dict) else {}
     kernelspec, info = metadata.get("kernelspec"), metadata.get("language_info")
     language = (kernelspec.get("language") if isinstance(kernelspec, dict) else None) or (
-        info.get("name") if isinstance(info, dict) else None)
+        info.get("name") if isinstance(info, dict) else None
+    )
     return language if isinstance(language, str) else ""
 
 

@@ -23,8 +23,15 @@ from dagnb.errors import DagnbError, close_matches
 from dagnb.report import METADATA_FORMAT  # the version of the `dagnb` output metadata this reader understands
 from dagnb.status import ENDED, ENDED_BADLY, word
 
-__all__ = ["METADATA_FORMAT", "NotANotebook", "NotebookReport", "TaskLine", "load_notebook", "read_report", "run_notebook"]
-
+__all__ = [
+    "METADATA_FORMAT",
+    "NotANotebook",
+    "NotebookReport",
+    "TaskLine",
+    "load_notebook",
+    "read_report",
+    "run_notebook",
+]
 
 
 @dataclass
@@ -57,8 +64,12 @@ class NotebookReport:
 
     @property
     def ok(self) -> bool:
-        return self.error is None and not self.error_cells and not any(
-            line.status in ENDED_BADLY and name not in self.by_condition for name, line in self.tasks.items()
+        return (
+            self.error is None
+            and not self.error_cells
+            and not any(
+                line.status in ENDED_BADLY and name not in self.by_condition for name, line in self.tasks.items()
+            )
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -116,8 +127,12 @@ _RANK = {"cached": 0, "done": 1}  # anything else (a failure) outranks both
 def _merge(tasks: dict[str, TaskLine], meta: dict[str, Any]) -> None:
     """Fold one output's statuses in: a failure outranks a run, a run outranks a cache hit."""
     for task, status in meta["statuses"].items():
-        new = TaskLine(status, meta.get("durations", {}).get(task), meta.get("saved", {}).get(task, 0.0),
-                       meta.get("reasons", {}).get(task, ""))
+        new = TaskLine(
+            status,
+            meta.get("durations", {}).get(task),
+            meta.get("saved", {}).get(task, 0.0),
+            meta.get("reasons", {}).get(task, ""),
+        )
         old = tasks.get(task)
         if old is None or _RANK.get(status, 2) > _RANK.get(old.status, 2):
             tasks[task] = new
@@ -129,7 +144,8 @@ def _error_cells(nb: Any) -> list[int]:
     """1-based positions of cells showing an error that no tag says to expect."""
     expected = {"raises-exception", "nbval-raises-exception"}
     return [
-        i for i, cell in enumerate(nb.cells, 1)
+        i
+        for i, cell in enumerate(nb.cells, 1)
         if not expected & set(cell.get("metadata", {}).get("tags", []))
         and any(out.get("output_type") == "error" for out in cell.get("outputs", []))
     ]
@@ -152,14 +168,17 @@ def load_notebook(path: Path) -> Any:
         nb = nbformat.reads(json.dumps(read_notebook(path)), as_version=4)  # nbformat's upgrade to version 4
     except Exception as exc:  # JSON, schema, key and version errors alike
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise NotANotebook(f"{path} is not a Jupyter notebook ({detail}). Give `dagnb run` an .ipynb file saved by "
-                           f"Jupyter.") from None
+        raise NotANotebook(
+            f"{path} is not a Jupyter notebook ({detail}). Give `dagnb run` an .ipynb file saved by Jupyter."
+        ) from None
     language = notebook_language(nb)
     if language and language.lower() != "python":
         kernel = nb.metadata.get("kernelspec", {}).get("name")
         named = f" (kernel `{kernel}`)" if kernel else ""
-        raise NotANotebook(f"{path} is a notebook for {language}{named}; dagnb runs Python notebooks only, whose "
-                           f"tasks are Python functions. Open it with a Python kernel, or run it with Jupyter.")
+        raise NotANotebook(
+            f"{path} is a notebook for {language}{named}; dagnb runs Python notebooks only, whose "
+            f"tasks are Python functions. Open it with a Python kernel, or run it with Jupyter."
+        )
     return nb
 
 
@@ -192,9 +211,13 @@ def _execute(path: Path, output: Path | None, timeout: int, force: Sequence[str]
         nb.cells.insert(0, nbformat.v4.new_code_cell("%load_ext dagnb"))
     env = dict(os.environ, DAGNB_FORCE=",".join(force)) if force else None
     started_at: list[int] = []
-    client = NotebookClient(nb, kernel_name="python3", timeout=timeout,
-                            resources={"metadata": {"path": str(path.parent.resolve())}},
-                            on_cell_start=lambda cell, cell_index, **_: started_at.append(cell_index + 1 - added))
+    client = NotebookClient(
+        nb,
+        kernel_name="python3",
+        timeout=timeout,
+        resources={"metadata": {"path": str(path.parent.resolve())}},
+        on_cell_start=lambda cell, cell_index, **_: started_at.append(cell_index + 1 - added),
+    )
     error = None
     where = lambda: f"cell {started_at[-1]}: " if started_at else ""  # noqa: E731 - read after the run
     try:
@@ -214,7 +237,8 @@ def _execute(path: Path, output: Path | None, timeout: int, force: Sequence[str]
             nbformat.write(nb, output)
         except OSError as exc:  # the report of the run is still printed
             report.error = (f"{error}; " if error else "") + (
-                f"the executed notebook could not be written to {output} ({exc.strerror or exc})")
+                f"the executed notebook could not be written to {output} ({exc.strerror or exc})"
+            )
     return report
 
 
@@ -224,7 +248,9 @@ def unknown_forced(force: Sequence[str], tasks: Sequence[str]) -> str | None:
     if not missing:
         return None
     hints = "".join(
-        f" Did you mean `{close_matches(name, tasks)[0]}` for `{name}`?" for name in missing if close_matches(name, tasks)
+        f" Did you mean `{close_matches(name, tasks)[0]}` for `{name}`?"
+        for name in missing
+        if close_matches(name, tasks)
     )
     names = ", ".join(f"`{m}`" for m in missing)
     return f"--force names {names}, but the notebook defines no such task.{hints} Its tasks: {', '.join(tasks)}."

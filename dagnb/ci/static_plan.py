@@ -236,7 +236,9 @@ def _compare(
             if outputs.get(param) is not None and outputs[param] != recorded:
                 reasons.append(f"upstream {param} changed")
         elif kind == "constant":
-            _check_value(param, recorded, _Binding(task.cell, _default(task, param)), f"input {param}", reasons, assumes)
+            _check_value(
+                param, recorded, _Binding(task.cell, _default(task, param)), f"input {param}", reasons, assumes
+            )
         else:
             _check_value(param, recorded, ns.before(param, task.cell), f"input {param}", reasons, assumes)
     return tuple(reasons), tuple(assumes)
@@ -283,7 +285,7 @@ def _add(items: list[str], item: str) -> None:
 def _default(task: StaticTask, param: str) -> Any:
     args = task.node.args
     positional = [*args.posonlyargs, *args.args]
-    pairs = list(zip(positional[len(positional) - len(args.defaults):], args.defaults))
+    pairs = list(zip(positional[len(positional) - len(args.defaults) :], args.defaults))
     pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None]
     node = next((d for a, d in pairs if a.arg == param), None)
     if node is None:
@@ -296,8 +298,12 @@ def _default(task: StaticTask, param: str) -> Any:
 
 
 def _is_file_call(func: ast.AST) -> bool:
-    return (isinstance(func, ast.Attribute) and func.attr == "file" and isinstance(func.value, ast.Name)
-            and func.value.id == "dagnb")
+    return (
+        isinstance(func, ast.Attribute)
+        and func.attr == "file"
+        and isinstance(func.value, ast.Name)
+        and func.value.id == "dagnb"
+    )
 
 
 def _module_changed(recorded: str) -> bool:

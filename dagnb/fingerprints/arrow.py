@@ -103,7 +103,7 @@ def _feed_arrow_chunk(chunk: Any, streams: _Streams) -> None:
         width = kind.bit_width // 8
         data = chunk.buffers()[1]
         if data is not None:
-            streams.data.update(memoryview(data)[chunk.offset * width: (chunk.offset + len(chunk)) * width])
+            streams.data.update(memoryview(data)[chunk.offset * width : (chunk.offset + len(chunk)) * width])
     elif not pa.types.is_null(kind):  # nested and other layouts: their IPC bytes, chunk by chunk
         _blob(streams.other, _ipc_bytes(chunk))
     return None
@@ -152,8 +152,8 @@ def _binary_data(chunk: Any) -> memoryview:
     _, offsets, data = chunk.buffers()
     if data is None or not len(chunk):
         return memoryview(b"")
-    bounds = memoryview(offsets)[chunk.offset * size: (chunk.offset + len(chunk) + 1) * size].cast(code)
-    return memoryview(data)[bounds[0]: bounds[-1]]
+    bounds = memoryview(offsets)[chunk.offset * size : (chunk.offset + len(chunk) + 1) * size].cast(code)
+    return memoryview(data)[bounds[0] : bounds[-1]]
 
 
 def _ipc_bytes(chunk: Any) -> Any:

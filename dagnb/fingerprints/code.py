@@ -149,7 +149,7 @@ def _code_digest(code: types.CodeType) -> str:
     if _in_memory_source(code):
         try:  # the block at the code's first line, read from linecache (inspect would search every module)
             lines = linecache.cache[code.co_filename][2]
-            return source_digest("".join(inspect.getblock(lines[code.co_firstlineno - 1:])))
+            return source_digest("".join(inspect.getblock(lines[code.co_firstlineno - 1 :])))
         except (IndexError, KeyError, TypeError, SyntaxError, IndentationError, tokenize.TokenError):
             pass
     return _bytecode_digest(code)
@@ -157,7 +157,8 @@ def _code_digest(code: types.CodeType) -> str:
 
 # `from __future__` flags a compiler passes on (IPython's, to `%run` scripts) change no bytecode by themselves
 _FUTURE_FLAGS = functools.reduce(
-    lambda flags, name: flags | getattr(__future__, name).compiler_flag, __future__.all_feature_names, 0)
+    lambda flags, name: flags | getattr(__future__, name).compiler_flag, __future__.all_feature_names, 0
+)
 
 
 @functools.lru_cache(maxsize=16384)  # equal code objects have equal bytecode: safe to share
@@ -398,12 +399,29 @@ def global_reads(fn: Callable[..., Any], skip: Iterable[str] = (), tasks: Contai
 
 # --------------------------------------------------------------------- the walk
 
-_SKIPPED_CLASS_ATTRS = frozenset({
-    "__dict__", "__weakref__", "__module__", "__doc__", "__qualname__", "__firstlineno__",
-    "__static_attributes__", "__annotations__", "__annotate__", "__annotate_func__",
-    "__annotations_cache__", "__slotnames__", "__abstractmethods__", "_abc_impl", "__parameters__",
-    "__orig_bases__", "__dataclass_fields__", "__dataclass_params__", "__match_args__",
-})  # layout, caches filled in by pickling or abc, and what generated methods already carry
+_SKIPPED_CLASS_ATTRS = frozenset(
+    {
+        "__dict__",
+        "__weakref__",
+        "__module__",
+        "__doc__",
+        "__qualname__",
+        "__firstlineno__",
+        "__static_attributes__",
+        "__annotations__",
+        "__annotate__",
+        "__annotate_func__",
+        "__annotations_cache__",
+        "__slotnames__",
+        "__abstractmethods__",
+        "_abc_impl",
+        "__parameters__",
+        "__orig_bases__",
+        "__dataclass_fields__",
+        "__dataclass_params__",
+        "__match_args__",
+    }
+)  # layout, caches filled in by pickling or abc, and what generated methods already carry
 
 
 class _Walk:
@@ -458,8 +476,9 @@ class _Walk:
             parts[Part("wrapped")] = self.helper(wrapped, path)
         return parts
 
-    def describe(self, name: str, obj: Any, attributes: frozenset[str] | None, path: frozenset[int],
-                 kind: str = "global") -> dict[Part, str]:
+    def describe(
+        self, name: str, obj: Any, attributes: frozenset[str] | None, path: frozenset[int], kind: str = "global"
+    ) -> dict[Part, str]:
         """The parts a reference to ``obj`` under ``name`` adds (a module's attributes each count).
 
         ``kind`` is what ``name`` is to the code, for messages: a global, a closure variable.
@@ -538,8 +557,12 @@ class _Walk:
         h = xxhash.xxh3_128(b"class")
         _text(h, cls.__qualname__)
         for base in [*cls.__bases__, type(cls)]:  # base classes and the metaclass count by their code
-            _text(h, self.klass(base, path) if _is_user_class(base) else
-                  f"{_qualname(base)} {module_version(base.__module__)}")
+            _text(
+                h,
+                self.klass(base, path)
+                if _is_user_class(base)
+                else f"{_qualname(base)} {module_version(base.__module__)}",
+            )
         for attr, value in sorted(vars(cls).items()):
             if attr in _SKIPPED_CLASS_ATTRS:
                 continue
@@ -606,8 +629,12 @@ def user_modules(fn: Callable[..., Any]) -> list[types.ModuleType]:
         more = [obj for obj in objects if isinstance(obj, types.FunctionType)]
         for obj in objects:
             home = obj if isinstance(obj, types.ModuleType) else sys.modules.get(getattr(obj, "__module__", "") or "")
-            if isinstance(home, types.ModuleType) and getattr(home, "__file__", None) and is_user_module(home) \
-                    and home.__name__ not in found:
+            if (
+                isinstance(home, types.ModuleType)
+                and getattr(home, "__file__", None)
+                and is_user_module(home)
+                and home.__name__ not in found
+            ):
                 found[home.__name__] = home
                 more += [v for v in vars(home).values() if isinstance(v, types.FunctionType)]
         return more
@@ -642,7 +669,9 @@ def _user_module_named(name: str) -> types.ModuleType | None:
 
 
 def code_fingerprint(
-    fn: Callable[..., Any], own_digest: str | None = None, skip: frozenset[str] = frozenset(),
+    fn: Callable[..., Any],
+    own_digest: str | None = None,
+    skip: frozenset[str] = frozenset(),
     fingerprint_of: Callable[[Any], str] = fingerprint,
 ) -> CodeFingerprint:
     """Fingerprint ``fn``'s code plus every helper, global and module it references.
@@ -674,8 +703,13 @@ def fixed_code_fingerprint(
     namespace holds: it can be computed once, when the task is defined.
     """
     code = _code_of(fn)
-    if code is None or referenced_globals(code) - skip or code.co_freevars or _imports(code) \
-            or getattr(fn, "__wrapped__", None):
+    if (
+        code is None
+        or referenced_globals(code) - skip
+        or code.co_freevars
+        or _imports(code)
+        or getattr(fn, "__wrapped__", None)
+    ):
         return None
     return code_fingerprint(fn, own_digest, skip)
 
@@ -741,8 +775,9 @@ def helper_sources(fn: Callable[..., Any], skip: frozenset[str] = frozenset()) -
                 if name not in found:
                     found[name] = function_digest(obj)
                     stack.append((obj, frozenset(), True))
-            elif is_helper and not isinstance(obj, (types.ModuleType, type, types.BuiltinFunctionType,
-                                                    types.FunctionType)):  # a library's function (IPython's `open`)
+            elif is_helper and not isinstance(
+                obj, (types.ModuleType, type, types.BuiltinFunctionType, types.FunctionType)
+            ):  # a library's function (IPython's `open`)
                 found.setdefault(Part("global", name).render(), _Walk().value(f"the global `{name}`", obj))
     return found
 
@@ -879,10 +914,16 @@ def _warn_if_edited_on_disk(fn: Any) -> None:
     if name == "__main__":  # functions brought in with %run
         what, fix = f"the functions `%run {file}` defined", f"Run `%run {file}` again"
     else:
-        what, fix = f"`{name}` was imported", f"Run `importlib.reload({name})`, or `%load_ext autoreload` then " \
-                                              f"`%autoreload 2`,"
-    warn_at(fn, f"`{file}` changed on disk after {what}: tasks use the code loaded in the kernel (and are keyed "
-                f"by it), not the file. {fix} to use the new code.", LocalModuleChangedWarning)
+        what, fix = (
+            f"`{name}` was imported",
+            f"Run `importlib.reload({name})`, or `%load_ext autoreload` then `%autoreload 2`,",
+        )
+    warn_at(
+        fn,
+        f"`{file}` changed on disk after {what}: tasks use the code loaded in the kernel (and are keyed "
+        f"by it), not the file. {fix} to use the new code.",
+        LocalModuleChangedWarning,
+    )
 
 
 def _loaded_digests(namespace: dict[str, Any], path: str) -> dict[str, str]:

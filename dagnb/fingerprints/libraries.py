@@ -154,7 +154,9 @@ def _feed_dask(collection: Any, h: Any) -> None:
         with config.set({"tokenize.ensure-deterministic": True}):
             token = dask_base.tokenize(collection)
     except Exception as exc:  # noqa: BLE001 - dask says it cannot tokenize deterministically
-        raise Unfingerprintable(_qualname(type(collection)), f"dask cannot tokenize it deterministically ({exc})") from None
+        raise Unfingerprintable(
+            _qualname(type(collection)), f"dask cannot tokenize it deterministically ({exc})"
+        ) from None
     _text(h, token)
 
 

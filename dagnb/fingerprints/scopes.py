@@ -43,7 +43,7 @@ def function_tree(code: types.CodeType) -> FunctionNode | None:
     if not lines or code.co_firstlineno > len(lines):
         return None
     try:
-        source = textwrap.dedent("".join(inspect.getblock(lines[code.co_firstlineno - 1:])))
+        source = textwrap.dedent("".join(inspect.getblock(lines[code.co_firstlineno - 1 :])))
         tree = ast.parse(source)
     except (SyntaxError, IndentationError, ValueError):
         return None
@@ -53,9 +53,30 @@ def function_tree(code: types.CodeType) -> FunctionNode | None:
     return None
 
 
-_WATCHED = ("builtins", "io", "os", "os.path", "random", "time", "datetime", "uuid", "secrets", "pathlib",
-            "numpy", "numpy.random", "pandas", "polars", "torch", "torch.random", "joblib", "xarray",
-            "pyarrow.parquet", "pyarrow.csv", "pyarrow.feather", "dagnb")
+_WATCHED = (
+    "builtins",
+    "io",
+    "os",
+    "os.path",
+    "random",
+    "time",
+    "datetime",
+    "uuid",
+    "secrets",
+    "pathlib",
+    "numpy",
+    "numpy.random",
+    "pandas",
+    "polars",
+    "torch",
+    "torch.random",
+    "joblib",
+    "xarray",
+    "pyarrow.parquet",
+    "pyarrow.csv",
+    "pyarrow.feather",
+    "dagnb",
+)
 
 
 def _known_objects() -> dict[int, tuple[Any, str]]:
@@ -177,8 +198,13 @@ class NotebookScope:
                 if node.value is not None and self.makes_file(node.value):
                     self.files |= targets
             elif isinstance(node, (ast.For, ast.AsyncFor, ast.With, ast.AsyncWith)):
-                self.bind(stored([node.target] if hasattr(node, "target") else
-                                   [i.optional_vars for i in node.items if i.optional_vars is not None]))
+                self.bind(
+                    stored(
+                        [node.target]
+                        if hasattr(node, "target")
+                        else [i.optional_vars for i in node.items if i.optional_vars is not None]
+                    )
+                )
 
     def _imported(self, node: ast.Import | ast.ImportFrom) -> None:
         for alias in node.names:

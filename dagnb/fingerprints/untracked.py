@@ -72,35 +72,93 @@ class Scope(Protocol):
 
 # Functions that draw from a process-wide generator; a seed call (right) makes them deterministic.
 _GLOBAL_GENERATORS: dict[str, frozenset[str] | None] = {
-    "random": frozenset({
-        "random", "randint", "randrange", "randbytes", "getrandbits", "choice", "choices", "shuffle", "sample",
-        "uniform", "triangular", "gauss", "normalvariate", "lognormvariate", "expovariate", "vonmisesvariate",
-        "gammavariate", "betavariate", "paretovariate", "weibullvariate", "binomialvariate",
-    }),
+    "random": frozenset(
+        {
+            "random",
+            "randint",
+            "randrange",
+            "randbytes",
+            "getrandbits",
+            "choice",
+            "choices",
+            "shuffle",
+            "sample",
+            "uniform",
+            "triangular",
+            "gauss",
+            "normalvariate",
+            "lognormvariate",
+            "expovariate",
+            "vonmisesvariate",
+            "gammavariate",
+            "betavariate",
+            "paretovariate",
+            "weibullvariate",
+            "binomialvariate",
+        }
+    ),
     "numpy.random": None,  # every function, but the generator classes and the state calls below
-    "torch": frozenset({
-        "rand", "randn", "randint", "randperm", "rand_like", "randn_like", "randint_like", "normal",
-        "bernoulli", "multinomial", "poisson",
-    }),
+    "torch": frozenset(
+        {
+            "rand",
+            "randn",
+            "randint",
+            "randperm",
+            "rand_like",
+            "randn_like",
+            "randint_like",
+            "normal",
+            "bernoulli",
+            "multinomial",
+            "poisson",
+        }
+    ),
 }
-_SEEDS = {"random.seed": "random", "numpy.random.seed": "numpy.random", "torch.manual_seed": "torch",
-          "torch.random.manual_seed": "torch"}
-_NUMPY_NOT_DRAWS = frozenset({"Generator", "BitGenerator", "seed", "get_state", "set_state", "get_bit_generator",
-                              "set_bit_generator"})
+_SEEDS = {
+    "random.seed": "random",
+    "numpy.random.seed": "numpy.random",
+    "torch.manual_seed": "torch",
+    "torch.random.manual_seed": "torch",
+}
+_NUMPY_NOT_DRAWS = frozenset(
+    {"Generator", "BitGenerator", "seed", "get_state", "set_state", "get_bit_generator", "set_bit_generator"}
+)
 # Generators that are deterministic when given a seed, and draw from the OS without one.
-_SEEDABLE = frozenset({
-    "random.Random", "numpy.random.default_rng", "numpy.random.RandomState", "numpy.random.SeedSequence",
-    "numpy.random.PCG64", "numpy.random.PCG64DXSM", "numpy.random.MT19937", "numpy.random.Philox",
-    "numpy.random.SFC64",
-})
+_SEEDABLE = frozenset(
+    {
+        "random.Random",
+        "numpy.random.default_rng",
+        "numpy.random.RandomState",
+        "numpy.random.SeedSequence",
+        "numpy.random.PCG64",
+        "numpy.random.PCG64DXSM",
+        "numpy.random.MT19937",
+        "numpy.random.Philox",
+        "numpy.random.SFC64",
+    }
+)
 _NEVER_SEEDED = frozenset({"random.SystemRandom", "os.urandom", "os.getrandom", "uuid.uuid1", "uuid.uuid4"})
 
-_CLOCK = frozenset({
-    "time.time", "time.time_ns", "datetime.datetime.now", "datetime.datetime.utcnow", "datetime.datetime.today",
-    "datetime.date.today", "pandas.Timestamp.now", "pandas.Timestamp.today", "pandas.Timestamp.utcnow",
-})
-_CLOCK_WITHOUT_TIME = {"time.localtime": 0, "time.gmtime": 0, "time.ctime": 0, "time.asctime": 0,
-                       "time.strftime": 1}  # the current time when given at most this many arguments
+_CLOCK = frozenset(
+    {
+        "time.time",
+        "time.time_ns",
+        "datetime.datetime.now",
+        "datetime.datetime.utcnow",
+        "datetime.datetime.today",
+        "datetime.date.today",
+        "pandas.Timestamp.now",
+        "pandas.Timestamp.today",
+        "pandas.Timestamp.utcnow",
+    }
+)
+_CLOCK_WITHOUT_TIME = {
+    "time.localtime": 0,
+    "time.gmtime": 0,
+    "time.ctime": 0,
+    "time.asctime": 0,
+    "time.strftime": 1,
+}  # the current time when given at most this many arguments
 _CLOCK_BY_WORD = frozenset({"pandas.Timestamp", "pandas.to_datetime", "numpy.datetime64"})  # ("now"), ("today")
 
 _ENVIRON = frozenset({"os.environ", "os.environb"})
@@ -108,16 +166,43 @@ _ENVIRON_CALLS = frozenset({"os.getenv", "os.getenvb"})
 _ENVIRON_WRITES = frozenset({"update", "clear", "__setitem__", "__delitem__"})
 
 _OPENERS = frozenset({"builtins.open", "io.open"})
-_READERS = frozenset({
-    "numpy.load", "numpy.loadtxt", "numpy.genfromtxt", "numpy.fromfile", "joblib.load", "torch.load",
-    "xarray.open_dataset", "xarray.open_dataarray", "xarray.open_mfdataset", "xarray.open_zarr",
-    "xarray.load_dataset", "xarray.load_dataarray", "pyarrow.parquet.read_table", "pyarrow.csv.read_csv",
-    "pyarrow.feather.read_table", "pyarrow.feather.read_feather",
-})
+_READERS = frozenset(
+    {
+        "numpy.load",
+        "numpy.loadtxt",
+        "numpy.genfromtxt",
+        "numpy.fromfile",
+        "joblib.load",
+        "torch.load",
+        "xarray.open_dataset",
+        "xarray.open_dataarray",
+        "xarray.open_mfdataset",
+        "xarray.open_zarr",
+        "xarray.load_dataset",
+        "xarray.load_dataarray",
+        "pyarrow.parquet.read_table",
+        "pyarrow.csv.read_csv",
+        "pyarrow.feather.read_table",
+        "pyarrow.feather.read_feather",
+    }
+)
 _READER_PREFIXES = ("pandas.read_", "polars.read_", "polars.scan_")
 _NOT_FILE_READERS = ("pandas.read_sql", "pandas.read_gbq", "pandas.read_clipboard", "polars.read_database")
-_PATH_KEYWORDS = frozenset({"file", "path", "fname", "filename", "filepath_or_buffer", "path_or_buf", "io",
-                            "source", "filename_or_obj", "store", "f"})
+_PATH_KEYWORDS = frozenset(
+    {
+        "file",
+        "path",
+        "fname",
+        "filename",
+        "filepath_or_buffer",
+        "path_or_buf",
+        "io",
+        "source",
+        "filename_or_obj",
+        "store",
+        "f",
+    }
+)
 _PATH_CLASSES = frozenset({"pathlib.Path", "pathlib.PurePath", "pathlib.PosixPath", "pathlib.WindowsPath"})
 _PATH_BUILDERS = _PATH_CLASSES | {"os.path.join", "os.path.expanduser", "os.path.abspath", "os.fspath", "builtins.str"}
 
@@ -396,8 +481,9 @@ def _syntax(function: FunctionNode) -> _Syntax:
         if flow is not None:
             flows.append((frozenset(_stored(flow[0])), frozenset(_loaded(flow[1]))))
     local |= inner
-    return _Syntax(imports, frozenset(local - declared_global - set(imports)), frozenset(inner), tuple(flows),
-                   tuple(writes))
+    return _Syntax(
+        imports, frozenset(local - declared_global - set(imports)), frozenset(inner), tuple(flows), tuple(writes)
+    )
 
 
 def _imported(node: ast.Import | ast.ImportFrom) -> dict[str, str]:
@@ -432,8 +518,9 @@ def _inside(function: FunctionNode) -> Iterator[ast.AST]:
         yield from ast.walk(statement)
 
 
-def _tainted(flows: Iterable[tuple[frozenset[str], frozenset[str]]], seeds: Iterable[str],
-             global_file: Callable[[str], bool]) -> set[str]:
+def _tainted(
+    flows: Iterable[tuple[frozenset[str], frozenset[str]]], seeds: Iterable[str], global_file: Callable[[str], bool]
+) -> set[str]:
     """Local names whose value is computed from a tracked path (``p = os.path.join(root, "a.csv")``)."""
     tracked = set(seeds)
     changed = True

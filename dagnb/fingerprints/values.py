@@ -635,5 +635,3 @@ def value_digest(value: Any) -> str:
         return fingerprint(value)
     except Unfingerprintable:
         return f"{UNTRACKED} {_qualname(type(value))}"
-
-

@@ -162,8 +162,12 @@ class Follower:
         if display_id is None:
             return
         metadata = self._metadata(line.task, line.status, {"dagnb": line.record})
-        publish_display_data(line_bundle(line.task, line.status, line.text), metadata=metadata,
-                             transient={"display_id": display_id}, update=True)
+        publish_display_data(
+            line_bundle(line.task, line.status, line.text),
+            metadata=metadata,
+            transient={"display_id": display_id},
+            update=True,
+        )
 
     @staticmethod
     def _metadata(task: str, status: str, record: dict[str, Any]) -> dict[str, Any]:

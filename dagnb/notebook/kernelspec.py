@@ -39,14 +39,14 @@ EXTENSION_ARG = "--ext=dagnb"
 def _where(user: bool, sys_prefix: bool, prefix: str | None) -> tuple[bool, str | None]:
     """``(user, prefix)`` for jupyter_client; the default is the user's directory."""
     chosen = [
-        flag for flag, given in (("--user", user), ("--sys-prefix", sys_prefix), ("--prefix", prefix is not None))
+        flag
+        for flag, given in (("--user", user), ("--sys-prefix", sys_prefix), ("--prefix", prefix is not None))
         if given
     ]
     if len(chosen) > 1:
         got = " and ".join([", ".join(chosen[:-1]), chosen[-1]])
         raise DagnbError(
-            f"Give only one of --user, --sys-prefix and --prefix DIR to say where the dagnb "
-            f"kernel goes; got {got}."
+            f"Give only one of --user, --sys-prefix and --prefix DIR to say where the dagnb kernel goes; got {got}."
         )
     if sys_prefix:
         return False, sys.prefix
@@ -64,7 +64,7 @@ def _require_jupyter() -> None:
         missing = (exc.name or "ipykernel").split(".")[0]
         raise DagnbError(
             f"Installing the dagnb kernel needs `{missing}`, which is not installed in this "
-            f"Python environment ({sys.prefix}). Install it with `pip install \"dagnb[run]\"` "
+            f'Python environment ({sys.prefix}). Install it with `pip install "dagnb[run]"` '
             f"(or `pip install ipykernel`), then run `dagnb kernel install` again."
         ) from exc
 
@@ -125,10 +125,12 @@ def install(*, user: bool = False, sys_prefix: bool = False, prefix: str | None 
         )
         try:
             return KernelSpecManager().install_kernel_spec(
-                source, KERNEL_NAME, user=as_user, prefix=at_prefix,
+                source,
+                KERNEL_NAME,
+                user=as_user,
+                prefix=at_prefix,
             )
         except OSError as exc:
             raise DagnbError(
-                f"Cannot write the dagnb kernel to {destination}: {exc.strerror or exc}. "
-                f"{_elsewhere(as_user)}"
+                f"Cannot write the dagnb kernel to {destination}: {exc.strerror or exc}. {_elsewhere(as_user)}"
             ) from exc

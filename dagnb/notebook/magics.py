@@ -77,7 +77,7 @@ def _dag_parser() -> _Parser:
         "cache": "inspect or clear the disk cache, or move it",
         "mode": "lazy (list stale downstream tasks) or auto (rerun them at once)",
         "config": "settings: --check-mutation fails tasks that change their inputs in place; --no-verify-inputs; "
-                  "--no-follow",
+        "--no-follow",
         "history": "recent runs of this cache; --diff A B: which tasks changed between two runs",
         "trace": "the runs since the kernel started on one timeline (--run N: one run's Gantt chart)",
         "costs": "per-task time, CPU, memory, bytes, cache hits and time saved",
@@ -87,14 +87,20 @@ def _dag_parser() -> _Parser:
         p.add_argument("-h", "--help", action="store_true", help="show this help")
     for name in ("run", "plan"):
         subs[name].add_argument("targets", nargs="*", metavar="TASK")
-        subs[name].add_argument("--force", action="append", default=[], metavar="TASK", help="rerun TASK even if cached")
-    subs["run"].add_argument("--keep-going", action="store_true", help="run every branch that does not depend on a failure")
+        subs[name].add_argument(
+            "--force", action="append", default=[], metavar="TASK", help="rerun TASK even if cached"
+        )
+    subs["run"].add_argument(
+        "--keep-going", action="store_true", help="run every branch that does not depend on a failure"
+    )
     subs["run"].add_argument("--jobs", type=int, default=None, metavar="N", help="tasks to run at once")
-    subs["run"].add_argument("--backend", default=None, metavar="B",
-                             help="inline (default), threads, processes, dask, or dask://HOST:PORT")
+    subs["run"].add_argument(
+        "--backend", default=None, metavar="B", help="inline (default), threads, processes, dask, or dask://HOST:PORT"
+    )
     subs["show"].add_argument("--static", action="store_true", help="render HTML only, no widget")
-    subs["trace"].add_argument("--run", type=int, default=None, metavar="N",
-                               help="show run N alone (the view's menu lists the runs)")
+    subs["trace"].add_argument(
+        "--run", type=int, default=None, metavar="N", help="show run N alone (the view's menu lists the runs)"
+    )
     subs["run"].add_argument("--as-of", type=int, metavar="RUN", help="restore the values run RUN had, from the cache")
     subs["history"].add_argument("limit", nargs="?", type=int, default=10, metavar="N", help="how many runs (10)")
     subs["history"].add_argument("--diff", nargs=2, type=int, metavar=("A", "B"), help="compare run A with run B")
@@ -103,21 +109,46 @@ def _dag_parser() -> _Parser:
     subs["cache"].add_argument("action", nargs="?", default="info", choices=["info", "verify", "clear", "prune"])
     subs["cache"].add_argument("task", nargs="?", metavar="TASK", help="with clear: only this task's entries")
     subs["cache"].add_argument("--dir", metavar="PATH", help="use the cache at PATH from now on")
-    subs["cache"].add_argument("--max-size", metavar="SIZE", help="with prune: the size to bring the cache under (500MB, 2GB)")
+    subs["cache"].add_argument(
+        "--max-size", metavar="SIZE", help="with prune: the size to bring the cache under (500MB, 2GB)"
+    )
     subs["mode"].add_argument("mode", nargs="?", choices=["lazy", "auto"])
-    subs["config"].add_argument("--check-mutation", dest="check_mutation", action="store_true", default=None,
-                                help="after each task, check that it left its inputs unchanged (slower)")
-    subs["config"].add_argument("--no-check-mutation", dest="check_mutation", action="store_false",
-                                help="stop checking")
-    subs["config"].add_argument("--verify-inputs", dest="verify_inputs", action="store_true", default=None,
-                                help="before a task reads a value, check it was not changed in place (the default)")
-    subs["config"].add_argument("--no-verify-inputs", dest="verify_inputs", action="store_false",
-                                help="trust values not to change in place (for very large object graphs)")
-    subs["config"].add_argument("--follow", dest="follow", action="store_true", default=None,
-                                help="after each cell, re-plan once and update status lines and views (the default)")
-    subs["config"].add_argument("--no-follow", dest="follow", action="store_false",
-                                help="update them only when tasks run (for notebook variables too large to "
-                                     "fingerprint after every cell)")
+    subs["config"].add_argument(
+        "--check-mutation",
+        dest="check_mutation",
+        action="store_true",
+        default=None,
+        help="after each task, check that it left its inputs unchanged (slower)",
+    )
+    subs["config"].add_argument(
+        "--no-check-mutation", dest="check_mutation", action="store_false", help="stop checking"
+    )
+    subs["config"].add_argument(
+        "--verify-inputs",
+        dest="verify_inputs",
+        action="store_true",
+        default=None,
+        help="before a task reads a value, check it was not changed in place (the default)",
+    )
+    subs["config"].add_argument(
+        "--no-verify-inputs",
+        dest="verify_inputs",
+        action="store_false",
+        help="trust values not to change in place (for very large object graphs)",
+    )
+    subs["config"].add_argument(
+        "--follow",
+        dest="follow",
+        action="store_true",
+        default=None,
+        help="after each cell, re-plan once and update status lines and views (the default)",
+    )
+    subs["config"].add_argument(
+        "--no-follow",
+        dest="follow",
+        action="store_false",
+        help="update them only when tasks run (for notebook variables too large to fingerprint after every cell)",
+    )
     parser.subcommands = subs  # type: ignore[attr-defined]
     return parser
 
@@ -237,8 +268,9 @@ class DagMagics(Magics):
         status = plan.statuses(self.graph.statuses, self.graph.ran_before, only=name)[name]
         return status, decision.reason if decision.action in MAY_RUN else ""
 
-    def _running(self, body: Callable[[_Run], Awaitable[Any]], own: str | None = None,
-                 resume: str = "Run this cell again") -> Any:
+    def _running(
+        self, body: Callable[[_Run], Awaitable[Any]], own: str | None = None, resume: str = "Run this cell again"
+    ) -> Any:
         """``body(run)``: at once, or as a coroutine when the cell awaits it (see :func:`awaiting`).
 
         ``resume`` is what an interrupted run's summary tells the user to do.
@@ -387,8 +419,10 @@ class DagMagics(Magics):
 def _no_such_run(run: int, timeline: Any) -> str:
     kept = [t.run_id for t in timeline.runs]
     known = f"runs {kept[0]} to {kept[-1]}" if len(kept) > 1 else (f"run {kept[0]}" if kept else "no run yet")
-    return (f"There is no run {run} in this session's trace: it has {known} (since the kernel started). "
-            f"`%dag trace` shows them all.")
+    return (
+        f"There is no run {run} in this session's trace: it has {known} (since the kernel started). "
+        f"`%dag trace` shows them all."
+    )
 
 
 def _size(text: str | None) -> int:
@@ -508,8 +542,10 @@ def _task_failures(shell: Any) -> Iterator[None]:
             lines = [remote.rstrip(), f"TaskFailed: {failure}"]
         else:
             tb = _user_frames(error.__traceback__)
-            lines = [*shell.InteractiveTB.structured_traceback(type(error), error, tb, tb_offset=0),
-                     f"TaskFailed: {failure}"]
+            lines = [
+                *shell.InteractiveTB.structured_traceback(type(error), error, tb, tb_offset=0),
+                f"TaskFailed: {failure}",
+            ]
         failure._render_traceback_ = lambda: lines  # type: ignore[attr-defined]
         raise failure.with_traceback(None) from None
 
@@ -579,9 +615,7 @@ def await_runs(lines: list[str]) -> list[str]:
     if not runs or _magics is None or not _awaits_on_asyncio(_magics.shell):
         return lines
     graph = _magics.graph
-    if not graph.tasks.any_async() and not any(
-        _ASYNC_TASK.search(lines[i]) for i in runs
-    ):
+    if not graph.tasks.any_async() and not any(_ASYNC_TASK.search(lines[i]) for i in runs):
         return lines
     lines = list(lines)
     for i in runs:

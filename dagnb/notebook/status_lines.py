@@ -30,6 +30,7 @@ from dagnb.status import WAITING, WITH_VALUE, Status
 
 __all__ = ["Line", "StatusLines", "outcome_text"]
 
+
 @dataclass
 class Line:
     """What one task cell's line shows now, and what it showed after the task's latest outcome."""
@@ -88,8 +89,9 @@ class StatusLines:
             line.result = text
         return self._set(line, event.status, text)
 
-    def on_plan(self, statuses: Mapping[str, Status], reasons: Mapping[str, str],
-                only: Iterable[str] | None = None) -> list[Line]:
+    def on_plan(
+        self, statuses: Mapping[str, Status], reasons: Mapping[str, str], only: Iterable[str] | None = None
+    ) -> list[Line]:
         """The lines the plan after a cell changes: tasks now stale, and stale ones up to date again.
 
         ``statuses`` are the plan's statuses (``Plan.statuses``), ``reasons``

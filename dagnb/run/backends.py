@@ -75,9 +75,11 @@ def gather(futures: list[Future[Outcome]], on_slice: Callable[[int], None] | Non
         merged = Outcome(
             value=None if error else [v for o in outcomes for v in o.value],
             captured=[out for o in outcomes for out in o.captured],
-            costs=Costs(started=min(o.costs.started for o in outcomes),
-                        duration=max(o.costs.duration for o in outcomes),
-                        cpu_time=sum(o.costs.cpu_time for o in outcomes)),
+            costs=Costs(
+                started=min(o.costs.started for o in outcomes),
+                duration=max(o.costs.duration for o in outcomes),
+                cpu_time=sum(o.costs.cpu_time for o in outcomes),
+            ),
             error=error,
             lane=outcomes[0].lane,
             remote=any(o.remote for o in outcomes),
@@ -196,8 +198,12 @@ class ProcessBackend:
     def _executor(self) -> Any:
         from joblib.externals.loky import ProcessPoolExecutor
 
-        if self._pool is None or getattr(self._pool, "_broken", False) or getattr(self._pool, "_flags", None) and \
-                getattr(self._pool._flags, "broken", None):
+        if (
+            self._pool is None
+            or getattr(self._pool, "_broken", False)
+            or getattr(self._pool, "_flags", None)
+            and getattr(self._pool._flags, "broken", None)
+        ):
             self._pool = ProcessPoolExecutor(max_workers=self.jobs)
         return self._pool
 
@@ -304,7 +310,6 @@ def make_backend(name: str | None, jobs: int = 1) -> Backend:
     if name == "processes":
         return ProcessBackend(jobs)
     if name == "dask" or (name or "").startswith("dask://"):
-        address = name[len("dask://"):] if name and name.startswith("dask://") else None
+        address = name[len("dask://") :] if name and name.startswith("dask://") else None
         return DaskBackend.connect(f"tcp://{address}" if address else None, jobs)
     raise CommandError(f"There is no backend `{name}`. Use one of: {', '.join(BACKENDS)}.")
-

@@ -99,9 +99,7 @@ class capture_streams:  # noqa: N801 - used like a function: ``with capture_stre
                 _installed.clear()
 
 
-def replay_streams(
-    outputs: list[dict[str, Any]], show: Callable[[dict[str, Any]], None] | None = None
-) -> None:
+def replay_streams(outputs: list[dict[str, Any]], show: Callable[[dict[str, Any]], None] | None = None) -> None:
     """Show recorded outputs again: streams as text, displays through ``show``.
 
     Without ``show`` (no notebook frontend) a display prints its text/plain.

@@ -81,8 +81,11 @@ def commit(runner: Runner, decision: Decision, outcome: Outcome) -> Committed:
             graph.store.put(entry, None)
         graph.store.set_head(task, key.key)
     except sqlite3.Error as exc:  # the metadata could not be written (a full disk): keep the value in memory
-        warn_about(spec, f"The cache could not record task `{task}` ({exc}); its value is kept in memory only.",
-                   DagnbCacheWarning)
+        warn_about(
+            spec,
+            f"The cache could not record task `{task}` ({exc}); its value is kept in memory only.",
+            DagnbCacheWarning,
+        )
     graph._bind(task, Result(key.key, output, outcome.value, outcome.captured))
     if graph.verify_inputs and not outcome.remote:  # a worker process changed only its own copies
         graph._guard.after(task, graph.tasks.upstream(task))
@@ -95,9 +98,19 @@ def _entry(spec: TaskSpec, key: KeyInfo, output: str, outcome: Outcome) -> Cache
     """The cache entry of a task's value: its costs under the entry's own (on-disk) names."""
     costs = outcome.costs
     sources = helper_sources(spec.func, frozenset(spec.params)) if key.parts.keys() - _OWN else {}
-    return CacheEntry(key.key, spec.name, output, key.parts, key.inputs, outcome.captured, costs.duration,
-                      cpu_time=costs.cpu_time, peak_memory=costs.peak_memory, value_bytes=costs.output_bytes,
-                      sources=sources)
+    return CacheEntry(
+        key.key,
+        spec.name,
+        output,
+        key.parts,
+        key.inputs,
+        outcome.captured,
+        costs.duration,
+        cpu_time=costs.cpu_time,
+        peak_memory=costs.peak_memory,
+        value_bytes=costs.output_bytes,
+        sources=sources,
+    )
 
 
 def _keep_interrupted(runner: Runner, task: str, outcome: Outcome) -> None:
@@ -124,8 +137,13 @@ def _commit_items(runner: Runner, task: str, outcome: Outcome) -> Outcome:
         duration = outcome.costs.duration / max(1, len(computed))
         store_value(runner.graph, CacheEntry(plan.keys[i], f"{task}[item]", output, duration=duration), value)
     whole = assemble(plan, computed)
-    return replace(outcome, value=whole, fingerprint=fingerprint_or_none(whole), items=(len(computed), len(plan.items)),
-                   costs=replace(outcome.costs, output_bytes=value_nbytes(whole)))
+    return replace(
+        outcome,
+        value=whole,
+        fingerprint=fingerprint_or_none(whole),
+        items=(len(computed), len(plan.items)),
+        costs=replace(outcome.costs, output_bytes=value_nbytes(whole)),
+    )
 
 
 def save(graph: Host, spec: TaskSpec, value: Any, output: str) -> None:
@@ -140,8 +158,12 @@ def save(graph: Host, spec: TaskSpec, value: Any, output: str) -> None:
     except SaveRefused as exc:
         warn_about(spec, f"{exc} The task's value and cache are fine.", DagnbSaveWarning)
     except Exception as exc:  # writers raise many types (missing pyarrow, a value of the wrong kind)
-        warn_about(spec, f"The value of task `{spec.name}` could not be saved to `{path}` ({type(exc).__name__}: "
-                   f"{exc}). The task's value and cache are fine; fix the path or the format.", DagnbSaveWarning)
+        warn_about(
+            spec,
+            f"The value of task `{spec.name}` could not be saved to `{path}` ({type(exc).__name__}: "
+            f"{exc}). The task's value and cache are fine; fix the path or the format.",
+            DagnbSaveWarning,
+        )
     else:
         graph._saved[path] = copy_stamp(spec, output)
 
@@ -188,11 +210,18 @@ def _stand_in(graph: Host, task: str, key: str, value: Any) -> str:
         graph._unhashable_warned.add(task)
         reason = None if isinstance(graph.store, MemoryStore) else _unpicklable(value)
         if reason is not None:  # the reason it has no fingerprint, and why it stays in memory
-            warn_about(graph.tasks.specs.get(task), f"The value of task `{task}` cannot be pickled ({reason}); it "
-                       f"is kept in memory only and recomputed after a restart.", UnpicklableOutputWarning)
+            warn_about(
+                graph.tasks.specs.get(task),
+                f"The value of task `{task}` cannot be pickled ({reason}); it "
+                f"is kept in memory only and recomputed after a restart.",
+                UnpicklableOutputWarning,
+            )
             return f"key {key}"
-        warn_about(graph.tasks.specs.get(task),
-                   f"The output of task `{task}` cannot be fingerprinted; its key stands in for it, so "
-                   f"its dependents rerun whenever it does (no early cutoff). Register a fingerprint "
-                   f"with `dagnb.register_fingerprint` to enable it.", UnfingerprintableWarning)
+        warn_about(
+            graph.tasks.specs.get(task),
+            f"The output of task `{task}` cannot be fingerprinted; its key stands in for it, so "
+            f"its dependents rerun whenever it does (no early cutoff). Register a fingerprint "
+            f"with `dagnb.register_fingerprint` to enable it.",
+            UnfingerprintableWarning,
+        )
     return f"key {key}"

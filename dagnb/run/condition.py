@@ -19,8 +19,26 @@ __all__ = ["SAFE_BUILTINS", "check_condition", "condition_holds"]
 
 SAFE_BUILTINS: dict[str, Any] = {
     name: __builtins__[name] if isinstance(__builtins__, dict) else getattr(__builtins__, name)
-    for name in ("len", "any", "all", "min", "max", "abs", "sum", "bool", "int", "float", "str", "round",
-                 "isinstance", "list", "tuple", "set", "dict", "sorted")
+    for name in (
+        "len",
+        "any",
+        "all",
+        "min",
+        "max",
+        "abs",
+        "sum",
+        "bool",
+        "int",
+        "float",
+        "str",
+        "round",
+        "isinstance",
+        "list",
+        "tuple",
+        "set",
+        "dict",
+        "sorted",
+    )
 }
 
 
@@ -30,7 +48,8 @@ def check_condition(task: str, params: Sequence[str], expr: str) -> None:
         tree = ast.parse(expr, mode="eval")
     except SyntaxError as exc:
         raise TaskDefinitionError(
-            f"`--when {expr}` is not a Python expression ({exc.msg}).", "Write a condition such as `len(rows) > 0`.",
+            f"`--when {expr}` is not a Python expression ({exc.msg}).",
+            "Write a condition such as `len(rows) > 0`.",
             task,
         ) from None
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}

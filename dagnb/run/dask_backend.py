@@ -67,8 +67,9 @@ class DaskBackend:
             ) from None
         if address:
             return cls(Client(address, timeout="10s", set_as_default=False), close_client=True)
-        cluster = LocalCluster(n_workers=max(1, jobs), threads_per_worker=1, host="127.0.0.1",
-                               dashboard_address=None, processes=True)
+        cluster = LocalCluster(
+            n_workers=max(1, jobs), threads_per_worker=1, host="127.0.0.1", dashboard_address=None, processes=True
+        )
         return cls(Client(cluster), owned=cluster)
 
     def submit(self, work: Work) -> Future[Outcome]:
@@ -111,8 +112,9 @@ class DaskBackend:
         from distributed.protocol import to_serialize
 
         try:
-            reply = await runner.rpc.actor_execute(actor=runner.key, function="run", args=[to_serialize(payload)],
-                                                   kwargs={})
+            reply = await runner.rpc.actor_execute(
+                actor=runner.key, function="run", args=[to_serialize(payload)], kwargs={}
+            )
             if reply["status"] != "OK":
                 raise reply["exception"]
             outcome = pickle.loads(reply["result"])
@@ -182,9 +184,18 @@ def _place_runners(client: Any, previous: list[_Runner]) -> list[_Runner]:
     runners = [r for r in previous if not r.lost and r.future.status == "finished"]
     held = {r.address for r in runners}
     workers = client.scheduler_info().get("workers", {})
-    futures = {address: client.submit(WorkerActor, actor=True, workers=[address], allow_other_workers=False,
-                                      pure=False, key=f"dagnb-runner-{uuid.uuid4().hex}")
-               for address in workers if address not in held}
+    futures = {
+        address: client.submit(
+            WorkerActor,
+            actor=True,
+            workers=[address],
+            allow_other_workers=False,
+            pure=False,
+            key=f"dagnb-runner-{uuid.uuid4().hex}",
+        )
+        for address in workers
+        if address not in held
+    }
     for address, future in futures.items():
         try:
             future.result(timeout=30)  # `distributed.wait` would look for the default client, maybe another

@@ -166,7 +166,9 @@ class _Run:
         if extra.get("items"):
             self.report.items[task] = extra["items"]
         self.announce(
-            TaskFinished(self.run_id, time.perf_counter(), task=task, status=status, duration=duration, reason=reason, **extra)
+            TaskFinished(
+                self.run_id, time.perf_counter(), task=task, status=status, duration=duration, reason=reason, **extra
+            )
         )
         for child in self.children[task]:
             self.waiting[child].discard(task)
@@ -183,8 +185,12 @@ class _Run:
         try:
             self.ctx.record(event)
         except Exception as exc:
-            warnings.warn(f"dagnb could not record {type(event).__name__} of run {event.run_id} ({exc!r}); the "
-                          f"run goes on, and its next events are recorded.", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"dagnb could not record {type(event).__name__} of run {event.run_id} ({exc!r}); the "
+                f"run goes on, and its next events are recorded.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         self.bus.emit(event)
 
     def blocker(self, task: str) -> str | None:
@@ -194,7 +200,9 @@ class _Run:
         for it has no default; those receive the default instead.
         """
         for u in self.ctx.upstream(task):
-            if self.report.statuses.get(u) in ENDED_BADLY and not (u in self.by_condition and self.ctx.optional(task, u)):
+            if self.report.statuses.get(u) in ENDED_BADLY and not (
+                u in self.by_condition and self.ctx.optional(task, u)
+            ):
                 return u
         return None
 
@@ -320,8 +328,9 @@ class _OnLoop:
         return self._awaitable[future]
 
 
-async def _drive(run: _Run, backend: Backend, waiter: _Blocking | _OnLoop, force: frozenset[str],
-                 keep_going: bool) -> RunReport:
+async def _drive(
+    run: _Run, backend: Backend, waiter: _Blocking | _OnLoop, force: frozenset[str], keep_going: bool
+) -> RunReport:
     started = time.perf_counter()
     edges = {t: tuple(ups) for t, ups in run.waiting.items()}
     run.announce(RunStarted(run.run_id, started, tasks=tuple(run.order), upstream=edges))
@@ -395,8 +404,11 @@ def _fail_now(run: _Run, task: str, error: BaseException, keep_going: bool) -> N
 def _submit(run: _Run, backend: Backend, decision: Decision, work: Work, number: int) -> None:
     now = time.perf_counter()
     if run.bus.wants(TaskStarted):  # only views and hooks take it
-        run.bus.emit(TaskStarted(run.run_id, now, task=decision.task, reason=decision.reason, backend=backend.name,
-                                 attempt=number))
+        run.bus.emit(
+            TaskStarted(
+                run.run_id, now, task=decision.task, reason=decision.reason, backend=backend.name, attempt=number
+            )
+        )
     deadline = now + work.timeout if work.timeout else None
     attempt = _Attempt(decision, work, number, now, deadline)
     run.submitting = decision.task  # an inline backend runs it inside `submit`: Ctrl-C may land there
@@ -419,8 +431,9 @@ def _load(run: _Run, decision: Decision) -> bool:
     duration = time.perf_counter() - started if loaded else 0.0
     if loaded:
         run.report.loaded.append(decision.task)
-    run.finish(decision.task, "cached", duration, started=started, saved=saved, worker=current_lane(),
-               in_memory=not loaded)
+    run.finish(
+        decision.task, "cached", duration, started=started, saved=saved, worker=current_lane(), in_memory=not loaded
+    )
     return True
 
 
@@ -440,14 +453,31 @@ def _complete(run: _Run, backend: Backend, future: Future[Outcome], keep_going: 
     committed = run.ctx.commit(decision, outcome)
     if outcome.interrupted:  # its value is kept in memory, never cached; nothing new starts
         run.stopped, run.interrupted = True, run.interrupted or decision.task
-        run.finish(decision.task, "interrupted", costs.duration, "it caught Ctrl-C; not cached",
-                   started=costs.started, worker=outcome.lane, cpu_time=costs.cpu_time, attempt=attempt.number)
+        run.finish(
+            decision.task,
+            "interrupted",
+            costs.duration,
+            "it caught Ctrl-C; not cached",
+            started=costs.started,
+            worker=outcome.lane,
+            cpu_time=costs.cpu_time,
+            attempt=attempt.number,
+        )
         return
     costs = committed.outcome.costs  # a map task's: the size of its assembled value
     run.finish(
-        decision.task, "done", costs.duration, decision.reason, nbytes=committed.nbytes, started=costs.started,
-        worker=outcome.lane, cpu_time=costs.cpu_time, peak_memory=costs.peak_memory,
-        output_bytes=costs.output_bytes, attempt=attempt.number, items=committed.outcome.items,
+        decision.task,
+        "done",
+        costs.duration,
+        decision.reason,
+        nbytes=committed.nbytes,
+        started=costs.started,
+        worker=outcome.lane,
+        cpu_time=costs.cpu_time,
+        peak_memory=costs.peak_memory,
+        output_bytes=costs.output_bytes,
+        attempt=attempt.number,
+        items=committed.outcome.items,
     )
 
 
@@ -462,8 +492,17 @@ def _failed(run: _Run, backend: Backend, attempt: _Attempt, outcome: Outcome, ke
     run.stopped = run.stopped or not keep_going
     status: Status = "timed-out" if isinstance(error, TaskTimedOut) else "failed"
     costs = outcome.costs
-    run.finish(task, status, costs.duration, attempt.decision.reason, error=error, started=costs.started,
-               worker=outcome.lane, cpu_time=costs.cpu_time, attempt=attempt.number)
+    run.finish(
+        task,
+        status,
+        costs.duration,
+        attempt.decision.reason,
+        error=error,
+        started=costs.started,
+        worker=outcome.lane,
+        cpu_time=costs.cpu_time,
+        attempt=attempt.number,
+    )
 
 
 def _expire(run: _Run, backend: Backend, keep_going: bool) -> None:

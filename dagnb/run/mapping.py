@@ -122,8 +122,15 @@ def _not_counted() -> None:
     return None
 
 
-def call_items(func: Callable[..., Any], param: str, items: list[Any], progress: ItemProgress | None = None,
-               slice_: int = 0, /, **kwargs: Any) -> list[Any]:
+def call_items(
+    func: Callable[..., Any],
+    param: str,
+    items: list[Any],
+    progress: ItemProgress | None = None,
+    slice_: int = 0,
+    /,
+    **kwargs: Any,
+) -> list[Any]:
     """What a worker runs for one slice: ``func`` once per element (the other inputs whole), counting each one.
 
     Positional-only, so that a task may have parameters named like these.
@@ -136,8 +143,15 @@ def call_items(func: Callable[..., Any], param: str, items: list[Any], progress:
     return results
 
 
-async def await_items(func: Callable[..., Any], param: str, items: list[Any], progress: ItemProgress | None = None,
-                      slice_: int = 0, /, **kwargs: Any) -> list[Any]:
+async def await_items(
+    func: Callable[..., Any],
+    param: str,
+    items: list[Any],
+    progress: ItemProgress | None = None,
+    slice_: int = 0,
+    /,
+    **kwargs: Any,
+) -> list[Any]:
     """:func:`call_items` for an ``async def`` task: every element awaited at once, results in order."""
     import asyncio
 
@@ -152,6 +166,7 @@ async def await_items(func: Callable[..., Any], param: str, items: list[Any], pr
 
 def assemble(plan: MapPlan, computed: dict[int, Any]) -> Any:
     """The results in the input's container kind, element order (and dict keys) kept."""
+
     def value(i: int) -> Any:
         i = plan.same.get(i, i)
         return plan.cached[i] if i in plan.cached else computed[i]

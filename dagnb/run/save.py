@@ -109,7 +109,12 @@ def _pickle(value: Any, handle: Any) -> None:
 
 
 FORMATS: dict[str, Callable[[Any, Any], None]] = {
-    ".npy": _npy, ".parquet": _parquet, ".csv": _csv, ".json": _json, ".pkl": _pickle, ".pickle": _pickle,
+    ".npy": _npy,
+    ".parquet": _parquet,
+    ".csv": _csv,
+    ".json": _json,
+    ".pkl": _pickle,
+    ".pickle": _pickle,
 }
 
 
@@ -151,16 +156,24 @@ def save_value(task: str, pattern: str, value: Any) -> Path:
     """
     path = saved_path(task, pattern)
     if _is_iterator(value):
-        raise SaveRefused(task, str(path), "it is an iterator (a generator, a `map`, a file): writing it would "
-                          "use it up, and the tasks that read it would find it empty", "Return a list instead "
-                          "(`return list(...)`).")
+        raise SaveRefused(
+            task,
+            str(path),
+            "it is an iterator (a generator, a `map`, a file): writing it would "
+            "use it up, and the tasks that read it would find it empty",
+            "Return a list instead (`return list(...)`).",
+        )
     if path.suffix.lower() == ".json":
         try:
             _exact_json(value, "the value")
         except _Inexact as exc:
-            raise SaveRefused(task, str(path), f"JSON cannot hold it exactly: {exc}",
-                              "Save it as `.npy`, `.parquet` or `.pkl`, or make it plain (finite numbers, "
-                              "strings, lists, dicts with string keys).") from None
+            raise SaveRefused(
+                task,
+                str(path),
+                f"JSON cannot hold it exactly: {exc}",
+                "Save it as `.npy`, `.parquet` or `.pkl`, or make it plain (finite numbers, "
+                "strings, lists, dicts with string keys).",
+            ) from None
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

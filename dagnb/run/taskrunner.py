@@ -73,8 +73,9 @@ class TaskRunner:
         self.finished: list[TaskFinished] = []  # for the history
         self.report: RunReport | None = None  # the run's report once it ended, complete or not
 
-    async def execute(self, order: list[str], backend: Backend, force: frozenset[str], keep_going: bool,
-                      awaited: bool) -> RunReport:
+    async def execute(
+        self, order: list[str], backend: Backend, force: frozenset[str], keep_going: bool, awaited: bool
+    ) -> RunReport:
         """Run ``order`` (upstream first); the session's ``last_run`` is its report, also when it stops early."""
         graph = self.graph
         how = dict(backend=backend, bus=graph.bus, force=force, keep_going=keep_going, run_id=self.run_id)
@@ -159,9 +160,11 @@ class TaskRunner:
         try:
             value = graph.store.load(decision.entry)
         except CacheMiss as miss:
-            committing.warn_about(graph.tasks.specs.get(decision.task), f"The cached value of task "
-                                  f"`{decision.task}` cannot be used: {miss.reason}. dagnb recomputes it.",
-                                  DagnbCacheWarning)
+            committing.warn_about(
+                graph.tasks.specs.get(decision.task),
+                f"The cached value of task `{decision.task}` cannot be used: {miss.reason}. dagnb recomputes it.",
+                DagnbCacheWarning,
+            )
             return False
         self.touched.append((decision.key.key, decision.entry.duration))
         graph._bind(decision.task, Result(decision.key.key, decision.entry.output, value, decision.entry.outputs))
@@ -195,8 +198,14 @@ class TaskRunner:
             func = functools.partial(await_items if is_async else call_items, spec.func, spec.map, missing, progress)
             if len(sizes) > 1:
                 slices = self._map_slices(spec, kwargs, missing, sizes, progress)
-        work = Work(spec.name, func, kwargs, functools.partial(self._body, spec, kwargs, before, func), spec.timeout,
-                    spec.retries)
+        work = Work(
+            spec.name,
+            func,
+            kwargs,
+            functools.partial(self._body, spec, kwargs, before, func),
+            spec.timeout,
+            spec.retries,
+        )
         work.parts, work.progress = slices, progress
         if is_async:
             work.run_async = functools.partial(run_body_async, func, kwargs, graph.capture)
@@ -222,8 +231,9 @@ class TaskRunner:
         size = -(-count // min(self.jobs, count))
         return [min(size, count - start) for start in range(0, count, size)]
 
-    def _map_slices(self, spec: TaskSpec, kwargs: dict[str, Any], missing: list[Any], sizes: list[int],
-                    progress: ItemProgress) -> list[Work]:
+    def _map_slices(
+        self, spec: TaskSpec, kwargs: dict[str, Any], missing: list[Any], sizes: list[int], progress: ItemProgress
+    ) -> list[Work]:
         """One work per worker, each a contiguous slice of the missing elements."""
         assert spec.map is not None
         slices, start = [], 0
@@ -236,8 +246,12 @@ class TaskRunner:
     def _plan_items(self, spec: TaskSpec, decision: Decision, collection: Any) -> MapPlan:
         assert decision.key is not None and spec.map is not None
         store = self.graph.store
-        base = "\0".join([*(f"{k}={v}" for k, v in sorted(decision.key.parts.items())),
-                          *(f"{p}={f}" for p, f in sorted(decision.key.inputs.items()) if p != spec.map)])
+        base = "\0".join(
+            [
+                *(f"{k}={v}" for k, v in sorted(decision.key.parts.items())),
+                *(f"{p}={f}" for p, f in sorted(decision.key.inputs.items()) if p != spec.map),
+            ]
+        )
 
         def lookup(key: str) -> tuple[bool, Any]:
             entry = store.entry(key)
@@ -296,15 +310,27 @@ class TaskRunner:
             graph.store.touch(hits)  # one transaction per run
             graph.last_history_id = graph.store.record_run(self.started, time.time(), self._history_rows())
         except sqlite3.Error as exc:  # a full disk: the values are fine, the bookkeeping waits
-            warnings.warn(f"dagnb could not record this run in the cache ({exc}); values are unaffected.",
-                          DagnbCacheWarning, stacklevel=2)
+            warnings.warn(
+                f"dagnb could not record this run in the cache ({exc}); values are unaffected.",
+                DagnbCacheWarning,
+                stacklevel=2,
+            )
 
     def _history_rows(self) -> list[TaskRecord]:
         rows = []
         for e in self.finished:
             result = self.graph.results.get(e.task) if e.status in WITH_VALUE else None
-            rows.append(TaskRecord(e.task, e.status, e.reason, result.key if result else None,
-                                   result.output if result else None, e.duration, e.worker))
+            rows.append(
+                TaskRecord(
+                    e.task,
+                    e.status,
+                    e.reason,
+                    result.key if result else None,
+                    result.output if result else None,
+                    e.duration,
+                    e.worker,
+                )
+            )
         return rows
 
     def _settle(self, task: str, status: str) -> None:

@@ -97,8 +97,11 @@ def run_pickled(payload: bytes) -> bytes:
     try:
         return _pickled(outcome)
     except Exception as exc:  # the value (or the exception) cannot travel back
-        return _pickled(Outcome(error=_portable(exc), captured=outcome.captured, costs=outcome.costs,
-                                lane=outcome.lane, remote=True))
+        return _pickled(
+            Outcome(
+                error=_portable(exc), captured=outcome.captured, costs=outcome.costs, lane=outcome.lane, remote=True
+            )
+        )
 
 
 def _pickled(outcome: Outcome) -> bytes:

@@ -86,7 +86,9 @@ class DagView(_View):
 
     def _draw(self, full: bool) -> None:
         tally = self.tally
-        run = f"<span class='dagnb-run-label'>run {tally.run_id}: {escape(tally.label())}</span>" if tally.run_id else ""
+        run = (
+            f"<span class='dagnb-run-label'>run {tally.run_id}: {escape(tally.label())}</span>" if tally.run_id else ""
+        )
         with self.header.hold_sync(), self.progress.hold_sync():
             self.header.value = f"<b>dag</b> · {escape(_counts(self.view, self.live_statuses))}"
             self.progress.value = f"<div class='dagnb-run'>{render_progress(tally)}{run}</div>"

@@ -32,8 +32,17 @@ from dagnb.plan import MAY_RUN
 from dagnb.status import WAITING
 from dagnb.widgets._format import COLORS, legend, style
 
-__all__ = ["TILE_TASKS", "WRAP_WIDTH", "Layout", "layout", "render_html", "render_svg", "render_text", "render_tiles",
-           "tiles"]
+__all__ = [
+    "TILE_TASKS",
+    "WRAP_WIDTH",
+    "Layout",
+    "layout",
+    "render_html",
+    "render_svg",
+    "render_text",
+    "render_tiles",
+    "tiles",
+]
 
 NODE_W, NODE_H, GAP_X, GAP_Y, PAD = 150, 26, 56, 10, 12
 BAND_GAP = 30  # between two bands of levels: room for the edges that go from one to the next

@@ -64,15 +64,25 @@ class _GraphPanel:
             return self.overlaid.get(t) or (view.statuses.get(t, "pending"), base.get(t))
 
         same = self.drawn[0] is view and self.drawn[1] == zoom
-        overlaid = {t: state(t) for t in (*live, *live_items) if state(t) != (view.statuses.get(t, "pending"),
-                                                                          base.get(t))}
+        overlaid = {
+            t: state(t) for t in (*live, *live_items) if state(t) != (view.statuses.get(t, "pending"), base.get(t))
+        }
         if same:  # what changed since the last drawing: tasks shown with a live value, now or then
             changed = {tile_of[t] for t in {*overlaid, *self.overlaid} if state(t) != drawn(t)}
-            svgs = graph_render.render_tiles(view.tasks, view.upstream, statuses, reasons, zoom, items, place, cut,
-                                           only=changed) if changed else []
+            svgs = (
+                graph_render.render_tiles(
+                    view.tasks, view.upstream, statuses, reasons, zoom, items, place, cut, only=changed
+                )
+                if changed
+                else []
+            )
         elif not overlaid:  # the snapshot as taken: every view showing it shares its drawing
-            svgs = view.derived(("svg", zoom), lambda: graph_render.render_tiles(
-                view.tasks, view.upstream, statuses, reasons, zoom, items, place, cut))
+            svgs = view.derived(
+                ("svg", zoom),
+                lambda: graph_render.render_tiles(
+                    view.tasks, view.upstream, statuses, reasons, zoom, items, place, cut
+                ),
+            )
         else:
             svgs = graph_render.render_tiles(view.tasks, view.upstream, statuses, reasons, zoom, items, place, cut)
         self.drawn, self.overlaid = (view, zoom), overlaid

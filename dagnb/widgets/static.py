@@ -37,8 +37,11 @@ class StaticView:
 
     def render_text(self) -> str:
         view = self.view
-        parts = [graph_view.render_text(view), costs_view.render_text(view.costs),
-                 trace_view.render_timeline_text(view.timeline)]
+        parts = [
+            graph_view.render_text(view),
+            costs_view.render_text(view.costs),
+            trace_view.render_timeline_text(view.timeline),
+        ]
         return "\n".join(parts)
 
     def __repr__(self) -> str:

@@ -18,8 +18,15 @@ from html import escape
 from dagnb.trace import Span, Timeline, Trace, lane_rows
 from dagnb.widgets._format import COLORS, legend, num, seconds, style
 
-__all__ = ["render_html", "render_svg", "render_text", "render_timeline_html", "render_timeline_svg",
-           "render_timeline_text", "run_label"]
+__all__ = [
+    "render_html",
+    "render_svg",
+    "render_text",
+    "render_timeline_html",
+    "render_timeline_svg",
+    "render_timeline_text",
+    "run_label",
+]
 
 LANE_H, LABEL_W, CHART_W, AXIS_H, PAD = 24, 90, 640, 22, 8
 RUN_H = 14  # the row of run labels above the session timeline
@@ -105,7 +112,9 @@ def render_timeline_svg(timeline: Timeline) -> str:
         offset += max(trace.wall_time, max((s.end for s in trace.spans), default=0.0))
     shifted = list(owner)
     lanes = list(dict.fromkeys(["main"] if any(s.lane == "main" for s in shifted) else []))
-    lanes += [lane for lane in dict.fromkeys(s.lane for s in sorted(shifted, key=lambda s: s.start)) if lane not in lanes]
+    lanes += [
+        lane for lane in dict.fromkeys(s.lane for s in sorted(shifted, key=lambda s: s.start)) if lane not in lanes
+    ]
     rows = lane_rows(shifted, lanes)
     top = AXIS_H + RUN_H
     parts = [_axis(total, len(rows), top)]
@@ -143,8 +152,11 @@ def _parallelism(task: float, wall: float) -> str:
 
 
 def _totals(wall: float, task: float, saved: float) -> str:
-    ran = (f"task time {num(seconds(task))} · parallelism {num(_parallelism(task, wall))}" if task > 0 and wall > 0
-           else "no task ran")
+    ran = (
+        f"task time {num(seconds(task))} · parallelism {num(_parallelism(task, wall))}"
+        if task > 0 and wall > 0
+        else "no task ran"
+    )
     return f"wall time {num(seconds(wall))} · {ran} · saved by cache loads {num(seconds(saved))}"
 
 

@@ -23,8 +23,12 @@ class _TracePanel:
     WHOLE = 0  # the menu's value for the whole session (run ids start at 1)
 
     def __init__(self, first: int | None = None) -> None:
-        self.run = w.Dropdown(options=[("the whole session", self.WHOLE)], value=self.WHOLE, description="show",
-                              layout=w.Layout(width="420px"))
+        self.run = w.Dropdown(
+            options=[("the whole session", self.WHOLE)],
+            value=self.WHOLE,
+            description="show",
+            layout=w.Layout(width="420px"),
+        )
         self.html = _fitted()
         self.box = w.VBox([self.run, self.html])
         self.view: Overview | None = None
