@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from dagnb.cache.store import RunRecord
+from dagnb.cache.base import RunRecord
 from dagnb.status import ENDED, WITH_VALUE, word
 
 __all__ = ["History", "RunDiff", "diff_runs"]

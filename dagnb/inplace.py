@@ -44,14 +44,14 @@ import warnings
 from collections.abc import Iterator, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from dagnb.cache.store import CacheMiss, MemoryStore
+from dagnb.cache.base import CacheMiss, MemoryStore
 from dagnb.errors import InputDamaged, IteratorReused, ValueChangedWarning
 from dagnb.fingerprints.values import FileRef, fingerprint
 from dagnb.plan import Result
 from dagnb.run.mapping import assemble, call_items, plan_items
 
 if TYPE_CHECKING:
-    from dagnb.cache.store import Store
+    from dagnb.cache.base import Store
     from dagnb.graph import TaskGraph
 
 __all__ = ["InputGuard", "immutable"]

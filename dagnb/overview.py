@@ -20,7 +20,7 @@ from dagnb.run.costs import TaskCosts, task_costs
 from dagnb.status import STATUSES, Status
 
 if TYPE_CHECKING:
-    from dagnb.cache.store import CacheEntry, Store
+    from dagnb.cache.base import CacheEntry, Store
     from dagnb.graph import TaskGraph
     from dagnb.plan import Plan
     from dagnb.trace import Timeline, Trace

@@ -24,7 +24,7 @@ from typing import Any, Literal, Protocol
 
 import xxhash
 
-from dagnb.cache.store import CacheEntry, Store
+from dagnb.cache.base import CacheEntry, Store
 from dagnb.errors import UnfingerprintableWarning, untracked_message, warn_at
 from dagnb.fingerprints.code import Untracked, code_fingerprint, untracked_value
 from dagnb.fingerprints.values import fingerprint

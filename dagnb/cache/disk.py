@@ -35,11 +35,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from dagnb.cache.base import CacheInfo, CacheOpenedReadOnly, CacheReadOnly, Store
 from dagnb.cache.blobs import BlobFiles
 from dagnb.cache.folder import FORMAT_VERSION, open_cache
 from dagnb.cache.metadata import SCHEMA, Metadata, file_size
 from dagnb.cache.records import CacheEntry, RunRecord, TaskRecord
-from dagnb.cache.store import CacheInfo, CacheOpenedReadOnly, CacheReadOnly, Store
 from dagnb.cache.trust import Signer, existing_secret, load_secret, secret_path
 from dagnb.cache.upkeep import CacheUpkeep
 from dagnb.cache.values import MISMATCH, ValueStore

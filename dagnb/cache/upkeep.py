@@ -25,13 +25,18 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from dagnb.cache import runlog
+from dagnb.cache.base import CacheMiss, Pruned, Verified
 from dagnb.cache.blobs import BlobFiles
 from dagnb.cache.folder import open_cache, set_aside
 from dagnb.cache.runlog import ForgedRun
-from dagnb.cache.store import CacheMiss, Pruned, Verified
 
 if TYPE_CHECKING:
-    from dagnb.cache.disk import DiskStore
+    import threading
+    from pathlib import Path
+
+    from dagnb.cache.metadata import Metadata
+    from dagnb.cache.records import RunRecord
+    from dagnb.cache.values import ValueStore
 
 __all__ = ["CacheUpkeep"]
 
@@ -39,9 +44,29 @@ _LEFTOVER_AGE = 3600.0  # seconds before a temporary or unnamed value file count
 
 
 class CacheUpkeep:
-    """``verify``, ``prune`` and ``clear`` of a :class:`~dagnb.cache.disk.DiskStore` (over its metadata and values)."""
+    """``verify``, ``prune`` and ``clear`` of a :class:`~dagnb.cache.disk.DiskStore` (over its metadata and values).
 
-    def verify(self: DiskStore) -> Verified:
+    The store it is mixed into provides what is declared here (declared, not
+    imported: the store imports this module).
+    """
+
+    SCHEMA: str
+    root: Path
+    read_only: str | None
+    meta: Metadata
+    values: ValueStore
+    _lock: threading.Lock
+
+    def commit_pending(self) -> None:
+        raise NotImplementedError
+
+    def _writable(self, action: str) -> None:
+        raise NotImplementedError
+
+    def run(self, run_id: int) -> RunRecord | None:
+        raise NotImplementedError
+
+    def verify(self) -> Verified:
         self.commit_pending()
         meta = self.meta
         try:
@@ -68,7 +93,7 @@ class CacheUpkeep:
             len(rows), values, bad_entries, bad, kept, unreadable, links, len(forged), read_only=bool(self.read_only)
         )
 
-    def _verify_values(self: DiskStore) -> tuple[list[str], list[str], list[str]]:
+    def _verify_values(self) -> tuple[list[str], list[str], list[str]]:
         bad: list[str] = []
         kept: list[str] = []
         unreadable: list[str] = []
@@ -82,7 +107,7 @@ class CacheUpkeep:
                     (kept if miss.kind == "foreign" else bad).append(fingerprint)
         return bad, kept, unreadable
 
-    def _forged_runs(self: DiskStore) -> list[int]:
+    def _forged_runs(self) -> list[int]:
         forged = []
         for (run,) in self.meta.query("SELECT id FROM runs"):
             try:
@@ -91,7 +116,7 @@ class CacheUpkeep:
                 forged.append(run)
         return forged
 
-    def _drop_unsigned_heads_and_hits(self: DiskStore) -> None:
+    def _drop_unsigned_heads_and_hits(self) -> None:
         meta, db = self.meta, self.meta.db
         heads = db.execute("SELECT task, key, signature FROM heads").fetchall()
         db.executemany(
@@ -103,7 +128,7 @@ class CacheUpkeep:
             "DELETE FROM hits WHERE key = ?", [(k,) for k, c, v, s in hits if not meta.hit_signed(k, c, v, s)]
         )
 
-    def _set_aside_damaged(self: DiskStore, problem: str) -> Verified:
+    def _set_aside_damaged(self, problem: str) -> Verified:
         """Metadata SQLite finds damaged: moved aside with the values (nothing deleted), the cache starts afresh."""
         if self.read_only:
             return Verified(
@@ -122,7 +147,7 @@ class CacheUpkeep:
             f"and the cache starts afresh: its tasks recompute on the next run",
         )
 
-    def prune(self: DiskStore, max_bytes: int, keep: Iterable[str] = ()) -> Pruned:
+    def prune(self, max_bytes: int, keep: Iterable[str] = ()) -> Pruned:
         self._writable("prune")
         self.commit_pending()
         self.values.sweep(_LEFTOVER_AGE)
@@ -145,7 +170,7 @@ class CacheUpkeep:
         self.values.remove_files(evicted)  # after the commit: a crash leaves an orphan, never a dangling row
         return Pruned(len(evicted), freed, total - freed)
 
-    def _mark_unstored(self: DiskStore, fingerprint: str) -> None:
+    def _mark_unstored(self, fingerprint: str) -> None:
         """Entries of an evicted value say so; only entries whose signature holds are re-signed."""
         db = self.meta.db
         rows = db.execute("SELECT key, record, signature FROM entries WHERE output = ?", (fingerprint,))
@@ -157,7 +182,7 @@ class CacheUpkeep:
             _, _, _, text, signed, _, _ = self.meta.entry_row(entry, 0.0)
             db.execute("UPDATE entries SET record = ?, signature = ? WHERE key = ?", (text, signed, key))
 
-    def clear(self: DiskStore, task: str | None = None) -> int:
+    def clear(self, task: str | None = None) -> int:
         self._writable("clear")
         self.commit_pending()
         with self.meta.lock, self.meta.db as db:

@@ -25,10 +25,10 @@ import pickle
 import time
 from typing import Any
 
+from dagnb.cache.base import CacheMiss
 from dagnb.cache.blobs import BlobFiles, valid_fingerprint
 from dagnb.cache.metadata import Metadata
 from dagnb.cache.records import CacheEntry
-from dagnb.cache.store import CacheMiss
 from dagnb.cache.trust import DIGEST, hash_chunk, user_name
 from dagnb.cache.valuecopy import Mismatch, Payload
 from dagnb.cache.writer import PutWrite, small_pickle

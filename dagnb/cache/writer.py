@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from dagnb.cache.base import CacheEntry
     from dagnb.cache.blobs import Written
-    from dagnb.cache.store import CacheEntry
 
 __all__ = ["ROW_LIMIT", "BatchWriter", "Failure", "HeadWrite", "Pending", "PutWrite", "small_pickle"]
 

@@ -174,7 +174,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
 
 def _cache_action(store: Any, args: argparse.Namespace) -> int:
-    from dagnb.cache.store import parse_size
+    from dagnb.cache.base import parse_size
 
     if args.action == "info":
         print(store.info())

@@ -426,7 +426,7 @@ def _no_such_run(run: int, timeline: Any) -> str:
 
 
 def _size(text: str | None) -> int:
-    from dagnb.cache.store import parse_size
+    from dagnb.cache.base import parse_size
 
     if not text:
         raise CommandError("`%dag cache prune` needs `--max-size SIZE`, for example `--max-size 2GB`.")

@@ -22,7 +22,7 @@ import sqlite3
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from dagnb.cache.store import CacheEntry, MemoryStore
+from dagnb.cache.base import CacheEntry, MemoryStore
 from dagnb.errors import (
     DagnbCacheWarning,
     DagnbSaveWarning,

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dagnb.cache.store import CacheEntry
+    from dagnb.cache.base import CacheEntry
 
 __all__ = ["COST_COLUMNS", "Costs", "Measure", "TaskCosts", "measure", "task_costs", "value_nbytes"]
 

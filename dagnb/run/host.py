@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from dagnb.cache.store import Store
+    from dagnb.cache.base import Store
     from dagnb.epoch import Epoch
     from dagnb.events import EventBus
     from dagnb.freshness import Freshness, Reads

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from dagnb.cache.store import CacheEntry, CacheMiss, MemoryStore, TaskRecord
+from dagnb.cache.base import CacheEntry, CacheMiss, MemoryStore, TaskRecord
 from dagnb.errors import DagnbCacheWarning, InputDamaged, InputMutated, InputUnreadable, RunInterrupted
 from dagnb.events import Event, RunFinished, RunStarted, TaskFinished, TaskProgress
 from dagnb.plan import Decision, Result, decide

@@ -52,7 +52,7 @@ def test_a_run_all_over_a_chain_stores_rows_linear_in_its_depth(tmp_path: Path) 
 
 
 def faultlib_human(nbytes: int) -> str:
-    from dagnb.cache.store import _human
+    from dagnb.cache.results import _human
 
     return _human(nbytes)
 

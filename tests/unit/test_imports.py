@@ -23,7 +23,6 @@ from itertools import islice
 from pathlib import Path
 
 import networkx as nx
-import pytest
 
 import dagnb
 
@@ -165,27 +164,13 @@ def test_the_import_graph_is_read_from_every_kind_of_import() -> None:
 
 #: Rooms whose circles are being broken by the room's own redesign step (issue 15): checked by the strict
 #: xfail below, which fails as soon as the room has none, so this line is then removed.
-BEING_SPLIT = ("dagnb.cache.",)
-
-
 def _circles_message(cycles: list[str]) -> str:
     return "Import circles among dagnb modules (break each: move the shared piece down, pass a callable, or " \
         "type against a Protocol):\n" + "\n".join(cycles)
 
 
-def _inside_a_room_being_split(cycle: str) -> bool:
-    return any(all(m.startswith(room) for m in cycle.split(" -> ")) for room in BEING_SPLIT)
-
-
 def test_no_import_circles() -> None:
-    cycles = [c for c in import_cycles(import_arrows()) if not _inside_a_room_being_split(c)]
-    assert not cycles, _circles_message(cycles)
-
-
-@pytest.mark.xfail(strict=True, reason="DiskStore is re-exported by cache/store.py, which disk.py builds on: "
-                   "the cache room's split (issue 15) takes the facade out of store.py")
-def test_no_import_circles_in_the_cache_room() -> None:
-    cycles = [c for c in import_cycles(import_arrows()) if _inside_a_room_being_split(c)]
+    cycles = import_cycles(import_arrows())
     assert not cycles, _circles_message(cycles)
 
 
