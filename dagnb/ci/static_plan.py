@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import os
+import sqlite3
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from dagnb.cache.folder import CacheUnavailable
 from dagnb.cache.store import CacheEntry, DiskStore, Store
 from dagnb.ci.check import CheckResult, StaticTask
 from dagnb.ci.notebook_file import notebook_cells, read_notebook, to_python
@@ -168,9 +170,19 @@ def plan_statically(result: CheckResult, cache_dir: str) -> StaticPlan:
             for task in tasks:
                 decision, outputs[task.name] = _decide(task, result, namespace, store, outputs)
                 plan.decisions.append(decision)
+    except sqlite3.Error as exc:  # damaged pages, or a kernel's checkpoint beside our lock-free read
+        raise CacheUnavailable(_unreadable(cache_dir, exc)) from None
     finally:
         store.close()
     return plan
+
+
+def _unreadable(cache_dir: str, exc: sqlite3.Error) -> str:
+    return (
+        f"the cache metadata at {Path(cache_dir) / 'meta.sqlite'} could not be read to the end (SQLite says: "
+        f"{exc}). If a kernel was writing to this cache, run the check again; if it says so again, the "
+        f"metadata is damaged: `dagnb cache verify --cache-dir {cache_dir}` sets it aside (nothing is deleted)."
+    )
 
 
 @contextlib.contextmanager
