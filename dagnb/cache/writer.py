@@ -9,7 +9,8 @@ Invariants:
 
 * Writes are committed in the order they were given, a batch per SQLite
   write transaction, by one thread per store (or by the caller, in
-  :meth:`BatchWriter.flush`). A batch is all or nothing in the metadata.
+  :meth:`BatchWriter.flush`). The thread starts with the first write, so a
+  run that only loads values starts none. A batch is all or nothing in the metadata.
 * Until its batch is committed, a write is visible to this store's own
   reads (:class:`Pending`), and to no other store or process.
 * :meth:`BatchWriter.flush` returns once every write given before it is
@@ -167,11 +168,13 @@ class BatchWriter:
         self._failures: list[Failure] = []
         self._ready = threading.Condition()
         self._pid = os.getpid()
-        self._thread = threading.Thread(target=self._loop, name="dagnb-cache-writer", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None  # started by the first write: a run of cache hits needs none
 
     def add(self, write: Write) -> None:
         with self._ready:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="dagnb-cache-writer", daemon=True)
+                self._thread.start()
             if not self._waiting:
                 self._since = time.monotonic()
             self._waiting.append(write)
@@ -202,8 +205,9 @@ class BatchWriter:
         with self._ready:
             self._closed = True
             self._ready.notify_all()
-        if self._pid == os.getpid() and self._thread is not threading.current_thread():
-            self._thread.join()
+        thread = self._thread
+        if thread is not None and self._pid == os.getpid() and thread is not threading.current_thread():
+            thread.join()
         return failures
 
     def _take(self) -> list[Write]:

@@ -516,3 +516,66 @@ def test_a_value_a_batch_cannot_write_is_reported_by_flush_and_recorded_unstored
     assert entry is not None and not entry.stored and not disk.has_value(fingerprint(large))
     assert _blob_files(disk.root) == []
     assert disk.load(disk.entry("small")) == small  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------ writer thread
+
+
+def _writer_threads_started(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names of the threads started from now on (``threading.Thread.start`` recorded, then called)."""
+    import threading
+
+    started: list[str] = []
+    real_start = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        started.append(thread.name)
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    return started
+
+
+def test_a_run_of_cache_hits_starts_no_writer_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starting a thread costs a cached cell about 1.6 ms; a run that writes no value needs none."""
+    import dagnb
+
+    calls = tmp_path / "calls.txt"
+
+    def build() -> dagnb.Graph:
+        graph = dagnb.Graph(cache_dir=str(tmp_path / "cache"))
+
+        @graph.task
+        def a() -> int:
+            with calls.open("a") as log:
+                log.write("a\n")
+            return 1
+
+        return graph
+
+    first = build()
+    first.run()
+    first.close()
+    started = _writer_threads_started(monkeypatch)
+    again = build()
+    report = again.run()
+    again.close()
+
+    assert report.cached == ["a"]
+    assert calls.read_text() == "a\n"
+    assert "dagnb-cache-writer" not in started
+
+
+def test_the_writer_thread_starts_with_the_first_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started = _writer_threads_started(monkeypatch)
+    store = DiskStore(tmp_path / "cache")
+    store.begin_batch()
+    assert started == []
+    entry = _entry("k1", "t", 1)
+    store.put(entry, 1)
+    assert started == ["dagnb-cache-writer"]
+    assert store.flush() == []
+    store.close()
+    reopened = DiskStore(tmp_path / "cache")
+    assert reopened.load(reopened.entry("k1") or entry) == 1
+    reopened.close()
