@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import time
 import types
 import warnings
@@ -40,6 +41,7 @@ from dagnb.run.backends import BackendPool
 from dagnb.run.capture import OutputLog, capture_streams, replay_streams
 from dagnb.run.executor import Backend
 from dagnb.run.taskrunner import TaskRunner
+from dagnb.scope import Scope
 from dagnb.trace import Timeline, Trace, TraceRecorder
 
 __all__ = ["Graph", "Why"]
@@ -121,6 +123,9 @@ class Graph:
         cache_dir: where the disk cache lives; ``None`` keeps the cache in memory.
         namespace: a mapping to bind task values into (a notebook's ``user_ns``).
         store: a ready-made :class:`~dagnb.cache.store.Store` (overrides ``cache_dir``).
+        notebook: the notebook this graph runs: its heads, history and hit counts
+            are its own in a cache other notebooks share (default: those of the
+            working folder, or the scope ``store`` was given; :mod:`dagnb.scope`).
     """
 
     def __init__(
@@ -128,11 +133,14 @@ class Graph:
         cache_dir: str | None = None,
         namespace: MutableMapping[str, Any] | None = None,
         store: Store | None = None,
+        notebook: str | os.PathLike[str] | None = None,
     ) -> None:
         self.tasks = TaskGraph()
         self.cells = CellTasks()  # which task each notebook cell defines (a renamed function replaces its task)
         self.namespace: MutableMapping[str, Any] = namespace if namespace is not None else {}
         self.store = store if store is not None else open_store(cache_dir)
+        if notebook is not None:  # else the store's own scope (by default, the working folder's)
+            self.store.use_scope(Scope.of_notebook(notebook))
         self.results: dict[str, Result] = {}
         self.bus = EventBus()
         self.last_run: RunReport | None = None
@@ -165,6 +173,19 @@ class Graph:
         self._runner = TaskRunner(self)  # the current (or last) run's: what lives for one run only
         self._epoch = Epoch()  # the fingerprints and the plan of this epoch: see epoch.py
         self._namespace_readers: set[str] = set()  # tasks whose key reads the namespace, for `plan_since`
+
+    def use_notebook(self, notebook: str | os.PathLike[str] | None) -> Scope:
+        """Keep heads, history and hit counts for ``notebook`` (``None``: the working folder) from now on."""
+        scope = Scope.of_notebook(notebook) if notebook is not None else Scope.of_folder()
+        self.store.use_scope(scope)
+        self._ran_before.clear()  # answered from the other scope's heads
+        self._epoch.plan = None  # its reasons compared keys with them too
+        return scope
+
+    @property
+    def scope(self) -> Scope:
+        """Whose heads, history and hit counts this graph reads and writes: its notebook's, or its folder's."""
+        return self.store.scope or Scope.of_folder()
 
     # ------------------------------------------------------------ definition
 
@@ -647,8 +668,8 @@ class Graph:
         return self.store.last_durations(tasks)
 
     def history(self, limit: int | None = 10) -> History:
-        """Recent runs of this cache, newest first."""
-        return History(self.store.runs(limit))
+        """Recent runs of this graph's scope (its notebook, or its folder), newest first."""
+        return History(self.store.runs(limit), self.scope.describe())
 
     def run_record(self, run_id: int) -> RunRecord:
         """One recorded run, by the id ``history`` shows (only that run is read)."""
@@ -656,12 +677,14 @@ class Graph:
             run = self.store.run(run_id)
         except ForgedRun:
             raise CommandError(
-                f"Run {run_id} in the history of this cache is not signed with your secret (it was altered, or "
+                f"Run {run_id} in the history of the {self.scope.describe()} is not signed with your secret (it was altered, or "
                 f"written by someone else), so dagnb does not use it. `dagnb cache verify` removes such runs."
             ) from None
         if run is None:
             known = ", ".join(str(r.id) for r in self.store.runs(10)) or "none yet"
-            raise CommandError(f"There is no run {run_id} in the history of this cache. Recent runs: {known}.")
+            raise CommandError(
+                f"There is no run {run_id} in the history of the {self.scope.describe()}. Recent runs: {known}."
+            )
         return run
 
     def diff(self, first: int, second: int) -> RunDiff:
@@ -674,16 +697,17 @@ class Graph:
         A ``%%task`` cell's run decides its own task and the upstream tasks
         not already up to date in memory; the others kept the values earlier
         runs gave them. So this is every value the session had when that run
-        ended. The walk back stops at a run that is missing or not signed.
+        ended. The walk back goes over the earlier runs of this graph's scope
+        (another notebook's runs are not its own) and stops at one not signed.
         """
         run = self.run_record(run_id)
         rows = list(run.tasks)
         seen = {row.task for row in rows}
         wanted = set(self.tasks.specs) - seen
-        earlier = run_id - 1
-        while wanted and earlier > 0:
+        earlier = run_id
+        while wanted:
             try:
-                found = self.store.run(earlier)
+                found = self.store.run_before(earlier)  # this scope's: other notebooks' runs are skipped
             except ForgedRun:
                 break
             if found is None:
@@ -692,7 +716,7 @@ class Graph:
                 if row.task in wanted:
                     rows.append(row)
                     wanted.discard(row.task)
-            earlier -= 1
+            earlier = found.id
         order = {task: i for i, task in enumerate(self.tasks.sort({r.task for r in rows} & self.tasks.specs.keys()))}
         rows.sort(key=lambda row: order.get(row.task, len(order)))
         return RunRecord(run.id, run.started, run.finished, rows)

@@ -1,8 +1,9 @@
 """Run history: what each run did, kept in the cache's metadata, compared and restored.
 
 Every run of a graph is recorded in its store (SQLite for a disk cache,
-signed and bounded by :mod:`dagnb.cache.runlog`): start and end, and for each task
-its status, reason, key, output fingerprint, duration and worker.
+signed and bounded by :mod:`dagnb.cache.runlog`), in the graph's scope (its
+notebook, or its working folder: :mod:`dagnb.scope`): start and end, and for
+each task its status, reason, key, output fingerprint, duration and worker.
 :class:`History` lists recent runs, :func:`diff_runs` says which tasks
 changed key or output between two runs, and ``Graph.restore(run)`` binds
 exactly the values a past run had (each task's recorded output), from the
@@ -31,11 +32,13 @@ class History:
     """Recent runs, newest first (``%dag history``)."""
 
     runs: list[RunRecord]
+    scope: str = ""  # whose runs: ``notebook `a.ipynb```, ``folder `project```
 
     def render_text(self) -> str:
+        whose = f" of the {self.scope}" if self.scope else ""
         if not self.runs:
-            return "history: no runs recorded yet"
-        lines = ["history (newest first):"]
+            return f"history{whose}: no runs recorded yet"
+        lines = [f"history{whose} (newest first):"]
         for run in self.runs:
             counts = ", ".join(f"{run.count(s)} {word(s)}" for s in ENDED if run.count(s) or s in WITH_VALUE)
             noun = "task" if len(run.tasks) == 1 else "tasks"

@@ -32,6 +32,7 @@ def execute_and_save(nb: nbformat.NotebookNode, name: str) -> None:
     """Execute ``nb`` beside this file on a cold cache and write it as ``name``."""
     with tempfile.TemporaryDirectory() as cache:
         os.environ["DAGNB_CACHE_DIR"] = cache
+        os.environ["DAGNB_NOTEBOOK"] = str(HERE / name)  # the kernel knows its notebook, as in Jupyter: no fallback note
         NotebookClient(nb, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(HERE)}}).execute()
     for cell in nb.cells:  # keep volatile timings out of the saved file
         cell.metadata.pop("execution", None)

@@ -7,8 +7,10 @@ what the cache commands report (:mod:`.results`); the disk store
 signed SQLite rows, small values in their rows) and its values
 (:mod:`.values` over the blob files of :mod:`.blobs` and :mod:`.valuecopy`);
 the secret and signing (:mod:`.trust`); the folder (:mod:`.folder`) and its
-format (:mod:`.format`); the batch writer (:mod:`.writer`); the run history
-rows (:mod:`.runlog`) and upkeep (:mod:`.upkeep`).
+format (:mod:`.format`); the batch writer (:mod:`.writer`); heads and hit
+counts per scope (:mod:`.heads`), the run history rows (:mod:`.runlog`) and
+upkeep (:mod:`.upkeep`).
 
-May import: :mod:`dagnb.errors`. A new store goes in this room.
+May import: :mod:`dagnb.errors` and :mod:`dagnb.scope` (leaves that import
+nothing of dagnb). A new store goes in this room.
 """

@@ -19,6 +19,9 @@ Invariants:
 * The run history is part of the protocol: every store implements
   ``record_run`` and ``runs`` (a store without them cannot be made), or
   says it keeps none by mixing in :class:`NoHistory`.
+* Heads, hit counts and the run history are those of the store's scope
+  (:attr:`Store.scope`: a notebook, or a folder); a disk cache keeps one set
+  per scope, a memory store belongs to one graph and keeps one.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any
 from dagnb.cache.records import CacheEntry, RunRecord, TaskRecord
 from dagnb.cache.results import CacheInfo, Pruned, Verified, parse_size
 from dagnb.errors import DagnbError
+from dagnb.scope import Scope
 
 __all__ = [
     "CacheEntry",
@@ -89,6 +93,11 @@ class Store(ABC):
     """What the planner and executor need from a cache."""
 
     location = "memory"
+    scope: Scope | None = None  # whose heads, hit counts and history (None: the working folder's)
+
+    def use_scope(self, scope: Scope) -> None:
+        """Read and write the heads, hit counts and history of ``scope`` (:mod:`dagnb.scope`) from now on."""
+        self.scope = scope
 
     @abstractmethod
     def entry(self, key: str) -> CacheEntry | None:
@@ -166,6 +175,14 @@ class Store(ABC):
             ForgedRun: a disk cache holds run ``run_id``, but not signed with this user's secret.
         """
         return next((r for r in self.runs() if r.id == run_id), None)
+
+    def run_before(self, run_id: int) -> RunRecord | None:
+        """The latest recorded run older than run ``run_id`` (``None`` if there is none).
+
+        Raises:
+            ForgedRun: as :meth:`run`.
+        """
+        return next((r for r in self.runs() if r.id < run_id), None)
 
     def prune(self, max_bytes: int, keep: Iterable[str] = ()) -> Pruned:
         """Evict least-recently-used values until the rest take at most ``max_bytes``.

@@ -12,6 +12,9 @@ Invariants:
   derived from what is: entries (with the outputs a hit replays), values
   (every byte), heads, hit counts and the run history. dagnb signs only
   what it wrote or has just verified.
+* Heads, hit counts and the run history are those of one scope (the
+  notebook, or the folder, this store reads and writes for:
+  :meth:`DiskStore.use_scope`); entries and values are shared by every scope.
 * Each write (or, during a run, each batch of writes:
   :mod:`dagnb.cache.writer`) is one SQLite transaction, so a killed kernel
   leaves the last committed state. ``flush`` returns once every write is
@@ -21,7 +24,8 @@ Invariants:
   the commands that would change it say why they cannot.
 * A cache opened with ``read_only=True`` creates, changes and moves
   nothing (no secret, no folder, no lock, no migration, no writer thread),
-  and every write asked of it raises :class:`CacheOpenedReadOnly`.
+  and every write asked of it raises :class:`CacheOpenedReadOnly`. Neither
+  is a cache of an older format this dagnb migrates: it is read as it is.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from typing import Any
 from dagnb.cache.base import CacheInfo, CacheOpenedReadOnly, CacheReadOnly, Store
 from dagnb.cache.blobs import BlobFiles
 from dagnb.cache.folder import FORMAT_VERSION, open_cache
+from dagnb.cache.heads import migrate_to_5
 from dagnb.cache.metadata import SCHEMA, Metadata, file_size
 from dagnb.cache.records import CacheEntry, RunRecord, TaskRecord
 from dagnb.cache.trust import Signer, existing_secret, load_secret, secret_path
@@ -45,6 +50,7 @@ from dagnb.cache.upkeep import CacheUpkeep
 from dagnb.cache.values import MISMATCH, ValueStore
 from dagnb.cache.writer import BatchWriter, Failure, HeadWrite, Pending, PutWrite, Write
 from dagnb.errors import DagnbCacheWarning
+from dagnb.scope import Scope
 
 __all__ = ["DiskStore", "FORMAT_VERSION", "MISMATCH"]
 
@@ -60,28 +66,36 @@ class DiskStore(CacheUpkeep, Store):
 
     SCHEMA = SCHEMA
 
-    def __init__(self, directory: str | os.PathLike[str], secret: bytes | None = None, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        secret: bytes | None = None,
+        read_only: bool = False,
+        scope: Scope | None = None,
+    ) -> None:
         self.root = Path(directory).expanduser().resolve()
         self.location = str(self.root)
         self._looking = read_only  # opened read-only on purpose: every write raises
         signer, trusting = self._signer(secret)  # a secret that cannot be trusted: nothing is opened
         self._pending = Pending()  # writes handed to the writer and not yet committed
         self._writer: BatchWriter | None = None  # during a batch
-        opened = open_cache(self.root, SCHEMA, read_only=read_only)
+        fallback = Scope.of_folder().name_in(self.root)  # where a migration puts the heads and runs of the cache
+        opened = open_cache(self.root, SCHEMA, read_only, lambda db: migrate_to_5(db, signer, fallback))
         self.read_only = opened.read_only
         self.meta = Metadata(opened.db, signer, self.location)
         self.meta.trusting = trusting
         self._lock = self.meta.lock
+        self.use_scope(scope or Scope.of_folder())
         self.values = ValueStore(self.meta, BlobFiles(self.root, opened.modes), bool(self.read_only))
         if self.read_only and not read_only:
             warnings.warn(
-                f"The cache at {self.location} is read-only for you ({self.read_only}). dagnb uses it read-only: "
-                f"the values it holds load as usual, and new results stay in memory for this session (recomputed "
-                f"after a restart). To keep them, use a cache you can write (`DAGNB_CACHE_DIR`, "
-                f"`%dag cache --dir PATH`).",
-                DagnbCacheWarning,
-                stacklevel=3,
+                _read_only_warning(self.location, self.read_only, opened.found), DagnbCacheWarning, stacklevel=3
             )
+
+    def use_scope(self, scope: Scope) -> None:
+        """Read and write the heads, hit counts and history of ``scope`` from now on."""
+        self.scope = scope
+        self.meta.scope = scope.name_in(self.root)
 
     def _signer(self, secret: bytes | None) -> tuple[Signer, bool]:
         """This user's signer, and whether it can trust anything (a read-only look creates no secret)."""
@@ -133,14 +147,14 @@ class DiskStore(CacheUpkeep, Store):
 
     def head(self, task: str) -> CacheEntry | None:
         with self._lock:
-            written = self._pending.heads.get(task)
+            written = self._pending.heads.get((self.meta.scope, task))
         return self.entry(written.key) if written is not None else self.meta.head(task)
 
     def set_head(self, task: str, key: str) -> None:
         if self._looking:
             raise CacheOpenedReadOnly(self.location, "set_head")
         if not self.read_only:
-            self._write(HeadWrite(task, key))
+            self._write(HeadWrite(task, key, self.meta.scope))
 
     def last_durations(self, tasks: Iterable[str]) -> dict[str, float]:
         return self.meta.last_durations(tasks)
@@ -267,7 +281,7 @@ class DiskStore(CacheUpkeep, Store):
                     failures.append(_unstored(write, exc))
             entry.stored = entry.output in present  # pruned by another process since we looked, or stored by one
             entries.append(self.meta.entry_row(entry, now))
-        heads = [self.meta.head_row(w.task, w.key) for w in writes if isinstance(w, HeadWrite)]
+        heads = [self.meta.head_row(w.task, w.key, w.scope) for w in writes if isinstance(w, HeadWrite)]
         self.meta.write_rows(db, values, entries, heads)
         return failures
 
@@ -294,6 +308,9 @@ class DiskStore(CacheUpkeep, Store):
     def run(self, run_id: int) -> RunRecord | None:
         return self.meta.run(run_id)
 
+    def run_before(self, run_id: int) -> RunRecord | None:
+        return self.meta.run_before(run_id)
+
     def info(self) -> CacheInfo:
         tasks, values, nbytes, runs, rows = self.meta.counts()
         metadata = sum(file_size(self.root / name) for name in ("meta.sqlite", "meta.sqlite-wal"))
@@ -310,6 +327,22 @@ class DiskStore(CacheUpkeep, Store):
                 stacklevel=2,
             )
         self.meta.close()
+
+
+def _read_only_warning(location: str, why: str, found: int | None) -> str:
+    """What a session is told when it opens a cache it cannot write (``found``: an older format, read as it is)."""
+    keep = (
+        "new results stay in memory for this session (recomputed after a restart). To keep them, use a cache you "
+        "can write (`DAGNB_CACHE_DIR`, `%dag cache --dir PATH`)"
+    )
+    if found is None:
+        return f"The cache at {location} is read-only for you ({why}). dagnb uses it read-only: the values it holds load as usual, and {keep}."
+    return (
+        f"The cache at {location} was written by an older dagnb (format {found}) and is read-only for you ({why}), "
+        f"so dagnb cannot update it to format {FORMAT_VERSION}: it reads it as it is. The values it holds load as "
+        f"usual; its task heads, run history and hit counts count as the working folder's, so a session that knows "
+        f"its notebook sees none of them; and {keep}. Its owner updates it by opening it once with this dagnb."
+    )
 
 
 def _unstored(write: PutWrite, exc: BaseException) -> Failure:

@@ -3,7 +3,9 @@
 Invariants:
 
 * A cache of a newer format is refused and left exactly as it was; an
-  older one is upgraded or set aside (:mod:`dagnb.cache.format`).
+  older one is upgraded (by the ``migrate`` its opener gives) or set aside
+  (:mod:`dagnb.cache.format`); one that would be upgraded but is opened
+  read-only is read as it is, never upgraded.
 * A cache this user cannot write (someone else's, or on a read-only file
   system) is opened read-only: nothing created, moved or changed. A folder
   that cannot be created, or a read-only folder with no usable cache in it,
@@ -39,6 +41,8 @@ from dagnb.cache.format import (
     FORMAT_VERSION,
     UPGRADES,
     CacheFormatError,
+    Migrate,
+    Unmigrated,
     format_of,
     older,
     refuse_newer,
@@ -74,10 +78,14 @@ class Opened:
     db: sqlite3.Connection
     modes: FileModes
     read_only: str | None = None
+    found: int | None = None  # the format found, when it is read as it is (an older one opened read-only)
 
 
-def open_cache(root: Path, schema: str, read_only: bool = False) -> Opened:
+def open_cache(root: Path, schema: str, read_only: bool = False, migrate: Migrate | None = None) -> Opened:
     """Open the cache at ``root`` with the tables of ``schema``: creating it if need be, or (``read_only``) only looking.
+
+    ``migrate`` brings a cache of format 4 (or 3) to this format, in the
+    opening transaction; without it such a cache is set aside like older ones.
 
     Raises:
         CacheFormatError: a newer dagnb wrote it.
@@ -85,18 +93,19 @@ def open_cache(root: Path, schema: str, read_only: bool = False) -> Opened:
     """
     found = stored_format(root)  # read-only: a cache this dagnb refuses is left exactly as it was
     refuse_newer(root, found)
+    as_it_is = found if found in UPGRADES else None
     if read_only:
-        return Opened(_look(root, found, schema), FileModes(), LOOKING)
+        return Opened(_look(root, found, schema), FileModes(), LOOKING, as_it_is)
     try:
         _make_root(root)
     except OSError as exc:
         raise CacheUnavailable(f"dagnb cannot create the cache folder {root} ({exc.strerror or exc}).") from None
     why = read_only_reason(root)
     if why is not None:
-        return Opened(_open_read_only(root, why), FileModes(), why)
+        return Opened(_open_read_only(root, why), FileModes(), why, as_it_is)
     modes = FileModes.of(root)
     with _file_lock(root / ".dagnb.lock", modes):
-        return Opened(_open_writable(root, modes, schema), modes)
+        return Opened(_open_writable(root, modes, schema, migrate), modes)
 
 
 def _look(root: Path, found: int | None, schema: str) -> sqlite3.Connection:
@@ -158,7 +167,7 @@ def read_only_reason(root: Path) -> str | None:
     return None
 
 
-def _open_writable(root: Path, modes: FileModes, schema: str) -> sqlite3.Connection:
+def _open_writable(root: Path, modes: FileModes, schema: str, migrate: Migrate | None) -> sqlite3.Connection:
     found = stored_format(root)
     refuse_newer(root, found)
     if found is not None and older(found):
@@ -169,6 +178,13 @@ def _open_writable(root: Path, modes: FileModes, schema: str) -> sqlite3.Connect
             f"you like."
         )
     try:
+        return _connect(root, modes, schema, migrate)
+    except Unmigrated as old:  # an opener that cannot migrate it: kept aside, as older formats are (never half-opened)
+        aside = set_aside(root, f"old-format-{old.found}")
+        _warn(
+            f"The cache at {root} was written by an older dagnb (format {old.found}); dagnb starts it afresh "
+            f"(format {FORMAT_VERSION}) and recomputes. The old files are in {aside}; delete them when you like."
+        )
         return _connect(root, modes, schema)
     except sqlite3.DatabaseError as exc:
         if not _damaged(exc):
@@ -187,7 +203,7 @@ def _damaged(exc: sqlite3.DatabaseError) -> bool:
     return type(exc) is sqlite3.DatabaseError
 
 
-def _connect(root: Path, modes: FileModes, schema: str) -> sqlite3.Connection:
+def _connect(root: Path, modes: FileModes, schema: str, migrate: Migrate | None = None) -> sqlite3.Connection:
     target = BlobFiles(root, modes).prepare()
     if target is not None:
         _warn(
@@ -203,7 +219,11 @@ def _connect(root: Path, modes: FileModes, schema: str) -> sqlite3.Connection:
         with db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            upgrade(db)
+        if live in UPGRADES:
+            with db:  # one transaction: a kill leaves the old format whole, never half of the new one
+                db.execute("BEGIN IMMEDIATE")
+                upgrade(db, migrate)
+        with db:
             db.executescript(schema)
             db.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (str(FORMAT_VERSION),))
     except BaseException:

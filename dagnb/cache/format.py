@@ -5,9 +5,11 @@ Invariants:
 * The format is read without writing anything (:func:`stored_format`): a
   cache this dagnb refuses is left exactly as it was.
 * A cache of a newer format is refused (:class:`CacheFormatError`).
-* A cache of a format in :data:`UPGRADES` is upgraded in place, in the
-  opening transaction (its tables gain the columns of this format; every
-  row and file stays valid); read as it is when opened read-only.
+* A cache of a format in :data:`UPGRADES` is upgraded in place, in one
+  transaction, step by step (3 to 4: its tables gain columns, every row and
+  file stays valid; 4 to 5: heads, hit counts and runs gain a scope and are
+  signed anew, by the ``migrate`` its opener gives, which holds the secret).
+  Opened read-only, it is read as it is (:mod:`dagnb.cache.heads`).
 * A cache of an older format, or metadata SQLite cannot read at all, is
   moved aside into the folder (``old-format-N/``, ``damaged-N/``,
   :func:`set_aside`): nothing is deleted.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from dagnb.errors import DagnbError
@@ -25,6 +28,8 @@ __all__ = [
     "FORMAT_VERSION",
     "UPGRADES",
     "CacheFormatError",
+    "Migrate",
+    "Unmigrated",
     "format_of",
     "older",
     "set_aside",
@@ -35,8 +40,11 @@ __all__ = [
 # 1: unsigned entries; 2: signed entries and values (SHA-256 chunks), unsigned history and heads;
 # 3: values signed over BLAKE3 chunks, signed heads, hit counts and history (deduplicated and bounded)
 # 4: small values live in their metadata row (``blobs.data``, signed as a "row"), not in a file
-FORMAT_VERSION = 4
-UPGRADES = {3: (("blobs", "data", "BLOB"), ("blobs", "owner", "INTEGER"))}  # the columns a format gains
+# 5: heads, hit counts and runs per scope (a notebook, or a folder: dagnb.scope), signed with it
+FORMAT_VERSION = 5
+COLUMNS = {3: (("blobs", "data", "BLOB"), ("blobs", "owner", "INTEGER"))}  # the columns a format's next gains
+UPGRADES = (3, 4)  # formats upgraded in place (4 to 5 by the opener's `Migrate`)
+Migrate = Callable[[sqlite3.Connection], None]  # format 4 to 5, in the caller's write transaction
 _UNSIGNED = {
     1: "whose entries are not signed, so they cannot be trusted",
     2: "whose run history and heads are not signed, so they cannot be trusted",
@@ -72,14 +80,29 @@ def why_older(found: int) -> str:
     return _UNSIGNED.get(found, "which this dagnb does not read")
 
 
-def upgrade(db: sqlite3.Connection) -> None:
-    """Bring a cache of a format in :data:`UPGRADES` to this format, in the caller's transaction."""
+class Unmigrated(Exception):
+    """A cache of format 4, opened by a caller that gives no :data:`Migrate` (it is set aside instead)."""
+
+    def __init__(self, found: int) -> None:
+        super().__init__(found)
+        self.found = found
+
+
+def upgrade(db: sqlite3.Connection, migrate: Migrate | None) -> None:
+    """Bring a cache of a format in :data:`UPGRADES` to this format, in the caller's write transaction.
+
+    Raises:
+        Unmigrated: it needs ``migrate``, and there is none.
+    """
     found = format_of(db)
     if found not in UPGRADES:
         return
-    for table, column, kind in UPGRADES[found]:  # a column already there: a kill came before the format's row
+    if migrate is None:
+        raise Unmigrated(found)  # before any change: the transaction has nothing to roll back
+    for table, column, kind in COLUMNS.get(found, ()):  # 3 to 4
         if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
             db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+    migrate(db)  # 4 to 5
     db.execute("UPDATE meta SET value = ? WHERE name = 'format'", (str(FORMAT_VERSION),))
 
 

@@ -1,10 +1,12 @@
 """The metadata store of a disk cache: rows in ``DIR/meta.sqlite``, each signed with this user's secret.
 
 Tables: ``entries`` (key -> a task's record, :mod:`dagnb.cache.records`),
-``heads`` (task -> the key it last had), ``hits`` (key -> count and time
-saved), ``blobs`` (fingerprint -> a value's signature, size and chunk
-digests, and a small value's own bytes), and the run history
-(:mod:`dagnb.cache.runlog`).
+``blobs`` (fingerprint -> a value's signature, size and chunk digests, and a
+small value's own bytes), shared by every scope; and per scope (a notebook,
+or a folder: :mod:`dagnb.cache.heads`) ``heads`` (task -> the key it last
+had), ``hits`` (key -> count and time saved) and the run history
+(:mod:`dagnb.cache.runlog`). A :class:`Metadata` reads and writes the rows
+of one scope at a time (:attr:`Metadata.scope`).
 
 Invariants:
 
@@ -32,7 +34,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from dagnb.cache import runlog
+from dagnb.cache import heads, runlog
+from dagnb.cache.heads import head_fields, hit_fields
 from dagnb.cache.records import CacheEntry, RunRecord, TaskRecord
 from dagnb.cache.trust import Signer
 from dagnb.errors import DagnbCacheWarning
@@ -50,10 +53,8 @@ CREATE INDEX IF NOT EXISTS entries_output ON entries (output);
 CREATE TABLE IF NOT EXISTS blobs (
     fingerprint TEXT PRIMARY KEY, signature TEXT NOT NULL, nbytes INTEGER NOT NULL,
     created REAL NOT NULL, last_used REAL NOT NULL, digests BLOB NOT NULL DEFAULT x'', data BLOB, owner INTEGER);
-CREATE TABLE IF NOT EXISTS heads (task TEXT PRIMARY KEY, key TEXT NOT NULL, signature TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS hits (
-    key TEXT PRIMARY KEY, count INTEGER NOT NULL, saved REAL NOT NULL, signature TEXT NOT NULL);
 """
+    + heads.SCHEMA
     + runlog.SCHEMA
 )
 
@@ -69,8 +70,9 @@ class Metadata:
     :class:`~dagnb.cache.values.ValueStore`.
     """
 
-    def __init__(self, db: sqlite3.Connection, signer: Signer, location: str) -> None:
+    def __init__(self, db: sqlite3.Connection, signer: Signer, location: str, scope: str = "./") -> None:
         self.signer, self.location = signer, location
+        self.scope = scope  # whose heads, hit counts and runs: the name its rows carry (dagnb.scope)
         self.lock = threading.RLock()
         self.warned: set[str] = set()
         self.trusting = True  # False where there is no secret to check against: nothing is trusted, nothing warned
@@ -81,6 +83,18 @@ class Metadata:
         columns = {row[1] for row in db.execute("PRAGMA table_info(blobs)")}
         self.db = db
         self.value_columns = "data, owner" if "data" in columns else "NULL, NULL"  # format 3, read-only
+        self.legacy = not heads.scoped(db)  # format 3 or 4, read-only: read as it is (see dagnb.cache.heads)
+
+    def _mine(self, alias: str) -> tuple[str, tuple[str, ...]] | None:
+        """The condition that picks this scope's rows of table ``alias``, or ``None`` when it has none here."""
+        if not self.legacy:
+            return f"{alias}.scope = ?", (self.scope,)
+        return ("1", ()) if heads.is_folder(self.scope) else None  # read as it is: the rows count as a folder's
+
+    @property
+    def _signed_scope(self) -> str | None:
+        """The scope this scope's rows are signed with (``None``: a format-3 or 4 cache, signed without one)."""
+        return None if self.legacy else self.scope
 
     def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self.lock:
@@ -129,21 +143,27 @@ class Metadata:
         return [e for e in (self.checked_entry(*row) for row in rows) if e is not None and e.task == task]
 
     def head(self, task: str) -> CacheEntry | None:
+        mine = self._mine("h")
+        if mine is None:
+            return None
         rows = self.query(
             "SELECT h.key, h.signature, e.record, e.signature FROM heads h JOIN entries e ON e.key = h.key "
-            "WHERE h.task = ?",
-            (task,),
+            f"WHERE {mine[0]} AND h.task = ?",
+            (*mine[1], task),
         )
-        if not rows or not self.signed(rows[0][1], "head", task, rows[0][0]):
+        if not rows or not self.signed(rows[0][1], *head_fields(self._signed_scope, task, rows[0][0])):
             return None
         entry = self.checked_entry(rows[0][0], *rows[0][2:])
         return entry if entry is not None and entry.task == task else None
 
     def last_durations(self, tasks: Iterable[str]) -> dict[str, float]:
-        wanted = set(tasks)
-        found = {}
+        wanted, mine = set(tasks), self._mine("h")
+        found: dict[str, float] = {}
+        if mine is None:
+            return found
         # unverified on purpose: a duration only orders the ready queue, it is never loaded as a value
-        for task, record in self.query("SELECT h.task, e.record FROM heads h JOIN entries e ON e.key = h.key"):
+        query = f"SELECT h.task, e.record FROM heads h JOIN entries e ON e.key = h.key WHERE {mine[0]}"
+        for task, record in self.query(query, mine[1]):
             with contextlib.suppress(ValueError, TypeError):
                 if task in wanted:
                     found[task] = float(CacheEntry.from_json(record).duration)
@@ -162,20 +182,20 @@ class Metadata:
             now,
         )
 
-    def head_row(self, task: str, key: str) -> tuple[str, str, str]:
-        return task, key, self.signer.sign(("head", task, key))
+    def head_row(self, task: str, key: str, scope: str) -> tuple[str, str, str, str]:
+        return scope, task, key, self.signer.sign(head_fields(scope, task, key))
 
     def write_rows(
         self,
         db: sqlite3.Connection,
         values: list[ValueRow],
         entries: list[tuple[Any, ...]],
-        heads: list[tuple[str, str, str]],
+        heads: list[tuple[str, str, str, str]],
     ) -> None:
         """Inside a write transaction: value rows, entries and heads, a statement per table."""
         db.executemany("INSERT INTO blobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
         db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", entries)
-        db.executemany("INSERT OR REPLACE INTO heads VALUES (?, ?, ?)", heads)
+        db.executemany("INSERT OR REPLACE INTO heads VALUES (?, ?, ?, ?)", heads)
 
     # ---------------------------------------------------------- value rows
 
@@ -224,30 +244,36 @@ class Metadata:
             for key, saved in hits:
                 count, total = self._hit_count(key)
                 db.execute(
-                    "INSERT OR REPLACE INTO hits VALUES (?, ?, ?, ?)", self._hit_row(key, count + 1, total + saved)
+                    "INSERT OR REPLACE INTO hits VALUES (?, ?, ?, ?, ?)", self._hit_row(key, count + 1, total + saved)
                 )
 
     def _hit_row(self, key: str, count: int, saved: float) -> tuple[Any, ...]:
-        return key, count, saved, self.signer.sign(("hits", key, str(count), repr(float(saved))))
+        return self.scope, key, count, saved, self.signer.sign(hit_fields(self.scope, key, count, saved))
 
     def _hit_count(self, key: str) -> tuple[int, float]:
-        row = self.db.execute("SELECT count, saved, signature FROM hits WHERE key = ?", (key,)).fetchone()
-        if row and self.hit_signed(key, *row):
+        row = self.db.execute(
+            "SELECT count, saved, signature FROM hits WHERE scope = ? AND key = ?", (self.scope, key)
+        ).fetchone()
+        if row and self.hit_signed(self.scope, key, *row):
             return int(row[0]), float(row[1])
         return 0, 0.0  # none yet, or not ours: counting starts again
 
-    def hit_signed(self, key: str, count: int, saved: float, signature: str) -> bool:
-        return self.signed(signature, "hits", key, str(count), repr(float(saved)))
+    def hit_signed(self, scope: str | None, key: str, count: int, saved: float, signature: str) -> bool:
+        return self.signed(signature, *hit_fields(scope, key, count, saved))
 
     def hit_totals(self) -> dict[str, tuple[int, float]]:
+        totals: dict[str, tuple[int, float]] = {}
+        mine = self._mine("h")
+        if mine is None:
+            return totals
         rows = self.query(
             "SELECT h.key, h.count, h.saved, h.signature, e.record, e.signature "
-            "FROM hits h JOIN entries e ON e.key = h.key"
+            f"FROM hits h JOIN entries e ON e.key = h.key WHERE {mine[0]}",
+            mine[1],
         )
-        totals: dict[str, tuple[int, float]] = {}
         for key, count, saved, signature, record, entry_signature in rows:
             entry = self.checked_entry(key, record, entry_signature, warn=False)
-            if entry is None or not self.hit_signed(key, count, saved, signature):
+            if entry is None or not self.hit_signed(self._signed_scope, key, count, saved, signature):
                 continue
             before = totals.get(entry.task, (0, 0.0))
             totals[entry.task] = (before[0] + int(count), before[1] + float(saved))
@@ -257,11 +283,13 @@ class Metadata:
 
     def record_run(self, started: float, finished: float, tasks: list[TaskRecord]) -> int:
         with self.writing() as db:
-            return runlog.record(db, self.signer, started, finished, tasks)
+            return runlog.record(db, self.signer, self.scope, started, finished, tasks)
 
     def runs(self, limit: int | None = None) -> list[RunRecord]:
+        if self._mine("runs") is None:
+            return []
         with self.lock:
-            found, forged = runlog.recent(self.db, self.signer, limit)
+            found, forged = runlog.recent(self.db, self.signer, self.scope, limit, self.legacy)
         if forged and self.trusting and "runs" not in self.warned:
             self.warned.add("runs")
             warnings.warn(
@@ -273,8 +301,29 @@ class Metadata:
         return found
 
     def run(self, run_id: int) -> RunRecord | None:
+        """Run ``run_id`` if it is this scope's (``None`` if it is another's, or none)."""
+        if self._mine("runs") is None:
+            return None
         with self.lock:
-            return runlog.read(self.db, self.signer, run_id)
+            return runlog.read(self.db, self.signer, run_id, self.scope, self.legacy)
+
+    def run_before(self, run_id: int) -> RunRecord | None:
+        """The latest run of this scope older than run ``run_id`` (``None``: there is none)."""
+        if self._mine("runs") is None:
+            return None
+        with self.lock:
+            return runlog.before(self.db, self.signer, self.scope, run_id, self.legacy)
+
+    def forged_runs(self) -> list[int]:
+        """The runs of every scope whose signature does not verify (for ``verify``)."""
+        forged = []
+        for (run,) in self.query("SELECT id FROM runs"):
+            try:
+                with self.lock:
+                    runlog.read(self.db, self.signer, run, legacy=self.legacy)
+            except runlog.ForgedRun:
+                forged.append(run)
+        return forged
 
     # ---------------------------------------------------------- totals
 

@@ -186,12 +186,13 @@ def decode_task_row(row: tuple[Any, ...]) -> TaskRecord:
 
 @dataclass(frozen=True)
 class RunRecord:
-    """A run as the history keeps it; ``id`` counts runs of this cache, across sessions."""
+    """A run as the history keeps it; ``id`` counts runs of this cache, across sessions and scopes."""
 
     id: int
     started: float
     finished: float
     tasks: list[TaskRecord] = field(default_factory=list)
+    scope: str = ""  # the notebook (or folder) that ran it, as the cache names it (see dagnb.scope)
 
     def count(self, status: str) -> int:
         return sum(1 for t in self.tasks if t.status == status)

@@ -1,6 +1,7 @@
 """The run history in a cache's metadata: signed, each task row stored once, bounded.
 
-A run is one row of ``runs``: its id, start and end, the ids of its task
+A run is one row of ``runs``: its id, its scope (the notebook, or folder,
+that ran it: :mod:`dagnb.cache.heads`), start and end, the ids of its task
 rows in order, and a signature (HMAC-SHA256 with the secret) over all of
 that *and* the content of each of those task rows. Task rows live in
 ``history_rows``, one per distinct (task, status, reason, key, output,
@@ -14,8 +15,13 @@ Invariants:
   forged row, or a run written with another secret, is never used (a forged
   run raises :class:`ForgedRun` when asked for by id, and is left out of
   listings).
-* At most :data:`KEEP_RUNS` runs are kept; recording more drops the oldest,
-  and the task rows no kept run names.
+* A scope reads only its own runs (listed, or asked for by id); run ids
+  count the runs of the whole cache.
+* At most :data:`KEEP_RUNS` runs are kept per scope; recording more drops
+  that scope's oldest, and the task rows no kept run names.
+* A format-3 or 4 cache read as it is (``legacy``: opened read-only, so not
+  migrated) has no scope column: its runs, signed without a scope, are read
+  as one scope's.
 * Reading one run reads that run and its own task rows, nothing else.
 
 The caller holds the write transaction and the lock around each function
@@ -45,7 +51,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS history_rows_all ON history_rows (task, status
 CREATE INDEX IF NOT EXISTS history_rows_output ON history_rows (output);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, started REAL NOT NULL, finished REAL NOT NULL,
-    rows TEXT NOT NULL, signature TEXT NOT NULL);
+    rows TEXT NOT NULL, signature TEXT NOT NULL, scope TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS runs_scope ON runs (scope, id);
 """
 _COLUMNS = ", ".join(TASK_COLUMNS)
 
@@ -58,25 +65,32 @@ class ForgedRun(Exception):
         self.run = run
 
 
-def _fields(run: int, started: float, finished: float, rows: Iterable[tuple[object, ...]]) -> list[str]:
-    fields = ["run", str(run), repr(float(started)), repr(float(finished))]
+def _fields(
+    run: int, scope: str | None, started: float, finished: float, rows: Iterable[tuple[object, ...]]
+) -> list[str]:
+    """What a run's signature covers; ``scope=None``: as formats 3 and 4 signed it, before runs had a scope."""
+    scoped = () if scope is None else ("scope", scope)
+    fields = ["run", str(run), *scoped, repr(float(started)), repr(float(finished))]
     for row in rows:
         fields += [repr(part) if isinstance(part, float) else str(part) for part in row]
     return fields
 
 
-def record(db: sqlite3.Connection, signer: Signer, started: float, finished: float, tasks: list[TaskRecord]) -> int:
-    """Add a run (its task rows stored once each), sign it, and keep the history bounded; return its id."""
+def record(
+    db: sqlite3.Connection, signer: Signer, scope: str, started: float, finished: float, tasks: list[TaskRecord]
+) -> int:
+    """Add a run of ``scope`` (its task rows stored once each), sign it, keep the history bounded; return its id."""
     rows = [t.stored() for t in tasks]
     ids = [_row_id(db, row) for row in rows]
     run = int(
         db.execute(
-            "INSERT INTO runs (started, finished, rows, signature) VALUES (?, ?, ?, '')",
-            (started, finished, json.dumps(ids)),
+            "INSERT INTO runs (started, finished, rows, signature, scope) VALUES (?, ?, ?, '', ?)",
+            (started, finished, json.dumps(ids), scope),
         ).lastrowid
         or 0
     )
-    db.execute("UPDATE runs SET signature = ? WHERE id = ?", (signer.sign(_fields(run, started, finished, rows)), run))
+    signature = signer.sign(_fields(run, scope, started, finished, rows))
+    db.execute("UPDATE runs SET signature = ? WHERE id = ?", (signature, run))
     if run % _SLACK == 0:
         trim(db)
     return run
@@ -90,24 +104,29 @@ def _row_id(db: sqlite3.Connection, row: tuple[object, ...]) -> int:
     return int(db.execute(f"INSERT INTO history_rows ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", row).lastrowid or 0)
 
 
-def read(db: sqlite3.Connection, signer: Signer, run: int) -> RunRecord | None:
-    """Run ``run``, verified (``None`` if there is no such run).
+def read(
+    db: sqlite3.Connection, signer: Signer, run: int, scope: str | None = None, legacy: bool = False
+) -> RunRecord | None:
+    """Run ``run`` of ``scope`` (of any scope when ``None``), verified (``None`` if there is no such run).
+
+    ``legacy``: ``db`` is a format-3 or 4 cache read as it is (no scope column).
 
     Raises:
         ForgedRun: its signature does not verify.
     """
-    head = db.execute("SELECT started, finished, rows, signature FROM runs WHERE id = ?", (run,)).fetchone()
-    if head is None:
+    column = "NULL" if legacy else "scope"
+    head = db.execute(f"SELECT started, finished, rows, signature, {column} FROM runs WHERE id = ?", (run,)).fetchone()
+    if head is None or (scope is not None and not legacy and head[4] != scope):
         return None
-    started, finished, ids_text, signature = head
+    started, finished, ids_text, signature, found_scope = head
     try:
         ids = [int(i) for i in json.loads(ids_text)]
     except (ValueError, TypeError):
         raise ForgedRun(run) from None
     rows = _rows(db, ids)
-    if rows is None or not signer.check(signature, _fields(run, started, finished, rows)):
+    if rows is None or not signer.check(signature, _fields(run, found_scope, started, finished, rows)):
         raise ForgedRun(run)
-    return RunRecord(run, started, finished, [TaskRecord.from_row(r) for r in rows])
+    return RunRecord(run, started, finished, [TaskRecord.from_row(r) for r in rows], found_scope or "")
 
 
 def _rows(db: sqlite3.Connection, ids: list[int]) -> list[tuple[object, ...]] | None:
@@ -124,13 +143,19 @@ def _rows(db: sqlite3.Connection, ids: list[int]) -> list[tuple[object, ...]] | 
     return [found[i] for i in ids]
 
 
-def recent(db: sqlite3.Connection, signer: Signer, limit: int | None) -> tuple[list[RunRecord], int]:
-    """The newest ``limit`` runs (all when ``None``), newest first, and how many were left out as forged."""
-    query = "SELECT id FROM runs ORDER BY id DESC" + (" LIMIT ?" if limit else "")
+def recent(
+    db: sqlite3.Connection, signer: Signer, scope: str, limit: int | None, legacy: bool = False
+) -> tuple[list[RunRecord], int]:
+    """The newest ``limit`` runs of ``scope`` (all when ``None``), newest first, and how many were forged.
+
+    ``legacy``: every run of a format-3 or 4 cache read as it is.
+    """
+    where, args = ("", ()) if legacy else ("WHERE scope = ?", (scope,))
+    query = f"SELECT id FROM runs {where} ORDER BY id DESC" + (" LIMIT ?" if limit else "")
     found, forged = [], 0
-    for (run,) in db.execute(query, (int(limit),) if limit else ()).fetchall():
+    for (run,) in db.execute(query, (*args, int(limit)) if limit else args).fetchall():
         try:
-            record_ = read(db, signer, run)
+            record_ = read(db, signer, run, legacy=legacy)
         except ForgedRun:
             forged += 1
             continue
@@ -139,10 +164,26 @@ def recent(db: sqlite3.Connection, signer: Signer, limit: int | None) -> tuple[l
     return found, forged
 
 
+def before(db: sqlite3.Connection, signer: Signer, scope: str, run: int, legacy: bool = False) -> RunRecord | None:
+    """The latest run of ``scope`` older than run ``run`` (``None``: there is none), verified.
+
+    Raises:
+        ForgedRun: its signature does not verify.
+    """
+    where, args = ("", ()) if legacy else ("scope = ? AND", (scope,))
+    found = db.execute(f"SELECT MAX(id) FROM runs WHERE {where} id < ?", (*args, run)).fetchone()
+    return read(db, signer, int(found[0]), legacy=legacy) if found and found[0] is not None else None
+
+
 def trim(db: sqlite3.Connection, keep: int = KEEP_RUNS) -> int:
-    """Drop runs older than the newest ``keep``, then task rows no run names; return how many runs went."""
-    cutoff = db.execute("SELECT id FROM runs ORDER BY id DESC LIMIT 1 OFFSET ?", (keep,)).fetchone()
-    gone = db.execute("DELETE FROM runs WHERE id <= ?", (cutoff[0],)).rowcount if cutoff else 0
+    """In each scope, drop runs older than its newest ``keep``; then task rows no run names. How many runs went."""
+    gone = 0
+    for (scope,) in db.execute("SELECT DISTINCT scope FROM runs").fetchall():
+        cutoff = db.execute(
+            "SELECT id FROM runs WHERE scope = ? ORDER BY id DESC LIMIT 1 OFFSET ?", (scope, keep)
+        ).fetchone()
+        if cutoff:
+            gone += db.execute("DELETE FROM runs WHERE scope = ? AND id <= ?", (scope, cutoff[0])).rowcount
     sweep(db)
     return int(gone)
 
@@ -179,12 +220,32 @@ def forget_task(db: sqlite3.Connection, signer: Signer, task: str) -> None:
             db.execute("DELETE FROM runs WHERE id = ?", (run,))
             continue
         rest = [(row_id, t) for row_id, t in zip(ids, kept.tasks) if t.task != task]
-        fields = _fields(run, kept.started, kept.finished, [t.stored() for _, t in rest])
+        fields = _fields(run, kept.scope, kept.started, kept.finished, [t.stored() for _, t in rest])
         db.execute(
             "UPDATE runs SET rows = ?, signature = ? WHERE id = ?",
             (json.dumps([row_id for row_id, _ in rest]), signer.sign(fields), run),
         )
     sweep(db)
+
+
+def migrate_to_5(db: sqlite3.Connection, signer: Signer, scope: str) -> None:
+    """Format 4 to 5: every run goes to ``scope``; one whose format-4 signature holds is signed anew with it.
+
+    A run whose signature fails stays as it was (never used, and removed by
+    ``verify``): dagnb signs only what it has just verified.
+    """
+    if "scope" not in {row[1] for row in db.execute("PRAGMA table_info(runs)")}:
+        db.execute("ALTER TABLE runs ADD COLUMN scope TEXT NOT NULL DEFAULT ''")
+    for run, started, finished, ids_text, signature in db.execute(
+        "SELECT id, started, finished, rows, signature FROM runs"
+    ).fetchall():
+        try:
+            rows = _rows(db, [int(i) for i in json.loads(ids_text)])
+        except (ValueError, TypeError):
+            rows = None
+        if rows is not None and signer.check(signature, _fields(run, None, started, finished, rows)):
+            signature = signer.sign(_fields(run, scope, started, finished, rows))
+        db.execute("UPDATE runs SET scope = ?, signature = ? WHERE id = ?", (scope, signature, run))
 
 
 def clear(db: sqlite3.Connection) -> None:

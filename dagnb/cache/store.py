@@ -30,6 +30,7 @@ from dagnb.cache.disk import DiskStore
 from dagnb.cache.folder import CacheFormatError, CacheUnavailable
 from dagnb.cache.trust import SecretError
 from dagnb.errors import DagnbCacheWarning
+from dagnb.scope import Scope
 
 __all__ = [
     "CacheEntry",
@@ -51,8 +52,11 @@ __all__ = [
 ]
 
 
-def open_store(directory: str | os.PathLike[str] | None) -> Store:
+def open_store(directory: str | os.PathLike[str] | None, scope: Scope | None = None) -> Store:
     """A disk cache at ``directory``, or a :class:`MemoryStore` for ``None``.
+
+    ``scope`` (a notebook, or by default the working folder) is whose heads,
+    hit counts and history the store reads and writes.
 
     A disk cache that cannot be used at all (its folder cannot be created,
     it is read-only with nothing usable in it, or the secret cannot be
@@ -60,13 +64,16 @@ def open_store(directory: str | os.PathLike[str] | None) -> Store:
     and a :class:`MemoryStore`: the session works, without a disk cache.
     """
     if directory is None:
-        return MemoryStore()
+        memory = MemoryStore()
+        if scope is not None:
+            memory.use_scope(scope)
+        return memory
     try:
-        return DiskStore(directory)
+        return DiskStore(directory, scope=scope)
     except (CacheUnavailable, SecretError) as exc:
         warnings.warn(
             f"{exc} Until then, dagnb keeps results in memory only (nothing is cached on disk).",
             DagnbCacheWarning,
             stacklevel=2,
         )
-        return MemoryStore()
+        return open_store(None, scope)

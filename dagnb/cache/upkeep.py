@@ -10,10 +10,13 @@ Invariants:
   hit counts, runs) and symbolic links planted in the cache (the link, never
   its target); a value another user of a shared cache wrote with another secret,
   or one that cannot be read right now, is reported and kept. Metadata SQLite
-  finds damaged is set aside whole, nothing deleted.
+  finds damaged is set aside whole, nothing deleted. It covers every
+  scope's heads, hit counts and runs, not only the store's own.
 * ``prune`` and ``clear`` re-sign only rows whose signature they checked, and
   delete value files only after the rows that named them are committed away
-  (a crash leaves an orphan file, never a row without its file).
+  (a crash leaves an orphan file, never a row without its file). Entries are
+  shared, so ``clear TASK`` takes that task out of every scope (its heads and
+  each scope's runs, each re-signed in its own scope).
 * A read-only cache is verified without removing anything; ``prune`` and
   ``clear`` refuse with :class:`~dagnb.cache.store.CacheReadOnly`.
 """
@@ -28,14 +31,13 @@ from dagnb.cache import runlog
 from dagnb.cache.base import CacheMiss, Pruned, Verified
 from dagnb.cache.blobs import BlobFiles
 from dagnb.cache.folder import open_cache, set_aside
-from dagnb.cache.runlog import ForgedRun
+from dagnb.cache.heads import head_fields
 
 if TYPE_CHECKING:
     import threading
     from pathlib import Path
 
     from dagnb.cache.metadata import Metadata
-    from dagnb.cache.records import RunRecord
     from dagnb.cache.values import ValueStore
 
 __all__ = ["CacheUpkeep"]
@@ -63,9 +65,6 @@ class CacheUpkeep:
     def _writable(self, action: str) -> None:
         raise NotImplementedError
 
-    def run(self, run_id: int) -> RunRecord | None:
-        raise NotImplementedError
-
     def verify(self) -> Verified:
         self.commit_pending()
         meta = self.meta
@@ -81,7 +80,7 @@ class CacheUpkeep:
         bad_entries = [key for key, record, signature in rows if not meta.signed(signature, "entry", key, record)]
         values = len(meta.query("SELECT 1 FROM blobs"))
         bad, kept, unreadable = self._verify_values()
-        forged = self._forged_runs()
+        forged = meta.forged_runs()
         if not self.read_only:
             with meta.lock, meta.db:
                 meta.db.executemany("DELETE FROM entries WHERE key = ?", [(k,) for k in bad_entries])
@@ -107,26 +106,16 @@ class CacheUpkeep:
                     (kept if miss.kind == "foreign" else bad).append(fingerprint)
         return bad, kept, unreadable
 
-    def _forged_runs(self) -> list[int]:
-        forged = []
-        for (run,) in self.meta.query("SELECT id FROM runs"):
-            try:
-                self.run(run)
-            except ForgedRun:
-                forged.append(run)
-        return forged
-
     def _drop_unsigned_heads_and_hits(self) -> None:
+        """Every scope's heads and hit counts that fail their signature (a writable cache: format 5)."""
         meta, db = self.meta, self.meta.db
-        heads = db.execute("SELECT task, key, signature FROM heads").fetchall()
-        db.executemany(
-            "DELETE FROM heads WHERE task = ?", [(t,) for t, k, s in heads if not meta.signed(s, "head", t, k)]
-        )
+        heads = db.execute("SELECT scope, task, key, signature FROM heads").fetchall()
+        forged = [(sc, t) for sc, t, k, s in heads if not meta.signed(s, *head_fields(sc, t, k))]
+        db.executemany("DELETE FROM heads WHERE scope = ? AND task = ?", forged)
         db.execute("DELETE FROM heads WHERE key NOT IN (SELECT key FROM entries)")
-        hits = db.execute("SELECT key, count, saved, signature FROM hits").fetchall()
-        db.executemany(
-            "DELETE FROM hits WHERE key = ?", [(k,) for k, c, v, s in hits if not meta.hit_signed(k, c, v, s)]
-        )
+        hits = db.execute("SELECT scope, key, count, saved, signature FROM hits").fetchall()
+        forged = [(sc, k) for sc, k, c, v, s in hits if not meta.hit_signed(sc, k, c, v, s)]
+        db.executemany("DELETE FROM hits WHERE scope = ? AND key = ?", forged)
 
     def _set_aside_damaged(self, problem: str) -> Verified:
         """Metadata SQLite finds damaged: moved aside with the values (nothing deleted), the cache starts afresh."""

@@ -64,10 +64,11 @@ class PutWrite:
 
 @dataclass
 class HeadWrite:
-    """The key a task last had."""
+    """The key a task last had, in one scope (a notebook, or a folder: :mod:`dagnb.cache.heads`)."""
 
     task: str
     key: str
+    scope: str
     nbytes: int = 0
 
 
@@ -120,12 +121,12 @@ class Pending:
 
     def __init__(self) -> None:
         self.entries: dict[str, PutWrite] = {}
-        self.heads: dict[str, HeadWrite] = {}
+        self.heads: dict[tuple[str, str], HeadWrite] = {}  # by (scope, task)
         self.values: dict[str, PutWrite] = {}
 
     def add(self, write: Write) -> None:
         if isinstance(write, HeadWrite):
-            self.heads[write.task] = write
+            self.heads[write.scope, write.task] = write
             return
         self.entries[write.entry.key] = write
         if write.row is not None or write.written is not None:
@@ -138,13 +139,13 @@ class Pending:
     def done(self, writes: list[Write]) -> None:
         for write in writes:
             if isinstance(write, HeadWrite):
-                _drop(self.heads, write.task, write)
+                _drop(self.heads, (write.scope, write.task), write)
             else:
                 _drop(self.entries, write.entry.key, write)
                 _drop(self.values, write.entry.output, write)
 
 
-def _drop(table: dict[str, Any], name: str, write: Write) -> None:
+def _drop(table: dict[Any, Any], name: Any, write: Write) -> None:
     if table.get(name) is write:
         del table[name]
 

@@ -14,7 +14,10 @@ each output that carries ``dagnb`` output metadata by its kind and task only:
 the cell must still show a status line of task ``clean``, a run report, a
 plan, a view; the text in it may differ. Everything else (what the user's
 code and tasks print and display, errors) is compared exactly as before, and
-sanitize files still apply. ``pytest -p no:dagnb`` turns the plugin off.
+sanitize files still apply. A note dagnb says once per session, whose
+presence depends on the frontend (a kernel that does not know its notebook:
+:mod:`dagnb.notebook.kernel_notebook`), is left out of comparisons on both
+sides. ``pytest -p no:dagnb`` turns the plugin off.
 
 It imports nothing of nbval: it finds nbval's cell items by the
 ``compare_outputs`` method they have, and leaves every other item alone.
@@ -48,8 +51,15 @@ def comparable(output: Any) -> Any:
     return same
 
 
+def _note(output: Any) -> bool:
+    """A note dagnb says once per session (``"output": "note"``), there or not depending on the frontend."""
+    meta = output.get("metadata") if hasattr(output, "get") else None
+    dagnb = meta.get("dagnb") if isinstance(meta, dict) else None
+    return isinstance(dagnb, dict) and dagnb.get("output") == "note"
+
+
 def comparable_outputs(outputs: list[Any]) -> list[Any]:
-    return [comparable(output) for output in outputs]
+    return [comparable(output) for output in outputs if not _note(output)]
 
 
 def _wrap(compare: Any) -> Any:

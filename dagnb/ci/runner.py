@@ -209,7 +209,9 @@ def _execute(path: Path, output: Path | None, timeout: int, force: Sequence[str]
     added = not any("load_ext dagnb" in cell.source for cell in nb.cells if cell.cell_type == "code")
     if added:
         nb.cells.insert(0, nbformat.v4.new_code_cell("%load_ext dagnb"))
-    env = dict(os.environ, DAGNB_FORCE=",".join(force)) if force else None
+    env = dict(os.environ, JPY_SESSION_NAME=str(path.resolve()))  # as Jupyter Server does: the kernel's notebook
+    if force:
+        env["DAGNB_FORCE"] = ",".join(force)
     started_at: list[int] = []
     client = NotebookClient(
         nb,
@@ -221,7 +223,7 @@ def _execute(path: Path, output: Path | None, timeout: int, force: Sequence[str]
     error = None
     where = lambda: f"cell {started_at[-1]}: " if started_at else ""  # noqa: E731 - read after the run
     try:
-        client.execute(stderr=log, **({"env": env} if env else {}))
+        client.execute(stderr=log, env=env)
     except CellExecutionError as exc:
         error = f"{where()}{exc.ename}: {exc.evalue}"
     except CellTimeoutError:

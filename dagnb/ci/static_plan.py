@@ -39,6 +39,7 @@ from dagnb.fingerprints.values import file as file_ref
 from dagnb.fingerprints.values import value_digest
 from dagnb.keyparts import parse_fed, parse_part
 from dagnb.plan import Action
+from dagnb.scope import Scope
 
 __all__ = ["StaticDecision", "StaticPlan", "plan_notebook", "plan_statically"]
 
@@ -163,7 +164,8 @@ def plan_statically(result: CheckResult, cache_dir: str) -> StaticPlan:
         return plan
     cells = notebook_cells(read_notebook(result.notebook))
     namespace = _Namespace(cells)
-    store = DiskStore(cache_dir, read_only=True)  # a plan runs nothing, and writes nothing either
+    # a plan runs nothing, and writes nothing either; it compares with the heads of this notebook
+    store = DiskStore(cache_dir, read_only=True, scope=Scope.of_notebook(result.notebook))
     outputs: dict[str, str | None] = {}  # a cached task's output fingerprint; None when it runs
     try:
         with _inside(Path(result.notebook).parent):
@@ -217,8 +219,8 @@ def _decide(
             return StaticDecision(task.name, "load", (), assumes), entry.output
         if entry is candidates[0]:
             first_reasons = reasons
-    if first_reasons:
-        return StaticDecision(task.name, "run", first_reasons), None
+    if first_reasons:  # explained by this notebook's head only, never by another notebook's task of that name
+        return StaticDecision(task.name, "run", first_reasons if head is not None else ("new",)), None
     return StaticDecision(task.name, "wait", tuple(f"upstream {u} runs first" for u in waiting)), None
 
 

@@ -1,8 +1,9 @@
 """IPython glue: ``%%task`` and ``%dag``, the page that follows the session, the kernelspec.
 
 Owns: the magics (:mod:`.magics`), status lines and views kept true after
-each cell (:mod:`.follow`, :mod:`.status_lines`) and the "Python 3 (dagnb)"
-kernel (:mod:`.kernelspec`).
+each cell (:mod:`.follow`, :mod:`.status_lines`), which notebook the kernel
+runs (:mod:`.kernel_notebook`) and the "Python 3 (dagnb)" kernel
+(:mod:`.kernelspec`).
 
 May import: anything in dagnb. Nothing outside this room and
 :mod:`dagnb.widgets` imports it (``load_ipython_extension`` aside). A new

@@ -34,6 +34,7 @@ from dagnb.cache.store import open_store
 from dagnb.errors import CommandError, DagnbError, RunInterrupted, TaskFailed
 from dagnb.graph import parse_task_cell, spec_from_function
 from dagnb.notebook.follow import Follower
+from dagnb.notebook.kernel_notebook import KernelNotebook
 from dagnb.options import TaskLine, parse_task_line, task_line_parser
 from dagnb.plan import MAY_RUN
 from dagnb.report import RunReport, cell_line, output_kind, run_metadata
@@ -175,9 +176,11 @@ class DagMagics(Magics):
         self.graph.replay = _replay
         self.cell_id: str | None = None
         self.follower = Follower(self.graph, shell)
+        self.notebook = KernelNotebook(self.graph, shell)  # whose heads and history: this notebook's
         self._dag_parser = _dag_parser()
 
     def pre_run_cell(self, info: Any) -> None:
+        self.notebook.settle()
         self.cell_id = getattr(info, "cell_id", None)
         source = getattr(info, "raw_cell", "") or ""
         first = next((line.strip() for line in source.splitlines() if line.strip()), "")
@@ -387,7 +390,7 @@ class DagMagics(Magics):
     def _cmd_cache(self, args: argparse.Namespace) -> None:
         if args.dir:
             self.graph.store.close()
-            self.graph.store = open_store(args.dir)
+            self.graph.store = open_store(args.dir, self.graph.scope)
             print(f"cache directory: {self.graph.store.location}")
         if args.action == "clear":
             if args.task:
@@ -563,6 +566,7 @@ def _is_dagnb_file(filename: str) -> bool:
 def _after_cell(*_: Any) -> None:
     """After each cell: status lines and views show the plan of this moment (see :mod:`dagnb.notebook.follow`)."""
     if _magics is not None:
+        _magics.notebook.settle()  # the cell of `%load_ext dagnb` says the fallback, if it applies
         _magics.follower.after_cell()
 
 

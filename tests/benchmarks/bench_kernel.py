@@ -47,6 +47,7 @@ from _kernel import Cell, Kernel, kernel
 from _notebooks import SHAPES, VARIANTS, cell, dask_graph, notebook, own_statuses
 
 import dagnb
+from dagnb.scope import Scope
 
 CELL_TIMEOUT = 1800.0  # seconds: a cell of the N = 5,000 chain may take a while, a hang must not
 GOAL_RUN_ALL_OVER_PLAIN = 1.5
@@ -123,7 +124,7 @@ def restart_run_all(shape: str, n: int, plan: Plan, work: Path, curves: Curves) 
     sources = {v: notebook(v, shape, n, joblib_dir) for v in VARIANTS}
     run_notebook(base, cache, sources["dagnb"], expect="done")
     if shape == "chain" and n <= plan.headline:  # beyond, the N²/2 records of today's history fill gigabytes
-        curves.history_rows[n] = history_rows(cache)
+        curves.history_rows[n] = history_rows(cache, base)
         if n == plan.headline:
             history_commands(base, cache, n, plan, curves)
     run_notebook(base, cache, sources["joblib"], expect=None)
@@ -149,9 +150,13 @@ def per_cell(runs: list[RunAll], n: int) -> float:
 # ------------------------------------------------------------------ run history
 
 
-def history_rows(cache: Path) -> tuple[int, int, int, int]:
-    """Rows of run history in ``cache``, the metadata's bytes, and the first and last run ids."""
+def history_rows(cache: Path, folder: Path) -> tuple[int, int, int, int]:
+    """Rows of run history in ``cache``, the metadata's bytes, and the first and last run ids.
+
+    The history is that of the kernel's working ``folder`` (it was told no notebook: the folder's scope).
+    """
     graph = dagnb.Graph(cache_dir=str(cache))
+    graph.store.use_scope(Scope.of_folder(folder))
     try:
         runs = graph.history(None).runs
     finally:

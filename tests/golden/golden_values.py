@@ -38,3 +38,6 @@ HITS = [("key-raw-1", 2.5), ("key-raw-1", 2.5), ("key-clean", 0.75)]
 RUN = (1_700_000_100.0, 1_700_000_102.5, [("raw", "done", "new", "key-raw-2", 1.25, "main"),
                                           ("clean", "cached", "", "key-clean", 0.0, "main"),
                                           ("label", "failed", "ValueError: no", None, 0.5, "main")])
+# format 5 keeps heads, hits and runs per notebook: HEADS, HITS and RUN are a.ipynb's; b.ipynb has these
+B_HEAD = ("raw", "key-raw-1")
+B_RUN = (1_700_000_200.0, 1_700_000_201.0, [("raw", "cached", "", "key-raw-1", 0.0, "main")])

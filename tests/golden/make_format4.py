@@ -1,11 +1,11 @@
-"""Build ``format-4/``: a small cache written by the current DiskStore (format 4, signed with the test key).
+"""Build ``format-4/``: a small cache written by the DiskStore of format 4 (signed with the test key).
 
 Every value here pickles to less than 64 KiB, so each lives in its row
 (``blobs.data``): the fixture has no value files.
 
-Run ``python tests/golden/make_format4.py`` only when format 4 itself is
-meant to change (it never should: old caches must keep loading). The
-files are committed; tests copy them and never regenerate them.
+It needs the dagnb of that time (format 5 migrates such a cache in place);
+the fixture must never change: old caches must keep loading. The files are
+committed; tests copy them and never regenerate them.
 """
 
 from __future__ import annotations

@@ -87,12 +87,27 @@ def chain(ip: Any) -> None:
     ok(ip, task("model", "clean", body="return sum(clean)"))
 
 
-def test_load_ext_registers_magics_and_prints_nothing(ip: Any) -> None:
+def test_load_ext_registers_magics_and_prints_nothing(ip: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "task" in ip.magics_manager.magics["cell"]
     assert "dag" in ip.magics_manager.magics["line"]
     magics.unload(ip)
     ip.extension_manager.loaded.discard("dagnb")
+    monkeypatch.setenv("DAGNB_NOTEBOOK", str(tmp_path / "analysis.ipynb"))  # the notebook is known
     assert ok(ip, "%load_ext dagnb") == ""
+    assert dagnb.current().scope.describe() == "notebook `analysis.ipynb`"
+    assert ok(ip, "%dag history") == "history of the notebook `analysis.ipynb`: no runs recorded yet"
+
+
+def test_plain_ipython_keeps_the_folders_history_and_says_so_once(ip: Any) -> None:
+    magics.unload(ip)
+    ip.extension_manager.loaded.discard("dagnb")
+    assert ok(ip, "%load_ext dagnb") == (
+        f"dagnb does not know which notebook this kernel runs (plain IPython, a script, or a runner that does not "
+        f"pass the notebook's path), so it keeps task heads, run history and explanations for the folder "
+        f"`{Path.cwd().name}`, shared by every session there that does not know its notebook either. Cached values "
+        f"are shared by content all the same. Set `DAGNB_NOTEBOOK` to the notebook's path to keep them apart.")
+    assert ok(ip, task("raw", body="return [1, 2, 3]")) == "raw: ran (new)", "said once"
+    assert ok(ip, "%dag history").splitlines()[0] == f"history of the folder `{Path.cwd().name}` (newest first):"
 
 
 def test_task_cell_binds_value_and_says_it_ran(ip: Any) -> None:
@@ -491,7 +506,8 @@ def test_history_lists_runs_diffs_them_and_restores_a_past_run(ip: Any) -> None:
     assert ok(ip, "%dag run --as-of 3") == "values of run 3:\n  raw    restored\n  clean  restored\n  model  restored"
     assert (ip.user_ns["clean"], ip.user_ns["model"]) == ([2, 4, 6], 12)
     assert executions(ip) == ["raw", "clean", "model", "clean", "model"], "restoring runs nothing"
-    assert fails(ip, "%dag run --as-of 99").startswith("There is no run 99 in the history of this cache.")
+    assert fails(ip, "%dag run --as-of 99").startswith(
+        f"There is no run 99 in the history of the folder `{Path.cwd().name}`.")
 
 
 def test_when_skips_a_task_whose_condition_is_false(ip: Any) -> None:

@@ -5,16 +5,19 @@ a test: ``format-1/`` (the unsigned layout, written by ``make_format1.py``
 with sqlite3 and joblib), ``format-2/`` (written by ``make_format2.py`` with
 the DiskStore of format 2; its history and heads are unsigned) and
 ``format-3/`` (written by ``make_format3.py`` with the DiskStore of format 3,
-signed with the test suite's key, history included; upgraded in place when
-opened) and ``format-4/`` (``make_format4.py``, format 4: its small values
-live in their rows). If a change of dagnb stops reading either, the test of
-it fails: the on-disk format is pinned.
+signed with the test suite's key, history included), ``format-4/``
+(``make_format4.py``, format 4: its small values live in their rows), both
+migrated in place when opened (their heads, hit counts and runs going to the
+working folder's scope), and ``format-5/`` (``make_format5.py``, format 5:
+two notebooks' heads, hit counts and runs apart). If a change of dagnb stops
+reading any of them, the test of it fails: the on-disk format is pinned.
 """
 
 from __future__ import annotations
 
 import shutil
 import sqlite3
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -25,11 +28,12 @@ import pytest
 import dagnb
 from dagnb.cache.store import CacheFormatError, CacheMiss, DiskStore
 from dagnb.errors import DagnbCacheWarning
+from dagnb.scope import Scope
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 sys.path.insert(0, str(GOLDEN))
 
-from golden_values import HEADS, HITS, KEY, RUN, UNSTORED, values
+from golden_values import B_HEAD, B_RUN, HEADS, HITS, KEY, RUN, UNSTORED, values
 
 
 def copy(name: str, tmp_path: Path) -> Path:
@@ -66,7 +70,7 @@ def test_an_older_cache_is_set_aside_with_a_warning_and_kept(tmp_path: Path, nam
     aside = root.resolve() / f"old-format-{found}"
     assert [str(w.message) for w in caught] == [(
         f"The cache at {root.resolve()} was written by an older dagnb (format {found}), {why}; dagnb starts it "
-        f"afresh (format 4) and recomputes. The old files are in {aside}; delete them when you like."
+        f"afresh (format 5) and recomputes. The old files are in {aside}; delete them when you like."
     )]
     kept = faultlib.snapshot(aside)
     for path, data in original.items():  # nothing deleted; every value file byte for byte
@@ -75,14 +79,14 @@ def test_an_older_cache_is_set_aside_with_a_warning_and_kept(tmp_path: Path, nam
             assert kept[path] == data, path
     assert tables(aside / "meta.sqlite") == tables(GOLDEN / name / "meta.sqlite")
 
-    info = store.info()  # the new store: empty, format 4, working
+    info = store.info()  # the new store: empty, format 5, working
     assert (info.entries, info.blobs) == (0, 0)
-    assert faultlib.rows(root, "SELECT value FROM meta WHERE name = 'format'") == [("4",)]
+    assert faultlib.rows(root, "SELECT value FROM meta WHERE name = 'format'") == [("5",)]
     for key in values():
         assert store.entry(key) is None
     store.close()
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # opened again: format 4 now, no warning
+        warnings.simplefilter("error")  # opened again: format 5 now, no warning
         DiskStore(root).close()
     faultlib.assert_usable(root)
     faultlib.record_case("test_format", f"format {found} set aside (warned, kept byte for byte, new store works)")
@@ -100,7 +104,7 @@ def test_a_graph_over_a_format_1_cache_recomputes(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["format-3", "format-4"])
 def test_the_fixture_loads_every_value(tmp_path: Path, name: str) -> None:
-    """Format 4 as written; format 3 upgraded in place (its rows and files unchanged, the format's columns added)."""
+    """Formats 3 and 4 migrated in place: every row and file kept, heads, hits and the run the working folder's."""
     root = copy(name, tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -134,9 +138,12 @@ def test_the_fixture_loads_every_value(tmp_path: Path, name: str) -> None:
         info = store.info()
         assert (info.entries, info.blobs) == (len(values()) + 1, len(values()) - 1)  # key-same-2 shares a value
         assert (info.runs, info.history_rows) == (1, 3)
+        assert store.verify().ok, "every migrated row verifies: nothing to remove"
+        store.use_scope(Scope.of_notebook(tmp_path / "analysis.ipynb"))  # a notebook's own: none yet
+        assert ([store.head(t) for t in HEADS], store.runs(), store.hit_totals()) == ([None] * len(HEADS), [], {})
     store.close()
     faultlib.assert_usable(root)
-    assert faultlib.rows(root, "SELECT value FROM meta WHERE name = 'format'") == [("4",)]
+    assert faultlib.rows(root, "SELECT value FROM meta WHERE name = 'format'") == [("5",)]
     faultlib.record_case("test_format", f"{name} fixture: all {len(values())} values, heads, hits and the "
                                         f"signed run load and are equal")
 
@@ -144,7 +151,7 @@ def test_the_fixture_loads_every_value(tmp_path: Path, name: str) -> None:
 def newer(root: Path) -> None:
     db = sqlite3.connect(root / "meta.sqlite")
     with db:
-        db.execute("UPDATE meta SET value = '5' WHERE name = 'format'")
+        db.execute("UPDATE meta SET value = '6' WHERE name = 'format'")
     db.close()
 
 
@@ -152,30 +159,30 @@ def refused(root: Path) -> None:
     with pytest.raises(CacheFormatError) as raised:
         DiskStore(root)
     assert str(raised.value) == (
-        f"The cache at {root.resolve()} was written by a newer dagnb (cache format 5); this dagnb reads formats "
-        f"up to 4. Upgrade dagnb, or use another cache directory (`DAGNB_CACHE_DIR`, `%dag cache --dir PATH`)."
+        f"The cache at {root.resolve()} was written by a newer dagnb (cache format 6); this dagnb reads formats "
+        f"up to 5. Upgrade dagnb, or use another cache directory (`DAGNB_CACHE_DIR`, `%dag cache --dir PATH`)."
     )
 
 
-def test_a_format_5_cache_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
-    root = copy("format-4", tmp_path)
+def test_a_format_6_cache_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    root = copy("format-5", tmp_path)
     newer(root)
     before = faultlib.snapshot(root)
     refused(root)
     with pytest.raises(CacheFormatError):
         dagnb.Graph(cache_dir=str(root))
     assert faultlib.snapshot(root) == before, "opening a newer cache changed it"
-    faultlib.record_case("test_format", "format 5 refused (exact message), nothing on disk changed")
+    faultlib.record_case("test_format", "format 6 refused (exact message), nothing on disk changed")
 
 
-def test_a_format_5_cache_of_another_layout_is_left_as_it_was(tmp_path: Path) -> None:
+def test_a_format_6_cache_of_another_layout_is_left_as_it_was(tmp_path: Path) -> None:
     root = tmp_path / "cache"
     root.mkdir()
     db = sqlite3.connect(root / "meta.sqlite")  # rollback journal, the SQLite default
     with db:
         db.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        db.execute("INSERT INTO meta VALUES ('format', '5')")
-        db.execute("CREATE TABLE values_v5 (id INTEGER PRIMARY KEY, data BLOB)")
+        db.execute("INSERT INTO meta VALUES ('format', '6')")
+        db.execute("CREATE TABLE values_v6 (id INTEGER PRIMARY KEY, data BLOB)")
     db.close()
     before = faultlib.snapshot(root)
     refused(root)
@@ -191,7 +198,7 @@ def _open_in_a_process(root: str) -> None:
 
 
 def test_two_processes_opening_a_format_1_cache_at_once_keep_it(tmp_path: Path) -> None:
-    """Eight processes open one format-1 cache at the same moment: one sets it aside, the others see format 4."""
+    """Eight processes open one format-1 cache at the same moment: one sets it aside, the others see format 5."""
     import multiprocessing
 
     root = copy("format-1", tmp_path)
@@ -207,4 +214,128 @@ def test_two_processes_opening_a_format_1_cache_at_once_keep_it(tmp_path: Path) 
     assert sorted(p.name for p in root.iterdir() if p.name.startswith("old-format")) == ["old-format-1"]
     aside = root / "old-format-1" / "meta.sqlite"
     assert tables(aside) == tables(GOLDEN / "format-1" / "meta.sqlite"), "the old metadata was overwritten"
+    faultlib.assert_usable(root)
+
+
+@pytest.mark.parametrize("name", ["format-3", "format-4"])
+def test_a_migrated_cache_keeps_its_heads_hits_and_runs_for_the_working_folder(tmp_path: Path, name: str) -> None:
+    """Opened by a notebook: its own scope starts empty; the folder's has every head, hit and run, re-signed."""
+    root = copy(name, tmp_path)
+    before = faultlib.rows(root, "SELECT fingerprint, signature, nbytes FROM blobs ORDER BY fingerprint")
+    files = {p: b for p, b in faultlib.snapshot(root).items() if p.startswith("blobs/")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a migration, not a set-aside: nothing to warn about
+        store = DiskStore(root, scope=Scope.of_notebook(tmp_path / "analysis.ipynb"))
+    assert [store.head(t) for t in HEADS] == [None] * len(HEADS)
+    assert (store.runs(), store.hit_totals(), store.run(1)) == ([], {}, None)
+    store.use_scope(Scope.of_folder())
+    assert {t: store.head(t).key for t in HEADS} == HEADS  # type: ignore[union-attr]
+    assert [r.id for r in store.runs()] == [1] and len(store.hit_totals()) == len({values()[k][0] for k, _ in HITS})
+    store.close()
+    assert faultlib.rows(root, "SELECT value FROM meta WHERE name = 'format'") == [("5",)]
+    assert faultlib.rows(root, "SELECT fingerprint, signature, nbytes FROM blobs ORDER BY fingerprint") == before
+    assert {p: b for p, b in faultlib.snapshot(root).items() if p.startswith("blobs/")} == files, "a value file changed"
+    assert not list(root.glob("old-format-*")), "migrated, not set aside"
+    faultlib.record_case("test_format", f"{name} migrated in place: heads, hits and the run kept for the working "
+                                        "folder, a notebook's scope empty, no value touched")
+
+
+def test_a_migration_signs_anew_only_the_rows_whose_old_signature_holds(tmp_path: Path) -> None:
+    root = copy("format-4", tmp_path)
+    db = sqlite3.connect(root / "meta.sqlite")
+    with db:
+        db.execute("UPDATE heads SET key = 'key-raw-1' WHERE task = 'raw'")  # fails its format-4 signature
+        db.execute("UPDATE hits SET count = 9 WHERE key = 'key-clean'")
+        db.execute("UPDATE runs SET finished = finished + 1")
+    db.close()
+    store = DiskStore(root)
+    assert store.head("raw") is None and store.head("clean").key == HEADS["clean"]  # type: ignore[union-attr]
+    assert store.hit_totals() == {"raw": (2, 5.0)}
+    with pytest.warns(DagnbCacheWarning, match="1 runs in the history of the cache at .* are not signed"):
+        assert store.runs() == []
+    assert faultlib.rows(root, "SELECT key FROM heads WHERE task = 'raw'") == [("key-raw-1",)], "kept as it was"
+    verified = store.verify()
+    assert verified.forged_runs == 1
+    assert faultlib.rows(root, "SELECT COUNT(*) FROM heads WHERE task = 'raw'") == [(0,)], "removed by verify"
+    store.close()
+    faultlib.record_case("test_format", "format 4 with a forged head, hit and run: migrated, the forged rows kept "
+                                        "unsigned (never used), then removed by verify")
+
+
+def test_a_format_4_cache_read_only_for_you_is_read_as_it_is_and_not_updated(small_disk: Path) -> None:
+    root = small_disk / "cache"
+    shutil.copytree(GOLDEN / "format-4", root)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    before = faultlib.snapshot(root)
+    with pytest.warns(DagnbCacheWarning) as caught:
+        graph = dagnb.Graph(cache_dir=str(root))
+    assert [str(w.message) for w in caught] == [
+        f"The cache at {root} was written by an older dagnb (format 4) and is read-only for you (it is on a "
+        f"read-only file system), so dagnb cannot update it to format 5: it reads it as it is. The values it holds "
+        f"load as usual; its task heads, run history and hit counts count as the working folder's, so a session "
+        f"that knows its notebook sees none of them; and new results stay in memory for this session (recomputed "
+        f"after a restart). To keep them, use a cache you can write (`DAGNB_CACHE_DIR`, `%dag cache --dir PATH`). "
+        f"Its owner updates it by opening it once with this dagnb."]
+    store = graph.store
+    assert isinstance(store, DiskStore)
+    head = store.head("clean")
+    assert head is not None and store.load(head) == values()["key-clean"][1]
+    assert [r.id for r in store.runs()] == [1] and store.hit_totals() == {"raw": (2, 5.0), "clean": (1, 0.75)}
+    graph.use_notebook(small_disk / "analysis.ipynb")
+    assert (store.head("clean"), store.runs(), store.hit_totals()) == (None, [], {})
+    assert store.entry("key-clean") is not None, "entries are shared: the notebook loads the values all the same"
+    assert store.verify().ok
+    graph.close()
+    assert faultlib.snapshot(root) == before
+    faultlib.record_case("test_format", "a format-4 cache on a read-only file system: one warning naming it, read "
+                                        "as it is (a notebook sees no heads), unchanged")
+
+
+def test_the_format_5_fixture_keeps_each_notebooks_heads_hits_and_runs(tmp_path: Path) -> None:
+    """Two notebooks beside the copied cache: each reads its own heads, hits and runs, and every value loads."""
+    root = copy("format-5", tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        store = DiskStore(root, scope=Scope.of_notebook(tmp_path / "a.ipynb"))
+        for key, (_, value, _) in values().items():
+            entry = store.entry(key)
+            assert entry is not None and faultlib.same(store.load(entry), value), key
+        assert {t: store.head(t).key for t in HEADS} == HEADS  # type: ignore[union-attr]
+        assert store.hit_totals() == {"raw": (2, 5.0), "clean": (1, 0.75)}
+        (run,) = store.runs()
+        assert (run.id, run.started, [t.task for t in run.tasks]) == (1, RUN[0], [r[0] for r in RUN[2]])
+        store.use_scope(Scope.of_notebook(tmp_path / "b.ipynb"))
+        task, key = B_HEAD
+        assert store.head(task).key == key and store.head("clean") is None  # type: ignore[union-attr]
+        assert store.hit_totals() == {} and [(r.id, r.started) for r in store.runs()] == [(2, B_RUN[0])]
+        assert store.run(1) is None, "a's run is not b's"
+        store.use_scope(Scope.of_folder(tmp_path))
+        assert store.head("raw") is None and store.runs() == []
+        assert store.verify().ok
+    store.close()
+    assert faultlib.rows(root, "SELECT value FROM meta WHERE name = 'format'") == [("5",)]
+    faultlib.record_case("test_format", "format 5 fixture: two notebooks' heads, hits and runs read back apart")
+
+
+@pytest.mark.parametrize("name", ["format-3", "format-4"])
+def test_eight_processes_opening_an_older_cache_at_once_migrate_it_once(tmp_path: Path, name: str) -> None:
+    import multiprocessing
+
+    root = copy(name, tmp_path)
+    context = multiprocessing.get_context("fork")
+    start = context.Event()
+    children = [context.Process(target=lambda: (start.wait(), _open_in_a_process(str(root)))) for _ in range(8)]
+    for child in children:
+        child.start()
+    start.set()
+    for child in children:
+        child.join(60)
+    assert [c.exitcode for c in children] == [0] * 8
+    assert not list(root.glob("old-format-*")), "migrated in place, never set aside"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        store = DiskStore(root)
+    assert {t: store.head(t).key for t in HEADS} == HEADS and len(store.runs()) == 1  # type: ignore[union-attr]
+    assert faultlib.rows(root, "SELECT COUNT(*) FROM heads") == [(len(HEADS),)], "one copy of each head"
+    store.close()
     faultlib.assert_usable(root)

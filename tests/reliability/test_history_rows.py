@@ -137,7 +137,7 @@ def test_an_edited_history_row_is_refused(tmp_path: Path) -> None:
     with pytest.raises(CommandError) as refused:
         nb.graph.restore(1)
     assert str(refused.value) == (
-        "Run 1 in the history of this cache is not signed with your secret (it was altered, or written by "
+        f"Run 1 in the history of the folder `{Path.cwd().name}` is not signed with your secret (it was altered, or written by "
         "someone else), so dagnb does not use it. `dagnb cache verify` removes such runs.")
     assert values(nb) == before, "nothing was bound"
     with pytest.warns(DagnbCacheWarning, match="1 runs in the history of the cache at .* are not signed"):

@@ -28,6 +28,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 import dagnb
 from dagnb.cache.records import CacheEntry, TaskRecord
 from dagnb.cache.store import CacheFormatError, CacheOpenedReadOnly, CacheReadOnly, DiskStore
+from dagnb.scope import Scope
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 SMALL, LARGE = {"rows": [1, 2, 3]}, np.arange(40_000, dtype=np.float64)  # a row, and a file of 320 kB
@@ -163,10 +164,12 @@ def test_a_missing_folder_is_an_empty_cache_and_is_not_created(tmp_path: Path) -
     faultlib.record_case("test_read_only", "a missing folder: an empty cache, the folder not created")
 
 
-def test_an_older_format_is_not_used_nor_set_aside_and_format_3_is_read_as_it_is(tmp_path: Path) -> None:
-    old, three = tmp_path / "format-1", tmp_path / "format-3"
+@pytest.mark.parametrize("name", ["format-3", "format-4"])
+def test_an_older_format_is_not_used_nor_set_aside_and_formats_3_and_4_are_read_as_they_are(
+        tmp_path: Path, name: str) -> None:
+    old, three = tmp_path / "format-1", tmp_path / name
     shutil.copytree(GOLDEN / "format-1", old)
-    shutil.copytree(GOLDEN / "format-3", three)
+    shutil.copytree(GOLDEN / name, three)
     before = stat_snapshot(old), stat_snapshot(three)
     with pytest.warns(Warning) as caught:
         store = DiskStore(old, read_only=True)
@@ -176,24 +179,31 @@ def test_an_older_format_is_not_used_nor_set_aside_and_format_3_is_read_as_it_is
         f"and recomputes."]
     assert store.info().entries == 0
     store.close()
-    store = DiskStore(three, read_only=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # looking: nothing to say about a format it would migrate
+        store = DiskStore(three, read_only=True)
     assert store.load(store.head("clean")) == {"rows": [1, 2, 3], "name": "clean", "nested": (1.5, None, b"bytes")}  # type: ignore[arg-type]
+    assert [r.id for r in store.runs()] == [1] and store.hit_totals()["clean"] == (1, 0.75)
+    assert store.verify().ok
+    store.use_scope(Scope.of_notebook(tmp_path / "analysis.ipynb"))  # its heads are the folder's, as migrated
+    assert (store.head("clean"), store.runs(), store.hit_totals()) == (None, [], {})
     store.close()
     assert (stat_snapshot(old), stat_snapshot(three)) == before, "an old cache was set aside or upgraded"
-    faultlib.record_case("test_read_only", "format 1 not used (warned), format 3 read, neither moved nor upgraded")
+    faultlib.record_case("test_read_only", f"format 1 not used (warned), {name} read as it is (heads the folder's), "
+                                           f"neither moved nor upgraded")
 
 
 def test_a_newer_format_is_refused_read_only_too(tmp_path: Path) -> None:
     root = filled(tmp_path / "cache")
     db = sqlite3.connect(root / "meta.sqlite")
     with db:
-        db.execute("UPDATE meta SET value = '5' WHERE name = 'format'")
+        db.execute("UPDATE meta SET value = '6' WHERE name = 'format'")
     db.close()
     before = stat_snapshot(root)
     with pytest.raises(CacheFormatError):
         DiskStore(root, read_only=True)
     assert stat_snapshot(root) == before
-    faultlib.record_case("test_read_only", "format 5 refused, left as it was")
+    faultlib.record_case("test_read_only", "format 6 refused, left as it was")
 
 
 def test_dagnb_check_plan_leaves_a_cache_exactly_as_it_was(tmp_path: Path) -> None:
@@ -207,7 +217,8 @@ def test_dagnb_check_plan_leaves_a_cache_exactly_as_it_was(tmp_path: Path) -> No
     done = subprocess.run([sys.executable, "-m", "dagnb", "check", "--plan", "nb.ipynb", "--cache-dir", str(cache)],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
     assert (done.returncode, done.stderr) == (0, "")
-    assert done.stdout.splitlines()[-1] == "  clean  run  (code changed)"
+    # the notebook's own heads: none until a session of nb.ipynb runs (the cache's are the folder's, as migrated)
+    assert done.stdout.splitlines()[-1] == "  clean  run  (new)"
     assert stat_snapshot(cache) == before, "dagnb check --plan changed the cache"
     faultlib.record_case("test_read_only", "`dagnb check --plan` over a format-3 cache: planned, nothing upgraded, "
                                            "no lock file")

@@ -30,7 +30,7 @@ SCRIPT = textwrap.dedent(
     """
     import json, sys
     import dagnb, dagnb.graph, dagnb.fingerprints.values, dagnb.cache.store, dagnb.plan, dagnb.run.executor, dagnb.api, dagnb.session
-    import dagnb.notebook.status_lines, dagnb.overview, dagnb.trace
+    import dagnb.notebook.status_lines, dagnb.overview, dagnb.trace, dagnb.scope, dagnb.cache.heads, dagnb.cache.disk
 
     graph = dagnb.Graph()
 
