@@ -17,7 +17,7 @@ fingerprints through here. A new value type goes in this room.
 """
 
 from dagnb.fingerprints import code as _code
+from dagnb.fingerprints import dispatch as _dispatch
 from dagnb.fingerprints import libraries as _libraries
-from dagnb.fingerprints import values as _values
 
-_values.connect(_code.value_code_token, _libraries.HANDLERS)
+_dispatch.connect(_code.value_code_token, _libraries.HANDLERS)

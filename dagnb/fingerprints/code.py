@@ -57,7 +57,9 @@ import xxhash
 
 from dagnb._moved import named_as_before
 from dagnb.errors import LocalModuleChangedWarning, Unfingerprintable, warn_at
-from dagnb.fingerprints.values import UNTRACKED, _feed, _qualname, _text, fingerprint
+from dagnb.fingerprints.dispatch import _feed
+from dagnb.fingerprints.stream import _qualname, _text
+from dagnb.fingerprints.values import UNTRACKED, fingerprint
 from dagnb.keyparts import Part, rendered
 
 __all__ = [
