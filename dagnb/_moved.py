@@ -83,6 +83,11 @@ SPLIT = {
     "dagnb.fingerprints.stream": "dagnb.fingerprints.values",
     "dagnb.fingerprints.dispatch": "dagnb.fingerprints.values",
     "dagnb.fingerprints.pickled": "dagnb.fingerprints.values",
+    "dagnb.fingerprints.own_code": "dagnb.fingerprints.code",
+    "dagnb.fingerprints.modules": "dagnb.fingerprints.code",
+    "dagnb.fingerprints.references": "dagnb.fingerprints.code",
+    "dagnb.fingerprints.walk": "dagnb.fingerprints.code",
+    "dagnb.fingerprints.edited": "dagnb.fingerprints.code",
 }
 
 _OLD_NAMES = {new: old for old, new in MOVED.items()}

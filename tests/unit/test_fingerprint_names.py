@@ -44,15 +44,17 @@ def test_a_value_carrying_notebook_code_names_dagnb_in_its_stream_as_before_the_
 
 
 def test_a_task_reading_dagnb_functions_names_their_module_as_before_the_rooms() -> None:
-    ns = define(
-        {"fingerprint": dagnb.fingerprint, "file": dagnb.file, "FileRef": dagnb.FileRef,
-         "register_fingerprint": dagnb.register_fingerprint, "digest_name": values.digest_name},
-        "def t():\n    return fingerprint, file, FileRef, register_fingerprint, digest_name\n",
-    )
+    from dagnb.fingerprints.code import source_digest
+
+    read = {"fingerprint": dagnb.fingerprint, "file": dagnb.file, "FileRef": dagnb.FileRef,
+            "register_fingerprint": dagnb.register_fingerprint, "digest_name": values.digest_name,
+            "source_digest": source_digest}
+    ns = define(dict(read), f"def t():\n    return {', '.join(read)}\n")
     parts = code_fingerprint(ns["t"]).parts
     version = module_version("dagnb")
-    for name in ("fingerprint", "file", "FileRef", "register_fingerprint", "digest_name"):
-        assert parts[f"module {name}"] == f"dagnb.hashing {version}"
+    assert {name: parts[f"module {name}"] for name in read} == {
+        name: f"dagnb.codehash {version}" if name == "source_digest" else f"dagnb.hashing {version}" for name in read
+    }
 
 
 def test_a_value_pickled_under_the_old_module_path_loads_as_the_class_of_today() -> None:
