@@ -88,6 +88,8 @@ SPLIT = {
     "dagnb.fingerprints.references": "dagnb.fingerprints.code",
     "dagnb.fingerprints.walk": "dagnb.fingerprints.code",
     "dagnb.fingerprints.edited": "dagnb.fingerprints.code",
+    "dagnb.fingerprints.untracked_rules": "dagnb.fingerprints.untracked",
+    "dagnb.fingerprints.untracked_syntax": "dagnb.fingerprints.untracked",
 }
 
 _OLD_NAMES = {new: old for old, new in MOVED.items()}
