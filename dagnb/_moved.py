@@ -78,6 +78,20 @@ def install() -> None:
         sys.meta_path.append(_OldNames())
 
 
+#: Modules split out of a moved module since: fingerprints name them as the module they came from.
+SPLIT = {
+    "dagnb.fingerprints.stream": "dagnb.fingerprints.values",
+    "dagnb.fingerprints.dispatch": "dagnb.fingerprints.values",
+    "dagnb.fingerprints.pickled": "dagnb.fingerprints.values",
+    "dagnb.fingerprints.own_code": "dagnb.fingerprints.code",
+    "dagnb.fingerprints.modules": "dagnb.fingerprints.code",
+    "dagnb.fingerprints.references": "dagnb.fingerprints.code",
+    "dagnb.fingerprints.walk": "dagnb.fingerprints.code",
+    "dagnb.fingerprints.edited": "dagnb.fingerprints.code",
+    "dagnb.fingerprints.untracked_rules": "dagnb.fingerprints.untracked",
+    "dagnb.fingerprints.untracked_syntax": "dagnb.fingerprints.untracked",
+}
+
 _OLD_NAMES = {new: old for old, new in MOVED.items()}
 
 
@@ -86,6 +100,8 @@ def named_as_before(module_name: str) -> str:
 
     A fingerprint that names a class or function's module (a ``FileRef``
     value, ``from dagnb import file`` read by a task) stays what it was, so
-    grouping the package into rooms changed no key and no digest.
+    grouping the package into rooms, or splitting a module, changed no key
+    and no digest.
     """
+    module_name = SPLIT.get(module_name, module_name)
     return _OLD_NAMES.get(module_name, module_name)

@@ -1,4 +1,4 @@
-"""Fingerprints of numpy arrays and pandas objects, registered lazily by :mod:`dagnb.fingerprints.values`.
+"""Fingerprints of numpy arrays and pandas objects, registered lazily by :mod:`dagnb.fingerprints.dispatch`.
 
 Arrays hash as dtype + shape + C-order bytes, so memory layout never matters
 and shape or dtype always does. Frames hash their schema (column and index
@@ -12,7 +12,9 @@ import sys
 from typing import Any
 
 from dagnb.fingerprints.arrow import feed_arrow_column, feed_arrow_strings_as_objects, is_arrow_text
-from dagnb.fingerprints.values import _blob, _feed, _feed_pickle, _qualname, _text
+from dagnb.fingerprints.dispatch import _feed
+from dagnb.fingerprints.pickled import _feed_pickle
+from dagnb.fingerprints.stream import _blob, _qualname, _text
 
 __all__ = ["register_numpy", "register_pandas"]
 

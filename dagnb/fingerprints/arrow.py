@@ -17,7 +17,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from dagnb.fingerprints.values import _blob, _feed, _hasher, _text
+from dagnb.fingerprints.dispatch import _feed
+from dagnb.fingerprints.stream import _blob, _hasher, _text
 
 __all__ = ["feed_arrow_column", "feed_arrow_strings_as_objects", "is_arrow_text", "register_pyarrow"]
 

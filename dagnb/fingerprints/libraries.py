@@ -1,7 +1,7 @@
-"""Fingerprints of the PyData libraries' values, registered lazily by :mod:`dagnb.fingerprints.values`.
+"""Fingerprints of the PyData libraries' values, registered lazily by :mod:`dagnb.fingerprints.dispatch`.
 
 :data:`HANDLERS` maps a module to the function that registers its types.
-:mod:`dagnb.fingerprints.values` calls one (the wing hands it the table) the first time it fingerprints a value after that
+:mod:`dagnb.fingerprints.dispatch` calls one (the wing hands it the table) the first time it fingerprints a value after that
 module appears in ``sys.modules``: a value of the type cannot exist before,
 so no library is ever imported here (each register function reads
 ``sys.modules``).
@@ -43,7 +43,10 @@ from dagnb.fingerprints.arrow import (
     is_arrow_text,
     register_pyarrow,
 )
-from dagnb.fingerprints.values import _blob, _feed, _feed_pickle, _hasher, _qualname, _text, fingerprint
+from dagnb.fingerprints.dispatch import _feed
+from dagnb.fingerprints.pickled import _feed_pickle
+from dagnb.fingerprints.stream import _blob, _hasher, _qualname, _text
+from dagnb.fingerprints.values import fingerprint
 
 __all__ = ["HANDLERS", "feed_arrow_column", "feed_arrow_strings_as_objects", "is_arrow_text"]
 

@@ -26,18 +26,38 @@ Invariants:
   ``os.environ["X"] = ...`` are outputs, not inputs. Parameter defaults are
   evaluated when the task is defined and fingerprinted, so they are not read.
 * Each function's source is parsed at most once per code object.
+
+The table of calls that read the untracked is :mod:`.untracked_rules`; what
+a function's text binds, imports and writes, :mod:`.untracked_syntax`. This
+module walks a task's function and the helpers it calls.
 """
 
 from __future__ import annotations
 
 import ast
-import functools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from dagnb.fingerprints.scopes import FunctionNode, RuntimeScope, function_tree
-from dagnb.fingerprints.scopes import stored as _stored
+from dagnb.fingerprints.untracked_rules import (
+    _ENVIRON,
+    _ENVIRON_WRITES,
+    _OPENERS,
+    _PATH_BUILDERS,
+    _PATH_CLASSES,
+    _SEEDS,
+    _WHAT,
+    _literal,
+    _mode,
+    _path_argument,
+    _reads,
+    _reads_file,
+    _rule,
+    _seeded,
+    _short,
+)
+from dagnb.fingerprints.untracked_syntax import _parameters, _syntax, _tainted
 
 __all__ = ["Scope", "Untracked", "find_untracked", "task_findings"]
 
@@ -66,196 +86,6 @@ class Scope(Protocol):
 
     def helper(self, name: str) -> FunctionNode | None:
         """The tree of the notebook function of that name, else ``None``."""
-
-
-# ------------------------------------------------------------------------ the table
-
-# Functions that draw from a process-wide generator; a seed call (right) makes them deterministic.
-_GLOBAL_GENERATORS: dict[str, frozenset[str] | None] = {
-    "random": frozenset(
-        {
-            "random",
-            "randint",
-            "randrange",
-            "randbytes",
-            "getrandbits",
-            "choice",
-            "choices",
-            "shuffle",
-            "sample",
-            "uniform",
-            "triangular",
-            "gauss",
-            "normalvariate",
-            "lognormvariate",
-            "expovariate",
-            "vonmisesvariate",
-            "gammavariate",
-            "betavariate",
-            "paretovariate",
-            "weibullvariate",
-            "binomialvariate",
-        }
-    ),
-    "numpy.random": None,  # every function, but the generator classes and the state calls below
-    "torch": frozenset(
-        {
-            "rand",
-            "randn",
-            "randint",
-            "randperm",
-            "rand_like",
-            "randn_like",
-            "randint_like",
-            "normal",
-            "bernoulli",
-            "multinomial",
-            "poisson",
-        }
-    ),
-}
-_SEEDS = {
-    "random.seed": "random",
-    "numpy.random.seed": "numpy.random",
-    "torch.manual_seed": "torch",
-    "torch.random.manual_seed": "torch",
-}
-_NUMPY_NOT_DRAWS = frozenset(
-    {"Generator", "BitGenerator", "seed", "get_state", "set_state", "get_bit_generator", "set_bit_generator"}
-)
-# Generators that are deterministic when given a seed, and draw from the OS without one.
-_SEEDABLE = frozenset(
-    {
-        "random.Random",
-        "numpy.random.default_rng",
-        "numpy.random.RandomState",
-        "numpy.random.SeedSequence",
-        "numpy.random.PCG64",
-        "numpy.random.PCG64DXSM",
-        "numpy.random.MT19937",
-        "numpy.random.Philox",
-        "numpy.random.SFC64",
-    }
-)
-_NEVER_SEEDED = frozenset({"random.SystemRandom", "os.urandom", "os.getrandom", "uuid.uuid1", "uuid.uuid4"})
-
-_CLOCK = frozenset(
-    {
-        "time.time",
-        "time.time_ns",
-        "datetime.datetime.now",
-        "datetime.datetime.utcnow",
-        "datetime.datetime.today",
-        "datetime.date.today",
-        "pandas.Timestamp.now",
-        "pandas.Timestamp.today",
-        "pandas.Timestamp.utcnow",
-    }
-)
-_CLOCK_WITHOUT_TIME = {
-    "time.localtime": 0,
-    "time.gmtime": 0,
-    "time.ctime": 0,
-    "time.asctime": 0,
-    "time.strftime": 1,
-}  # the current time when given at most this many arguments
-_CLOCK_BY_WORD = frozenset({"pandas.Timestamp", "pandas.to_datetime", "numpy.datetime64"})  # ("now"), ("today")
-
-_ENVIRON = frozenset({"os.environ", "os.environb"})
-_ENVIRON_CALLS = frozenset({"os.getenv", "os.getenvb"})
-_ENVIRON_WRITES = frozenset({"update", "clear", "__setitem__", "__delitem__"})
-
-_OPENERS = frozenset({"builtins.open", "io.open"})
-_READERS = frozenset(
-    {
-        "numpy.load",
-        "numpy.loadtxt",
-        "numpy.genfromtxt",
-        "numpy.fromfile",
-        "joblib.load",
-        "torch.load",
-        "xarray.open_dataset",
-        "xarray.open_dataarray",
-        "xarray.open_mfdataset",
-        "xarray.open_zarr",
-        "xarray.load_dataset",
-        "xarray.load_dataarray",
-        "pyarrow.parquet.read_table",
-        "pyarrow.csv.read_csv",
-        "pyarrow.feather.read_table",
-        "pyarrow.feather.read_feather",
-    }
-)
-_READER_PREFIXES = ("pandas.read_", "polars.read_", "polars.scan_")
-_NOT_FILE_READERS = ("pandas.read_sql", "pandas.read_gbq", "pandas.read_clipboard", "polars.read_database")
-_PATH_KEYWORDS = frozenset(
-    {
-        "file",
-        "path",
-        "fname",
-        "filename",
-        "filepath_or_buffer",
-        "path_or_buf",
-        "io",
-        "source",
-        "filename_or_obj",
-        "store",
-        "f",
-    }
-)
-_PATH_CLASSES = frozenset({"pathlib.Path", "pathlib.PurePath", "pathlib.PosixPath", "pathlib.WindowsPath"})
-_PATH_BUILDERS = _PATH_CLASSES | {"os.path.join", "os.path.expanduser", "os.path.abspath", "os.fspath", "builtins.str"}
-
-_WHAT = {
-    "global": "the global random generator",
-    "unseeded": "a random generator without a seed",
-    "never": "a random source that takes no seed",
-    "clock": "the clock",
-    "environment": "the environment",
-    "file": "a file that is not a `dagnb.file` input",
-}
-_CODE_WIDTH = 40
-
-
-def _rule(dotted: str, call: ast.Call) -> tuple[str, str, str | None] | None:
-    """``(kind, what, family)`` when calling ``dotted`` like ``call`` reads something untracked."""
-    module, _, name = dotted.rpartition(".")
-    draws = _GLOBAL_GENERATORS.get(module, frozenset())
-    if (name in draws) if draws is not None else (name not in _NUMPY_NOT_DRAWS and dotted not in _SEEDABLE):
-        return "random", _WHAT["global"], module
-    if dotted in _SEEDABLE and not _seeded(call):
-        return "random", _WHAT["unseeded"], None
-    if dotted in _NEVER_SEEDED or module == "secrets":
-        return "random", _WHAT["never"], None
-    if dotted in _CLOCK or len(call.args) + len(call.keywords) <= _CLOCK_WITHOUT_TIME.get(dotted, -1):
-        return "clock", _WHAT["clock"], None
-    if dotted in _CLOCK_BY_WORD and call.args and _literal(call.args[0]) in ("now", "today"):
-        return "clock", _WHAT["clock"], None
-    if dotted in _ENVIRON_CALLS:
-        return "environment", _WHAT["environment"], None
-    return None
-
-
-def _seeded(call: ast.Call) -> bool:
-    given = [*call.args, *(k.value for k in call.keywords if k.arg in ("seed", "x", "entropy", "a"))]
-    return bool(given) and not (isinstance(given[0], ast.Constant) and given[0].value is None)
-
-
-def _reads_file(dotted: str) -> bool:
-    if dotted in _OPENERS or dotted in _READERS:
-        return True
-    return dotted.startswith(_READER_PREFIXES) and not dotted.startswith(_NOT_FILE_READERS)
-
-
-def _literal(node: ast.AST | None) -> Any:
-    return node.value if isinstance(node, ast.Constant) else None
-
-
-def _short(node: ast.AST) -> str:
-    text = ast.unparse(node)
-    if len(text) <= _CODE_WIDTH or not isinstance(node, ast.Call):
-        return text if len(text) <= _CODE_WIDTH else text[: _CODE_WIDTH - 3] + "..."
-    return ast.unparse(node.func) + "(...)"
 
 
 # ------------------------------------------------------------------- the analysis
@@ -298,12 +128,6 @@ def _distinct(found: Iterable[Untracked]) -> list[Untracked]:
     return list(first.values())
 
 
-def _parameters(node: FunctionNode | ast.Lambda) -> list[str]:
-    args = node.args
-    names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
-    return names + [a.arg for a in (args.vararg, args.kwarg) if a is not None]
-
-
 class _Walker(ast.NodeVisitor):
     """One function's body: the untracked reads in it, the seeds it sets, the notebook functions it calls."""
 
@@ -333,7 +157,7 @@ class _Walker(ast.NodeVisitor):
             return self.imports[node.id]
         return None if node.id in self.locals else self.scope.resolve(node.id)
 
-    def add(self, kind: str, what: str, node: ast.AST, family: str | None = None, path: str | None = None) -> None:
+    def add(self, kind: str, what: str, node: ast.expr, family: str | None = None, path: str | None = None) -> None:
         self.found.append(Untracked(kind, what, _short(node), node.lineno, self.helper, path, family))
 
     def visit_Call(self, node: ast.Call) -> None:
@@ -400,7 +224,7 @@ class _Walker(ast.NodeVisitor):
             return set()
         positional = [a.arg for a in (*helper.args.posonlyargs, *helper.args.args)]
         given = [*zip(positional, call.args), *((k.arg, k.value) for k in call.keywords)]
-        return {param for param, arg in given if self._untracked_path(arg)}
+        return {param for param, arg in given if param is not None and self._untracked_path(arg)}
 
     def visit_Subscript(self, node: ast.Subscript) -> None:
         if self.dotted(node.value) in _ENVIRON:
@@ -421,129 +245,13 @@ class _Walker(ast.NodeVisitor):
             self.add("environment", _WHAT["environment"], node)
 
 
-def _mode(call: ast.Call, position: int) -> Any:
-    """The ``mode`` argument of an ``open`` call: ``"r"`` when absent, ``None`` when not a literal."""
-    for keyword in call.keywords:
-        if keyword.arg == "mode":
-            return _literal(keyword.value)
-    if len(call.args) > position:
-        return _literal(call.args[position])
-    return "r"
-
-
-def _reads(mode: Any) -> bool:
-    return isinstance(mode, str) and "r" in mode
-
-
-def _path_argument(call: ast.Call) -> ast.AST | None:
-    if call.args:
-        return None if isinstance(call.args[0], ast.Starred) else call.args[0]
-    return next((k.value for k in call.keywords if k.arg in _PATH_KEYWORDS), None)
-
-
-@dataclass(frozen=True)
-class _Syntax:
-    """What a function's text says, whatever its global names stand for: found in one pass, once per tree.
-
-    ``inner`` are the parameters of nested functions and lambdas: they hold
-    whatever their caller passes, so they count as tracked, like a helper's.
-    """
-
-    imports: dict[str, str]  # names imported inside the function -> dotted name
-    locals: frozenset[str]  # every name the function binds (imports aside)
-    inner: frozenset[str]
-    flows: tuple[tuple[frozenset[str], frozenset[str]], ...]  # (names bound, names the value reads)
-    writes: tuple[tuple[ast.Call, str], ...]  # calls with a literal writing mode, and their path as written
-
-
-@functools.lru_cache(maxsize=1024)
-def _syntax(function: FunctionNode) -> _Syntax:
-    imports: dict[str, str] = {}
-    local, inner, declared_global = set(_parameters(function)), set(), set()
-    flows: list[tuple[frozenset[str], frozenset[str]]] = []
-    writes: list[tuple[ast.Call, str]] = []
-    for node in _inside(function):
-        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
-            local.add(node.id)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            local.add(node.name)
-        elif isinstance(node, ast.arg):
-            inner.add(node.arg)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            imports.update(_imported(node))
-        elif isinstance(node, (ast.Global, ast.Nonlocal)):
-            declared_global.update(node.names)
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            local.add(node.name)
-        elif isinstance(node, ast.Call) and node.args and not _reads(_mode(node, 1)) and _literal_mode(node):
-            writes.append((node, ast.unparse(node.args[0])))
-        flow = _flow(node)
-        if flow is not None:
-            flows.append((frozenset(_stored(flow[0])), frozenset(_loaded(flow[1]))))
-    local |= inner
-    return _Syntax(
-        imports, frozenset(local - declared_global - set(imports)), frozenset(inner), tuple(flows), tuple(writes)
-    )
-
-
-def _imported(node: ast.Import | ast.ImportFrom) -> dict[str, str]:
-    """``import numpy.random as npr`` binds the submodule; ``import os.path`` binds ``os``."""
-    if isinstance(node, ast.Import):
-        return {a.asname or a.name.split(".")[0]: a.name if a.asname else a.name.split(".")[0] for a in node.names}
-    if not node.module or node.level:
-        return {}
-    return {a.asname or a.name: f"{node.module}.{a.name}" for a in node.names if a.name != "*"}
-
-
-def _literal_mode(call: ast.Call) -> bool:
-    return isinstance(_mode(call, 1), str)
-
-
-def _flow(node: ast.AST) -> tuple[list[ast.expr], ast.AST] | None:
-    """``(targets, value)`` of a binding whose targets take their value from ``value``."""
-    if isinstance(node, ast.Assign):
-        return node.targets, node.value
-    if isinstance(node, (ast.AnnAssign, ast.AugAssign, ast.NamedExpr)) and node.value is not None:
-        return [node.target], node.value
-    if isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
-        return [node.target], node.iter
-    if isinstance(node, ast.withitem) and node.optional_vars is not None:
-        return [node.optional_vars], node.context_expr
-    return None
-
-
-def _inside(function: FunctionNode) -> Iterator[ast.AST]:
-    """Every node of the function's body (not its own signature or decorators)."""
-    for statement in function.body:
-        yield from ast.walk(statement)
-
-
-def _tainted(
-    flows: Iterable[tuple[frozenset[str], frozenset[str]]], seeds: Iterable[str], global_file: Callable[[str], bool]
-) -> set[str]:
-    """Local names whose value is computed from a tracked path (``p = os.path.join(root, "a.csv")``)."""
-    tracked = set(seeds)
-    changed = True
-    while changed:
-        changed = False
-        for targets, reads in flows:
-            if targets - tracked and any(n in tracked or global_file(n) for n in reads):
-                tracked |= targets
-                changed = True
-    return tracked
-
-
-def _loaded(node: ast.AST) -> set[str]:
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-
-
 def task_findings(
     func: Callable[..., Any],
     tracked_params: Iterable[str],
     node: FunctionNode | None = None,
 ) -> list[Untracked]:
     """:func:`find_untracked` for a live task function; ``node`` is its tree when the caller parsed it."""
-    tree = node if node is not None else function_tree(func.__code__)  # type: ignore[attr-defined]
+    tree = node if node is not None else function_tree(func.__code__)
     namespace = getattr(func, "__globals__", None)
     if tree is None or namespace is None:
         return []

@@ -1,4 +1,11 @@
-"""Fingerprints of values (xxh3_128, hex digests); code is in :mod:`dagnb.fingerprints.code`.
+"""What a value is, as a digest: :func:`fingerprint`, files as inputs, and what stands for no fingerprint.
+
+The room writes a value's bytes in layers: :mod:`.stream` (the hash and its
+framing) at the bottom, :mod:`.dispatch` (which handler writes a value:
+builtin scalars and containers, the registry, the libraries' handlers,
+loaded lazily), :mod:`.pickled` (the fallback for every other type), and
+this module on top: the entry that handles depth and values that hold
+themselves, and :class:`FileRef`. Code is in :mod:`dagnb.fingerprints.code`.
 
 Invariants:
 
@@ -19,87 +26,39 @@ Invariants:
   ``Model.predict`` changes the fingerprint of a fitted ``Model``.
 * Depth is no limit: a value nested deeper than the interpreter's stack
   allows is fingerprinted again on a thread with a large stack.
-
-No library is imported here: the handlers of numpy, pandas, pyarrow, polars,
-xarray, torch, dask, scikit-learn and matplotlib types (``_arrays``,
-``_libraries``) register on the first value fingerprinted after their module
-is loaded.
-
-The hash is chosen once per process, at the first fingerprint
-(:func:`digest_name`): xxh3_128 by default; keyed BLAKE3 (256 bits, keyed
-with a key derived from ``$DAGNB_CACHE_KEY``) when a cache is shared, where
-inputs may come from others and xxh3's hand-made collisions matter.
-``$DAGNB_FINGERPRINT=xxh3|blake3`` overrides the choice.
+* :class:`FileRef` stays in this module: cached values pickle it by this
+  path (and by ``dagnb.hashing.FileRef``, from before the rooms). The names
+  other modules import from here (``_feed``, ``_text``...) stay importable
+  from here, and so does everything under ``dagnb.hashing``.
 """
 
 from __future__ import annotations
 
-import functools
-import io
 import os
-import pickle
-import struct
 import sys
 import threading
 import types
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
-import xxhash
-
-from dagnb._moved import named_as_before
 from dagnb.errors import Unfingerprintable
+from dagnb.fingerprints.dispatch import _digest, _has_handler, register_fingerprint
+from dagnb.fingerprints.dispatch import _feed as _feed
+from dagnb.fingerprints.dispatch import connect as connect
+from dagnb.fingerprints.pickled import _CodeToken as _CodeToken
+from dagnb.fingerprints.pickled import _Cycle, _pickle_into
+from dagnb.fingerprints.pickled import _feed_pickle as _feed_pickle
+from dagnb.fingerprints.pickled import _HashingPickler as _HashingPickler
+from dagnb.fingerprints.stream import FORMAT, _hasher, _qualname, _state
+from dagnb.fingerprints.stream import Hasher as Hasher
+from dagnb.fingerprints.stream import _blob as _blob
+from dagnb.fingerprints.stream import _text as _text
+from dagnb.fingerprints.stream import digest_name as digest_name
 
+# Names imported ``as`` themselves are kept importable from here for others (library handlers, tests, code
+# written against ``dagnb.hashing``); ``_CodeToken`` too: every stream names it ``dagnb.hashing._CodeToken``,
+# and pickle checks that this name finds it.
 __all__ = ["FileRef", "digest_name", "file", "fingerprint", "register_fingerprint", "value_digest"]
-
-#: Bumped whenever the byte stream below changes; pinned-digest tests guard it.
-FORMAT = b"dagnb-fp-2"
-
-Feeder = Callable[[Any, Any], None]
-
-
-# --------------------------------------------------------------------------- values
-
-_new_hash: Callable[..., Any] | None = None  # chosen once, by the first fingerprint
-
-
-def _choose_hash() -> tuple[str, Callable[..., Any]]:
-    """xxh3_128, or keyed BLAKE3 where a cache is shared (``$DAGNB_CACHE_KEY``) or ``$DAGNB_FINGERPRINT`` says."""
-    wanted = os.environ.get("DAGNB_FINGERPRINT") or ("blake3" if os.environ.get("DAGNB_CACHE_KEY") else "xxh3")
-    if wanted != "blake3":
-        return "xxh3", xxhash.xxh3_128
-    import blake3
-
-    secret = os.environ.get("DAGNB_CACHE_KEY", "").encode()
-    key = blake3.blake3(secret, derive_key_context="dagnb 2025 value fingerprints").digest()
-    return "blake3", functools.partial(blake3.blake3, key=key, max_threads=blake3.blake3.AUTO)
-
-
-class Hasher(Protocol):
-    """What fingerprints need of a hash object (xxhash's and blake3's both are one)."""
-
-    def update(self, data: Any, /) -> Any: ...
-    def digest(self) -> bytes: ...
-    def hexdigest(self) -> str: ...
-
-
-def _hasher(data: bytes = b"") -> Hasher:
-    """A new hash object of the kind this process fingerprints with."""
-    global _new_hash
-    if _new_hash is None:
-        _new_hash = _choose_hash()[1]
-    hasher: Hasher = _new_hash(data)
-    return hasher
-
-
-def digest_name() -> str:
-    """``xxh3`` or ``blake3``: the hash this process's fingerprints use (decided now if not yet)."""
-    if _new_hash is None:
-        _hasher()
-    return "blake3" if _new_hash is not xxhash.xxh3_128 else "xxh3"
-
-
-_state = threading.local()  # per thread: whether a fingerprint is under way, its code tokens, a deep retry
 
 
 def fingerprint(value: Any) -> str:
@@ -126,10 +85,6 @@ def fingerprint(value: Any) -> str:
             raise Unfingerprintable(_qualname(type(value)), "it is nested too deeply") from None
     finally:
         _state.tokens = _state.pickling = None
-
-
-class _Cycle(Exception):
-    """A value met again while it is being pickled: it holds itself."""
 
 
 def _holds_itself(value: Any) -> bool:
@@ -166,12 +121,6 @@ def _children(item: Any) -> list[Any] | None:
         return None
     state = getattr(item, "__dict__", None)
     return list(state.values()) if isinstance(state, dict) else None
-
-
-def _digest(value: Any) -> str:
-    h = _hasher(FORMAT)
-    _feed(value, h)
-    return h.hexdigest()
 
 
 def _cyclic_digest(value: Any) -> str:
@@ -216,307 +165,6 @@ def _on_a_deep_stack(func: Callable[[Any], str], value: Any) -> str:
     if isinstance(outcome[0], BaseException):
         raise outcome[0]
     return str(outcome[0])
-
-
-def _blob(h: Any, data: bytes | memoryview) -> None:
-    h.update(len(data).to_bytes(8, "little"))
-    h.update(data)
-
-
-def _text(h: Any, text: str) -> None:
-    _blob(h, text.encode("utf-8", "surrogatepass"))
-
-
-def _qualname(cls: type) -> str:
-    return f"{named_as_before(cls.__module__)}.{cls.__qualname__}"
-
-
-def _feed_int(value: int, h: Any) -> None:
-    h.update(b"i")
-    _blob(h, value.to_bytes(value.bit_length() // 8 + 1, "little", signed=True))
-
-
-def _feed_sequence(tag: bytes) -> Feeder:
-    def feed(value: Any, h: Any) -> None:
-        h.update(tag)
-        h.update(len(value).to_bytes(8, "little"))
-        for item in value:
-            _feed(item, h)
-
-    return feed
-
-
-def _feed_dict(value: dict[Any, Any], h: Any) -> None:
-    h.update(b"{")
-    h.update(len(value).to_bytes(8, "little"))
-    for key, item in value.items():
-        _feed(key, h)
-        _feed(item, h)
-
-
-def _feed_set(tag: bytes) -> Feeder:
-    def feed(value: Any, h: Any) -> None:
-        # Canonical order: element digests sorted, independent of hash seeds.
-        h.update(tag)
-        h.update(len(value).to_bytes(8, "little"))
-        for digest in sorted(bytes.fromhex(fingerprint(item)) for item in value):
-            h.update(digest)
-
-    return feed
-
-
-_PLAIN_ATOMS = frozenset({type(None), bool, int, float, str, bytes})
-_PLAIN_CONTAINERS = frozenset({list, tuple, dict})
-
-
-def _is_plain(value: Any) -> bool:
-    """Whether ``value`` (a list, tuple or dict) holds only None, bools, ints, floats, strings and bytes, in
-    lists, tuples and dicts. The element types are gathered at C speed (``set(map(type, ...))``)."""
-    parts = (value, value.values()) if type(value) is dict else (value,)
-    for part in parts:
-        kinds = set(map(type, part))
-        if kinds <= _PLAIN_ATOMS:
-            continue
-        if not kinds <= _PLAIN_ATOMS | _PLAIN_CONTAINERS:
-            return False
-        if not all(_is_plain(item) for item in part if type(item) in _PLAIN_CONTAINERS):
-            return False
-    return True
-
-
-def _feed_plain(tag: bytes, walk: Feeder) -> Feeder:
-    """Lists, tuples and dicts of plain data go in as their pickle, written by C at pickle's speed.
-
-    The pickle of plain data is canonical: no memo (so identity never
-    counts), dicts in insertion order, ``-0.0`` and ``0.0`` apart. Anything
-    else inside (a set, whose pickle follows hash order; an object; an
-    array) makes the container go element by element. Which way a container
-    goes depends only on what it holds.
-    """
-
-    def feed(value: Any, h: Any) -> None:
-        if not _is_plain(value):
-            walk(value, h)
-            return
-        buffer = io.BytesIO()
-        pickler = pickle.Pickler(buffer, protocol=5)
-        pickler.fast = True
-        try:
-            pickler.dump(value)
-        except ValueError:  # it holds itself (fast mode sees the loop)
-            walk(value, h)
-            return
-        h.update(tag)
-        _blob(h, buffer.getbuffer())
-
-    return feed
-
-
-def _feed_str(v: str, h: Any) -> None:
-    h.update(b"s")
-    _text(h, v)
-
-
-def _feed_bytes(v: bytes, h: Any) -> None:
-    h.update(b"b")
-    _blob(h, v)
-
-
-def _feed_bytearray(v: bytearray, h: Any) -> None:
-    h.update(b"a")
-    _blob(h, bytes(v))
-
-
-def _feed_range(v: range, h: Any) -> None:
-    h.update(b"r")
-    _feed((v.start, v.stop, v.step), h)
-
-
-_EXACT: dict[type, Feeder] = {
-    type(None): lambda v, h: h.update(b"N"),
-    bool: lambda v, h: h.update(b"T" if v else b"F"),
-    int: _feed_int,
-    float: lambda v, h: h.update(b"f" + struct.pack("<d", v)),
-    complex: lambda v, h: h.update(b"c" + struct.pack("<dd", v.real, v.imag)),
-    str: _feed_str,
-    bytes: _feed_bytes,
-    bytearray: _feed_bytearray,
-    tuple: _feed_plain(b"p(", _feed_sequence(b"(")),
-    list: _feed_plain(b"p[", _feed_sequence(b"[")),
-    dict: _feed_plain(b"p{", _feed_dict),
-    set: _feed_set(b"<"),
-    frozenset: _feed_set(b">"),
-    range: _feed_range,
-}
-
-
-@functools.singledispatch
-def _registered(value: Any, h: Any) -> None:
-    _feed_pickle(value, h)
-
-
-def _feed(value: Any, h: Any) -> None:
-    exact = _EXACT.get(type(value))
-    if exact is not None:
-        exact(value, h)
-        return
-    _register_lazy_handlers()
-    _registered(value, h)
-
-
-def register_fingerprint(cls: type, fn: Callable[[Any], Any]) -> None:
-    """Teach dagnb to fingerprint values of ``cls``.
-
-    ``fn(value)`` returns any value dagnb can already fingerprint (bytes, a
-    tuple of arrays, a dict of settings...); the type's qualified name is
-    always mixed in, so two types never collide.
-    """
-
-    def feed(value: Any, h: Any) -> None:
-        h.update(b"U")
-        _text(h, _qualname(type(value)))
-        _feed(fn(value), h)
-
-    _registered.register(cls)(feed)
-
-
-def _has_handler(obj: Any) -> bool:
-    cls = type(obj)
-    if cls in (set, frozenset):
-        return True
-    return _registered.dispatch(cls) is not _registered.dispatch(object)
-
-
-class _HashingPickler(pickle.Pickler):
-    """Pickles into a hash; values with a native handler go in by fingerprint, user code by its code."""
-
-    def persistent_id(self, obj: Any) -> str | None:  # noqa: D102 - pickle hook
-        if obj is self._root or not _has_handler(obj) or getattr(_state, "cyclic", False):
-            return None
-        return fingerprint(obj)
-
-    def reducer_override(self, obj: Any) -> Any:  # noqa: D102 - pickle hook
-        if not isinstance(obj, _CODE_TYPES):
-            return NotImplemented
-        token = _code_token(obj)
-        return NotImplemented if token is None else (_CodeToken, (token,))
-
-    def __init__(self, h: Any, root: Any) -> None:
-        self._root = root
-        writer = types.SimpleNamespace(write=h.update)
-        super().__init__(writer, protocol=5, buffer_callback=lambda buf: _blob(h, buf.raw()))
-
-
-class _Wiring:
-    """What value fingerprints reach above them, set once by :func:`connect`.
-
-    Code fingerprints (:mod:`dagnb.fingerprints.code`) and the library
-    handlers (:mod:`dagnb.fingerprints.libraries`) build on this module, and
-    a value can hold code or a library's type: the wing's ``__init__`` hands
-    them in, so neither is imported from here (no import circle).
-    """
-
-    def __init__(self) -> None:
-        self.code_token: Callable[[Any], str | None] = lambda obj: None
-        self.library_handlers: Mapping[str, Callable[[Any], None]] = {}
-
-
-_wiring = _Wiring()
-
-
-def connect(code_token: Callable[[Any], str | None], library_handlers: Mapping[str, Callable[[Any], None]]) -> None:
-    """Hand in what values reach above them: the digest of code inside a value, the library handler table.
-
-    Called by :mod:`dagnb.fingerprints` when the wing is imported, before any value is fingerprinted.
-    """
-    _wiring.code_token = code_token
-    _wiring.library_handlers = library_handlers
-
-
-# What may be user code inside a value; functions made by decorators (functools.wraps) are functions.
-_CODE_TYPES = (type, types.FunctionType, functools._lru_cache_wrapper)
-
-
-class _CodeToken(str):
-    """Stands for a function or class in the pickle stream: what it reduces to is its code's digest."""
-
-
-def _code_token(obj: Any) -> str | None:
-    """The digest of the user code ``obj`` is (memoized for one fingerprint), or None for a library's."""
-    tokens = getattr(_state, "tokens", None)
-    key = id(obj)
-    if tokens is not None and key in tokens:
-        return tokens[key]  # type: ignore[no-any-return]
-    try:
-        token = _wiring.code_token(obj)
-    except (Unfingerprintable, RecursionError):
-        raise
-    except Exception as exc:  # a class whose attributes cannot be read: the value has no stable code
-        raise Unfingerprintable(_qualname(type(obj)), f"its code cannot be read ({type(exc).__name__})") from None
-    if tokens is not None:
-        tokens[key] = token
-    return token
-
-
-def _feed_pickle(value: Any, h: Any) -> None:
-    h.update(b"P")
-    _text(h, _qualname(type(value)))
-    pickling = getattr(_state, "pickling", None)
-    if pickling is not None and not getattr(_state, "cyclic", False):
-        if id(value) in pickling:  # met again through a set or an array inside it
-            raise _Cycle
-        pickling.add(id(value))
-    try:
-        _pickle_into(value, h, fast=True)
-    except ValueError:  # fast mode refuses cyclic structures: keep the memo for them
-        _pickle_into(value, h, fast=False)
-    finally:
-        if pickling is not None:
-            pickling.discard(id(value))
-
-
-def _pickle_into(value: Any, h: Any, fast: bool) -> None:
-    """Pickle ``value`` into ``h``; a RecursionError goes up to :func:`fingerprint`, which retries deeper."""
-    inner = _hasher()
-    pickler = _HashingPickler(inner, value)
-    pickler.fast = fast  # no memo: identity must not change a fingerprint
-    try:
-        pickler.dump(value)
-    except ValueError as exc:
-        if fast:
-            raise
-        raise Unfingerprintable(_qualname(type(value)), str(exc) or "it cannot be pickled") from None
-    except Unfingerprintable:
-        raise
-    except RecursionError:
-        if fast and getattr(_state, "deep", False):  # a cycle fast mode could not see: the memo stops it
-            _pickle_into(value, h, fast=False)
-            return
-        raise
-    except Exception as exc:  # a value's own __reduce__ or __getstate__ may raise anything
-        raise Unfingerprintable(_qualname(type(value)), str(exc) or type(exc).__name__) from None
-    h.update(inner.digest())
-
-
-# ------------------------------------------------------------- library types
-
-_LAZY_PENDING: dict[str, Callable[[Any], None]] | None = None  # module -> register function, not yet run
-_MODULES_SEEN = -1  # len(sys.modules) at the last look
-
-
-def _register_lazy_handlers() -> None:
-    """Register the handlers of library types (the table handed to :func:`connect`) once their module is
-    loaded; never import one. Modules are looked for again only when ``sys.modules`` grew."""
-    global _LAZY_PENDING, _MODULES_SEEN
-    if len(sys.modules) == _MODULES_SEEN:  # called for every value: nothing can have loaded since
-        return
-    _MODULES_SEEN = len(sys.modules)
-    if _LAZY_PENDING is None:
-        _LAZY_PENDING = dict(_wiring.library_handlers)
-    for module in [m for m in _LAZY_PENDING if m in sys.modules]:
-        register = _LAZY_PENDING.pop(module, None)  # another thread may have taken it
-        if register is not None:
-            register(_registered)
 
 
 # ----------------------------------------------------------------------- files

@@ -424,21 +424,24 @@ EVERY_USE = [
 
 def _plant(bug: str, patch: pytest.MonkeyPatch) -> None:
     """Put one bug the oracle was written for back into dagnb."""
-    import dagnb.fingerprints.code as codehash
-    import dagnb.fingerprints.values as hashing
+    import dagnb.fingerprints.modules as modules
+    import dagnb.fingerprints.pickled as pickled
+    import dagnb.fingerprints.references as references
+    import dagnb.fingerprints.walk as walk
     import dagnb.graph as graph
 
     if bug == "modules-by-version":
-        patch.setattr(codehash, "is_user_module", lambda m: m.__name__ == "__main__")
+        for module in (modules, references, walk):  # each module of the room that asks
+            patch.setattr(module, "is_user_module", lambda m: m.__name__ == "__main__")
     elif bug == "code-in-values-by-name":
-        patch.setattr(hashing, "_code_token", lambda obj: None)
+        patch.setattr(pickled, "_code_token", lambda obj: None)
     elif bug == "bases-by-name":
-        patch.setattr(codehash._Walk, "klass", _klass_without_bases)
+        patch.setattr(walk._Walk, "klass", _klass_without_bases)
     elif bug == "no-hidden-edges":
         patch.setattr(graph.TaskSpec, "upstream_in", lambda self, specs: [
             p for p in self.params if p in specs and p != self.name])
     elif bug == "lambda-by-identity":
-        patch.setattr(hashing, "_code_token", lambda obj: f"{id(obj)}")
+        patch.setattr(pickled, "_code_token", lambda obj: f"{id(obj)}")
 
 
 def _klass_without_bases(self: Any, cls: type, path: frozenset[int]) -> str:

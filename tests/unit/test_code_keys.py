@@ -234,9 +234,9 @@ def test_a_namespace_package_has_the_version_of_the_distribution_that_owns_the_m
     _fake_distribution(site, "acme-storage", "1.5", "acme.storage")
     _fake_distribution(site, "acme-compute", "7.0", "acme.compute")
     monkeypatch.syspath_prepend(str(site))
-    import dagnb.fingerprints.code as codehash
+    import dagnb.fingerprints.modules as modules
 
-    for cached in (codehash.module_version, codehash._distributions):
+    for cached in (modules.module_version, modules._distributions):
         cached.cache_clear()
         monkeypatch.setattr(cached, "cache_clear", cached.cache_clear)
     try:
@@ -249,8 +249,8 @@ def test_a_namespace_package_has_the_version_of_the_distribution_that_owns_the_m
     finally:
         for name in [n for n in sys.modules if n == "acme" or n.startswith("acme.")]:
             del sys.modules[name]
-        codehash.module_version.cache_clear()
-        codehash._distributions.cache_clear()
+        modules.module_version.cache_clear()
+        modules._distributions.cache_clear()
 
 
 def test_a_library_module_counts_by_its_version_not_its_code() -> None:
