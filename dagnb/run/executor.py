@@ -412,9 +412,9 @@ def _submit(run: _Run, backend: Backend, decision: Decision, work: Work, number:
     deadline = now + work.timeout if work.timeout else None
     attempt = _Attempt(decision, work, number, now, deadline)
     run.submitting = decision.task  # an inline backend runs it inside `submit`: Ctrl-C may land there
-    if work.parts:  # a map task's elements, on several workers at once
+    if work.slices:  # a map task's elements, on several workers at once
         settle = work.progress.settle if work.progress is not None else None
-        future = gather([backend.submit(slice_) for slice_ in work.parts], on_slice=settle)
+        future = gather([backend.submit(slice_) for slice_ in work.slices], on_slice=settle)
     else:
         future = run.waiter.submit(backend, work)
     run.submitting = None

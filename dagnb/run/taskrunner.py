@@ -206,7 +206,7 @@ class TaskRunner:
             spec.timeout,
             spec.retries,
         )
-        work.parts, work.progress = slices, progress
+        work.slices, work.progress = slices, progress
         if is_async:
             work.run_async = functools.partial(run_body_async, func, kwargs, graph.capture)
         return work
@@ -238,8 +238,8 @@ class TaskRunner:
         assert spec.map is not None
         slices, start = [], 0
         for index, size in enumerate(sizes):
-            part = functools.partial(call_items, spec.func, spec.map, missing[start : start + size], progress, index)
-            slices.append(Work(spec.name, part, kwargs, functools.partial(self._body, spec, kwargs, None, part)))
+            body = functools.partial(call_items, spec.func, spec.map, missing[start : start + size], progress, index)
+            slices.append(Work(spec.name, body, kwargs, functools.partial(self._body, spec, kwargs, None, body)))
             start += size
         return slices
 
