@@ -12,6 +12,7 @@ map slices (:mod:`.mapping`), ``--when`` (:mod:`.condition`), costs
 
 May import: :mod:`dagnb.errors`, :mod:`dagnb.events`, :mod:`dagnb.plan` and
 :mod:`dagnb.fingerprints`; the task runner and its commit also the cache
-(:mod:`dagnb.cache`), since a run writes it. A worker process imports only this room and
-:mod:`dagnb.fingerprints`. A new backend goes in this room.
+(:mod:`dagnb.cache`), since a run writes it. A worker process imports only this room,
+:mod:`dagnb.fingerprints`, :mod:`dagnb.errors` and :mod:`dagnb.events` (for the
+:class:`~dagnb.events.Costs` record an outcome carries). A new backend goes in this room.
 """

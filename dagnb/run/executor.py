@@ -95,6 +95,9 @@ class RunContext(Protocol):
         """The session's own bookkeeping of a run's start, each task's end and the run's end."""
 
 
+NO_COSTS = Costs()  # a task that ended without work in this run (skipped, cancelled, failed before it ran)
+
+
 class _Ready:
     """Tasks whose upstream is done: first in, first out; by priority when given."""
 
@@ -156,9 +159,9 @@ class _Run:
         self.by_condition: set[str] = set()  # tasks skipped because their `--when` was false
         self.any_async = any(ctx.is_async(t) for t in order)
 
-    def finish(self, task: str, status: Status, duration: float = 0.0, reason: str = "", **extra: Any) -> None:
+    def finish(self, task: str, status: Status, reason: str = "", costs: Costs = NO_COSTS, **extra: Any) -> None:
         self.report.statuses[task] = status
-        self.report.durations[task] = duration
+        self.report.durations[task] = costs.duration
         if reason:
             self.report.reasons[task] = reason
         if extra.get("saved"):
@@ -167,7 +170,7 @@ class _Run:
             self.report.items[task] = extra["items"]
         self.announce(
             TaskFinished(
-                self.run_id, time.perf_counter(), task=task, status=status, duration=duration, reason=reason, **extra
+                self.run_id, time.perf_counter(), task=task, status=status, reason=reason, costs=costs, **extra
             )
         )
         for child in self.children[task]:
@@ -431,9 +434,8 @@ def _load(run: _Run, decision: Decision) -> bool:
     duration = time.perf_counter() - started if loaded else 0.0
     if loaded:
         run.report.loaded.append(decision.task)
-    run.finish(
-        decision.task, "cached", duration, started=started, saved=saved, worker=current_lane(), in_memory=not loaded
-    )
+    costs = Costs(started, duration)
+    run.finish(decision.task, "cached", costs=costs, saved=saved, worker=current_lane(), in_memory=not loaded)
     return True
 
 
@@ -453,29 +455,16 @@ def _complete(run: _Run, backend: Backend, future: Future[Outcome], keep_going: 
     committed = run.ctx.commit(decision, outcome)
     if outcome.interrupted:  # its value is kept in memory, never cached; nothing new starts
         run.stopped, run.interrupted = True, run.interrupted or decision.task
-        run.finish(
-            decision.task,
-            "interrupted",
-            costs.duration,
-            "it caught Ctrl-C; not cached",
-            started=costs.started,
-            worker=outcome.lane,
-            cpu_time=costs.cpu_time,
-            attempt=attempt.number,
-        )
+        reason = "it caught Ctrl-C; not cached"
+        run.finish(decision.task, "interrupted", reason, costs.time_only(), worker=outcome.lane, attempt=attempt.number)
         return
-    costs = committed.outcome.costs  # a map task's: the size of its assembled value
     run.finish(
         decision.task,
         "done",
-        costs.duration,
         decision.reason,
+        committed.outcome.costs,  # a map task's: the size of its assembled value
         nbytes=committed.nbytes,
-        started=costs.started,
         worker=outcome.lane,
-        cpu_time=costs.cpu_time,
-        peak_memory=costs.peak_memory,
-        output_bytes=costs.output_bytes,
         attempt=attempt.number,
         items=committed.outcome.items,
     )
@@ -491,18 +480,8 @@ def _failed(run: _Run, backend: Backend, attempt: _Attempt, outcome: Outcome, ke
     run.report.errors[task] = error
     run.stopped = run.stopped or not keep_going
     status: Status = "timed-out" if isinstance(error, TaskTimedOut) else "failed"
-    costs = outcome.costs
-    run.finish(
-        task,
-        status,
-        costs.duration,
-        attempt.decision.reason,
-        error=error,
-        started=costs.started,
-        worker=outcome.lane,
-        cpu_time=costs.cpu_time,
-        attempt=attempt.number,
-    )
+    costs = outcome.costs.time_only()
+    run.finish(task, status, attempt.decision.reason, costs, error=error, worker=outcome.lane, attempt=attempt.number)
 
 
 def _expire(run: _Run, backend: Backend, keep_going: bool) -> None:

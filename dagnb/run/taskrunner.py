@@ -27,7 +27,6 @@ import sqlite3
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from dagnb.cache.base import CacheEntry, CacheMiss, MemoryStore, TaskRecord
@@ -217,8 +216,7 @@ class TaskRunner:
         if before and outcome.error is None and not outcome.interrupted:
             changed = [p for p, fp in before.items() if committing.fingerprint_or_none(kwargs[p]) != fp]
             if changed:
-                costs = replace(outcome.costs, peak_memory=0, output_bytes=0)
-                return Outcome(error=InputMutated(spec.name, changed), costs=costs)
+                return Outcome(error=InputMutated(spec.name, changed), costs=outcome.costs.time_only())
         return outcome
 
     def _progressed(self, task: str, done: int, total: int) -> None:
