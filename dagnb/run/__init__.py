@@ -1,6 +1,7 @@
 """Running task bodies: the executor's ready queue and the backends under it.
 
-Owns: the executor (:mod:`.executor`), the per-run :class:`~.taskrunner.TaskRunner`
+Owns: the executor (:mod:`.executor`; the state of one run in :mod:`.state`, how it
+waits for its tasks in :mod:`.waiters`), the per-run :class:`~.taskrunner.TaskRunner`
 the executor calls back (:mod:`.taskrunner`, committing outcomes in
 :mod:`.commit`), one task-body runner for every path (:mod:`.body`), the
 backends and their pool (:mod:`.backends`, :mod:`.dask_backend`), the body
