@@ -3,16 +3,29 @@
 Every error carries the fields a view needs (``task``, ``param``,
 ``candidates``, ``cycle``) and builds its one-paragraph message from them:
 what is wrong, what was found, how to fix it. Nothing here imports IPython.
+
+The exceptions live here; the warning categories in
+:mod:`dagnb.warning_kinds` and the sentences both are built from in
+:mod:`dagnb.messages`. Every name of ``__all__`` imports from this module,
+as it always has.
 """
 
 from __future__ import annotations
 
-import difflib
-import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from dagnb.status import RAISED, STOPPED, WITH_VALUE, word
+from dagnb.messages import all_of, close_matches, interrupt_summary, suggest, untracked_message
+from dagnb.warning_kinds import (
+    DagnbCacheWarning,
+    DagnbSaveWarning,
+    LocalModuleChangedWarning,
+    UnfingerprintableWarning,
+    UnpicklableOutputWarning,
+    UntrackedWarning,
+    ValueChangedWarning,
+    warn_at,
+)
 
 __all__ = [
     "CommandError",
@@ -45,21 +58,10 @@ __all__ = [
     "UntrackedWarning",
     "ValueChangedWarning",
     "close_matches",
+    "interrupt_summary",
     "untracked_message",
     "warn_at",
 ]
-
-
-def close_matches(word: str, names: Iterable[str], n: int = 3) -> list[str]:
-    """Return up to ``n`` names close to ``word``, best first."""
-    return difflib.get_close_matches(word, sorted(set(names)), n=n, cutoff=0.6)
-
-
-def _suggest(candidates: Sequence[str]) -> str:
-    if not candidates:
-        return ""
-    quoted = ", ".join(f"`{c}`" for c in candidates)
-    return f" Did you mean {quoted}?"
 
 
 class DagnbError(Exception):
@@ -70,12 +72,6 @@ class CommandError(DagnbError):
     """A magic or command given arguments it does not take."""
 
 
-def _all_of(names: Sequence[str]) -> str:
-    """```a`, `b` and `c```: every one of ``names``, quoted."""
-    quoted = [f"`{n}`" for n in names]
-    return ", ".join(quoted[:-1]) + f" and {quoted[-1]}" if len(quoted) > 1 else "".join(quoted)
-
-
 class UnknownOption(CommandError, TypeError):
     """A task defined with an option it does not have (``%%task --fast``, ``@task(fast=True)``).
 
@@ -84,7 +80,7 @@ class UnknownOption(CommandError, TypeError):
 
     def __init__(self, where: str, unknown: Sequence[str], taken: Sequence[str], hint: str = "") -> None:
         self.where, self.unknown, self.taken = where, list(unknown), list(taken)
-        message = f"`{where}` has no option {', '.join(f'`{o}`' for o in unknown)}; it takes {_all_of(taken)}."
+        message = f"`{where}` has no option {', '.join(f'`{o}`' for o in unknown)}; it takes {all_of(taken)}."
         super().__init__(f"{message} {hint}" if hint else message)
 
 
@@ -104,7 +100,7 @@ class UnresolvedParameter(DagnbError):
         self.task, self.param, self.candidates = task, param, list(candidates)
         super().__init__(
             f"Task `{task}` has a parameter `{param}` that is neither a task, a default, "
-            f"nor a notebook variable.{_suggest(self.candidates)} Define it in a cell above, "
+            f"nor a notebook variable.{suggest(self.candidates)} Define it in a cell above, "
             f"give it a default, or add a `%%task def {param}(...)`."
         )
 
@@ -167,7 +163,7 @@ class UnknownTask(DagnbError):
     def __init__(self, task: str, candidates: Sequence[str] = ()) -> None:
         self.task, self.candidates = task, list(candidates)
         super().__init__(
-            f"There is no task `{task}`.{_suggest(self.candidates)} `%dag plan` lists the tasks defined so far."
+            f"There is no task `{task}`.{suggest(self.candidates)} `%dag plan` lists the tasks defined so far."
         )
 
 
@@ -241,45 +237,6 @@ class InputDamaged(TaskNotRun):
             f"and there is no intact copy to put back. Fix what changed it; "
             f"`{param}` is recomputed on the next run."
         )
-
-
-_KEPT = {**{s: word(s) for s in WITH_VALUE}, "interrupted": "interrupted: its value is partial, in memory only"}
-_MOST_NAMED = 8  # a summary names this many tasks of a kind, then counts the rest
-
-
-def _named(items: list[str]) -> str:
-    """```a` (ran), `b` (cached) and 3 more``."""
-    shown = items[:_MOST_NAMED]
-    more = f" and {len(items) - len(shown)} more" if len(items) > len(shown) else ""
-    if len(shown) > 1 and not more:
-        return ", ".join(shown[:-1]) + f" and {shown[-1]}"
-    return ", ".join(shown) + more
-
-
-def interrupt_summary(statuses: dict[str, str], reasons: dict[str, str], resume: str) -> str:
-    """One paragraph after Ctrl-C: what finished and is kept, what did not, how to resume.
-
-    ``statuses`` and ``reasons`` are a run report's (upstream first). A task
-    the run stopped before is ``cancelled`` (or ``skipped``: its upstream was
-    cancelled); the executor gives the one that was running the reason
-    ``it was running``.
-    """
-    kept = [f"`{t}` ({_KEPT[s]})" for t, s in statuses.items() if s in _KEPT]
-    failed = [f"`{t}` ({s})" for t, s in statuses.items() if s in RAISED]
-    stopped = [t for t, s in statuses.items() if s in STOPPED and "condition" not in reasons.get(t, "")]
-    running = [f"`{t}` (it was running)" for t in stopped if reasons.get(t) == "it was running"]
-    waiting = [f"`{t}`" for t in stopped if reasons.get(t) != "it was running"]
-    parts = [f"Finished and kept: {_named(kept)}." if kept else "No task finished."]
-    if failed:
-        parts.append(f"Failed: {_named(failed)}.")
-    if running or waiting:
-        not_started = f"{_named(waiting)} (not started)" if waiting else ""
-        parts.append(f"Cancelled: {_named(running + ([not_started] if not_started else []))}.")
-        again = len(stopped) + sum(1 for s in statuses.values() if s == "interrupted")
-        parts.append(
-            f"{resume} to resume: only the {again} unfinished task{'s' if again != 1 else ''} run, the others are kept."
-        )
-    return " ".join(parts)
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -385,102 +342,3 @@ class Unfingerprintable(DagnbError):
             f"A value of type `{type_name}` cannot be fingerprinted ({reason}). Register a "
             f"fingerprint with `dagnb.register_fingerprint({type_name.rsplit('.', 1)[-1]}, fn)`."
         )
-
-
-def warn_at(func: Any, message: str, category: type[Warning]) -> None:
-    """A warning about a task (or a helper), shown at the cell or line that defines ``func``, not at dagnb's."""
-    code = getattr(func, "__code__", None)
-    if code is None:
-        warnings.warn(message, category, stacklevel=3)
-    else:
-        warnings.warn_explicit(message, category, code.co_filename, code.co_firstlineno)
-
-
-def untracked_message(task: str, what: str, type_name: str, reason: str) -> str:
-    """Why a task always reruns: something its key should cover has no fingerprint."""
-    short = type_name.rsplit(".", 1)[-1]
-    return (
-        f"Task `{task}` reads {what}, a `{type_name}` that dagnb cannot fingerprint ({reason}). "
-        f"So `{task}` reruns every time, like a `--volatile` task, rather than risk a stale result. "
-        f"Pass something dagnb can fingerprint instead (the settings it is made from), or teach dagnb "
-        f"the type with `dagnb.register_fingerprint({short}, fn)`."
-    )
-
-
-class DagnbCacheWarning(UserWarning):
-    """A cache entry was unreadable or could not be written; dagnb recomputes."""
-
-
-class DagnbSaveWarning(UserWarning):
-    """A ``--save`` copy of a task's value could not be written."""
-
-
-class UnfingerprintableWarning(UserWarning):
-    """A value could not be fingerprinted; its producer's key stands in for it."""
-
-
-class LocalModuleChangedWarning(UserWarning):
-    """A file with user code (a module beside the notebook, a ``%run`` script) was edited after it was
-    loaded; tasks keep using, and are keyed by, the code that was loaded."""
-
-
-class ValueChangedWarning(UserWarning):
-    """A task's value was changed in place after it was computed; dagnb put the original back."""
-
-    def __init__(self, task: str, by: str, how: str, reader: str | None = None) -> None:
-        self.task, self.by, self.how, self.reader = task, by, how, reader
-        when = f"Before task `{reader}` read it" if reader else "As soon as that task finished"
-        if by.startswith("task"):
-            fix = f"Work on a copy in that task (`{task} = {task}.copy()`) or build a new value."
-        else:
-            fix = f"Change `{task}` in its own task, or work on a copy in the cell (`{task}.copy()`)."
-        super().__init__(
-            f"The value of task `{task}` was changed in place after it was computed, by {by}. {when}, dagnb "
-            f"{how}, so no result is computed from the changed value. {fix}"
-        )
-
-
-class UnpicklableOutputWarning(UserWarning):
-    """A task output could not be written to disk; it stays in memory only."""
-
-
-class UntrackedWarning(UserWarning):
-    """A task reads what its key does not cover (random numbers, the clock, the environment, plain files).
-
-    Built from the task's name and its findings (:class:`dagnb.fingerprints.untracked.Untracked`:
-    ``kind``, ``what``, ``code``, ``line``, ``helper``, ``path``); ``line_offset``
-    turns a finding's line into the line the user sees (1 for a ``%%task``
-    cell, whose magic line comes first).
-    """
-
-    def __init__(self, task: str, findings: Sequence[Any], line_offset: int = 0) -> None:
-        self.task, self.findings = task, list(findings)
-        groups: dict[str, list[str]] = {}
-        for finding in self.findings:
-            where = f"in helper `{finding.helper}`" if finding.helper else f"line {finding.line + line_offset}"
-            groups.setdefault(finding.what, []).append(f"`{finding.code}` {where}")
-        shown = [f"{what} ({_listed(places)})" for what, places in groups.items()]
-        kinds = {f.kind for f in self.findings}
-        path = next((repr(f.path) for f in self.findings if f.path), '"data.csv"')
-        fixes = [_UNTRACKED_FIX[kind].format(task=task, path=path) for kind in _UNTRACKED_FIX if kind in kinds]
-        super().__init__(
-            f"Task `{task}` reads what its key does not cover: {', '.join(shown)}. dagnb cannot see "
-            f"{'these' if len(self.findings) > 1 else 'it'} change, so a cached value is reused as if the task "
-            f"were deterministic. To fix it: {'; '.join(fixes)}; or mark the task volatile "
-            f"(`%%task --volatile`, `@task(volatile=True)`) to rerun it every time."
-        )
-
-
-_UNTRACKED_FIX = {  # in the order the fixes are listed
-    "random": "take a seed as a parameter (`def {task}(seed=0)`, then `np.random.default_rng(seed)` "
-    "or `random.Random(seed)`)",
-    "clock": "pass the date or time as a parameter",
-    "environment": "pass the setting as a parameter",
-    "file": "declare the file as a parameter (`path=dagnb.file({path})`)",
-}
-
-
-def _listed(places: list[str], most: int = 3) -> str:
-    if len(places) <= most:
-        return ", ".join(places)
-    return ", ".join(places[:most]) + f" and {len(places) - most} more"

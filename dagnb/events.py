@@ -9,6 +9,13 @@ it. Events are frozen dataclasses named in the past tense; a subscriber
 that raises is reported and unsubscribed, never allowed to break a run. A
 subscriber may take only some kinds of event, and an event no subscriber
 takes need not be made (``EventBus.wants``).
+
+What a task's work cost travels as one frozen :class:`Costs` record, from
+the task body (inside :class:`~dagnb.run.work.Outcome`) to the event that
+says it finished (:attr:`TaskFinished.costs`); it lives here, the bottom of
+the engine, so that both the run room and every observer can import it. The
+event's former cost fields (``duration``, ``cpu_time``, ...) still read,
+from its ``costs``, and hooks still receive them by name.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "COST_FIELDS",
+    "Costs",
     "Event",
     "EventBus",
     "GraphChanged",
@@ -29,6 +38,34 @@ __all__ = [
     "TaskProgress",
     "TaskStarted",
 ]
+
+
+@dataclass(frozen=True)
+class Costs:
+    """What one task's work in a run cost: the one record costs travel in, from the body to the run's events.
+
+    ``started`` is ``time.perf_counter()`` in the process that did the work
+    and ``duration`` its wall time; ``cpu_time`` and ``peak_memory`` (the
+    rise of the resident set, in bytes) are measured around a task body;
+    ``output_bytes`` is the in-memory size of the value it produced
+    (:func:`~dagnb.run.costs.value_nbytes`; 0 when it produced none). A
+    cache entry keeps the same numbers under its own on-disk names
+    (``value_bytes``), mapped in one place (:mod:`dagnb.run.costs`).
+    """
+
+    started: float = 0.0
+    duration: float = 0.0
+    cpu_time: float = 0.0
+    peak_memory: int = 0
+    output_bytes: int = 0
+
+    def time_only(self) -> Costs:
+        """The time it took, without what it made: a task that failed or was interrupted reports no sizes."""
+        return Costs(self.started, self.duration, self.cpu_time)
+
+
+#: The fields of :class:`Costs`, which a :class:`TaskFinished` also answers to (and hooks receive) by name.
+COST_FIELDS = ("started", "duration", "cpu_time", "peak_memory", "output_bytes")
 
 
 @dataclass(frozen=True)
@@ -80,30 +117,48 @@ class TaskFinished(Event):
     """A task reached its final status in this run.
 
     ``status`` is one of :data:`dagnb.status.ENDED`: ``done``, ``cached``, ``failed``, ``timed-out``,
-    ``interrupted``, ``skipped``, ``cancelled``; ``attempt`` counts retries (1 = first try). ``started`` (``perf_counter``) and ``duration`` span the
-    work done for it in this run: the task body for ``done`` and ``failed``,
-    the cache load for ``cached``. ``worker`` is the lane it ran on (a thread
-    name; ``main`` is the caller's thread). ``saved`` is the compute time a
-    cache load avoided; ``nbytes`` the bytes it took in the cache.
-    ``in_memory`` marks a ``cached`` task whose value was already in memory
-    (nothing was loaded).
+    ``interrupted``, ``skipped``, ``cancelled``; ``attempt`` counts retries (1 = first try). ``costs``
+    is what the work done for it in this run cost: its ``started`` (``perf_counter``) and ``duration``
+    span the task body for ``done`` and ``failed``, the cache load for ``cached``; CPU time for a body
+    that ran, peak memory and output bytes for one that succeeded. The event answers to each field of
+    its costs by name too (``event.duration``, ``event.cpu_time``, ...). ``worker`` is the lane it ran
+    on (a thread name; ``main`` is the caller's thread). ``saved`` is the compute time a cache load
+    avoided; ``nbytes`` the bytes it took in the cache. ``in_memory`` marks a ``cached`` task whose
+    value was already in memory (nothing was loaded).
     """
 
     task: str = ""
     status: str = ""
-    duration: float = 0.0
     reason: str = ""
     worker: str = "main"
     nbytes: int = 0
-    started: float = 0.0
-    cpu_time: float = 0.0
-    peak_memory: int = 0
-    output_bytes: int = 0
+    costs: Costs = Costs()
     saved: float = 0.0
     in_memory: bool = False
     attempt: int = 1
     items: tuple[int, int] | None = None  # a map task: (elements computed, elements)
     error: BaseException | None = field(default=None, compare=False)
+
+    # The cost fields by their names before they travelled together in `costs`: read-only, for subscribers.
+    @property
+    def started(self) -> float:
+        return self.costs.started
+
+    @property
+    def duration(self) -> float:
+        return self.costs.duration
+
+    @property
+    def cpu_time(self) -> float:
+        return self.costs.cpu_time
+
+    @property
+    def peak_memory(self) -> int:
+        return self.costs.peak_memory
+
+    @property
+    def output_bytes(self) -> int:
+        return self.costs.output_bytes
 
 
 @dataclass(frozen=True)

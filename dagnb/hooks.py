@@ -16,7 +16,17 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dagnb.errors import CommandError, close_matches
-from dagnb.events import Event, GraphChanged, RunFinished, RunStarted, TaskFinished, TaskProgress, TaskStarted
+from dagnb.events import (
+    COST_FIELDS,
+    Costs,
+    Event,
+    GraphChanged,
+    RunFinished,
+    RunStarted,
+    TaskFinished,
+    TaskProgress,
+    TaskStarted,
+)
 
 if TYPE_CHECKING:
     from dagnb.api import Graph
@@ -39,10 +49,17 @@ _FORMER_NAMES: dict[type[Event], dict[str, str]] = {TaskStarted: {"worker": "bac
 
 
 def fields(event: Event) -> dict[str, Any]:
-    """An event's fields by name (shallow: values are not copied), and the former names of renamed ones."""
+    """An event's fields by name (shallow: values are not copied), and the former names of renamed ones.
+
+    The fields of its :class:`~dagnb.events.Costs` arrive by name beside ``costs`` (``duration``,
+    ``cpu_time``, ...), as they did before they travelled together.
+    """
     found = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
     for former, name in _FORMER_NAMES.get(type(event), {}).items():
         found[former] = found[name]
+    costs = found.get("costs")
+    if isinstance(costs, Costs):
+        found.update({name: getattr(costs, name) for name in COST_FIELDS})
     return found
 
 

@@ -1,18 +1,17 @@
-"""Keys, staleness and its reasons, and the plan of a run.
+"""Staleness and its reasons, and the plan of a run.
 
-A task's *key* hashes its code fingerprint (own code, helpers, globals,
-modules, Python version) with the fingerprint of each input: a constant or
-external input by value, an upstream input by the upstream's *output*
-fingerprint. So a rerun that yields an identical output leaves every
-downstream key unchanged: early cutoff. A task that reads another task's
-variable as a global (no parameter) has that task as an upstream input too.
+Each task is decided from its key (:mod:`dagnb.keys`): kept in memory
+(``fresh``), loaded from the cache, run, skipped by its condition, or left to
+``wait`` for an upstream task that reruns first.
 
-A key with an *untracked* part (a value that has no fingerprint) cannot
-tell a change from no change, so its task always runs, and the user is told
-once why.
+Invariants:
 
-Planning is a pure function of the graph, the namespace, the in-memory
-results and the store's metadata; it never loads a value.
+* Planning is a pure function of the graph, the namespace, the in-memory
+  results and the store's metadata; it never loads a value.
+* A plan lists every task it decides once, upstream first, and a
+  :class:`Decision` is frozen: planning again (:func:`plan_again`) makes new
+  decisions for the tasks that may have changed and keeps the others as
+  they were.
 """
 
 from __future__ import annotations
@@ -22,14 +21,10 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any, Literal, Protocol
 
-import xxhash
-
 from dagnb.cache.base import CacheEntry, Store
-from dagnb.errors import UnfingerprintableWarning, untracked_message, warn_at
-from dagnb.fingerprints.code import Untracked, code_fingerprint, untracked_value
 from dagnb.fingerprints.values import fingerprint
-from dagnb.graph import Input, TaskGraph, TaskSpec
-from dagnb.keyparts import Fed
+from dagnb.graph import Input, TaskGraph
+from dagnb.keys import KeyInfo, compute_key, explain, tell_untracked
 from dagnb.status import ENDED_BADLY, WITH_VALUE, Status
 
 __all__ = [
@@ -42,6 +37,7 @@ __all__ = [
     "Result",
     "compute_key",
     "decide",
+    "explain",
     "plan_again",
     "plan_run",
     "priorities",
@@ -69,21 +65,6 @@ class Result:
     outputs: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
 
-@dataclass(frozen=True)
-class KeyInfo:
-    """A key and what it was made of (for ``why``).
-
-    ``parts`` (label -> digest) and ``inputs`` (parameter -> how it was fed) are in the recorded form
-    that :mod:`dagnb.keyparts` writes and reads: what a cache entry keeps and the key hashes.
-    """
-
-    key: str
-    parts: dict[str, str]
-    inputs: dict[str, str]
-    values: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
-    untracked: tuple[Untracked, ...] = ()  # parts with no fingerprint: the task always runs
-
-
 class PlanState(Protocol):
     """What planning reads: a read-only view of a session."""
 
@@ -91,59 +72,6 @@ class PlanState(Protocol):
     namespace: Mapping[str, Any]
     results: Mapping[str, Result]
     store: Store
-
-
-_INPUT_WORDS = {"constant": "the default of `{}`", "external": "the notebook variable `{}`"}
-
-
-def compute_key(
-    spec: TaskSpec,
-    inputs: Iterable[Input],
-    upstream: Mapping[str, str],
-    hidden: Sequence[str] = (),
-    fingerprint_of: Callable[[Any], str] = fingerprint,
-) -> KeyInfo:
-    """The key of ``spec`` given how its inputs resolve and upstream output fingerprints.
-
-    ``hidden`` names the tasks ``spec`` reads as globals: they are upstream
-    inputs (by output fingerprint), not globals hashed by value.
-    ``fingerprint_of`` fingerprints the values the key reads (a session's
-    epoch takes each one once: see :mod:`dagnb.epoch`).
-    """
-    skip = frozenset(spec.params).union(hidden)
-    code = spec.fixed_code or code_fingerprint(spec.func, spec.code_digest, skip=skip, fingerprint_of=fingerprint_of)
-    fed: dict[str, str] = {}
-    values: dict[str, Any] = {}
-    untracked = list(code.untracked)
-    for item in inputs:
-        if item.kind == "upstream":
-            fed[item.param] = Fed("upstream", upstream[item.param]).render()
-            continue
-        digest, missing = untracked_value(_INPUT_WORDS[item.kind].format(item.param), item.value, fingerprint_of)
-        fed[item.param] = Fed(item.kind, digest).render()
-        values[item.param] = item.value
-        if missing is not None:
-            untracked.append(missing)
-    for name in hidden:
-        fed[name] = Fed("upstream", upstream[name]).render()
-    hashed = "".join([code.digest, *[f"\0{param}\0{fed[param]}" for param in sorted(fed)]])
-    return KeyInfo(xxhash.xxh3_128_hexdigest(b"key" + hashed.encode()), code.parts, fed, values, tuple(untracked))
-
-
-_told: set[tuple[str, Untracked]] = set()  # (task, what) already explained in this process
-
-
-def _tell_untracked(spec: TaskSpec, info: KeyInfo) -> tuple[str, ...]:
-    """The reasons a task with untracked parts always runs; each explained once, at the task's cell."""
-    for item in info.untracked:
-        if (spec.name, item) not in _told:
-            _told.add((spec.name, item))
-            warn_at(
-                spec.func,
-                untracked_message(spec.name, item.what, item.type_name, item.reason),
-                UnfingerprintableWarning,
-            )
-    return tuple(str(item) for item in info.untracked)
 
 
 @dataclass(frozen=True)
@@ -173,27 +101,6 @@ def _prior(state: PlanState, name: str) -> CacheEntry | None:
     return state.store.head(name)
 
 
-def explain(info: KeyInfo, prior: CacheEntry | None, inputs: Iterable[Input]) -> tuple[str, ...]:
-    """Name what differs between the current key and the one the task last had."""
-    if prior is None:
-        return ("new",)
-    if prior.key == info.key:
-        return ("not in cache",)
-    reasons = ["code changed"] if info.parts.get("code") != prior.parts.get("code") else []
-    for label in sorted(set(info.parts) | set(prior.parts)):
-        if label != "code" and info.parts.get(label) != prior.parts.get(label):
-            reasons.append(f"{label} changed")
-    for item in inputs:
-        if info.inputs.get(item.param) != prior.inputs.get(item.param):
-            what = "upstream" if item.kind == "upstream" else "input"
-            reasons.append(f"{what} {item.param} changed")
-    params = {item.param for item in inputs}
-    for name in sorted(set(info.inputs) - params):  # tasks read as globals
-        if info.inputs.get(name) != prior.inputs.get(name):
-            reasons.append(f"upstream {name} changed")
-    return tuple(reasons) or ("key changed",)
-
-
 def decide(
     state: PlanState,
     name: str,
@@ -218,7 +125,7 @@ def decide(
     if spec.volatile:
         return Decision(name, "run", ("volatile",), info)
     if info.untracked:
-        return Decision(name, "run", _tell_untracked(spec, info), info)
+        return Decision(name, "run", tell_untracked(spec, info), info)
     result = state.results.get(name)
     if result is not None and result.key == info.key:
         return Decision(name, "fresh", ("cached",), info, CacheEntry(info.key, name, result.output))

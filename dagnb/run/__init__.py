@@ -1,6 +1,7 @@
 """Running task bodies: the executor's ready queue and the backends under it.
 
-Owns: the executor (:mod:`.executor`), the per-run :class:`~.taskrunner.TaskRunner`
+Owns: the executor (:mod:`.executor`; the state of one run in :mod:`.state`, how it
+waits for its tasks in :mod:`.waiters`), the per-run :class:`~.taskrunner.TaskRunner`
 the executor calls back (:mod:`.taskrunner`, committing outcomes in
 :mod:`.commit`), one task-body runner for every path (:mod:`.body`), the
 backends and their pool (:mod:`.backends`, :mod:`.dask_backend`), the body
@@ -12,6 +13,7 @@ map slices (:mod:`.mapping`), ``--when`` (:mod:`.condition`), costs
 
 May import: :mod:`dagnb.errors`, :mod:`dagnb.events`, :mod:`dagnb.plan` and
 :mod:`dagnb.fingerprints`; the task runner and its commit also the cache
-(:mod:`dagnb.cache`), since a run writes it. A worker process imports only this room and
-:mod:`dagnb.fingerprints`. A new backend goes in this room.
+(:mod:`dagnb.cache`), since a run writes it. A worker process imports only this room,
+:mod:`dagnb.fingerprints`, :mod:`dagnb.errors` and :mod:`dagnb.events` (for the
+:class:`~dagnb.events.Costs` record an outcome carries). A new backend goes in this room.
 """

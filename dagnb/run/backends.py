@@ -55,7 +55,7 @@ __all__ = [
 
 
 def gather(futures: list[Future[Outcome]], on_slice: Callable[[int], None] | None = None) -> Future[Outcome]:
-    """One future for the parts of a map task: their values concatenated in order, the first error wins.
+    """One future for the slices of a map task: their values concatenated in order, the first error wins.
 
     ``on_slice(i)`` is called when slice ``i`` succeeds (in the thread that completes it).
     """

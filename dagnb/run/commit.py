@@ -34,7 +34,7 @@ from dagnb.errors import (
 from dagnb.fingerprints.code import helper_sources
 from dagnb.plan import Decision, KeyInfo, Result
 from dagnb.run.body import fingerprint_or_none
-from dagnb.run.costs import value_nbytes
+from dagnb.run.costs import entry_costs, value_nbytes
 from dagnb.run.mapping import assemble
 from dagnb.run.work import Committed, Outcome
 
@@ -96,7 +96,6 @@ def commit(runner: Runner, decision: Decision, outcome: Outcome) -> Committed:
 
 def _entry(spec: TaskSpec, key: KeyInfo, output: str, outcome: Outcome) -> CacheEntry:
     """The cache entry of a task's value: its costs under the entry's own (on-disk) names."""
-    costs = outcome.costs
     sources = helper_sources(spec.func, frozenset(spec.params)) if key.parts.keys() - _OWN else {}
     return CacheEntry(
         key.key,
@@ -105,11 +104,8 @@ def _entry(spec: TaskSpec, key: KeyInfo, output: str, outcome: Outcome) -> Cache
         key.parts,
         key.inputs,
         outcome.captured,
-        costs.duration,
-        cpu_time=costs.cpu_time,
-        peak_memory=costs.peak_memory,
-        value_bytes=costs.output_bytes,
         sources=sources,
+        **entry_costs(outcome.costs),
     )
 
 

@@ -4,6 +4,9 @@
 :class:`Measure`; :func:`value_nbytes` estimates the in-memory size of a
 value without walking it deeply; :func:`task_costs` joins the last costs of
 each task with the cache's hit statistics into rows for ``%dag costs``.
+Costs travel as one :class:`~dagnb.events.Costs` record; a cache entry keeps
+them under its own on-disk names, and :func:`entry_costs` and
+:func:`costs_of` are the one place the two sets of names meet.
 
 Peak memory is the rise of the process's resident set above its level when
 the task started. On Linux the kernel's high-water mark is reset before each
@@ -22,29 +25,25 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from dagnb.events import Costs  # the one record costs travel in (re-exported: it was defined here)
 
 if TYPE_CHECKING:
     from dagnb.cache.base import CacheEntry
 
-__all__ = ["COST_COLUMNS", "Costs", "Measure", "TaskCosts", "measure", "task_costs", "value_nbytes"]
-
-
-@dataclass(frozen=True)
-class Costs:
-    """What one run of a task body cost: the one record costs travel in, from the body to the run's events.
-
-    ``started`` is ``time.perf_counter()`` in the process that ran it;
-    ``output_bytes`` is :func:`value_nbytes` of its value (0 when it failed).
-    A cache entry keeps the same numbers under its own on-disk names
-    (``value_bytes``), mapped where the entry is made.
-    """
-
-    started: float = 0.0
-    duration: float = 0.0
-    cpu_time: float = 0.0
-    peak_memory: int = 0
-    output_bytes: int = 0
+__all__ = [
+    "COST_COLUMNS",
+    "Costs",
+    "EntryCosts",
+    "Measure",
+    "TaskCosts",
+    "costs_of",
+    "entry_costs",
+    "measure",
+    "task_costs",
+    "value_nbytes",
+]
 
 
 @dataclass(slots=True)
@@ -59,6 +58,30 @@ class Measure:
     def costs(self, output_bytes: int = 0) -> Costs:
         """What was measured, with the size of the value it produced."""
         return Costs(self.started, self.duration, self.cpu_time, self.peak_memory, output_bytes)
+
+
+class EntryCosts(TypedDict):
+    """The cost fields of a cache entry, by its own (on-disk) names."""
+
+    duration: float
+    cpu_time: float
+    peak_memory: int
+    value_bytes: int
+
+
+def entry_costs(costs: Costs) -> EntryCosts:
+    """``costs`` as a cache entry keeps them: the entry's own (on-disk) field names."""
+    return {
+        "duration": costs.duration,
+        "cpu_time": costs.cpu_time,
+        "peak_memory": costs.peak_memory,
+        "value_bytes": costs.output_bytes,
+    }
+
+
+def costs_of(entry: CacheEntry) -> Costs:
+    """What the run that computed a cache entry's value cost (:func:`entry_costs` read back)."""
+    return Costs(0.0, entry.duration, entry.cpu_time, entry.peak_memory, entry.value_bytes)
 
 
 class _ProcMemory:
@@ -218,7 +241,9 @@ class TaskCosts:
     ``duration``, ``cpu_time`` and ``peak_memory`` are those of the run that
     computed the current value (also when this session loaded it from the
     cache); ``hits`` and ``saved`` add up every cache load of any of the
-    task's keys, and the compute time each load avoided.
+    task's keys, and the compute time each load avoided. A row is flat, one
+    field per column of the table (:data:`COST_COLUMNS`), each of which may
+    be blank (``None``): it is made from a :class:`Costs` by :meth:`of`.
     """
 
     task: str
@@ -230,6 +255,31 @@ class TaskCosts:
     cache_bytes: int | None = None
     hits: int = 0
     saved: float = 0.0
+
+    @classmethod
+    def of(
+        cls,
+        task: str,
+        status: str,
+        costs: Costs | None,
+        cache_bytes: int | None = None,
+        hits: int = 0,
+        saved: float = 0.0,
+    ) -> TaskCosts:
+        """The row of a task whose value cost ``costs`` (``None``: no value, its cost columns blank)."""
+        if costs is None:
+            return cls(task, status, cache_bytes=cache_bytes, hits=hits, saved=saved)
+        return cls(
+            task,
+            status,
+            costs.duration,
+            costs.cpu_time,
+            costs.peak_memory,
+            costs.output_bytes,
+            cache_bytes,
+            hits,
+            saved,
+        )
 
 
 def task_costs(
@@ -243,20 +293,11 @@ def task_costs(
     for task in order:
         entry = entries.get(task)
         count, saved = hits.get(task, (0, 0.0))
+        status = statuses.get(task, "pending")
         if entry is None:
-            rows.append(TaskCosts(task, statuses.get(task, "pending"), hits=count, saved=saved))
-            continue
-        rows.append(
-            TaskCosts(
-                task,
-                statuses.get(task, "pending"),
-                entry.duration,
-                entry.cpu_time,
-                entry.peak_memory,
-                entry.value_bytes,
-                entry.nbytes if entry.stored else None,
-                count,
-                saved,
+            rows.append(TaskCosts.of(task, status, None, hits=count, saved=saved))
+        else:
+            rows.append(
+                TaskCosts.of(task, status, costs_of(entry), entry.nbytes if entry.stored else None, count, saved)
             )
-        )
     return rows

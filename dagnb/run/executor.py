@@ -28,40 +28,34 @@ Invariants:
 
 from __future__ import annotations
 
-import asyncio
-import heapq
-import queue
 import time
-import warnings
-from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from dataclasses import replace
 
 from dagnb.errors import RunInterrupted, TaskInterrupted, TaskNotRun, TaskTimedOut
-from dagnb.events import Event, EventBus, RunFinished, RunStarted, TaskFinished, TaskStarted
-from dagnb.plan import Decision, priorities
+from dagnb.events import Costs, EventBus, RunFinished, RunStarted, TaskFinished, TaskStarted
+from dagnb.plan import Decision
 from dagnb.report import RunReport  # moved to dagnb.report; importable from here too
 from dagnb.run.aio import complete_now
 from dagnb.run.backends import (
     Backend,
     InlineBackend,
     ThreadBackend,
-    async_runner,
     current_lane,
     gather,
-    keyboard_interrupts,
     make_backend,
 )
-from dagnb.run.costs import Costs
-from dagnb.run.work import Committed, Outcome, Work
-from dagnb.status import ENDED_BADLY, Status
+from dagnb.run.state import Attempt, RunContext, RunState
+from dagnb.run.waiters import Blocking, OnLoop
+from dagnb.run.work import Outcome, Work
+from dagnb.status import Status
 
 __all__ = [
     "Backend",
     "InlineBackend",
     "Outcome",
+    "RunContext",
     "RunReport",
     "ThreadBackend",
     "Work",
@@ -70,160 +64,6 @@ __all__ = [
     "execute_async",
     "make_backend",
 ]
-
-
-class RunContext(Protocol):
-    """What the executor needs from a run of a session (:class:`~dagnb.run.taskrunner.TaskRunner`)."""
-
-    def upstream(self, task: str) -> list[str]: ...
-
-    def decide(self, task: str, force: frozenset[str], skipped: frozenset[str] = frozenset()) -> Decision: ...
-
-    def optional(self, task: str, param: str) -> bool: ...
-
-    def is_async(self, task: str) -> bool: ...
-
-    def load(self, decision: Decision) -> bool: ...
-
-    def prepare(self, decision: Decision) -> Work: ...
-
-    def commit(self, decision: Decision, outcome: Outcome) -> Committed: ...
-
-    def estimates(self, tasks: Sequence[str]) -> dict[str, float]: ...
-
-    def record(self, event: Event) -> None:
-        """The session's own bookkeeping of a run's start, each task's end and the run's end."""
-
-
-class _Ready:
-    """Tasks whose upstream is done: first in, first out; by priority when given."""
-
-    def __init__(self, rank: dict[str, float] | None) -> None:
-        self.rank = rank
-        self._fifo: deque[str] = deque()
-        self._heap: list[tuple[float, int, str]] = []
-        self._count = 0
-
-    def push(self, task: str) -> None:
-        if self.rank is None:
-            self._fifo.append(task)
-        else:
-            self._count += 1  # ties keep arrival (upstream-first) order
-            heapq.heappush(self._heap, (-self.rank.get(task, 0.0), self._count, task))
-
-    def pop(self) -> str:
-        return self._fifo.popleft() if self.rank is None else heapq.heappop(self._heap)[2]
-
-    def peek(self) -> str:
-        return self._fifo[0] if self.rank is None else self._heap[0][2]
-
-    def __bool__(self) -> bool:
-        return bool(self._fifo or self._heap)
-
-
-@dataclass
-class _Attempt:
-    decision: Decision
-    work: Work
-    number: int
-    submitted: float
-    deadline: float | None
-
-
-class _Run:
-    """The state of one run: statuses, the ready queue, in-flight futures."""
-
-    def __init__(self, ctx: RunContext, order: Sequence[str], bus: EventBus, run_id: int, jobs: int) -> None:
-        self.ctx, self.bus, self.run_id = ctx, bus, run_id
-        self.report = RunReport(run_id=run_id)
-        members = set(order)
-        self.waiting = {t: {u for u in ctx.upstream(t) if u in members} for t in order}
-        self.children: dict[str, list[str]] = {t: [] for t in order}
-        for t in order:
-            for u in self.waiting[t]:
-                self.children[u].append(t)
-        rank = priorities(order, self.children, ctx.estimates(order)) if jobs > 1 else None
-        self.ready = _Ready(rank)
-        for t in order:
-            if not self.waiting[t]:
-                self.ready.push(t)
-        self.order = list(order)
-        self.running: dict[Any, _Attempt] = {}  # a backend's Future, or the event loop's Task of an async task
-        self.waiter: Any = None  # how tasks are submitted and awaited: set by the driver
-        self.stopped = False
-        self.interrupted: str | None = None  # a task that caught Ctrl-C: the run stops, then raises
-        self.submitting: str | None = None  # the task being handed to the backend (run there, if inline)
-        self.by_condition: set[str] = set()  # tasks skipped because their `--when` was false
-        self.any_async = any(ctx.is_async(t) for t in order)
-
-    def finish(self, task: str, status: Status, duration: float = 0.0, reason: str = "", **extra: Any) -> None:
-        self.report.statuses[task] = status
-        self.report.durations[task] = duration
-        if reason:
-            self.report.reasons[task] = reason
-        if extra.get("saved"):
-            self.report.saved[task] = extra["saved"]
-        if extra.get("items"):
-            self.report.items[task] = extra["items"]
-        self.announce(
-            TaskFinished(
-                self.run_id, time.perf_counter(), task=task, status=status, duration=duration, reason=reason, **extra
-            )
-        )
-        for child in self.children[task]:
-            self.waiting[child].discard(task)
-            if not self.waiting[child]:
-                self.ready.push(child)
-
-    def announce(self, event: Event) -> None:
-        """Record ``event`` in the session (an explicit call, not an observer), then tell the observers.
-
-        Observers (the trace, views, hooks) may fail and be dropped by the
-        bus; the session's bookkeeping is never dropped: an error in it is
-        said, and the next event is recorded again.
-        """
-        try:
-            self.ctx.record(event)
-        except Exception as exc:
-            warnings.warn(
-                f"dagnb could not record {type(event).__name__} of run {event.run_id} ({exc!r}); the "
-                f"run goes on, and its next events are recorded.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-        self.bus.emit(event)
-
-    def blocker(self, task: str) -> str | None:
-        """The upstream task that keeps ``task`` from running, if any.
-
-        A task skipped by its condition blocks only dependents whose parameter
-        for it has no default; those receive the default instead.
-        """
-        for u in self.ctx.upstream(task):
-            if self.report.statuses.get(u) in ENDED_BADLY and not (
-                u in self.by_condition and self.ctx.optional(task, u)
-            ):
-                return u
-        return None
-
-    def busy(self) -> int:
-        """How many running tasks hold a worker (async ones interleave on their own loop and hold none)."""
-        if not self.any_async:
-            return len(self.running)
-        return sum(1 for a in self.running.values() if a.work.run_async is None)
-
-    def skipped_upstream(self, task: str) -> frozenset[str]:
-        """The upstream tasks of ``task`` that their condition skipped (none in most runs)."""
-        if not self.by_condition:
-            return frozenset()
-        return frozenset(self.by_condition.intersection(self.ctx.upstream(task)))
-
-    def blocked_by_failure(self, task: str) -> bool:
-        return self.blocker(task) is not None
-
-    def next_deadline(self) -> float | None:
-        deadlines = [a.deadline for a in self.running.values() if a.deadline is not None]
-        return min(deadlines) if deadlines else None
 
 
 def execute(
@@ -241,8 +81,8 @@ def execute(
     Async tasks run on dagnb's own event loop thread.
     """
     backend = backend or InlineBackend()
-    run = _Run(ctx, order, bus or EventBus(), run_id, backend.jobs)
-    return complete_now(_drive(run, backend, _Blocking(), force, keep_going))
+    run = RunState(ctx, order, bus or EventBus(), run_id, backend.jobs)
+    return complete_now(_drive(run, backend, Blocking(), force, keep_going))
 
 
 async def execute_async(
@@ -261,75 +101,12 @@ async def execute_async(
     (tasks that never started are ``cancelled``) and raises CancelledError.
     """
     backend = backend or InlineBackend()
-    run = _Run(ctx, order, bus or EventBus(), run_id, backend.jobs)
-    return await _drive(run, backend, _OnLoop(), force, keep_going)
-
-
-class _Blocking:
-    """Waits by blocking the caller's thread; async tasks go to dagnb's own loop thread."""
-
-    def __init__(self) -> None:
-        self._completions: queue.SimpleQueue[Future[Outcome]] = queue.SimpleQueue()
-        self._watched: set[Future[Outcome]] = set()  # running futures that report to `_completions`
-
-    def submit(self, backend: Backend, work: Work) -> Future[Outcome]:
-        return async_runner().submit(work) if work.run_async is not None else backend.submit(work)
-
-    async def wait(self, run: _Run, timeout: float | None) -> list[Future[Outcome]]:
-        """The running futures that are done; when none is yet, wait up to ``timeout`` for the first.
-
-        An inline task's future is done when submitted, so it is looked for
-        first. Otherwise each running future reports to a queue when it
-        finishes (one callback each, added the first time it is waited for):
-        a queue get costs far less than ``concurrent.futures.wait``, which
-        builds and removes a waiter on every running future at every call.
-        """
-        done = [future for future in run.running if future.done()]
-        if done:
-            return done
-        self._watched.intersection_update(run.running)  # those handled since need no watching
-        for future in run.running.keys() - self._watched:
-            self._watched.add(future)
-            future.add_done_callback(self._completions.put)
-        ends = None if timeout is None else time.perf_counter() + timeout
-        while True:  # a future already handled by the first look may still be queued: skip it
-            try:
-                future = self._completions.get(timeout=None if ends is None else max(0.0, ends - time.perf_counter()))
-            except queue.Empty:
-                return []
-            if future in run.running:
-                return [future for future in run.running if future.done()]
-
-
-class _OnLoop:
-    """Waits by awaiting on the running event loop; async tasks run on it."""
-
-    def __init__(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._awaitable: dict[Any, asyncio.Future[Outcome]] = {}  # a backend's future -> the loop's view of it
-
-    def submit(self, backend: Backend, work: Work) -> Any:
-        if work.run_async is not None:
-            return self._loop.create_task(work.run_async())
-        with keyboard_interrupts():  # an inline task blocks the loop: Ctrl-C must reach it
-            return backend.submit(work)
-
-    async def wait(self, run: _Run, timeout: float | None) -> set[Any]:
-        views = {f: f if isinstance(f, asyncio.Future) else self._view(f) for f in run.running}
-        done, _ = await asyncio.wait(views.values(), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finished = {f for f, view in views.items() if view in done}
-        for f in finished:
-            self._awaitable.pop(f, None)
-        return finished
-
-    def _view(self, future: Future[Outcome]) -> asyncio.Future[Outcome]:
-        if future not in self._awaitable:
-            self._awaitable[future] = asyncio.wrap_future(future, loop=self._loop)
-        return self._awaitable[future]
+    run = RunState(ctx, order, bus or EventBus(), run_id, backend.jobs)
+    return await _drive(run, backend, OnLoop(), force, keep_going)
 
 
 async def _drive(
-    run: _Run, backend: Backend, waiter: _Blocking | _OnLoop, force: frozenset[str], keep_going: bool
+    run: RunState, backend: Backend, waiter: Blocking | OnLoop, force: frozenset[str], keep_going: bool
 ) -> RunReport:
     started = time.perf_counter()
     edges = {t: tuple(ups) for t, ups in run.waiting.items()}
@@ -358,7 +135,7 @@ async def _drive(
     return run.report
 
 
-def _start_ready(run: _Run, backend: Backend, force: frozenset[str], keep_going: bool) -> None:
+def _start_ready(run: RunState, backend: Backend, force: frozenset[str], keep_going: bool) -> None:
     """Start ready tasks while the backend has room; async tasks need no room (they interleave)."""
     while run.ready:
         busy = run.busy()
@@ -394,14 +171,14 @@ def _start_ready(run: _Run, backend: Backend, force: frozenset[str], keep_going:
         _submit(run, backend, decision, run.ctx.prepare(decision), 1)
 
 
-def _fail_now(run: _Run, task: str, error: BaseException, keep_going: bool) -> None:
+def _fail_now(run: RunState, task: str, error: BaseException, keep_going: bool) -> None:
     """A failure before the task body ran (its condition raised, an input could not be used)."""
     run.report.errors[task] = error
     run.stopped = run.stopped or not keep_going
     run.finish(task, "failed", reason=str(error), error=error)
 
 
-def _submit(run: _Run, backend: Backend, decision: Decision, work: Work, number: int) -> None:
+def _submit(run: RunState, backend: Backend, decision: Decision, work: Work, number: int) -> None:
     now = time.perf_counter()
     if run.bus.wants(TaskStarted):  # only views and hooks take it
         run.bus.emit(
@@ -410,18 +187,18 @@ def _submit(run: _Run, backend: Backend, decision: Decision, work: Work, number:
             )
         )
     deadline = now + work.timeout if work.timeout else None
-    attempt = _Attempt(decision, work, number, now, deadline)
+    attempt = Attempt(decision, work, number, now, deadline)
     run.submitting = decision.task  # an inline backend runs it inside `submit`: Ctrl-C may land there
-    if work.parts:  # a map task's elements, on several workers at once
+    if work.slices:  # a map task's elements, on several workers at once
         settle = work.progress.settle if work.progress is not None else None
-        future = gather([backend.submit(slice_) for slice_ in work.parts], on_slice=settle)
+        future = gather([backend.submit(slice_) for slice_ in work.slices], on_slice=settle)
     else:
         future = run.waiter.submit(backend, work)
     run.submitting = None
     run.running[future] = attempt
 
 
-def _load(run: _Run, decision: Decision) -> bool:
+def _load(run: RunState, decision: Decision) -> bool:
     """Load a cached value; a ``fresh`` one (already in memory) takes no time and saves none."""
     started = time.perf_counter()
     if not run.ctx.load(decision):
@@ -431,13 +208,12 @@ def _load(run: _Run, decision: Decision) -> bool:
     duration = time.perf_counter() - started if loaded else 0.0
     if loaded:
         run.report.loaded.append(decision.task)
-    run.finish(
-        decision.task, "cached", duration, started=started, saved=saved, worker=current_lane(), in_memory=not loaded
-    )
+    costs = Costs(started, duration)
+    run.finish(decision.task, "cached", costs=costs, saved=saved, worker=current_lane(), in_memory=not loaded)
     return True
 
 
-def _complete(run: _Run, backend: Backend, future: Future[Outcome], keep_going: bool) -> None:
+def _complete(run: RunState, backend: Backend, future: Future[Outcome], keep_going: bool) -> None:
     attempt = run.running.pop(future)
     decision, outcome = attempt.decision, future.result()
     costs = outcome.costs
@@ -453,35 +229,22 @@ def _complete(run: _Run, backend: Backend, future: Future[Outcome], keep_going: 
     committed = run.ctx.commit(decision, outcome)
     if outcome.interrupted:  # its value is kept in memory, never cached; nothing new starts
         run.stopped, run.interrupted = True, run.interrupted or decision.task
-        run.finish(
-            decision.task,
-            "interrupted",
-            costs.duration,
-            "it caught Ctrl-C; not cached",
-            started=costs.started,
-            worker=outcome.lane,
-            cpu_time=costs.cpu_time,
-            attempt=attempt.number,
-        )
+        reason = "it caught Ctrl-C; not cached"
+        run.finish(decision.task, "interrupted", reason, costs.time_only(), worker=outcome.lane, attempt=attempt.number)
         return
-    costs = committed.outcome.costs  # a map task's: the size of its assembled value
     run.finish(
         decision.task,
         "done",
-        costs.duration,
         decision.reason,
+        committed.outcome.costs,  # a map task's: the size of its assembled value
         nbytes=committed.nbytes,
-        started=costs.started,
         worker=outcome.lane,
-        cpu_time=costs.cpu_time,
-        peak_memory=costs.peak_memory,
-        output_bytes=costs.output_bytes,
         attempt=attempt.number,
         items=committed.outcome.items,
     )
 
 
-def _failed(run: _Run, backend: Backend, attempt: _Attempt, outcome: Outcome, keep_going: bool) -> None:
+def _failed(run: RunState, backend: Backend, attempt: Attempt, outcome: Outcome, keep_going: bool) -> None:
     task, error = attempt.decision.task, outcome.error
     assert error is not None
     if attempt.number <= attempt.work.retries and not run.stopped:
@@ -491,21 +254,11 @@ def _failed(run: _Run, backend: Backend, attempt: _Attempt, outcome: Outcome, ke
     run.report.errors[task] = error
     run.stopped = run.stopped or not keep_going
     status: Status = "timed-out" if isinstance(error, TaskTimedOut) else "failed"
-    costs = outcome.costs
-    run.finish(
-        task,
-        status,
-        costs.duration,
-        attempt.decision.reason,
-        error=error,
-        started=costs.started,
-        worker=outcome.lane,
-        cpu_time=costs.cpu_time,
-        attempt=attempt.number,
-    )
+    costs = outcome.costs.time_only()
+    run.finish(task, status, attempt.decision.reason, costs, error=error, worker=outcome.lane, attempt=attempt.number)
 
 
-def _expire(run: _Run, backend: Backend, keep_going: bool) -> None:
+def _expire(run: RunState, backend: Backend, keep_going: bool) -> None:
     """Give up on tasks past their deadline (a worker cannot be interrupted; its result is ignored)."""
     now = time.perf_counter()
     for future, attempt in list(run.running.items()):
@@ -517,7 +270,7 @@ def _expire(run: _Run, backend: Backend, keep_going: bool) -> None:
             _failed(run, backend, attempt, outcome, keep_going)
 
 
-def _cancel_rest(run: _Run) -> None:
+def _cancel_rest(run: RunState) -> None:
     """The run stopped early (Ctrl-C, cancellation): what was running and what never started is cancelled."""
     for future, attempt in list(run.running.items()):
         future.cancel()
@@ -534,7 +287,7 @@ def _cancel_rest(run: _Run) -> None:
                 _stop(run, task, "cancelled", "the run was interrupted")
 
 
-def _stop(run: _Run, task: str, status: Status, reason: str) -> None:
+def _stop(run: RunState, task: str, status: Status, reason: str) -> None:
     run.report.statuses[task] = status
     run.report.reasons[task] = reason
     run.announce(TaskFinished(run.run_id, time.perf_counter(), task=task, status=status, reason=reason))

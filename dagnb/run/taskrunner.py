@@ -27,7 +27,6 @@ import sqlite3
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from dagnb.cache.base import CacheEntry, CacheMiss, MemoryStore, TaskRecord
@@ -206,7 +205,7 @@ class TaskRunner:
             spec.timeout,
             spec.retries,
         )
-        work.parts, work.progress = slices, progress
+        work.slices, work.progress = slices, progress
         if is_async:
             work.run_async = functools.partial(run_body_async, func, kwargs, graph.capture)
         return work
@@ -217,8 +216,7 @@ class TaskRunner:
         if before and outcome.error is None and not outcome.interrupted:
             changed = [p for p, fp in before.items() if committing.fingerprint_or_none(kwargs[p]) != fp]
             if changed:
-                costs = replace(outcome.costs, peak_memory=0, output_bytes=0)
-                return Outcome(error=InputMutated(spec.name, changed), costs=costs)
+                return Outcome(error=InputMutated(spec.name, changed), costs=outcome.costs.time_only())
         return outcome
 
     def _progressed(self, task: str, done: int, total: int) -> None:
@@ -238,8 +236,8 @@ class TaskRunner:
         assert spec.map is not None
         slices, start = [], 0
         for index, size in enumerate(sizes):
-            part = functools.partial(call_items, spec.func, spec.map, missing[start : start + size], progress, index)
-            slices.append(Work(spec.name, part, kwargs, functools.partial(self._body, spec, kwargs, None, part)))
+            body = functools.partial(call_items, spec.func, spec.map, missing[start : start + size], progress, index)
+            slices.append(Work(spec.name, body, kwargs, functools.partial(self._body, spec, kwargs, None, body)))
             start += size
         return slices
 

@@ -61,7 +61,7 @@ class Work:
     timeout: float | None = None
     retries: int = 0
     run_async: Callable[[], Any] | None = field(default=None, repr=False)  # an async task: makes its coroutine
-    parts: list[Work] | None = field(default=None, repr=False)  # a map task's slices, split across workers
+    slices: list[Work] | None = field(default=None, repr=False)  # a map task's elements, split across workers
     progress: Any = field(default=None, repr=False)  # a map task's ItemProgress
 
 

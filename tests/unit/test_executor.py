@@ -18,8 +18,8 @@ from notebook_cells import DIAMOND, Notebook
 from notebook_cells import diamond as _diamond
 
 import dagnb
-from dagnb.errors import DagnbCacheWarning, UnfingerprintableWarning, UnpicklableOutputWarning
-from dagnb.events import Event, RunFinished, RunStarted, TaskFinished, TaskStarted
+from dagnb.errors import DagnbCacheWarning, TaskFailed, UnfingerprintableWarning, UnpicklableOutputWarning
+from dagnb.events import Costs, Event, RunFinished, RunStarted, TaskFinished, TaskStarted
 
 # ------------------------------------------------------------- incremental
 
@@ -248,6 +248,38 @@ def test_finished_events_carry_lane_start_costs_and_what_a_load_saved(tmp_path: 
     assert cached["a"].saved == pytest.approx(done["a"].duration)
     assert cached["a"].worker == "main" and cached["a"].duration > 0
     assert fresh.graph.store.hit_totals()["a"] == (1, pytest.approx(done["a"].duration))
+
+
+def test_a_finished_event_carries_the_costs_its_cache_entry_and_costs_row_keep(tmp_path: Path) -> None:
+    """One Costs record from the body to the event; the entry and the costs view keep the same numbers."""
+    nb, seen = _slow_pair(tmp_path)
+    nb.run()
+    a = next(e for e in seen if isinstance(e, TaskFinished) and e.task == "a")
+    assert isinstance(a.costs, Costs) and a.costs.output_bytes > 8 * 1000
+    former = (a.started, a.duration, a.cpu_time, a.peak_memory, a.output_bytes)
+    assert former == (a.costs.started, a.costs.duration, a.costs.cpu_time, a.costs.peak_memory, a.costs.output_bytes)
+    entry = nb.graph.store.entry(nb.graph.results["a"].key)
+    assert entry is not None
+    assert (entry.duration, entry.cpu_time, entry.peak_memory, entry.value_bytes) == (
+        a.duration, a.cpu_time, a.peak_memory, a.output_bytes)
+    row = next(r for r in nb.graph.overview().costs if r.task == "a")
+    assert (row.duration, row.cpu_time, row.peak_memory, row.output_bytes) == (
+        a.duration, a.cpu_time, a.peak_memory, a.output_bytes)
+    with pytest.raises(AttributeError):
+        a.cpu_time = 1.0  # type: ignore[misc]  # read-only: an event never changes under its subscribers
+
+
+def test_a_failed_task_reports_its_time_but_no_sizes(tmp_path: Path) -> None:
+    """A body that allocated 40 MB, then raised: its CPU time counts, its peak and output do not (as before)."""
+    nb = Notebook(tmp_path)
+    nb.task("def a():\n    note('a')\n    block = b'x' * 40_000_000\n    raise ValueError(len(block))\n")
+    seen: list[Event] = []
+    nb.graph.bus.subscribe(seen.append)
+    with pytest.raises(TaskFailed):
+        nb.run()
+    a = next(e for e in seen if isinstance(e, TaskFinished))
+    assert a.status == "failed" and a.duration > 0 and a.cpu_time > 0
+    assert (a.costs.peak_memory, a.costs.output_bytes) == (0, 0)
 
 
 def _describe(event: Event) -> str:

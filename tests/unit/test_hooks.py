@@ -28,6 +28,9 @@ def test_on_task_finished_gets_every_field_by_keyword(tmp_path: Path) -> None:
     nb.run()
     assert [(f["task"], f["status"]) for f in seen] == [("a", "done"), ("b", "done")]
     assert {"run_id", "time", "duration", "worker", "cpu_time", "attempt"} <= set(seen[0])
+    costs = seen[0]["costs"]  # the one record, and each of its fields by the name hooks always had
+    assert [seen[0][name] for name in ("started", "duration", "cpu_time", "peak_memory", "output_bytes")] == [
+        costs.started, costs.duration, costs.cpu_time, costs.peak_memory, costs.output_bytes]
     sub.remove()
     nb.run(force=["a"])
     assert len(seen) == 2, "a removed hook is not called"
