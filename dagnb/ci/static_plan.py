@@ -32,7 +32,7 @@ from typing import Any
 
 from dagnb.cache.folder import CacheUnavailable
 from dagnb.cache.store import CacheEntry, DiskStore, Store
-from dagnb.ci.check import CheckResult, StaticTask
+from dagnb.ci.findings import CheckResult, StaticTask
 from dagnb.ci.notebook_file import notebook_cells, read_notebook, to_python
 from dagnb.fingerprints.code import PYTHON, module_version, source_digest
 from dagnb.fingerprints.values import file as file_ref
