@@ -15,8 +15,6 @@ import types
 import warnings
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from html import escape
 from typing import Any
 
 from dagnb.cache.runlog import ForgedRun
@@ -41,30 +39,9 @@ from dagnb.run.capture import OutputLog, capture_streams, replay_streams
 from dagnb.run.executor import Backend
 from dagnb.run.taskrunner import TaskRunner
 from dagnb.trace import Timeline, Trace, TraceRecorder
+from dagnb.why import Why, why_from
 
 __all__ = ["Graph", "Why"]
-
-
-@dataclass(frozen=True)
-class Why:
-    """The answer to ``%dag why TASK``."""
-
-    task: str
-    stale: bool
-    reasons: tuple[str, ...]
-
-    def render_text(self) -> str:
-        if not self.stale:
-            return f"{self.task} is up to date: its key is unchanged."
-        return f"{self.task} is stale: " + "; ".join(self.reasons) + "."
-
-    __str__ = render_text
-
-    def __repr__(self) -> str:
-        return self.render_text()
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        return {"text/plain": self.render_text(), "text/html": f"<code>{escape(self.render_text())}</code>"}
 
 
 def _same_reads_key(spec: TaskSpec, tracked: list[str]) -> tuple[Any, ...]:
@@ -493,11 +470,7 @@ class Graph:
     def why(self, name: str) -> Why:
         """Which part of ``name``'s key changed since it last ran."""
         self.tasks.get(name)
-        plan = self.plan([name])
-        decision = plan[name]
-        if decision.action in ("fresh", "load"):
-            return Why(name, False, ())
-        return Why(name, True, decision.reasons)  # run, or wait behind a rerunning upstream
+        return why_from(self.plan([name])[name])
 
     def stale(self, names: Iterable[str]) -> list[str]:
         """Those of ``names`` that the next run would (or might) execute."""
