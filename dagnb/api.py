@@ -12,7 +12,6 @@ import contextlib
 import itertools
 import time
 import types
-import warnings
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
@@ -21,11 +20,11 @@ from dagnb.cache.runlog import ForgedRun
 from dagnb.cache.store import CacheEntry, CacheMiss, Pruned, RunRecord, Store, TaskRecord, open_store
 from dagnb.cells import CellTasks
 from dagnb.epoch import Epoch
-from dagnb.errors import CommandError, DagnbError, DuplicateTask, SavePathTaken, TaskFailed, UntrackedWarning
+from dagnb.errors import CommandError, DagnbError, DuplicateTask, SavePathTaken, TaskFailed
 from dagnb.events import EventBus, GraphChanged, RunFinished, RunStarted, TaskFinished
 from dagnb.fingerprints.code import is_immutable, same_key_while_bound
-from dagnb.fingerprints.scopes import FunctionNode, function_tree, holds_files
-from dagnb.fingerprints.untracked import Untracked, task_findings
+from dagnb.fingerprints.scopes import FunctionNode
+from dagnb.fingerprints.untracked import Untracked
 from dagnb.freshness import Freshness, Reads
 from dagnb.graph import TaskGraph, TaskOptions, TaskSpec, spec_from_function
 from dagnb.history import History, RunDiff, diff_runs
@@ -39,46 +38,10 @@ from dagnb.run.capture import OutputLog, capture_streams, replay_streams
 from dagnb.run.executor import Backend
 from dagnb.run.taskrunner import TaskRunner
 from dagnb.trace import Timeline, Trace, TraceRecorder
+from dagnb.untracked_warnings import UntrackedWarnings
 from dagnb.why import Why, why_from
 
 __all__ = ["Graph", "Why"]
-
-
-def _same_reads_key(spec: TaskSpec, tracked: list[str]) -> tuple[Any, ...]:
-    """What the untracked-read findings of ``spec`` depend on: its code (normalized), its options, and
-    the objects the names of its code and of its helpers' code stand for now (held, so that no other
-    object can take their identity)."""
-    namespace = getattr(spec.func, "__globals__", {})
-    names: list[str] = []
-    codes, helpers = [spec.func.__code__], set()  # type: ignore[attr-defined]
-    while codes:
-        code = codes.pop()
-        names.extend(code.co_names)
-        codes.extend(c for c in code.co_consts if isinstance(c, type(code)))
-        for name in code.co_names:
-            obj = namespace.get(name)
-            if getattr(obj, "__globals__", None) is namespace and name not in helpers:
-                helpers.add(name)
-                codes.append(obj.__code__)
-    return (spec.code_digest, spec.volatile, tuple(tracked), tuple(names), tuple(namespace.get(n) for n in names))
-
-
-def _same_reads(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
-    return old[:4] == new[:4] and all(a is b for a, b in zip(old[4], new[4]))
-
-
-def _warn_untracked(
-    spec: TaskSpec, findings: list[Untracked], node: FunctionNode | None, line_offset: int | None
-) -> None:
-    """The warning, pointed at the task's own code (its first finding there, else its ``def``)."""
-    code = spec.func.__code__  # type: ignore[attr-defined]
-    tree = node if node is not None else function_tree(code)
-    first = min([tree.lineno, *(d.lineno for d in tree.decorator_list)]) if tree is not None else 1
-    to_file = code.co_firstlineno - first  # tree lines -> lines of the code's file (or cell)
-    own = [f.line for f in findings if f.helper is None]
-    lineno = (own[0] if own else first) + to_file
-    shown = UntrackedWarning(spec.name, findings, to_file if line_offset is None else line_offset)
-    warnings.warn_explicit(shown, UntrackedWarning, code.co_filename, lineno, module=spec.func.__module__)
 
 
 _MISSING = object()  # a name not bound in the namespace (a builtin, or nothing yet)
@@ -120,8 +83,7 @@ class Graph:
         self._run_ids = itertools.count(1)
         self._run_id = 0  # the current (or last) run's id
         self._unhashable_warned: set[str] = set()
-        self._untracked_said: dict[str, frozenset[tuple[str, str, str | None]]] = {}  # per task: what it was told
-        self._untracked_seen: dict[str, tuple[tuple[Any, ...], list[Untracked]]] = {}  # per task: last analysis
+        self._untracked = UntrackedWarnings()  # what each task was told of its untracked reads
         self.statuses: dict[str, str] = {}  # each task's status at the end of its latest run
         self.force_once: set[str] = set()  # tasks to rerun the next time a run reaches them
         self.check_mutation = False  # debug mode: re-fingerprint a task's inputs after it runs
@@ -326,39 +288,13 @@ class Graph:
         same findings are not told twice (re-running an unchanged cell says
         nothing); a volatile task is never told. Returns the findings.
         """
-        spec = self.tasks.get(name)
-        try:  # an analysis that fails must never stop a definition: say nothing
-            tracked = self._tracked_params(spec)
-            seen = _same_reads_key(spec, tracked)
-            last = self._untracked_seen.get(name)
-            if last is not None and _same_reads(last[0], seen):  # an unchanged cell: nothing to analyse again
-                return last[1]
-            findings = [] if spec.volatile else task_findings(spec.func, tracked, node)
-        except Exception:  # noqa: BLE001 - bookkeeping fails soft
-            return []
-        self._untracked_seen[name] = (seen, findings)
-        told = frozenset((f.what, f.code, f.helper) for f in findings)
-        if findings and self._untracked_said.get(name) != told:
-            _warn_untracked(spec, findings, node, line_offset)
-        self._untracked_said[name] = told
-        return findings
-
-    def _tracked_params(self, spec: TaskSpec) -> list[str]:
-        """Parameters that carry a tracked path: an upstream task, or a ``dagnb.file`` default or variable."""
-        tracked = []
-        for param in spec.params:
-            if param in self.tasks.specs and param != spec.name:
-                tracked.append(param)
-            elif holds_files(spec.defaults[param] if param in spec.defaults else self.namespace.get(param)):
-                tracked.append(param)
-        return tracked
+        return self._untracked.say(self.tasks.get(name), self.tasks.specs, self.namespace, node, line_offset)
 
     def drop(self, name: str) -> TaskSpec:
         """Remove a task, its value and its binding (its cache entries stay)."""
         spec = self.tasks.drop(name)
         self.cells.forget(name)
-        self._untracked_said.pop(name, None)
-        self._untracked_seen.pop(name, None)
+        self._untracked.forget(name)
         if self.results.pop(name, None) is not None or self.interrupted.pop(name, None) is not None:
             self.namespace.pop(name, None)
         self.statuses.pop(name, None)
