@@ -9,9 +9,9 @@ explain. Values live in ``graph.results`` and, when a namespace is given
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import time
-import types
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
@@ -22,10 +22,9 @@ from dagnb.cells import CellTasks
 from dagnb.epoch import Epoch
 from dagnb.errors import CommandError, DagnbError, DuplicateTask, SavePathTaken, TaskFailed
 from dagnb.events import EventBus, GraphChanged, RunFinished, RunStarted, TaskFinished
-from dagnb.fingerprints.code import is_immutable, same_key_while_bound
 from dagnb.fingerprints.scopes import FunctionNode
 from dagnb.fingerprints.untracked import Untracked
-from dagnb.freshness import Freshness, Reads
+from dagnb.freshness import Freshness, NamespaceReaders, Reads, namespace_reads, still_bound
 from dagnb.graph import TaskGraph, TaskOptions, TaskSpec, spec_from_function
 from dagnb.history import History, RunDiff, diff_runs
 from dagnb.inplace import InputGuard
@@ -42,16 +41,6 @@ from dagnb.untracked_warnings import UntrackedWarnings
 from dagnb.why import Why, why_from
 
 __all__ = ["Graph", "Why"]
-
-
-_MISSING = object()  # a name not bound in the namespace (a builtin, or nothing yet)
-
-
-def _code_and_defaults(obj: Any) -> tuple[Any, Any]:
-    """A function's code object and defaults (compared by identity and equality): what rebinding them changes."""
-    if isinstance(obj, types.FunctionType):
-        return obj.__code__, (obj.__defaults__, tuple((obj.__kwdefaults__ or {}).items()))
-    return None, None
 
 
 class Graph:
@@ -103,7 +92,7 @@ class Graph:
         self._ran_before: dict[str, bool] = {}  # see ran_before
         self._runner = TaskRunner(self)  # the current (or last) run's: what lives for one run only
         self._epoch = Epoch()  # the fingerprints and the plan of this epoch: see epoch.py
-        self._namespace_readers: set[str] = set()  # tasks whose key reads the namespace, for `plan_since`
+        self._namespace_readers = NamespaceReaders()  # for `plan_since`
 
     # ------------------------------------------------------------ definition
 
@@ -221,38 +210,15 @@ class Graph:
 
     def _new_epoch(self) -> None:
         self._epoch.end()
-        self.freshness.forget_readers(self._still_bound)
+        self.freshness.forget_readers(functools.partial(still_bound, self.namespace))
 
     def fingerprint_input(self, value: Any) -> str:
         """A value a key reads, fingerprinted once per epoch (planning calls it)."""
         return self._epoch.fingerprint(value)
 
-    def _still_bound(self, reads: Reads) -> bool:
-        get = self.namespace.get
-        return all(
-            get(name, _MISSING) is obj and _code_and_defaults(obj) == (code, defaults)
-            for name, obj, code, defaults in reads.seen
-        )
-
     def _reads(self, task: str, spec: TaskSpec) -> Reads | None:
         """What ``task``'s key reads from the namespace, to compare at the next cell (None: nothing)."""
-        names = []
-        for item in self.tasks.resolve(task, self.namespace):
-            if item.kind == "external":
-                names.append(item.param)
-            elif item.kind == "constant" and not is_immutable(item.value):
-                return Reads(always=True)
-        if spec.fixed_code is None:
-            names += [g for g in spec.global_names(self.tasks.specs) if g not in self.tasks.specs]
-        if not names:
-            return None
-        seen = []
-        for name in names:
-            obj = self.namespace.get(name, _MISSING)
-            if obj is not _MISSING and not same_key_while_bound(obj, self.namespace):
-                return Reads(always=True)
-            seen.append((name, obj, *_code_and_defaults(obj)))
-        return Reads(tuple(seen))
+        return namespace_reads(self.tasks, self.namespace, task, spec)
 
     def ran_before(self, task: str) -> bool:
         """Whether ``task`` has a value in memory or a head in the cache (``stale`` rather than ``pending``).
@@ -369,39 +335,17 @@ class Graph:
         """
         self.namespace_changed()
         touched = self.freshness.take_touched()
-        if last is None or touched is None:
-            self._namespace_readers = {t for t in self.tasks.specs if self._reads_namespace(t)}
-            try:
-                return self.plan(), None
-            except BaseException:
-                self.freshness.touch_all()
-                raise
-        for task in touched:
-            if task in self.tasks.specs and self._reads_namespace(task):
-                self._namespace_readers.add(task)
-            else:
-                self._namespace_readers.discard(task)
-        changed = touched | {t for t in self._namespace_readers if t not in self.freshness}
         try:
+            if last is None or touched is None:
+                self._namespace_readers.find_all(self.tasks.specs)
+                return self.plan(), None
+            changed = touched | self._namespace_readers.not_fresh(touched, self.tasks.specs, self.freshness)
             plan, again = plan_again(self, last, changed)
         except BaseException:
             self.freshness.touch_all()  # `last` is no base for the next plan
             raise
         self._epoch.plan = plan
         return plan, again | (touched - self.tasks.specs.keys())  # with the tasks gone
-
-    def _reads_namespace(self, task: str) -> bool:
-        """Whether ``task``'s key may read a value a cell can change: a notebook variable, a global, a helper,
-        a default that can change in place."""
-        spec = self.tasks.specs[task]
-        if spec.fixed_code is None:
-            return True
-        for param in spec.params:
-            if param in self.tasks.specs and param != task:
-                continue
-            if param not in spec.defaults or not is_immutable(spec.defaults[param]):
-                return True
-        return False
 
     def why(self, name: str) -> Why:
         """Which part of ``name``'s key changed since it last ran."""
