@@ -16,21 +16,21 @@ from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequen
 from contextlib import AbstractContextManager
 from typing import Any
 
-from dagnb.cache.runlog import ForgedRun
-from dagnb.cache.store import CacheEntry, CacheMiss, Pruned, RunRecord, Store, TaskRecord, open_store
+from dagnb.cache.store import CacheEntry, Pruned, RunRecord, Store, open_store
 from dagnb.cells import CellTasks
 from dagnb.epoch import Epoch
-from dagnb.errors import CommandError, DagnbError, DuplicateTask, SavePathTaken, TaskFailed
+from dagnb.errors import DagnbError, DuplicateTask, SavePathTaken, TaskFailed
 from dagnb.events import EventBus, GraphChanged, RunFinished, RunStarted, TaskFinished
 from dagnb.fingerprints.scopes import FunctionNode
 from dagnb.fingerprints.untracked import Untracked
 from dagnb.freshness import Freshness, NamespaceReaders, Reads, namespace_reads, still_bound
 from dagnb.graph import TaskGraph, TaskOptions, TaskSpec, spec_from_function
-from dagnb.history import History, RunDiff, diff_runs
+from dagnb.history import History, RunDiff, diff_runs, run_record, state_at
 from dagnb.inplace import InputGuard
 from dagnb.overview import Overview, Planned, overview
 from dagnb.plan import Decision, Plan, Result, plan_again, plan_run
 from dagnb.report import RunReport
+from dagnb.restore import restore_row
 from dagnb.run.aio import complete_now
 from dagnb.run.backends import BackendPool
 from dagnb.run.capture import OutputLog, capture_streams, replay_streams
@@ -505,17 +505,7 @@ class Graph:
 
     def run_record(self, run_id: int) -> RunRecord:
         """One recorded run, by the id ``history`` shows (only that run is read)."""
-        try:
-            run = self.store.run(run_id)
-        except ForgedRun:
-            raise CommandError(
-                f"Run {run_id} in the history of this cache is not signed with your secret (it was altered, or "
-                f"written by someone else), so dagnb does not use it. `dagnb cache verify` removes such runs."
-            ) from None
-        if run is None:
-            known = ", ".join(str(r.id) for r in self.store.runs(10)) or "none yet"
-            raise CommandError(f"There is no run {run_id} in the history of this cache. Recent runs: {known}.")
-        return run
+        return run_record(self.store, run_id)
 
     def diff(self, first: int, second: int) -> RunDiff:
         """Which tasks changed key or output from run ``first`` to run ``second`` (the values each run left)."""
@@ -529,26 +519,7 @@ class Graph:
         runs gave them. So this is every value the session had when that run
         ended. The walk back stops at a run that is missing or not signed.
         """
-        run = self.run_record(run_id)
-        rows = list(run.tasks)
-        seen = {row.task for row in rows}
-        wanted = set(self.tasks.specs) - seen
-        earlier = run_id - 1
-        while wanted and earlier > 0:
-            try:
-                found = self.store.run(earlier)
-            except ForgedRun:
-                break
-            if found is None:
-                break
-            for row in found.tasks:
-                if row.task in wanted:
-                    rows.append(row)
-                    wanted.discard(row.task)
-            earlier -= 1
-        order = {task: i for i, task in enumerate(self.tasks.sort({r.task for r in rows} & self.tasks.specs.keys()))}
-        rows.sort(key=lambda row: order.get(row.task, len(order)))
-        return RunRecord(run.id, run.started, run.finished, rows)
+        return state_at(self.store, self.tasks, run_id)
 
     def restore(self, run_id: int) -> dict[str, str]:
         """Bind exactly the values run ``run_id`` had, from the cache; say per task whether it was restored.
@@ -560,32 +531,10 @@ class Graph:
         each other. A history row that names an entry of another task is
         refused.
         """
-        restored = {row.task: self._restore_row(row) for row in self.state_at(run_id).tasks}
+        restored = {row.task: restore_row(self, row) for row in self.state_at(run_id).tasks}
         self._epoch.plan = None  # values were bound outside a run
         self.freshness.touch_all()
         return restored
-
-    def _restore_row(self, row: TaskRecord) -> str:
-        if row.task not in self.tasks:
-            return "no longer a task"
-        if not row.key or not row.output:
-            return f"not restored: it had no value in that run ({row.status})"
-        entry = self.store.entry(row.key)
-        if entry is not None and entry.task != row.task:
-            return (
-                f"not restored: the history names a cache entry of task `{entry.task}` for it, so dagnb refuses "
-                f"it (`dagnb cache verify` checks the cache)"
-            )
-        if entry is None or row.output.startswith("key "):
-            return "not in the cache"
-        try:
-            value = self.store.load(CacheEntry(row.key, row.task, row.output))
-        except CacheMiss as miss:
-            return f"not restored: {miss.reason}"
-        outputs = entry.outputs if entry.output == row.output else []
-        self._bind(row.task, Result(row.key, row.output, value, outputs))
-        self.statuses[row.task] = "cached"
-        return "restored"
 
     def _bind(self, task: str, result: Result) -> None:
         old = self.results.get(task)
