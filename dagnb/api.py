@@ -23,7 +23,14 @@ from dagnb.errors import DagnbError, DuplicateTask, SavePathTaken, TaskFailed
 from dagnb.events import EventBus, GraphChanged, RunFinished, RunStarted, TaskFinished
 from dagnb.fingerprints.scopes import FunctionNode
 from dagnb.fingerprints.untracked import Untracked
-from dagnb.freshness import Freshness, NamespaceReaders, Reads, namespace_reads, still_bound
+from dagnb.freshness import (
+    Freshness,
+    NamespaceReaders,
+    Reads,
+    bind_fresh_upstream,
+    namespace_reads,
+    still_bound,
+)
 from dagnb.graph import TaskGraph, TaskOptions, TaskSpec, spec_from_function
 from dagnb.history import History, RunDiff, diff_runs, run_record, state_at
 from dagnb.inplace import InputGuard
@@ -370,32 +377,15 @@ class Graph:
         which must run, so everything below it waits (a plan then says ``pending`` without deciding it).
         """
         names = [self.tasks.get(t).name for t in targets]
-        need, stack = set(names), list(names)
-        while stack:
-            for up in self.tasks.upstream(stack.pop()):
-                if up in need or (up in self.freshness and up not in forced and up not in self.force_once):
-                    continue
-                if new_runs and not self.ran_before(up):
-                    continue
-                need.add(up)
-                stack.append(up)
-        order = self.tasks.sort(need)
-        for task in order:
-            self.tasks.resolve(task, self.namespace)
-        return order
-
-    def _bind_fresh_upstream(self, order: list[str]) -> None:
-        """Fresh upstream tasks outside a run are bound again where the user overwrote their variable, as a
-        decision would (a task may read them as globals)."""
-        inside = set(order)
-        for task in order:
-            for up in self.tasks.upstream(task):
-                if up not in inside and self.namespace.get(up) is not self.results[up].value:
-                    self.namespace[up] = self.results[up].value
+        need = self.freshness.to_decide(names, forced | self.force_once, self.ran_before if new_runs else None)
+        return self._resolved(self.tasks.sort(need))
 
     def _validate(self, targets: Iterable[str] | None) -> list[str]:
         """The run order for ``targets``, once every parameter in it resolves."""
-        order = self.tasks.order(None if targets is None else list(targets))
+        return self._resolved(self.tasks.order(None if targets is None else list(targets)))
+
+    def _resolved(self, order: list[str]) -> list[str]:
+        """``order``, once every parameter in it resolves (else :class:`~dagnb.errors.UnresolvedParameter`)."""
         for task in order:
             self.tasks.resolve(task, self.namespace)
         return order
@@ -469,7 +459,7 @@ class Graph:
         explicit = frozenset(self.tasks.get(f).name for f in force)
         if skip_fresh and targets is not None:
             order = self._not_fresh(list(targets), explicit)
-            self._bind_fresh_upstream(order)
+            bind_fresh_upstream(order, self.tasks.upstream, self.results, self.namespace)
         else:
             order = self._validate(targets)
         forced = explicit | (self.force_once & set(order))

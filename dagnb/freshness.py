@@ -39,7 +39,7 @@ so that the rule above and the reads it compares live in one module.
 from __future__ import annotations
 
 import types
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -47,8 +47,17 @@ from dagnb.fingerprints.code import is_immutable, same_key_while_bound
 
 if TYPE_CHECKING:
     from dagnb.graph import TaskGraph, TaskSpec
+    from dagnb.plan import Result
 
-__all__ = ["Freshness", "NamespaceReaders", "Reads", "namespace_reads", "reads_namespace", "still_bound"]
+__all__ = [
+    "Freshness",
+    "NamespaceReaders",
+    "Reads",
+    "bind_fresh_upstream",
+    "namespace_reads",
+    "reads_namespace",
+    "still_bound",
+]
 
 
 @dataclass(frozen=True)
@@ -116,6 +125,22 @@ class Freshness:
             if reads.always or not unchanged(reads):
                 self.changed(task)
 
+    def to_decide(
+        self, names: Iterable[str], forced: Container[str], ran_before: Callable[[str], bool] | None = None
+    ) -> set[str]:
+        """``names`` and the tasks upstream of them a run must decide: the walk stops at fresh tasks (unless
+        ``forced``) and, given ``ran_before``, at a task that never ran (it must run, so what is below waits)."""
+        need, stack = set(names), list(names)
+        while stack:
+            for up in self._upstream(stack.pop()):
+                if up in need or (up in self._fresh and up not in forced):
+                    continue
+                if ran_before is not None and not ran_before(up):
+                    continue
+                need.add(up)
+                stack.append(up)
+        return need
+
     def clear(self) -> None:
         self._fresh.clear()
         self._readers.clear()
@@ -134,6 +159,21 @@ class Freshness:
     def _drop(self, task: str) -> None:
         self._fresh.discard(task)
         self._readers.pop(task, None)
+
+
+def bind_fresh_upstream(
+    order: list[str],
+    upstream: Callable[[str], Iterable[str]],
+    results: Mapping[str, Result],
+    namespace: MutableMapping[str, Any],
+) -> None:
+    """Fresh upstream tasks outside a run of ``order`` are bound again where the user overwrote their variable,
+    as a decision would (a task may read them as globals)."""
+    inside = set(order)
+    for task in order:
+        for up in upstream(task):
+            if up not in inside and namespace.get(up) is not results[up].value:
+                namespace[up] = results[up].value
 
 
 # ------------------------------------------------------- reads of the namespace
