@@ -8,11 +8,10 @@ explain. Values live in ``graph.results`` and, when a namespace is given
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import itertools
 import time
-from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -187,8 +186,7 @@ class Graph:
 
     # ---------------------------------------------------------------- epochs
 
-    @contextlib.contextmanager
-    def epoch(self) -> Iterator[None]:
+    def epoch(self) -> AbstractContextManager[None]:
         """One epoch for what runs inside: plans share one fingerprint of each notebook input and one plan.
 
         Open it where nothing but dagnb changes the namespace (the notebook glue
@@ -197,23 +195,14 @@ class Graph:
         still ends the epoch (see :mod:`dagnb.epoch`). Outside it, every
         planning call and every run starts an epoch of its own.
         """
-        if self._epoch.held:
-            yield
-            return
-        self._new_epoch()
-        self._epoch.held += 1
-        try:
-            yield
-        finally:
-            self._epoch.held -= 1
+        return self._epoch.hold(self._new_epoch)
 
     def namespace_changed(self) -> None:
         """The namespace may have changed (each run and plan starts with this): a new epoch, in which tasks that
         read the namespace are decided again, unless every name they read is still bound to the same unchanging
         object. Inside :meth:`epoch` nothing but a task body changes the namespace: only after one is it a new epoch."""
-        if self._epoch.held and not self._epoch.body_ran:
-            return
-        self._new_epoch()
+        if self._epoch.may_have_changed():
+            self._new_epoch()
 
     def _new_epoch(self) -> None:
         self._epoch.end()
