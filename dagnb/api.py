@@ -8,7 +8,6 @@ explain. Values live in ``graph.results`` and, when a namespace is given
 
 from __future__ import annotations
 
-import functools
 import itertools
 import time
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
@@ -17,24 +16,20 @@ from typing import Any
 
 from dagnb.cache.store import CacheEntry, Pruned, RunRecord, Store, open_store
 from dagnb.cells import CellTasks
-from dagnb.epoch import Epoch
 from dagnb.errors import DagnbError, DuplicateTask, SavePathTaken, TaskFailed
 from dagnb.events import EventBus, GraphChanged, RunFinished, RunStarted, TaskFinished
 from dagnb.fingerprints.scopes import FunctionNode
 from dagnb.fingerprints.untracked import Untracked
 from dagnb.freshness import (
-    Freshness,
-    NamespaceReaders,
     Reads,
-    bind_fresh_upstream,
     namespace_reads,
-    still_bound,
 )
 from dagnb.graph import TaskGraph, TaskOptions, TaskSpec, spec_from_function
 from dagnb.history import History, RunDiff, diff_runs, run_record, state_at
 from dagnb.inplace import InputGuard
 from dagnb.overview import Overview, Planned, overview
-from dagnb.plan import Decision, Plan, Result, plan_again, plan_run
+from dagnb.plan import Decision, Plan, Result
+from dagnb.planning import Planner
 from dagnb.report import RunReport
 from dagnb.restore import restore_row
 from dagnb.run.aio import complete_now
@@ -92,13 +87,11 @@ class Graph:
         self.origin = ""  # what starts the next runs (the notebook glue names the cell), kept with their traces
         self._recorder = TraceRecorder(lambda: self.origin)
         self.bus.subscribe(self._recorder, (RunStarted, TaskFinished, RunFinished))  # an observer, like the views
-        self.freshness = Freshness(self.tasks.upstream, self.tasks.below)  # values known up to date: see freshness.py
-        self._fresh: dict[str, Decision] = {}  # the decision of each fresh task, for plans
-        self.tasks.watchers.append(self._definition_changed)
-        self._ran_before: dict[str, bool] = {}  # see ran_before
+        self._planner = Planner(self)  # what planning knows between calls: see planning.py
+        self.tasks.watchers.append(self._planner.definition_changed)
+        # the run room reads these of its graph (run/host.py): the planner's
+        self.freshness, self._fresh, self._epoch = self._planner.freshness, self._planner.fresh, self._planner.epoch
         self._runner = TaskRunner(self)  # the current (or last) run's: what lives for one run only
-        self._epoch = Epoch()  # the fingerprints and the plan of this epoch: see epoch.py
-        self._namespace_readers = NamespaceReaders()  # for `plan_since`
 
     # ------------------------------------------------------------ definition
 
@@ -177,13 +170,6 @@ class Graph:
     def _changed(self, *names: str) -> None:
         self.bus.emit(GraphChanged(0, time.perf_counter(), tasks=names))
 
-    def _definition_changed(self, name: str | None) -> None:
-        if name is None:
-            self.freshness.clear()
-        else:
-            self.freshness.forget(name)
-        self._new_epoch()  # the cell's code ran, and keys may read what it defined
-
     # ---------------------------------------------------------------- epochs
 
     def epoch(self) -> AbstractContextManager[None]:
@@ -195,18 +181,13 @@ class Graph:
         still ends the epoch (see :mod:`dagnb.epoch`). Outside it, every
         planning call and every run starts an epoch of its own.
         """
-        return self._epoch.hold(self._new_epoch)
+        return self._epoch.hold(self._planner.new_epoch)
 
     def namespace_changed(self) -> None:
         """The namespace may have changed (each run and plan starts with this): a new epoch, in which tasks that
         read the namespace are decided again, unless every name they read is still bound to the same unchanging
         object. Inside :meth:`epoch` nothing but a task body changes the namespace: only after one is it a new epoch."""
-        if self._epoch.may_have_changed():
-            self._new_epoch()
-
-    def _new_epoch(self) -> None:
-        self._epoch.end()
-        self.freshness.forget_readers(functools.partial(still_bound, self.namespace))
+        self._planner.namespace_changed()
 
     def fingerprint_input(self, value: Any) -> str:
         """A value a key reads, fingerprinted once per epoch (planning calls it)."""
@@ -222,22 +203,16 @@ class Graph:
         Asked for every task after each cell: the answer is kept, and forgotten when this session binds a
         value (another session's writes only turn a ``pending`` into ``stale`` later than they could).
         """
-        if task in self.results:
-            return True
-        known = self._ran_before.get(task)
-        if known is None:
-            known = self._ran_before[task] = self.store.head(task) is not None
-        return known
+        return self._planner.ran_before(task)
 
     def fresh_decision(self, task: str) -> Decision | None:
         """What a run would decide for ``task`` when its value is known up to date (see :mod:`dagnb.freshness`)."""
-        return self._fresh.get(task) if task in self.freshness else None
+        return self._planner.fresh_decision(task)
 
     def check(self, name: str) -> None:
         """Raise now if any parameter of ``name``, or of an upstream task that ran before and is not known
         fresh, cannot resolve (one that never ran was checked when it was defined, and is when it runs)."""
-        self.namespace_changed()
-        self._not_fresh([name], new_runs=True)
+        self._planner.check(name)
 
     def say_untracked(
         self, name: str, node: FunctionNode | None = None, line_offset: int | None = None
@@ -306,18 +281,7 @@ class Graph:
     def plan(self, targets: Iterable[str] | None = None, force: Iterable[str] = (), skip_fresh: bool = False) -> Plan:
         """What ``run`` would do, without running or loading anything (``skip_fresh``: as from a cell, leaving
         out upstream tasks known fresh)."""
-        targets = None if targets is None else list(targets)
-        force = list(force)
-        self.namespace_changed()
-        if skip_fresh and targets is not None:
-            return plan_run(self, force=force, order=self._not_fresh(targets, frozenset(force), new_runs=True))
-        if targets is None and not force and self._epoch.plan is not None:
-            return self._epoch.plan  # nothing it depends on changed since it was taken
-        self._validate(targets)
-        plan = plan_run(self, targets, force)
-        if targets is None and not force:
-            self._epoch.plan = plan
-        return plan
+        return self._planner.plan(targets, force, skip_fresh)
 
     def plan_since(self, last: Plan | None) -> tuple[Plan, set[str] | None]:
         """Every task's plan, as :meth:`plan` takes it, from ``last`` (the previous call's): only tasks whose
@@ -329,19 +293,7 @@ class Graph:
         place. What changes the cache from outside a run (``%dag cache clear``,
         another session) is seen when ``last`` is ``None``.
         """
-        self.namespace_changed()
-        touched = self.freshness.take_touched()
-        try:
-            if last is None or touched is None:
-                self._namespace_readers.find_all(self.tasks.specs)
-                return self.plan(), None
-            changed = touched | self._namespace_readers.not_fresh(touched, self.tasks.specs, self.freshness)
-            plan, again = plan_again(self, last, changed)
-        except BaseException:
-            self.freshness.touch_all()  # `last` is no base for the next plan
-            raise
-        self._epoch.plan = plan
-        return plan, again | (touched - self.tasks.specs.keys())  # with the tasks gone
+        return self._planner.plan_since(last)
 
     def why(self, name: str) -> Why:
         """Which part of ``name``'s key changed since it last ran."""
@@ -353,31 +305,7 @@ class Graph:
         names = list(names)
         if not names:
             return []
-        self.namespace_changed()
-        plan = plan_run(self, order=self._not_fresh(names, new_runs=True))
-        wanted = set(names)
-        return [t for t in plan.to_run if t in wanted]
-
-    def _not_fresh(self, targets: list[str], forced: frozenset[str] = frozenset(), new_runs: bool = False) -> list[str]:
-        """``targets`` and the upstream tasks not known fresh, in run order, once every parameter among them
-        resolves (the walk stops at fresh tasks, which resolved when they were decided).
-
-        ``new_runs`` (planning only): the walk also stops at an upstream task that never ran in this cache,
-        which must run, so everything below it waits (a plan then says ``pending`` without deciding it).
-        """
-        names = [self.tasks.get(t).name for t in targets]
-        need = self.freshness.to_decide(names, forced | self.force_once, self.ran_before if new_runs else None)
-        return self._resolved(self.tasks.sort(need))
-
-    def _validate(self, targets: Iterable[str] | None) -> list[str]:
-        """The run order for ``targets``, once every parameter in it resolves."""
-        return self._resolved(self.tasks.order(None if targets is None else list(targets)))
-
-    def _resolved(self, order: list[str]) -> list[str]:
-        """``order``, once every parameter in it resolves (else :class:`~dagnb.errors.UnresolvedParameter`)."""
-        for task in order:
-            self.tasks.resolve(task, self.namespace)
-        return order
+        return self._planner.stale(names)
 
     # --------------------------------------------------------------- running
 
@@ -444,13 +372,8 @@ class Graph:
         awaited: bool,
         skip_fresh: bool = False,
     ) -> RunReport:
-        self.namespace_changed()  # a cell or a task may have changed what they read since
         explicit = frozenset(self.tasks.get(f).name for f in force)
-        if skip_fresh and targets is not None:
-            order = self._not_fresh(list(targets), explicit)
-            bind_fresh_upstream(order, self.tasks.upstream, self.results, self.namespace)
-        else:
-            order = self._validate(targets)
+        order = self._planner.run_order(targets, explicit, skip_fresh)
         forced = explicit | (self.force_once & set(order))
         chosen = self._pool.get(backend if backend is not None else self.backend, jobs or self.jobs)
         self._run_id = next(self._run_ids)
@@ -511,8 +434,7 @@ class Graph:
         refused.
         """
         restored = {row.task: restore_row(self, row) for row in self.state_at(run_id).tasks}
-        self._epoch.plan = None  # values were bound outside a run
-        self.freshness.touch_all()
+        self._planner.values_bound()
         return restored
 
     def _bind(self, task: str, result: Result) -> None:
@@ -521,7 +443,7 @@ class Graph:
             self._guard.forget(task)
         if old is None or old.key != result.key or old.output != result.output:
             self.freshness.changed(task)
-        self._ran_before.pop(task, None)
+        self._planner.bound(task)
         self.interrupted.pop(task, None)
         self.results[task] = result
         self.namespace[task] = result.value
