@@ -46,8 +46,9 @@ from typing import TYPE_CHECKING, Any
 from dagnb.fingerprints.code import is_immutable, same_key_while_bound
 
 if TYPE_CHECKING:
-    from dagnb.graph import TaskGraph, TaskSpec
+    from dagnb.graph import TaskGraph
     from dagnb.plan import Result
+    from dagnb.taskspec import TaskSpec
 
 __all__ = [
     "Freshness",

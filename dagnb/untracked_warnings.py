@@ -21,12 +21,14 @@ from __future__ import annotations
 import types
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagnb.errors import UntrackedWarning
 from dagnb.fingerprints.scopes import FunctionNode, function_tree, holds_files
 from dagnb.fingerprints.untracked import Untracked, task_findings
-from dagnb.graph import TaskSpec
+
+if TYPE_CHECKING:
+    from dagnb.taskspec import TaskSpec
 
 __all__ = ["UntrackedWarnings", "tracked_params"]
 
