@@ -16,7 +16,7 @@ from typing import Any
 
 from dagnb.cache.store import CacheEntry, Pruned, RunRecord, Store, open_store
 from dagnb.cells import CellTasks
-from dagnb.errors import DagnbError, DuplicateTask, SavePathTaken, TaskFailed
+from dagnb.errors import DagnbError, DuplicateTask, TaskFailed
 from dagnb.events import EventBus, GraphChanged, RunFinished, RunStarted, TaskFinished
 from dagnb.fingerprints.scopes import FunctionNode
 from dagnb.fingerprints.untracked import Untracked
@@ -24,7 +24,7 @@ from dagnb.freshness import (
     Reads,
     namespace_reads,
 )
-from dagnb.graph import TaskGraph, TaskOptions, TaskSpec, spec_from_function
+from dagnb.graph import TaskGraph, TaskOptions, TaskSpec, check_save_path, spec_from_function
 from dagnb.history import History, RunDiff, diff_runs, run_record, state_at
 from dagnb.inplace import InputGuard
 from dagnb.overview import Overview, Planned, overview
@@ -116,8 +116,7 @@ class Graph:
         Raises:
             SavePathTaken: another task already writes the file ``spec.save`` names.
         """
-        if spec.save:
-            self._check_save_path(spec)
+        check_save_path(spec, self.tasks.specs)
         replaced = self.tasks.add(spec)
         self._changed(spec.name)
         return replaced
@@ -153,19 +152,6 @@ class Graph:
         self.tasks.drop(name)
         if replaced is not None:
             self.add(replaced)
-
-    def _check_save_path(self, spec: TaskSpec) -> None:
-        from dagnb.run.save import saved_path
-
-        assert spec.save is not None
-        path = saved_path(spec.name, spec.save)
-        for other in self.tasks.specs.values():
-            if (
-                other.save
-                and other.name != spec.name
-                and saved_path(other.name, other.save).resolve() == path.resolve()
-            ):
-                raise SavePathTaken(spec.name, str(path), other.name)
 
     def _changed(self, *names: str) -> None:
         self.bus.emit(GraphChanged(0, time.perf_counter(), tasks=names))

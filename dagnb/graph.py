@@ -24,11 +24,20 @@ from typing import Any
 
 import networkx as nx
 
-from dagnb.errors import CycleError, UnknownTask, UnresolvedParameter, close_matches
+from dagnb.errors import CycleError, SavePathTaken, UnknownTask, UnresolvedParameter, close_matches
 from dagnb.options import TaskOptions
+from dagnb.run.save import saved_path
 from dagnb.taskspec import Input, TaskSpec, parse_task_cell, spec_from_function
 
-__all__ = ["Input", "TaskGraph", "TaskOptions", "TaskSpec", "parse_task_cell", "spec_from_function"]
+__all__ = [
+    "Input",
+    "TaskGraph",
+    "TaskOptions",
+    "TaskSpec",
+    "check_save_path",
+    "parse_task_cell",
+    "spec_from_function",
+]
 
 
 class TaskGraph:
@@ -357,3 +366,13 @@ def _check_cycle_through(specs: Mapping[str, TaskSpec], name: str) -> None:
             if up not in parents:
                 parents[up] = task
                 stack.append(up)
+
+
+def check_save_path(spec: TaskSpec, specs: Mapping[str, TaskSpec]) -> None:
+    """Raise :class:`SavePathTaken` if another task of ``specs`` already writes the file ``spec.save`` names."""
+    if not spec.save:
+        return
+    path = saved_path(spec.name, spec.save)
+    for other in specs.values():
+        if other.save and other.name != spec.name and saved_path(other.name, other.save).resolve() == path.resolve():
+            raise SavePathTaken(spec.name, str(path), other.name)
