@@ -20,10 +20,7 @@ from dagnb.errors import DagnbError, DuplicateTask, TaskFailed
 from dagnb.events import EventBus, GraphChanged, RunFinished, RunStarted, TaskFinished
 from dagnb.fingerprints.scopes import FunctionNode
 from dagnb.fingerprints.untracked import Untracked
-from dagnb.freshness import (
-    Reads,
-    namespace_reads,
-)
+from dagnb.freshness import Reads, namespace_reads
 from dagnb.graph import TaskGraph, TaskOptions, TaskSpec, check_save_path, spec_from_function
 from dagnb.history import History, RunDiff, diff_runs, run_record, state_at
 from dagnb.inplace import InputGuard
