@@ -44,6 +44,13 @@ __all__ = ["Graph", "Why"]
 class Graph:
     """A DAG of tasks with an incremental, cached ``run``.
 
+    Responsibilities: define tasks, plan and run them, hold the session's
+    values. What it does not decide itself it hands on: planning to
+    :class:`~dagnb.planning.Planner`, one run to
+    :class:`~dagnb.run.taskrunner.TaskRunner`, untracked-read warnings to
+    :mod:`dagnb.untracked_warnings`, recorded runs to :mod:`dagnb.history`
+    and :mod:`dagnb.restore`.
+
     Args:
         cache_dir: where the disk cache lives; ``None`` keeps the cache in memory.
         namespace: a mapping to bind task values into (a notebook's ``user_ns``).
