@@ -8,34 +8,28 @@ explain. Values live in ``graph.results`` and, when a namespace is given
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import time
-import types
-import warnings
-from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from html import escape
 from typing import Any
 
-from dagnb.cache.runlog import ForgedRun
-from dagnb.cache.store import CacheEntry, CacheMiss, Pruned, RunRecord, Store, TaskRecord, open_store
+from dagnb.cache.store import CacheEntry, Pruned, RunRecord, Store, open_store
 from dagnb.cells import CellTasks
-from dagnb.epoch import Epoch
-from dagnb.errors import CommandError, DagnbError, DuplicateTask, SavePathTaken, TaskFailed, UntrackedWarning
+from dagnb.errors import DagnbError, DuplicateTask, TaskFailed
 from dagnb.events import EventBus, GraphChanged, RunFinished, RunStarted, TaskFinished
-from dagnb.fingerprints.code import is_immutable, same_key_while_bound
-from dagnb.fingerprints.scopes import FunctionNode, function_tree, holds_files
-from dagnb.fingerprints.untracked import Untracked, task_findings
-from dagnb.freshness import Freshness, Reads
-from dagnb.graph import TaskGraph, TaskOptions, TaskSpec, spec_from_function
-from dagnb.history import History, RunDiff, diff_runs
+from dagnb.fingerprints.scopes import FunctionNode
+from dagnb.fingerprints.untracked import Untracked
+from dagnb.freshness import Reads, namespace_reads
+from dagnb.graph import TaskGraph, TaskOptions, TaskSpec, check_save_path, spec_from_function
+from dagnb.history import History, RunDiff, diff_runs, run_record, state_at
 from dagnb.inplace import InputGuard
 from dagnb.overview import Overview, Planned, overview
-from dagnb.plan import Decision, Plan, Result, plan_again, plan_run
+from dagnb.plan import Decision, Plan, Result
+from dagnb.planning import Planner
 from dagnb.report import RunReport
+from dagnb.restore import restore_row
 from dagnb.run.aio import complete_now
 from dagnb.run.backends import BackendPool
 from dagnb.run.capture import OutputLog, capture_streams, replay_streams
@@ -43,81 +37,21 @@ from dagnb.run.executor import Backend
 from dagnb.run.taskrunner import TaskRunner
 from dagnb.scope import Scope
 from dagnb.trace import Timeline, Trace, TraceRecorder
+from dagnb.untracked_warnings import UntrackedWarnings
+from dagnb.why import Why, why_from
 
 __all__ = ["Graph", "Why"]
 
 
-@dataclass(frozen=True)
-class Why:
-    """The answer to ``%dag why TASK``."""
-
-    task: str
-    stale: bool
-    reasons: tuple[str, ...]
-
-    def render_text(self) -> str:
-        if not self.stale:
-            return f"{self.task} is up to date: its key is unchanged."
-        return f"{self.task} is stale: " + "; ".join(self.reasons) + "."
-
-    __str__ = render_text
-
-    def __repr__(self) -> str:
-        return self.render_text()
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        return {"text/plain": self.render_text(), "text/html": f"<code>{escape(self.render_text())}</code>"}
-
-
-def _same_reads_key(spec: TaskSpec, tracked: list[str]) -> tuple[Any, ...]:
-    """What the untracked-read findings of ``spec`` depend on: its code (normalized), its options, and
-    the objects the names of its code and of its helpers' code stand for now (held, so that no other
-    object can take their identity)."""
-    namespace = getattr(spec.func, "__globals__", {})
-    names: list[str] = []
-    codes, helpers = [spec.func.__code__], set()  # type: ignore[attr-defined]
-    while codes:
-        code = codes.pop()
-        names.extend(code.co_names)
-        codes.extend(c for c in code.co_consts if isinstance(c, type(code)))
-        for name in code.co_names:
-            obj = namespace.get(name)
-            if getattr(obj, "__globals__", None) is namespace and name not in helpers:
-                helpers.add(name)
-                codes.append(obj.__code__)
-    return (spec.code_digest, spec.volatile, tuple(tracked), tuple(names), tuple(namespace.get(n) for n in names))
-
-
-def _same_reads(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
-    return old[:4] == new[:4] and all(a is b for a, b in zip(old[4], new[4]))
-
-
-def _warn_untracked(
-    spec: TaskSpec, findings: list[Untracked], node: FunctionNode | None, line_offset: int | None
-) -> None:
-    """The warning, pointed at the task's own code (its first finding there, else its ``def``)."""
-    code = spec.func.__code__  # type: ignore[attr-defined]
-    tree = node if node is not None else function_tree(code)
-    first = min([tree.lineno, *(d.lineno for d in tree.decorator_list)]) if tree is not None else 1
-    to_file = code.co_firstlineno - first  # tree lines -> lines of the code's file (or cell)
-    own = [f.line for f in findings if f.helper is None]
-    lineno = (own[0] if own else first) + to_file
-    shown = UntrackedWarning(spec.name, findings, to_file if line_offset is None else line_offset)
-    warnings.warn_explicit(shown, UntrackedWarning, code.co_filename, lineno, module=spec.func.__module__)
-
-
-_MISSING = object()  # a name not bound in the namespace (a builtin, or nothing yet)
-
-
-def _code_and_defaults(obj: Any) -> tuple[Any, Any]:
-    """A function's code object and defaults (compared by identity and equality): what rebinding them changes."""
-    if isinstance(obj, types.FunctionType):
-        return obj.__code__, (obj.__defaults__, tuple((obj.__kwdefaults__ or {}).items()))
-    return None, None
-
-
 class Graph:
     """A DAG of tasks with an incremental, cached ``run``.
+
+    Responsibilities: define tasks, plan and run them, hold the session's
+    values. What it does not decide itself it hands on: planning to
+    :class:`~dagnb.planning.Planner`, one run to
+    :class:`~dagnb.run.taskrunner.TaskRunner`, untracked-read warnings to
+    :mod:`dagnb.untracked_warnings`, recorded runs to :mod:`dagnb.history`
+    and :mod:`dagnb.restore`.
 
     Args:
         cache_dir: where the disk cache lives; ``None`` keeps the cache in memory.
@@ -151,8 +85,7 @@ class Graph:
         self._run_ids = itertools.count(1)
         self._run_id = 0  # the current (or last) run's id
         self._unhashable_warned: set[str] = set()
-        self._untracked_said: dict[str, frozenset[tuple[str, str, str | None]]] = {}  # per task: what it was told
-        self._untracked_seen: dict[str, tuple[tuple[Any, ...], list[Untracked]]] = {}  # per task: last analysis
+        self._untracked = UntrackedWarnings()  # what each task was told of its untracked reads
         self.statuses: dict[str, str] = {}  # each task's status at the end of its latest run
         self.force_once: set[str] = set()  # tasks to rerun the next time a run reaches them
         self.check_mutation = False  # debug mode: re-fingerprint a task's inputs after it runs
@@ -166,20 +99,17 @@ class Graph:
         self.origin = ""  # what starts the next runs (the notebook glue names the cell), kept with their traces
         self._recorder = TraceRecorder(lambda: self.origin)
         self.bus.subscribe(self._recorder, (RunStarted, TaskFinished, RunFinished))  # an observer, like the views
-        self.freshness = Freshness(self.tasks.upstream, self.tasks.below)  # values known up to date: see freshness.py
-        self._fresh: dict[str, Decision] = {}  # the decision of each fresh task, for plans
-        self.tasks.watchers.append(self._definition_changed)
-        self._ran_before: dict[str, bool] = {}  # see ran_before
+        self._planner = Planner(self)  # what planning knows between calls: see planning.py
+        self.tasks.watchers.append(self._planner.definition_changed)
+        # the run room reads these of its graph (run/host.py): the planner's
+        self.freshness, self._fresh, self._epoch = self._planner.freshness, self._planner.fresh, self._planner.epoch
         self._runner = TaskRunner(self)  # the current (or last) run's: what lives for one run only
-        self._epoch = Epoch()  # the fingerprints and the plan of this epoch: see epoch.py
-        self._namespace_readers: set[str] = set()  # tasks whose key reads the namespace, for `plan_since`
 
     def use_notebook(self, notebook: str | os.PathLike[str] | None) -> Scope:
         """Keep heads, history and hit counts for ``notebook`` (``None``: the working folder) from now on."""
         scope = Scope.of_notebook(notebook) if notebook is not None else Scope.of_folder()
         self.store.use_scope(scope)
-        self._ran_before.clear()  # answered from the other scope's heads
-        self._epoch.plan = None  # its reasons compared keys with them too
+        self._planner.scope_changed()  # heads answered from the other scope; the plan's reasons compared with them
         return scope
 
     @property
@@ -210,8 +140,7 @@ class Graph:
         Raises:
             SavePathTaken: another task already writes the file ``spec.save`` names.
         """
-        if spec.save:
-            self._check_save_path(spec)
+        check_save_path(spec, self.tasks.specs)
         replaced = self.tasks.add(spec)
         self._changed(spec.name)
         return replaced
@@ -248,33 +177,12 @@ class Graph:
         if replaced is not None:
             self.add(replaced)
 
-    def _check_save_path(self, spec: TaskSpec) -> None:
-        from dagnb.run.save import saved_path
-
-        assert spec.save is not None
-        path = saved_path(spec.name, spec.save)
-        for other in self.tasks.specs.values():
-            if (
-                other.save
-                and other.name != spec.name
-                and saved_path(other.name, other.save).resolve() == path.resolve()
-            ):
-                raise SavePathTaken(spec.name, str(path), other.name)
-
     def _changed(self, *names: str) -> None:
         self.bus.emit(GraphChanged(0, time.perf_counter(), tasks=names))
 
-    def _definition_changed(self, name: str | None) -> None:
-        if name is None:
-            self.freshness.clear()
-        else:
-            self.freshness.forget(name)
-        self._new_epoch()  # the cell's code ran, and keys may read what it defined
-
     # ---------------------------------------------------------------- epochs
 
-    @contextlib.contextmanager
-    def epoch(self) -> Iterator[None]:
+    def epoch(self) -> AbstractContextManager[None]:
         """One epoch for what runs inside: plans share one fingerprint of each notebook input and one plan.
 
         Open it where nothing but dagnb changes the namespace (the notebook glue
@@ -283,58 +191,21 @@ class Graph:
         still ends the epoch (see :mod:`dagnb.epoch`). Outside it, every
         planning call and every run starts an epoch of its own.
         """
-        if self._epoch.held:
-            yield
-            return
-        self._new_epoch()
-        self._epoch.held += 1
-        try:
-            yield
-        finally:
-            self._epoch.held -= 1
+        return self._epoch.hold(self._planner.new_epoch)
 
     def namespace_changed(self) -> None:
         """The namespace may have changed (each run and plan starts with this): a new epoch, in which tasks that
         read the namespace are decided again, unless every name they read is still bound to the same unchanging
         object. Inside :meth:`epoch` nothing but a task body changes the namespace: only after one is it a new epoch."""
-        if self._epoch.held and not self._epoch.body_ran:
-            return
-        self._new_epoch()
-
-    def _new_epoch(self) -> None:
-        self._epoch.end()
-        self.freshness.forget_readers(self._still_bound)
+        self._planner.namespace_changed()
 
     def fingerprint_input(self, value: Any) -> str:
         """A value a key reads, fingerprinted once per epoch (planning calls it)."""
         return self._epoch.fingerprint(value)
 
-    def _still_bound(self, reads: Reads) -> bool:
-        get = self.namespace.get
-        return all(
-            get(name, _MISSING) is obj and _code_and_defaults(obj) == (code, defaults)
-            for name, obj, code, defaults in reads.seen
-        )
-
     def _reads(self, task: str, spec: TaskSpec) -> Reads | None:
         """What ``task``'s key reads from the namespace, to compare at the next cell (None: nothing)."""
-        names = []
-        for item in self.tasks.resolve(task, self.namespace):
-            if item.kind == "external":
-                names.append(item.param)
-            elif item.kind == "constant" and not is_immutable(item.value):
-                return Reads(always=True)
-        if spec.fixed_code is None:
-            names += [g for g in spec.global_names(self.tasks.specs) if g not in self.tasks.specs]
-        if not names:
-            return None
-        seen = []
-        for name in names:
-            obj = self.namespace.get(name, _MISSING)
-            if obj is not _MISSING and not same_key_while_bound(obj, self.namespace):
-                return Reads(always=True)
-            seen.append((name, obj, *_code_and_defaults(obj)))
-        return Reads(tuple(seen))
+        return namespace_reads(self.tasks, self.namespace, task, spec)
 
     def ran_before(self, task: str) -> bool:
         """Whether ``task`` has a value in memory or a head in the cache (``stale`` rather than ``pending``).
@@ -342,22 +213,16 @@ class Graph:
         Asked for every task after each cell: the answer is kept, and forgotten when this session binds a
         value (another session's writes only turn a ``pending`` into ``stale`` later than they could).
         """
-        if task in self.results:
-            return True
-        known = self._ran_before.get(task)
-        if known is None:
-            known = self._ran_before[task] = self.store.head(task) is not None
-        return known
+        return self._planner.ran_before(task)
 
     def fresh_decision(self, task: str) -> Decision | None:
         """What a run would decide for ``task`` when its value is known up to date (see :mod:`dagnb.freshness`)."""
-        return self._fresh.get(task) if task in self.freshness else None
+        return self._planner.fresh_decision(task)
 
     def check(self, name: str) -> None:
         """Raise now if any parameter of ``name``, or of an upstream task that ran before and is not known
         fresh, cannot resolve (one that never ran was checked when it was defined, and is when it runs)."""
-        self.namespace_changed()
-        self._not_fresh([name], new_runs=True)
+        self._planner.check(name)
 
     def say_untracked(
         self, name: str, node: FunctionNode | None = None, line_offset: int | None = None
@@ -370,39 +235,13 @@ class Graph:
         same findings are not told twice (re-running an unchanged cell says
         nothing); a volatile task is never told. Returns the findings.
         """
-        spec = self.tasks.get(name)
-        try:  # an analysis that fails must never stop a definition: say nothing
-            tracked = self._tracked_params(spec)
-            seen = _same_reads_key(spec, tracked)
-            last = self._untracked_seen.get(name)
-            if last is not None and _same_reads(last[0], seen):  # an unchanged cell: nothing to analyse again
-                return last[1]
-            findings = [] if spec.volatile else task_findings(spec.func, tracked, node)
-        except Exception:  # noqa: BLE001 - bookkeeping fails soft
-            return []
-        self._untracked_seen[name] = (seen, findings)
-        told = frozenset((f.what, f.code, f.helper) for f in findings)
-        if findings and self._untracked_said.get(name) != told:
-            _warn_untracked(spec, findings, node, line_offset)
-        self._untracked_said[name] = told
-        return findings
-
-    def _tracked_params(self, spec: TaskSpec) -> list[str]:
-        """Parameters that carry a tracked path: an upstream task, or a ``dagnb.file`` default or variable."""
-        tracked = []
-        for param in spec.params:
-            if param in self.tasks.specs and param != spec.name:
-                tracked.append(param)
-            elif holds_files(spec.defaults[param] if param in spec.defaults else self.namespace.get(param)):
-                tracked.append(param)
-        return tracked
+        return self._untracked.say(self.tasks.get(name), self.tasks.specs, self.namespace, node, line_offset)
 
     def drop(self, name: str) -> TaskSpec:
         """Remove a task, its value and its binding (its cache entries stay)."""
         spec = self.tasks.drop(name)
         self.cells.forget(name)
-        self._untracked_said.pop(name, None)
-        self._untracked_seen.pop(name, None)
+        self._untracked.forget(name)
         if self.results.pop(name, None) is not None or self.interrupted.pop(name, None) is not None:
             self.namespace.pop(name, None)
         self.statuses.pop(name, None)
@@ -452,18 +291,7 @@ class Graph:
     def plan(self, targets: Iterable[str] | None = None, force: Iterable[str] = (), skip_fresh: bool = False) -> Plan:
         """What ``run`` would do, without running or loading anything (``skip_fresh``: as from a cell, leaving
         out upstream tasks known fresh)."""
-        targets = None if targets is None else list(targets)
-        force = list(force)
-        self.namespace_changed()
-        if skip_fresh and targets is not None:
-            return plan_run(self, force=force, order=self._not_fresh(targets, frozenset(force), new_runs=True))
-        if targets is None and not force and self._epoch.plan is not None:
-            return self._epoch.plan  # nothing it depends on changed since it was taken
-        self._validate(targets)
-        plan = plan_run(self, targets, force)
-        if targets is None and not force:
-            self._epoch.plan = plan
-        return plan
+        return self._planner.plan(targets, force, skip_fresh)
 
     def plan_since(self, last: Plan | None) -> tuple[Plan, set[str] | None]:
         """Every task's plan, as :meth:`plan` takes it, from ``last`` (the previous call's): only tasks whose
@@ -475,98 +303,19 @@ class Graph:
         place. What changes the cache from outside a run (``%dag cache clear``,
         another session) is seen when ``last`` is ``None``.
         """
-        self.namespace_changed()
-        touched = self.freshness.take_touched()
-        if last is None or touched is None:
-            self._namespace_readers = {t for t in self.tasks.specs if self._reads_namespace(t)}
-            try:
-                return self.plan(), None
-            except BaseException:
-                self.freshness.touch_all()
-                raise
-        for task in touched:
-            if task in self.tasks.specs and self._reads_namespace(task):
-                self._namespace_readers.add(task)
-            else:
-                self._namespace_readers.discard(task)
-        changed = touched | {t for t in self._namespace_readers if t not in self.freshness}
-        try:
-            plan, again = plan_again(self, last, changed)
-        except BaseException:
-            self.freshness.touch_all()  # `last` is no base for the next plan
-            raise
-        self._epoch.plan = plan
-        return plan, again | (touched - self.tasks.specs.keys())  # with the tasks gone
-
-    def _reads_namespace(self, task: str) -> bool:
-        """Whether ``task``'s key may read a value a cell can change: a notebook variable, a global, a helper,
-        a default that can change in place."""
-        spec = self.tasks.specs[task]
-        if spec.fixed_code is None:
-            return True
-        for param in spec.params:
-            if param in self.tasks.specs and param != task:
-                continue
-            if param not in spec.defaults or not is_immutable(spec.defaults[param]):
-                return True
-        return False
+        return self._planner.plan_since(last)
 
     def why(self, name: str) -> Why:
         """Which part of ``name``'s key changed since it last ran."""
         self.tasks.get(name)
-        plan = self.plan([name])
-        decision = plan[name]
-        if decision.action in ("fresh", "load"):
-            return Why(name, False, ())
-        return Why(name, True, decision.reasons)  # run, or wait behind a rerunning upstream
+        return why_from(self.plan([name])[name])
 
     def stale(self, names: Iterable[str]) -> list[str]:
         """Those of ``names`` that the next run would (or might) execute."""
         names = list(names)
         if not names:
             return []
-        self.namespace_changed()
-        plan = plan_run(self, order=self._not_fresh(names, new_runs=True))
-        wanted = set(names)
-        return [t for t in plan.to_run if t in wanted]
-
-    def _not_fresh(self, targets: list[str], forced: frozenset[str] = frozenset(), new_runs: bool = False) -> list[str]:
-        """``targets`` and the upstream tasks not known fresh, in run order, once every parameter among them
-        resolves (the walk stops at fresh tasks, which resolved when they were decided).
-
-        ``new_runs`` (planning only): the walk also stops at an upstream task that never ran in this cache,
-        which must run, so everything below it waits (a plan then says ``pending`` without deciding it).
-        """
-        names = [self.tasks.get(t).name for t in targets]
-        need, stack = set(names), list(names)
-        while stack:
-            for up in self.tasks.upstream(stack.pop()):
-                if up in need or (up in self.freshness and up not in forced and up not in self.force_once):
-                    continue
-                if new_runs and not self.ran_before(up):
-                    continue
-                need.add(up)
-                stack.append(up)
-        order = self.tasks.sort(need)
-        for task in order:
-            self.tasks.resolve(task, self.namespace)
-        return order
-
-    def _bind_fresh_upstream(self, order: list[str]) -> None:
-        """Fresh upstream tasks outside a run are bound again where the user overwrote their variable, as a
-        decision would (a task may read them as globals)."""
-        inside = set(order)
-        for task in order:
-            for up in self.tasks.upstream(task):
-                if up not in inside and self.namespace.get(up) is not self.results[up].value:
-                    self.namespace[up] = self.results[up].value
-
-    def _validate(self, targets: Iterable[str] | None) -> list[str]:
-        """The run order for ``targets``, once every parameter in it resolves."""
-        order = self.tasks.order(None if targets is None else list(targets))
-        for task in order:
-            self.tasks.resolve(task, self.namespace)
-        return order
+        return self._planner.stale(names)
 
     # --------------------------------------------------------------- running
 
@@ -633,13 +382,8 @@ class Graph:
         awaited: bool,
         skip_fresh: bool = False,
     ) -> RunReport:
-        self.namespace_changed()  # a cell or a task may have changed what they read since
         explicit = frozenset(self.tasks.get(f).name for f in force)
-        if skip_fresh and targets is not None:
-            order = self._not_fresh(list(targets), explicit)
-            self._bind_fresh_upstream(order)
-        else:
-            order = self._validate(targets)
+        order = self._planner.run_order(targets, explicit, skip_fresh)
         forced = explicit | (self.force_once & set(order))
         chosen = self._pool.get(backend if backend is not None else self.backend, jobs or self.jobs)
         self._run_id = next(self._run_ids)
@@ -673,19 +417,7 @@ class Graph:
 
     def run_record(self, run_id: int) -> RunRecord:
         """One recorded run, by the id ``history`` shows (only that run is read)."""
-        try:
-            run = self.store.run(run_id)
-        except ForgedRun:
-            raise CommandError(
-                f"Run {run_id} in the history of the {self.scope.describe()} is not signed with your secret (it was altered, or "
-                f"written by someone else), so dagnb does not use it. `dagnb cache verify` removes such runs."
-            ) from None
-        if run is None:
-            known = ", ".join(str(r.id) for r in self.store.runs(10)) or "none yet"
-            raise CommandError(
-                f"There is no run {run_id} in the history of the {self.scope.describe()}. Recent runs: {known}."
-            )
-        return run
+        return run_record(self.store, run_id, self.scope.describe())
 
     def diff(self, first: int, second: int) -> RunDiff:
         """Which tasks changed key or output from run ``first`` to run ``second`` (the values each run left)."""
@@ -700,26 +432,7 @@ class Graph:
         ended. The walk back goes over the earlier runs of this graph's scope
         (another notebook's runs are not its own) and stops at one not signed.
         """
-        run = self.run_record(run_id)
-        rows = list(run.tasks)
-        seen = {row.task for row in rows}
-        wanted = set(self.tasks.specs) - seen
-        earlier = run_id
-        while wanted:
-            try:
-                found = self.store.run_before(earlier)  # this scope's: other notebooks' runs are skipped
-            except ForgedRun:
-                break
-            if found is None:
-                break
-            for row in found.tasks:
-                if row.task in wanted:
-                    rows.append(row)
-                    wanted.discard(row.task)
-            earlier = found.id
-        order = {task: i for i, task in enumerate(self.tasks.sort({r.task for r in rows} & self.tasks.specs.keys()))}
-        rows.sort(key=lambda row: order.get(row.task, len(order)))
-        return RunRecord(run.id, run.started, run.finished, rows)
+        return state_at(self.store, self.tasks, run_id, self.scope.describe())
 
     def restore(self, run_id: int) -> dict[str, str]:
         """Bind exactly the values run ``run_id`` had, from the cache; say per task whether it was restored.
@@ -731,32 +444,9 @@ class Graph:
         each other. A history row that names an entry of another task is
         refused.
         """
-        restored = {row.task: self._restore_row(row) for row in self.state_at(run_id).tasks}
-        self._epoch.plan = None  # values were bound outside a run
-        self.freshness.touch_all()
+        restored = {row.task: restore_row(self, row) for row in self.state_at(run_id).tasks}
+        self._planner.values_bound()
         return restored
-
-    def _restore_row(self, row: TaskRecord) -> str:
-        if row.task not in self.tasks:
-            return "no longer a task"
-        if not row.key or not row.output:
-            return f"not restored: it had no value in that run ({row.status})"
-        entry = self.store.entry(row.key)
-        if entry is not None and entry.task != row.task:
-            return (
-                f"not restored: the history names a cache entry of task `{entry.task}` for it, so dagnb refuses "
-                f"it (`dagnb cache verify` checks the cache)"
-            )
-        if entry is None or row.output.startswith("key "):
-            return "not in the cache"
-        try:
-            value = self.store.load(CacheEntry(row.key, row.task, row.output))
-        except CacheMiss as miss:
-            return f"not restored: {miss.reason}"
-        outputs = entry.outputs if entry.output == row.output else []
-        self._bind(row.task, Result(row.key, row.output, value, outputs))
-        self.statuses[row.task] = "cached"
-        return "restored"
 
     def _bind(self, task: str, result: Result) -> None:
         old = self.results.get(task)
@@ -764,7 +454,7 @@ class Graph:
             self._guard.forget(task)
         if old is None or old.key != result.key or old.output != result.output:
             self.freshness.changed(task)
-        self._ran_before.pop(task, None)
+        self._planner.bound(task)
         self.interrupted.pop(task, None)
         self.results[task] = result
         self.namespace[task] = result.value

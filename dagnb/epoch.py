@@ -25,7 +25,8 @@ Invariants (each one a stale answer it prevents):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from dagnb.errors import Unfingerprintable
@@ -53,6 +54,24 @@ class Epoch:
         self.plan: Any = None  # the full plan of this epoch, once taken
         self.held = 0  # how many `Graph.epoch()` scopes are open
         self.body_ran = False  # a task body ran since the epoch began: its namespace may have changed
+
+    @contextlib.contextmanager
+    def hold(self, begin: Callable[[], None]) -> Iterator[None]:
+        """Hold one epoch over what runs inside (``Graph.epoch``): ``begin()`` starts it, unless one is held."""
+        if self.held:
+            yield
+            return
+        begin()
+        self.held += 1
+        try:
+            yield
+        finally:
+            self.held -= 1
+
+    def may_have_changed(self) -> bool:
+        """Whether the namespace may have changed since the epoch began: always, unless one is held; inside a
+        held epoch, only after a task body ran."""
+        return not self.held or self.body_ran
 
     def end(self) -> None:
         """A new epoch begins: every fingerprint and the plan are taken again."""

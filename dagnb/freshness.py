@@ -30,15 +30,35 @@ Invariants (each one a class of stale values it prevents):
   *touched* until :meth:`Freshness.take_touched`: the plan after a cell
   decides again only touched tasks, tasks below them and tasks that read
   the namespace (``Graph.plan_since``).
+
+What a key reads from the namespace is found here too
+(:func:`namespace_reads`, :func:`still_bound`, :class:`NamespaceReaders`),
+so that the rule above and the reads it compares live in one module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import types
+from collections.abc import Callable, Container, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Freshness", "Reads"]
+from dagnb.fingerprints.code import is_immutable, same_key_while_bound
+
+if TYPE_CHECKING:
+    from dagnb.graph import TaskGraph
+    from dagnb.plan import Result
+    from dagnb.taskspec import TaskSpec
+
+__all__ = [
+    "Freshness",
+    "NamespaceReaders",
+    "Reads",
+    "bind_fresh_upstream",
+    "namespace_reads",
+    "reads_namespace",
+    "still_bound",
+]
 
 
 @dataclass(frozen=True)
@@ -106,6 +126,22 @@ class Freshness:
             if reads.always or not unchanged(reads):
                 self.changed(task)
 
+    def to_decide(
+        self, names: Iterable[str], forced: Container[str], ran_before: Callable[[str], bool] | None = None
+    ) -> set[str]:
+        """``names`` and the tasks upstream of them a run must decide: the walk stops at fresh tasks (unless
+        ``forced``) and, given ``ran_before``, at a task that never ran (it must run, so what is below waits)."""
+        need, stack = set(names), list(names)
+        while stack:
+            for up in self._upstream(stack.pop()):
+                if up in need or (up in self._fresh and up not in forced):
+                    continue
+                if ran_before is not None and not ran_before(up):
+                    continue
+                need.add(up)
+                stack.append(up)
+        return need
+
     def clear(self) -> None:
         self._fresh.clear()
         self._readers.clear()
@@ -124,3 +160,97 @@ class Freshness:
     def _drop(self, task: str) -> None:
         self._fresh.discard(task)
         self._readers.pop(task, None)
+
+
+def bind_fresh_upstream(
+    order: list[str],
+    upstream: Callable[[str], Iterable[str]],
+    results: Mapping[str, Result],
+    namespace: MutableMapping[str, Any],
+) -> None:
+    """Fresh upstream tasks outside a run of ``order`` are bound again where the user overwrote their variable,
+    as a decision would (a task may read them as globals)."""
+    inside = set(order)
+    for task in order:
+        for up in upstream(task):
+            if up not in inside and namespace.get(up) is not results[up].value:
+                namespace[up] = results[up].value
+
+
+# ------------------------------------------------------- reads of the namespace
+
+_MISSING = object()  # a name not bound in the namespace (a builtin, or nothing yet)
+
+
+def _code_and_defaults(obj: Any) -> tuple[Any, Any]:
+    """A function's code object and defaults (compared by identity and equality): what rebinding them changes."""
+    if isinstance(obj, types.FunctionType):
+        return obj.__code__, (obj.__defaults__, tuple((obj.__kwdefaults__ or {}).items()))
+    return None, None
+
+
+def namespace_reads(tasks: TaskGraph, namespace: Mapping[str, Any], task: str, spec: TaskSpec) -> Reads | None:
+    """What ``task``'s key reads from the namespace, to compare at the next cell (None: nothing)."""
+    names = []
+    for item in tasks.resolve(task, namespace):
+        if item.kind == "external":
+            names.append(item.param)
+        elif item.kind == "constant" and not is_immutable(item.value):
+            return Reads(always=True)
+    if spec.fixed_code is None:
+        names += [g for g in spec.global_names(tasks.specs) if g not in tasks.specs]
+    if not names:
+        return None
+    seen = []
+    for name in names:
+        obj = namespace.get(name, _MISSING)
+        if obj is not _MISSING and not same_key_while_bound(obj, namespace):
+            return Reads(always=True)
+        seen.append((name, obj, *_code_and_defaults(obj)))
+    return Reads(tuple(seen))
+
+
+def still_bound(namespace: Mapping[str, Any], reads: Reads) -> bool:
+    """Whether every name of ``reads`` is still bound to the same object, with the same code and defaults."""
+    get = namespace.get
+    return all(
+        get(name, _MISSING) is obj and _code_and_defaults(obj) == (code, defaults)
+        for name, obj, code, defaults in reads.seen
+    )
+
+
+def reads_namespace(spec: TaskSpec, specs: Mapping[str, TaskSpec]) -> bool:
+    """Whether ``spec``'s key may read a value a cell can change: a notebook variable, a global, a helper,
+    a default that can change in place."""
+    if spec.fixed_code is None:
+        return True
+    for param in spec.params:
+        if param in specs and param != spec.name:
+            continue
+        if param not in spec.defaults or not is_immutable(spec.defaults[param]):
+            return True
+    return False
+
+
+class NamespaceReaders:
+    """The tasks whose key reads the namespace, kept as tasks are touched (for ``Graph.plan_since``).
+
+    A cell may change in place any value such a task reads, so the plan
+    after each cell decides it again unless it is known fresh.
+    """
+
+    def __init__(self) -> None:
+        self._tasks: set[str] = set()
+
+    def find_all(self, specs: Mapping[str, TaskSpec]) -> None:
+        """Look at every task again (a plan from scratch)."""
+        self._tasks = {name for name, spec in specs.items() if reads_namespace(spec, specs)}
+
+    def not_fresh(self, touched: Iterable[str], specs: Mapping[str, TaskSpec], fresh: Freshness) -> set[str]:
+        """Look again at the ``touched`` tasks; return the readers not known fresh."""
+        for task in touched:
+            if task in specs and reads_namespace(specs[task], specs):
+                self._tasks.add(task)
+            else:
+                self._tasks.discard(task)
+        return {t for t in self._tasks if t not in fresh}

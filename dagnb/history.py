@@ -5,9 +5,13 @@ signed and bounded by :mod:`dagnb.cache.runlog`), in the graph's scope (its
 notebook, or its working folder: :mod:`dagnb.scope`): start and end, and for
 each task its status, reason, key, output fingerprint, duration and worker.
 :class:`History` lists recent runs, :func:`diff_runs` says which tasks
-changed key or output between two runs, and ``Graph.restore(run)`` binds
-exactly the values a past run had (each task's recorded output), from the
-cache.
+changed key or output between two runs, :func:`state_at` rebuilds every
+value the session had when a run ended, and :mod:`dagnb.restore` binds
+exactly those values again (each task's recorded output), from the cache.
+
+Invariant: a run that is not signed with the user's secret is never used;
+asking for it is an error the user can act on, and a walk back through
+earlier runs stops at it.
 """
 
 from __future__ import annotations
@@ -15,12 +19,18 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagnb.cache.base import RunRecord
+from dagnb.cache.runlog import ForgedRun
+from dagnb.errors import CommandError
 from dagnb.status import ENDED, WITH_VALUE, word
 
-__all__ = ["History", "RunDiff", "diff_runs"]
+if TYPE_CHECKING:
+    from dagnb.cache.base import Store
+    from dagnb.graph import TaskGraph
+
+__all__ = ["History", "RunDiff", "diff_runs", "run_record", "state_at"]
 
 
 def _when(epoch: float) -> str:
@@ -96,3 +106,49 @@ def diff_runs(first: RunRecord, second: RunRecord) -> RunDiff:
         if what:
             changes.append((task, ", ".join(what)))
     return RunDiff(first.id, second.id, changes)
+
+
+def run_record(store: Store, run_id: int, whose: str) -> RunRecord:
+    """One recorded run of ``store``, by the id ``history`` shows (only that run is read).
+
+    ``whose`` names the history in messages (``Scope.describe()``: this notebook's, or a folder's).
+
+    Raises:
+        CommandError: the run is not signed with the user's secret, or there is no such run.
+    """
+    try:
+        run = store.run(run_id)
+    except ForgedRun:
+        raise CommandError(
+            f"Run {run_id} in the history of the {whose} is not signed with your secret (it was altered, or "
+            f"written by someone else), so dagnb does not use it. `dagnb cache verify` removes such runs."
+        ) from None
+    if run is None:
+        known = ", ".join(str(r.id) for r in store.runs(10)) or "none yet"
+        raise CommandError(f"There is no run {run_id} in the history of the {whose}. Recent runs: {known}.")
+    return run
+
+
+def state_at(store: Store, tasks: TaskGraph, run_id: int, whose: str) -> RunRecord:
+    """Run ``run_id`` with, for each of ``tasks`` it did not decide, the row of the latest earlier run that did
+    (see ``Graph.state_at``); rows in run order. The walk back goes over the store's scope's runs only
+    (``Store.run_before``: another notebook's runs are not this one's) and stops at one not signed."""
+    run = run_record(store, run_id, whose)
+    rows = list(run.tasks)
+    wanted = set(tasks.specs) - {row.task for row in rows}
+    earlier = run_id
+    while wanted:
+        try:
+            found = store.run_before(earlier)
+        except ForgedRun:
+            break
+        if found is None:
+            break
+        for row in found.tasks:
+            if row.task in wanted:
+                rows.append(row)
+                wanted.discard(row.task)
+        earlier = found.id
+    order = {task: i for i, task in enumerate(tasks.sort({r.task for r in rows} & tasks.specs.keys()))}
+    rows.sort(key=lambda row: order.get(row.task, len(order)))
+    return RunRecord(run.id, run.started, run.finished, rows)

@@ -1,0 +1,61 @@
+"""Restore: bind again exactly the values a past run had, from the cache.
+
+``%dag restore RUN`` (``Graph.restore``) walks the rows
+:func:`~dagnb.history.state_at` gives and binds each task's recorded
+value. Each row is restored on its own and says why when it is not.
+
+Invariants (each one a wrong value it prevents):
+
+* A task gets the output its run recorded, never merely the newest value
+  of its key (a volatile or forced task's key may have got another output
+  since), so restored values are consistent with each other.
+* A history row that names a cache entry of another task is refused.
+* A row that cannot be restored leaves the task's value as it was.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from dagnb.cache.base import CacheEntry, CacheMiss, TaskRecord
+from dagnb.plan import Result
+
+if TYPE_CHECKING:
+    from dagnb.cache.base import Store
+    from dagnb.graph import TaskGraph
+
+__all__ = ["Restorable", "restore_row"]
+
+
+class Restorable(Protocol):
+    """What restoring needs of a graph (:class:`dagnb.Graph` is one): its tasks, store and statuses."""
+
+    tasks: TaskGraph
+    store: Store
+    statuses: dict[str, str]
+
+    def _bind(self, task: str, result: Result) -> None: ...
+
+
+def restore_row(graph: Restorable, row: TaskRecord) -> str:
+    """Bind the value ``row`` recorded for its task, as ``cached``; say whether it was restored, or why not."""
+    if row.task not in graph.tasks:
+        return "no longer a task"
+    if not row.key or not row.output:
+        return f"not restored: it had no value in that run ({row.status})"
+    entry = graph.store.entry(row.key)
+    if entry is not None and entry.task != row.task:
+        return (
+            f"not restored: the history names a cache entry of task `{entry.task}` for it, so dagnb refuses "
+            f"it (`dagnb cache verify` checks the cache)"
+        )
+    if entry is None or row.output.startswith("key "):
+        return "not in the cache"
+    try:
+        value = graph.store.load(CacheEntry(row.key, row.task, row.output))
+    except CacheMiss as miss:
+        return f"not restored: {miss.reason}"
+    captured = entry.outputs if entry.output == row.output else []
+    graph._bind(row.task, Result(row.key, row.output, value, captured))
+    graph.statuses[row.task] = "cached"
+    return "restored"
