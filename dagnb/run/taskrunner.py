@@ -52,7 +52,7 @@ class TaskRunner:
     """One run of a session, as the executor sees it (its ``RunContext``).
 
     Responsibilities:
-        * decide each task (its key from its upstream's actual outputs, the
+        * decide each task (its key from its upstream's actual fingerprints, the
           input guard, a ``--when`` condition), load a cached value, prepare
           a task body (split into slices for a map task), commit an outcome;
         * keep the run's own state: decisions, cache hits, damaged values,
@@ -117,13 +117,13 @@ class TaskRunner:
         if damaged:  # a task changed it in place and there is no copy to put back: do not feed it on
             raise InputDamaged(task, damaged[0])
         defaulted = frozenset(skipped & spec.defaults.keys()) if skipped else frozenset()
-        ups = {u: graph.results[u].output for u in upstream if u not in defaulted}
+        ups = {u: graph.results[u].fingerprint for u in upstream if u not in defaulted}
         decision = self._decide(task, ups, force, defaulted)
         if upstream and (decision.action == "run" or spec.when):
             read = [u for u in upstream if u not in defaulted]
             graph._guard.iterators(task, read)
-            if graph.verify_inputs and graph._guard.before(task, read):  # recomputed with another output: new key
-                decision = self._decide(task, {u: graph.results[u].output for u in read}, force, defaulted)
+            if graph.verify_inputs and graph._guard.before(task, read):  # recomputed with another fingerprint: new key
+                decision = self._decide(task, {u: graph.results[u].fingerprint for u in read}, force, defaulted)
         if spec.when and decision.key is not None:
             from dagnb.run.condition import condition_holds
 
@@ -166,7 +166,7 @@ class TaskRunner:
             )
             return False
         self.touched.append((decision.key.key, decision.entry.duration))
-        graph._bind(decision.task, Result(decision.key.key, decision.entry.output, value, decision.entry.outputs))
+        graph._bind(decision.task, Result(decision.key.key, decision.entry.fingerprint, value, decision.entry.captured))
         self._resave(decision.task)
         return True
 
@@ -176,8 +176,8 @@ class TaskRunner:
         spec = graph.tasks.specs[task]
         if spec.save:
             result = graph.results[task]
-            if graph._saved.get(spec.save.format(name=spec.name)) != committing.copy_stamp(spec, result.output):
-                committing.save(graph, spec, result.value, result.output)
+            if graph._saved.get(spec.save.format(name=spec.name)) != committing.copy_stamp(spec, result.fingerprint):
+                committing.save(graph, spec, result.value, result.fingerprint)
 
     # ------------------------------------------------------------- prepare
 
@@ -299,7 +299,7 @@ class TaskRunner:
             graph.freshness.changed(param)
             graph.namespace.pop(param, None)
             if result is not None:
-                graph.store.discard_value(result.output)
+                graph.store.discard_value(result.fingerprint)
         self.damaged.clear()
         for entry, exc in graph.store.flush():
             committing.not_stored(graph, entry, exc)
@@ -324,7 +324,7 @@ class TaskRunner:
                     e.status,
                     e.reason,
                     result.key if result else None,
-                    result.output if result else None,
+                    result.fingerprint if result else None,
                     e.duration,
                     e.worker,
                 )
@@ -345,16 +345,18 @@ class TaskRunner:
             graph.freshness.changed(task)
             return
         if graph.freshness.mark(task, graph._reads(task, spec)):
-            graph._fresh[task] = Decision(task, "fresh", ("cached",), info, CacheEntry(info.key, task, result.output))
+            graph._fresh[task] = Decision(
+                task, "fresh", ("cached",), info, CacheEntry(info.key, task, result.fingerprint)
+            )
 
     def _restore(self, task: str) -> None:
         """Put back the value a task damaged in place, from the disk cache when it has a copy."""
         graph = self.graph
         result = graph.results.get(task)
         if result is not None and not isinstance(graph.store, MemoryStore):
-            try:  # by the output it had: a volatile task's key may since hold another
-                value = graph.store.load(CacheEntry(result.key, task, result.output))
-                graph._bind(task, Result(result.key, result.output, value, result.outputs))
+            try:  # by the fingerprint it had: a volatile task's key may since hold another
+                value = graph.store.load(CacheEntry(result.key, task, result.fingerprint))
+                graph._bind(task, Result(result.key, result.fingerprint, value, result.captured))
                 return
             except CacheMiss:
                 pass
