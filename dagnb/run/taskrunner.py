@@ -37,7 +37,8 @@ from dagnb.run import commit as committing
 from dagnb.run.backends import Backend, ThreadBackend, counting_interrupts
 from dagnb.run.body import run_body, run_body_async
 from dagnb.run.executor import RunReport, execute, execute_async
-from dagnb.run.mapping import ItemProgress, MapPlan, await_items, call_items, plan_items
+from dagnb.run.map_work import map_slices, plan_map, slice_sizes
+from dagnb.run.mapping import ItemProgress, MapPlan, await_items, call_items
 from dagnb.run.work import Committed, Outcome, Work
 from dagnb.status import WITH_VALUE
 
@@ -189,14 +190,18 @@ class TaskRunner:
         func, slices, progress = spec.func, None, None
         is_async = spec.is_async
         if spec.map:  # only the elements the cache lacks are sent to run, split across the workers
-            plan = self.maps[spec.name] = self._plan_items(spec, decision, kwargs.pop(spec.map))
+            plan = self.maps[spec.name] = plan_map(graph.store, spec, decision, kwargs.pop(spec.map))
             missing = [plan.items[i] for i in plan.missing]
             before = {p: d for p, d in (before or {}).items() if p != spec.map} or None
-            sizes = [len(missing)] if is_async else self._slice_sizes(len(missing))  # async: all at once on the loop
+            sizes = (
+                [len(missing)] if is_async else slice_sizes(len(missing), self.jobs)
+            )  # async: all at once on the loop
             progress = ItemProgress(sizes, functools.partial(self._progressed, spec.name))
             func = functools.partial(await_items if is_async else call_items, spec.func, spec.map, missing, progress)
             if len(sizes) > 1:
-                slices = self._map_slices(spec, kwargs, missing, sizes, progress)
+                slices = map_slices(
+                    spec, kwargs, missing, sizes, progress, functools.partial(self._body, spec, kwargs, None)
+                )
         work = Work(
             spec.name,
             func,
@@ -221,46 +226,6 @@ class TaskRunner:
 
     def _progressed(self, task: str, done: int, total: int) -> None:
         self.graph.bus.emit(TaskProgress(self.run_id, time.perf_counter(), task=task, done=done, total=total))
-
-    def _slice_sizes(self, count: int) -> list[int]:
-        """How many of ``count`` elements each worker of this run computes: contiguous, even slices."""
-        if not count:
-            return [0]
-        size = -(-count // min(self.jobs, count))
-        return [min(size, count - start) for start in range(0, count, size)]
-
-    def _map_slices(
-        self, spec: TaskSpec, kwargs: dict[str, Any], missing: list[Any], sizes: list[int], progress: ItemProgress
-    ) -> list[Work]:
-        """One work per worker, each a contiguous slice of the missing elements."""
-        assert spec.map is not None
-        slices, start = [], 0
-        for index, size in enumerate(sizes):
-            body = functools.partial(call_items, spec.func, spec.map, missing[start : start + size], progress, index)
-            slices.append(Work(spec.name, body, kwargs, functools.partial(self._body, spec, kwargs, None, body)))
-            start += size
-        return slices
-
-    def _plan_items(self, spec: TaskSpec, decision: Decision, collection: Any) -> MapPlan:
-        assert decision.key is not None and spec.map is not None
-        store = self.graph.store
-        base = "\0".join(
-            [
-                *(f"{k}={v}" for k, v in sorted(decision.key.parts.items())),
-                *(f"{p}={f}" for p, f in sorted(decision.key.inputs.items()) if p != spec.map),
-            ]
-        )
-
-        def lookup(key: str) -> tuple[bool, Any]:
-            entry = store.entry(key)
-            if entry is None or not entry.stored:
-                return False, None
-            try:
-                return True, store.load(entry)
-            except CacheMiss:
-                return False, None
-
-        return plan_items(collection, base, lookup)
 
     # -------------------------------------------------------------- commit
 
