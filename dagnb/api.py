@@ -92,7 +92,7 @@ class Graph:
         self.verify_inputs = True  # never let a task read a value changed in place since it was computed
         self._guard = InputGuard(self)
         self.interrupted: dict[str, Any] = {}  # values of tasks that caught Ctrl-C: in memory, never cached
-        self._saved: dict[str, tuple[str, int, int] | None] = {}  # --save path -> (output, size, mtime) written
+        self._saved: dict[str, tuple[str, int, int] | None] = {}  # --save path -> (fingerprint, size, mtime) written
         self.backend: str | Backend = "inline"  # where `run` sends tasks when not told
         self.jobs = 1
         self._pool = BackendPool()  # worker pools and clusters, reused across runs
@@ -275,7 +275,7 @@ class Graph:
 
         Values this session holds for its tasks are never evicted.
         """
-        return self.store.prune(max_bytes, keep={r.output for r in self.results.values()})
+        return self.store.prune(max_bytes, keep={r.fingerprint for r in self.results.values()})
 
     def current_entry(self, task: str) -> CacheEntry | None:
         """The cache entry of the value ``task`` has now, else of the key it last had."""
@@ -438,8 +438,8 @@ class Graph:
         """Bind exactly the values run ``run_id`` had, from the cache; say per task whether it was restored.
 
         The values are those the session had when the run ended (:meth:`state_at`). Each task gets the
-        output its run recorded (a volatile or forced task
-        whose key later got another output included), never merely the
+        value its run recorded (a volatile or forced task
+        whose key later got another value included), never merely the
         newest value of its key, so restored values are consistent with
         each other. A history row that names an entry of another task is
         refused.
@@ -452,7 +452,7 @@ class Graph:
         old = self.results.get(task)
         if old is None or old.value is not result.value:  # a new object: what was known of the old one is void
             self._guard.forget(task)
-        if old is None or old.key != result.key or old.output != result.output:
+        if old is None or old.key != result.key or old.fingerprint != result.fingerprint:
             self.freshness.changed(task)
         self._planner.bound(task)
         self.interrupted.pop(task, None)

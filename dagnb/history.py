@@ -3,11 +3,11 @@
 Every run of a graph is recorded in its store (SQLite for a disk cache,
 signed and bounded by :mod:`dagnb.cache.runlog`), in the graph's scope (its
 notebook, or its working folder: :mod:`dagnb.scope`): start and end, and for
-each task its status, reason, key, output fingerprint, duration and worker.
-:class:`History` lists recent runs, :func:`diff_runs` says which tasks
+each task its status, reason, key, the fingerprint of its value, duration
+and worker. :class:`History` lists recent runs, :func:`diff_runs` says which tasks
 changed key or output between two runs, :func:`state_at` rebuilds every
 value the session had when a run ended, and :mod:`dagnb.restore` binds
-exactly those values again (each task's recorded output), from the cache.
+exactly those values again (each task's recorded fingerprint), from the cache.
 
 Invariant: a run that is not signed with the user's secret is never used;
 asking for it is an error the user can act on, and a walk back through
@@ -102,7 +102,9 @@ def diff_runs(first: RunRecord, second: RunRecord) -> RunDiff:
         if a is None or b is None:
             changes.append((task, f"only in run {first.id if b is None else second.id}"))
             continue
-        what = [w for w, x, y in (("key changed", a.key, b.key), ("output changed", a.output, b.output)) if x != y]
+        what = [
+            w for w, x, y in (("key changed", a.key, b.key), ("output changed", a.fingerprint, b.fingerprint)) if x != y
+        ]
         if what:
             changes.append((task, ", ".join(what)))
     return RunDiff(first.id, second.id, changes)

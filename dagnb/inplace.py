@@ -1,7 +1,7 @@
 """In-place changes: a task's value in memory that no longer is what the task produced.
 
 A task's value is fingerprinted once, when it is produced
-(``Result.output``), and the keys of its dependents are built from that
+(``Result.fingerprint``), and the keys of its dependents are built from that
 fingerprint. Python lets any code change a list, an array or a frame in place
 afterwards: a task that sorts its input, a cell that runs
 ``raw.dropna(inplace=True)``. A task that read the changed value would be
@@ -150,7 +150,7 @@ class InputGuard:
         self.stable: set[str] = set()  # values that need no check: immutable, unfingerprintable, iterators
 
     def before(self, task: str, upstream: Sequence[str]) -> bool:
-        """Check what ``task`` is about to read; return whether a repair changed an output fingerprint."""
+        """Check what ``task`` is about to read; return whether a repair changed a value's fingerprint."""
         run = self.graph._run_id
         changed = False
         for up in upstream:
@@ -202,7 +202,7 @@ class InputGuard:
         if result is None:
             return False
         value = result.value
-        if result.output.startswith("key ") or immutable(value) or isinstance(value, Iterator):
+        if result.fingerprint.startswith("key ") or immutable(value) or isinstance(value, Iterator):
             self.stable.add(up)  # an iterator is used up by reading: `iterators` refuses a second reader
             return False
         return True
@@ -210,7 +210,7 @@ class InputGuard:
     def _check(self, up: str, reader: str | None, run: int) -> bool:
         result = self.graph.results[up]
         try:
-            intact = fingerprint(result.value) == result.output
+            intact = fingerprint(result.value) == result.fingerprint
         except Exception:  # it became unfingerprintable: certainly not what was recorded
             intact = False
         if not intact:
@@ -222,7 +222,7 @@ class InputGuard:
     def _repair(self, up: str, result: Result, reader: str | None, run: int) -> bool:
         culprits = self.readers.pop(up, [])
         graph = self.graph
-        graph.store.discard_value(result.output)  # a memory store holds this very object: never hand it out
+        graph.store.discard_value(result.fingerprint)  # a memory store holds this very object: never hand it out
         how = self._reload(up, result)
         if how is None:
             try:
@@ -232,7 +232,7 @@ class InputGuard:
                 raise InputDamaged(reader or up, up, by=_by(culprits, run)) from exc
         self._tell(up, reader, culprits, run, how)
         self.checked[up] = run
-        return graph.results[up].output != result.output
+        return graph.results[up].fingerprint != result.fingerprint
 
     def _reload(self, up: str, result: Result) -> str | None:
         store = self.graph.store
@@ -243,7 +243,7 @@ class InputGuard:
             value = store.load(entry)
         except CacheMiss:
             return None
-        self.graph._bind(up, Result(result.key, result.output, value, result.outputs))
+        self.graph._bind(up, Result(result.key, result.fingerprint, value, result.captured))
         return "reloaded it from the cache"
 
     def _recompute(self, up: str, run: int) -> str:
@@ -266,10 +266,10 @@ class InputGuard:
         self.after(up, graph.tasks.upstream(up))
         old = graph.results[up]
         try:
-            output = fingerprint(value)
+            digest = fingerprint(value)
         except Exception:  # Unfingerprintable, or what the value's own pickling raises
-            output = old.output
-        graph._bind(up, Result(old.key, output, value, old.outputs))
+            digest = old.fingerprint
+        graph._bind(up, Result(old.key, digest, value, old.captured))
         return "computed it again (the cache had no intact copy)"
 
     def _tell(self, up: str, reader: str | None, culprits: list[tuple[str, int]], run: int, how: str) -> None:

@@ -28,7 +28,7 @@ __all__ = ["Fed", "FedKind", "Part", "PartKind", "parse_fed", "parse_part", "ren
 #: library ``module`` (by version), a ``global`` value, a ``closure`` variable.
 PartKind = Literal["code", "python", "wrapped", "module", "helper", "global", "closure"]
 
-#: An input of a task's key: another task's output, a default, or a notebook variable.
+#: An input of a task's key: another task's value (by fingerprint), a default, or a notebook variable.
 FedKind = Literal["upstream", "constant", "external"]
 
 

@@ -2,8 +2,8 @@
 
 A task's *key* hashes its code fingerprint (own code, helpers, globals,
 modules, Python version) with the fingerprint of each input: a constant or
-external input by value, an upstream input by the upstream's *output*
-fingerprint. So a rerun that yields an identical output leaves every
+external input by value, an upstream input by the *fingerprint* of the
+upstream's value. So a rerun that yields an identical value leaves every
 downstream key unchanged: early cutoff. A task that reads another task's
 variable as a global (no parameter) has that task as an upstream input too.
 
@@ -62,10 +62,10 @@ def compute_key(
     hidden: Sequence[str] = (),
     fingerprint_of: Callable[[Any], str] = fingerprint,
 ) -> KeyInfo:
-    """The key of ``spec`` given how its inputs resolve and upstream output fingerprints.
+    """The key of ``spec`` given how its inputs resolve and its upstream tasks' fingerprints.
 
     ``hidden`` names the tasks ``spec`` reads as globals: they are upstream
-    inputs (by output fingerprint), not globals hashed by value.
+    inputs (by their fingerprint), not globals hashed by value.
     ``fingerprint_of`` fingerprints the values the key reads (a session's
     epoch takes each one once: see :mod:`dagnb.epoch`).
     """

@@ -57,12 +57,27 @@ FROM_CACHE: frozenset[Action] = frozenset({"fresh", "load"})
 
 @dataclass
 class Result:
-    """A task's value in this session, with the key it was made under."""
+    """A task's value in this session, with the key it was made under.
+
+    ``fingerprint`` is the value's fingerprint (what its dependents' keys
+    read); ``captured`` the streams and displays the task printed, replayed
+    where it loads from the cache.
+    """
 
     key: str
-    output: str
+    fingerprint: str
     value: Any = field(repr=False)
-    outputs: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    captured: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    @property
+    def output(self) -> str:
+        """The old name of :attr:`fingerprint` (read-only)."""
+        return self.fingerprint
+
+    @property
+    def outputs(self) -> list[dict[str, Any]]:
+        """The old name of :attr:`captured` (read-only)."""
+        return self.captured
 
 
 class PlanState(Protocol):
@@ -85,9 +100,14 @@ class Decision:
     entry: CacheEntry | None = field(default=None, repr=False)
 
     @property
+    def fingerprint(self) -> str | None:
+        """The value's fingerprint when known before running (fresh or cached)."""
+        return self.entry.fingerprint if self.entry is not None else None
+
+    @property
     def output(self) -> str | None:
-        """The output fingerprint when known before running (fresh or cached)."""
-        return self.entry.output if self.entry is not None else None
+        """The old name of :attr:`fingerprint`."""
+        return self.fingerprint
 
     @property
     def reason(self) -> str:
@@ -97,7 +117,7 @@ class Decision:
 def _prior(state: PlanState, name: str) -> CacheEntry | None:
     result = state.results.get(name)
     if result is not None:
-        return state.store.entry(result.key) or CacheEntry(result.key, name, result.output)
+        return state.store.entry(result.key) or CacheEntry(result.key, name, result.fingerprint)
     return state.store.head(name)
 
 
@@ -108,7 +128,7 @@ def decide(
     force: frozenset[str] = frozenset(),
     defaulted: frozenset[str] = frozenset(),
 ) -> Decision:
-    """Decide one task whose upstream output fingerprints are all known.
+    """Decide one task whose upstream tasks' fingerprints are all known.
 
     ``defaulted`` names upstream tasks skipped by their condition whose
     parameter has a default here: the task receives the default instead.
@@ -128,7 +148,7 @@ def decide(
         return Decision(name, "run", tell_untracked(spec, info), info)
     result = state.results.get(name)
     if result is not None and result.key == info.key:
-        return Decision(name, "fresh", ("cached",), info, CacheEntry(info.key, name, result.output))
+        return Decision(name, "fresh", ("cached",), info, CacheEntry(info.key, name, result.fingerprint))
     entry = state.store.entry(info.key)
     if entry is not None and entry.stored:
         return Decision(name, "load", ("cached",), info, entry)
@@ -240,33 +260,33 @@ def plan_run(
             for up in state.tasks.upstream(name):
                 same = fresh(up) if up not in inside else None
                 if same is not None:
-                    known[up] = same.output
+                    known[up] = same.fingerprint
     for name in state.tasks.order(targets) if order is None else order:
         decision = _plan_one(state, name, known.get, forced, fresh)
         decisions.append(decision)
-        if decision.output is not None:
-            known[name] = decision.output
+        if decision.fingerprint is not None:
+            known[name] = decision.fingerprint
     return Plan(decisions)
 
 
 def _plan_one(
     state: PlanState,
     name: str,
-    output_of: Callable[[str], str | None],
+    fingerprint_of: Callable[[str], str | None],
     forced: frozenset[str],
     fresh: Callable[[str], Decision | None] | None,
 ) -> Decision:
-    """One task's decision in a plan, its upstream tasks' outputs known where a plan knows them."""
+    """One task's decision in a plan, its upstream tasks' fingerprints known where a plan knows them."""
     if fresh is not None and name not in forced:
         same = fresh(name)
         if same is not None:
             return same
     ups = state.tasks.upstream(name)
-    outputs = {u: output_of(u) for u in ups}
-    waiting = [u for u, output in outputs.items() if output is None]
+    fingerprints = {u: fingerprint_of(u) for u in ups}
+    waiting = [u for u, fp in fingerprints.items() if fp is None]
     if waiting:
         return Decision(name, "wait", tuple(f"upstream {u} reruns first" for u in waiting))
-    return decide(state, name, outputs, forced)  # type: ignore[arg-type]
+    return decide(state, name, fingerprints, forced)  # type: ignore[arg-type]
 
 
 def plan_again(state: PlanState, last: Plan, changed: Iterable[str]) -> tuple[Plan, set[str]]:
@@ -286,13 +306,13 @@ def plan_again(state: PlanState, last: Plan, changed: Iterable[str]) -> tuple[Pl
         return last, again
     decided: dict[str, Decision] = {}
 
-    def output_of(task: str) -> str | None:
+    def fingerprint_of(task: str) -> str | None:
         decision = decided.get(task) or before.get(task)
-        return decision.output if decision is not None else None
+        return decision.fingerprint if decision is not None else None
 
     fresh = getattr(state, "fresh_decision", None)
     for name in state.tasks.sort(again):
-        decided[name] = _plan_one(state, name, output_of, frozenset(), fresh)
+        decided[name] = _plan_one(state, name, fingerprint_of, frozenset(), fresh)
     return Plan([decided.get(t) or before[t] for t in order]), again
 
 

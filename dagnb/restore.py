@@ -6,9 +6,9 @@ value. Each row is restored on its own and says why when it is not.
 
 Invariants (each one a wrong value it prevents):
 
-* A task gets the output its run recorded, never merely the newest value
-  of its key (a volatile or forced task's key may have got another output
-  since), so restored values are consistent with each other.
+* A task gets the value its run recorded (by fingerprint), never merely the
+  newest value of its key (a volatile or forced task's key may have got
+  another value since), so restored values are consistent with each other.
 * A history row that names a cache entry of another task is refused.
 * A row that cannot be restored leaves the task's value as it was.
 """
@@ -41,7 +41,7 @@ def restore_row(graph: Restorable, row: TaskRecord) -> str:
     """Bind the value ``row`` recorded for its task, as ``cached``; say whether it was restored, or why not."""
     if row.task not in graph.tasks:
         return "no longer a task"
-    if not row.key or not row.output:
+    if not row.key or not row.fingerprint:
         return f"not restored: it had no value in that run ({row.status})"
     entry = graph.store.entry(row.key)
     if entry is not None and entry.task != row.task:
@@ -49,13 +49,13 @@ def restore_row(graph: Restorable, row: TaskRecord) -> str:
             f"not restored: the history names a cache entry of task `{entry.task}` for it, so dagnb refuses "
             f"it (`dagnb cache verify` checks the cache)"
         )
-    if entry is None or row.output.startswith("key "):
+    if entry is None or row.fingerprint.startswith("key "):
         return "not in the cache"
     try:
-        value = graph.store.load(CacheEntry(row.key, row.task, row.output))
+        value = graph.store.load(CacheEntry(row.key, row.task, row.fingerprint))
     except CacheMiss as miss:
         return f"not restored: {miss.reason}"
-    captured = entry.outputs if entry.output == row.output else []
-    graph._bind(row.task, Result(row.key, row.output, value, captured))
+    captured = entry.captured if entry.fingerprint == row.fingerprint else []
+    graph._bind(row.task, Result(row.key, row.fingerprint, value, captured))
     graph.statuses[row.task] = "cached"
     return "restored"

@@ -1,9 +1,9 @@
 """The store protocol and the memory store: metadata by key, values by fingerprint.
 
 Two stores in one (Hamilton's split): *metadata* maps a task's key to its
-output fingerprint, costs, captured outputs and the parts its key was made
-of; *blobs* map an output fingerprint to the value, so identical outputs are
-stored once. Every key a task ever had is kept, so undoing an edit is a hit.
+value's fingerprint, costs, what the task printed (captured) and the parts
+its key was made of; *blobs* map a fingerprint to the value, so identical
+values are stored once. Every key a task ever had is kept, so undoing an edit is a hit.
 
 This module holds the :class:`Store` interface, with :class:`MemoryStore`;
 the disk cache, :class:`~dagnb.cache.disk.DiskStore`, builds on it in
@@ -252,17 +252,17 @@ class MemoryStore(Store):
     def put(self, entry: CacheEntry, value: Any) -> None:
         self._entries[entry.key] = entry
         if entry.stored:
-            self._values.setdefault(entry.output, value)
+            self._values.setdefault(entry.fingerprint, value)
 
     def discard_value(self, fingerprint: str) -> None:
         self._values.pop(fingerprint, None)  # the same object a task damaged: never hand it out again
         for entry in self._entries.values():
-            if entry.output == fingerprint:
+            if entry.fingerprint == fingerprint:
                 entry.stored = False
 
     def load(self, entry: CacheEntry) -> Any:
         try:
-            return self._values[entry.output]
+            return self._values[entry.fingerprint]
         except KeyError:
             raise CacheMiss("the value is not in memory") from None
 
@@ -300,7 +300,7 @@ class MemoryStore(Store):
         gone = [k for k, e in self._entries.items() if task is None or e.task == task]
         for key in gone:
             del self._entries[key]
-        live = {e.output for e in self._entries.values()}
+        live = {e.fingerprint for e in self._entries.values()}
         self._values = {fp: v for fp, v in self._values.items() if fp in live}
         self._heads = {t: k for t, k in self._heads.items() if k in self._entries}
         self._hits = {k: h for k, h in self._hits.items() if k in self._entries}

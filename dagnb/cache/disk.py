@@ -9,7 +9,7 @@ permissions are :mod:`dagnb.cache.folder`'s.
 Invariants:
 
 * Everything that steers a load is signed with this user's secret or
-  derived from what is: entries (with the outputs a hit replays), values
+  derived from what is: entries (with what a hit replays), values
   (every byte), heads, hit counts and the run history. dagnb signs only
   what it wrote or has just verified.
 * Heads, hit counts and the run history are those of one scope (the
@@ -190,7 +190,7 @@ class DiskStore(CacheUpkeep, Store):
 
     def _prepare(self, entry: CacheEntry, value: Any) -> PutWrite:
         """The write of ``entry``, with the value's bytes unless a good copy is stored already."""
-        if not entry.stored or self._has_good_value(entry.output):
+        if not entry.stored or self._has_good_value(entry.fingerprint):
             return PutWrite(copy.copy(entry))
         return self.values.pickled(entry, value)
 
@@ -202,12 +202,12 @@ class DiskStore(CacheUpkeep, Store):
 
     def load(self, entry: CacheEntry) -> Any:
         with self._lock:
-            pending = self._pending.values.get(entry.output)
+            pending = self._pending.values.get(entry.fingerprint)
         if pending is not None and pending.row is not None:
             return pickle.loads(pending.row)  # this process's own bytes, not yet committed
         if pending is not None:  # a file not yet in place: wait for it
             self.commit_pending()
-        return self.values.load(entry.output)
+        return self.values.load(entry.fingerprint)
 
     # ---------------------------------------------------------- writing
 
@@ -269,17 +269,17 @@ class DiskStore(CacheUpkeep, Store):
         """Inside the write transaction: values placed and their rows, entries and heads."""
         now, failures = time.time(), []
         puts = [w for w in writes if isinstance(w, PutWrite)]
-        present = self.meta.present(db, {w.entry.output for w in puts})
+        present = self.meta.present(db, {w.entry.fingerprint for w in puts})
         values, entries = [], []
         for write in puts:
             entry = write.entry
-            if entry.output not in present and (write.row is not None or write.written is not None):
+            if entry.fingerprint not in present and (write.row is not None or write.written is not None):
                 try:
                     values.append(self.values.row(write, now))
-                    present.add(entry.output)
+                    present.add(entry.fingerprint)
                 except OSError as exc:  # the rename into place failed
                     failures.append(_unstored(write, exc))
-            entry.stored = entry.output in present  # pruned by another process since we looked, or stored by one
+            entry.stored = entry.fingerprint in present  # pruned by another process since we looked, or stored by one
             entries.append(self.meta.entry_row(entry, now))
         heads = [self.meta.head_row(w.task, w.key, w.scope) for w in writes if isinstance(w, HeadWrite)]
         self.meta.write_rows(db, values, entries, heads)

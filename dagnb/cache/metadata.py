@@ -175,7 +175,7 @@ class Metadata:
         return (
             entry.key,
             entry.task,
-            entry.output,
+            entry.fingerprint,
             record,
             self.signer.sign(("entry", entry.key, record)),
             entry.created,

@@ -84,14 +84,19 @@ class Codec(Generic[T]):
 
 @dataclass
 class CacheEntry:
-    """What the cache knows of one key of one task."""
+    """What the cache knows of one key of one task.
+
+    ``fingerprint`` is the fingerprint of the task's value (stored as
+    ``output``); ``captured`` the streams and displays the task printed,
+    replayed on a hit (stored as ``outputs``).
+    """
 
     key: str
     task: str
-    output: str
+    fingerprint: str
     parts: dict[str, str] = field(default_factory=dict)
     inputs: dict[str, str] = field(default_factory=dict)
-    outputs: list[dict[str, Any]] = field(default_factory=list)
+    captured: list[dict[str, Any]] = field(default_factory=list)
     duration: float = 0.0
     nbytes: int = 0
     stored: bool = True
@@ -100,6 +105,16 @@ class CacheEntry:
     peak_memory: int = 0
     value_bytes: int = 0
     sources: dict[str, str] = field(default_factory=dict)  # helper name -> its own code digest (not keyed)
+
+    @property
+    def output(self) -> str:
+        """The old name of :attr:`fingerprint` (read-only)."""
+        return self.fingerprint
+
+    @property
+    def outputs(self) -> list[dict[str, Any]]:
+        """The old name of :attr:`captured` (read-only)."""
+        return self.captured
 
     def to_json(self) -> str:
         return encode_entry(self)
@@ -115,10 +130,10 @@ ENTRY = Codec(
     [
         Field("key", "str", required=True),
         Field("task", "str", required=True),
-        Field("output", "str", required=True),
+        Field("output", "str", attr="fingerprint", required=True),
         Field("parts", "dict"),
         Field("inputs", "dict"),
-        Field("outputs", "list"),  # the captured outputs a hit replays
+        Field("outputs", "list", attr="captured"),  # the streams and displays a hit replays
         Field("duration", "float"),
         Field("nbytes", "int"),
         Field("stored", "bool"),
@@ -149,9 +164,14 @@ class TaskRecord:
     status: str
     reason: str = ""
     key: str | None = None
-    output: str | None = None
+    fingerprint: str | None = None  # of the value the task left (stored in the ``output`` column)
     duration: float = 0.0
     worker: str = ""
+
+    @property
+    def output(self) -> str | None:
+        """The old name of :attr:`fingerprint` (read-only)."""
+        return self.fingerprint
 
     def stored(self) -> tuple[str, str, str, str, str, float, str]:
         """The row as stored (no NULLs: a UNIQUE index would not deduplicate them)."""
@@ -172,7 +192,7 @@ def encode_task_row(record: TaskRecord) -> tuple[str, str, str, str, str, float,
         record.status,
         record.reason,
         record.key or "",
-        record.output or "",
+        record.fingerprint or "",
         float(record.duration),
         record.worker,
     )
@@ -180,8 +200,10 @@ def encode_task_row(record: TaskRecord) -> tuple[str, str, str, str, str, float,
 
 def decode_task_row(row: tuple[Any, ...]) -> TaskRecord:
     """The task record of a ``history_rows`` row (columns in :data:`TASK_COLUMNS` order; empty key/output: none)."""
-    task, status, reason, key, output, duration, worker = row
-    return TaskRecord(str(task), str(status), str(reason), key or None, output or None, float(duration), str(worker))
+    task, status, reason, key, fingerprint, duration, worker = row
+    return TaskRecord(
+        str(task), str(status), str(reason), key or None, fingerprint or None, float(duration), str(worker)
+    )
 
 
 @dataclass(frozen=True)

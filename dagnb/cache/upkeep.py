@@ -165,7 +165,7 @@ class CacheUpkeep:
         rows = db.execute("SELECT key, record, signature FROM entries WHERE output = ?", (fingerprint,))
         for key, record, signature in rows.fetchall():
             entry = self.meta.checked_entry(key, record, signature, warn=False)
-            if entry is None or entry.output != fingerprint:
+            if entry is None or entry.fingerprint != fingerprint:
                 continue  # not ours: left exactly as it is (ignored when read)
             entry.stored = False
             _, _, _, text, signed, _, _ = self.meta.entry_row(entry, 0.0)

@@ -81,22 +81,22 @@ class ValueStore:
             return PutWrite(copy.copy(entry), row=data, digests=[hash_chunk(data)])
         import joblib
 
-        written = self.files.write(entry.output, lambda handle: joblib.dump(value, handle))
+        written = self.files.write(entry.fingerprint, lambda handle: joblib.dump(value, handle))
         entry.nbytes = written.nbytes
         return PutWrite(copy.copy(entry), written=written)
 
     def row(self, write: PutWrite, now: float) -> tuple[Any, ...]:
         """Inside the write transaction: the signed ``blobs`` row of a value, its file placed (raising what the rename raises)."""
-        output, sign = write.entry.output, self.meta.signer.sign
+        fingerprint, sign = write.entry.fingerprint, self.meta.signer.sign
         if write.row is not None:
-            signature = sign(_value_fields(output, len(write.row), row=True), write.digests)
+            signature = sign(_value_fields(fingerprint, len(write.row), row=True), write.digests)
             owner = os.geteuid() if hasattr(os, "geteuid") else None
-            return output, signature, len(write.row), now, now, b"".join(write.digests), write.row, owner
+            return fingerprint, signature, len(write.row), now, now, b"".join(write.digests), write.row, owner
         written = write.written
         assert written is not None
         written.place()
-        signature = sign(_value_fields(output, written.nbytes), written.digests)
-        return output, signature, written.nbytes, now, now, b"".join(written.digests), None, None
+        signature = sign(_value_fields(fingerprint, written.nbytes), written.digests)
+        return fingerprint, signature, written.nbytes, now, now, b"".join(written.digests), None, None
 
     def has_good(self, fingerprint: str) -> bool:
         """A stored value for ``fingerprint`` that this user's secret signed (its bytes checked once per store)."""

@@ -130,7 +130,7 @@ class Pending:
             return
         self.entries[write.entry.key] = write
         if write.row is not None or write.written is not None:
-            self.values[write.entry.output] = write
+            self.values[write.entry.fingerprint] = write
 
     def entry(self, key: str) -> CacheEntry | None:
         write = self.entries.get(key)
@@ -142,7 +142,7 @@ class Pending:
                 _drop(self.heads, (write.scope, write.task), write)
             else:
                 _drop(self.entries, write.entry.key, write)
-                _drop(self.values, write.entry.output, write)
+                _drop(self.values, write.entry.fingerprint, write)
 
 
 def _drop(table: dict[Any, Any], name: Any, write: Write) -> None:

@@ -153,7 +153,7 @@ def _check_save(task: str, cell: int, pattern: str | None, result: CheckResult) 
     from dagnb.run.save import saved_path
 
     path = str(saved_path(task, pattern))
-    other = result.outputs.get(path)
+    other = result.saved_files.get(path)
     if other is not None:
         result.problems.append(
             Problem(
@@ -165,7 +165,7 @@ def _check_save(task: str, cell: int, pattern: str | None, result: CheckResult) 
             )
         )
         return
-    result.outputs[path] = task
+    result.saved_files[path] = task
 
 
 def _syntax_line(body: str) -> int | None:

@@ -52,7 +52,7 @@ class CheckResult:
     upstream: dict[str, list[str]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     notes: list[Problem] = field(default_factory=list)  # told, but no problem: what a task's key does not cover
-    outputs: dict[str, str] = field(default_factory=dict)  # file a task writes with --save -> the task
+    saved_files: dict[str, str] = field(default_factory=dict)  # file a task writes with --save -> the task
 
     @property
     def ok(self) -> bool:
@@ -64,7 +64,7 @@ class CheckResult:
         if self.ok:
             tasks = f"{len(self.tasks)} task" + ("" if len(self.tasks) == 1 else "s")
             cells = f"{self.cells} cell" + ("" if self.cells == 1 else "s")
-            saved = f"; writes {', '.join(sorted(self.outputs))}" if self.outputs else ""
+            saved = f"; writes {', '.join(sorted(self.saved_files))}" if self.saved_files else ""
             return "\n".join([*lines, f"{self.notebook}: ok ({tasks} in {cells}{saved})"])
         lines.append(f"{self.notebook}: {len(self.problems)} problem{'s' if len(self.problems) > 1 else ''}")
         return "\n".join(lines)

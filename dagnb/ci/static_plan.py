@@ -10,7 +10,7 @@ cache recorded for each key the task had (most recently used first):
 * a global, an external input or a default whose value is a literal in the
   notebook (``K = 10``, ``def f(n=3)``), and ``dagnb.file("path")`` inputs
   (read from disk beside the notebook);
-* the output of each upstream task that is itself cached.
+* the fingerprint of each upstream task's value, when that task is cached.
 
 The first key that agrees on all of these is the run's cache hit. A value
 computed by code (``df = load()``) cannot be known without running it: the
@@ -48,7 +48,7 @@ _UNKNOWN = object()
 
 @dataclass(frozen=True)
 class StaticDecision:
-    """``run`` (its key changed), ``wait`` (runs if an upstream's output changes) or ``load`` (from the cache).
+    """``run`` (its key changed), ``wait`` (runs if an upstream's fingerprint changes) or ``load`` (from the cache).
 
     The actions are a run's (:data:`dagnb.plan.Action`), shown with the words of ``dagnb check --plan``.
     """
@@ -166,11 +166,11 @@ def plan_statically(result: CheckResult, cache_dir: str) -> StaticPlan:
     namespace = _Namespace(cells)
     # a plan runs nothing, and writes nothing either; it compares with the heads of this notebook
     store = DiskStore(cache_dir, read_only=True, scope=Scope.of_notebook(result.notebook))
-    outputs: dict[str, str | None] = {}  # a cached task's output fingerprint; None when it runs
+    fingerprints: dict[str, str | None] = {}  # a cached task's value's fingerprint; None when it runs
     try:
         with _inside(Path(result.notebook).parent):
             for task in tasks:
-                decision, outputs[task.name] = _decide(task, result, namespace, store, outputs)
+                decision, fingerprints[task.name] = _decide(task, result, namespace, store, fingerprints)
                 plan.decisions.append(decision)
     except sqlite3.Error as exc:  # damaged pages, or a kernel's checkpoint beside our lock-free read
         raise CacheUnavailable(_unreadable(cache_dir, exc)) from None
@@ -199,11 +199,11 @@ def _inside(directory: Path) -> Iterator[None]:
 
 
 def _decide(
-    task: StaticTask, result: CheckResult, ns: _Namespace, store: Store, outputs: dict[str, str | None]
+    task: StaticTask, result: CheckResult, ns: _Namespace, store: Store, fingerprints: dict[str, str | None]
 ) -> tuple[StaticDecision, str | None]:
     if task.volatile:
         return StaticDecision(task.name, "run", ("volatile",)), None
-    waiting = [u for u in result.upstream.get(task.name, []) if outputs.get(u) is None]
+    waiting = [u for u in result.upstream.get(task.name, []) if fingerprints.get(u) is None]
     candidates = store.entries_of(task.name)
     head = store.head(task.name)
     if head is not None:
@@ -212,11 +212,11 @@ def _decide(
         return StaticDecision(task.name, "run", ("new",)), None
     first_reasons: tuple[str, ...] = ()
     for entry in candidates:
-        reasons, assumes = _compare(task, entry, ns, outputs)
+        reasons, assumes = _compare(task, entry, ns, fingerprints)
         if not reasons and not waiting:
             if not entry.stored:
                 return StaticDecision(task.name, "run", ("its value is no longer in the cache",), assumes), None
-            return StaticDecision(task.name, "load", (), assumes), entry.output
+            return StaticDecision(task.name, "load", (), assumes), entry.fingerprint
         if entry is candidates[0]:
             first_reasons = reasons
     if first_reasons:  # explained by this notebook's head only, never by another notebook's task of that name
@@ -225,7 +225,7 @@ def _decide(
 
 
 def _compare(
-    task: StaticTask, entry: CacheEntry, ns: _Namespace, outputs: dict[str, str | None]
+    task: StaticTask, entry: CacheEntry, ns: _Namespace, fingerprints: dict[str, str | None]
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """What differs from ``entry`` (reasons), and what could not be checked (assumptions)."""
     reasons: list[str] = []
@@ -247,7 +247,7 @@ def _compare(
     for param, fed in sorted(entry.inputs.items()):
         kind, recorded = parse_fed(fed)
         if kind == "upstream":
-            if outputs.get(param) is not None and outputs[param] != recorded:
+            if fingerprints.get(param) is not None and fingerprints[param] != recorded:
                 reasons.append(f"upstream {param} changed")
         elif kind == "constant":
             _check_value(

@@ -62,6 +62,6 @@ def show_report(report: RunReport) -> None:
     publish_display_data(data, metadata=run_metadata(report, None))
 
 
-def replay(outputs: list[dict[str, Any]]) -> None:
+def replay(captured: list[dict[str, Any]]) -> None:
     """What a task printed and displayed when it ran, shown again in this cell."""
-    replay_streams(outputs, lambda out: publish_display_data(out["data"], metadata=out.get("metadata") or {}))
+    replay_streams(captured, lambda out: publish_display_data(out["data"], metadata=out.get("metadata") or {}))

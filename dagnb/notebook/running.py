@@ -106,4 +106,4 @@ class CellGlue:
         for task in report.loaded:
             result = self.graph.results.get(task)
             if task != but and result is not None:
-                replay(result.outputs)
+                replay(result.captured)

@@ -78,7 +78,7 @@ class TaskCell(CellGlue):
         self._replay_loaded(report, but=name)
         result = self.graph.results.get(name)  # none when skipped by its condition
         if report.statuses[name] == "cached" and result is not None:
-            replay(result.outputs)
+            replay(result.captured)
         text = cell_line(report, name, downstream, notes)
         self.follower.show_line(name, report.statuses[name], text, run_metadata(report, name))
 

@@ -7,12 +7,13 @@ the executor calls back (:mod:`.taskrunner`, committing outcomes in
 backends and their pool (:mod:`.backends`, :mod:`.dask_backend`), the body
 run in a worker process (:mod:`.worker`), one run loop for blocking and
 awaited runs (:mod:`.aio`),
-map slices (:mod:`.mapping`), ``--when`` (:mod:`.condition`), costs
+map slices (:mod:`.mapping`; a map task's elements looked up in the cache
+and split per worker in :mod:`.map_work`), ``--when`` (:mod:`.condition`), costs
 (:mod:`.costs`), ``--save`` (:mod:`.save`) and captured prints
 (:mod:`.capture`).
 
 May import: :mod:`dagnb.errors`, :mod:`dagnb.events`, :mod:`dagnb.plan` and
-:mod:`dagnb.fingerprints`; the task runner and its commit also the cache
+:mod:`dagnb.fingerprints`; the task runner, its commit and its map work also the cache
 (:mod:`dagnb.cache`), since a run writes it. A worker process imports only this room,
 :mod:`dagnb.fingerprints`, :mod:`dagnb.errors` and :mod:`dagnb.events` (for the
 :class:`~dagnb.events.Costs` record an outcome carries). A new backend goes in this room.

@@ -13,7 +13,7 @@ Invariants:
   outcome's error. ``KeyboardInterrupt`` and ``TimedOut`` go on to the run loop.
 * A body that caught Ctrl-C and returned is ``interrupted``: its value may
   be partial, so it gets no fingerprint.
-* The output is fingerprinted where the body ran (in a worker: in parallel,
+* The value is fingerprinted where the body ran (in a worker: in parallel,
   not in the kernel); a value with no fingerprint has ``fingerprint=None``.
 
 Imports only this room's light modules and :mod:`dagnb.fingerprints.values`:

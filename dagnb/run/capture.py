@@ -99,12 +99,12 @@ class capture_streams:  # noqa: N801 - used like a function: ``with capture_stre
                 _installed.clear()
 
 
-def replay_streams(outputs: list[dict[str, Any]], show: Callable[[dict[str, Any]], None] | None = None) -> None:
-    """Show recorded outputs again: streams as text, displays through ``show``.
+def replay_streams(captured: list[dict[str, Any]], show: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """Show captured outputs again: streams as text, displays through ``show``.
 
     Without ``show`` (no notebook frontend) a display prints its text/plain.
     """
-    for out in outputs:
+    for out in captured:
         if out["output_type"] == "stream":
             (sys.stderr if out["name"] == "stderr" else sys.stdout).write(out["text"])
         elif show is not None:

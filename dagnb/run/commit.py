@@ -8,7 +8,7 @@ Invariants:
 
 * A value that cannot be cached (unpicklable, a full disk, a read-only
   cache) is still bound, with a warning; its task reruns after a restart.
-* A value whose output has no fingerprint gets its key as a stand-in
+* A value that has no fingerprint gets its key as a stand-in
   (``key <key>``): its dependents rerun whenever it does (no early cutoff).
 * A value computed while Ctrl-C arrived is bound for the user, and never
   cached or saved.
@@ -52,13 +52,13 @@ def warn_about(spec: TaskSpec | None, message: str, category: type[Warning]) -> 
     warn_at(getattr(spec, "func", None), message, category)
 
 
-def copy_stamp(spec: TaskSpec, output: str) -> tuple[str, int, int] | None:
-    """What identifies a ``--save`` copy of the value ``output``: the value, the file's size and mtime."""
+def copy_stamp(spec: TaskSpec, fingerprint: str) -> tuple[str, int, int] | None:
+    """What identifies a ``--save`` copy of the value of ``fingerprint``: the value, the file's size and mtime."""
     try:
         st = os.stat(spec.save.format(name=spec.name))  # type: ignore[union-attr]
     except OSError:
         return None
-    return output, st.st_size, st.st_mtime_ns
+    return fingerprint, st.st_size, st.st_mtime_ns
 
 
 def commit(runner: Runner, decision: Decision, outcome: Outcome) -> Committed:
@@ -73,8 +73,8 @@ def commit(runner: Runner, decision: Decision, outcome: Outcome) -> Committed:
         return Committed(outcome)
     if spec.map:
         outcome = _commit_items(runner, task, outcome)
-    output = outcome.fingerprint or _stand_in(graph, task, key.key, outcome.value)
-    entry = _entry(spec, key, output, outcome)
+    fingerprint = outcome.fingerprint or _stand_in(graph, task, key.key, outcome.value)
+    entry = _entry(spec, key, fingerprint, outcome)
     entry.stored = outcome.fingerprint is not None and store_value(graph, entry, outcome.value)
     try:
         if not entry.stored:
@@ -86,21 +86,21 @@ def commit(runner: Runner, decision: Decision, outcome: Outcome) -> Committed:
             f"The cache could not record task `{task}` ({exc}); its value is kept in memory only.",
             DagnbCacheWarning,
         )
-    graph._bind(task, Result(key.key, output, outcome.value, outcome.captured))
+    graph._bind(task, Result(key.key, fingerprint, outcome.value, outcome.captured))
     if graph.verify_inputs and not outcome.remote:  # a worker process changed only its own copies
         graph._guard.after(task, graph.tasks.upstream(task))
     if spec.save:
-        save(graph, spec, outcome.value, output)
+        save(graph, spec, outcome.value, fingerprint)
     return Committed(outcome, entry.nbytes)
 
 
-def _entry(spec: TaskSpec, key: KeyInfo, output: str, outcome: Outcome) -> CacheEntry:
+def _entry(spec: TaskSpec, key: KeyInfo, fingerprint: str, outcome: Outcome) -> CacheEntry:
     """The cache entry of a task's value: its costs under the entry's own (on-disk) names."""
     sources = helper_sources(spec.func, frozenset(spec.params)) if key.parts.keys() - _OWN else {}
     return CacheEntry(
         key.key,
         spec.name,
-        output,
+        fingerprint,
         key.parts,
         key.inputs,
         outcome.captured,
@@ -127,11 +127,11 @@ def _commit_items(runner: Runner, task: str, outcome: Outcome) -> Outcome:
     plan = runner.maps.pop(task)
     computed = dict(zip(plan.missing, outcome.value))
     for i, value in computed.items():
-        output = fingerprint_or_none(value)
-        if output is None:
+        fingerprint = fingerprint_or_none(value)
+        if fingerprint is None:
             continue  # such an element is recomputed next time
         duration = outcome.costs.duration / max(1, len(computed))
-        store_value(runner.graph, CacheEntry(plan.keys[i], f"{task}[item]", output, duration=duration), value)
+        store_value(runner.graph, CacheEntry(plan.keys[i], f"{task}[item]", fingerprint, duration=duration), value)
     whole = assemble(plan, computed)
     return replace(
         outcome,
@@ -142,7 +142,7 @@ def _commit_items(runner: Runner, task: str, outcome: Outcome) -> Outcome:
     )
 
 
-def save(graph: Host, spec: TaskSpec, value: Any, output: str) -> None:
+def save(graph: Host, spec: TaskSpec, value: Any, fingerprint: str) -> None:
     """``--save``: a copy of the value in a named file; failing to write it is a warning, not a failed task."""
     from dagnb.run.save import save_value
 
@@ -161,7 +161,7 @@ def save(graph: Host, spec: TaskSpec, value: Any, output: str) -> None:
             DagnbSaveWarning,
         )
     else:
-        graph._saved[path] = copy_stamp(spec, output)
+        graph._saved[path] = copy_stamp(spec, fingerprint)
 
 
 def store_value(graph: Host, entry: CacheEntry, value: Any) -> bool:
@@ -201,7 +201,7 @@ def _unpicklable(value: Any) -> str | None:
 
 
 def _stand_in(graph: Host, task: str, key: str, value: Any) -> str:
-    """The output fingerprint of a value that has none: its key; said once per task."""
+    """The stand-in fingerprint of a value that has none: its key; said once per task."""
     if task not in graph._unhashable_warned:
         graph._unhashable_warned.add(task)
         reason = None if isinstance(graph.store, MemoryStore) else _unpicklable(value)

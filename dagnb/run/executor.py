@@ -1,9 +1,9 @@
 """Runs tasks: a ready queue fed by completions, over a pluggable backend.
 
 A task is submitted as soon as every upstream task is done (never level by
-level). Before it starts, its key is computed from the *actual* output
+level). Before it starts, its key is computed from the *actual*
 fingerprints of its upstream tasks, so a rerun that produced an identical
-output lets its dependents load from cache (early cutoff). With more than
+value lets its dependents load from cache (early cutoff). With more than
 one worker, the ready task on the longest remaining path goes first, paths
 measured with the durations of earlier runs (cost-aware).
 

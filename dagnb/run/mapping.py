@@ -46,7 +46,7 @@ class MapPlan:
     labels: list[Any]  # dict keys (or positions)
     items: list[Any] = field(repr=False)
     keys: list[str]
-    outputs: list[str]  # each item's fingerprint
+    fingerprints: list[str]  # each item's fingerprint
     cached: dict[int, Any] = field(default_factory=dict, repr=False)  # position -> cached result
     same: dict[int, int] = field(default_factory=dict)  # a repeated element -> its first position
 

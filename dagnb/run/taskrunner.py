@@ -37,7 +37,8 @@ from dagnb.run import commit as committing
 from dagnb.run.backends import Backend, ThreadBackend, counting_interrupts
 from dagnb.run.body import run_body, run_body_async
 from dagnb.run.executor import RunReport, execute, execute_async
-from dagnb.run.mapping import ItemProgress, MapPlan, await_items, call_items, plan_items
+from dagnb.run.map_work import map_slices, plan_map, slice_sizes
+from dagnb.run.mapping import ItemProgress, MapPlan, await_items, call_items
 from dagnb.run.work import Committed, Outcome, Work
 from dagnb.status import WITH_VALUE
 
@@ -52,7 +53,7 @@ class TaskRunner:
     """One run of a session, as the executor sees it (its ``RunContext``).
 
     Responsibilities:
-        * decide each task (its key from its upstream's actual outputs, the
+        * decide each task (its key from its upstream's actual fingerprints, the
           input guard, a ``--when`` condition), load a cached value, prepare
           a task body (split into slices for a map task), commit an outcome;
         * keep the run's own state: decisions, cache hits, damaged values,
@@ -117,13 +118,13 @@ class TaskRunner:
         if damaged:  # a task changed it in place and there is no copy to put back: do not feed it on
             raise InputDamaged(task, damaged[0])
         defaulted = frozenset(skipped & spec.defaults.keys()) if skipped else frozenset()
-        ups = {u: graph.results[u].output for u in upstream if u not in defaulted}
+        ups = {u: graph.results[u].fingerprint for u in upstream if u not in defaulted}
         decision = self._decide(task, ups, force, defaulted)
         if upstream and (decision.action == "run" or spec.when):
             read = [u for u in upstream if u not in defaulted]
             graph._guard.iterators(task, read)
-            if graph.verify_inputs and graph._guard.before(task, read):  # recomputed with another output: new key
-                decision = self._decide(task, {u: graph.results[u].output for u in read}, force, defaulted)
+            if graph.verify_inputs and graph._guard.before(task, read):  # recomputed with another fingerprint: new key
+                decision = self._decide(task, {u: graph.results[u].fingerprint for u in read}, force, defaulted)
         if spec.when and decision.key is not None:
             from dagnb.run.condition import condition_holds
 
@@ -166,7 +167,7 @@ class TaskRunner:
             )
             return False
         self.touched.append((decision.key.key, decision.entry.duration))
-        graph._bind(decision.task, Result(decision.key.key, decision.entry.output, value, decision.entry.outputs))
+        graph._bind(decision.task, Result(decision.key.key, decision.entry.fingerprint, value, decision.entry.captured))
         self._resave(decision.task)
         return True
 
@@ -176,8 +177,8 @@ class TaskRunner:
         spec = graph.tasks.specs[task]
         if spec.save:
             result = graph.results[task]
-            if graph._saved.get(spec.save.format(name=spec.name)) != committing.copy_stamp(spec, result.output):
-                committing.save(graph, spec, result.value, result.output)
+            if graph._saved.get(spec.save.format(name=spec.name)) != committing.copy_stamp(spec, result.fingerprint):
+                committing.save(graph, spec, result.value, result.fingerprint)
 
     # ------------------------------------------------------------- prepare
 
@@ -189,14 +190,18 @@ class TaskRunner:
         func, slices, progress = spec.func, None, None
         is_async = spec.is_async
         if spec.map:  # only the elements the cache lacks are sent to run, split across the workers
-            plan = self.maps[spec.name] = self._plan_items(spec, decision, kwargs.pop(spec.map))
+            plan = self.maps[spec.name] = plan_map(graph.store, spec, decision, kwargs.pop(spec.map))
             missing = [plan.items[i] for i in plan.missing]
             before = {p: d for p, d in (before or {}).items() if p != spec.map} or None
-            sizes = [len(missing)] if is_async else self._slice_sizes(len(missing))  # async: all at once on the loop
+            sizes = (
+                [len(missing)] if is_async else slice_sizes(len(missing), self.jobs)
+            )  # async: all at once on the loop
             progress = ItemProgress(sizes, functools.partial(self._progressed, spec.name))
             func = functools.partial(await_items if is_async else call_items, spec.func, spec.map, missing, progress)
             if len(sizes) > 1:
-                slices = self._map_slices(spec, kwargs, missing, sizes, progress)
+                slices = map_slices(
+                    spec, kwargs, missing, sizes, progress, functools.partial(self._body, spec, kwargs, None)
+                )
         work = Work(
             spec.name,
             func,
@@ -221,46 +226,6 @@ class TaskRunner:
 
     def _progressed(self, task: str, done: int, total: int) -> None:
         self.graph.bus.emit(TaskProgress(self.run_id, time.perf_counter(), task=task, done=done, total=total))
-
-    def _slice_sizes(self, count: int) -> list[int]:
-        """How many of ``count`` elements each worker of this run computes: contiguous, even slices."""
-        if not count:
-            return [0]
-        size = -(-count // min(self.jobs, count))
-        return [min(size, count - start) for start in range(0, count, size)]
-
-    def _map_slices(
-        self, spec: TaskSpec, kwargs: dict[str, Any], missing: list[Any], sizes: list[int], progress: ItemProgress
-    ) -> list[Work]:
-        """One work per worker, each a contiguous slice of the missing elements."""
-        assert spec.map is not None
-        slices, start = [], 0
-        for index, size in enumerate(sizes):
-            body = functools.partial(call_items, spec.func, spec.map, missing[start : start + size], progress, index)
-            slices.append(Work(spec.name, body, kwargs, functools.partial(self._body, spec, kwargs, None, body)))
-            start += size
-        return slices
-
-    def _plan_items(self, spec: TaskSpec, decision: Decision, collection: Any) -> MapPlan:
-        assert decision.key is not None and spec.map is not None
-        store = self.graph.store
-        base = "\0".join(
-            [
-                *(f"{k}={v}" for k, v in sorted(decision.key.parts.items())),
-                *(f"{p}={f}" for p, f in sorted(decision.key.inputs.items()) if p != spec.map),
-            ]
-        )
-
-        def lookup(key: str) -> tuple[bool, Any]:
-            entry = store.entry(key)
-            if entry is None or not entry.stored:
-                return False, None
-            try:
-                return True, store.load(entry)
-            except CacheMiss:
-                return False, None
-
-        return plan_items(collection, base, lookup)
 
     # -------------------------------------------------------------- commit
 
@@ -299,7 +264,7 @@ class TaskRunner:
             graph.freshness.changed(param)
             graph.namespace.pop(param, None)
             if result is not None:
-                graph.store.discard_value(result.output)
+                graph.store.discard_value(result.fingerprint)
         self.damaged.clear()
         for entry, exc in graph.store.flush():
             committing.not_stored(graph, entry, exc)
@@ -324,7 +289,7 @@ class TaskRunner:
                     e.status,
                     e.reason,
                     result.key if result else None,
-                    result.output if result else None,
+                    result.fingerprint if result else None,
                     e.duration,
                     e.worker,
                 )
@@ -345,16 +310,18 @@ class TaskRunner:
             graph.freshness.changed(task)
             return
         if graph.freshness.mark(task, graph._reads(task, spec)):
-            graph._fresh[task] = Decision(task, "fresh", ("cached",), info, CacheEntry(info.key, task, result.output))
+            graph._fresh[task] = Decision(
+                task, "fresh", ("cached",), info, CacheEntry(info.key, task, result.fingerprint)
+            )
 
     def _restore(self, task: str) -> None:
         """Put back the value a task damaged in place, from the disk cache when it has a copy."""
         graph = self.graph
         result = graph.results.get(task)
         if result is not None and not isinstance(graph.store, MemoryStore):
-            try:  # by the output it had: a volatile task's key may since hold another
-                value = graph.store.load(CacheEntry(result.key, task, result.output))
-                graph._bind(task, Result(result.key, result.output, value, result.outputs))
+            try:  # by the fingerprint it had: a volatile task's key may since hold another
+                value = graph.store.load(CacheEntry(result.key, task, result.fingerprint))
+                graph._bind(task, Result(result.key, result.fingerprint, value, result.captured))
                 return
             except CacheMiss:
                 pass

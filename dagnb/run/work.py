@@ -29,7 +29,7 @@ __all__ = ["Committed", "Outcome", "Work", "current_lane", "send_by_value"]
 class Outcome:
     """What running one task body produced, where it ran.
 
-    ``fingerprint`` is the value's output fingerprint (``None``: it has none,
+    ``fingerprint`` is the value's fingerprint (``None``: it has none,
     or the body failed or caught Ctrl-C); ``captured`` what it printed and
     displayed; ``lane`` where it ran (``main``, a thread's name, ``pid N``,
     ``async``).

@@ -2,7 +2,7 @@
 
 :func:`run_remote` is what a worker executes: the task's function on its
 inputs, run by the one task-body runner (:func:`dagnb.run.body.run_body`)
-with stdout and stderr recorded, costs measured and the output
+with stdout and stderr recorded, costs measured and the value
 fingerprinted there (hashing a large value happens in parallel, not in the
 kernel). Everything it returns is pickled back to the kernel, which alone
 writes the cache and binds values. An error comes back as the user's

@@ -412,16 +412,16 @@ class BackendContract:
         self.run(nb)
         shown = capsys.readouterr()
         assert (shown.out, shown.err) == ("hello from p\n", "careful\n")
-        assert nb.graph.results["p"].outputs == recorded
+        assert nb.graph.results["p"].captured == recorded
         nb.graph.store.close()
 
         restarted = Notebook(tmp_path)  # a new kernel over the same cache
         restarted.task(source)
         report, ran = self.run(restarted)
         assert ran == [] and report.cached == ["p"]
-        assert restarted.graph.results["p"].outputs == recorded
+        assert restarted.graph.results["p"].captured == recorded
         capsys.readouterr()
-        restarted.graph.replay(restarted.graph.results["p"].outputs)  # what `%%task` does on a hit
+        restarted.graph.replay(restarted.graph.results["p"].captured)  # what `%%task` does on a hit
         shown = capsys.readouterr()
         assert (shown.out, shown.err) == ("hello from p\n", "careful\n")
 

@@ -83,7 +83,7 @@ def time_verified_load(directory: str, nbytes: int, repeat: int) -> tuple[float,
     store = DiskStore(directory)
     entry = CacheEntry("k", "t", fingerprint(data))
     store.put(entry, data)
-    path = store._blob_path(entry.output)
+    path = store._blob_path(entry.fingerprint)
     raw = best_of(lambda _: joblib.load(io.BytesIO(Path(path).read_bytes())), lambda: None, repeat)
     blob = Path(path).read_bytes()
     xxh3 = best_of(lambda _: xxhash.xxh3_128_hexdigest(blob), lambda: None, repeat)

@@ -87,7 +87,7 @@ def _np_save_fsync(array: Any, path: Path) -> None:
 def _new_value(array: Any, round_: int) -> CacheEntry:
     """Change ``array`` in one element and make its cache entry: a new fingerprint, so a new file."""
     array[0] = float(round_)
-    return CacheEntry(key=f"bench-{round_}", task="big", output=dagnb.fingerprint(array))
+    return CacheEntry(key=f"bench-{round_}", task="big", fingerprint=dagnb.fingerprint(array))
 
 
 def array_rows(sizes: Sizes, repeat: int) -> list[Row]:

@@ -366,9 +366,9 @@ class Oracle:
             self.seen[name].add(state)
         self.previous_values = model
         for name in executed:  # what a task printed is recorded with that task only
-            assert self.graph.results[name].outputs == [
+            assert self.graph.results[name].captured == [
                 {"output_type": "stream", "name": "stdout", "text": f"{name} ran in {nb.salt}\n"}
-            ], (name, self.graph.results[name].outputs)
+            ], (name, self.graph.results[name].captured)
 
     def first_run(self) -> None:
         self.previous_values = {}

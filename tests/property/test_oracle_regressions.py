@@ -107,7 +107,7 @@ def test_threads_backend_keeps_each_tasks_prints_apart(tmp_path: Path) -> None:
     leaked = sys.stdout
     sys.stdout = stdout
     assert sorted(report.executed) == ["_left", "_right"]
-    printed = {name: "".join(o.get("text", "") for o in graph.results[name].outputs) for name in ("_left", "_right")}
+    printed = {name: "".join(o.get("text", "") for o in graph.results[name].captured) for name in ("_left", "_right")}
     problems = []
     if printed != {"_left": "from left\n", "_right": "from right\n"}:
         problems.append(f"prints recorded with the wrong task: {printed}")

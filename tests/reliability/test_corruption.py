@@ -82,7 +82,7 @@ def blob_of(root: Path, task: str) -> Path:
     try:
         head = store.head(task)
         assert head is not None and head.stored
-        return store._blob_path(head.output)
+        return store._blob_path(head.fingerprint)
     finally:
         store.close()
 
@@ -232,7 +232,7 @@ def test_a_malicious_pickle_is_never_unpickled(tmp_path: Path, where: str) -> No
     large = where.endswith("(memory-mapped path)")
     fp, nbytes = _plant(root, target, pad_to=64 * 2**20 + 4096 if large else 0)
     evil = root / "blobs" / fp[:2] / f"{fp}.pkl"
-    ours = DiskStore(root)._blob_path(head.output)
+    ours = DiskStore(root)._blob_path(head.fingerprint)
 
     db = sqlite3.connect(root / "meta.sqlite")
     with db:
@@ -244,7 +244,7 @@ def test_a_malicious_pickle_is_never_unpickled(tmp_path: Path, where: str) -> No
         else:  # our own signed entry and row; the value file swapped for the evil one
             shutil.copyfile(evil, ours)
             if large:  # the size matches: only the signature stands in the way
-                db.execute("UPDATE blobs SET nbytes = ? WHERE fingerprint = ?", (nbytes, head.output))
+                db.execute("UPDATE blobs SET nbytes = ? WHERE fingerprint = ?", (nbytes, head.fingerprint))
     db.close()
 
     copy = tmp_path / "copy"  # straight at the store first (on a copy), past every check a Graph makes
@@ -257,7 +257,7 @@ def test_a_malicious_pickle_is_never_unpickled(tmp_path: Path, where: str) -> No
         if where.startswith("value file"):
             suspects.append(head)
         else:
-            assert store.entry(head.key) is None or store.entry(head.key).output == head.output  # type: ignore[union-attr]
+            assert store.entry(head.key) is None or store.entry(head.key).fingerprint == head.fingerprint  # type: ignore[union-attr]
         for entry in suspects:
             with pytest.raises(CacheMiss):
                 store.load(entry)

@@ -190,7 +190,7 @@ def test_enospc_on_the_store_api_leaves_no_entry_and_no_file(tmp_path: Path, mon
         store.put(entry, value)
     monkeypatch.undo()
     assert raised.value.errno == errno.ENOSPC
-    assert store.entry("k") is None and not store.has_value(entry.output)
+    assert store.entry("k") is None and not store.has_value(entry.fingerprint)
     assert faultlib.tmp_files(store.root) == [] and faultlib.blob_files(store.root) == []
     store.put(entry, value)
     assert faultlib.same(store.load(store.entry("k")), value)  # type: ignore[arg-type]

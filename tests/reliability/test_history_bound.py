@@ -60,8 +60,8 @@ def faultlib_human(nbytes: int) -> str:
 def test_the_history_keeps_the_latest_runs_and_goes_with_prune_and_clear(tmp_path: Path) -> None:
     store = DiskStore(tmp_path / "cache")
     for run in range(KEEP_RUNS + 120):
-        store.record_run(float(run), float(run) + 1, [TaskRecord("a", "done", key=f"k{run}", output="0" * 32),
-                                                      TaskRecord("b", "cached", key="kb", output="1" * 32)])
+        store.record_run(float(run), float(run) + 1, [TaskRecord("a", "done", key=f"k{run}", fingerprint="0" * 32),
+                                                      TaskRecord("b", "cached", key="kb", fingerprint="1" * 32)])
     info = store.info()
     assert KEEP_RUNS <= info.runs < KEEP_RUNS + 50, "recording trims as it goes"
     store.prune(10**12)  # nothing to evict; the history is brought down to the bound

@@ -133,7 +133,7 @@ def test_an_edited_history_row_is_refused(tmp_path: Path) -> None:
     nb, root = filled(tmp_path)
     stamp = nb.graph.results["stamp"]
     before = values(nb)
-    edit(root, "UPDATE history_rows SET output = ? WHERE task = 'double'", (stamp.output,))  # another task's value
+    edit(root, "UPDATE history_rows SET output = ? WHERE task = 'double'", (stamp.fingerprint,))  # another task's value
     with pytest.raises(CommandError) as refused:
         nb.graph.restore(1)
     assert str(refused.value) == (
@@ -149,7 +149,7 @@ def test_a_row_naming_another_tasks_entry_is_refused(tmp_path: Path) -> None:
     nb, _ = filled(tmp_path)
     stamp = nb.graph.results["stamp"]
     before = values(nb)
-    run = nb.graph.store.record_run(0.0, 1.0, [TaskRecord("double", "done", key=stamp.key, output=stamp.output)])
+    run = nb.graph.store.record_run(0.0, 1.0, [TaskRecord("double", "done", key=stamp.key, fingerprint=stamp.fingerprint)])
     said = nb.graph.restore(run)
     assert said["double"] == (
         "not restored: the history names a cache entry of task `stamp` for it, so dagnb refuses it "
@@ -190,8 +190,8 @@ def _forge_entry(root: Path, key: str, record: str) -> None:
 
 def test_prune_never_signs_an_entry_it_did_not_verify(tmp_path: Path) -> None:
     nb, root = filled(tmp_path)
-    output = nb.graph.results["seed"].output
-    forged = CacheEntry("forged-key", "seed", output, outputs=[{"name": "stdout", "text": "forged\n"}]).to_json()
+    output = nb.graph.results["seed"].fingerprint
+    forged = CacheEntry("forged-key", "seed", output, captured=[{"name": "stdout", "text": "forged\n"}]).to_json()
     _forge_entry(root, "forged-key", forged)
     for number, record in enumerate(['{"hello": 1}', "[1, 2]", "not json", json.dumps({"key": 1, "task": 2,
                                                                                         "output": output})]):

@@ -75,7 +75,7 @@ def test_a_value_swapped_while_it_loads_is_never_unpickled(tmp_path: Path, size:
     store, target = DiskStore(tmp_path / "cache"), tmp_path / "pwned"
     entry = CacheEntry("k", "t", fingerprint(value))
     store.put(entry, value)
-    path = store._blob_path(entry.output)
+    path = store._blob_path(entry.fingerprint)
     good, evil = tmp_path / "good.pkl", tmp_path / "evil.pkl"
     shutil.copyfile(path, good)
     evil_file(evil, target, good.stat().st_size)

@@ -64,12 +64,12 @@ def test_too_many_open_files_on_load_is_a_miss_and_the_value_stays(tmp_path: Pat
     value = np.arange(10_000)
     entry = CacheEntry("k", "t", fingerprint(value))
     store.put(entry, value)
-    path = store._blob_path(entry.output)
+    path = store._blob_path(entry.fingerprint)
     before = path.read_bytes()
     with no_free_descriptors(), pytest.raises(CacheMiss) as miss:
         store.load(entry)
     assert miss.value.reason == "its value file cannot be read (Too many open files)"
-    assert store.has_value(entry.output) and path.read_bytes() == before, "the good value was removed"
+    assert store.has_value(entry.fingerprint) and path.read_bytes() == before, "the good value was removed"
     assert faultlib.same(store.load(entry), value)
     store.close()
 

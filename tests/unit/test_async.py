@@ -108,8 +108,8 @@ def test_what_async_tasks_print_is_recorded_apart_and_replayed_on_a_hit(tmp_path
                                                                          capsys: pytest.CaptureFixture[str]) -> None:
     nb = _waits(tmp_path)
     asyncio.run(nb.graph.arun()) if awaited else nb.graph.run()
-    outputs = {t: nb.graph.results[t].outputs for t in ("first_wait", "second_wait", "both")}
-    assert outputs == {
+    captured = {t: nb.graph.results[t].captured for t in ("first_wait", "second_wait", "both")}
+    assert captured == {
         "first_wait": [{"output_type": "stream", "name": "stdout", "text": "first_wait starts\nfirst_wait ends\n"}],
         "second_wait": [{"output_type": "stream", "name": "stdout", "text": "second_wait starts\nsecond_wait ends\n"}],
         "both": [{"output_type": "stream", "name": "stdout", "text": "both prints\n"}],
@@ -120,7 +120,7 @@ def test_what_async_tasks_print_is_recorded_apart_and_replayed_on_a_hit(tmp_path
 
     again = _waits(tmp_path)  # a new session over the same cache: the recorded prints come back
     assert again.graph.run().cached == ["first_wait", "second_wait", "both"]
-    assert again.graph.results["second_wait"].outputs == outputs["second_wait"]
+    assert again.graph.results["second_wait"].captured == captured["second_wait"]
 
 
 def test_cancelling_an_awaited_run_keeps_what_finished_and_the_next_run_resumes(tmp_path: Path) -> None:

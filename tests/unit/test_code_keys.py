@@ -538,7 +538,7 @@ def test_a_matplotlib_figure_fingerprints_and_is_cached(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # neither unfingerprintable nor unpicklable
         nb.run()
-    assert not nb.graph.results["fig"].output.startswith("key "), "fingerprinted, not keyed by its producer"
+    assert not nb.graph.results["fig"].fingerprint.startswith("key "), "fingerprinted, not keyed by its producer"
     assert nb.graph.store.entry(nb.graph.results["fig"].key).stored
 
 

@@ -322,7 +322,7 @@ def test_threads_keep_each_tasks_prints_apart_and_restore_stdout(tmp_path: Path)
         assert sys.stdout is original
     finally:
         sys.stdout = original
-    text = {t: "".join(o.get("text", "") for o in nb.graph.results[t].outputs) for t in ("p", "q")}
+    text = {t: "".join(o.get("text", "") for o in nb.graph.results[t].captured) for t in ("p", "q")}
     assert text == {"p": "p1\np2\n", "q": "q1\n"}
 
 
@@ -330,7 +330,23 @@ def test_inline_prints_are_recorded_per_task(tmp_path: Path) -> None:
     nb = Notebook(tmp_path)
     nb.task("def p():\n    print('hello from p')\n    return 1\n")
     nb.run()
-    assert nb.graph.results["p"].outputs == [{"output_type": "stream", "name": "stdout", "text": "hello from p\n"}]
+    assert nb.graph.results["p"].captured == [{"output_type": "stream", "name": "stdout", "text": "hello from p\n"}]
+
+
+def test_the_old_names_output_and_outputs_still_read(tmp_path: Path) -> None:
+    """``output`` (the value's fingerprint) and ``outputs`` (what it printed) were renamed; users may read the old names."""
+    nb = Notebook(tmp_path)
+    nb.task("def p():\n    print('hello from p')\n    return 1\n")
+    nb.run()
+    result, entry = nb.graph.results["p"], nb.graph.current_entry("p")
+    (decision,) = nb.graph.plan().decisions
+    (row,) = nb.graph.history().runs[0].tasks
+    assert entry is not None
+    assert result.output == entry.output == decision.output == row.output == dagnb.fingerprint(1)
+    printed = [{"output_type": "stream", "name": "stdout", "text": "hello from p\n"}]
+    assert result.outputs == entry.outputs == printed
+    with pytest.raises(AttributeError):
+        result.output = "another"  # type: ignore[misc]
 
 
 def test_a_cache_hit_rebinds_a_variable_the_user_overwrote() -> None:

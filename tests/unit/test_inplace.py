@@ -191,7 +191,7 @@ def test_a_producer_whose_output_differs_when_recomputed_gives_its_readers_a_new
     ran, messages, _ = run_warned(nb)
     assert ran == ["rows", "grow", "rows", "listed"] and len(messages) == 1
     assert nb.graph["listed"] == nb.ns["rows"] == [1], "the reader read the recomputed value"
-    assert nb.graph.results["rows"].output == dagnb.fingerprint([1])
+    assert nb.graph.results["rows"].fingerprint == dagnb.fingerprint([1])
 
 
 class Colour(enum.Enum):

@@ -25,7 +25,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
 
 
 def _entry(key: str, task: str, value: Any, **extra: Any) -> CacheEntry:
-    return CacheEntry(key=key, task=task, output=fingerprint(value), **extra)
+    return CacheEntry(key=key, task=task, fingerprint=fingerprint(value), **extra)
 
 
 def _blob_files(root: Path) -> list[Path]:
@@ -43,13 +43,13 @@ class TestStoreContract:
         store.put(entry, value)
         back = store.entry("k1")
         assert back is not None
-        assert (back.key, back.task, back.output) == ("k1", "clean", entry.output)
+        assert (back.key, back.task, back.fingerprint) == ("k1", "clean", entry.fingerprint)
         assert back.parts == {"code": "c1"} and back.inputs == {"raw": "upstream x"}
         assert back.duration == 1.5
         loaded = store.load(back)
         assert loaded["rows"] == [1, 2, 3]
         np.testing.assert_array_equal(loaded["arr"], np.arange(5.0))
-        assert store.has_value(entry.output)
+        assert store.has_value(entry.fingerprint)
 
     def test_an_unknown_key_has_no_entry(self, store: Store) -> None:
         assert store.entry("nope") is None
@@ -65,7 +65,7 @@ class TestStoreContract:
         store.put(entry, None)
         back = store.entry("k1")
         assert back is not None and back.stored is False
-        assert not store.has_value(entry.output)
+        assert not store.has_value(entry.fingerprint)
         assert store.info().blobs == 0
 
     def test_identical_outputs_are_stored_once(self, store: Store) -> None:
@@ -154,7 +154,7 @@ class TestStoreContract:
 
     def test_the_history_keeps_each_run_newest_first(self, store: Store) -> None:
         first = store.record_run(1.0, 2.0, [TaskRecord("a", "done", "new", "k1", "f1", 0.5, "main")])
-        second = store.record_run(3.0, 4.0, [TaskRecord("a", "cached", key="k1", output="f1"),
+        second = store.record_run(3.0, 4.0, [TaskRecord("a", "cached", key="k1", fingerprint="f1"),
                                              TaskRecord("b", "failed", "ValueError: no")])
         assert 0 < first < second
         assert [(r.id, r.started, r.finished) for r in store.runs()] == [(second, 3.0, 4.0), (first, 1.0, 2.0)]
@@ -266,7 +266,7 @@ def test_a_damaged_blob_is_a_miss_never_wrong_data_and_is_forgotten(
     with pytest.raises(CacheMiss) as info:
         disk.load(entry)
     assert reason in info.value.reason
-    assert not disk.has_value(entry.output)
+    assert not disk.has_value(entry.fingerprint)
     assert not path.exists()
 
 
@@ -321,16 +321,16 @@ def test_prune_evicts_least_recently_used_values_first(disk: DiskStore) -> None:
     total = disk.info().nbytes
     pruned = disk.prune(total - 1)
     assert pruned.values == 1 and pruned.kept_bytes == total - pruned.nbytes
-    assert not disk.has_value(entries["mid"].output)
-    assert disk.has_value(entries["old"].output) and disk.has_value(entries["new"].output)
+    assert not disk.has_value(entries["mid"].fingerprint)
+    assert disk.has_value(entries["old"].fingerprint) and disk.has_value(entries["new"].fingerprint)
     assert len(_blob_files(disk.root)) == 2
 
 
 def test_prune_never_evicts_kept_values_and_marks_evicted_entries_unstored(disk: DiskStore) -> None:
     entries = _aged(disk, ["a", "b", "c"])
-    pruned = disk.prune(0, keep={entries["a"].output})
+    pruned = disk.prune(0, keep={entries["a"].fingerprint})
     assert pruned.values == 2
-    assert disk.has_value(entries["a"].output)
+    assert disk.has_value(entries["a"].fingerprint)
     evicted = disk.entry("k-b")
     assert evicted is not None and evicted.stored is False, "the key is remembered, its value is gone"
     with pytest.raises(CacheMiss):
@@ -380,12 +380,12 @@ def test_verify_removes_what_is_altered_or_foreign_and_keeps_the_rest(tmp_path: 
     good, bad = _entry("k1", "a", "kept"), _entry("k2", "b", "flipped")
     store.put(good, "kept")
     store.put(bad, "flipped")
-    path = store._blob_path(bad.output)
+    path = store._blob_path(bad.fingerprint)
     data = bytearray(path.read_bytes())
     data[-3] ^= 0xFF
     path.write_bytes(bytes(data))
     result = store.verify()
-    assert (result.entries, result.values, result.bad_values) == (2, 2, [bad.output])
+    assert (result.entries, result.values, result.bad_values) == (2, 2, [bad.fingerprint])
     assert str(result).startswith("verified 2 entries and 2 values: removed 0 entries and 1 values")
     assert store.load(good) == "kept"
     assert store.verify().ok

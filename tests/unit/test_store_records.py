@@ -20,7 +20,7 @@ SECRET = b"a secret of the records tests, 32+ bytes"
 
 def test_an_entry_encodes_exactly_as_format_4_wrote_it() -> None:
     entry = CacheEntry("k1", "clean", "f" * 32, parts={"code": "c1"}, inputs={"raw": "upstream x"},
-                       outputs=[{"name": "stdout", "text": "hi\n"}], duration=1.5, nbytes=10, created=2.0)
+                       captured=[{"name": "stdout", "text": "hi\n"}], duration=1.5, nbytes=10, created=2.0)
     assert encode_entry(entry) == (
         '{"cpu_time": 0.0, "created": 2.0, "duration": 1.5, "inputs": {"raw": "upstream x"}, "key": "k1", '
         '"nbytes": 10, "output": "' + "f" * 32 + '", "outputs": [{"name": "stdout", "text": "hi\\n"}], '
@@ -44,8 +44,8 @@ def test_a_field_a_newer_dagnb_added_is_ignored_and_an_absent_optional_one_takes
     newer = json.dumps({"key": "k", "task": "t", "output": "o", "duration": 2.5, "captured_at": "12:00",
                         "costs": {"io": 1.0}})
     entry = decode_entry(newer)
-    assert (entry.key, entry.task, entry.output, entry.duration) == ("k", "t", "o", 2.5)
-    assert (entry.parts, entry.outputs, entry.stored, entry.nbytes) == ({}, [], True, 0)
+    assert (entry.key, entry.task, entry.fingerprint, entry.duration) == ("k", "t", "o", 2.5)
+    assert (entry.parts, entry.captured, entry.stored, entry.nbytes) == ({}, [], True, 0)
 
 
 def test_an_optional_field_of_another_kind_takes_its_default() -> None:
@@ -100,7 +100,7 @@ def test_a_disk_store_reads_a_signed_record_a_newer_dagnb_wrote(tmp_path: Path) 
     store = DiskStore(root, secret=SECRET)
     try:
         entry = store.entry("k-new")
-        assert entry is not None and (entry.task, entry.output, entry.parts) == ("t", "o", {"code": "c"})
+        assert entry is not None and (entry.task, entry.fingerprint, entry.parts) == ("t", "o", {"code": "c"})
         assert store.entry("k-broken") is None
         assert [e.key for e in store.entries_of("t")] == ["k-new"]
     finally:
@@ -113,7 +113,7 @@ def test_the_format_4_fixture_still_reads_through_the_codec(tmp_path: Path) -> N
     store = DiskStore(root)
     try:
         entry = store.entry("key-clean")
-        assert entry is not None and entry.outputs == [{"name": "stdout", "text": "cleaned 3 rows\n"}]
+        assert entry is not None and entry.captured == [{"name": "stdout", "text": "cleaned 3 rows\n"}]
         assert entry.inputs == {"raw": "upstream fp"}
     finally:
         store.close()
