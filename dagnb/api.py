@@ -112,6 +112,18 @@ class Graph:
         self._planner.scope_changed()  # heads answered from the other scope; the plan's reasons compared with them
         return scope
 
+    def use_cache_dir(self, cache_dir: str | os.PathLike[str] | None) -> Store:
+        """Keep the cache in ``cache_dir`` from now on (``None``: in memory), for the same scope; returns the store.
+
+        The old store is closed. Values in memory stay; what planning learned from the old store's heads
+        (which tasks ran before, the plan's reasons) is forgotten.
+        """
+        scope = self.scope
+        self.store.close()
+        self.store = open_store(cache_dir, scope)
+        self._planner.scope_changed()  # heads answered from the old cache; the plan's reasons compared with them
+        return self.store
+
     @property
     def scope(self) -> Scope:
         """Whose heads, history and hit counts this graph reads and writes: its notebook's, or its folder's."""
@@ -276,6 +288,16 @@ class Graph:
         Values this session holds for its tasks are never evicted.
         """
         return self.store.prune(max_bytes, keep={r.output for r in self.results.values()})
+
+    def clear_cache(self, task: str | None = None) -> int:
+        """Remove every entry of the cache (``task``: only that task's); returns how many. Values in memory stay.
+
+        Raises:
+            UnknownTask: no task is named ``task`` (the error names close matches).
+        """
+        if task is not None:
+            self.tasks.get(task)
+        return self.store.clear(task)
 
     def current_entry(self, task: str) -> CacheEntry | None:
         """The cache entry of the value ``task`` has now, else of the key it last had."""

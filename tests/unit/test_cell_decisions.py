@@ -1,0 +1,46 @@
+"""What the notebook glue asks of the engine, asked without IPython.
+
+The ``%%task`` cell and the ``%dag`` subcommands only parse, call one engine
+method and show its answer (``docs/architecture.md``). Each decision they
+hand on is tested here, on a real :class:`dagnb.Graph` over a disk cache;
+``tests/kernel/test_magics.py`` asserts the same texts through a shell.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from notebook_cells import DIAMOND, diamond
+
+from dagnb.errors import UnknownTask
+
+
+def test_another_cache_directory_forgets_which_tasks_ran_before_in_the_old_one(tmp_path: Path) -> None:
+    diamond(tmp_path).run()
+    again = diamond(tmp_path)  # a new session on the same cache: nothing in memory
+    again.task(DIAMOND[0].replace("return 2", "return 3"))
+    assert again.graph.overview().statuses == {"a": "stale", "b": "stale", "c": "stale", "d": "stale"}
+
+    store = again.graph.use_cache_dir(str(tmp_path / "other"))
+
+    assert store is again.graph.store and store.location == str(tmp_path / "other")
+    assert again.graph.scope == again.graph.store.scope  # the scope stays
+    assert again.graph.overview().statuses == {"a": "pending", "b": "pending", "c": "pending", "d": "pending"}
+    _, ran = again.run()
+    assert ran == ["a", "b", "c", "d"]
+
+
+def test_clearing_the_cache_of_a_task_that_does_not_exist_names_the_close_ones(tmp_path: Path) -> None:
+    nb = diamond(tmp_path)
+    nb.run()
+    with pytest.raises(UnknownTask) as missing:
+        nb.graph.clear_cache("aa")
+    assert str(missing.value) == (
+        "There is no task `aa`. Did you mean `a`? `%dag plan` lists the tasks defined so far."
+    )
+    assert nb.graph.store.head("a") is not None  # nothing was cleared
+
+    assert nb.graph.clear_cache("a") == 1
+    assert nb.graph.store.head("a") is None and nb.graph.store.head("b") is not None
+    assert nb.graph.clear_cache() == 3
