@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from notebook_cells import DIAMOND, diamond
 
-from dagnb.errors import UnknownTask
+from dagnb.errors import CommandError, UnknownTask
 
 
 def test_another_cache_directory_forgets_which_tasks_ran_before_in_the_old_one(tmp_path: Path) -> None:
@@ -44,3 +44,16 @@ def test_clearing_the_cache_of_a_task_that_does_not_exist_names_the_close_ones(t
     assert nb.graph.clear_cache("a") == 1
     assert nb.graph.store.head("a") is None and nb.graph.store.head("b") is not None
     assert nb.graph.clear_cache() == 3
+
+
+def test_a_run_the_trace_does_not_have_is_refused_naming_the_runs_it_has(tmp_path: Path) -> None:
+    nb = diamond(tmp_path)
+    message = (
+        "There is no run 3 in this session's trace: it has {} (since the kernel started). `%dag trace` shows them all."
+    )
+    for known in ("no run yet", "run 1", "runs 1 to 2"):
+        with pytest.raises(CommandError) as missing:
+            nb.graph.timeline.trace_of(3)
+        assert str(missing.value) == message.format(known)
+        nb.run("a", force=["a"])
+    assert nb.graph.timeline.trace_of(3).run_id == 3
