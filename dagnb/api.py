@@ -29,7 +29,7 @@ from dagnb.overview import Overview, Planned, overview
 from dagnb.plan import Decision, Plan, Result
 from dagnb.planning import Planner
 from dagnb.report import RunReport
-from dagnb.restore import restore_row
+from dagnb.restore import Restored, restore_row
 from dagnb.run.aio import complete_now
 from dagnb.run.backends import BackendPool
 from dagnb.run.capture import OutputLog, capture_streams, replay_streams
@@ -456,7 +456,7 @@ class Graph:
         """
         return state_at(self.store, self.tasks, run_id, self.scope.describe())
 
-    def restore(self, run_id: int) -> dict[str, str]:
+    def restore(self, run_id: int) -> Restored:
         """Bind exactly the values run ``run_id`` had, from the cache; say per task whether it was restored.
 
         The values are those the session had when the run ended (:meth:`state_at`). Each task gets the
@@ -466,7 +466,7 @@ class Graph:
         each other. A history row that names an entry of another task is
         refused.
         """
-        restored = {row.task: restore_row(self, row) for row in self.state_at(run_id).tasks}
+        restored = Restored(run_id, {row.task: restore_row(self, row) for row in self.state_at(run_id).tasks})
         self._planner.values_bound()
         return restored
 

@@ -57,3 +57,25 @@ def test_a_run_the_trace_does_not_have_is_refused_naming_the_runs_it_has(tmp_pat
         assert str(missing.value) == message.format(known)
         nb.run("a", force=["a"])
     assert nb.graph.timeline.trace_of(3).run_id == 3
+
+
+def test_restoring_a_run_says_per_task_what_it_got_in_one_table(tmp_path: Path) -> None:
+    nb = diamond(tmp_path)
+    nb.run()
+    first = nb.graph.last_history_id
+    nb.task(DIAMOND[0].replace("return 2", "return 3"))
+    nb.run()
+    nb.graph.drop("c")
+
+    restored = nb.graph.restore(first)
+
+    assert restored == {"a": "restored", "b": "restored", "c": "no longer a task", "d": "restored"}
+    assert nb.graph["d"] == 23
+    assert restored.render_text() == (
+        f"values of run {first}:\n"
+        "  a  restored\n"
+        "  b  restored\n"
+        "  d  restored\n"
+        "  c  no longer a task"  # tasks still defined first, in run order
+    )
+    assert restored._repr_mimebundle_()["text/plain"] == restored.render_text()
