@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -36,6 +36,7 @@ from dagnb.run.capture import OutputLog, capture_streams, replay_streams
 from dagnb.run.executor import Backend
 from dagnb.run.taskrunner import TaskRunner
 from dagnb.scope import Scope
+from dagnb.status import Status
 from dagnb.trace import Timeline, Trace, TraceRecorder
 from dagnb.untracked_warnings import UntrackedWarnings
 from dagnb.why import Why, why_from
@@ -332,6 +333,12 @@ class Graph:
         self.tasks.get(name)
         return why_from(self.plan([name])[name])
 
+    def status_now(self, name: str) -> tuple[Status, str]:
+        """The status ``name`` shows now (``pending``, ``stale``, ``done`` ...), as a cell that defines it without
+        running it says, and why it would run (``""``: it would not)."""
+        plan = self.plan([name], skip_fresh=True)
+        return plan.statuses(self.statuses, self.ran_before, only=name)[name], plan.reason_to_run(name)
+
     def stale(self, names: Iterable[str]) -> list[str]:
         """Those of ``names`` that the next run would (or might) execute."""
         names = list(names)
@@ -392,6 +399,23 @@ class Graph:
         return await self._run(
             targets, force, keep_going, backend, jobs, raise_errors, awaited=True, skip_fresh=skip_fresh
         )
+
+    async def run_defined(self, name: str, run: Callable[..., Awaitable[RunReport]] | None = None) -> RunReport:
+        """Bring task ``name`` up to date as the cell that defines it does; the report says what it left stale.
+
+        The task runs as from a cell (``skip_fresh``); in ``auto`` mode its
+        downstream tasks run after it. The report's ``stale`` lists the
+        downstream tasks the next run would (or might) execute. ``run`` is
+        :meth:`arun` unless the caller runs tasks its own way (the notebook
+        glue: at once, or awaited on the kernel's loop).
+        """
+        run = run if run is not None else self.arun
+        report = await run([name], skip_fresh=True)  # upstream values known up to date are not asked again
+        downstream = self.tasks.downstream(name)
+        if self.mode == "auto" and downstream:
+            report = report.merge(await run(downstream, skip_fresh=True))
+        report.stale = self.stale(downstream)
+        return report
 
     async def _run(
         self,

@@ -8,12 +8,15 @@ hand on is tested here, on a real :class:`dagnb.Graph` over a disk cache;
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
-from notebook_cells import DIAMOND, diamond
+from notebook_cells import DIAMOND, diamond, runs
 
 from dagnb.errors import CommandError, UnknownTask
+from dagnb.report import RunReport
 
 
 def test_another_cache_directory_forgets_which_tasks_ran_before_in_the_old_one(tmp_path: Path) -> None:
@@ -79,3 +82,47 @@ def test_restoring_a_run_says_per_task_what_it_got_in_one_table(tmp_path: Path) 
         "  c  no longer a task"  # tasks still defined first, in run order
     )
     assert restored._repr_mimebundle_()["text/plain"] == restored.render_text()
+
+
+def test_the_status_a_task_shows_now_and_why_it_would_run(tmp_path: Path) -> None:
+    nb = diamond(tmp_path)
+    assert nb.graph.status_now("a") == ("pending", "new")
+    assert nb.graph.status_now("d") == ("pending", "upstream b reruns first, upstream c reruns first")
+    nb.run()
+    assert nb.graph.status_now("d") == ("done", "")
+    nb.task(DIAMOND[0].replace("return 2", "return 3"))
+    assert nb.graph.status_now("a") == ("stale", "code changed")
+    assert nb.graph.status_now("b") == ("stale", "upstream a reruns first")
+    assert runs(nb.log) == ["a", "b", "c", "d"]  # saying so runs nothing
+
+
+@pytest.mark.parametrize(
+    ("mode", "ran", "stale"), [("lazy", ["a"], ["b", "c", "d"]), ("auto", ["a", "b", "c", "d"], [])]
+)
+def test_a_definition_runs_its_task_and_in_auto_mode_its_downstream_tasks(
+    tmp_path: Path, mode: str, ran: list[str], stale: list[str]
+) -> None:
+    nb = diamond(tmp_path)
+    nb.run()
+    nb.graph.mode = mode
+    nb.task(DIAMOND[0].replace("return 2", "return 3"))
+
+    report = asyncio.run(nb.graph.run_defined("a"))
+
+    assert runs(nb.log)[4:] == ran
+    assert report.stale == stale
+    assert report.statuses == dict.fromkeys(ran, "done")
+
+
+def test_a_definition_runs_the_way_the_caller_runs_tasks(tmp_path: Path) -> None:
+    nb = diamond(tmp_path)
+    nb.graph.mode = "auto"
+    asked: list[list[str]] = []
+
+    async def run_now(targets: list[str], **options: Any) -> RunReport:
+        asked.append(targets)
+        return nb.graph.run(targets, **options)
+
+    asyncio.run(nb.graph.run_defined("b", run_now))
+    assert asked == [["b"], ["d"]]
+    assert runs(nb.log) == ["a", "b", "c", "d"]  # b's upstream first; d's other upstream for d
