@@ -87,7 +87,7 @@ class Graph:
         self._run_id = 0  # the current (or last) run's id
         self._unhashable_warned: set[str] = set()
         self._untracked = UntrackedWarnings()  # what each task was told of its untracked reads
-        self.statuses: dict[str, str] = {}  # each task's status at the end of its latest run
+        self.statuses: dict[str, Status] = {}  # each task's status at the end of its latest run
         self.force_once: set[str] = set()  # tasks to rerun the next time a run reaches them
         self.check_mutation = False  # debug mode: re-fingerprint a task's inputs after it runs
         self.verify_inputs = True  # never let a task read a value changed in place since it was computed

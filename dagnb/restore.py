@@ -25,6 +25,7 @@ from dagnb.plan import Result
 if TYPE_CHECKING:
     from dagnb.cache.base import Store
     from dagnb.graph import TaskGraph
+    from dagnb.status import Status
 
 __all__ = ["Restorable", "Restored", "restore_row"]
 
@@ -34,7 +35,7 @@ class Restorable(Protocol):
 
     tasks: TaskGraph
     store: Store
-    statuses: dict[str, str]
+    statuses: dict[str, Status]
 
     def _bind(self, task: str, result: Result) -> None: ...
 

@@ -39,7 +39,7 @@ from dagnb.run.body import run_body, run_body_async
 from dagnb.run.executor import RunReport, execute, execute_async
 from dagnb.run.mapping import ItemProgress, MapPlan, await_items, call_items, plan_items
 from dagnb.run.work import Committed, Outcome, Work
-from dagnb.status import WITH_VALUE
+from dagnb.status import WITH_VALUE, Status
 
 if TYPE_CHECKING:
     from dagnb.graph import TaskSpec
@@ -331,7 +331,7 @@ class TaskRunner:
             )
         return rows
 
-    def _settle(self, task: str, status: str) -> None:
+    def _settle(self, task: str, status: Status) -> None:
         """A task's end in a run: fresh when its bound value is what its key gives and it may be (see freshness.py)."""
         graph = self.graph
         decision = self.decided.pop(task, None)
