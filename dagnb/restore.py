@@ -1,8 +1,9 @@
 """Restore: bind again exactly the values a past run had, from the cache.
 
-``%dag restore RUN`` (``Graph.restore``) walks the rows
+``%dag run --as-of RUN`` (``Graph.restore``) walks the rows
 :func:`~dagnb.history.state_at` gives and binds each task's recorded
-value. Each row is restored on its own and says why when it is not.
+value. Each row is restored on its own and says why when it is not; the
+outcomes come back as one :class:`Restored` table.
 
 Invariants (each one a wrong value it prevents):
 
