@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -29,13 +29,14 @@ from dagnb.overview import Overview, Planned, overview
 from dagnb.plan import Decision, Plan, Result
 from dagnb.planning import Planner
 from dagnb.report import RunReport
-from dagnb.restore import restore_row
+from dagnb.restore import Restored, restore_row
 from dagnb.run.aio import complete_now
 from dagnb.run.backends import BackendPool
 from dagnb.run.capture import OutputLog, capture_streams, replay_streams
 from dagnb.run.executor import Backend
 from dagnb.run.taskrunner import TaskRunner
 from dagnb.scope import Scope
+from dagnb.status import Status
 from dagnb.trace import Timeline, Trace, TraceRecorder
 from dagnb.untracked_warnings import UntrackedWarnings
 from dagnb.why import Why, why_from
@@ -86,7 +87,7 @@ class Graph:
         self._run_id = 0  # the current (or last) run's id
         self._unhashable_warned: set[str] = set()
         self._untracked = UntrackedWarnings()  # what each task was told of its untracked reads
-        self.statuses: dict[str, str] = {}  # each task's status at the end of its latest run
+        self.statuses: dict[str, Status] = {}  # each task's status at the end of its latest run
         self.force_once: set[str] = set()  # tasks to rerun the next time a run reaches them
         self.check_mutation = False  # debug mode: re-fingerprint a task's inputs after it runs
         self.verify_inputs = True  # never let a task read a value changed in place since it was computed
@@ -111,6 +112,18 @@ class Graph:
         self.store.use_scope(scope)
         self._planner.scope_changed()  # heads answered from the other scope; the plan's reasons compared with them
         return scope
+
+    def use_cache_dir(self, cache_dir: str | os.PathLike[str] | None) -> Store:
+        """Keep the cache in ``cache_dir`` from now on (``None``: in memory), for the same scope; returns the store.
+
+        The old store is closed. Values in memory stay; what planning learned from the old store's heads
+        (which tasks ran before, the plan's reasons) is forgotten.
+        """
+        scope = self.scope
+        self.store.close()
+        self.store = open_store(cache_dir, scope)
+        self._planner.scope_changed()  # heads answered from the old cache; the plan's reasons compared with them
+        return self.store
 
     @property
     def scope(self) -> Scope:
@@ -277,6 +290,16 @@ class Graph:
         """
         return self.store.prune(max_bytes, keep={r.fingerprint for r in self.results.values()})
 
+    def clear_cache(self, task: str | None = None) -> int:
+        """Remove every entry of the cache (``task``: only that task's); returns how many. Values in memory stay.
+
+        Raises:
+            UnknownTask: no task is named ``task`` (the error names close matches).
+        """
+        if task is not None:
+            self.tasks.get(task)
+        return self.store.clear(task)
+
     def current_entry(self, task: str) -> CacheEntry | None:
         """The cache entry of the value ``task`` has now, else of the key it last had."""
         result = self.results.get(task)
@@ -309,6 +332,12 @@ class Graph:
         """Which part of ``name``'s key changed since it last ran."""
         self.tasks.get(name)
         return why_from(self.plan([name])[name])
+
+    def status_now(self, name: str) -> tuple[Status, str]:
+        """The status ``name`` shows now (``pending``, ``stale``, ``done`` ...), as a cell that defines it without
+        running it says, and why it would run (``""``: it would not)."""
+        plan = self.plan([name], skip_fresh=True)
+        return plan.statuses(self.statuses, self.ran_before, only=name)[name], plan.reason_to_run(name)
 
     def stale(self, names: Iterable[str]) -> list[str]:
         """Those of ``names`` that the next run would (or might) execute."""
@@ -370,6 +399,23 @@ class Graph:
         return await self._run(
             targets, force, keep_going, backend, jobs, raise_errors, awaited=True, skip_fresh=skip_fresh
         )
+
+    async def run_defined(self, name: str, run: Callable[..., Awaitable[RunReport]] | None = None) -> RunReport:
+        """Bring task ``name`` up to date as the cell that defines it does; the report says what it left stale.
+
+        The task runs as from a cell (``skip_fresh``); in ``auto`` mode its
+        downstream tasks run after it. The report's ``stale`` lists the
+        downstream tasks the next run would (or might) execute. ``run`` is
+        :meth:`arun` unless the caller runs tasks its own way (the notebook
+        glue: at once, or awaited on the kernel's loop).
+        """
+        run = run if run is not None else self.arun
+        report = await run([name], skip_fresh=True)  # upstream values known up to date are not asked again
+        downstream = self.tasks.downstream(name)
+        if self.mode == "auto" and downstream:
+            report = report.merge(await run(downstream, skip_fresh=True))
+        report.stale = self.stale(downstream)
+        return report
 
     async def _run(
         self,
@@ -434,7 +480,7 @@ class Graph:
         """
         return state_at(self.store, self.tasks, run_id, self.scope.describe())
 
-    def restore(self, run_id: int) -> dict[str, str]:
+    def restore(self, run_id: int) -> Restored:
         """Bind exactly the values run ``run_id`` had, from the cache; say per task whether it was restored.
 
         The values are those the session had when the run ended (:meth:`state_at`). Each task gets the
@@ -444,7 +490,7 @@ class Graph:
         each other. A history row that names an entry of another task is
         refused.
         """
-        restored = {row.task: restore_row(self, row) for row in self.state_at(run_id).tasks}
+        restored = Restored(run_id, {row.task: restore_row(self, row) for row in self.state_at(run_id).tasks})
         self._planner.values_bound()
         return restored
 

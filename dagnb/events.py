@@ -24,7 +24,10 @@ import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dagnb.status import Status
 
 __all__ = [
     "COST_FIELDS",
@@ -128,7 +131,7 @@ class TaskFinished(Event):
     """
 
     task: str = ""
-    status: str = ""
+    status: Status = field(kw_only=True)  # every event names how its task ended: no default stands for one
     reason: str = ""
     worker: str = "main"
     nbytes: int = 0

@@ -125,7 +125,9 @@ class Guarded(Protocol):
     store: Store
     results: dict[str, Result]
     _run_id: int
-    _damaged: set[str]
+
+    @property
+    def _damaged(self) -> set[str]: ...  # the graph hands on its run's set: read-only here, changed in place
 
     def _bind(self, task: str, result: Result) -> None: ...
 

@@ -179,6 +179,11 @@ class Plan:
     def cached(self) -> list[str]:
         return [d.task for d in self.decisions if d.action in FROM_CACHE]
 
+    def reason_to_run(self, name: str) -> str:
+        """Why ``name`` would run (or wait for an upstream task that reruns); ``""`` when it would not."""
+        decision = self[name]
+        return decision.reason if decision.action in MAY_RUN else ""
+
     def rows(self) -> list[tuple[str, str, str]]:
         """``(task, what happens, why)`` for display."""
         words = {"fresh": "up to date", "load": "load from cache", "run": "run", "wait": "run if needed"}

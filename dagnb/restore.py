@@ -1,8 +1,9 @@
 """Restore: bind again exactly the values a past run had, from the cache.
 
-``%dag restore RUN`` (``Graph.restore``) walks the rows
+``%dag run --as-of RUN`` (``Graph.restore``) walks the rows
 :func:`~dagnb.history.state_at` gives and binds each task's recorded
-value. Each row is restored on its own and says why when it is not.
+value. Each row is restored on its own and says why when it is not; the
+outcomes come back as one :class:`Restored` table.
 
 Invariants (each one a wrong value it prevents):
 
@@ -15,7 +16,9 @@ Invariants (each one a wrong value it prevents):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Mapping
+from html import escape
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dagnb.cache.base import CacheEntry, CacheMiss, TaskRecord
 from dagnb.plan import Result
@@ -23,8 +26,9 @@ from dagnb.plan import Result
 if TYPE_CHECKING:
     from dagnb.cache.base import Store
     from dagnb.graph import TaskGraph
+    from dagnb.status import Status
 
-__all__ = ["Restorable", "restore_row"]
+__all__ = ["Restorable", "Restored", "restore_row"]
 
 
 class Restorable(Protocol):
@@ -32,9 +36,29 @@ class Restorable(Protocol):
 
     tasks: TaskGraph
     store: Store
-    statuses: dict[str, str]
+    statuses: dict[str, Status]
 
     def _bind(self, task: str, result: Result) -> None: ...
+
+
+class Restored(dict[str, str]):
+    """What restoring run ``run_id`` did, task by task: ``restored``, or why not (``Graph.restore``).
+
+    A dict of task to outcome, so it compares equal to one; its text is the
+    table ``%dag run --as-of RUN`` shows.
+    """
+
+    def __init__(self, run_id: int, outcomes: Mapping[str, str]) -> None:
+        super().__init__(outcomes)
+        self.run_id = run_id
+
+    def render_text(self) -> str:
+        width = max((len(t) for t in self), default=0)
+        lines = "\n".join(f"  {t.ljust(width)}  {outcome}" for t, outcome in self.items())
+        return f"values of run {self.run_id}:\n{lines}"
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return {"text/plain": self.render_text(), "text/html": f"<pre>{escape(self.render_text())}</pre>"}
 
 
 def restore_row(graph: Restorable, row: TaskRecord) -> str:

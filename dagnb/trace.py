@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from dagnb.errors import CommandError
 from dagnb.events import Event, RunFinished, RunStarted, TaskFinished
 from dagnb.status import word
 
@@ -134,6 +135,21 @@ class Timeline:
 
     def run(self, run_id: int) -> Trace | None:
         return next((t for t in self.runs if t.run_id == run_id), None)
+
+    def trace_of(self, run_id: int) -> Trace:
+        """The trace of run ``run_id``, or :class:`~dagnb.errors.CommandError` saying which runs are kept."""
+        trace = self.run(run_id)
+        if trace is None:
+            raise CommandError(self._no_such_run(run_id))
+        return trace
+
+    def _no_such_run(self, run_id: int) -> str:
+        kept = [t.run_id for t in self.runs]
+        known = f"runs {kept[0]} to {kept[-1]}" if len(kept) > 1 else (f"run {kept[0]}" if kept else "no run yet")
+        return (
+            f"There is no run {run_id} in this session's trace: it has {known} (since the kernel started). "
+            f"`%dag trace` shows them all."
+        )
 
     @property
     def wall_time(self) -> float:

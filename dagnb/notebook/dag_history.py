@@ -25,7 +25,4 @@ class HistoryCommands(CellGlue):
 
     def _restore(self, run: int) -> None:
         """``%dag run --as-of RUN``: the values run ``run`` had, from the cache, and what each task got."""
-        restored = self.graph.restore(run)
-        width = max((len(t) for t in restored), default=0)
-        lines = "\n".join(f"  {t.ljust(width)}  {w}" for t, w in restored.items())
-        show_text(f"values of run {run}:\n{lines}", "history")
+        show_text(self.graph.restore(run).render_text(), "history")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 
-from dagnb.cache.store import open_store
 from dagnb.errors import CommandError
 from dagnb.notebook.outputs import show_text
 from dagnb.notebook.running import CellGlue
@@ -24,13 +23,9 @@ class SettingsCommands(CellGlue):
 
     def _cmd_cache(self, args: argparse.Namespace) -> None:
         if args.dir:
-            self.graph.store.close()
-            self.graph.store = open_store(args.dir, self.graph.scope)
-            print(f"cache directory: {self.graph.store.location}")
+            print(f"cache directory: {self.graph.use_cache_dir(args.dir).location}")
         if args.action == "clear":
-            if args.task:
-                self.graph.tasks.get(args.task)
-            gone = self.graph.store.clear(args.task)
+            gone = self.graph.clear_cache(args.task)
             show_text(f"removed {gone} cache entries" + (f" of `{args.task}`" if args.task else ""), "cache")
         elif args.action == "prune":
             show_text(str(self.graph.prune(_size(args.max_size))), "cache")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from dagnb.errors import CommandError
 from dagnb.notebook.running import CellGlue
 
 __all__ = ["ViewCommands"]
@@ -30,20 +29,11 @@ class ViewCommands(CellGlue):
     def _cmd_trace(self, args: argparse.Namespace) -> Any:
         from dagnb.widgets.views import TraceView
 
-        if args.run is not None and self.graph.timeline.run(args.run) is None:
-            raise CommandError(_no_such_run(args.run, self.graph.timeline))
+        if args.run is not None:
+            self.graph.timeline.trace_of(args.run)  # a run the trace no longer (or never) had: say which it has
         return TraceView(self.graph, live=self._live(), run=args.run)
 
     def _cmd_costs(self, args: argparse.Namespace) -> Any:
         from dagnb.widgets.views import CostsView
 
         return CostsView(self.graph, live=self._live())
-
-
-def _no_such_run(run: int, timeline: Any) -> str:
-    kept = [t.run_id for t in timeline.runs]
-    known = f"runs {kept[0]} to {kept[-1]}" if len(kept) > 1 else (f"run {kept[0]}" if kept else "no run yet")
-    return (
-        f"There is no run {run} in this session's trace: it has {known} (since the kernel started). "
-        f"`%dag trace` shows them all."
-    )

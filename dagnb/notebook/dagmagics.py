@@ -84,7 +84,7 @@ class DagMagics(TaskCell, RunCommands, HistoryCommands, SettingsCommands, ViewCo
         with usage_errors(), task_failures(self.shell):
             name, notes = self._define(cell, args)
             if args.no_run:
-                status, why = self._status_now(name)
+                status, why = self.graph.status_now(name)
                 stale = name if status in WAITING else "none"
                 text = f"{name}: defined (not run){notes} · stale: {stale}"
                 self.follower.show_line(name, status, text, {"dagnb": {"task": name}}, why)

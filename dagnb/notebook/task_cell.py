@@ -1,10 +1,11 @@
 """IPython glue: the body of a ``%%task`` cell, defined and brought up to date.
 
 The cell's one function becomes a task (:func:`dagnb.graph.spec_from_function`,
-``Graph.define``); the cell then runs it (and, in auto mode, its downstream
-tasks) and shows one status line (:func:`dagnb.report.cell_line`), which the
-follower keeps true afterwards. With ``--no-run`` the line says what the task
-would do.
+``Graph.define``); the cell then brings it up to date as the engine decides
+(``Graph.run_defined``: in auto mode, its downstream tasks too) and shows one
+status line (:func:`dagnb.report.cell_line`), which the follower keeps true
+afterwards. With ``--no-run`` the line says what the task would do
+(``Graph.status_now``).
 
 Invariants:
 
@@ -23,7 +24,6 @@ from dagnb.graph import parse_task_cell, spec_from_function
 from dagnb.notebook.outputs import replay
 from dagnb.notebook.running import CellGlue, Run
 from dagnb.options import TaskLine
-from dagnb.plan import MAY_RUN
 from dagnb.report import cell_line, run_metadata
 
 __all__ = ["TaskCell"]
@@ -69,22 +69,10 @@ class TaskCell(CellGlue):
 
     async def _bring_up_to_date(self, name: str, notes: str, run: Run) -> None:
         """Run the cell's task (and, in auto mode, its downstream tasks); show one line."""
-        report = await run([name], skip_fresh=True)  # upstream values known up to date are not asked again
-        downstream = self.graph.tasks.downstream(name)
-        if self.graph.mode == "auto" and downstream:
-            report = report.merge(await run(downstream, skip_fresh=True))
-        stale = self.graph.stale(downstream)
-        report.stale = stale
+        report = await self.graph.run_defined(name, run)
         self._replay_loaded(report, but=name)
         result = self.graph.results.get(name)  # none when skipped by its condition
         if report.statuses[name] == "cached" and result is not None:
             replay(result.captured)
-        text = cell_line(report, name, downstream, notes)
+        text = cell_line(report, name, self.graph.tasks.downstream(name), notes)
         self.follower.show_line(name, report.statuses[name], text, run_metadata(report, name))
-
-    def _status_now(self, name: str) -> tuple[str, str]:
-        """The status task ``name`` shows now (``pending``, ``stale``, ``done`` ...) and why it would run."""
-        plan = self.graph.plan([name], skip_fresh=True)
-        decision = plan[name]
-        status = plan.statuses(self.graph.statuses, self.graph.ran_before, only=name)[name]
-        return status, decision.reason if decision.action in MAY_RUN else ""

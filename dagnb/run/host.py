@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from dagnb.report import RunReport
     from dagnb.run.capture import OutputLog
     from dagnb.run.mapping import MapPlan
+    from dagnb.status import Status
 
 __all__ = ["Host", "Runner"]
 
@@ -37,7 +38,7 @@ class Host(Protocol):
     namespace: MutableMapping[str, Any]
     bus: EventBus
     freshness: Freshness
-    statuses: dict[str, str]
+    statuses: dict[str, Status]
     interrupted: dict[str, Any]
     last_run: RunReport | None
     last_history_id: int

@@ -40,7 +40,7 @@ from dagnb.run.executor import RunReport, execute, execute_async
 from dagnb.run.map_work import map_slices, plan_map, slice_sizes
 from dagnb.run.mapping import ItemProgress, MapPlan, await_items, call_items
 from dagnb.run.work import Committed, Outcome, Work
-from dagnb.status import WITH_VALUE
+from dagnb.status import WITH_VALUE, Status
 
 if TYPE_CHECKING:
     from dagnb.graph import TaskSpec
@@ -296,7 +296,7 @@ class TaskRunner:
             )
         return rows
 
-    def _settle(self, task: str, status: str) -> None:
+    def _settle(self, task: str, status: Status) -> None:
         """A task's end in a run: fresh when its bound value is what its key gives and it may be (see freshness.py)."""
         graph = self.graph
         decision = self.decided.pop(task, None)
