@@ -81,12 +81,19 @@ class Result:
 
 
 class PlanState(Protocol):
-    """What planning reads: a read-only view of a session."""
+    """What planning reads: a read-only view of a session (read-only members, so any mapping will do)."""
 
-    tasks: TaskGraph
-    namespace: Mapping[str, Any]
-    results: Mapping[str, Result]
-    store: Store
+    @property
+    def tasks(self) -> TaskGraph: ...
+
+    @property
+    def namespace(self) -> Mapping[str, Any]: ...
+
+    @property
+    def results(self) -> Mapping[str, Result]: ...
+
+    @property
+    def store(self) -> Store: ...
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ class CacheUpkeep:
     read_only: str | None
     meta: Metadata
     values: ValueStore
-    _lock: threading.Lock
+    _lock: threading.RLock
 
     def commit_pending(self) -> None:
         raise NotImplementedError

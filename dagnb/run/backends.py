@@ -119,7 +119,7 @@ def _in_lane(fn: Callable[[], Outcome]) -> Callable[[], Outcome]:
 def _alarm(seconds: float | None) -> Iterator[None]:
     """Raise :class:`TimedOut` in this thread after ``seconds`` (main thread on Unix only)."""
     usable = seconds and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-    if not usable:
+    if not usable or seconds is None:
         yield
         return
 
@@ -256,7 +256,7 @@ class AsyncRunner:
         import asyncio
 
         assert work.run_async is not None
-        return asyncio.run_coroutine_threadsafe(work.run_async(), self._loop)  # type: ignore[return-value]
+        return asyncio.run_coroutine_threadsafe(work.run_async(), self._loop)
 
     def shutdown(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)

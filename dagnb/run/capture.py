@@ -84,8 +84,8 @@ class capture_streams:  # noqa: N801 - used like a function: ``with capture_stre
         with _lock:
             if not _installed:
                 _installed[:] = [0, sys.stdout, sys.stderr]
-                sys.stdout = _tee(sys.stdout, "stdout")  # type: ignore[assignment]
-                sys.stderr = _tee(sys.stderr, "stderr")  # type: ignore[assignment]
+                sys.stdout = _tee(sys.stdout, "stdout")
+                sys.stderr = _tee(sys.stderr, "stderr")
             _installed[0] += 1
         self._token = _log.set(log)
         return log

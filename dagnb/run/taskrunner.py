@@ -27,11 +27,11 @@ import sqlite3
 import time
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from dagnb.cache.base import CacheEntry, CacheMiss, MemoryStore, TaskRecord
 from dagnb.errors import DagnbCacheWarning, InputDamaged, InputMutated, InputUnreadable, RunInterrupted
-from dagnb.events import Event, RunFinished, RunStarted, TaskFinished, TaskProgress
+from dagnb.events import Event, EventBus, RunFinished, RunStarted, TaskFinished, TaskProgress
 from dagnb.plan import Decision, Result, decide
 from dagnb.run import commit as committing
 from dagnb.run.backends import Backend, ThreadBackend, counting_interrupts
@@ -47,6 +47,16 @@ if TYPE_CHECKING:
     from dagnb.run.host import Host
 
 __all__ = ["TaskRunner"]
+
+
+class _How(TypedDict):
+    """How a run goes: the keyword arguments of ``execute`` and ``execute_async``."""
+
+    backend: Backend
+    bus: EventBus
+    force: frozenset[str]
+    keep_going: bool
+    run_id: int
 
 
 class TaskRunner:
@@ -78,12 +88,12 @@ class TaskRunner:
     ) -> RunReport:
         """Run ``order`` (upstream first); the session's ``last_run`` is its report, also when it stops early."""
         graph = self.graph
-        how = dict(backend=backend, bus=graph.bus, force=force, keep_going=keep_going, run_id=self.run_id)
+        how = _How(backend=backend, bus=graph.bus, force=force, keep_going=keep_going, run_id=self.run_id)
         try:
             with counting_interrupts():
                 report = await execute_async(self, order, **how) if awaited else execute(self, order, **how)
         except RunInterrupted as stop:  # Ctrl-C (TaskInterrupted: a task caught it): the report is complete
-            graph.last_run = stop.report  # type: ignore[assignment]
+            graph.last_run = stop.report
             raise
         except asyncio.CancelledError:  # an awaited run, cancelled: its report came with RunFinished
             graph.last_run = self.report

@@ -107,7 +107,8 @@ def run_pickled(payload: bytes) -> bytes:
 def _pickled(outcome: Outcome) -> bytes:
     import cloudpickle  # notebook classes in a value or an exception travel by value
 
-    return cloudpickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+    data: bytes = cloudpickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+    return data
 
 
 class WorkerActor:
