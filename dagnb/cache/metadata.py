@@ -120,16 +120,21 @@ class Metadata:
             except ValueError:
                 return None
             return entry if entry.key == key else None
-        if warn and self.trusting and key not in self.warned:
-            self.warned.add(key)
-            warnings.warn(
+        if warn:
+            self._warn_once(
+                key,
                 f"A cache entry of task `{_task_of(record)}` in {self.location} is not signed with your secret, "
                 f"so dagnb ignores it and recomputes (it may come from someone else's cache; see 'A cache you can "
                 f"trust' in dagnb's docs/cache.md to share a cache on purpose).",
-                DagnbCacheWarning,
                 stacklevel=4,
             )
         return None
+
+    def _warn_once(self, what: str, message: str, stacklevel: int) -> None:
+        """Warn ``message`` once per ``what`` in this store, and only where a secret is there to check against."""
+        if self.trusting and what not in self.warned:
+            self.warned.add(what)
+            warnings.warn(message, DagnbCacheWarning, stacklevel=stacklevel + 1)
 
     def entry(self, key: str) -> CacheEntry | None:
         rows = self.query("SELECT record, signature FROM entries WHERE key = ?", (key,))
@@ -290,12 +295,11 @@ class Metadata:
             return []
         with self.lock:
             found, forged = runlog.recent(self.db, self.signer, self.scope, limit, self.legacy)
-        if forged and self.trusting and "runs" not in self.warned:
-            self.warned.add("runs")
-            warnings.warn(
+        if forged:
+            self._warn_once(
+                "runs",
                 f"{forged} runs in the history of the cache at {self.location} are not signed with your "
                 f"secret; dagnb leaves them out (`dagnb cache verify` removes them).",
-                DagnbCacheWarning,
                 stacklevel=3,
             )
         return found

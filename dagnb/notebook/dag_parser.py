@@ -83,41 +83,31 @@ def dag_parser() -> argparse.ArgumentParser:
         "--max-size", metavar="SIZE", help="with prune: the size to bring the cache under (500MB, 2GB)"
     )
     subs["mode"].add_argument("mode", nargs="?", choices=["lazy", "auto"])
-    subs["config"].add_argument(
-        "--check-mutation",
-        dest="check_mutation",
-        action="store_true",
-        default=None,
-        help="after each task, check that it left its inputs unchanged (slower)",
+    config = subs["config"]
+    _on_off(
+        config,
+        "check-mutation",
+        "after each task, check that it left its inputs unchanged (slower)",
+        "stop checking",
     )
-    subs["config"].add_argument(
-        "--no-check-mutation", dest="check_mutation", action="store_false", help="stop checking"
+    _on_off(
+        config,
+        "verify-inputs",
+        "before a task reads a value, check it was not changed in place (the default)",
+        "trust values not to change in place (for very large object graphs)",
     )
-    subs["config"].add_argument(
-        "--verify-inputs",
-        dest="verify_inputs",
-        action="store_true",
-        default=None,
-        help="before a task reads a value, check it was not changed in place (the default)",
-    )
-    subs["config"].add_argument(
-        "--no-verify-inputs",
-        dest="verify_inputs",
-        action="store_false",
-        help="trust values not to change in place (for very large object graphs)",
-    )
-    subs["config"].add_argument(
-        "--follow",
-        dest="follow",
-        action="store_true",
-        default=None,
-        help="after each cell, re-plan once and update status lines and views (the default)",
-    )
-    subs["config"].add_argument(
-        "--no-follow",
-        dest="follow",
-        action="store_false",
-        help="update them only when tasks run (for notebook variables too large to fingerprint after every cell)",
+    _on_off(
+        config,
+        "follow",
+        "after each cell, re-plan once and update status lines and views (the default)",
+        "update them only when tasks run (for notebook variables too large to fingerprint after every cell)",
     )
     parser.subcommands = subs  # type: ignore[attr-defined]
     return parser
+
+
+def _on_off(parser: argparse.ArgumentParser, flag: str, on_help: str, off_help: str) -> None:
+    """``--flag`` and ``--no-flag`` setting one setting; ``None`` when neither is given (leave it as it is)."""
+    dest = flag.replace("-", "_")
+    parser.add_argument(f"--{flag}", dest=dest, action="store_true", default=None, help=on_help)
+    parser.add_argument(f"--no-{flag}", dest=dest, action="store_false", help=off_help)
