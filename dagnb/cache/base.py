@@ -231,6 +231,8 @@ class MemoryStore(Store):
     def __init__(self) -> None:
         self._entries: dict[str, CacheEntry] = {}
         self._values: dict[str, Any] = {}
+        # each entry's own object: two tasks whose values are equal share a fingerprint, never a mutable object
+        self._own: dict[str, Any] = {}
         self._heads: dict[str, str] = {}
         self._hits: dict[str, tuple[int, float]] = {}
         self._runs: list[RunRecord] = []
@@ -253,16 +255,18 @@ class MemoryStore(Store):
         self._entries[entry.key] = entry
         if entry.stored:
             self._values.setdefault(entry.fingerprint, value)
+            self._own[entry.key] = value
 
     def discard_value(self, fingerprint: str) -> None:
         self._values.pop(fingerprint, None)  # the same object a task damaged: never hand it out again
         for entry in self._entries.values():
             if entry.fingerprint == fingerprint:
                 entry.stored = False
+                self._own.pop(entry.key, None)
 
     def load(self, entry: CacheEntry) -> Any:
         try:
-            return self._values[entry.fingerprint]
+            return self._own[entry.key] if entry.key in self._own else self._values[entry.fingerprint]
         except KeyError:
             raise CacheMiss("the value is not in memory") from None
 
@@ -302,6 +306,7 @@ class MemoryStore(Store):
             del self._entries[key]
         live = {e.fingerprint for e in self._entries.values()}
         self._values = {fp: v for fp, v in self._values.items() if fp in live}
+        self._own = {k: v for k, v in self._own.items() if k in self._entries}
         self._heads = {t: k for t, k in self._heads.items() if k in self._entries}
         self._hits = {k: h for k, h in self._hits.items() if k in self._entries}
         return len(gone)

@@ -579,3 +579,32 @@ def test_the_writer_thread_starts_with_the_first_write(tmp_path: Path, monkeypat
     reopened = DiskStore(tmp_path / "cache")
     assert reopened.load(reopened.entry("k1") or entry) == 1
     reopened.close()
+
+
+def test_two_tasks_with_equal_values_never_share_one_object_from_the_memory_store() -> None:
+    """Found by the mutation oracle: values dedupe by fingerprint, objects must not."""
+    import dagnb
+
+    graph = dagnb.Graph()
+
+    def a() -> list[int]:
+        return [0]
+
+    def b(a: list[int]) -> list[int]:
+        return list(a)
+
+    graph.task(a)
+    graph.task(b)
+    graph.run()
+
+    def a_other() -> list[int]:
+        return [1]
+
+    a_other.__name__ = a_other.__qualname__ = "a"
+    graph.task(a_other)
+    graph.run()
+    graph.task(a)  # the edit undone: both values come back from the memory store
+    graph.run()
+    graph["a"].append(99)  # a plain cell changes `a` in place
+
+    assert graph["b"] == [0]
