@@ -11,25 +11,22 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from contextlib import AbstractContextManager
 from typing import Any
 
-from dagnb.cache.store import CacheEntry, Pruned, RunRecord, Store, open_store
+from dagnb.cache.store import Store, open_store
 from dagnb.cells import CellTasks
 from dagnb.errors import DagnbError, DuplicateTask, TaskFailed
 from dagnb.events import EventBus, GraphChanged, RunFinished, RunStarted, TaskFinished
-from dagnb.fingerprints.scopes import FunctionNode
-from dagnb.fingerprints.untracked import Untracked
-from dagnb.freshness import Reads, namespace_reads
 from dagnb.graph import TaskGraph, TaskOptions, TaskSpec, check_save_path, spec_from_function
-from dagnb.history import History, RunDiff, diff_runs, run_record, state_at
+from dagnb.host_calls import HostCalls
 from dagnb.inplace import InputGuard
 from dagnb.overview import Overview, Planned, overview
-from dagnb.plan import Decision, Plan, Result
+from dagnb.plan import Plan, Result
 from dagnb.planning import Planner
+from dagnb.records import Records
 from dagnb.report import RunReport
-from dagnb.restore import Restored, restore_row
 from dagnb.run.aio import complete_now
 from dagnb.run.backends import BackendPool
 from dagnb.run.capture import OutputLog, capture_streams, replay_streams
@@ -37,14 +34,14 @@ from dagnb.run.executor import Backend
 from dagnb.run.taskrunner import TaskRunner
 from dagnb.scope import Scope
 from dagnb.status import Status
-from dagnb.trace import Timeline, Trace, TraceRecorder
+from dagnb.trace import TraceRecorder
 from dagnb.untracked_warnings import UntrackedWarnings
 from dagnb.why import Why, why_from
 
 __all__ = ["Graph", "Why"]
 
 
-class Graph:
+class Graph(HostCalls, Records):
     """A DAG of tasks with an incremental, cached ``run``.
 
     Responsibilities: define tasks, plan and run them, hold the session's
@@ -52,7 +49,11 @@ class Graph:
     :class:`~dagnb.planning.Planner`, one run to
     :class:`~dagnb.run.taskrunner.TaskRunner`, untracked-read warnings to
     :mod:`dagnb.untracked_warnings`, recorded runs to :mod:`dagnb.history`
-    and :mod:`dagnb.restore`.
+    and :mod:`dagnb.restore`. Two parts live in modules of their own: what
+    the rooms around it call back (:class:`~dagnb.host_calls.HostCalls`:
+    epochs, freshness, binding a value) and what it keeps
+    (:class:`~dagnb.records.Records`: the cache's place and upkeep, recorded
+    runs, traces).
 
     Args:
         cache_dir: where the disk cache lives; ``None`` keeps the cache in memory.
@@ -105,30 +106,6 @@ class Graph:
         # the run room reads these of its graph (run/host.py): the planner's
         self.freshness, self._fresh, self._epoch = self._planner.freshness, self._planner.fresh, self._planner.epoch
         self._runner = TaskRunner(self)  # the current (or last) run's: what lives for one run only
-
-    def use_notebook(self, notebook: str | os.PathLike[str] | None) -> Scope:
-        """Keep heads, history and hit counts for ``notebook`` (``None``: the working folder) from now on."""
-        scope = Scope.of_notebook(notebook) if notebook is not None else Scope.of_folder()
-        self.store.use_scope(scope)
-        self._planner.scope_changed()  # heads answered from the other scope; the plan's reasons compared with them
-        return scope
-
-    def use_cache_dir(self, cache_dir: str | os.PathLike[str] | None) -> Store:
-        """Keep the cache in ``cache_dir`` from now on (``None``: in memory), for the same scope; returns the store.
-
-        The old store is closed. Values in memory stay; what planning learned from the old store's heads
-        (which tasks ran before, the plan's reasons) is forgotten.
-        """
-        scope = self.scope
-        self.store.close()
-        self.store = open_store(cache_dir, scope)
-        self._planner.scope_changed()  # heads answered from the old cache; the plan's reasons compared with them
-        return self.store
-
-    @property
-    def scope(self) -> Scope:
-        """Whose heads, history and hit counts this graph reads and writes: its notebook's, or its folder's."""
-        return self.store.scope or Scope.of_folder()
 
     # ------------------------------------------------------------ definition
 
@@ -184,71 +161,14 @@ class Graph:
             self.drop(renamed)
         return renamed
 
+    def _changed(self, *names: str) -> None:
+        self.bus.emit(GraphChanged(0, time.perf_counter(), tasks=names))
+
     def _undefine(self, name: str, replaced: TaskSpec | None) -> None:
         """Undo a definition of ``name``: the definition it replaced comes back, or none is there."""
         self.tasks.drop(name)
         if replaced is not None:
             self.add(replaced)
-
-    def _changed(self, *names: str) -> None:
-        self.bus.emit(GraphChanged(0, time.perf_counter(), tasks=names))
-
-    # ---------------------------------------------------------------- epochs
-
-    def epoch(self) -> AbstractContextManager[None]:
-        """One epoch for what runs inside: plans share one fingerprint of each notebook input and one plan.
-
-        Open it where nothing but dagnb changes the namespace (the notebook glue
-        holds one over each ``%%task`` cell, up to the plan after it). Entering
-        it ends the epoch before; inside, a definition or a task body that ran
-        still ends the epoch (see :mod:`dagnb.epoch`). Outside it, every
-        planning call and every run starts an epoch of its own.
-        """
-        return self._epoch.hold(self._planner.new_epoch)
-
-    def namespace_changed(self) -> None:
-        """The namespace may have changed (each run and plan starts with this): a new epoch, in which tasks that
-        read the namespace are decided again, unless every name they read is still bound to the same unchanging
-        object. Inside :meth:`epoch` nothing but a task body changes the namespace: only after one is it a new epoch."""
-        self._planner.namespace_changed()
-
-    def fingerprint_input(self, value: Any) -> str:
-        """A value a key reads, fingerprinted once per epoch (planning calls it)."""
-        return self._epoch.fingerprint(value)
-
-    def _reads(self, task: str, spec: TaskSpec) -> Reads | None:
-        """What ``task``'s key reads from the namespace, to compare at the next cell (None: nothing)."""
-        return namespace_reads(self.tasks, self.namespace, task, spec)
-
-    def ran_before(self, task: str) -> bool:
-        """Whether ``task`` has a value in memory or a head in the cache (``stale`` rather than ``pending``).
-
-        Asked for every task after each cell: the answer is kept, and forgotten when this session binds a
-        value (another session's writes only turn a ``pending`` into ``stale`` later than they could).
-        """
-        return self._planner.ran_before(task)
-
-    def fresh_decision(self, task: str) -> Decision | None:
-        """What a run would decide for ``task`` when its value is known up to date (see :mod:`dagnb.freshness`)."""
-        return self._planner.fresh_decision(task)
-
-    def check(self, name: str) -> None:
-        """Raise now if any parameter of ``name``, or of an upstream task that ran before and is not known
-        fresh, cannot resolve (one that never ran was checked when it was defined, and is when it runs)."""
-        self._planner.check(name)
-
-    def say_untracked(
-        self, name: str, node: FunctionNode | None = None, line_offset: int | None = None
-    ) -> list[Untracked]:
-        """Warn once (:class:`UntrackedWarning`) if task ``name`` reads what its key does not cover.
-
-        ``node`` is the task function's tree when the caller has parsed it
-        (a ``%%task`` cell, ``line_offset=1``: its magic line comes first);
-        otherwise its source is parsed here and lines count in its file. The
-        same findings are not told twice (re-running an unchanged cell says
-        nothing); a volatile task is never told. Returns the findings.
-        """
-        return self._untracked.say(self.tasks.get(name), self.tasks.specs, self.namespace, node, line_offset)
 
     def drop(self, name: str) -> TaskSpec:
         """Remove a task, its value and its binding (its cache entries stay)."""
@@ -272,40 +192,6 @@ class Graph:
 
     def upstream(self, task: str) -> list[str]:
         return self.tasks.upstream(task)
-
-    @property
-    def trace(self) -> Trace | None:
-        """The trace (Gantt data and critical path) of the latest run."""
-        return self._recorder.last
-
-    @property
-    def timeline(self) -> Timeline:
-        """The traces of every run since this session started, oldest first."""
-        return self._recorder.timeline()
-
-    def prune(self, max_bytes: int) -> Pruned:
-        """Bound the disk cache to ``max_bytes``, least recently used values first.
-
-        Values this session holds for its tasks are never evicted.
-        """
-        return self.store.prune(max_bytes, keep={r.fingerprint for r in self.results.values()})
-
-    def clear_cache(self, task: str | None = None) -> int:
-        """Remove every entry of the cache (``task``: only that task's); returns how many. Values in memory stay.
-
-        Raises:
-            UnknownTask: no task is named ``task`` (the error names close matches).
-        """
-        if task is not None:
-            self.tasks.get(task)
-        return self.store.clear(task)
-
-    def current_entry(self, task: str) -> CacheEntry | None:
-        """The cache entry of the value ``task`` has now, else of the key it last had."""
-        result = self.results.get(task)
-        if result is not None:
-            return self.store.entry(result.key)
-        return self.store.head(task)
 
     def overview(self, now: Planned | None = None) -> Overview:
         """A snapshot for display: statuses, plan, costs and the latest trace (``now``: a plan just taken)."""
@@ -447,60 +333,3 @@ class Graph:
         """End worker pools and clusters this graph started; close the cache."""
         self._pool.shutdown()
         self.store.close()
-
-    @property
-    def _damaged(self) -> set[str]:
-        """Values a task changed in place in the current run, with no copy to put back (see inplace.py)."""
-        return self._runner.damaged
-
-    def estimates(self, tasks: Sequence[str]) -> dict[str, float]:
-        """How long each task took when it last ran (for scheduling); unknown ones are left out."""
-        return self.store.last_durations(tasks)
-
-    def history(self, limit: int | None = 10) -> History:
-        """Recent runs of this graph's scope (its notebook, or its folder), newest first."""
-        return History(self.store.runs(limit), self.scope.describe())
-
-    def run_record(self, run_id: int) -> RunRecord:
-        """One recorded run, by the id ``history`` shows (only that run is read)."""
-        return run_record(self.store, run_id, self.scope.describe())
-
-    def diff(self, first: int, second: int) -> RunDiff:
-        """Which tasks changed key or output from run ``first`` to run ``second`` (the values each run left)."""
-        return diff_runs(self.state_at(first), self.state_at(second))
-
-    def state_at(self, run_id: int) -> RunRecord:
-        """Run ``run_id`` with, for each task it did not decide, the row of the latest earlier run that did.
-
-        A ``%%task`` cell's run decides its own task and the upstream tasks
-        not already up to date in memory; the others kept the values earlier
-        runs gave them. So this is every value the session had when that run
-        ended. The walk back goes over the earlier runs of this graph's scope
-        (another notebook's runs are not its own) and stops at one not signed.
-        """
-        return state_at(self.store, self.tasks, run_id, self.scope.describe())
-
-    def restore(self, run_id: int) -> Restored:
-        """Bind exactly the values run ``run_id`` had, from the cache; say per task whether it was restored.
-
-        The values are those the session had when the run ended (:meth:`state_at`). Each task gets the
-        value its run recorded (a volatile or forced task
-        whose key later got another value included), never merely the
-        newest value of its key, so restored values are consistent with
-        each other. A history row that names an entry of another task is
-        refused.
-        """
-        restored = Restored(run_id, {row.task: restore_row(self, row) for row in self.state_at(run_id).tasks})
-        self._planner.values_bound()
-        return restored
-
-    def _bind(self, task: str, result: Result) -> None:
-        old = self.results.get(task)
-        if old is None or old.value is not result.value:  # a new object: what was known of the old one is void
-            self._guard.forget(task)
-        if old is None or old.key != result.key or old.fingerprint != result.fingerprint:
-            self.freshness.changed(task)
-        self._planner.bound(task)
-        self.interrupted.pop(task, None)
-        self.results[task] = result
-        self.namespace[task] = result.value
