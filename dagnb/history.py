@@ -5,7 +5,7 @@ signed and bounded by :mod:`dagnb.cache.runlog`), in the graph's scope (its
 notebook, or its working folder: :mod:`dagnb.scope`): start and end, and for
 each task its status, reason, key, the fingerprint of its value, duration
 and worker. :class:`History` lists recent runs, :func:`diff_runs` says which tasks
-changed key or output between two runs, :func:`state_at` rebuilds every
+changed key or value between two runs, :func:`state_at` rebuilds every
 value the session had when a run ended, and :mod:`dagnb.restore` binds
 exactly those values again (each task's recorded fingerprint), from the cache.
 
@@ -67,7 +67,7 @@ class History:
 
 @dataclass
 class RunDiff:
-    """Which tasks changed key or output between two runs (``%dag history --diff A B``)."""
+    """Which tasks changed key or value between two runs (``%dag history --diff A B``)."""
 
     first: int
     second: int
@@ -76,7 +76,7 @@ class RunDiff:
     def render_text(self) -> str:
         head = f"from run {self.first} to run {self.second}: "
         if not self.changes:
-            return head + "no task changed key or output"
+            return head + "no task changed key or value"
         width = max(len(t) for t, _ in self.changes)
         noun = "task" if len(self.changes) == 1 else "tasks"
         return (
@@ -93,7 +93,7 @@ class RunDiff:
 
 
 def diff_runs(first: RunRecord, second: RunRecord) -> RunDiff:
-    """Tasks whose key or output differs between ``first`` and ``second`` (or that only one of them ran)."""
+    """Tasks whose key or value differs between ``first`` and ``second`` (or that only one of them ran)."""
     before = {t.task: t for t in first.tasks}
     after = {t.task: t for t in second.tasks}
     changes = []
@@ -103,7 +103,7 @@ def diff_runs(first: RunRecord, second: RunRecord) -> RunDiff:
             changes.append((task, f"only in run {first.id if b is None else second.id}"))
             continue
         what = [
-            w for w, x, y in (("key changed", a.key, b.key), ("output changed", a.fingerprint, b.fingerprint)) if x != y
+            w for w, x, y in (("key changed", a.key, b.key), ("value changed", a.fingerprint, b.fingerprint)) if x != y
         ]
         if what:
             changes.append((task, ", ".join(what)))

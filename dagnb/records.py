@@ -112,7 +112,7 @@ class Records:
         return run_record(self.store, run_id, self.scope.describe())
 
     def diff(self, first: int, second: int) -> RunDiff:
-        """Which tasks changed key or output from run ``first`` to run ``second`` (the values each run left)."""
+        """Which tasks changed key or value from run ``first`` to run ``second`` (the values each run left)."""
         return diff_runs(self.state_at(first), self.state_at(second))
 
     def state_at(self, run_id: int) -> RunRecord:

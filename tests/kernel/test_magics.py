@@ -499,8 +499,8 @@ def test_history_lists_runs_diffs_them_and_restores_a_past_run(ip: Any) -> None:
     assert [line.split()[:2] for line in text.splitlines()[1:]] == [["run", "5"], ["run", "4"]]
     assert ok(ip, "%dag history --diff 3 5") == (
         "from run 3 to run 5: 2 tasks changed\n"
-        "  clean  key changed, output changed\n"
-        "  model  key changed, output changed"
+        "  clean  key changed, value changed\n"
+        "  model  key changed, value changed"
     )
     assert ip.user_ns["model"] == 18
     assert ok(ip, "%dag run --as-of 3") == "values of run 3:\n  raw    restored\n  clean  restored\n  model  restored"

@@ -87,7 +87,7 @@ def test_a_diff_reads_only_the_two_runs_it_compares(tmp_path: Path) -> None:
     nb.graph.store._db.set_trace_callback(read.append)
     diff = nb.graph.diff(3, 7)
     nb.graph.store._db.set_trace_callback(None)
-    assert diff.render_text() == "from run 3 to run 7: no task changed key or output"
+    assert diff.render_text() == "from run 3 to run 7: no task changed key or value"
     runs = [sql for sql in read if re.search(r"\bFROM runs\b", sql)]
     assert len(runs) == 2 and all(re.search(r"WHERE id = (3|7)\b", sql) for sql in runs), runs
     with warnings.catch_warnings():

@@ -75,7 +75,7 @@ def test_each_notebook_has_its_own_history(tmp_path: Path) -> None:
     with pytest.raises(CommandError) as other:
         a.graph.diff(1, 2)
     assert str(other.value) == "There is no run 2 in the history of the notebook `a.ipynb`. Recent runs: 3, 1."
-    assert "model  key changed, output changed" in a.graph.diff(1, 3).render_text()
+    assert "model  key changed, value changed" in a.graph.diff(1, 3).render_text()
     restored = notebook(tmp_path, "a.ipynb", 2, MODEL_A)
     assert restored.graph.restore(1) == {"raw": "restored", "model": "restored"}
     assert restored.graph["model"] == [2, 3], "run 1 of a, not b's model"
