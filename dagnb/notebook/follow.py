@@ -43,7 +43,8 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from dagnb.events import Event, TaskFinished, TaskStarted
+from dagnb.events import Event, RunFinished, TaskFinished, TaskStarted
+from dagnb.notebook.line_sender import LineSender
 from dagnb.notebook.status_lines import Line, StatusLines
 
 if TYPE_CHECKING:
@@ -88,7 +89,9 @@ class Follower:
         self._last: Planned | None = None  # the plan after the cell before, which the next one follows
         self._full = True  # the next plan after a cell decides every task
         self._scope = contextlib.ExitStack()  # the epoch held over a `%%task` cell
-        graph.bus.subscribe(self._on_event, (TaskStarted, TaskFinished))
+        publisher = getattr(shell, "display_pub", None)
+        self._sender = LineSender(publisher) if self.in_kernel() and LineSender.usable(publisher) else None
+        graph.bus.subscribe(self._on_event, (TaskStarted, TaskFinished, RunFinished))
 
     def before_cell(self, source: str) -> None:
         """A cell starts: hold one epoch over a ``%%task`` cell; note a cell that may touch the cache."""
@@ -129,6 +132,7 @@ class Follower:
             self._full = True
         finally:
             self._scope.close()
+            self._flush()
 
     def _follow(self) -> None:
         live = sys.modules.get("dagnb.widgets.live")
@@ -149,7 +153,12 @@ class Follower:
             live.follow_all(now)
 
     def _on_event(self, event: Event) -> None:
-        if not self.lines or threading.current_thread() is not threading.main_thread():
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if isinstance(event, RunFinished):
+            self._flush()
+            return
+        if not self.lines:
             return
         line = self.lines.on_event(event)
         if line is not None:
@@ -161,13 +170,23 @@ class Follower:
         display_id = self.ids.get(line.task)
         if display_id is None:
             return
-        metadata = self._metadata(line.task, line.status, {"dagnb": line.record})
-        publish_display_data(
+        bundle, metadata = (
             line_bundle(line.task, line.status, line.text),
-            metadata=metadata,
-            transient={"display_id": display_id},
-            update=True,
+            self._metadata(line.task, line.status, {"dagnb": line.record}),
         )
+        if self._sender is not None:
+            self._sender.later(display_id, bundle, metadata)
+            return
+        publish_display_data(bundle, metadata=metadata, transient={"display_id": display_id}, update=True)
+
+    def _flush(self) -> None:
+        """Send the queued line updates now (failing soft: a cell or a run is never broken by its lines)."""
+        if self._sender is None:
+            return
+        try:
+            self._sender.flush()
+        except Exception:  # noqa: BLE001 - the lines lag behind; the next change sends them
+            pass
 
     @staticmethod
     def _metadata(task: str, status: str, record: dict[str, Any]) -> dict[str, Any]:

@@ -118,11 +118,9 @@ def test_an_edited_upstream_cell_turns_the_downstream_lines_stale_in_place(kerne
 
     ran = kernel.ok("%dag run")
     assert updates(ran) == [
-        (ids["b"], "b: running", "running"),
         (ids["b"], "b: ran (upstream a changed)", "done"),
-        (ids["c"], "c: running", "running"),
         (ids["c"], "c: ran (upstream b changed)", "done"),
-    ], "the old line of `a` is never updated"
+    ], "a quick task's `running` and its outcome go out as one update; the old line of `a` is never updated"
     assert kernel.ok("print(c)").updates == [], "a cell that changes nothing sends nothing"
 
 
@@ -147,7 +145,7 @@ def test_a_failure_and_a_cache_load_elsewhere_are_shown_in_the_tasks_own_cell(ke
     new_c = lines_of(failing)["c"]
     run = kernel.run("%dag run")
     assert run.status == "error"
-    assert updates(run) == [(new_c, "c: running", "running"), (new_c, "c: failed (ZeroDivisionError)", "failed")]
+    assert updates(run) == [(new_c, "c: failed (ZeroDivisionError)", "failed")]
     kernel.ok("threshold = 4")
     kernel.ok("%dag run b")
     back = kernel.ok("threshold = 3")
@@ -159,4 +157,18 @@ def test_without_follow_lines_change_only_when_tasks_run(kernel: LiveKernel) -> 
     ids = chain(kernel)
     assert kernel.text("%dag config --no-follow").splitlines()[-1] == "follow: off"
     assert kernel.ok("threshold = 4").updates == []
-    assert updates(kernel.ok("%dag run"))[0] == (ids["b"], "b: running", "running")
+    assert updates(kernel.ok("%dag run"))[0] == (ids["b"], "b: ran (input threshold changed)", "done")
+
+
+def test_a_task_that_takes_a_while_shows_running_while_it_runs(kernel: LiveKernel, tmp_path: Path) -> None:
+    """Updates are sent in batches off the run's path; a task running longer than a batch's delay shows it."""
+    ids = {}
+    ids.update(lines_of(kernel.ok("%%task --no-run\ndef quick():\n    note('quick')\n    return 1\n")))
+    slow = "%%task --no-run\ndef slow(quick):\n    note('slow')\n    import time\n    time.sleep(1)\n    return quick\n"
+    ids.update(lines_of(kernel.ok(slow)))
+    ran = kernel.ok("%dag run")
+    assert runs(tmp_path) == ["quick", "slow"]
+    seen = updates(ran)  # only messages of this cell are collected: a frontend would apply each to it
+    assert seen[-2:] == [(ids["slow"], "slow: running", "running"), (ids["slow"], "slow: ran (new)", "done")], seen
+    assert [u for u in seen if u[0] == ids["quick"]][-1] == (ids["quick"], "quick: ran (new)", "done"), seen
+
