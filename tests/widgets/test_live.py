@@ -263,3 +263,29 @@ def test_a_run_sends_the_tiles_whose_tasks_changed_not_the_whole_drawing(tmp_pat
     assert sum(m.size for m in sent) < 3 * whole < run["flushes"] * whole
     for ids in run["per_flush"][1:-1]:  # while tasks run: the tiles of the tasks that changed, a few per flush
         assert len(set(ids) & set(tiles)) <= 4
+
+
+def test_delayed_redraws_run_on_one_thread_in_the_order_they_fall_due_and_survive_a_failing_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    from dagnb.widgets.live import _Timers
+
+    timers, ran, reported = _Timers(), [], []
+    monkeypatch.setattr(threading, "excepthook", lambda args: reported.append(args.exc_type))
+
+    def note(name: str) -> None:
+        ran.append((name, threading.current_thread().name))
+
+    def broken() -> None:
+        raise RuntimeError("a view's redraw failed")
+
+    timers(0.15, lambda: note("late"))
+    timers(0.01, broken)
+    timers(0.05, lambda: note("early"))
+    deadline = time.monotonic() + 10
+    while len(ran) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert ran == [("early", "dagnb-live-views"), ("late", "dagnb-live-views")]
+    assert reported == [RuntimeError], "a failing redraw is reported as a thread's exception, and the rest still run"
