@@ -72,11 +72,12 @@ def _columns(tasks: list[str], upstream: dict[str, list[str]]) -> list[list[str]
     row_of: dict[str, float] = {}
     for lvl in sorted(by_level):
         members = by_level[lvl]
-        # barycenter: sit near the mean row of your upstream tasks (fewer crossings)
-        members.sort(key=lambda t: sum(row_of[u] for u in upstream[t]) / len(upstream[t]) if upstream[t] else -1)
+        if len(members) > 1:  # barycenter: sit near the mean row of your upstream tasks (fewer crossings)
+            members.sort(key=lambda t: sum(row_of[u] for u in upstream[t]) / len(upstream[t]) if upstream[t] else -1)
         for start in range(0, len(members), MAX_ROWS):
             column = members[start : start + MAX_ROWS]
-            row_of.update({t: float(i) for i, t in enumerate(column)})
+            for i, t in enumerate(column):
+                row_of[t] = float(i)
             columns.append(column)
     return columns
 
