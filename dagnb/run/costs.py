@@ -11,9 +11,12 @@ them under its own on-disk names, and :func:`entry_costs` and
 Peak memory is the rise of the process's resident set above its level when
 the task started. On Linux the kernel's high-water mark is reset before each
 task (``/proc/self/clear_refs``) and read back from ``/proc/self/status``
-(``VmHWM``), so the peak is the task's own; elsewhere it is the rise of the
-process's lifetime peak, which stays 0 for a task that uses less memory than
-an earlier one. With the ``threads`` backend, tasks running at once share the
+(``VmHWM``), so the peak is the task's own; for a task that took under
+:data:`QUICK` seconds, the rise of the resident set at its end (reading the
+high-water mark costs tens of microseconds, more than such a task; in that
+time the process can fault in at most a few MiB more than it keeps).
+Elsewhere it is the rise of the process's lifetime peak, which stays 0 for a
+task that uses less memory than an earlier one. With the ``threads`` backend, tasks running at once share the
 process, so their CPU time and peaks overlap.
 """
 
@@ -84,6 +87,10 @@ def costs_of(entry: CacheEntry) -> Costs:
     return Costs(0.0, entry.duration, entry.cpu_time, entry.peak_memory, entry.value_bytes)
 
 
+#: A task quicker than this (seconds) is measured by its resident set at its end, not the high-water mark.
+QUICK = 0.001
+
+
 class _ProcMemory:
     """Linux: the resident set from ``/proc/self/statm``, a peak reset per task.
 
@@ -106,9 +113,14 @@ class _ProcMemory:
 
     def start(self) -> int:
         os.write(self._clear, b"5")
+        return self._resident()
+
+    def _resident(self) -> int:
         return int(os.pread(self._statm, 64, 0).split()[1]) * self._page
 
-    def peak(self) -> int:
+    def peak(self, duration: float = QUICK) -> int:
+        if duration < QUICK:
+            return self._resident()
         status = os.pread(self._status, 8192, 0)
         at = status.index(b"VmHWM:")  # ValueError where it is missing
         return int(status[at + 6 : status.index(b"kB", at)]) * 1024
@@ -126,7 +138,7 @@ class _RusageMemory:
     def start(self) -> int:
         return self.peak()
 
-    def peak(self) -> int:
+    def peak(self, duration: float = 0.0) -> int:
         return int(self._getrusage(self._self).ru_maxrss) * self._unit
 
 
@@ -134,7 +146,7 @@ class _NoMemory:
     def start(self) -> int:
         return 0
 
-    def peak(self) -> int:
+    def peak(self, duration: float = 0.0) -> int:
         return 0
 
 
@@ -172,7 +184,7 @@ class measure:  # noqa: N801 - used like a function: ``with measure() as m``
         m = self._m
         m.duration = time.perf_counter() - m.started
         m.cpu_time = time.process_time() - self._cpu
-        m.peak_memory = max(0, _probe.peak() - self._base) if _probe is not None else 0
+        m.peak_memory = max(0, _probe.peak(m.duration) - self._base) if _probe is not None else 0
 
 
 def _set_probe() -> _ProcMemory | _RusageMemory | _NoMemory:
