@@ -88,7 +88,7 @@ class CellGlue:
         if not self._live():
             yield
             return
-        from dagnb.widgets.views import RunProgress
+        from dagnb.widgets.progress_view import RunProgress
 
         progress = RunProgress(self.graph, own)
         try:

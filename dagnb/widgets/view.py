@@ -34,6 +34,9 @@ import ipywidgets as w
 from dagnb.events import Event
 from dagnb.overview import Planned
 from dagnb.widgets.live import LiveFeed
+from dagnb.widgets.mime import HIDDEN, WIDGET_MIME
+from dagnb.widgets.mime import close_tree as _close_tree
+from dagnb.widgets.mime import widget_ref as _widget_ref
 
 if TYPE_CHECKING:
     from dagnb.api import Graph
@@ -41,8 +44,6 @@ if TYPE_CHECKING:
 
 __all__ = ["HIDDEN", "MAX_LIVE", "WIDGET_MIME"]
 
-WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-HIDDEN = {WIDGET_MIME: {"version_major": 2, "version_minor": 0, "model_id": ""}}
 MAX_LIVE = 6  # older views keep their last drawing and stop following events
 
 
@@ -55,10 +56,6 @@ def _fitted() -> w.HTML:
 
 def _static(html: str) -> str:
     return f'<div class="dagnb-static">{html}</div>'
-
-
-def _widget_ref(widget: w.Widget) -> dict[str, Any]:
-    return {"version_major": 2, "version_minor": 0, "model_id": widget.model_id}
 
 
 # the last snapshot taken for views of each graph, and the moment it stands for
@@ -188,9 +185,3 @@ def _replanned(view: Overview, now: Planned) -> Overview:
     """``view`` with the statuses, plan and problem of ``now`` (a new snapshot: it derives its drawings anew)."""
     statuses = {t: now.statuses.get(t, "pending") for t in view.tasks}
     return replace(view, statuses=statuses, plan=now.plan, problem=now.problem)
-
-
-def _close_tree(widget: w.Widget) -> None:
-    for child in getattr(widget, "children", ()):
-        _close_tree(child)
-    widget.close()

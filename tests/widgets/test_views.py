@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from dagnb.events import Event, TaskProgress, TaskStarted
+from dagnb.events import Event, RunStarted, TaskProgress, TaskStarted
 from dagnb.graph import spec_from_function
 from dagnb.widgets.live import LiveFeed, settle_all
+from dagnb.widgets.progress_view import SHOW_AFTER
 from dagnb.widgets.views import (
     HIDDEN,
     MAX_LIVE,
@@ -428,12 +429,32 @@ class Displays:
         self.calls.append((data, kwargs))
 
 
-def _progress(session: Session, clock: FakeClock, own: str | None) -> tuple[RunProgress, Displays]:
+def _progress(session: Session, clock: FakeClock, own: str | None, slow: bool = True) -> tuple[RunProgress, Displays]:
+    """A progress bar on a fake clock; ``slow``: each run takes ``SHOW_AFTER`` before its first task starts."""
     progress = RunProgress(session.graph, own)
     shown = Displays()
     progress._display = shown  # type: ignore[method-assign]
     fake_feed(progress, session.graph.bus, clock)
+    if slow:  # after the feed: the bar has seen the run start when time moves on
+        session.graph.bus.subscribe(lambda e: clock.advance(SHOW_AFTER) if isinstance(e, RunStarted) else None)
     return progress, shown
+
+
+def test_a_run_that_ends_before_a_bar_is_due_shows_none_and_loads_no_widget(tmp_path: Path, clock: FakeClock,
+                                                                            comms: CommLog) -> None:
+    session = diamond(tmp_path, cache=False)
+    mark = comms.mark()
+    progress, shown = _progress(session, clock, own=None, slow=False)
+    session.graph.run()
+    progress.close()
+    assert shown.calls == [] and comms.messages[mark:] == [], "a quick run shows no bar that would vanish at once"
+    assert session.runs() == ["a", "b", "c", "d"]
+    later, shown = _progress(session, clock, own=None, slow=False)
+    session.graph.run(force=["a"])  # the first event starts the cell's clock
+    clock.advance(SHOW_AFTER)
+    session.graph.run(force=["b"])
+    assert len(shown.calls) == 1, "a cell whose runs go on past SHOW_AFTER shows its bar at the next task"
+    later.close()
 
 
 def test_progress_is_shown_once_another_task_starts_and_hidden_at_close(tmp_path: Path, clock: FakeClock) -> None:
