@@ -20,7 +20,8 @@ Invariants:
 * A signature is HMAC-SHA256 over length-prefixed fields (so no two lists
   of fields sign alike) and, for a value, the BLAKE3 digests of its
   :data:`CHUNK`-sized chunks. Chunks are hashed on a small thread pool
-  (BLAKE3 releases the GIL), remade in a forked child.
+  (BLAKE3 releases the GIL) while a value file is written and while it is
+  read, remade in a forked child.
 """
 
 from __future__ import annotations
