@@ -31,9 +31,9 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-from dagnb.cache.trust import ChunkHasher
+from dagnb.cache.dumping import HashingFile
 from dagnb.cache.valuecopy import Mismatch, Payload, read_private
 
 __all__ = ["BlobFiles", "FileModes", "Mismatch", "Payload", "Written", "valid_fingerprint"]
@@ -231,20 +231,25 @@ class BlobFiles:
     # ------------------------------------------------------------ writing
 
     def write(self, fingerprint: str, dump: Callable[[Any], None]) -> Written:
-        """``dump(file)`` into a new temporary file beside ``fingerprint``'s place, hashed (not yet fsynced)."""
+        """``dump(file)`` into a new temporary file beside ``fingerprint``'s place, hashed (not yet fsynced).
+
+        ``file`` is a :class:`~dagnb.cache.dumping.HashingFile`; the digests are all known when this returns.
+        """
         with self._shard(fingerprint, create=True) as shard:
             name = f".tmp-{secrets.token_hex(8)}.pkl"
             fd = _open_at(shard, name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, self.modes.file)
-            written = Written(self, fingerprint, name)
+            written, writer = Written(self, fingerprint, name), None
             try:
                 self.modes.own(fd)
                 with os.fdopen(fd, "wb") as handle:
-                    writer = _HashingFile(handle)
+                    writer = HashingFile(handle)
                     dump(writer)
+                written.nbytes, written.digests = writer.nbytes, writer.finish()
             except BaseException:
+                if writer is not None:
+                    writer.abandon()  # no chunk of a failed write is still being hashed
                 written.discard()
                 raise
-        written.nbytes, written.digests = writer.nbytes, writer.hash.finish()
         return written
 
     def remove(self, fingerprint: str) -> None:
@@ -375,24 +380,3 @@ class Written:
             return
         with contextlib.suppress(OSError), self.files._shard(self.fingerprint) as shard:
             _unlink(shard, self.name)
-
-
-class _HashingFile:
-    """A file handle that hashes what is written through it (the chunks a signature covers)."""
-
-    def __init__(self, handle: BinaryIO) -> None:
-        self._handle = handle
-        self.hash = ChunkHasher()
-        self.nbytes = 0
-
-    def write(self, data: Any) -> int:
-        self.hash.update(data)
-        written = self._handle.write(data)
-        self.nbytes += written
-        return written
-
-    def tell(self) -> int:
-        return self._handle.tell()
-
-    def flush(self) -> None:
-        self._handle.flush()

@@ -20,7 +20,8 @@ Invariants:
 * A signature is HMAC-SHA256 over length-prefixed fields (so no two lists
   of fields sign alike) and, for a value, the BLAKE3 digests of its
   :data:`CHUNK`-sized chunks. Chunks are hashed on a small thread pool
-  (BLAKE3 releases the GIL), remade in a forked child.
+  (BLAKE3 releases the GIL) while a value file is written and while it is
+  read, remade in a forked child.
 """
 
 from __future__ import annotations
@@ -261,31 +262,48 @@ def chunk_digest(chunk: memoryview) -> Future[bytes]:
 
 
 class ChunkHasher:
-    """The chunk digests of a byte stream written piece by piece (for signing while writing)."""
+    """The chunk digests of a byte stream written piece by piece (for signing while writing).
+
+    A whole chunk of a ``stable`` piece (one whose memory stays unchanged
+    until :meth:`finish`) is hashed on the pool while the writer goes on;
+    the rest is hashed here, before :meth:`update` returns.
+    """
 
     def __init__(self) -> None:
         import blake3
 
         self._new = blake3.blake3
-        self.digests: list[bytes] = []
+        self._digests: list[bytes | Future[bytes]] = []
         self._current = self._new()
         self._filled = 0
 
-    def update(self, data: bytes | memoryview) -> None:
+    def update(self, data: bytes | memoryview, stable: bool = False) -> None:
         view = memoryview(data).cast("B")
         while len(view):
+            if stable and not self._filled and len(view) >= CHUNK:
+                self._digests.append(chunk_digest(view[:CHUNK]))  # the future holds the chunk's memory
+                view = view[CHUNK:]
+                continue
             take = min(CHUNK - self._filled, len(view))
             self._current.update(view[:take])
             self._filled += take
             view = view[take:]
             if self._filled == CHUNK:
-                self.digests.append(self._current.digest())
+                self._digests.append(self._current.digest())
                 self._current, self._filled = self._new(), 0
 
     def finish(self) -> list[bytes]:
-        if self._filled or not self.digests:
-            self.digests.append(self._current.digest())
-        return self.digests
+        """Every chunk's digest, in order (waits for those hashed on the pool)."""
+        if self._filled or not self._digests:
+            self._digests.append(self._current.digest())
+            self._current, self._filled = self._new(), 0
+        return [digest if isinstance(digest, bytes) else digest.result() for digest in self._digests]
+
+    def abandon(self) -> None:
+        """Cancel the pool's digests not yet started, and wait for the others to end."""
+        for digest in self._digests:
+            if isinstance(digest, Future):
+                digest.cancel() or digest.exception()
 
 
 def sign(secret: bytes, fields: Iterable[str], digests: Iterable[bytes] = ()) -> str:

@@ -4,9 +4,9 @@ Invariants:
 
 * A value whose pickle is at most :data:`~dagnb.cache.writer.ROW_LIMIT`
   bytes is kept in its ``blobs`` row (plain pickle, signed as a ``row``); a
-  larger one in a file (:mod:`dagnb.cache.blobs`, joblib, signed as a
-  ``blob``). Either is signed over the BLAKE3 digests of its bytes, its
-  fingerprint and its size.
+  larger one in a file (:mod:`dagnb.cache.blobs`, in joblib's format:
+  :mod:`dagnb.cache.dumping`, signed as a ``blob``). Either is signed over
+  the BLAKE3 digests of its bytes, its fingerprint and its size.
 * A value is verified and unpickled from the same private copy of its
   bytes; paths come only from valid fingerprints, and no symbolic link in
   the cache is followed.
@@ -25,6 +25,7 @@ import pickle
 import time
 from typing import Any
 
+from dagnb.cache import dumping
 from dagnb.cache.base import CacheMiss
 from dagnb.cache.blobs import BlobFiles, valid_fingerprint
 from dagnb.cache.metadata import Metadata
@@ -79,9 +80,7 @@ class ValueStore:
         if data is not None:
             entry.nbytes = len(data)
             return PutWrite(copy.copy(entry), row=data, digests=[hash_chunk(data)])
-        import joblib
-
-        written = self.files.write(entry.fingerprint, lambda handle: joblib.dump(value, handle))
+        written = self.files.write(entry.fingerprint, lambda handle: dumping.dump(value, handle))
         entry.nbytes = written.nbytes
         return PutWrite(copy.copy(entry), written=written)
 

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import faultlib
-import joblib
 import numpy as np
 import pytest
 from notebook_cells import Notebook
 
 import dagnb
+from dagnb.cache import dumping
 from dagnb.cache.store import CacheEntry, DiskStore
 from dagnb.errors import DagnbCacheWarning
 from dagnb.fingerprints.values import fingerprint
@@ -110,7 +110,7 @@ def _fail_midway(monkeypatch: pytest.MonkeyPatch, where: str) -> list[int]:
     """Make the next value file's write, fsync or rename fail with ENOSPC; returns a list the failures count into."""
     failures: list[int] = []
     full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    real_dump, real_rename = joblib.dump, os.rename
+    real_dump, real_rename = dumping.dump, os.rename
 
     class HalfFull:
         """Takes half the pickle's bytes, then the disk is full."""
@@ -118,13 +118,13 @@ def _fail_midway(monkeypatch: pytest.MonkeyPatch, where: str) -> list[int]:
         def __init__(self, handle: Any, limit: int) -> None:
             self._handle, self._left = handle, limit
 
-        def write(self, data: Any) -> int:
+        def write(self, data: Any, **how: Any) -> int:
             size = memoryview(data).nbytes
             if size > self._left:
                 failures.append(1)
                 raise full
             self._left -= size
-            return self._handle.write(data)
+            return self._handle.write(data, **how)
 
         def __getattr__(self, name: str) -> Any:
             return getattr(self._handle, name)
@@ -142,7 +142,7 @@ def _fail_midway(monkeypatch: pytest.MonkeyPatch, where: str) -> list[int]:
             raise full
         real_rename(src, dst, **where)
 
-    patch = {"write": (joblib, "dump", dump), "fsync": (os, "fsync", fsync), "rename": (os, "rename", rename)}[where]
+    patch = {"write": (dumping, "dump", dump), "fsync": (os, "fsync", fsync), "rename": (os, "rename", rename)}[where]
     monkeypatch.setattr(*patch)
     return failures
 

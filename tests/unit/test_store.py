@@ -7,10 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pytest
 
+from dagnb.cache import dumping
 from dagnb.cache.store import CacheEntry, CacheMiss, DiskStore, MemoryStore, NoHistory, Store, TaskRecord, parse_size
 from dagnb.errors import DagnbCacheWarning
 from dagnb.fingerprints.values import fingerprint
@@ -219,7 +219,7 @@ def test_a_write_that_fails_midway_leaves_no_entry_no_blob_and_a_usable_store(
         handle.write(b"half a pickle")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(joblib, "dump", dump_half_then_fail)
+    monkeypatch.setattr(dumping, "dump", dump_half_then_fail)
     with pytest.raises(OSError):
         disk.put(_entry("k1", "t", "value"), "value")
     assert disk.entry("k1") is None
