@@ -1,4 +1,4 @@
-"""Status-line updates sent in batches, off a run's path.
+"""Status lines sent without ipykernel's per-message stream flush; updates in batches, off a run's path.
 
 A run changes each task's line twice (``running``, then its outcome). Sent
 one message at a time from the run loop, through ipykernel's ``publish``,
@@ -21,13 +21,16 @@ Invariants:
 * Every update carries the parent header of the cell that queued it,
   captured on the main thread (ipykernel keeps it in a context variable a
   thread of ours would not see), so a frontend applies it to that cell's run.
-* An update changes an output in place, so no stream flush precedes it.
+* An update changes an output in place, so no stream flush precedes it. A
+  new line (:meth:`~LineSender.show`) comes after what the cell printed:
+  the streams are flushed first unless they hold nothing.
 * Nothing here may break a run: a failed send drops that batch (the next
   change of the line sends it again).
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from typing import Any
@@ -70,14 +73,34 @@ class LineSender:
             self._thread = threading.Thread(target=self._send_forever, name="dagnb-status-lines", daemon=True)
             self._thread.start()
 
+    def show(self, display_id: str, bundle: dict[str, str], metadata: dict[str, Any]) -> None:
+        """Display a new line ``display_id`` now, after the updates queued before it.
+
+        A new output must come after what the cell printed before it, so the
+        streams are flushed first, unless they hold nothing (ipykernel's own
+        ``publish`` flushes both every time: a round trip to its I/O thread).
+        """
+        if not all(_quiet(stream) for stream in (sys.stdout, sys.stderr)):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        content = {"data": bundle, "metadata": metadata, "transient": {"display_id": display_id}}
+        with self._sending:
+            self._send_queued()
+            session = self._publisher.session
+            msg = session.msg("display_data", content, parent=self._publisher.parent_header)
+            session.send(self._publisher.pub_socket, msg, ident=self._publisher.topic)
+
     def flush(self) -> None:
         """Send every queued update now (after the batch being sent, if any)."""
         with self._sending:
-            with self._ready:
-                queued, self._queued = self._queued, {}
-            session, socket, topic = self._publisher.session, self._publisher.pub_socket, self._publisher.topic
-            for content, parent in queued.values():
-                session.send(socket, session.msg("update_display_data", content, parent=parent), ident=topic)
+            self._send_queued()
+
+    def _send_queued(self) -> None:
+        with self._ready:
+            queued, self._queued = self._queued, {}
+        session, socket, topic = self._publisher.session, self._publisher.pub_socket, self._publisher.topic
+        for content, parent in queued.values():
+            session.send(socket, session.msg("update_display_data", content, parent=parent), ident=topic)
 
     def _send_forever(self) -> None:
         while True:
@@ -89,3 +112,10 @@ class LineSender:
                 self.flush()
             except Exception:  # noqa: BLE001, S110 - a lost batch: the line's next change, or the cell's end, sends it
                 pass
+
+
+def _quiet(stream: Any) -> bool:
+    """Whether ``stream`` (ipykernel's ``OutStream``) holds no output waiting to be sent; False when unsure."""
+    return (
+        getattr(stream, "_flush_pending", True) is False and getattr(stream, "_subprocess_flush_pending", True) is False
+    )

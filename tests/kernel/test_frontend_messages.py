@@ -172,3 +172,18 @@ def test_a_task_that_takes_a_while_shows_running_while_it_runs(kernel: LiveKerne
     assert seen[-2:] == [(ids["slow"], "slow: running", "running"), (ids["slow"], "slow: ran (new)", "done")], seen
     assert [u for u in seen if u[0] == ids["quick"]][-1] == (ids["quick"], "quick: ran (new)", "done"), seen
 
+
+
+def test_what_a_task_printed_comes_before_its_status_line_ran_or_loaded(kernel: LiveKernel, tmp_path: Path) -> None:
+    """A new line is displayed without ipykernel's stream flush only when the streams hold nothing."""
+    cell = "%%task\ndef talk():\n    note('talk')\n    print('hello from talk')\n    return 1\n"
+    ran = kernel.ok(cell)
+    kinds = [(m.msg_type, m.text.strip()) for m in ran.messages if m.msg_type in ("stream", "display_data")]
+    assert kinds == [("stream", "hello from talk"), ("display_data", "talk: ran (new)")], kinds
+    for again in kernel_for(tmp_path, dict(os.environ, DAGNB_CACHE_DIR=str(tmp_path / "cache"))):  # a restart
+        again.ok("%load_ext dagnb")
+        again.ok(f"LOG = {str(tmp_path / 'log.txt')!r}\n{NOTE}")
+        loaded = again.ok(cell)
+        kinds = [(m.msg_type, m.text.strip()) for m in loaded.messages if m.msg_type in ("stream", "display_data")]
+        assert kinds == [("stream", "hello from talk"), ("display_data", "talk: cached")], kinds
+    assert runs(tmp_path) == ["talk"], "the second kernel loaded the value"
