@@ -66,3 +66,11 @@ def test_a_publisher_with_hooks_or_without_a_session_is_not_used() -> None:
     assert LineSender.usable(Publisher())
     assert not LineSender.usable(hooked), "a hook may transform or swallow messages: publish normally"
     assert not LineSender.usable(object())
+
+
+def test_a_new_line_goes_out_after_the_updates_queued_before_it() -> None:
+    publisher = Publisher()
+    sender = LineSender(publisher, delay=60)
+    sender.later("a", {"text/plain": "a: ran"}, {})
+    sender.show("b", {"text/plain": "b: cached"}, {})
+    assert [(shown, text) for shown, text, _ in publisher.session.sent] == [("a", "a: ran"), ("b", "b: cached")]
