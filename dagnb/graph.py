@@ -19,7 +19,7 @@ Responsibilities:
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import networkx as nx
@@ -223,6 +223,11 @@ class TaskGraph:
             return list(self._order or ())
         wanted = self._ancestors_and_self([self.get(t).name for t in targets])
         return sorted(wanted, key=position.__getitem__)
+
+    def run_order(self) -> Sequence[str]:
+        """Every task in run order, not copied (:meth:`order` copies): read it at once, never keep or change it."""
+        self._positions()
+        return self._order or ()
 
     def _positions(self) -> dict[str, int]:
         """Each task's place in the run order (kept until the graph changes)."""

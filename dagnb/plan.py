@@ -316,7 +316,7 @@ def plan_again(state: PlanState, last: Plan, changed: Iterable[str]) -> tuple[Pl
     A task of ``changed`` that is gone is left out, and so are the tasks it fed, which are decided again.
     """
     before = last.index()
-    order, specs = state.tasks.order(None), state.tasks.specs
+    order, specs = state.tasks.run_order(), state.tasks.specs
     again = {t for t in changed if t in specs} | (specs.keys() - before.keys())
     for task in list(again):
         again |= state.tasks.below(task)
@@ -334,7 +334,7 @@ def plan_again(state: PlanState, last: Plan, changed: Iterable[str]) -> tuple[Pl
     return _merged(before, decided, order), again
 
 
-def _merged(before: dict[str, Decision], decided: dict[str, Decision], order: list[str]) -> Plan:
+def _merged(before: dict[str, Decision], decided: dict[str, Decision], order: Sequence[str]) -> Plan:
     """The plan of ``order``: ``decided``'s decisions, else ``before``'s (copied whole, not task by task in
     Python: the plan after each cell takes this, and it must not grow with the number of tasks)."""
     index = {**before, **decided}
