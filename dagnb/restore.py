@@ -80,8 +80,11 @@ def restore_row(graph: Restorable, row: TaskRecord) -> str:
     refused = _refused(graph, row, entry)
     if refused is not None or entry is None:
         return refused or "not in the cache"
-    ((value, miss),) = graph.store.load_each([CacheEntry(row.key or "", row.task, row.fingerprint or "")])
-    return _bound(graph, row, entry, value, miss)
+    try:
+        value = graph.store.load(CacheEntry(row.key or "", row.task, row.fingerprint or ""))
+    except CacheMiss as miss:
+        return _bound(graph, row, entry, None, miss)
+    return _bound(graph, row, entry, value, None)
 
 
 def _asks(graph: Restorable, row: TaskRecord) -> bool:
