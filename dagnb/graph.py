@@ -19,7 +19,7 @@ Responsibilities:
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import networkx as nx
@@ -218,14 +218,24 @@ class TaskGraph:
 
         Ties break by definition order, so output is deterministic.
         """
+        position = self._positions()
+        if targets is None:
+            return list(self._order or ())
+        wanted = self._ancestors_and_self([self.get(t).name for t in targets])
+        return sorted(wanted, key=position.__getitem__)
+
+    def run_order(self) -> Sequence[str]:
+        """Every task in run order, not copied (:meth:`order` copies): read it at once, never keep or change it."""
+        self._positions()
+        return self._order or ()
+
+    def _positions(self) -> dict[str, int]:
+        """Each task's place in the run order (kept until the graph changes)."""
         self._current()
         if self._order is None or self._position is None:
             self._order = _topological(self.specs, self.upstream)
             self._position = {name: i for i, name in enumerate(self._order)}
-        if targets is None:
-            return list(self._order)
-        wanted = self._ancestors_and_self([self.get(t).name for t in targets])
-        return sorted(wanted, key=self._position.__getitem__)
+        return self._position
 
     def _ancestors_and_self(self, names: list[str]) -> set[str]:
         seen, stack = set(names), list(names)
@@ -251,9 +261,7 @@ class TaskGraph:
 
     def sort(self, names: Iterable[str]) -> list[str]:
         """``names`` in run order (upstream first, ties by definition order)."""
-        self.order()
-        assert self._position is not None
-        return sorted(names, key=self._position.__getitem__)
+        return sorted(names, key=self._positions().__getitem__)  # no copy of the whole order: a cell sorts a few
 
     def downstream(self, name: str) -> list[str]:
         """Every task that depends on ``name``, directly or not, upstream first."""

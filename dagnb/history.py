@@ -17,11 +17,12 @@ earlier runs stops at it.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from dagnb.cache.base import RunRecord
+from dagnb.cache.base import RunRecord, TaskRecord
 from dagnb.cache.runlog import ForgedRun
 from dagnb.errors import CommandError
 from dagnb.status import ENDED, WITH_VALUE, word
@@ -134,23 +135,28 @@ def run_record(store: Store, run_id: int, whose: str) -> RunRecord:
 def state_at(store: Store, tasks: TaskGraph, run_id: int, whose: str) -> RunRecord:
     """Run ``run_id`` with, for each of ``tasks`` it did not decide, the row of the latest earlier run that did
     (see ``Graph.state_at``); rows in run order. The walk back goes over the store's scope's runs only
-    (``Store.run_before``: another notebook's runs are not this one's) and stops at one not signed."""
+    (``Store.runs_before``: another notebook's runs are not this one's) and stops at one not signed."""
     run = run_record(store, run_id, whose)
     rows = list(run.tasks)
     wanted = set(tasks.specs) - {row.task for row in rows}
-    earlier = run_id
-    while wanted:
-        try:
-            found = store.run_before(earlier)
-        except ForgedRun:
-            break
-        if found is None:
-            break
-        for row in found.tasks:
-            if row.task in wanted:
-                rows.append(row)
-                wanted.discard(row.task)
-        earlier = found.id
+    if wanted:
+        rows += _latest_rows(store.runs_before(run_id), wanted)
     order = {task: i for i, task in enumerate(tasks.sort({r.task for r in rows} & tasks.specs.keys()))}
     rows.sort(key=lambda row: order.get(row.task, len(order)))
     return RunRecord(run.id, run.started, run.finished, rows)
+
+
+def _latest_rows(earlier: Iterator[RunRecord], wanted: set[str]) -> list[TaskRecord]:
+    """For each task of ``wanted``, its row in the first of the ``earlier`` runs that has one; to a forged run."""
+    rows = []
+    try:
+        for found in earlier:
+            for row in found.tasks:
+                if row.task in wanted:
+                    rows.append(row)
+                    wanted.discard(row.task)
+            if not wanted:
+                break
+    except ForgedRun:
+        pass
+    return rows

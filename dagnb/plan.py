@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
+from operator import attrgetter
 from typing import Any, Literal, Protocol
 
 from dagnb.cache.base import CacheEntry, Store
@@ -173,9 +174,14 @@ class Plan:
     _index: dict[str, Decision] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __getitem__(self, name: str) -> Decision:
+        return self.index()[name]
+
+    def index(self) -> dict[str, Decision]:
+        """Each task's decision, by task (built once per plan; do not change it)."""
         if self._index is None or len(self._index) != len(self.decisions):
-            self._index = {d.task: d for d in self.decisions}
-        return self._index[name]
+            decisions = self.decisions
+            self._index = dict(zip(map(attrgetter("task"), decisions), decisions))
+        return self._index
 
     @property
     def to_run(self) -> list[str]:
@@ -309,9 +315,9 @@ def plan_again(state: PlanState, last: Plan, changed: Iterable[str]) -> tuple[Pl
     The caller vouches that nothing else can have changed since ``last`` (see :meth:`dagnb.api.Graph.replan`).
     A task of ``changed`` that is gone is left out, and so are the tasks it fed, which are decided again.
     """
-    before = {d.task: d for d in last.decisions}
-    order = state.tasks.order(None)
-    again = {t for t in changed if t in state.tasks.specs} | {t for t in order if t not in before}
+    before = last.index()
+    order, specs = state.tasks.run_order(), state.tasks.specs
+    again = {t for t in changed if t in specs} | (specs.keys() - before.keys())
     for task in list(again):
         again |= state.tasks.below(task)
     if not again and len(order) == len(before):
@@ -325,7 +331,19 @@ def plan_again(state: PlanState, last: Plan, changed: Iterable[str]) -> tuple[Pl
     fresh = getattr(state, "fresh_decision", None)
     for name in state.tasks.sort(again):
         decided[name] = _plan_one(state, name, fingerprint_of, frozenset(), fresh)
-    return Plan([decided.get(t) or before[t] for t in order]), again
+    return _merged(before, decided, order), again
+
+
+def _merged(before: dict[str, Decision], decided: dict[str, Decision], order: Sequence[str]) -> Plan:
+    """The plan of ``order``: ``decided``'s decisions, else ``before``'s (copied whole, not task by task in
+    Python: the plan after each cell takes this, and it must not grow with the number of tasks)."""
+    index = {**before, **decided}
+    if len(index) != len(order):  # tasks gone since
+        for gone in index.keys() - set(order):
+            del index[gone]
+    plan = Plan(list(map(index.__getitem__, order)))
+    plan._index = index
+    return plan
 
 
 def priorities(

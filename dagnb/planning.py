@@ -154,7 +154,7 @@ class Planner:
             self.freshness.touch_all()  # `last` is no base for the next plan
             raise
         self.epoch.plan = plan
-        return plan, again | (touched - specs.keys())  # with the tasks gone
+        return plan, again | {t for t in touched if t not in specs}  # with the tasks gone (not a walk over specs)
 
     def stale(self, names: list[str]) -> list[str]:
         """See ``Graph.stale``."""

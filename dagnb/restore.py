@@ -16,7 +16,7 @@ Invariants (each one a wrong value it prevents):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from html import escape
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from dagnb.graph import TaskGraph
     from dagnb.status import Status
 
-__all__ = ["Restorable", "Restored", "restore_row"]
+__all__ = ["Restorable", "Restored", "restore_row", "restore_rows"]
 
 
 class Restorable(Protocol):
@@ -61,13 +61,43 @@ class Restored(dict[str, str]):
         return {"text/plain": self.render_text(), "text/html": f"<pre>{escape(self.render_text())}</pre>"}
 
 
+def restore_rows(graph: Restorable, rows: Iterable[TaskRecord]) -> dict[str, str]:
+    """:func:`restore_row` for each of ``rows``, their entries and values read in one go; outcomes by task."""
+    rows = list(rows)
+    entries = graph.store.entries(row.key for row in rows if _asks(graph, row) and row.key)
+    refusals = [_refused(graph, row, entries.get(row.key or "")) for row in rows]
+    loading = [row for row, refused in zip(rows, refusals) if refused is None]
+    loaded = iter(graph.store.load_each([CacheEntry(r.key or "", r.task, r.fingerprint or "") for r in loading]))
+    outcomes = {}
+    for row, refused in zip(rows, refusals):  # bound in the rows' order, as restore_row would one by one
+        outcomes[row.task] = refused or _bound(graph, row, entries[row.key or ""], *next(loaded))
+    return outcomes
+
+
 def restore_row(graph: Restorable, row: TaskRecord) -> str:
     """Bind the value ``row`` recorded for its task, as ``cached``; say whether it was restored, or why not."""
+    entry = graph.store.entry(row.key) if _asks(graph, row) and row.key else None
+    refused = _refused(graph, row, entry)
+    if refused is not None or entry is None:
+        return refused or "not in the cache"
+    try:
+        value = graph.store.load(CacheEntry(row.key or "", row.task, row.fingerprint or ""))
+    except CacheMiss as miss:
+        return _bound(graph, row, entry, None, miss)
+    return _bound(graph, row, entry, value, None)
+
+
+def _asks(graph: Restorable, row: TaskRecord) -> bool:
+    """Whether restoring ``row`` looks its key up in the cache."""
+    return row.task in graph.tasks and bool(row.key and row.fingerprint)
+
+
+def _refused(graph: Restorable, row: TaskRecord, entry: CacheEntry | None) -> str | None:
+    """Why ``row``, whose key has ``entry`` in the cache, is not restored (``None``: its value is to be loaded)."""
     if row.task not in graph.tasks:
         return "no longer a task"
     if not row.key or not row.fingerprint:
         return f"not restored: it had no value in that run ({row.status})"
-    entry = graph.store.entry(row.key)
     if entry is not None and entry.task != row.task:
         return (
             f"not restored: the history names a cache entry of task `{entry.task}` for it, so dagnb refuses "
@@ -75,11 +105,15 @@ def restore_row(graph: Restorable, row: TaskRecord) -> str:
         )
     if entry is None or row.fingerprint.startswith("key "):
         return "not in the cache"
-    try:
-        value = graph.store.load(CacheEntry(row.key, row.task, row.fingerprint))
-    except CacheMiss as miss:
+    return None
+
+
+def _bound(graph: Restorable, row: TaskRecord, entry: CacheEntry, value: Any, miss: CacheMiss | None) -> str:
+    """Bind ``value`` loaded for ``row`` as ``cached`` (``miss``: it could not be loaded, say why)."""
+    if miss is not None:
         return f"not restored: {miss.reason}"
-    captured = entry.captured if entry.fingerprint == row.fingerprint else []
-    graph._bind(row.task, Result(row.key, row.fingerprint, value, captured))
+    key, fingerprint = row.key or "", row.fingerprint or ""
+    captured = entry.captured if entry.fingerprint == fingerprint else []
+    graph._bind(row.task, Result(key, fingerprint, value, captured))
     graph.statuses[row.task] = "cached"
     return "restored"

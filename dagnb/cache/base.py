@@ -27,7 +27,7 @@ Invariants:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from dagnb.cache.records import CacheEntry, RunRecord, TaskRecord
@@ -118,6 +118,26 @@ class Store(ABC):
     def load(self, entry: CacheEntry) -> Any:
         """The value of ``entry``, or :class:`CacheMiss`."""
 
+    def load_each(self, entries: list[CacheEntry]) -> list[tuple[Any, CacheMiss | None]]:
+        """For each of ``entries``: its value (as :meth:`load`, its own object each) and ``None``, or ``None`` and the
+        :class:`CacheMiss` loading it raised; a disk cache reads their rows at once."""
+        found: list[tuple[Any, CacheMiss | None]] = []
+        for entry in entries:
+            try:
+                found.append((self.load(entry), None))
+            except CacheMiss as miss:
+                found.append((None, miss))
+        return found
+
+    def entries(self, keys: Iterable[str]) -> dict[str, CacheEntry]:
+        """The metadata of each of ``keys`` that has some, by key (as :meth:`entry`; a disk cache reads them at once)."""
+        found = {}
+        for key in keys:
+            entry = self.entry(key)
+            if entry is not None:
+                found[key] = entry
+        return found
+
     def entries_of(self, task: str) -> list[CacheEntry]:
         """Every entry of ``task``, most recently used first."""
         return []
@@ -176,13 +196,13 @@ class Store(ABC):
         """
         return next((r for r in self.runs() if r.id == run_id), None)
 
-    def run_before(self, run_id: int) -> RunRecord | None:
-        """The latest recorded run older than run ``run_id`` (``None`` if there is none).
+    def runs_before(self, run_id: int) -> Iterator[RunRecord]:
+        """The recorded runs older than run ``run_id``, newest first.
 
         Raises:
-            ForgedRun: as :meth:`run`.
+            ForgedRun: on reaching a run as :meth:`run` would refuse (the runs before it were yielded).
         """
-        return next((r for r in self.runs() if r.id < run_id), None)
+        return (r for r in self.runs() if r.id < run_id)
 
     def prune(self, max_bytes: int, keep: Iterable[str] = ()) -> Pruned:
         """Evict least-recently-used values until the rest take at most ``max_bytes``.

@@ -35,11 +35,11 @@ import os
 import pickle
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from dagnb.cache.base import CacheInfo, CacheOpenedReadOnly, CacheReadOnly, Store
+from dagnb.cache.base import CacheInfo, CacheMiss, CacheOpenedReadOnly, CacheReadOnly, Store
 from dagnb.cache.blobs import BlobFiles
 from dagnb.cache.folder import FORMAT_VERSION, open_cache
 from dagnb.cache.heads import migrate_to_5
@@ -139,6 +139,12 @@ class DiskStore(CacheUpkeep, Store):
             pending = self._pending.entry(key)
         return pending if pending is not None else self.meta.entry(key)
 
+    def entries(self, keys: Iterable[str]) -> dict[str, CacheEntry]:
+        wanted = set(keys)
+        with self._lock:
+            pending = {key: entry for key in wanted if (entry := self._pending.entry(key)) is not None}
+        return {**self.meta.entries(wanted - pending.keys()), **pending}
+
     def entries_of(self, task: str) -> list[CacheEntry]:
         with self._lock:
             pending = [copy.copy(w.entry) for w in self._pending.entries.values() if w.entry.task == task][::-1]
@@ -208,6 +214,13 @@ class DiskStore(CacheUpkeep, Store):
         if pending is not None:  # a file not yet in place: wait for it
             self.commit_pending()
         return self.values.load(entry.fingerprint)
+
+    def load_each(self, entries: list[CacheEntry]) -> list[tuple[Any, CacheMiss | None]]:
+        with self._lock:
+            pending = any(e.fingerprint in self._pending.values for e in entries)
+        if pending:  # this process's own writes first, as `load` sees them
+            return super().load_each(entries)
+        return self.values.load_each([e.fingerprint for e in entries])
 
     # ---------------------------------------------------------- writing
 
@@ -308,8 +321,8 @@ class DiskStore(CacheUpkeep, Store):
     def run(self, run_id: int) -> RunRecord | None:
         return self.meta.run(run_id)
 
-    def run_before(self, run_id: int) -> RunRecord | None:
-        return self.meta.run_before(run_id)
+    def runs_before(self, run_id: int) -> Iterator[RunRecord]:
+        return self.meta.runs_before(run_id)
 
     def info(self) -> CacheInfo:
         tasks, values, nbytes, runs, rows = self.meta.counts()

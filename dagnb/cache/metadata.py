@@ -140,6 +140,23 @@ class Metadata:
         rows = self.query("SELECT record, signature FROM entries WHERE key = ?", (key,))
         return self.checked_entry(key, *rows[0]) if rows else None
 
+    def entries(self, keys: Iterable[str]) -> dict[str, CacheEntry]:
+        """The signed entries of ``keys`` that have one, by key: a query per 500 keys, not one per key."""
+        found = {}
+        for row in self._where_in("SELECT key, record, signature FROM entries WHERE key", keys):
+            entry = self.checked_entry(*row)  # no comprehension: a warning names the caller's line
+            if entry is not None:
+                found[entry.key] = entry
+        return found
+
+    def _where_in(self, sql: str, values: Iterable[str]) -> list[tuple[Any, ...]]:
+        """The rows of ``sql`` (a query ending in a column) ``IN`` the ``values``: one query per 500 of them."""
+        wanted, rows = sorted(set(values)), []
+        for start in range(0, len(wanted), 500):
+            batch = tuple(wanted[start : start + 500])
+            rows += self.query(f"{sql} IN ({', '.join('?' * len(batch))})", batch)
+        return rows
+
     def entries_of(self, task: str) -> list[CacheEntry]:
         """The signed entries of ``task``, most recently used first."""
         rows = self.query(
@@ -212,6 +229,11 @@ class Metadata:
             f"SELECT signature, nbytes, digests, {self.value_columns} FROM blobs WHERE fingerprint = ?", (fingerprint,)
         )
         return rows[0] if rows else None
+
+    def value_rows_of(self, fingerprints: Iterable[str]) -> dict[str, ValueRow]:
+        """The value rows of ``fingerprints`` that have one, by fingerprint (a query per 500)."""
+        sql = f"SELECT fingerprint, signature, nbytes, digests, {self.value_columns} FROM blobs WHERE fingerprint"
+        return {fingerprint: tuple(row) for fingerprint, *row in self._where_in(sql, fingerprints)}
 
     def value_rows(self) -> list[tuple[Any, ...]]:
         """Every value row, its fingerprint first (for ``verify``)."""
@@ -311,12 +333,24 @@ class Metadata:
         with self.lock:
             return runlog.read(self.db, self.signer, run_id, self.scope, self.legacy)
 
-    def run_before(self, run_id: int) -> RunRecord | None:
-        """The latest run of this scope older than run ``run_id`` (``None``: there is none)."""
+    def runs_before(self, run_id: int) -> Iterator[RunRecord]:
+        """This scope's runs older than run ``run_id``, newest first, read in batches (each verified).
+
+        Raises:
+            ForgedRun: on reaching a run whose signature does not verify (the runs before it were yielded).
+        """
         if self._mine("runs") is None:
-            return None
-        with self.lock:
-            return runlog.before(self.db, self.signer, self.scope, run_id, self.legacy)
+            return
+        batch = 8  # a walk often ends within a few runs; a long one reads ever larger batches
+        while True:
+            with self.lock:
+                found, forged = runlog.before(self.db, self.signer, self.scope, run_id, batch, self.legacy)
+            yield from found
+            if forged is not None:
+                raise runlog.ForgedRun(forged)
+            if len(found) < batch:
+                return
+            run_id, batch = found[-1].id, min(2 * batch, 512)
 
     def forged_runs(self) -> list[int]:
         """The runs of every scope whose signature does not verify (for ``verify``)."""

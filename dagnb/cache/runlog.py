@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
+from typing import Any
 
 from dagnb.cache.records import TASK_COLUMNS, RunRecord, TaskRecord
 from dagnb.cache.trust import Signer
@@ -115,32 +116,56 @@ def read(
         ForgedRun: its signature does not verify.
     """
     column = "NULL" if legacy else "scope"
-    head = db.execute(f"SELECT started, finished, rows, signature, {column} FROM runs WHERE id = ?", (run,)).fetchone()
-    if head is None or (scope is not None and not legacy and head[4] != scope):
+    head = db.execute(
+        f"SELECT id, started, finished, rows, signature, {column} FROM runs WHERE id = ?", (run,)
+    ).fetchone()
+    if head is None or (scope is not None and not legacy and head[5] != scope):
         return None
-    started, finished, ids_text, signature, found_scope = head
-    try:
-        ids = [int(i) for i in json.loads(ids_text)]
-    except (ValueError, TypeError):
-        raise ForgedRun(run) from None
-    rows = _rows(db, ids)
-    if rows is None or not signer.check(signature, _fields(run, found_scope, started, finished, rows)):
+    found = _verified(db, signer, [head])
+    if not found:
         raise ForgedRun(run)
-    return RunRecord(run, started, finished, [TaskRecord.from_row(r) for r in rows], found_scope or "")
+    return found[0]
+
+
+def _verified(db: sqlite3.Connection, signer: Signer, heads: list[tuple[Any, ...]]) -> list[RunRecord]:
+    """The runs of ``heads`` (rows of ``runs``, in walk order), verified, up to the first that is not.
+
+    Their task rows are read together, a batch of queries for all of them (not a query per run).
+    """
+    wanted = []
+    for head in heads:
+        try:
+            wanted.append([int(i) for i in json.loads(head[3])])
+        except (ValueError, TypeError):
+            break  # unreadable: forged, and the walk stops there
+    stored = _rows_by_id(db, {i for ids in wanted for i in ids})
+    found = []
+    for (run, started, finished, _, signature, scope), ids in zip(heads, wanted):
+        rows = [stored[i] for i in ids if i in stored]
+        if len(rows) != len(ids) or not signer.check(signature, _fields(run, scope, started, finished, rows)):
+            break
+        found.append(RunRecord(run, started, finished, [TaskRecord.from_row(r) for r in rows], scope or ""))
+    return found
 
 
 def _rows(db: sqlite3.Connection, ids: list[int]) -> list[tuple[object, ...]] | None:
     """The task rows ``ids`` in that order (``None`` if any is missing)."""
+    found = _rows_by_id(db, set(ids))
+    if len(found) != len(set(ids)):
+        return None
+    return [found[i] for i in ids]
+
+
+def _rows_by_id(db: sqlite3.Connection, ids: set[int]) -> dict[int, tuple[object, ...]]:
+    """The task rows ``ids`` that are there, by id."""
     found: dict[int, tuple[object, ...]] = {}
-    unique = sorted(set(ids))
+    unique = sorted(ids)
     for start in range(0, len(unique), _BATCH):
         batch = unique[start : start + _BATCH]
         marks = ", ".join("?" * len(batch))
         for row_id, *row in db.execute(f"SELECT id, {_COLUMNS} FROM history_rows WHERE id IN ({marks})", batch):
             found[row_id] = tuple(row)
-    if len(found) != len(unique):
-        return None
-    return [found[i] for i in ids]
+    return found
 
 
 def recent(
@@ -164,15 +189,22 @@ def recent(
     return found, forged
 
 
-def before(db: sqlite3.Connection, signer: Signer, scope: str, run: int, legacy: bool = False) -> RunRecord | None:
-    """The latest run of ``scope`` older than run ``run`` (``None``: there is none), verified.
+def before(
+    db: sqlite3.Connection, signer: Signer, scope: str, run: int, limit: int, legacy: bool = False
+) -> tuple[list[RunRecord], int | None]:
+    """Up to ``limit`` runs of ``scope`` older than run ``run``, newest first, verified; read in one batch.
 
-    Raises:
-        ForgedRun: its signature does not verify.
+    The list stops at the first run whose signature does not verify, whose id comes second (``None``
+    when every run read verified). Fewer than ``limit`` runs and no forged one: there are no more.
     """
-    where, args = ("", ()) if legacy else ("scope = ? AND", (scope,))
-    found = db.execute(f"SELECT MAX(id) FROM runs WHERE {where} id < ?", (*args, run)).fetchone()
-    return read(db, signer, int(found[0]), legacy=legacy) if found and found[0] is not None else None
+    column, where, args = ("NULL", "", ()) if legacy else ("scope", "scope = ? AND", (scope,))
+    heads = db.execute(
+        f"SELECT id, started, finished, rows, signature, {column} FROM runs WHERE {where} id < ? "
+        "ORDER BY id DESC LIMIT ?",
+        (*args, run, limit),
+    ).fetchall()
+    found = _verified(db, signer, heads)
+    return found, (int(heads[len(found)][0]) if len(found) < len(heads) else None)
 
 
 def trim(db: sqlite3.Connection, keep: int = KEEP_RUNS) -> int:

@@ -28,7 +28,7 @@ from typing import Any
 from dagnb.cache import dumping
 from dagnb.cache.base import CacheMiss
 from dagnb.cache.blobs import BlobFiles, valid_fingerprint
-from dagnb.cache.metadata import Metadata
+from dagnb.cache.metadata import Metadata, ValueRow
 from dagnb.cache.records import CacheEntry
 from dagnb.cache.trust import DIGEST, hash_chunk, user_name
 from dagnb.cache.valuecopy import Mismatch, Payload
@@ -113,7 +113,21 @@ class ValueStore:
         return True
 
     def load(self, fingerprint: str) -> Any:
-        row = self.meta.value_row(fingerprint)
+        return self._load_row(fingerprint, self.meta.value_row(fingerprint))
+
+    def load_each(self, fingerprints: list[str]) -> list[tuple[Any, CacheMiss | None]]:
+        """For each of ``fingerprints``: its value (its own object each time) and ``None``, or ``None`` and the
+        :class:`CacheMiss` loading it raised; their rows read at once."""
+        rows = self.meta.value_rows_of(fingerprints)
+        found: list[tuple[Any, CacheMiss | None]] = []
+        for fingerprint in fingerprints:
+            try:
+                found.append((self._load_row(fingerprint, rows.get(fingerprint)), None))
+            except CacheMiss as miss:
+                found.append((None, miss))
+        return found
+
+    def _load_row(self, fingerprint: str, row: ValueRow | None) -> Any:
         if row is None:
             raise CacheMiss("its value is not in the cache")
         expected, payload = self._read_signed(fingerprint, *row)

@@ -24,6 +24,7 @@ import pytest
 from notebook_cells import Notebook
 
 import dagnb
+from dagnb.cache.runlog import ForgedRun
 from dagnb.cache.store import CacheEntry, DiskStore, TaskRecord
 from dagnb.cache.trust import sign
 from dagnb.errors import CommandError, DagnbCacheWarning
@@ -242,3 +243,70 @@ def test_restore_says_why_a_task_was_not_restored(tmp_path: Path) -> None:
         "broken": "not restored: it had no value in that run (failed)",
     }
     nb.graph.store.close()
+
+
+# ------------------------------------------------------- walking back
+
+
+def test_restore_walks_back_one_run_per_task_and_stops_at_a_forged_run(tmp_path: Path) -> None:
+    nb = Notebook(tmp_path)
+    names = [nb.task(f"def a{i}():\n    note('a{i}')\n    return {i} * 7\n") for i in range(40)]
+    ids = []
+    for name in names:  # one run per task, as a Run All of cells records (more runs than one batch reads)
+        nb.run(name)
+        ids.append(nb.graph.last_history_id)
+    assert [len(nb.graph.store.run(i).tasks) for i in ids] == [1] * 40
+    for name in names:
+        nb.ns[name] = None
+    said = nb.graph.restore(ids[-1])
+    assert said == {name: "restored" for name in names}
+    assert [nb.ns[name] for name in names] == [i * 7 for i in range(40)]
+    assert list(said) == names, "in run order"
+
+    nb.graph.store.close()
+    edit(tmp_path / "cache", "UPDATE runs SET finished = finished + 1 WHERE id = ?", (ids[9],))  # the run of a9
+    again = Notebook(tmp_path)
+    for i in range(40):
+        again.task(f"def a{i}():\n    note('a{i}')\n    return {i} * 7\n")
+    said = again.graph.restore(ids[-1])
+    assert said == {name: "restored" for name in names[10:]}, "the walk back stops at the forged run"
+    assert [name in again.graph.results for name in names[:10]] == [False] * 10, "no value bound to the older ones"
+    assert faultlib_runs(tmp_path) == names, "restoring runs nothing"
+    again.graph.store.close()
+    faultlib.record_case("test_history_rows", "restored the last of 40 one-task runs (walked back in batches), "
+                                              "then with run 10 forged: the 30 runs after it, nothing older")
+
+
+def test_runs_before_reads_in_batches_newest_first_to_a_forged_run(tmp_path: Path) -> None:
+    store = DiskStore(tmp_path / "cache")
+    ids = [store.record_run(float(i), i + 0.5, [TaskRecord(f"t{i}", "done", key=f"k{i}", fingerprint=f"f{i}")])
+           for i in range(70)]
+    walked = list(store.runs_before(ids[-1]))
+    assert [r.id for r in walked] == ids[-2::-1]
+    assert [r.tasks[0].task for r in walked[:2]] == ["t68", "t67"] and walked[-1].started == 0.0
+    assert list(store.runs_before(ids[0])) == []
+    edit(tmp_path / "cache", "UPDATE history_rows SET output = 'other' WHERE task = 't30'")
+    seen = []
+    with pytest.raises(ForgedRun) as forged:
+        for run in store.runs_before(ids[-1]):
+            seen.append(run.id)
+    assert (seen, forged.value.run) == (ids[-2:30:-1], ids[30])
+    store.close()
+
+
+def test_entries_reads_pending_and_committed_entries_at_once(tmp_path: Path) -> None:
+    nb, _ = filled(tmp_path)
+    store = nb.graph.store
+    keys = {t: nb.graph.results[t].key for t in ("stamp", "double")}
+    store.begin_batch()
+    try:
+        store.put(CacheEntry("new-key", "seed", "f" * 32, stored=False), None)
+        found = store.entries([*keys.values(), "new-key", "no-such-key"])
+        assert {k: e.task for k, e in found.items()} == {keys["stamp"]: "stamp", keys["double"]: "double",
+                                                         "new-key": "seed"}
+    finally:
+        store.flush()
+    edit(tmp_path / "cache", "UPDATE entries SET signature = 'forged' WHERE key = ?", (keys["stamp"],))
+    with pytest.warns(DagnbCacheWarning, match="is not signed with your secret"):
+        assert set(store.entries(keys.values())) == {keys["double"]}
+    store.close()

@@ -123,6 +123,11 @@ def test_the_plan_since_the_last_one_decides_again_only_what_changed_and_equals_
         last, again = graph.plan_since(last)
         assert again == expected
         _same(last, plan_run(graph))
+        assert all(last[d.task] is d for d in last.decisions)
+    graph.drop("three")  # a task gone: the plan that follows leaves it out, its index too
+    last, again = graph.plan_since(last)
+    _same(last, plan_run(graph))
+    assert "three" in again and "three" not in last.index() and len(last.index()) == len(last.decisions)
     graph.drop("one")  # `two` no longer resolves: the plan after it says why, as a full plan does
     with pytest.raises(UnresolvedParameter):
         graph.plan_since(last)
