@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from dagnb.cache.store import CacheEntry, Pruned, RunRecord, Store, open_store
 from dagnb.history import History, RunDiff, diff_runs, run_record, state_at
-from dagnb.restore import Restored, restore_row
+from dagnb.restore import Restored, restore_rows
 from dagnb.scope import Scope
 
 if TYPE_CHECKING:
@@ -136,6 +136,6 @@ class Records:
         each other. A history row that names an entry of another task is
         refused.
         """
-        restored = Restored(run_id, {row.task: restore_row(self, row) for row in self.state_at(run_id).tasks})
+        restored = Restored(run_id, restore_rows(self, self.state_at(run_id).tasks))
         self._planner.values_bound()
         return restored

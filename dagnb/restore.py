@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from dagnb.graph import TaskGraph
     from dagnb.status import Status
 
-__all__ = ["Restorable", "Restored", "restore_row", "restore_rows"]
+__all__ = ["Restorable", "Restored", "restore_rows"]
 
 
 class Restorable(Protocol):
@@ -62,29 +62,17 @@ class Restored(dict[str, str]):
 
 
 def restore_rows(graph: Restorable, rows: Iterable[TaskRecord]) -> dict[str, str]:
-    """:func:`restore_row` for each of ``rows``, their entries and values read in one go; outcomes by task."""
+    """Bind the value each of ``rows`` recorded for its task, as ``cached``; say per task whether it was restored,
+    or why not. Their entries and values are read in one go."""
     rows = list(rows)
     entries = graph.store.entries(row.key for row in rows if _asks(graph, row) and row.key)
     refusals = [_refused(graph, row, entries.get(row.key or "")) for row in rows]
     loading = [row for row, refused in zip(rows, refusals) if refused is None]
     loaded = iter(graph.store.load_each([CacheEntry(r.key or "", r.task, r.fingerprint or "") for r in loading]))
     outcomes = {}
-    for row, refused in zip(rows, refusals):  # bound in the rows' order, as restore_row would one by one
+    for row, refused in zip(rows, refusals):  # bound in the rows' order
         outcomes[row.task] = refused or _bound(graph, row, entries[row.key or ""], *next(loaded))
     return outcomes
-
-
-def restore_row(graph: Restorable, row: TaskRecord) -> str:
-    """Bind the value ``row`` recorded for its task, as ``cached``; say whether it was restored, or why not."""
-    entry = graph.store.entry(row.key) if _asks(graph, row) and row.key else None
-    refused = _refused(graph, row, entry)
-    if refused is not None or entry is None:
-        return refused or "not in the cache"
-    try:
-        value = graph.store.load(CacheEntry(row.key or "", row.task, row.fingerprint or ""))
-    except CacheMiss as miss:
-        return _bound(graph, row, entry, None, miss)
-    return _bound(graph, row, entry, value, None)
 
 
 def _asks(graph: Restorable, row: TaskRecord) -> bool:

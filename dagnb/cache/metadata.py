@@ -5,8 +5,9 @@ Tables: ``entries`` (key -> a task's record, :mod:`dagnb.cache.records`),
 small value's own bytes), shared by every scope; and per scope (a notebook,
 or a folder: :mod:`dagnb.cache.heads`) ``heads`` (task -> the key it last
 had), ``hits`` (key -> count and time saved) and the run history
-(:mod:`dagnb.cache.runlog`). A :class:`Metadata` reads and writes the rows
-of one scope at a time (:attr:`Metadata.scope`).
+(:mod:`dagnb.cache.runlog`, read and written through
+:class:`~dagnb.cache.run_rows.RunRows`). A :class:`Metadata` reads and
+writes the rows of one scope at a time (:attr:`Metadata.scope`).
 
 Invariants:
 
@@ -36,7 +37,8 @@ from typing import Any
 
 from dagnb.cache import heads, runlog
 from dagnb.cache.heads import head_fields, hit_fields
-from dagnb.cache.records import CacheEntry, RunRecord, TaskRecord
+from dagnb.cache.records import CacheEntry
+from dagnb.cache.run_rows import RunRows
 from dagnb.cache.trust import Signer
 from dagnb.errors import DagnbCacheWarning
 
@@ -61,7 +63,7 @@ CREATE TABLE IF NOT EXISTS blobs (
 ValueRow = tuple[Any, ...]  # signature, nbytes, digests, data (a small value's bytes, or None), owner
 
 
-class Metadata:
+class Metadata(RunRows):
     """The signed rows of one cache folder.
 
     Responsibilities: read entries, heads, hit counts, value rows and runs,
@@ -305,63 +307,6 @@ class Metadata:
             before = totals.get(entry.task, (0, 0.0))
             totals[entry.task] = (before[0] + int(count), before[1] + float(saved))
         return totals
-
-    # ---------------------------------------------------------- history
-
-    def record_run(self, started: float, finished: float, tasks: list[TaskRecord]) -> int:
-        with self.writing() as db:
-            return runlog.record(db, self.signer, self.scope, started, finished, tasks)
-
-    def runs(self, limit: int | None = None) -> list[RunRecord]:
-        if self._mine("runs") is None:
-            return []
-        with self.lock:
-            found, forged = runlog.recent(self.db, self.signer, self.scope, limit, self.legacy)
-        if forged:
-            self._warn_once(
-                "runs",
-                f"{forged} runs in the history of the cache at {self.location} are not signed with your "
-                f"secret; dagnb leaves them out (`dagnb cache verify` removes them).",
-                stacklevel=3,
-            )
-        return found
-
-    def run(self, run_id: int) -> RunRecord | None:
-        """Run ``run_id`` if it is this scope's (``None`` if it is another's, or none)."""
-        if self._mine("runs") is None:
-            return None
-        with self.lock:
-            return runlog.read(self.db, self.signer, run_id, self.scope, self.legacy)
-
-    def runs_before(self, run_id: int) -> Iterator[RunRecord]:
-        """This scope's runs older than run ``run_id``, newest first, read in batches (each verified).
-
-        Raises:
-            ForgedRun: on reaching a run whose signature does not verify (the runs before it were yielded).
-        """
-        if self._mine("runs") is None:
-            return
-        batch = 8  # a walk often ends within a few runs; a long one reads ever larger batches
-        while True:
-            with self.lock:
-                found, forged = runlog.before(self.db, self.signer, self.scope, run_id, batch, self.legacy)
-            yield from found
-            if forged is not None:
-                raise runlog.ForgedRun(forged)
-            if len(found) < batch:
-                return
-            run_id, batch = found[-1].id, min(2 * batch, 512)
-
-    def forged_runs(self) -> list[int]:
-        """The runs of every scope whose signature does not verify (for ``verify``)."""
-        forged = []
-        for (run,) in self.query("SELECT id FROM runs"):
-            try:
-                with self.lock:
-                    runlog.read(self.db, self.signer, run, legacy=self.legacy)
-            except runlog.ForgedRun:
-                forged.append(run)
-        return forged
 
     # ---------------------------------------------------------- totals
 
