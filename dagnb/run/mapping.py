@@ -9,10 +9,15 @@ without ``files``, plus that element's fingerprint. So when one element of
 1,000 changes, one call runs; the rest load from the cache.
 
 Responsibilities:
-    * split a collection into items and fingerprint each one;
-    * find which items the cache already has (in the kernel, before the run);
-    * the call a worker makes for the missing items, and reassembly;
-    * counting computed items while the task runs, for live progress.
+    * split a collection into elements and fingerprint each one;
+    * find which elements the cache already has (in the kernel, before the run);
+    * the call a worker makes for the missing elements, and reassembly;
+    * counting computed elements while the task runs, for live progress.
+
+The code's names say "item" (``item_key``, ``call_items``, the ``items``
+count of events and reports) for what users read as an *element*: one value
+of a ``--map`` input (see the glossary). The names stay, since events and
+reports are public.
 """
 
 from __future__ import annotations
