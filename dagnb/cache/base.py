@@ -184,6 +184,14 @@ class Store(ABC):
     def record_run(self, started: float, finished: float, tasks: list[TaskRecord]) -> int:
         """Keep a finished run in the history; return its id (0 where no history is kept)."""
 
+    def settle_run(
+        self, hits: Iterable[tuple[str, float]], started: float, finished: float, tasks: list[TaskRecord]
+    ) -> int:
+        """What the end of a run writes: :meth:`touch` its ``hits``, then :meth:`record_run` (a disk store does
+        both in one transaction); return the run's id."""
+        self.touch(hits)
+        return self.record_run(started, finished, tasks)
+
     @abstractmethod
     def runs(self, limit: int | None = None) -> list[RunRecord]:
         """Recent runs, newest first."""

@@ -307,6 +307,16 @@ class DiskStore(CacheUpkeep, Store):
         if hits and not self.read_only:
             self.meta.touch(hits)
 
+    def settle_run(
+        self, hits: Iterable[tuple[str, float]], started: float, finished: float, tasks: list[TaskRecord]
+    ) -> int:
+        hits = list(hits)
+        if hits and self._looking:
+            raise CacheOpenedReadOnly(self.location, "touch")
+        if self._looking:
+            raise CacheOpenedReadOnly(self.location, "record_run")
+        return 0 if self.read_only else self.meta.settle_run(hits, started, finished, tasks)
+
     def hit_totals(self) -> dict[str, tuple[int, float]]:
         return self.meta.hit_totals()
 

@@ -37,7 +37,7 @@ from typing import Any
 
 from dagnb.cache import heads, runlog
 from dagnb.cache.heads import head_fields, hit_fields
-from dagnb.cache.records import CacheEntry
+from dagnb.cache.records import CacheEntry, TaskRecord
 from dagnb.cache.run_rows import RunRows
 from dagnb.cache.trust import Signer
 from dagnb.errors import DagnbCacheWarning
@@ -263,18 +263,29 @@ class Metadata(RunRows):
 
     def touch(self, hits: list[tuple[str, float]]) -> None:
         """Count each hit ``(key, time saved)`` and mark its entry and value used now."""
+        with self.writing() as db:
+            self._touch_rows(db, hits)
+
+    def settle_run(
+        self, hits: list[tuple[str, float]], started: float, finished: float, tasks: list[TaskRecord]
+    ) -> int:
+        """:meth:`touch` and :meth:`record_run` in one transaction (what the end of every run writes)."""
+        with self.writing() as db:
+            self._touch_rows(db, hits)
+            return runlog.record(db, self.signer, self.scope, started, finished, tasks)
+
+    def _touch_rows(self, db: sqlite3.Connection, hits: list[tuple[str, float]]) -> None:
         now = time.time()
         rows = [(now, key) for key, _ in hits]
-        with self.writing() as db:
-            db.executemany("UPDATE entries SET last_used = ? WHERE key = ?", rows)
-            db.executemany(
-                "UPDATE blobs SET last_used = ? WHERE fingerprint = (SELECT output FROM entries WHERE key = ?)", rows
+        db.executemany("UPDATE entries SET last_used = ? WHERE key = ?", rows)
+        db.executemany(
+            "UPDATE blobs SET last_used = ? WHERE fingerprint = (SELECT output FROM entries WHERE key = ?)", rows
+        )
+        for key, saved in hits:
+            count, total = self._hit_count(key)
+            db.execute(
+                "INSERT OR REPLACE INTO hits VALUES (?, ?, ?, ?, ?)", self._hit_row(key, count + 1, total + saved)
             )
-            for key, saved in hits:
-                count, total = self._hit_count(key)
-                db.execute(
-                    "INSERT OR REPLACE INTO hits VALUES (?, ?, ?, ?, ?)", self._hit_row(key, count + 1, total + saved)
-                )
 
     def _hit_row(self, key: str, count: int, saved: float) -> tuple[Any, ...]:
         return self.scope, key, count, saved, self.signer.sign(hit_fields(self.scope, key, count, saved))

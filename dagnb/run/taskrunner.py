@@ -280,8 +280,7 @@ class TaskRunner:
             committing.not_stored(graph, entry, exc)
         hits, self.touched = self.touched, []
         try:
-            graph.store.touch(hits)  # one transaction per run
-            graph.last_history_id = graph.store.record_run(self.started, time.time(), self._history_rows())
+            graph.last_history_id = graph.store.settle_run(hits, self.started, time.time(), self._history_rows())
         except sqlite3.Error as exc:  # a full disk: the values are fine, the bookkeeping waits
             warnings.warn(
                 f"dagnb could not record this run in the cache ({exc}); values are unaffected.",

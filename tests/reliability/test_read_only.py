@@ -120,6 +120,7 @@ def test_every_write_asked_of_a_read_only_store_raises(tmp_path: Path) -> None:
     entry = CacheEntry("k-other", "other", dagnb.fingerprint(3))
     writes = {"put (task `other`)": lambda: store.put(entry, 3), "set_head": lambda: store.set_head("small", "k"),
               "touch": lambda: store.touch([("k-small", 1.0)]), "record_run": lambda: store.record_run(1.0, 2.0, []),
+
               "clear": lambda: store.clear(), "prune": lambda: store.prune(0)}
     for action, write in writes.items():
         with pytest.raises(CacheOpenedReadOnly) as refused:
@@ -128,6 +129,9 @@ def test_every_write_asked_of_a_read_only_store_raises(tmp_path: Path) -> None:
         assert str(refused.value) == (
             f"The cache at {root.resolve()} was opened read-only (`read_only=True`, as `dagnb check --plan` opens "
             f"it), so `{action}` cannot change it; nothing was written. Open it without `read_only` to write to it.")
+    for hits, action in (([("k-small", 1.0)], "touch"), ([], "record_run")):  # the end of a run: both in one
+        with pytest.raises(CacheOpenedReadOnly, match=f"so `{action}` cannot change it"):
+            store.settle_run(hits, 1.0, 2.0, [])
     store.begin_batch()  # a batch of no writes: nothing to refuse, no writer thread
     assert store.flush() == []
     read_everything(store)

@@ -128,6 +128,17 @@ class TestStoreContract:
         store.touch([("k1", 1.5), ("k3", 2.0)])
         assert store.hit_totals() == {"a": (3, 3.25), "b": (1, 2.0)}
 
+    def test_the_end_of_a_run_counts_its_hits_and_records_it(self, store: Store) -> None:
+        """``settle_run`` is ``touch`` then ``record_run`` (one transaction in a disk store)."""
+        store.put(_entry("k1", "a", 1), 1)
+        run_id = store.settle_run([("k1", 1.5)], 1.0, 2.0, [])
+        assert store.hit_totals() == {"a": (1, 1.5)}
+        recorded = store.runs()
+        if run_id:  # a store that keeps history
+            assert [(r.id, r.started, r.finished) for r in recorded] == [(run_id, 1.0, 2.0)]
+        else:
+            assert recorded == []
+
     def test_clearing_a_task_forgets_its_hits(self, store: Store) -> None:
         store.put(_entry("k1", "a", 1), 1)
         store.put(_entry("k2", "b", 2), 2)
