@@ -68,17 +68,17 @@ def test_after_an_observer_and_the_bookkeeping_each_raise_once_every_later_run_i
         heard.append(type(event).__name__)
         raise RuntimeError("always")
 
-    record_run = nb.graph.store.record_run
+    settle_run = nb.graph.store.settle_run  # what the end of a run writes: its hits and its history row
     calls: list[int] = []
 
-    def record_run_once_broken(*args: object) -> int:
+    def settle_run_once_broken(*args: object) -> int:
         calls.append(1)
         if len(calls) == 1:
             raise ValueError("an unexpected row")
-        return record_run(*args)  # type: ignore[arg-type]
+        return settle_run(*args)  # type: ignore[arg-type]
 
     nb.graph.bus.subscribe(broken)
-    monkeypatch.setattr(nb.graph.store, "record_run", record_run_once_broken)
+    monkeypatch.setattr(nb.graph.store, "settle_run", settle_run_once_broken)
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
         assert nb.run()[1] == ["a", "b", "c", "d"]
