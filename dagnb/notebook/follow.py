@@ -115,12 +115,11 @@ class Follower:
             publish_display_data(line_bundle(task, status, text), metadata=metadata)
             return
         self.ids[task] = display_id = f"dagnb-status-{os.getpid()}-{next(_ids)}"
+        bundle = line_bundle(task, status, text)
         if self._sender is not None:
-            self._sender.show(display_id, line_bundle(task, status, text), metadata)
+            self._sender.show(display_id, bundle, metadata)
         else:
-            publish_display_data(
-                line_bundle(task, status, text), metadata=metadata, transient={"display_id": display_id}
-            )
+            publish_display_data(bundle, metadata=metadata, transient={"display_id": display_id})
         self.lines.shown(task, status, text, record.get("dagnb", {}), why)
 
     def forget(self, *tasks: str) -> None:

@@ -64,7 +64,7 @@ class LineSender:
 
     def later(self, display_id: str, bundle: dict[str, str], metadata: dict[str, Any]) -> None:
         """Queue the line ``display_id`` to show ``bundle``; a later call for the same line replaces it."""
-        content = {"data": bundle, "metadata": metadata, "transient": {"display_id": display_id}}
+        content = _content(display_id, bundle, metadata)
         with self._ready:
             self._queued.pop(display_id, None)  # to the end: updates go out in the order of their latest change
             self._queued[display_id] = (content, self._publisher.parent_header)
@@ -83,12 +83,9 @@ class LineSender:
         if not all(_quiet(stream) for stream in (sys.stdout, sys.stderr)):
             sys.stdout.flush()
             sys.stderr.flush()
-        content = {"data": bundle, "metadata": metadata, "transient": {"display_id": display_id}}
         with self._sending:
             self._send_queued()
-            session = self._publisher.session
-            msg = session.msg("display_data", content, parent=self._publisher.parent_header)
-            session.send(self._publisher.pub_socket, msg, ident=self._publisher.topic)
+            self._send("display_data", _content(display_id, bundle, metadata), self._publisher.parent_header)
 
     def flush(self) -> None:
         """Send every queued update now (after the batch being sent, if any)."""
@@ -98,9 +95,12 @@ class LineSender:
     def _send_queued(self) -> None:
         with self._ready:
             queued, self._queued = self._queued, {}
-        session, socket, topic = self._publisher.session, self._publisher.pub_socket, self._publisher.topic
         for content, parent in queued.values():
-            session.send(socket, session.msg("update_display_data", content, parent=parent), ident=topic)
+            self._send("update_display_data", content, parent)
+
+    def _send(self, kind: str, content: dict[str, Any], parent: dict[str, Any]) -> None:
+        session = self._publisher.session
+        session.send(self._publisher.pub_socket, session.msg(kind, content, parent=parent), ident=self._publisher.topic)
 
     def _send_forever(self) -> None:
         while True:
@@ -112,6 +112,10 @@ class LineSender:
                 self.flush()
             except Exception:  # noqa: BLE001, S110 - a lost batch: the line's next change, or the cell's end, sends it
                 pass
+
+
+def _content(display_id: str, bundle: dict[str, str], metadata: dict[str, Any]) -> dict[str, Any]:
+    return {"data": bundle, "metadata": metadata, "transient": {"display_id": display_id}}
 
 
 def _quiet(stream: Any) -> bool:
