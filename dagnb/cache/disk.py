@@ -311,10 +311,8 @@ class DiskStore(CacheUpkeep, Store):
         self, hits: Iterable[tuple[str, float]], started: float, finished: float, tasks: list[TaskRecord]
     ) -> int:
         hits = list(hits)
-        if hits and self._looking:
-            raise CacheOpenedReadOnly(self.location, "touch")
-        if self._looking:
-            raise CacheOpenedReadOnly(self.location, "record_run")
+        if self._looking:  # refused as touch, or (with no hits) as record_run, would be
+            raise CacheOpenedReadOnly(self.location, "touch" if hits else "record_run")
         return 0 if self.read_only else self.meta.settle_run(hits, started, finished, tasks)
 
     def hit_totals(self) -> dict[str, tuple[int, float]]:
