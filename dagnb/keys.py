@@ -1,9 +1,9 @@
 """A task's key, what it was made of, and why it changed.
 
-A task's *key* hashes its code fingerprint (own code, helpers, globals,
-modules, Python version) with the fingerprint of each input: a constant or
-external input by value, an upstream input by the *fingerprint* of the
-upstream's value. So a rerun that yields an identical value leaves every
+A task's *key* hashes the fingerprint format (``FORMAT``) and its code
+fingerprint (own code, helpers, globals, modules, Python version) with the
+fingerprint of each input: a constant or external input by value, an
+upstream input by the *fingerprint* of the upstream's value. So a rerun that yields an identical value leaves every
 downstream key unchanged: early cutoff. A task that reads another task's
 variable as a global (no parameter) has that task as an upstream input too.
 
@@ -30,6 +30,7 @@ import xxhash
 from dagnb.cache.base import CacheEntry
 from dagnb.errors import UnfingerprintableWarning, untracked_message, warn_at
 from dagnb.fingerprints.code import Untracked, code_fingerprint, untracked_value
+from dagnb.fingerprints.stream import FORMAT
 from dagnb.fingerprints.values import fingerprint
 from dagnb.graph import Input, TaskSpec
 from dagnb.keyparts import Fed
@@ -86,7 +87,10 @@ def compute_key(
     for name in hidden:
         fed[name] = Fed("upstream", upstream[name]).render()
     hashed = "".join([code.digest, *[f"\0{param}\0{fed[param]}" for param in sorted(fed)]])
-    return KeyInfo(xxhash.xxh3_128_hexdigest(b"key" + hashed.encode()), code.parts, fed, values, tuple(untracked))
+    # The fingerprint format is part of every key: a new one gives every task a new key (no result found under
+    # an old key carries an upstream fingerprint of the old format into the new).
+    key = xxhash.xxh3_128_hexdigest(b"key\0" + FORMAT + b"\0" + hashed.encode())
+    return KeyInfo(key, code.parts, fed, values, tuple(untracked))
 
 
 _told: set[tuple[str, Untracked]] = set()  # (task, what) already explained in this process

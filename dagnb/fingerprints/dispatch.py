@@ -29,7 +29,6 @@ the libraries' handlers, the pickle fallback) is handed in.
 from __future__ import annotations
 
 import functools
-import io
 import pickle
 import struct
 import sys
@@ -98,49 +97,63 @@ def _feed_set(tag: bytes) -> Feeder:
     return feed
 
 
-_PLAIN_ATOMS = frozenset({type(None), bool, int, float, str, bytes})
-_PLAIN_CONTAINERS = frozenset({list, tuple, dict})
+class _NotPlain(Exception):
+    """Raised by :class:`_PlainPickler` at the first object that is not plain data."""
 
 
-def _is_plain(value: Any) -> bool:
-    """Whether ``value`` (a list, tuple or dict) holds only None, bools, ints, floats, strings and bytes, in
-    lists, tuples and dicts. The element types are gathered at C speed (``set(map(type, ...))``)."""
-    parts = (value, value.values()) if type(value) is dict else (value,)
-    for part in parts:
-        kinds = set(map(type, part))
-        if kinds <= _PLAIN_ATOMS:
-            continue
-        if not kinds <= _PLAIN_ATOMS | _PLAIN_CONTAINERS:
-            return False
-        if not all(_is_plain(item) for item in part if type(item) in _PLAIN_CONTAINERS):
-            return False
-    return True
+class _PlainPickler(pickle.Pickler):
+    """C pickle, protocol 3, that refuses at once any object but plain data.
+
+    C pickle writes None, bools, ints, floats, strings, bytes, lists, tuples
+    and dicts (exact types) itself, and asks :meth:`reducer_override` about
+    everything else. At protocol 3 that includes sets, frozensets and
+    bytearrays: it writes them as a call of their type, and asks about the
+    type (protocols 4 and 5 write them without asking anything). So one pass
+    at pickle's speed both checks and writes.
+    """
+
+    def reducer_override(self, obj: Any) -> Any:
+        raise _NotPlain
+
+
+def _plain_pickle(value: Any) -> bytes | None:
+    """The pickle of ``value`` if it holds only plain data, else None."""
+    out: list[bytes] = []
+    sink = _Sink()
+    sink.write = out.append
+    pickler = _PlainPickler(sink, protocol=3)
+    pickler.fast = True  # no memo: identity never counts
+    try:
+        pickler.dump(value)
+    except (_NotPlain, ValueError, pickle.PicklingError):  # ValueError: it holds itself
+        return None
+    return b"".join(out) if len(out) != 1 else out[0]
+
+
+class _Sink:
+    """A file for the pickler: its ``write`` is set per dump."""
+
+    write: Callable[[bytes], Any]
 
 
 def _feed_plain(tag: bytes, walk: Feeder) -> Feeder:
     """Lists, tuples and dicts of plain data go in as their pickle, written by C at pickle's speed.
 
-    The pickle of plain data is canonical: no memo (so identity never
-    counts), dicts in insertion order, ``-0.0`` and ``0.0`` apart. Anything
-    else inside (a set, whose pickle follows hash order; an object; an
-    array) makes the container go element by element. Which way a container
-    goes depends only on what it holds.
+    Plain data is None, bools, ints, floats, strings and bytes, in lists,
+    tuples and dicts (exact types). Its pickle is canonical: no memo (so
+    identity never counts), dicts in insertion order, ``-0.0`` and ``0.0``
+    apart. Anything else inside (a set, whose pickle follows hash order; a
+    bytearray; an object; an array) makes the container go element by
+    element. Which way a container goes depends only on what it holds.
     """
 
     def feed(value: Any, h: Any) -> None:
-        if not _is_plain(value):
-            walk(value, h)
-            return
-        buffer = io.BytesIO()
-        pickler = pickle.Pickler(buffer, protocol=5)
-        pickler.fast = True
-        try:
-            pickler.dump(value)
-        except ValueError:  # it holds itself (fast mode sees the loop)
+        data = _plain_pickle(value)
+        if data is None:
             walk(value, h)
             return
         h.update(tag)
-        _blob(h, buffer.getbuffer())
+        _blob(h, data)
 
     return feed
 

@@ -34,7 +34,7 @@ import xxhash
 from dagnb._moved import named_as_before
 
 #: Bumped whenever the byte stream of a value changes; pinned-digest tests guard it.
-FORMAT = b"dagnb-fp-2"
+FORMAT = b"dagnb-fp-3"
 
 #: A handler: writes a value into a hash object.
 Feeder = Callable[[Any, Any], None]

@@ -27,8 +27,8 @@ from dagnb.fingerprints import values as hashing
 # pandas 3 gives column labels its `str` dtype (pandas 2: `object`); dtype is
 # part of a fingerprint by design, so frame and series pins depend on the major.
 _BY_PANDAS = {
-    2: {"DataFrame": "890da5fac4655180d79c088fffe7fcdc", "Series": "f621b401d53941eebbdc053b0c158616"},
-    3: {"DataFrame": "23d3cde7411235e3ba4383b2a958e0db", "Series": "04ef238d37c3acedfb7da0deb9facbf0"},
+    2: {"DataFrame": "ef4ec925e3932e61488d8ff5a4894303", "Series": "e987fb4b948a2bcb8604fb6e61d8988f"},
+    3: {"DataFrame": "7bf0b74fffcfd0e0c29f9c46f22860a7", "Series": "16191ac63429ba7c64ebe4388bc35d36"},
 }[int(pd.__version__.split(".")[0])]
 
 
@@ -56,32 +56,32 @@ def _file_ref() -> dagnb.FileRef:
 # upgrade: that is only acceptable together with a bump of `hashing.FORMAT`
 # (and then every pin here is regenerated on purpose).
 PINNED: list[tuple[str, Callable[[], Any], str]] = [
-    ("None", lambda: None, "175290aa16c0b250e1d4863c9441aa6d"),
-    ("True", lambda: True, "90c179a9b980296ef5d84b2a81e56b75"),
-    ("0", lambda: 0, "03f4effb5e1ac0526126ef890d5c93f2"),
-    ("-1", lambda: -1, "013c5775e3e18b09e4d0f2d0a9a4a29f"),
-    ("2**100", lambda: 2**100, "c2003fb8b93ec9f5fbe2b6a9fe637ec9"),
-    ("1.5", lambda: 1.5, "71de29408914849fa89318c0424db44e"),
-    ("-0.0", lambda: -0.0, "2b20b5ce6a023167986770ae7120f16b"),
-    ("empty str", lambda: "", "efba0b09ba38b7d6e9b9ff265d84fa47"),
-    ("str 1", lambda: "1", "72db90a6724fdd1edcbb5e7167954b61"),
-    ("bytes 1", lambda: b"1", "c78c9aeffca1d6e0c3cdee608868b2b8"),
-    ("tuple", lambda: (1,), "2e81f67f12c4f23ff7b1a625b3ecd23e"),
-    ("list", lambda: [1], "8455f6310774ce1aec331bf4ea5b44a5"),
-    ("dict", lambda: {"a": 1}, "d9a06044acb628cc4962f0ecbe7eaab4"),
-    ("set", lambda: {1, 2}, "63a6ab7727408418ffd50d9d153118d3"),
-    ("frozenset", lambda: frozenset({"x", "y"}), "c10ed8f4a1d2ea00826fab628068686a"),
+    ("None", lambda: None, "82b8ac4e7b96a6b1146010a8cab4eb44"),
+    ("True", lambda: True, "c597f549acce6d1feb2db3e35bc57941"),
+    ("0", lambda: 0, "7f25bc257aa966cd6f949291b4ae7164"),
+    ("-1", lambda: -1, "1b3856883172b364dd7510d0d94dcc4b"),
+    ("2**100", lambda: 2**100, "7bfa9d7e30beb3a7e24e91f06b5d8b36"),
+    ("1.5", lambda: 1.5, "debbcc43d138374f31eb4204cf258918"),
+    ("-0.0", lambda: -0.0, "1c2dfc65d6926e3efa7145ead2f0b3b7"),
+    ("empty str", lambda: "", "93e22d53f2462650796c0dadfb524470"),
+    ("str 1", lambda: "1", "bb557405bea05a7284432c539972aece"),
+    ("bytes 1", lambda: b"1", "c1c5eacb1781a45e0bc6f1d17eb0af94"),
+    ("tuple", lambda: (1,), "1abb653b6bbb37c46f1b2391311e7a94"),
+    ("list", lambda: [1], "e9d306aa01cad13bad78bd281a8aab7a"),
+    ("dict", lambda: {"a": 1}, "839ac412f3b4745e6e64d1dd749ad043"),
+    ("set", lambda: {1, 2}, "e42f31c5824df73a0c69d70cb39f51f0"),
+    ("frozenset", lambda: frozenset({"x", "y"}), "8432346b995abdd29b28ed900be384d2"),
     # a set or a bytearray inside a list, tuple or dict makes the container go element by element (the C
     # pickler writes sets in hash order, and writes them without asking any hook: a check must see them)
-    ("list holding a set", lambda: [1, {2, 3}], "83ad7fd0252ef72038f8f15fa2e36e28"),
-    ("dict holding a frozenset", lambda: {"k": (b"x", frozenset({"a", "b", "c"}))}, "5762cdab0c6b3048d8a9bb6bb6a98a90"),
-    ("list holding a bytearray", lambda: [bytearray(b"ab"), 1.5], "01d6dcee173dfb0fc61265cabeec4cf5"),
-    ("int array 2x3", lambda: np.arange(6, dtype=np.int64).reshape(2, 3), "453d20f8493a105acd5748ca6776d9ca"),
-    ("float32 array", lambda: np.array([0.5, 1.5, -2.0], dtype=np.float32), "9afbbc354c15e2ac306bc7059e4f09ad"),
-    ("0-d array", lambda: np.array(7), "73f49cc1d2c4d239bf8a07afbd7f39f5"),
+    ("list holding a set", lambda: [1, {2, 3}], "74f5675c1c18d48836757379e26366d7"),
+    ("dict holding a frozenset", lambda: {"k": (b"x", frozenset({"a", "b", "c"}))}, "bfff5c4021df83d92e3fcf3dc45dc1ef"),
+    ("list holding a bytearray", lambda: [bytearray(b"ab"), 1.5], "b86f7a53c8cb9b7dc04fdafbb0791940"),
+    ("int array 2x3", lambda: np.arange(6, dtype=np.int64).reshape(2, 3), "3855c6fdc5480920deddbaa692f2f2a1"),
+    ("float32 array", lambda: np.array([0.5, 1.5, -2.0], dtype=np.float32), "b9b46a2049e4edd6a88dbe87df572ffc"),
+    ("0-d array", lambda: np.array(7), "762dd81f1ae082ae5886eadd163fa461"),
     ("DataFrame", _frame, _BY_PANDAS["DataFrame"]),
     ("Series", lambda: pd.Series([1.0, 2.0], index=["p", "q"], name="s"), _BY_PANDAS["Series"]),
-    ("dagnb.file", _file_ref, "ec62bb6085164aa11cd4b2a86435a143"),
+    ("dagnb.file", _file_ref, "6a6a4017c85ba4447ebd834668338e5a"),
 ]
 
 
@@ -90,7 +90,7 @@ def test_digests_stay_the_same(
     make: Callable[[], Any], expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    assert hashing.FORMAT == b"dagnb-fp-2", "FORMAT was bumped: regenerate every pin below"
+    assert hashing.FORMAT == b"dagnb-fp-3", "FORMAT was bumped: regenerate every pin below"
     assert dagnb.fingerprint(make()) == expected
 
 
@@ -103,6 +103,10 @@ def test_fingerprint_is_a_hex_xxh3_128_digest() -> None:
 # ------------------------------------------------------------------ collisions
 
 Point = collections.namedtuple("Point", "x y")
+
+
+class Real(float):
+    """A float subclass: pickled by its class, so not plain data."""
 
 
 def _other_index() -> pd.DataFrame:
@@ -134,6 +138,17 @@ DIFFERENT: list[tuple[str, list[Callable[[], Any]]]] = [
     ("object arrays split differently", [
         lambda: np.array(["ab", "c"], dtype=object), lambda: np.array(["a", "bc"], dtype=object)]),
     ("nested vs flat", [lambda: [[1], 2], lambda: [1, [2]], lambda: [1, 2]]),
+    # a container goes in as its pickle only when it holds plain data; anything else inside goes by its own type
+    ("1, True, numpy's 1, 1.0, a float subclass, numpy's 1.0, in a list", [
+        lambda: [1], lambda: [True], lambda: [np.int64(1)], lambda: [1.0], lambda: [Real(1.0)],
+        lambda: [np.float64(1.0)]]),
+    ("bytes vs bytearray in a list", [lambda: [b"ab"], lambda: [bytearray(b"ab")]]),
+    ("dict vs OrderedDict vs defaultdict in a list", [
+        lambda: [{"a": 1}], lambda: [collections.OrderedDict(a=1)],
+        lambda: [collections.defaultdict(int, a=1)]]),
+    ("set vs frozenset vs list in a tuple, deep", [
+        lambda: ([(1, {2})],), lambda: ([(1, frozenset({2}))],), lambda: ([(1, [2])],)]),
+    ("a type or a function in a list", [lambda: [float], lambda: [int], lambda: [len]]),
 ]
 
 
@@ -232,6 +247,7 @@ PROBE = textwrap.dedent(
         "frozenset": frozenset(words + [1, 2.5, (3, "x")]),
         "dict": {w: {w[::-1]} for w in words},
         "list of a set of strings": [1.5, set(words)],
+        "a frozenset deep in plain containers": {"k": [[(1, "a", frozenset(words))]]},
         "object with a set attribute": module.Holder(set(words)),
         "frame": pd.DataFrame({"w": pd.Categorical(words[:5]), "n": range(5)}),
     }
