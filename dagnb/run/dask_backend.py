@@ -3,7 +3,9 @@
 Each worker holds a :class:`~dagnb.run.worker.WorkerActor` actor; the kernel sends
 a task straight to the runner with the fewest tasks in flight, and the
 reply carries its outcome (one round trip per task; the scheduler's own path
-costs several, more than a small task itself: issue 16).
+costs several, more than a small task itself). The call reaches the worker
+directly when it is on this machine's loopback (or the client says so), and
+through the scheduler otherwise.
 
 Invariants:
     * the kernel pickles what a task needs (function, inputs, and the user
@@ -202,9 +204,37 @@ def _place_runners(client: Any, previous: list[_Runner]) -> list[_Runner]:
         except Exception:  # dagnb is not importable there, or the worker left: tasks go elsewhere
             future.release()
             continue
-        rpc = client.rpc(address) if client.direct_to_workers else ProxyRPC(client.scheduler, address)
+        rpc = client.rpc(address) if _reaches_directly(client, address) else ProxyRPC(client.scheduler, address)
         runners.append(_Runner(future, rpc, address, max(1, workers[address].get("nthreads", 1))))
     return runners
+
+
+def _reaches_directly(client: Any, address: str) -> bool:
+    """Whether calls go straight to the worker at ``address`` rather than through the scheduler.
+
+    As the client says (``direct_to_workers``); when it leaves it open (the
+    default), straight to a worker on this machine's loopback when the
+    scheduler is on it too (a ``LocalCluster``): one hop each way instead of
+    two. A worker elsewhere may be reachable only through its scheduler.
+    """
+    if client.direct_to_workers is not None:
+        return bool(client.direct_to_workers)
+    return _on_loopback(client.scheduler.address) and _on_loopback(address)
+
+
+def _on_loopback(address: str) -> bool:
+    import ipaddress
+
+    from distributed.comm import parse_address, parse_host_port
+
+    scheme, location = parse_address(address)
+    if scheme == "inproc":
+        return True
+    try:
+        host = parse_host_port(location)[0]
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name, or no port: not known to be here
+        return False
 
 
 def _payload(func: Callable[..., Any], kwargs: dict[str, Any]) -> bytes:

@@ -228,6 +228,62 @@ def test_dask_close_disconnects_the_client_opened_for_an_address(
         _close_leaked_client(dask_client)
 
 
+def _count_proxied_calls(client: Any) -> None:
+    """Make the scheduler count the calls it passes on to a worker for a client (its ``proxy`` handler)."""
+
+    def install(dask_scheduler: Any) -> None:
+        original = dask_scheduler.handlers["proxy"]
+        dask_scheduler.dagnb_proxied = 0
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            dask_scheduler.dagnb_proxied += 1
+            return await original(*args, **kwargs)
+
+        if not hasattr(dask_scheduler, "dagnb_proxy"):
+            dask_scheduler.dagnb_proxy = original
+            dask_scheduler.handlers["proxy"] = counted
+
+    client.run_on_scheduler(install)
+
+
+def _proxied(client: Any) -> int:
+    return client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.dagnb_proxied)  # type: ignore[no-any-return]
+
+
+def test_dask_on_loopback_tasks_go_straight_to_the_workers_and_elsewhere_through_the_scheduler(
+    tmp_path: Path, dask_cluster: Any, dask_client: Any
+) -> None:
+    """A cluster on this machine's loopback is called directly (one hop each way); a client that says
+    ``direct_to_workers=False`` (workers it cannot reach) has every call passed on by the scheduler."""
+    from distributed import Client
+
+    _count_proxied_calls(dask_client)
+    nb = _diamond(tmp_path / "direct")
+    report, ran = nb.run(backend=dask_client, jobs=2)
+    assert sorted(ran) == sorted(report.executed) and len(ran) == 4
+    assert _proxied(dask_client) == 0, "no task call went through the scheduler"
+    through = Client(dask_cluster, direct_to_workers=False, set_as_default=False)
+    try:
+        nb = _diamond(tmp_path / "proxied")
+        report, ran = nb.run(backend=through, jobs=2)
+        assert sorted(ran) == sorted(report.executed) and len(ran) == 4
+        assert _proxied(dask_client) >= 4, "each task call was passed on by the scheduler"
+    finally:
+        through.close()
+
+
+@pytest.mark.parametrize(("address", "here"), [
+    ("tcp://127.0.0.1:8786", True), ("tcp://127.0.0.2:8786", True), ("tcp://[::1]:8786", True),
+    ("tcp://localhost:8786", True), ("inproc://10.0.0.5/123/1", True), ("tcp://10.0.0.5:8786", False),
+    ("tls://scheduler.example.org:8786", False), ("tcp://127.0.0.1", False),
+])
+def test_dask_which_worker_addresses_count_as_this_machine(address: str, here: bool) -> None:
+    pytest.importorskip("distributed")
+    from dagnb.run.dask_backend import _on_loopback
+
+    assert _on_loopback(address) is here
+
+
 # ------------------------------------------------------------------ inline
 
 
