@@ -80,7 +80,7 @@ class Graph(HostCalls, Records):
         self.results: dict[str, Result] = {}
         self.bus = EventBus()
         self.last_run: RunReport | None = None
-        self.last_history_id = 0  # the id the history gives the latest run
+        self.record_later = False  # a run's hit counts and history row written on the cache's thread (notebooks)
         self.mode = "lazy"
         self.capture: Callable[[], AbstractContextManager[OutputLog]] = capture_streams
         self.replay: Callable[[list[dict[str, Any]]], None] = replay_streams

@@ -103,6 +103,11 @@ class Records:
         """How long each task took when it last ran (for scheduling); unknown ones are left out."""
         return self.store.last_durations(tasks)
 
+    @property
+    def last_history_id(self) -> int:
+        """The id the history gave this graph's latest run (0: none yet, or a store without history)."""
+        return self.store.last_run_id
+
     def history(self, limit: int | None = 10) -> History:
         """Recent runs of this graph's scope (its notebook, or its folder), newest first."""
         return History(self.store.runs(limit), self.scope.describe())

@@ -185,12 +185,25 @@ class Store(ABC):
         """Keep a finished run in the history; return its id (0 where no history is kept)."""
 
     def settle_run(
-        self, hits: Iterable[tuple[str, float]], started: float, finished: float, tasks: list[TaskRecord]
-    ) -> int:
-        """What the end of a run writes: :meth:`touch` its ``hits``, then :meth:`record_run` (a disk store does
-        both in one transaction); return the run's id."""
+        self,
+        hits: Iterable[tuple[str, float]],
+        started: float,
+        finished: float,
+        tasks: list[TaskRecord],
+        later: bool = False,
+    ) -> None:
+        """What the end of a run writes: :meth:`touch` its ``hits``, then :meth:`record_run`; its id becomes
+        :attr:`last_run_id`. A disk store does both in one transaction, and with ``later`` on a thread of its
+        own, waited for by whatever reads or writes them next."""
         self.touch(hits)
-        return self.record_run(started, finished, tasks)
+        self._last_run_id = self.record_run(started, finished, tasks)
+
+    _last_run_id = 0
+
+    @property
+    def last_run_id(self) -> int:
+        """The id the history gave the latest run this store settled (0: none yet, or no history)."""
+        return self._last_run_id
 
     @abstractmethod
     def runs(self, limit: int | None = None) -> list[RunRecord]:

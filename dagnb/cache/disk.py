@@ -18,7 +18,10 @@ Invariants:
 * Each write (or, during a run, each batch of writes:
   :mod:`dagnb.cache.writer`) is one SQLite transaction, so a killed kernel
   leaves the last committed state. ``flush`` returns once every write is
-  committed: a run that returned is in the cache.
+  committed: a run that returned is in the cache. Its bookkeeping (hit
+  counts and history row) may be handed to the store's settler thread
+  (``settle_run(later=True)``: :mod:`dagnb.cache.settler`), and every read
+  or write of what it writes waits for it first.
 * A cache this user cannot write is used read-only: hits load, nothing is
   written (new results stay in memory, as the warning at opening says), and
   the commands that would change it say why they cannot.
@@ -35,7 +38,7 @@ import os
 import pickle
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +47,9 @@ from dagnb.cache.blobs import BlobFiles
 from dagnb.cache.folder import FORMAT_VERSION, open_cache
 from dagnb.cache.heads import migrate_to_5
 from dagnb.cache.metadata import SCHEMA, Metadata, file_size
-from dagnb.cache.records import CacheEntry, RunRecord, TaskRecord
+from dagnb.cache.records import CacheEntry
+from dagnb.cache.run_book import RunBook
+from dagnb.cache.settler import Settler
 from dagnb.cache.trust import Signer, existing_secret, load_secret, secret_path
 from dagnb.cache.upkeep import CacheUpkeep
 from dagnb.cache.values import MISMATCH, ValueStore
@@ -55,7 +60,7 @@ from dagnb.scope import Scope
 __all__ = ["DiskStore", "FORMAT_VERSION", "MISMATCH"]
 
 
-class DiskStore(CacheUpkeep, Store):
+class DiskStore(RunBook, CacheUpkeep, Store):
     """The cache in a folder, shared safely by kernels, processes and (with a group) users.
 
     Responsibilities: compose the metadata store and the values of one
@@ -79,6 +84,7 @@ class DiskStore(CacheUpkeep, Store):
         signer, trusting = self._signer(secret)  # a secret that cannot be trusted: nothing is opened
         self._pending = Pending()  # writes handed to the writer and not yet committed
         self._writer: BatchWriter | None = None  # during a batch
+        self._settler = Settler(self._settle_runs)  # the end-of-run bookkeeping handed over with `later`
         fallback = Scope.of_folder().name_in(self.root)  # where a migration puts the heads and runs of the cache
         opened = open_cache(self.root, SCHEMA, read_only, lambda db: migrate_to_5(db, signer, fallback))
         self.read_only = opened.read_only
@@ -94,6 +100,7 @@ class DiskStore(CacheUpkeep, Store):
 
     def use_scope(self, scope: Scope) -> None:
         """Read and write the heads, hit counts and history of ``scope`` from now on."""
+        self._settled()  # the runs recorded so far go to the scope they ran in
         self.scope = scope
         self.meta.scope = scope.name_in(self.root)
 
@@ -246,7 +253,9 @@ class DiskStore(CacheUpkeep, Store):
         return writer.close() if writer is not None else []
 
     def commit_pending(self) -> None:
-        """Commit the writes of the batch so far, and go on batching (its failures wait for :meth:`flush`)."""
+        """Commit the writes of the batch so far, and go on batching (its failures wait for :meth:`flush`);
+        the bookkeeping handed to the settler is written first."""
+        self._settled()
         with self._lock:
             writer = self._writer
         if writer is not None:
@@ -298,41 +307,8 @@ class DiskStore(CacheUpkeep, Store):
         self.meta.write_rows(db, values, entries, heads)
         return failures
 
-    # ---------------------------------------------------------- hits, history, totals
-
-    def touch(self, hits: Iterable[tuple[str, float]]) -> None:
-        hits = list(hits)
-        if hits and self._looking:
-            raise CacheOpenedReadOnly(self.location, "touch")
-        if hits and not self.read_only:
-            self.meta.touch(hits)
-
-    def settle_run(
-        self, hits: Iterable[tuple[str, float]], started: float, finished: float, tasks: list[TaskRecord]
-    ) -> int:
-        hits = list(hits)
-        if self._looking:  # refused as touch, or (with no hits) as record_run, would be
-            raise CacheOpenedReadOnly(self.location, "touch" if hits else "record_run")
-        return 0 if self.read_only else self.meta.settle_run(hits, started, finished, tasks)
-
-    def hit_totals(self) -> dict[str, tuple[int, float]]:
-        return self.meta.hit_totals()
-
-    def record_run(self, started: float, finished: float, tasks: list[TaskRecord]) -> int:
-        if self._looking:
-            raise CacheOpenedReadOnly(self.location, "record_run")
-        return 0 if self.read_only else self.meta.record_run(started, finished, tasks)
-
-    def runs(self, limit: int | None = None) -> list[RunRecord]:
-        return self.meta.runs(limit)
-
-    def run(self, run_id: int) -> RunRecord | None:
-        return self.meta.run(run_id)
-
-    def runs_before(self, run_id: int) -> Iterator[RunRecord]:
-        return self.meta.runs_before(run_id)
-
     def info(self) -> CacheInfo:
+        self._settled()
         tasks, values, nbytes, runs, rows = self.meta.counts()
         metadata = sum(file_size(self.root / name) for name in ("meta.sqlite", "meta.sqlite-wal"))
         return CacheInfo(
@@ -340,6 +316,7 @@ class DiskStore(CacheUpkeep, Store):
         )
 
     def close(self) -> None:
+        self._settled(closing=True)
         for failed, exc in self.flush():  # a run flushes and says why; this is a batch no run ended
             warnings.warn(
                 f"The value of task `{failed.task}` could not be written to the cache at {self.location} "

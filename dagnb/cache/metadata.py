@@ -270,9 +270,16 @@ class Metadata(RunRows):
         self, hits: list[tuple[str, float]], started: float, finished: float, tasks: list[TaskRecord]
     ) -> int:
         """:meth:`touch` and :meth:`record_run` in one transaction (what the end of every run writes)."""
+        return self.settle_runs([(hits, started, finished, tasks)])
+
+    def settle_runs(self, runs: list[tuple[list[tuple[str, float]], float, float, list[TaskRecord]]]) -> int:
+        """:meth:`settle_run` of each run, in order, in one transaction; the id of the last."""
+        last = 0
         with self.writing() as db:
-            self._touch_rows(db, hits)
-            return runlog.record(db, self.signer, self.scope, started, finished, tasks)
+            for hits, started, finished, tasks in runs:
+                self._touch_rows(db, hits)
+                last = runlog.record(db, self.signer, self.scope, started, finished, tasks)
+        return last
 
     def _touch_rows(self, db: sqlite3.Connection, hits: list[tuple[str, float]]) -> None:
         now = time.time()

@@ -51,6 +51,7 @@ class DagMagics(TaskCell, RunCommands, HistoryCommands, SettingsCommands, ViewCo
         super().__init__(shell)
         self.graph = session.current(namespace=shell.user_ns)
         self.graph.namespace = shell.user_ns
+        self.graph.record_later = True  # a cell of cache hits does not wait for its bookkeeping to be written
         self.graph.capture = self._capture
         self.graph.replay = replay
         self.cell_id: str | None = None

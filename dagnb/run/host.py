@@ -41,7 +41,7 @@ class Host(Protocol):
     statuses: dict[str, Status]
     interrupted: dict[str, Any]
     last_run: RunReport | None
-    last_history_id: int
+    record_later: bool
     verify_inputs: bool
     check_mutation: bool
     capture: Callable[[], AbstractContextManager[OutputLog]]

@@ -280,7 +280,7 @@ class TaskRunner:
             committing.not_stored(graph, entry, exc)
         hits, self.touched = self.touched, []
         try:
-            graph.last_history_id = graph.store.settle_run(hits, self.started, time.time(), self._history_rows())
+            graph.store.settle_run(hits, self.started, time.time(), self._history_rows(), later=graph.record_later)
         except sqlite3.Error as exc:  # a full disk: the values are fine, the bookkeeping waits
             warnings.warn(
                 f"dagnb could not record this run in the cache ({exc}); values are unaffected.",

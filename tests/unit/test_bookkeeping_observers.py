@@ -71,11 +71,11 @@ def test_after_an_observer_and_the_bookkeeping_each_raise_once_every_later_run_i
     settle_run = nb.graph.store.settle_run  # what the end of a run writes: its hits and its history row
     calls: list[int] = []
 
-    def settle_run_once_broken(*args: object) -> int:
+    def settle_run_once_broken(*args: object, **kwargs: object) -> None:
         calls.append(1)
         if len(calls) == 1:
             raise ValueError("an unexpected row")
-        return settle_run(*args)  # type: ignore[arg-type]
+        settle_run(*args, **kwargs)  # type: ignore[arg-type]
 
     nb.graph.bus.subscribe(broken)
     monkeypatch.setattr(nb.graph.store, "settle_run", settle_run_once_broken)

@@ -128,14 +128,18 @@ class TestStoreContract:
         store.touch([("k1", 1.5), ("k3", 2.0)])
         assert store.hit_totals() == {"a": (3, 3.25), "b": (1, 2.0)}
 
-    def test_the_end_of_a_run_counts_its_hits_and_records_it(self, store: Store) -> None:
-        """``settle_run`` is ``touch`` then ``record_run`` (one transaction in a disk store)."""
+    @pytest.mark.parametrize("later", [False, True], ids=["now", "later"])
+    def test_the_end_of_a_run_counts_its_hits_and_records_it(self, store: Store, later: bool) -> None:
+        """``settle_run`` is ``touch`` then ``record_run`` (one transaction in a disk store); with ``later``
+        (a disk store writes it on its settler thread) every read sees it all the same."""
         store.put(_entry("k1", "a", 1), 1)
-        run_id = store.settle_run([("k1", 1.5)], 1.0, 2.0, [])
-        assert store.hit_totals() == {"a": (1, 1.5)}
+        store.settle_run([("k1", 1.5)], 1.0, 2.0, [], later=later)
+        store.settle_run([("k1", 0.5)], 3.0, 4.0, [], later=later)
+        assert store.hit_totals() == {"a": (2, 2.0)}
         recorded = store.runs()
+        run_id = store.last_run_id
         if run_id:  # a store that keeps history
-            assert [(r.id, r.started, r.finished) for r in recorded] == [(run_id, 1.0, 2.0)]
+            assert [(r.id, r.started, r.finished) for r in recorded] == [(run_id, 3.0, 4.0), (run_id - 1, 1.0, 2.0)]
         else:
             assert recorded == []
 
