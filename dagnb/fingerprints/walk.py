@@ -25,6 +25,7 @@ Imports the room's code modules, :mod:`.values` and :mod:`dagnb.keyparts`.
 
 from __future__ import annotations
 
+import enum
 import functools
 import inspect
 import sys
@@ -87,6 +88,9 @@ _SKIPPED_CLASS_ATTRS = frozenset(
         "__match_args__",
     }
 )  # layout, caches filled in by pickling or abc, and what generated methods already carry
+
+# An enum class's tables of its members (each member is an attribute of its own, counted by its value)
+_ENUM_TABLES = frozenset({"_member_map_", "_value2member_map_", "_unhashable_values_map_"})
 
 
 class _Walk:
@@ -228,10 +232,14 @@ class _Walk:
                 if _is_user_class(base)
                 else f"{_qualname(base)} {module_version(base.__module__)}",
             )
+        members = isinstance(cls, enum.EnumMeta)
         for attr, value in sorted(vars(cls).items()):
-            if attr in _SKIPPED_CLASS_ATTRS:
+            if attr in _SKIPPED_CLASS_ATTRS or (members and attr in _ENUM_TABLES):
                 continue
             _text(h, attr)
+            if members and isinstance(value, cls):  # a member: by its value (it would walk this class again)
+                _text(h, self.value(f"the member `{cls.__qualname__}.{attr}`", value._value_))
+                continue
             _text(h, self.member(f"{cls.__qualname__}.{attr}", value, path))
         return h.hexdigest()
 

@@ -156,3 +156,22 @@ def test_a_percent_run_script_and_a_base_class_are_code(env: Path, monkeypatch: 
     monkeypatch.setenv("PYTHONHASHSEED", "14")
     again = execute(notebook(BASE.replace("10", "20"), "print(prepared, scored)"), env)
     assert len(log_lines(env)) == 4 and statuses(again) == {"prepared": "cached", "scored": "cached"}
+
+
+ENUM = "import enum\nclass Mode(enum.Enum):\n    FAST = {fast}\n    SLOW = 2\n"
+
+
+def test_a_task_reading_a_notebook_enum_is_cached_across_a_restart_and_reruns_when_a_member_changes(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An enum's members are attributes of its own class: its key follows their values, with no warning."""
+    log = env / "log.txt"
+    pick = task_cell("pick", "", "return Mode.FAST.value", log)
+    first = execute(make_notebook(ENUM.format(fast=1), pick), env)
+    assert statuses(first) == {"pick": "done"} and "Warning" not in text_of(first.cells[2])
+    monkeypatch.setenv("PYTHONHASHSEED", "7")
+    again = execute(make_notebook(ENUM.format(fast=1), pick), env)
+    assert statuses(again) == {"pick": "cached"}
+    edited = execute(make_notebook(ENUM.format(fast=3), pick, "print(pick)"), env)
+    assert statuses(edited) == {"pick": "done"} and stdout_of(edited.cells[3]) == "3\n"
+    assert log_lines(env) == ["pick", "pick"]

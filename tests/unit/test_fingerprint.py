@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import enum
 import json
 import os
 import subprocess
@@ -109,6 +110,19 @@ class Real(float):
     """A float subclass: pickled by its class, so not plain data."""
 
 
+class Level(enum.IntEnum):
+    ONE = 1
+    TWO = 2
+
+
+class Color(enum.Enum):
+    RED = "r"
+    BLUE = "b"
+
+    def paint(self) -> str:
+        return str(self.value)
+
+
 def _other_index() -> pd.DataFrame:
     return pd.DataFrame({"a": [1, 2]}, index=[10, 20])
 
@@ -143,6 +157,9 @@ DIFFERENT: list[tuple[str, list[Callable[[], Any]]]] = [
         lambda: [1], lambda: [True], lambda: [np.int64(1)], lambda: [1.0], lambda: [Real(1.0)],
         lambda: [np.float64(1.0)]]),
     ("bytes vs bytearray in a list", [lambda: [b"ab"], lambda: [bytearray(b"ab")]]),
+    ("enum members vs their values", [
+        lambda: Level.ONE, lambda: Level.TWO, lambda: 1, lambda: [Level.ONE], lambda: [1],
+        lambda: Color.RED, lambda: Color.BLUE, lambda: "r"]),
     ("dict vs OrderedDict vs defaultdict in a list", [
         lambda: [{"a": 1}], lambda: [collections.OrderedDict(a=1)],
         lambda: [collections.defaultdict(int, a=1)]]),
@@ -220,6 +237,24 @@ def test_memmap_and_ndarray_of_the_same_data_share_a_fingerprint(tmp_path: Path)
 def test_user_objects_with_different_attributes_differ() -> None:
     assert dagnb.fingerprint(Settings(0.5, {"a"})) != dagnb.fingerprint(Settings(0.25, {"a"}))
     assert dagnb.fingerprint(Settings(0.5, {"a"})) != dagnb.fingerprint(Settings(0.5, {"b"}))
+
+
+def _enum_member(source: str) -> Any:
+    """``Mode.FAST`` of an enum defined by ``source`` as a notebook cell defines it (its code in memory only)."""
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    exec(compile(textwrap.dedent(source), "<cell>", "exec"), namespace)
+    return namespace["Mode"].FAST
+
+
+def test_an_enum_defined_in_a_notebook_fingerprints_by_its_members_and_code() -> None:
+    """Its members are attributes of its own class: walking the class meets them, and goes by their values."""
+    base = "import enum\nclass Mode(enum.Enum):\n    FAST = 1\n    SLOW = 2\n"
+    same = dagnb.fingerprint(_enum_member(base)), dagnb.fingerprint(_enum_member(base))
+    assert same[0] == same[1]
+    other_value = dagnb.fingerprint(_enum_member(base.replace("FAST = 1", "FAST = 3")))
+    other_member = dagnb.fingerprint(_enum_member(base + "    GONE = 4\n"))
+    other_method = dagnb.fingerprint(_enum_member(base + "    def speed(self):\n        return 1\n"))
+    assert len({same[0], other_value, other_member, other_method}) == 4
 
 
 # -------------------------------------------------------- hash seed stability
