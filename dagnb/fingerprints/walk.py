@@ -32,7 +32,7 @@ import sys
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import xxhash
 
@@ -238,7 +238,7 @@ class _Walk:
                 continue
             _text(h, attr)
             if members and isinstance(value, cls):  # a member: by its value (it would walk this class again)
-                _text(h, self.value(f"the member `{cls.__qualname__}.{attr}`", value._value_))
+                _text(h, self.value(f"the member `{cls.__qualname__}.{attr}`", cast(enum.Enum, value)._value_))
                 continue
             _text(h, self.member(f"{cls.__qualname__}.{attr}", value, path))
         return h.hexdigest()
