@@ -3,8 +3,9 @@
 A task's *key* hashes the fingerprint format (``FORMAT``) and its code
 fingerprint (own code, helpers, globals, modules, Python version) with the
 fingerprint of each input: a constant or external input by value, an
-upstream input by the *fingerprint* of the upstream's value. So a rerun that yields an identical value leaves every
-downstream key unchanged: early cutoff. A task that reads another task's
+upstream input by the *fingerprint* of the upstream's value. So a rerun
+that yields an identical value leaves every downstream key unchanged:
+early cutoff. A task that reads another task's
 variable as a global (no parameter) has that task as an upstream input too.
 
 Invariants:

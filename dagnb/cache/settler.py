@@ -76,11 +76,10 @@ class Settler:
     def wait(self) -> list[Exception]:
         """Once every item given so far is written: the errors the writes raised since the last wait."""
         with self._ready:
-            if threading.current_thread() is not self._thread:
-                self._waited = True
-                self._ready.notify_all()
-                self._ready.wait_for(lambda: not self._items and not self._busy)
-                self._waited = False
+            self._waited = True
+            self._ready.notify_all()
+            self._ready.wait_for(lambda: not self._items and not self._busy)
+            self._waited = False
             errors, self._errors = self._errors, []
         return errors
 
@@ -98,7 +97,8 @@ class Settler:
     def _loop(self) -> None:
         while True:
             with self._ready:
-                if not self._ready.wait_for(lambda: self._items or self._closed, timeout=IDLE) or not self._items:
+                self._ready.wait_for(lambda: self._items or self._closed, timeout=IDLE)
+                if not self._items:
                     self._thread = None  # closed, or idle: the next item starts a thread again
                     return
                 self._ready.wait_for(self._due, timeout=DELAY)

@@ -32,6 +32,7 @@ import functools
 import pickle
 import struct
 import sys
+import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -119,21 +120,13 @@ class _PlainPickler(pickle.Pickler):
 def _plain_pickle(value: Any) -> bytes | None:
     """The pickle of ``value`` if it holds only plain data, else None."""
     out: list[bytes] = []
-    sink = _Sink()
-    sink.write = out.append
-    pickler = _PlainPickler(sink, protocol=3)
+    pickler = _PlainPickler(types.SimpleNamespace(write=out.append), protocol=3)
     pickler.fast = True  # no memo: identity never counts
     try:
         pickler.dump(value)
     except (_NotPlain, ValueError, pickle.PicklingError):  # ValueError: it holds itself
         return None
-    return b"".join(out) if len(out) != 1 else out[0]
-
-
-class _Sink:
-    """A file for the pickler: its ``write`` is set per dump."""
-
-    write: Callable[[bytes], Any]
+    return b"".join(out)  # one write (protocol 3 has no frames): that very bytes object
 
 
 def _feed_plain(tag: bytes, walk: Feeder) -> Feeder:
