@@ -14,6 +14,8 @@ has:
   ``mod.MK`` is set from the notebook (``state``);
 * ``class Base`` and ``class Sub(Base)``: a task calls ``Sub().value(c)``;
   ``Base`` changes (``base``);
+* ``class Mode(enum.Enum)``: a task reads ``Mode.FAST.value`` (its members
+  are instances of the class itself); a member's value changes (``enum``);
 * a ``carrier`` task whose value carries code: a dispatch table, an instance
   of a notebook class, a partial, the class itself, a bound method, or an
   instance deep inside containers, around ``op``; readers call it. ``op`` changes (``op``), and
@@ -57,9 +59,9 @@ from hypothesis import strategies as st
 import dagnb
 from dagnb.errors import LocalModuleChangedWarning, UnpicklableOutputWarning
 
-USES = (None, None, "module", "from_module", "body_import", "class", "lambda", "carrier")
+USES = (None, None, "module", "from_module", "body_import", "class", "lambda", "carrier", "enum")
 CARRIERS = ("dict", "instance", "partial", "class", "bound", "nested")
-EDITS = ("body", "module", "unrelated", "disk", "state", "base", "op", "lambda", "again", "restart")
+EDITS = ("body", "module", "unrelated", "disk", "state", "base", "op", "enum", "lambda", "again", "restart")
 _N = count()
 
 
@@ -89,6 +91,7 @@ class Versions:
     mk: int = 2  # mod.MK as the namespace sees it
     bk: int = 1  # Base.bonus
     opk: int = 2  # op
+    ek: int = 1  # Mode.FAST
     unrelated: int = 0
 
 
@@ -111,6 +114,7 @@ class GeneratedNotebook:
         self.cell(f"import functools\nimport {self.mod_name} as mod\nfrom {self.mod_name} import mscale\n")
         self.define_classes()
         self.define_op()
+        self.define_enum()
         self.funcs: dict[str, Any] = {}
         self.funcs["carrier"] = self.exec_task(self.carrier_source(), "carrier")
         for task in self.tasks:
@@ -158,6 +162,9 @@ class GeneratedNotebook:
         self.cell(f"def op(v):\n    return v * {self.v.opk}\n"
                   f"class Op:\n    def __call__(self, v):\n        return v * {self.v.opk}\n")
 
+    def define_enum(self) -> None:
+        self.cell(f"import enum\nclass Mode(enum.Enum):\n    FAST = {self.v.ek}\n    SLOW = 10\n")
+
     def carrier_source(self) -> str:
         made = {"dict": "{'op': op}", "instance": "Op()", "partial": "functools.partial(op)",
                 "class": "Op", "bound": "Op().__call__", "nested": "{'ops': [(1, Op())]}"}[self.carrier]
@@ -192,7 +199,8 @@ class GeneratedNotebook:
             terms.append(self.name(task.hidden))
         body = ""
         extra = {"module": "mod.mscale(c)", "from_module": "mscale(c)", "body_import": "m.mscale(c)",
-                 "class": "Sub().value(c)", "lambda": "f(c)", "carrier": self.call_carrier("c")}.get(task.use or "")
+                 "class": "Sub().value(c)", "lambda": "f(c)", "carrier": self.call_carrier("c"),
+                 "enum": "Mode.FAST.value * c"}.get(task.use or "")
         if task.use == "body_import":
             body = f"    import {self.mod_name} as m\n"
         if extra:
@@ -227,6 +235,8 @@ class GeneratedNotebook:
                 total += 1 + task.lam
             elif task.use == "carrier":
                 total += 1 * v.opk
+            elif task.use == "enum":
+                total += 1 * v.ek
             values[self.name(task.index)] = total * 3 + task.k
         return values
 
@@ -236,7 +246,7 @@ class GeneratedNotebook:
         out: dict[str, tuple[Any, ...]] = {"carrier": (v.opk,)}
         for task in self.tasks:
             uses = {"module": (v.mk, v.moff), "from_module": (v.mk, v.moff), "body_import": (v.mk, v.moff),
-                    "class": (v.bk,), "lambda": (task.lam,), "carrier": (v.opk,)}.get(task.use or "", ())
+                    "class": (v.bk,), "lambda": (task.lam,), "carrier": (v.opk,), "enum": (v.ek,)}.get(task.use or "", ())
             inputs = tuple(values[self.name(u)] for u in task.ups)
             hidden = values[self.name(task.hidden)] if task.hidden is not None else None
             out[self.name(task.index)] = (task.k, uses, inputs, hidden)
@@ -321,11 +331,15 @@ class Oracle:
         elif edit.kind == "op":
             v.opk = 2 + edit.value
             nb.define_op()
+        elif edit.kind == "enum":
+            v.ek = edit.value
+            nb.define_enum()
         elif edit.kind == "restart":
             self.graph.close()
             nb.reload()
             nb.define_classes()  # a new kernel runs every cell again: new objects, the same code
             nb.define_op()
+            nb.define_enum()
             for name in nb.names:
                 task = next((t for t in nb.tasks if nb.name(t.index) == name), None)
                 nb.funcs[name] = nb.exec_task(nb.carrier_source(), name) if task is None else nb.define(task)
