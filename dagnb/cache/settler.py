@@ -68,10 +68,10 @@ class Settler:
                     self._registered = True
                 self._thread = threading.Thread(target=self._loop, name="dagnb-cache-settler", daemon=True)
                 self._thread.start()
-            if not self._items:
-                self._since = time.monotonic()
             self._items.append(item)
-            self._ready.notify_all()
+            if len(self._items) == 1:  # the thread waits for a first item; later ones wait for it (no wake per item)
+                self._since = time.monotonic()
+                self._ready.notify_all()
 
     def wait(self) -> list[Exception]:
         """Once every item given so far is written: the errors the writes raised since the last wait."""

@@ -6,7 +6,11 @@ to ``view.apply``, which only records it. Drawing happens in ``view.flush``,
 at most once per ``interval`` seconds: at once when the last flush is old
 enough, else by a timer (one thread runs every view's timers), so a long task never leaves a status unshown for
 longer than ``interval`` and a run of 1,000 quick tasks sends a bounded
-number of updates. Run boundaries redraw at once (fully at the end); a
+number of updates. A view whose ``shown`` is false has nothing on the page
+yet (a cell's progress bar before it is due): it records events but is
+neither drawn nor timed, so a cell of cache hits wakes no timer thread (in
+a kernel, each wake-up took the interpreter from the cell: about 0.5 ms of
+every cached cell). Run boundaries redraw at once (fully at the end); a
 graph edit only marks the view for a full redraw, done by :func:`follow_all`
 when the cell ends (the notebook glue calls it), so defining tasks in a loop
 under a live view costs one redraw, not one per task. At the end of every
@@ -156,6 +160,8 @@ class LiveFeed:
                 self._needs_full = True
                 return
             self._dirty = True
+            if not getattr(view, "shown", True):  # nothing on the page yet: no redraw, no timer
+                return
             if isinstance(event, (RunStarted, RunFinished)):
                 self._flush(view, full=isinstance(event, RunFinished))
                 return

@@ -98,3 +98,27 @@ def test_a_process_that_exits_right_after_settling_later_has_written_its_run(tmp
     store = DiskStore(tmp_path)
     assert len(store.runs(None)) == 50 and store.hit_totals() == {"a": (50, 50.0)}
     store.close()
+
+
+def test_the_settler_thread_is_woken_by_a_first_item_only(tmp_path: Path) -> None:
+    """In a kernel a thread's wake-up takes the interpreter from the cell: items after the first wake nothing."""
+    import threading
+
+    from dagnb.cache.settler import Settler
+
+    written: list[list[int]] = []
+    settler = Settler(lambda batch: written.append(batch) or len(written))
+
+    class Counting(threading.Condition):
+        wakes = 0
+
+        def notify_all(self) -> None:
+            Counting.wakes += 1
+            super().notify_all()
+
+    settler._ready = Counting()
+    for i in range(50):
+        settler.add(i)
+    assert Counting.wakes == 1, "one wake for the first item; the thread then waits its delay for the rest"
+    assert settler.wait() == [] and [i for batch in written for i in batch] == list(range(50))
+    settler.close()

@@ -448,6 +448,7 @@ def test_a_run_that_ends_before_a_bar_is_due_shows_none_and_loads_no_widget(tmp_
     session.graph.run()
     progress.close()
     assert shown.calls == [] and comms.messages[mark:] == [], "a quick run shows no bar that would vanish at once"
+    assert clock.scheduled == 0, "a bar not on the page is never redrawn: no timer (a thread's wake-up) per cell"
     assert session.runs() == ["a", "b", "c", "d"]
     later, shown = _progress(session, clock, own=None, slow=False)
     session.graph.run(force=["a"])  # the first event starts the cell's clock
