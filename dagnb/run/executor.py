@@ -46,6 +46,7 @@ from dagnb.run.backends import (
     gather,
     make_backend,
 )
+from dagnb.run.heap import run_heap
 from dagnb.run.state import Attempt, RunContext, RunState
 from dagnb.run.waiters import Blocking, OnLoop
 from dagnb.run.work import Outcome, Work
@@ -82,7 +83,8 @@ def execute(
     """
     backend = backend or InlineBackend()
     run = RunState(ctx, order, bus or EventBus(), run_id, backend.jobs)
-    return complete_now(_drive(run, backend, Blocking(), force, keep_going))
+    with run_heap(len(order)):
+        return complete_now(_drive(run, backend, Blocking(), force, keep_going))
 
 
 async def execute_async(
@@ -102,7 +104,8 @@ async def execute_async(
     """
     backend = backend or InlineBackend()
     run = RunState(ctx, order, bus or EventBus(), run_id, backend.jobs)
-    return await _drive(run, backend, OnLoop(), force, keep_going)
+    with run_heap(len(order)):
+        return await _drive(run, backend, OnLoop(), force, keep_going)
 
 
 async def _drive(
