@@ -165,6 +165,7 @@ def taken() -> list[str]:
 
 
 _PARSER: argparse.ArgumentParser | None = None  # built once: a notebook of 1,000 task cells reads 1,000 lines
+_PARSED: dict[str, TaskLine] = {}  # line -> what it asks (frozen): most cells repeat a few lines, the empty one first
 
 
 def parse_task_line(line: str) -> TaskLine:
@@ -174,6 +175,15 @@ def parse_task_line(line: str) -> TaskLine:
         CommandError: the line cannot be split into words, has an option
             ``%%task`` does not take, or a value of the wrong kind.
     """
+    parsed = _PARSED.get(line)
+    if parsed is None:
+        parsed = _parse_task_line(line)
+        if len(_PARSED) < 256:
+            _PARSED[line] = parsed
+    return parsed
+
+
+def _parse_task_line(line: str) -> TaskLine:
     global _PARSER
     try:
         words = shlex.split(line)

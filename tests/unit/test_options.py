@@ -105,3 +105,12 @@ def _f():
         return x
 
     return f
+
+
+def test_a_task_line_read_again_asks_the_same_and_a_bad_one_is_refused_each_time() -> None:
+    first = parse_task_line("--retries 2 --no-run")
+    assert parse_task_line("--retries 2 --no-run") == first and first.no_run and first.options.retries == 2
+    assert parse_task_line("") == parse_task_line("  ") and not parse_task_line("").no_run
+    for _ in range(2):
+        with pytest.raises(CommandError, match="retries"):
+            parse_task_line("--retries many")
