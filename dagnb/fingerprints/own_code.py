@@ -38,14 +38,28 @@ import xxhash
 
 from dagnb.fingerprints.dispatch import _feed
 
+_DOCUMENTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)
+_BLOCKS = (ast.stmt, ast.excepthandler, ast.match_case)  # what holds statements: a def is only ever one of them
+
 
 def _strip_docstrings(tree: ast.AST) -> ast.AST:
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)):
+    """``tree`` without the docstring of its module, classes and functions (nested ones too).
+
+    Only statements are visited, never expressions (``ast.walk`` visited every
+    node): a ``def`` or ``class`` is a statement, so none is missed.
+    """
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, _DOCUMENTED):
             body = node.body
             if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
                 if isinstance(body[0].value.value, str):
                     node.body = body[1:] or [ast.Pass()]
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if isinstance(value, list):
+                todo.extend(child for child in value if isinstance(child, _BLOCKS))
     return tree
 
 

@@ -77,6 +77,37 @@ def clean(raw, threshold=0.5):
 }
 
 
+NESTED = '''
+def clean(raw, threshold=0.5):
+    """The task's own docstring."""
+    try:
+        def inner(x):
+            """Nested in a try."""
+            return x > threshold
+    except ValueError:
+        class Inner:
+            """Nested in a handler."""
+    match raw:
+        case []:
+            def empty():
+                """Nested in a case."""
+                return []
+    return sorted(x for x in raw if inner(x))
+'''
+
+
+def test_docstrings_nested_in_any_block_do_not_count_and_code_beside_them_does() -> None:
+    bare = NESTED
+    for doc in ('"""The task\'s own docstring."""', '"""Nested in a try."""', '"""Nested in a case."""'):
+        bare = bare.replace(doc, "")
+    bare = bare.replace('"""Nested in a handler."""', "pass")
+    assert source_digest(bare) == source_digest(NESTED)
+    assert source_digest(NESTED.replace("return []", "return [0]")) != source_digest(NESTED)
+    assert source_digest(NESTED.replace('"""Nested in a case."""', '"""Nested in a case."""; 1')) != source_digest(
+        NESTED
+    )
+
+
 @pytest.mark.parametrize("source", list(SAME_AS_BASE.values()), ids=list(SAME_AS_BASE))
 def test_source_digest_ignores_layout(source: str) -> None:
     assert source_digest(textwrap.dedent(source)) == source_digest(BASE)
