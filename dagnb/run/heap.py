@@ -12,9 +12,10 @@ when the run ends, however it ends (``gc.unfreeze``).
 
 Invariants:
 
-* Garbage is never kept for longer than the run: what the run makes is
-  collected as usual, and what was unreachable before it was collected
-  first (the young generations) or is examined again after it.
+* What the run makes is collected as usual. Of what was unreachable when
+  it started, the young generations are collected first; the oldest one,
+  which only a full pass examines, waits for the first full pass after
+  the run.
 * Only where the collector is enabled and nothing is frozen already: an
   application that froze objects itself (a server before it forks) keeps
   them frozen, and of two runs at once only the first freezes.
