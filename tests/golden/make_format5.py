@@ -21,12 +21,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from golden_values import B_HEAD, B_RUN, HEADS, HITS, KEY, RUN, UNSTORED, values
+from golden_values import FINGERPRINTS, B_HEAD, B_RUN, HEADS, HITS, KEY, RUN, UNSTORED, values
 from make_format2 import compact  # same rows, smaller pages, back to WAL
 
 from dagnb.cache.disk import FORMAT_VERSION, DiskStore
 from dagnb.cache.store import CacheEntry, TaskRecord
-from dagnb.fingerprints.values import fingerprint
 from dagnb.scope import Scope
 
 Run = tuple[float, float, list[tuple[str, str, str, "str | None", float, str]]]
@@ -34,7 +33,7 @@ Run = tuple[float, float, list[tuple[str, str, str, "str | None", float, str]]]
 
 def record(store: DiskStore, run: Run) -> None:
     started, finished, rows = run
-    tasks = [TaskRecord(t, status, reason, key, fingerprint(values()[key][1]) if key else None, duration, worker)
+    tasks = [TaskRecord(t, status, reason, key, FINGERPRINTS[key] if key else None, duration, worker)
              for t, status, reason, key, duration, worker in rows]
     store.record_run(started, finished, tasks)
 
@@ -44,7 +43,8 @@ def main(target: Path = HERE / "format-5") -> None:
     shutil.rmtree(target, ignore_errors=True)
     store = DiskStore(target, secret=KEY, scope=Scope.of_notebook(target.parent / "a.ipynb"))
     for key, (task, value, meta) in values().items():
-        store.put(CacheEntry(key, task, fingerprint(value), created=1_700_000_000.0, **meta), value)
+        fields = {("captured" if name == "outputs" else name): want for name, want in meta.items()}  # its attr name
+        store.put(CacheEntry(key, task, FINGERPRINTS[key], created=1_700_000_000.0, **fields), value)
     key, task, output = UNSTORED
     store.put(CacheEntry(key, task, output, stored=False), None)
     for task, key in HEADS.items():
