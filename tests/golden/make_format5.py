@@ -21,7 +21,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from golden_values import FINGERPRINTS, B_HEAD, B_RUN, HEADS, HITS, KEY, RUN, UNSTORED, values
+from golden_values import B_HEAD, B_RUN, FINGERPRINTS, HEADS, HITS, KEY, RUN, UNSTORED, values
 from make_format2 import compact  # same rows, smaller pages, back to WAL
 
 from dagnb.cache.disk import FORMAT_VERSION, DiskStore
