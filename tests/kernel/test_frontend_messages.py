@@ -124,6 +124,17 @@ def test_an_edited_upstream_cell_turns_the_downstream_lines_stale_in_place(kerne
     assert kernel.ok("print(c)").updates == [], "a cell that changes nothing sends nothing"
 
 
+def test_cells_whose_runs_show_no_progress_bar_wake_no_thread_of_the_views(kernel: LiveKernel, tmp_path: Path) -> None:
+    """A quick cell's progress bar is never on the page: nothing to redraw, so no timer (a thread's wake-up)."""
+    chain(kernel)
+    for task, source in CHAIN.items():  # again: cache hits, in memory
+        assert kernel.ok(source, cell_id=f"cell-{task}").displays[-1].text.startswith(f"{task}: cached")
+    kernel.ok("%dag run")
+    threads = kernel.text("import threading\nprint(sorted(t.name for t in threading.enumerate()))")
+    assert "dagnb-live-views" not in threads, threads
+    assert runs(tmp_path) == ["a", "b", "c"]
+
+
 def test_a_changed_notebook_variable_turns_its_readers_stale_in_the_same_cell(kernel: LiveKernel) -> None:
     ids = chain(kernel)
     kernel.ok("%dag", cell_id="cell-view")
