@@ -208,7 +208,8 @@ def before(
 
 
 def trim(db: sqlite3.Connection, keep: int = KEEP_RUNS) -> int:
-    """In each scope, drop runs older than its newest ``keep``; then task rows no run names. How many runs went."""
+    """In each scope, drop runs older than its newest ``keep``; then, if any went, task rows no run names.
+    How many runs went (the sweep reads every run: nothing to sweep when none went)."""
     gone = 0
     for (scope,) in db.execute("SELECT DISTINCT scope FROM runs").fetchall():
         cutoff = db.execute(
@@ -216,7 +217,8 @@ def trim(db: sqlite3.Connection, keep: int = KEEP_RUNS) -> int:
         ).fetchone()
         if cutoff:
             gone += db.execute("DELETE FROM runs WHERE scope = ? AND id <= ?", (scope, cutoff[0])).rowcount
-    sweep(db)
+    if gone:
+        sweep(db)
     return int(gone)
 
 

@@ -156,6 +156,7 @@ class CacheUpkeep:
                 self.meta.db.execute("DELETE FROM blobs WHERE fingerprint = ?", (fingerprint,))
                 self._mark_unstored(fingerprint)
             runlog.trim(self.meta.db)
+            runlog.sweep(self.meta.db)  # task rows no run names, whatever left them
         self.values.remove_files(evicted)  # after the commit: a crash leaves an orphan, never a dangling row
         return Pruned(len(evicted), freed, total - freed)
 

@@ -64,6 +64,7 @@ def test_the_history_keeps_the_latest_runs_and_goes_with_prune_and_clear(tmp_pat
                                                       TaskRecord("b", "cached", key="kb", fingerprint="1" * 32)])
     info = store.info()
     assert KEEP_RUNS <= info.runs < KEEP_RUNS + 50, "recording trims as it goes"
+    assert info.history_rows == info.runs + 1, "the task rows of the trimmed runs went with them"
     store.prune(10**12)  # nothing to evict; the history is brought down to the bound
     info = store.info()
     assert (info.runs, info.history_rows) == (KEEP_RUNS, KEEP_RUNS + 1)
