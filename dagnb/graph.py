@@ -27,7 +27,7 @@ import networkx as nx
 from dagnb.errors import CycleError, SavePathTaken, UnknownTask, UnresolvedParameter, close_matches
 from dagnb.options import TaskOptions
 from dagnb.run.save import saved_path
-from dagnb.taskspec import Input, TaskSpec, parse_task_cell, spec_from_function
+from dagnb.taskspec import Input, TaskSpec, parse_task_cell, parse_task_module, spec_from_function
 
 __all__ = [
     "Input",
@@ -36,6 +36,7 @@ __all__ = [
     "TaskSpec",
     "check_save_path",
     "parse_task_cell",
+    "parse_task_module",
     "spec_from_function",
 ]
 

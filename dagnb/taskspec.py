@@ -33,7 +33,7 @@ from dagnb.fingerprints.code import (
 )
 from dagnb.options import TaskOptions
 
-__all__ = ["Input", "InputKind", "TaskSpec", "parse_task_cell", "spec_from_function"]
+__all__ = ["Input", "InputKind", "TaskSpec", "parse_task_cell", "parse_task_module", "spec_from_function"]
 
 InputKind = Literal["upstream", "constant", "external"]
 _NO_DEFAULT = inspect.Parameter.empty
@@ -105,9 +105,13 @@ def spec_from_function(
     source: str | None = None,
     cell_id: str | None = None,
     options: TaskOptions | None = None,
+    parsed: ast.Module | None = None,
     **keywords: Any,
 ) -> TaskSpec:
     """Build a :class:`TaskSpec` from a plain function, with ``options`` or the same as keywords (``retries=2``).
+
+    ``parsed`` is ``source`` already parsed (:func:`parse_task_module`), so it
+    is not parsed again; its docstrings are removed in place.
 
     Raises:
         TaskDefinitionError: the function cannot be a task, or an option's value does not fit it.
@@ -141,17 +145,22 @@ def spec_from_function(
         params.append(param.name)
         if param.default is not _NO_DEFAULT:
             defaults[param.name] = param.default
-    digest = source_digest(source) if source is not None else function_digest(func)
+    digest = source_digest(source, parsed) if source is not None else function_digest(func)
     options.check(name, params)
     return TaskSpec(name, func, tuple(params), defaults, digest, cell_id, **options.values())
 
 
 def parse_task_cell(source: str, line_offset: int = 0) -> ast.FunctionDef | ast.AsyncFunctionDef:
-    """Check that a ``%%task`` cell holds exactly one function definition.
+    """Check that a ``%%task`` cell holds exactly one function definition; that definition.
 
     ``line_offset`` is added to line numbers in messages: 1 when ``source``
     is the body of a cell whose first line is ``%%task``.
     """
+    return parse_task_module(source, line_offset)[1]
+
+
+def parse_task_module(source: str, line_offset: int = 0) -> tuple[ast.Module, ast.FunctionDef | ast.AsyncFunctionDef]:
+    """:func:`parse_task_cell`, with the whole cell parsed (compiled and fingerprinted from it, not parsed again)."""
     try:
         tree = ast.parse(source)
     except SyntaxError as exc:
@@ -168,7 +177,7 @@ def parse_task_cell(source: str, line_offset: int = 0) -> ast.FunctionDef | ast.
             f"A `%%task` cell holds exactly one function definition (imports may precede it); found: {found}.",
             "Put other code in an ordinary cell, and one `def` per `%%task` cell.",
         )
-    return funcs[0]
+    return tree, funcs[0]
 
 
 _STATEMENTS = {

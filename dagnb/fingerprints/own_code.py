@@ -63,15 +63,19 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
-def normalize_source(source: str) -> str:
-    """Source with comments, blank lines, formatting and docstrings removed."""
-    tree = _strip_docstrings(ast.parse(textwrap.dedent(source)))
+def normalize_source(source: str, parsed: ast.Module | None = None) -> str:
+    """Source with comments, blank lines, formatting and docstrings removed.
+
+    ``parsed``: ``source`` already parsed (a cell's, checked first), used
+    instead of parsing it again; its docstrings are removed in place.
+    """
+    tree = _strip_docstrings(parsed if parsed is not None else ast.parse(textwrap.dedent(source)))
     return ast.dump(tree, annotate_fields=False, include_attributes=False)
 
 
-def source_digest(source: str) -> str:
-    """Fingerprint of source code after AST normalization."""
-    return xxhash.xxh3_128_hexdigest(normalize_source(source).encode())
+def source_digest(source: str, parsed: ast.Module | None = None) -> str:
+    """Fingerprint of source code after AST normalization (``parsed``: see :func:`normalize_source`)."""
+    return xxhash.xxh3_128_hexdigest(normalize_source(source, parsed).encode())
 
 
 # Keyed by function object, not by code object: CPython finds `def f(c=1)` and

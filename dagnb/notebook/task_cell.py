@@ -20,7 +20,7 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-from dagnb.graph import parse_task_cell, spec_from_function
+from dagnb.graph import parse_task_module, spec_from_function
 from dagnb.notebook.outputs import replay
 from dagnb.notebook.running import CellGlue, Run
 from dagnb.options import TaskLine
@@ -43,12 +43,13 @@ class TaskCell(CellGlue):
         return f"[{getattr(self.shell, 'execution_count', '?')}] {what}".rstrip()
 
     def _define(self, cell: str, args: TaskLine) -> tuple[str, str]:
-        node = parse_task_cell(cell, line_offset=1)  # the `%%task` line is line 1 of the cell
+        tree, node = parse_task_module(cell, line_offset=1)  # the `%%task` line is line 1 of the cell
         name, cell_id = node.name, self.cell_id
         self.follower.forget(name)  # this cell shows its line anew
         self.graph.origin = self._cell_label(f"%%task {name}")
-        func = self._compile(cell, node)
-        spec = spec_from_function(func, source=cell, cell_id=cell_id, options=args.options)
+        func = self._compile(cell, tree, node)
+        # the digest takes the docstrings out of `tree`: after the compile, which keeps them
+        spec = spec_from_function(func, source=cell, cell_id=cell_id, options=args.options, parsed=tree)
         renamed = self.graph.define(spec)  # the last good definition stays if this one does not check
         self.graph.say_untracked(name, node, line_offset=1)  # the `%%task` line is line 1 of the cell
         if renamed is None:
@@ -56,10 +57,10 @@ class TaskCell(CellGlue):
         self.follower.forget(renamed)
         return name, f" · replaces `{renamed}`"
 
-    def _compile(self, cell: str, node: ast.FunctionDef | ast.AsyncFunctionDef) -> Any:
+    def _compile(self, cell: str, tree: ast.Module, node: ast.FunctionDef | ast.AsyncFunctionDef) -> Any:
         # IPython's compiler registers the source so tracebacks can show it.
         filename = self.shell.compile.cache(cell, self.shell.execution_count)
-        code = compile(cell, filename, "exec")
+        code = compile(tree, filename, "exec")
         scratch: dict[str, Any] = {}
         exec(code, self.shell.user_ns, scratch)
         for key, value in scratch.items():  # imports in the cell become notebook globals

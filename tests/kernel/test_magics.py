@@ -630,3 +630,16 @@ def test_an_untracked_read_is_said_once_when_the_task_is_defined(ip: Any) -> Non
         seeded = task("roll", "seed=0", "return random.Random(seed).random()")
         assert ok(ip, seeded).startswith("roll: ran (code changed")
     assert executions(ip) == ["roll", "roll", "roll"]
+
+
+def test_a_task_cell_keeps_its_docstrings_and_its_digest_ignores_them(ip: Any) -> None:
+    """The cell is parsed once: compiled from that tree (docstrings kept), then fingerprinted (docstrings out)."""
+    cell = '%%task\ndef documented():\n    """What it makes."""\n    def inner():\n        """Nested."""\n        return 2\n    return inner()\n'
+    assert ok(ip, cell) == "documented: ran (new)"
+    assert ip.user_ns["documented"] == 2
+    graph = session.current()
+    spec = graph.tasks.specs["documented"]
+    assert spec.func.__doc__ == "What it makes."
+    assert spec.func.__code__.co_consts[1].co_consts[0] == "Nested.", "the nested function keeps its own"
+    bare = cell.replace('    """What it makes."""\n', "").replace('        """Nested."""\n', "")
+    assert ok(ip, bare) == "documented: cached", "docstrings are not part of the code's digest"
