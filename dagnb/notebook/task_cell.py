@@ -48,7 +48,8 @@ class TaskCell(CellGlue):
         self.follower.forget(name)  # this cell shows its line anew
         self.graph.origin = self._cell_label(f"%%task {name}")
         func = self._compile(cell, tree, node)
-        # the digest takes the docstrings out of `tree`: after the compile, which keeps them
+        # the digest takes the docstrings out of `tree`: after the compile, which keeps them; the untracked-reads
+        # check below reads `node` without them (it looks at names and calls, never at strings)
         spec = spec_from_function(func, source=cell, cell_id=cell_id, options=args.options, parsed=tree)
         renamed = self.graph.define(spec)  # the last good definition stays if this one does not check
         self.graph.say_untracked(name, node, line_offset=1)  # the `%%task` line is line 1 of the cell
