@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from dagnb.errors import CycleError, SavePathTaken, UnknownTask, UnresolvedParameter, close_matches
 from dagnb.options import TaskOptions
 from dagnb.run.save import saved_path
 from dagnb.taskspec import Input, TaskSpec, parse_task_cell, parse_task_module, spec_from_function
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = [
     "Input",
@@ -314,7 +315,9 @@ def _resolve_param(spec: TaskSpec, param: str, specs: Mapping[str, TaskSpec], na
 
 
 def _build_dag(specs: Mapping[str, TaskSpec], upstream: Mapping[str, list[str]]) -> nx.DiGraph:
-    dag = nx.DiGraph()
+    import networkx  # on first use: importing it costs a kernel's first cell about 70 ms, and only views ask for it
+
+    dag = networkx.DiGraph()
     dag.add_nodes_from(specs)
     for name in specs:
         dag.add_edges_from((p, name) for p in upstream[name])
