@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from dagnb.cache.store import CacheEntry, Pruned, RunRecord, Store, open_store
 from dagnb.history import History, RunDiff, diff_runs, run_record, state_at
 from dagnb.restore import Restored, restore_rows
+from dagnb.run.heap import run_heap
 from dagnb.scope import Scope
 
 if TYPE_CHECKING:
@@ -118,7 +119,8 @@ class Records:
 
     def diff(self, first: int, second: int) -> RunDiff:
         """Which tasks changed key or value from run ``first`` to run ``second`` (the values each run left)."""
-        return diff_runs(self.state_at(first), self.state_at(second))
+        with run_heap(len(self.tasks.specs)):  # each run of the walk back is an object or more: see dagnb.run.heap
+            return diff_runs(self.state_at(first), self.state_at(second))
 
     def state_at(self, run_id: int) -> RunRecord:
         """Run ``run_id`` with, for each task it did not decide, the row of the latest earlier run that did.
@@ -141,6 +143,7 @@ class Records:
         each other. A history row that names an entry of another task is
         refused.
         """
-        restored = Restored(run_id, restore_rows(self, self.state_at(run_id).tasks))
+        with run_heap(len(self.tasks.specs)):  # a value, an entry and a row per task: see dagnb.run.heap
+            restored = Restored(run_id, restore_rows(self, self.state_at(run_id).tasks))
         self._planner.values_bound()
         return restored

@@ -78,6 +78,7 @@ class Metadata(RunRows):
         self.lock = threading.RLock()
         self.warned: set[str] = set()
         self.trusting = True  # False where there is no secret to check against: nothing is trusted, nothing warned
+        self._ahead: tuple[str, ValueRow] | None = None  # the value row read with the last entry (see `entry`)
         self.use(db)
 
     def use(self, db: sqlite3.Connection) -> None:
@@ -85,6 +86,11 @@ class Metadata(RunRows):
         columns = {row[1] for row in db.execute("PRAGMA table_info(blobs)")}
         self.db = db
         self.value_columns = "data, owner" if "data" in columns else "NULL, NULL"  # format 3, read-only
+        self._entry_sql = (  # an entry and the value row of its output, in one statement
+            "SELECT e.record, e.signature, b.signature, b.nbytes, b.digests, "
+            + ("b.data, b.owner" if "data" in columns else "NULL, NULL")
+            + " FROM entries e LEFT JOIN blobs b ON b.fingerprint = e.output WHERE e.key = ?"
+        )
         self.legacy = not heads.scoped(db)  # format 3 or 4, read-only: read as it is (see dagnb.cache.heads)
 
     def _mine(self, alias: str) -> tuple[str, tuple[str, ...]] | None:
@@ -106,6 +112,7 @@ class Metadata(RunRows):
     def writing(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, under the lock (committed on leaving, rolled back on an exception)."""
         with self.lock, self.db:
+            self._ahead = None  # a value row read before a write is not served after it
             self.db.execute("BEGIN IMMEDIATE")
             yield self.db
 
@@ -139,8 +146,18 @@ class Metadata(RunRows):
             warnings.warn(message, DagnbCacheWarning, stacklevel=stacklevel + 1)
 
     def entry(self, key: str) -> CacheEntry | None:
-        rows = self.query("SELECT record, signature FROM entries WHERE key = ?", (key,))
-        return self.checked_entry(key, *rows[0]) if rows else None
+        """The signed entry of ``key``; the value row of its output, read in the same statement, is kept for
+        the next :meth:`value_row` ``ahead`` (a hit loads its value next: one query instead of two)."""
+        with self.lock:
+            rows = self.db.execute(self._entry_sql, (key,)).fetchall()
+            self._ahead = None
+            if not rows:
+                return None
+            record, signature, *value = rows[0]
+            entry = self.checked_entry(key, record, signature)
+            if entry is not None and value[0] is not None:
+                self._ahead = (entry.fingerprint, tuple(value))
+            return entry
 
     def entries(self, keys: Iterable[str]) -> dict[str, CacheEntry]:
         """The signed entries of ``keys`` that have one, by key: a query per 500 keys, not one per key."""
@@ -226,7 +243,12 @@ class Metadata(RunRows):
     def has_value(self, fingerprint: str) -> bool:
         return bool(self.query("SELECT 1 FROM blobs WHERE fingerprint = ?", (fingerprint,)))
 
-    def value_row(self, fingerprint: str) -> ValueRow | None:
+    def value_row(self, fingerprint: str, ahead: bool = False) -> ValueRow | None:
+        """The value row of ``fingerprint``; ``ahead``: the one read with the last entry, if it is that one's."""
+        with self.lock:
+            kept, self._ahead = self._ahead, None
+        if ahead and kept is not None and kept[0] == fingerprint:
+            return kept[1]
         rows = self.query(
             f"SELECT signature, nbytes, digests, {self.value_columns} FROM blobs WHERE fingerprint = ?", (fingerprint,)
         )
@@ -257,6 +279,7 @@ class Metadata(RunRows):
 
     def forget_value(self, fingerprint: str) -> None:
         with self.lock, self.db:
+            self._ahead = None
             self.db.execute("DELETE FROM blobs WHERE fingerprint = ?", (fingerprint,))
 
     # ---------------------------------------------------------- hits

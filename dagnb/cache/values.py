@@ -113,7 +113,7 @@ class ValueStore:
         return True
 
     def load(self, fingerprint: str) -> Any:
-        return self._load_row(fingerprint, self.meta.value_row(fingerprint))
+        return self._load_row(fingerprint, self.meta.value_row(fingerprint, ahead=True))
 
     def load_each(self, fingerprints: list[str]) -> list[tuple[Any, CacheMiss | None]]:
         """For each of ``fingerprints``: its value (its own object each time) and ``None``, or ``None`` and the

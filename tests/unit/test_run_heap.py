@@ -94,3 +94,39 @@ def test_objects_frozen_by_the_application_stay_frozen() -> None:
     graph = _chain(FROM_TASKS)
     graph.run()
     assert min(SEEN) > 0 and 0 < gc.get_freeze_count() <= frozen, "dagnb neither unfreezes nor freezes more"
+
+
+def _seen_on_load() -> str:
+    """Called when a stored value is unpickled: the frozen count as loading saw it."""
+    SEEN.append(gc.get_freeze_count())
+    return "loaded"
+
+
+class _Probe:
+    """A value that records, when it is loaded from the cache, what the collector had frozen."""
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return _seen_on_load, ()
+
+
+@pytest.mark.parametrize("tasks", [FROM_TASKS, FROM_TASKS - 1])
+def test_restoring_a_long_run_freezes_what_was_alive_before_and_hands_it_back(tmp_path: Any, tasks: int) -> None:
+    def graph() -> Graph:
+        made = Graph(cache_dir=str(tmp_path / "cache"))
+        for i in range(tasks):
+            namespace: dict[str, Any] = {"_Probe": _Probe}
+            exec(f"def p{i}():\n    return _Probe()\n", namespace)
+            made.task(namespace[f"p{i}"])
+        return made
+
+    first = graph()
+    first.run()
+    run_id = first.store.last_run_id
+    first.close()
+    again = graph()
+    SEEN.clear()
+    restored = again.restore(run_id)
+    assert list(restored.values()) == ["restored"] * tasks and again["p0"] == "loaded"
+    assert len(SEEN) == tasks and gc.get_freeze_count() == 0
+    assert (min(SEEN) > 0) is (tasks >= FROM_TASKS), "frozen while the values of a long run load, not a short one"
+    again.close()

@@ -457,6 +457,44 @@ def test_a_small_value_lives_in_its_row_and_a_large_one_in_a_file(disk: DiskStor
     reopened.close()
 
 
+def _blob_reads(statements: list[str]) -> list[str]:
+    return [sql for sql in statements if "FROM blobs" in sql or "JOIN blobs" in sql]
+
+
+def test_a_hit_reads_its_entry_and_its_value_row_in_one_statement(disk: DiskStore) -> None:
+    value = {"rows": [1, 2, 3]}
+    disk.put(_entry("k1", "t", value), value)
+    reopened = DiskStore(disk.root)
+    read: list[str] = []
+    reopened._db.set_trace_callback(read.append)
+    assert reopened.load(reopened.entry("k1")) == value  # type: ignore[arg-type]
+    reopened._db.set_trace_callback(None)
+    assert len(_blob_reads(read)) == 1 and "JOIN blobs" in _blob_reads(read)[0], read
+    reopened.close()
+
+
+def test_a_value_row_read_with_its_entry_is_not_served_once_the_value_is_forgotten_or_written_over(
+    disk: DiskStore,
+) -> None:
+    value, other = ["ours", 1], ["theirs", 2]
+    disk.put(_entry("k1", "t", value), value)
+    reopened = DiskStore(disk.root)
+    entry = reopened.entry("k1")
+    assert entry is not None
+    reopened.meta.forget_value(entry.fingerprint)
+    with pytest.raises(CacheMiss):
+        reopened.load(entry)
+    reopened.put(_entry("k1", "t", value), value)
+    entry = reopened.entry("k1")
+    reopened.put(_entry("k2", "t", other), other)  # a write between the entry and its load: the row is read again
+    read: list[str] = []
+    reopened._db.set_trace_callback(read.append)
+    assert reopened.load(entry) == value  # type: ignore[arg-type]
+    reopened._db.set_trace_callback(None)
+    assert any("FROM blobs WHERE fingerprint" in sql for sql in read), read
+    reopened.close()
+
+
 @pytest.mark.parametrize("damage", ["a flipped byte", "another signed row's bytes", "a forged signature"])
 def test_a_damaged_row_is_a_miss_never_wrong_data_and_is_forgotten(disk: DiskStore, damage: str) -> None:
     value, other = ["ours", 1, 2, 3], ["theirs", 4, 5, 6]
