@@ -129,6 +129,35 @@ def spec_from_function(
             name,
         )
     name = func.__name__
+    params, defaults = _parameters(func, name)
+    digest = source_digest(source, parsed) if source is not None else function_digest(func)
+    options.check(name, params)
+    return TaskSpec(name, func, tuple(params), defaults, digest, cell_id, **options.values())
+
+
+def _parameters(func: types.FunctionType, name: str) -> tuple[list[str], dict[str, Any]]:
+    """The names of ``func``'s parameters, and the defaults of those that have one.
+
+    A plain function's are read from its code, as ``inspect.signature`` reads
+    them (which costs more than the rest of a definition's bookkeeping); a
+    function that says otherwise (``__wrapped__``, ``__signature__``) goes
+    through ``inspect.signature``, which follows it.
+    """
+    code = func.__code__
+    if "__wrapped__" in func.__dict__ or "__signature__" in func.__dict__:
+        return _parameters_of_signature(func, name)
+    count = code.co_argcount + code.co_kwonlyargcount
+    names = list(code.co_varnames[:count])
+    if code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS):
+        star = "*" if code.co_flags & inspect.CO_VARARGS else "**"
+        _unnamed(star, code.co_varnames[count], name)
+    positional = names[: code.co_argcount]
+    defaults = dict(zip(positional[len(positional) - len(func.__defaults__ or ()) :], func.__defaults__ or ()))
+    defaults.update(func.__kwdefaults__ or {})
+    return names, defaults
+
+
+def _parameters_of_signature(func: Callable[..., Any], name: str) -> tuple[list[str], dict[str, Any]]:
     try:
         signature = inspect.signature(func)
     except (TypeError, ValueError) as exc:
@@ -136,18 +165,17 @@ def spec_from_function(
     params, defaults = [], {}
     for param in signature.parameters.values():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            raise TaskDefinitionError(
-                f"it takes `{'*' if param.kind is param.VAR_POSITIONAL else '**'}{param.name}`, "
-                "and a task's inputs must be named.",
-                "List each input as its own parameter.",
-                name,
-            )
+            _unnamed("*" if param.kind is param.VAR_POSITIONAL else "**", param.name, name)
         params.append(param.name)
         if param.default is not _NO_DEFAULT:
             defaults[param.name] = param.default
-    digest = source_digest(source, parsed) if source is not None else function_digest(func)
-    options.check(name, params)
-    return TaskSpec(name, func, tuple(params), defaults, digest, cell_id, **options.values())
+    return params, defaults
+
+
+def _unnamed(star: str, param: str, name: str) -> None:
+    raise TaskDefinitionError(
+        f"it takes `{star}{param}`, and a task's inputs must be named.", "List each input as its own parameter.", name
+    )
 
 
 def parse_task_cell(source: str, line_offset: int = 0) -> ast.FunctionDef | ast.AsyncFunctionDef:

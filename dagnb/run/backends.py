@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from dagnb.errors import CommandError, TaskTimedOut
 from dagnb.run.costs import Costs
 from dagnb.run.dask_backend import DaskBackend
-from dagnb.run.interrupts import counting_interrupts, interrupts_seen, keyboard_interrupts
+from dagnb.run.interrupts import CountingWhenArmed, counting_interrupts, interrupts_seen, keyboard_interrupts
 from dagnb.run.work import Outcome, Work, current_lane, send_by_value
 from dagnb.run.worker import run_remote, with_kernel_source
 
@@ -47,6 +47,7 @@ __all__ = [
     "async_runner",
     "gather",
     "current_lane",
+    "CountingWhenArmed",
     "counting_interrupts",
     "interrupts_seen",
     "keyboard_interrupts",

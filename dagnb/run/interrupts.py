@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["counting_interrupts", "interrupts_seen", "keyboard_interrupts"]
+__all__ = ["CountingWhenArmed", "counting_interrupts", "interrupts_seen", "keyboard_interrupts"]
 
 
 @contextlib.contextmanager
@@ -83,3 +83,28 @@ def counting_interrupts() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+class CountingWhenArmed:
+    """:func:`counting_interrupts` over a block, from the moment a task body is about to run (:meth:`arm`).
+
+    A run of cache hits runs no body, so nothing could swallow Ctrl-C: it
+    changes no signal handler (two system calls a run, on every cached cell).
+    """
+
+    def __init__(self) -> None:
+        self._counting: contextlib.ExitStack | None = None
+
+    def arm(self) -> None:
+        """Count Ctrl-C from now until the block ends (once; again is a no-op)."""
+        if self._counting is None:
+            self._counting = contextlib.ExitStack()
+            self._counting.enter_context(counting_interrupts())
+
+    def __enter__(self) -> CountingWhenArmed:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        counting, self._counting = self._counting, None
+        if counting is not None:
+            counting.close()

@@ -34,7 +34,7 @@ from dagnb.errors import DagnbCacheWarning, InputDamaged, InputMutated, InputUnr
 from dagnb.events import Event, EventBus, RunFinished, RunStarted, TaskFinished, TaskProgress
 from dagnb.plan import Decision, Result, decide
 from dagnb.run import commit as committing
-from dagnb.run.backends import Backend, ThreadBackend, counting_interrupts
+from dagnb.run.backends import Backend, CountingWhenArmed, ThreadBackend
 from dagnb.run.body import run_body, run_body_async
 from dagnb.run.executor import RunReport, execute, execute_async
 from dagnb.run.map_work import map_slices, plan_map, slice_sizes
@@ -82,6 +82,7 @@ class TaskRunner:
         self.started = 0.0
         self.finished: list[TaskFinished] = []  # for the history
         self.report: RunReport | None = None  # the run's report once it ended, complete or not
+        self._interrupts = CountingWhenArmed()  # Ctrl-C counted from the first task body on (see `prepare`)
 
     async def execute(
         self, order: list[str], backend: Backend, force: frozenset[str], keep_going: bool, awaited: bool
@@ -90,7 +91,7 @@ class TaskRunner:
         graph = self.graph
         how = _How(backend=backend, bus=graph.bus, force=force, keep_going=keep_going, run_id=self.run_id)
         try:
-            with counting_interrupts():
+            with self._interrupts:
                 report = await execute_async(self, order, **how) if awaited else execute(self, order, **how)
         except RunInterrupted as stop:  # Ctrl-C (TaskInterrupted: a task caught it): the report is complete
             graph.last_run = stop.report
@@ -193,6 +194,7 @@ class TaskRunner:
     # ------------------------------------------------------------- prepare
 
     def prepare(self, decision: Decision) -> Work:
+        self._interrupts.arm()  # a body is about to run: one that catches Ctrl-C must be noticed
         graph = self.graph
         spec = graph.tasks.specs[decision.task]
         kwargs = self._inputs(decision.task, decision)

@@ -6,6 +6,7 @@ Executions are counted from a log the task bodies append to.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +95,50 @@ def test_a_dropped_task_is_no_cells_any_more(notebook: Any) -> None:
     assert _cell(graph, ns, "def second():\n    note('second')\n    return 3\n", "c1") is None
     graph.run()
     assert (graph["first"], sorted(runs(log))) == (2, ["first-again", "second"])
+
+
+SHAPES = [
+    "def f(): pass",
+    "def f(a, b=2, *, c, d=4): pass",
+    "def f(a, /, b, c=3): pass",
+    "def f(a=1, b=2):\n    x = 1\n    return x",
+    "def f(*, k=1): pass",
+    "async def f(a, b=None): pass",
+    "def f(a, *rest): pass",
+    "def f(a, **kw): pass",
+    "def f(*a, **kw): pass",
+    "def f(a, *, b, **kw): pass",
+]
+
+
+@pytest.mark.parametrize("source", SHAPES)
+def test_a_tasks_inputs_and_defaults_are_those_inspect_signature_reads(source: str) -> None:
+    import inspect
+
+    namespace: dict[str, Any] = {}
+    exec(source, namespace)
+    func = namespace["f"]
+    signature = inspect.signature(func)
+    starred = [p for p in signature.parameters.values() if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if starred:
+        star = "*" if starred[0].kind is starred[0].VAR_POSITIONAL else "**"
+        with pytest.raises(Exception, match=rf"it takes `{re.escape(star + starred[0].name)}`"):
+            spec_from_function(func)
+        return
+    spec = spec_from_function(func)
+    assert spec.params == tuple(signature.parameters)
+    assert spec.defaults == {n: p.default for n, p in signature.parameters.items() if p.default is not p.empty}
+
+
+def test_a_wrapped_function_takes_the_inputs_of_the_function_it_wraps() -> None:
+    import functools
+
+    def inner(raw, scale=2):  # type: ignore[no-untyped-def]
+        return raw * scale
+
+    @functools.wraps(inner)
+    def logged(*args, **kwargs):  # type: ignore[no-untyped-def]
+        return inner(*args, **kwargs)
+
+    spec = spec_from_function(logged)
+    assert spec.params == ("raw", "scale") and spec.defaults == {"scale": 2}
