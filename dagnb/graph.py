@@ -227,7 +227,11 @@ class TaskGraph:
         return sorted(wanted, key=position.__getitem__)
 
     def run_order(self) -> Sequence[str]:
-        """Every task in run order, not copied (:meth:`order` copies): read it at once, never keep or change it."""
+        """Every task in run order, not copied (:meth:`order` copies): read it at once, never change it.
+
+        The list is only ever appended to (a new task below all others); any
+        other change makes a new list. So a prefix of it, held with its length,
+        stays that order (the plans after cells rely on it: ``dagnb.replan``)."""
         self._positions()
         return self._order or ()
 

@@ -9,7 +9,7 @@ Invariants:
 * Planning is a pure function of the graph, the namespace, the in-memory
   results and the store's metadata; it never loads a value.
 * A plan lists every task it decides once, upstream first, and a
-  :class:`Decision` is frozen: planning again (:func:`plan_again`) makes new
+  :class:`Decision` is frozen: planning again (:mod:`dagnb.replan`) makes new
   decisions for the tasks that may have changed and keeps the others as
   they were.
 """
@@ -39,7 +39,7 @@ __all__ = [
     "compute_key",
     "decide",
     "explain",
-    "plan_again",
+    "plan_one",
     "plan_run",
     "priorities",
 ]
@@ -280,14 +280,14 @@ def plan_run(
                 if same is not None:
                     known[up] = same.fingerprint
     for name in state.tasks.order(targets) if order is None else order:
-        decision = _plan_one(state, name, known.get, forced, fresh)
+        decision = plan_one(state, name, known.get, forced, fresh)
         decisions.append(decision)
         if decision.fingerprint is not None:
             known[name] = decision.fingerprint
     return Plan(decisions)
 
 
-def _plan_one(
+def plan_one(
     state: PlanState,
     name: str,
     fingerprint_of: Callable[[str], str | None],
@@ -305,45 +305,6 @@ def _plan_one(
     if waiting:
         return Decision(name, "wait", tuple(f"upstream {u} reruns first" for u in waiting))
     return decide(state, name, fingerprints, forced)  # type: ignore[arg-type]
-
-
-def plan_again(state: PlanState, last: Plan, changed: Iterable[str]) -> tuple[Plan, set[str]]:
-    """Every task's plan now, from ``last`` (every task's plan, taken earlier): only the tasks ``changed``
-    names, those below them and new tasks are decided again (returned with the plan); every other decision
-    is ``last``'s.
-
-    The caller vouches that nothing else can have changed since ``last`` (see :meth:`dagnb.api.Graph.replan`).
-    A task of ``changed`` that is gone is left out, and so are the tasks it fed, which are decided again.
-    """
-    before = last.index()
-    order, specs = state.tasks.run_order(), state.tasks.specs
-    again = {t for t in changed if t in specs} | (specs.keys() - before.keys())
-    for task in list(again):
-        again |= state.tasks.below(task)
-    if not again and len(order) == len(before):
-        return last, again
-    decided: dict[str, Decision] = {}
-
-    def fingerprint_of(task: str) -> str | None:
-        decision = decided.get(task) or before.get(task)
-        return decision.fingerprint if decision is not None else None
-
-    fresh = getattr(state, "fresh_decision", None)
-    for name in state.tasks.sort(again):
-        decided[name] = _plan_one(state, name, fingerprint_of, frozenset(), fresh)
-    return _merged(before, decided, order), again
-
-
-def _merged(before: dict[str, Decision], decided: dict[str, Decision], order: Sequence[str]) -> Plan:
-    """The plan of ``order``: ``decided``'s decisions, else ``before``'s (copied whole, not task by task in
-    Python: the plan after each cell takes this, and it must not grow with the number of tasks)."""
-    index = {**before, **decided}
-    if len(index) != len(order):  # tasks gone since
-        for gone in index.keys() - set(order):
-            del index[gone]
-    plan = Plan(list(map(index.__getitem__, order)))
-    plan._index = index
-    return plan
 
 
 def priorities(

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from dagnb.epoch import Epoch
 from dagnb.freshness import Freshness, NamespaceReaders, bind_fresh_upstream, still_bound
-from dagnb.plan import Decision, Plan, plan_again, plan_run
+from dagnb.plan import Decision, Plan, plan_run
+from dagnb.replan import plan_again
 
 if TYPE_CHECKING:
     from dagnb.cache.base import Store

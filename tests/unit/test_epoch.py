@@ -135,3 +135,26 @@ def test_the_plan_since_the_last_one_decides_again_only_what_changed_and_equals_
     last, again = graph.plan_since(last)
     assert again is None  # after a plan that failed, every task is decided again
     _same(last, plan_run(graph))
+
+
+def test_a_plan_after_a_cell_keeps_its_own_tasks_when_more_are_appended_and_read_later(tmp_path: Path) -> None:
+    nb = Notebook(tmp_path)
+    nb.task("def t0():\n    return 0\n")
+    graph = nb.graph
+    last, _ = graph.plan_since(None)
+    kept = []
+    for i in range(1, 40):  # each one defined below the others: the run order only grows
+        nb.task(f"def t{i}(t{i - 1}):\n    return t{i - 1} + 1\n")
+        if i == 20:
+            nb.run(f"t{i}")
+        last, again = graph.plan_since(last)
+        assert f"t{i}" in again
+        kept.append((i, last))
+    for i, plan in kept:  # read only now, after every later task was appended
+        assert [d.task for d in plan.decisions] == [f"t{j}" for j in range(i + 1)]
+        assert set(plan.index()) == {f"t{j}" for j in range(i + 1)}
+    _same(last, plan_run(graph))
+    nb.task("def t5(t4):\n    return t4 + 10\n")  # a change that is no append: the next plan compares every task
+    last, again = graph.plan_since(last)
+    assert again >= {f"t{j}" for j in range(5, 40)}
+    _same(last, plan_run(graph))
