@@ -17,8 +17,10 @@ from bench_kernel import (
     GOAL_RUN_ALL_OVER_PLAIN,
     Curves,
     Plan,
+    all_plain,
     definition_at,
     per_cell,
+    plain_at,
     window,
 )
 
@@ -124,21 +126,21 @@ def first_run_rows(shape: str, n: int, curves: Curves) -> list[Row]:
 
 
 def definition_rows(plan: Plan, curves: Curves) -> list[Row]:
-    plain = median(curves.plain_defs)
     out = []
     for shape in SHAPES:
         ks = [k for k in plan.definitions if any(len(s) >= k for s in curves.definitions.get(shape, []))]
         if len(ks) < 2:
             continue
         took = {k: definition_at(curves, shape, k) for k in ks}
-        over = {k: t - plain for k, t in took.items()}
+        plain = {k: plain_at(curves, shape, k) for k in ks}
+        over = {k: t - plain[k] for k, t in took.items()}
         first, last = ks[0], ks[-1]
         met = over[last] <= GOAL_DEFINITION_GROWTH * over[first] and over[last] * 1e3 < GOAL_DEFINITION_MS
         out.append(Row(
             f"defining the k-th task (`%%task --no-run`), {shape}, kernel time, "
             f"k = {' / '.join(f'{k:,}' for k in ks)}",
             " / ".join(ms(took[k]) for k in ks) + f" (over a plain cell: {' / '.join(ms(over[k]) for k in ks)})",
-            f"plain `def` cell: {ms(plain)}", None,
+            f"plain `def` cell at the same point: {' / '.join(ms(plain[k]) for k in ks)}", None,
             f"flat: the {last:,}th within {GOAL_DEFINITION_GROWTH}x the {first:,}th, under "
             f"{GOAL_DEFINITION_MS:.0f} ms (both over a plain cell)", met))
     return out
@@ -206,22 +208,23 @@ def _history_table(plan: Plan, curves: Curves) -> Table:
 
 
 def _definition_table(plan: Plan, curves: Curves) -> Table:
-    plain = median(curves.plain_defs)
     ks = sorted({k for k in (*plan.first, *plan.definitions) if k >= 5})
     lines = []
     for k in ks:
         line = [f"{k:,}"]
         for shape in SHAPES:
             if not any(len(s) >= k for s in curves.definitions.get(shape, [])):
-                line += ["—", "—"]
+                line += ["—", "—", "—"]
                 continue
-            took = definition_at(curves, shape, k)
-            line += [ms(took), ms(took - plain)]
+            took, plain = definition_at(curves, shape, k), plain_at(curves, shape, k)
+            line += [ms(took), ms(plain), ms(took - plain)]
         lines.append(tuple(line))
     return Table(
         "Defining the k-th task with `%%task --no-run` (kernel time, median of cells k-4..k)",
-        ("k", "chain", "over plain", "fan", "over plain"), lines,
-        f"A plain `def` cell (one after every tenth definition): {ms(plain)}.")
+        ("k", "chain", "plain cell", "over plain", "fan", "plain cell", "over plain"), lines,
+        "A plain `def` cell runs after every tenth definition; each definition is compared with the plain cells "
+        f"after definitions k-49..k of the same sessions (all of them: median {ms(median(all_plain(curves)))}), "
+        "because IPython's own time per cell grows along a session.")
 
 
 def _first_run_table(plan: Plan, curves: Curves) -> Table:

@@ -95,7 +95,7 @@ class Curves:
     history_rows: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)  # rows, bytes, first, last id
     history_ms: dict[str, list[float]] = field(default_factory=dict)
     definitions: dict[str, list[list[float]]] = field(default_factory=dict)  # per session, k-th at k - 1
-    plain_defs: list[float] = field(default_factory=list)
+    plain_defs: dict[str, list[list[float]]] = field(default_factory=dict)  # per shape, per session: every 10th cell
     first: dict[tuple[str, int], dict[str, list[float]]] = field(default_factory=dict)
     loads: dict[tuple[str, str, int], tuple[float, float]] = field(default_factory=dict)  # 1-min load: start, end
 
@@ -206,11 +206,13 @@ def define_and_run(shape: str, n: int, plan: Plan, work: Path, curves: Curves) -
 
 
 def _define(k: Kernel, shape: str, n: int, curves: Curves) -> list[float]:
-    times = []
+    times: list[float] = []
+    plain = curves.plain_defs.setdefault(shape, [])
+    plain.append([])
     for i in range(1, n + 1):
         times.append(k.run(cell("dagnb", shape, i, " --no-run"), CELL_TIMEOUT).kernel_seconds)
         if i % 10 == 0:
-            curves.plain_defs.append(k.run(f"def plain_{i}(x):\n    return x + 1\n").kernel_seconds)
+            plain[-1].append(k.run(f"def plain_{i}(x):\n    return x + 1\n").kernel_seconds)
     return times
 
 
@@ -221,6 +223,22 @@ def _first_run(k: Kernel, n: int) -> Cell:
     if ran != n:
         raise RuntimeError(f"`%dag run` was to run {n} tasks, it ran {ran}")
     return done
+
+
+def plain_at(curves: Curves, shape: str, k: int) -> float:
+    """The plain ``def`` cells of the same sessions near the k-th definition (those after definitions k-49..k).
+
+    IPython's own time per cell grows along a session (about 0.3 ms from the
+    20th cell to the 2,000th here), so the k-th definition is compared with
+    plain cells at the same point, not with the session's average.
+    """
+    return median([t for session in curves.plain_defs.get(shape, []) if len(session) * 10 >= k
+                   for i, t in enumerate(session, 1) if k - 50 < i * 10 <= max(k, 10)])
+
+
+def all_plain(curves: Curves) -> list[float]:
+    """Every plain ``def`` cell of the definition sessions."""
+    return [t for sessions in curves.plain_defs.values() for session in sessions for t in session]
 
 
 def definition_at(curves: Curves, shape: str, k: int) -> float:
