@@ -151,12 +151,16 @@ class _CtrlC:
             os.kill(os.getpid(), signal.SIGINT)
 
     def __enter__(self) -> _CtrlC:
+        # Python's own handler, as in a terminal or a kernel: a shell that starts a job in the background
+        # without job control starts it with SIGINT ignored, and Python then keeps it ignored.
+        self._previous = signal.signal(signal.SIGINT, signal.default_int_handler)
         self.timer.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self.timer.join()
+        signal.signal(signal.SIGINT, self._previous)
 
 
 # ------------------------------------------------------------------ the contract
