@@ -27,7 +27,6 @@ the kernel's iopub socket sends, minus the HMAC signature and ZMQ framing.
 from __future__ import annotations
 
 import json
-import os
 import queue
 import subprocess
 import time
@@ -37,6 +36,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from _common import user_environment
 
 STARTUP_TIMEOUT = 120.0  # seconds; the machine may be loaded
 SHUTDOWN_TIMEOUT = 10.0
@@ -168,17 +169,6 @@ def _tail(path: Path, chars: int = 3000) -> str:
         return ""
 
 
-def kernel_environment() -> dict[str, str]:
-    """This process's environment, with Python's bytecode cache on, as on a user's machine.
-
-    ``pip install`` writes every module's bytecode, and Python writes it for an
-    editable install on first import. With ``PYTHONDONTWRITEBYTECODE`` set (CI
-    machines set it), every kernel would compile dagnb's modules from source,
-    about 75 ms of its first cell, while the peers' installed bytecode loads.
-    """
-    return {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
-
-
 @contextmanager
 def kernel(cwd: Path, env: dict[str, str] | None = None, log: Path | None = None) -> Iterator[Kernel]:
     """A new ipykernel (``python3``: this interpreter) in ``cwd``; always shut down on exit.
@@ -191,7 +181,7 @@ def kernel(cwd: Path, env: dict[str, str] | None = None, log: Path | None = None
     log = log or cwd / "kernel.log"
     manager = KernelManager(kernel_name="python3")
     with open(log, "ab") as sink:
-        manager.start_kernel(cwd=str(cwd), env={**kernel_environment(), **(env or {})}, stdout=sink, stderr=sink,
+        manager.start_kernel(cwd=str(cwd), env=user_environment(**(env or {})), stdout=sink, stderr=sink,
                              stdin=subprocess.DEVNULL)
     client = manager.client()
     try:

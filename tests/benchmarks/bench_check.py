@@ -26,7 +26,6 @@ all 100 from the cache), so a broken notebook cannot produce a fast number.
 
 from __future__ import annotations
 
-import os
 import random
 import subprocess
 import sys
@@ -35,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import Row, Sizes, best_of_call, ms
+from _common import Row, Sizes, best_of_call, ms, user_environment
 
 from dagnb.ci.check import check_notebook
 from dagnb.ci.static_plan import plan_notebook
@@ -156,7 +155,7 @@ def rows(sizes: Sizes) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="dagnb-bench-check-") as directory:
         path = write_notebook(Path(directory) / "pipeline.ipynb")
         cache = str(Path(directory) / "cache")
-        env = {**os.environ, "DAGNB_CACHE_DIR": cache}
+        env = user_environment(DAGNB_CACHE_DIR=cache)
 
         _checked(path)  # warm-up: the first call imports IPython's input transformer
         in_process = best_of_call(lambda: _checked(path), sizes.repeat)

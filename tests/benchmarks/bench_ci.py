@@ -11,7 +11,6 @@ come from its ``--json`` report.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -19,13 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import Row, Sizes
+from _common import Row, Sizes, user_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(notebook: Path, cache: Path) -> tuple[float, dict[str, object]]:
-    env = dict(os.environ, DAGNB_CACHE_DIR=str(cache))
+    env = user_environment(DAGNB_CACHE_DIR=str(cache))
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "dagnb", "run", str(notebook), "--json"], cwd=notebook.parent,
                           capture_output=True, text=True, env=env, check=True)
