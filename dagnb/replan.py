@@ -86,7 +86,6 @@ class _Merged(Plan):
 
     def __init__(self, index: dict[str, Decision], order: Sequence[str]) -> None:  # noqa: D107
         self._by_task, self.order, self.count = index, order, len(order)
-        self._index = index
         self._in_order: list[Decision] | None = None
 
     @property
@@ -98,7 +97,7 @@ class _Merged(Plan):
     @decisions.setter
     def decisions(self, value: list[Decision]) -> None:
         self._in_order, self._by_task = value, {d.task: d for d in value}
-        self._index, self.order, self.count = self._by_task, [d.task for d in value], len(value)
+        self.order, self.count = [d.task for d in value], len(value)
 
     def index(self) -> dict[str, Decision]:
         return self._by_task

@@ -21,7 +21,7 @@ import inspect
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from dagnb.errors import TaskDefinitionError
 from dagnb.fingerprints.code import (
@@ -143,9 +143,9 @@ def _parameters(func: types.FunctionType, name: str) -> tuple[list[str], dict[st
     function that says otherwise (``__wrapped__``, ``__signature__``) goes
     through ``inspect.signature``, which follows it.
     """
-    code = func.__code__
     if "__wrapped__" in func.__dict__ or "__signature__" in func.__dict__:
         return _parameters_of_signature(func, name)
+    code = func.__code__
     count = code.co_argcount + code.co_kwonlyargcount
     names = list(code.co_varnames[:count])
     if code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS):
@@ -172,7 +172,7 @@ def _parameters_of_signature(func: Callable[..., Any], name: str) -> tuple[list[
     return params, defaults
 
 
-def _unnamed(star: str, param: str, name: str) -> None:
+def _unnamed(star: str, param: str, name: str) -> NoReturn:
     raise TaskDefinitionError(
         f"it takes `{star}{param}`, and a task's inputs must be named.", "List each input as its own parameter.", name
     )

@@ -247,11 +247,12 @@ class Metadata(RunRows):
         """The value row of ``fingerprint``; ``ahead``: the one read with the last entry, if it is that one's."""
         with self.lock:
             kept, self._ahead = self._ahead, None
-        if ahead and kept is not None and kept[0] == fingerprint:
-            return kept[1]
-        rows = self.query(
-            f"SELECT signature, nbytes, digests, {self.value_columns} FROM blobs WHERE fingerprint = ?", (fingerprint,)
-        )
+            if ahead and kept is not None and kept[0] == fingerprint:
+                return kept[1]
+            rows = self.db.execute(
+                f"SELECT signature, nbytes, digests, {self.value_columns} FROM blobs WHERE fingerprint = ?",
+                (fingerprint,),
+            ).fetchall()
         return rows[0] if rows else None
 
     def value_rows_of(self, fingerprints: Iterable[str]) -> dict[str, ValueRow]:
