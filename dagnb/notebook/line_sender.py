@@ -9,7 +9,8 @@ sender thread sends what is queued :data:`DELAY` seconds later; the run's
 end and the cell's end send the rest at once. So a quick task's ``running``
 and its outcome become one message, and a task that runs longer than the
 delay shows ``running`` while it runs, even an inline one that holds the
-kernel's main thread.
+kernel's main thread. A batch reaches ipykernel's I/O thread in one
+hand-off, where its socket would wake that thread once per message.
 
 Invariants:
 
@@ -25,11 +26,14 @@ Invariants:
   new line (:meth:`~LineSender.show`) comes after what the cell printed:
   the streams are flushed first unless they hold nothing.
 * Nothing here may break a run: a failed send drops that batch (the next
-  change of the line sends it again).
+  change of the line sends it again), and nothing raises into the I/O
+  thread's loop.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
 import threading
 import time
@@ -55,6 +59,7 @@ class LineSender:
         self._sending = threading.Lock()  # one batch at a time, so batches go out in the order they were taken
         self._queued: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}  # display id -> (content, parent header)
         self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
 
     @staticmethod
     def usable(publisher: Any) -> bool:
@@ -95,12 +100,45 @@ class LineSender:
     def _send_queued(self) -> None:
         with self._ready:
             queued, self._queued = self._queued, {}
-        for content, parent in queued.values():
-            self._send("update_display_data", content, parent)
+        if queued:
+            self._send_all([("update_display_data", content, parent) for content, parent in queued.values()])
 
     def _send(self, kind: str, content: dict[str, Any], parent: dict[str, Any]) -> None:
-        session = self._publisher.session
-        session.send(self._publisher.pub_socket, session.msg(kind, content, parent=parent), ident=self._publisher.topic)
+        self._send_all([(kind, content, parent)])
+
+    def _send_all(self, messages: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> None:
+        """Send ``messages`` (kind, content, parent header) in order: one hand-off to the I/O thread for them all.
+
+        ipykernel's socket hands each message to its I/O thread on its own (a
+        wake-up of that thread each); a batch is serialized here and written
+        by one call the I/O thread runs. Where that thread cannot be used, each
+        message goes through the session as ipykernel sends it.
+        """
+        session, socket, topic = self._publisher.session, self._publisher.pub_socket, self._publisher.topic
+        io = self._io_thread(socket)
+        if io is None:
+            for kind, content, parent in messages:
+                session.send(socket, session.msg(kind, content, parent=parent), ident=topic)
+            return
+        frames = [
+            session.serialize(session.msg(kind, content, parent=parent), ident=topic)
+            for kind, content, parent in messages
+        ]
+        io.schedule(functools.partial(_write, io.socket, frames))
+
+    def _io_thread(self, socket: Any) -> Any:
+        """ipykernel's I/O thread behind ``socket``, if a batch can be handed to it from this process; else None."""
+        io = getattr(socket, "io_thread", None)
+        thread = getattr(io, "thread", None)
+        usable = (
+            os.getpid() == self._pid  # a forked child goes through ipykernel's own send, which pipes to its parent
+            and callable(getattr(io, "schedule", None))
+            and getattr(io, "socket", None) is not None
+            and thread is not None
+            and thread.is_alive()
+            and not getattr(self._publisher.session, "adapt_version", None)  # ipykernel's send adapts; serialize not
+        )
+        return io if usable else None
 
     def _send_forever(self) -> None:
         while True:
@@ -116,6 +154,16 @@ class LineSender:
 
 def _content(display_id: str, bundle: dict[str, str], metadata: dict[str, Any]) -> dict[str, Any]:
     return {"data": bundle, "metadata": metadata, "transient": {"display_id": display_id}}
+
+
+def _write(socket: Any, frames: list[list[bytes]]) -> None:
+    """On ipykernel's I/O thread: write each serialized message; a closed socket (the kernel shutting down) ends it
+    quietly, so nothing raises into that thread's loop."""
+    try:
+        for message in frames:
+            socket.send_multipart(message)
+    except Exception:  # noqa: BLE001, S110 - the kernel is going away: the lines no longer matter
+        pass
 
 
 def _quiet(stream: Any) -> bool:
