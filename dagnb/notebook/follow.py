@@ -29,7 +29,10 @@ Invariants:
 * The epoch held over a ``%%task`` cell is released after the plan that
   follows it, and at the start of the next cell whatever happened.
 * A cell that mentions ``%dag`` or ``dagnb`` may change the cache outside
-  a run (``%dag cache clear``): the plan after it decides every task.
+  a run (``%dag cache clear``): the plan after it decides every task,
+  unless each such mention is a ``%dag`` command that only reads
+  (:data:`READING`: ``%dag history``, ``plan``, ``why``, ``show``,
+  ``trace``, ``costs``, or ``%dag`` alone).
 * Without a kernel (a terminal IPython) lines are plain displays, never updated.
 """
 
@@ -56,6 +59,14 @@ __all__ = ["Follower", "line_bundle"]
 _ids = itertools.count(1)
 _TASK_CELL = re.compile(r"\s*%%task\b")
 _MENTIONS_DAGNB = re.compile(r"%dag\b|\bdagnb\b")
+#: The ``%dag`` commands that change neither the cache nor the graph.
+READING = ("history", "plan", "why", "show", "trace", "costs")
+_READS_ONLY = re.compile(rf"\s*%dag(?:\s+(?:{'|'.join(READING)})\b.*)?\s*")
+
+
+def _may_change_cache(source: str) -> bool:
+    """Whether ``source`` mentions dagnb other than in lines that are ``%dag`` commands that only read."""
+    return any(not _READS_ONLY.fullmatch(line) for line in source.splitlines() if _MENTIONS_DAGNB.search(line))
 
 
 def line_bundle(task: str, status: str, text: str) -> dict[str, str]:
@@ -96,7 +107,7 @@ class Follower:
     def before_cell(self, source: str) -> None:
         """A cell starts: hold one epoch over a ``%%task`` cell; note a cell that may touch the cache."""
         self._scope.close()
-        if _MENTIONS_DAGNB.search(source):
+        if _MENTIONS_DAGNB.search(source) and _may_change_cache(source):
             self._full = True
         if _TASK_CELL.match(source):
             self._scope.enter_context(self.graph.epoch())

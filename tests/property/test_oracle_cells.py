@@ -8,8 +8,10 @@ helper ``h``, an element of a notebook list ``L``, an earlier task's variable re
 running (``--no-run``), a plain cell that changes ``K``, redefines ``h`` or changes ``L`` in place (one plan per epoch:
 a cell must never reuse a fingerprint taken before it), a plain cell that overwrites a task's
 variable, a task cell run again unchanged, ``%dag run``, ``%dag run --as-of``
-(older values bound again), and a restart (a new session on the same disk
-cache running the notebook top to bottom).
+(older values bound again), a cell of ``%dag`` commands that only read (in a
+kernel the plan after it follows the plan before, where other ``%dag`` cells
+are followed by a plan of every task), and a restart (a new session on the
+same disk cache running the notebook top to bottom).
 
 After each task cell, its task and every task upstream of it must hold the
 value a from-scratch evaluation of the current definitions gives; after
@@ -36,6 +38,8 @@ from dagnb import session
 from dagnb.notebook import magics
 
 NAMES = [f"t{i}" for i in range(5)]
+READING = ["%dag plan", "%dag history", "%dag history --diff 1 {last}", "%dag why {task}", "%dag costs",
+           "%dag trace", "x = 1\n%dag plan {task}"]  # cells of commands that only read
 
 
 @dataclass
@@ -94,7 +98,7 @@ def sessions(draw: Any) -> list[tuple[Any, ...]]:
     ops: list[tuple[Any, ...]] = []
     for _ in range(draw(st.integers(3, 14))):
         kind = draw(st.sampled_from(["task", "task", "task", "k", "h", "l", "overwrite", "again", "run", "restart",
-                                     "restore"]))
+                                     "restore", "read"]))
         if kind == "task":
             ops.append(_task_op(draw, draw(st.integers(0, len(NAMES) - 1))))
         elif kind == "k":
@@ -103,6 +107,8 @@ def sessions(draw: Any) -> list[tuple[Any, ...]]:
             ops.append((kind, draw(st.integers(0, 3))))
         elif kind == "restore":
             ops.append(("restore", draw(st.integers(0, 20))))
+        elif kind == "read":
+            ops.append(("read", draw(st.sampled_from(READING)), draw(st.sampled_from(NAMES))))
         else:
             ops.append((kind, draw(st.sampled_from(NAMES))))
     return ops
@@ -207,6 +213,8 @@ def _play(shell: Any, model: Model, op: tuple[Any, ...], cache: Path, monkeypatc
             assert shell.user_ns[name] == model.value(name), name
     elif kind == "restore" and session.current().last_history_id:
         _cell(shell, f"%dag run --as-of {1 + op[1] % session.current().last_history_id}")  # older values, bound
+    elif kind == "read" and op[2] in model.tasks and ("{last}" not in op[1] or session.current().last_history_id):
+        _cell(shell, op[1].format(task=op[2], last=session.current().last_history_id))
     elif kind == "restart":
         magics.unload(shell)
         _fresh_session(shell, cache, monkeypatch)
