@@ -9,6 +9,7 @@ carries it in its metadata (``cellId``), as JupyterLab sends it.
 
 from __future__ import annotations
 
+import os
 import queue
 import time
 from collections.abc import Callable, Iterator
@@ -145,6 +146,13 @@ def kernel_for(cwd: Path, env: dict[str, str]) -> Iterator[LiveKernel]:
         yield kernel
     finally:
         kernel.shutdown()
+
+
+def loaded_kernel(folder: Path) -> Iterator[LiveKernel]:
+    """A kernel started in ``folder`` with dagnb loaded, its disk cache at ``folder / "cache"`` (shut down after)."""
+    for live in kernel_for(folder, dict(os.environ, DAGNB_CACHE_DIR=str(folder / "cache"))):
+        live.ok("%load_ext dagnb")
+        yield live
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 60) -> None:

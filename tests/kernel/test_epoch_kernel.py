@@ -9,13 +9,12 @@ deltas below include that one fingerprint.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .live_kernel import LiveKernel, kernel_for
+from .live_kernel import LiveKernel, loaded_kernel
 
 pytestmark = pytest.mark.kernel
 
@@ -47,9 +46,7 @@ BELOW = "%%task\ndef below(use, x):\n    note('below')\n    return use + x.items
 
 @pytest.fixture()
 def kernel(tmp_path: Path) -> Iterator[LiveKernel]:
-    env = dict(os.environ, DAGNB_CACHE_DIR=str(tmp_path / "cache"))
-    for live in kernel_for(tmp_path, env):
-        live.ok("%load_ext dagnb")
+    for live in loaded_kernel(tmp_path):
         live.ok(f"LOG = {str(tmp_path / 'log.txt')!r}\n{SETUP}")
         yield live
 
@@ -79,9 +76,7 @@ def test_a_cached_task_cell_with_a_live_view_and_status_lines_fingerprints_its_i
     assert _runs(tmp_path) == ["use", "below"]
 
 
-def test_a_change_in_place_in_a_plain_cell_is_still_seen_by_the_next_plan(
-    kernel: LiveKernel, tmp_path: Path
-) -> None:
+def test_a_change_in_place_in_a_plain_cell_is_still_seen_by_the_next_plan(kernel: LiveKernel, tmp_path: Path) -> None:
     kernel.ok(USE)
     assert "use  up to date" in kernel.text("%dag plan")
     cell = kernel.ok("x.items.append(4)")  # no task ran: the plan after the cell sees the change all the same

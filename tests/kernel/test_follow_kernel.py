@@ -11,13 +11,12 @@ ends by clearing the record), before the next cell.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .live_kernel import LiveKernel, kernel_for
+from .live_kernel import LiveKernel, loaded_kernel
 
 pytestmark = pytest.mark.kernel
 
@@ -37,14 +36,11 @@ LOOKUPS = "print(sum('FROM entries' in s for s in _sql)); _sql.clear()"
 @pytest.fixture()
 def kernel(tmp_path: Path) -> Iterator[LiveKernel]:
     """A kernel whose tasks a, b and c are defined (not run) over a cache an earlier session filled."""
-    env = dict(os.environ, DAGNB_CACHE_DIR=str(tmp_path / "cache"))
-    for filling in kernel_for(tmp_path, env):
-        filling.ok("%load_ext dagnb")
+    for filling in loaded_kernel(tmp_path):
         for source in TASKS:
             filling.ok(source.format(""))
         assert "run 3" in filling.text("%dag history")  # its runs written before the kernel goes
-    for live in kernel_for(tmp_path, env):
-        live.ok("%load_ext dagnb")
+    for live in loaded_kernel(tmp_path):
         for source in TASKS:
             live.ok(source.format(" --no-run"))
         live.ok(TRACE)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .live_kernel import Cell, LiveKernel, kernel_for, wait_for
+from .live_kernel import Cell, LiveKernel, kernel_for, loaded_kernel, wait_for
 
 pytestmark = pytest.mark.kernel
 
@@ -25,9 +25,7 @@ def note(name):
 
 @pytest.fixture()
 def kernel(tmp_path: Path) -> Iterator[LiveKernel]:
-    env = dict(os.environ, DAGNB_CACHE_DIR=str(tmp_path / "cache"))
-    for live in kernel_for(tmp_path, env):
-        live.ok("%load_ext dagnb")
+    for live in loaded_kernel(tmp_path):
         live.ok(f"LOG = {str(tmp_path / 'log.txt')!r}\nHOLD = {str(tmp_path / 'hold')!r}\n{NOTE}")
         yield live
 
