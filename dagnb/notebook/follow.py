@@ -107,7 +107,7 @@ class Follower:
     def before_cell(self, source: str) -> None:
         """A cell starts: hold one epoch over a ``%%task`` cell; note a cell that may touch the cache."""
         self._scope.close()
-        if _MENTIONS_DAGNB.search(source) and _may_change_cache(source):
+        if _may_change_cache(source):
             self._full = True
         if _TASK_CELL.match(source):
             self._scope.enter_context(self.graph.epoch())
